@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Each builds .venv from nothing.
+PYTHON ?= python3
+# The CPU wheel that lies on this machine's disk; `make demo TORCH=torch` takes PyPI's default build instead.
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow data bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+# Debian ships the real Fashion-MNIST; elsewhere cnnzoo downloads it (checksums verified) or says what is missing.
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) || \
+		echo "note: could not install dataset-fashion-mnist; cnnzoo will look elsewhere"; \
+	fi
+
+demo: $(STAMP) data
+	$(BIN)/cnnzoo list
+	$(BIN)/cnnzoo summary lenet5_1998
+
+test: $(STAMP) data
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP) data
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
