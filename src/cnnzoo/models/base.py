@@ -1,0 +1,101 @@
+"""What every cnnzoo model shares: a default configuration, an input check, and one small surface.
+
+Every model is a ``ZooModel``: ``forward(x) == forward_head(forward_features(x))``, so feature extraction,
+inspection and training treat all families alike. ``forward_features`` returns the last spatial feature map
+(N, C, H, W) where there is one; ``forward_head`` pools, flattens and classifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+# Channel statistics used when a model is built without a dataset to measure them from.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+
+
+def default_normalisation(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """ImageNet's statistics for 3 channels, Fashion-MNIST's for one, 0.5/0.5 otherwise."""
+    if in_channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    if in_channels == 1:
+        return FASHION_MNIST_MEAN, FASHION_MNIST_STD
+    return (0.5,) * in_channels, (0.5,) * in_channels
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A built model's defaults: what it takes, how to normalise it, what it came from."""
+
+    name: str
+    input_size: tuple[int, int, int]  # (C, H, W) the model is built for
+    num_classes: int
+    min_size: int  # smallest square side it accepts (the output-size formula gives ≥ 1 everywhere)
+    fixed_size: bool = False  # True when the head is sized for exactly input_size (flatten into FC layers)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    small_variant: str | None = None  # the registered name to suggest for 28–32 px images
+    paper: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.mean:
+            mean, std = default_normalisation(self.input_size[0])
+            object.__setattr__(self, "mean", mean)
+            object.__setattr__(self, "std", std)
+
+    def with_changes(self, **changes) -> "ModelConfig":
+        return replace(self, **changes)
+
+
+class InputShapeError(ValueError):
+    """An input the model cannot take; the message says what it expects and how to fix it."""
+
+
+def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
+    """Raise ``InputShapeError`` unless ``x`` is an (N, C, H, W) batch this model can take."""
+    channels = cfg.input_size[0]
+    side = cfg.input_size[1]
+    if x.dim() != 4:
+        raise InputShapeError(
+            f"{cfg.name} takes a batch of images shaped (N, C, H, W); got a {x.dim()}-d tensor of shape "
+            f"{tuple(x.shape)}. Add the batch dimension with x.unsqueeze(0)."
+        )
+    n, c, h, w = x.shape
+    if c != channels:
+        raise InputShapeError(
+            f"{cfg.name} was built for {channels}-channel input; got {c} channels (shape {tuple(x.shape)}). "
+            f"Convert the images ({'repeat the grey channel' if c == 1 else 'average to grey'}) or build "
+            f"the model with in_channels={c}."
+        )
+    if cfg.fixed_size and (h, w) != tuple(cfg.input_size[1:]):
+        raise InputShapeError(
+            f"{cfg.name} takes exactly {side}×{cfg.input_size[2]} images (its fully connected head is sized "
+            f"for them); got {h}×{w}. Resize or pad the images to {side}×{cfg.input_size[2]}, or build it "
+            f"with input_size={h}" + (f", or use {cfg.small_variant}" if cfg.small_variant else "") + "."
+        )
+    if min(h, w) < cfg.min_size:
+        hint = f", or use {cfg.small_variant}, made for 28–32 px images" if cfg.small_variant else ""
+        raise InputShapeError(
+            f"{cfg.name} needs images of at least {cfg.min_size}×{cfg.min_size}; got {h}×{w}, which its "
+            f"convolutions and poolings would shrink to nothing. Resize or pad the images{hint}."
+        )
+
+
+class ZooModel(nn.Module):
+    """Base of every registered model. Subclasses set ``self.cfg`` and either define ``features`` and
+    ``classifier`` submodules or override ``forward_features`` / ``forward_head``."""
+
+    cfg: ModelConfig
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+    def forward(self, x: torch.Tensor):
+        check_input(self.cfg, x)
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,38 @@
+"""The small convolutional network of our notes: two 5×5 conv + ReLU + 2×2 max-pool stages and one linear layer.
+
+Not from one paper; it is the "2 conv + pooling" entry of Fashion-MNIST's benchmark table (91.6%).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.registry import register_model
+
+
+class ConvNet(ZooModel):
+    def __init__(self, *, num_classes: int, in_channels: int, input_size: int, widths: tuple[int, int]) -> None:
+        super().__init__()
+        self.cfg = ModelConfig("convnet", (in_channels, input_size, input_size), num_classes, min_size=input_size,
+                               fixed_size=True)
+        c1, c2 = widths
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        )
+        side = input_size // 4
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c2 * side * side, num_classes))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (N, C, 28, 28) -> (N, 64, 7, 7)
+
+
+@register_model
+def convnet(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
+            widths: tuple[int, int] = (32, 64)) -> ConvNet:
+    """Two conv + pool stages (32 and 64 maps) and a linear classifier, for 28×28 grey images."""
+    if input_size < 4:
+        raise ValueError(f"convnet needs input_size ≥ 4 (two 2×2 poolings); got {input_size}")
+    return ConvNet(num_classes=num_classes, in_channels=in_channels, input_size=input_size, widths=tuple(widths))

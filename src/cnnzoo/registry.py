@@ -1,0 +1,62 @@
+"""The model registry: every builder is registered under its own name.
+
+The name a builder is registered under is the name used everywhere: ``create_model("resnet18")``,
+``cnnzoo train --model resnet18`` and the run directories ``runs/resnet18-...``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+_BUILDERS: dict[str, Callable[..., "nn.Module"]] = {}
+
+
+class UnknownModelError(KeyError):
+    """Raised for a name that is not in the registry; its message suggests the closest names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it as written
+        return str(self.args[0])
+
+
+def register_model(builder: Callable[..., "nn.Module"]) -> Callable[..., "nn.Module"]:
+    """Decorator: register ``builder`` under its function name."""
+    name = builder.__name__
+    if name in _BUILDERS:
+        raise ValueError(f"model {name!r} is registered twice")
+    _BUILDERS[name] = builder
+    return builder
+
+
+def _load_families() -> None:
+    # Importing the package registers every family; done lazily so `registry` has no import cycle.
+    import cnnzoo.models  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (``"resnet*"``), sorted."""
+    _load_families()
+    return sorted(name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern))
+
+
+def get_builder(name: str) -> Callable[..., "nn.Module"]:
+    _load_families()
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _BUILDERS, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}.{hint} `cnnzoo list` shows all {len(_BUILDERS)} models."
+        ) from None
+
+
+def create_model(name: str, **kwargs) -> "nn.Module":
+    """Build the registered model ``name``; keyword arguments go to its builder
+    (``num_classes``, ``in_channels`` and, where the head depends on it, ``input_size``)."""
+    return get_builder(name)(**kwargs)
