@@ -1,0 +1,195 @@
+"""``summary(model, input_size)``: what each layer of a model does to one image.
+
+It runs one real forward pass with a hook on every leaf module, so layers inside branches (Inception columns,
+residual shortcuts, dense blocks) are each seen once per call, in execution order. For each call it records
+
+- the output shape;
+- the parameters the module owns (counted at its first call only, so the rows add up to the model's total);
+- multiply-adds: k·k·C_in/groups per output of a convolution and C_in per output of a linear layer, the
+  convention behind torchvision's published "GFLOPS"; layers without weights count 0, except those that
+  define ``count_macs(output)`` (LeNet-1998's subsampling, partial C3 and RBF output);
+- connections in LeCun's sense: multiply-adds plus one per output unit that has a bias;
+- the receptive field (side of the input square one output unit sees) and the jump (input pixels between
+  neighbouring outputs), by r_out = r_in + (k − 1)·d·j_in and j_out = j_in·s. Layers whose output is no longer
+  a spatial map (flatten, FC, global pooling) get ``None``.
+
+Receptive fields must also pass through operations that are not modules — ``a + b`` in a residual block,
+``torch.cat`` in Inception and DenseNet, a slice — so a ``TorchFunctionMode`` tags every 4-d tensor produced
+during the pass with the largest (receptive field, jump) among its 4-d inputs; a module's hook then overwrites
+the tag with the module's own rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+_TAG = "_cnnzoo_rf"  # attribute set on tensors during the pass: (receptive_field, jump)
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    type: str
+    output_shape: list[int]
+    params: int
+    macs: int
+    connections: int
+    receptive_field: int | None
+    jump: int | None
+
+
+@dataclass
+class ModelSummary:
+    model: str
+    input_size: list[int]
+    total_params: int
+    trainable_params: int
+    total_macs: int
+    layers: list[LayerInfo] = field(default_factory=list)
+
+    @property
+    def fixed_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def layer(self, name: str) -> LayerInfo:
+        """The first recorded call of the module at ``name`` (a module path such as ``"c3.0"``)."""
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise KeyError(f"no layer named {name!r} in the summary of {self.model}")
+
+    def __str__(self) -> str:
+        header = f"{'layer':<34} {'type':<20} {'output':<18} {'params':>12} {'MACs':>15} {'RF':>5}"
+        lines = [f"{self.model}  input {tuple(self.input_size)}", header, "-" * len(header)]
+        for layer in self.layers:
+            shape = "×".join(map(str, layer.output_shape))
+            rf = "" if layer.receptive_field is None else str(layer.receptive_field)
+            lines.append(f"{layer.name:<34.34} {layer.type:<20.20} {shape:<18} {layer.params:>12,} "
+                         f"{layer.macs:>15,} {rf:>5}")
+        lines += ["-" * len(header),
+                  f"parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
+                  f"{self.fixed_params:,} fixed)",
+                  f"multiply-adds: {self.total_macs:,} ({self.total_macs / 1e9:.3f} G)"]
+        return "\n".join(lines)
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _window(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[int, int, int] | None:
+    """(kernel, stride, dilation) along the height of a sliding-window module, or None for pointwise ones."""
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        size_in, size_out = x.shape[-2], out.shape[-2]
+        if out.shape[-2:] != (1, 1) and size_in % size_out == 0:  # an adaptive pool that tiles exactly is an ordinary pool
+            step = size_in // size_out
+            return step, step, 1
+        return None
+    if not hasattr(module, "kernel_size") or not hasattr(module, "stride"):
+        return None
+    kernel, stride = _pair(module.kernel_size)[0], _pair(module.stride or module.kernel_size)[0]
+    dilation = _pair(getattr(module, "dilation", 1))[0]
+    return kernel, stride, dilation
+
+
+def _module_macs(module: nn.Module, out: torch.Tensor) -> int:
+    per_image = out[0]
+    if isinstance(module, nn.modules.conv._ConvNd):
+        kernel_volume = module.weight[0].numel()  # (C_in / groups) · k · k
+        return per_image.numel() * kernel_volume
+    if isinstance(module, nn.Linear):
+        return per_image.numel() * module.in_features
+    if hasattr(module, "count_macs"):
+        return int(module.count_macs(out))
+    return 0
+
+
+class _ReceptiveFieldMode(TorchFunctionMode):
+    """Tags each 4-d tensor an operation produces with the widest receptive field among its 4-d inputs."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        tags = [getattr(t, _TAG) for t in tree_flatten((args, kwargs))[0]
+                if isinstance(t, torch.Tensor) and t.dim() == 4 and hasattr(t, _TAG)]
+        for result in tree_flatten(out)[0]:
+            if isinstance(result, torch.Tensor) and result.dim() == 4 and tags and not hasattr(result, _TAG):
+                setattr(result, _TAG, max(tags))
+        return out
+
+
+def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *, device: str = "cpu") -> ModelSummary:
+    """Run one image of ``input_size`` (C, H, W; default: the model's own) through ``model`` in eval mode and
+    report every leaf module's output shape, parameters, multiply-adds, connections and receptive field."""
+    cfg = getattr(model, "cfg", None)
+    if input_size is None:
+        if cfg is None:
+            raise ValueError("this model has no default input size; pass input_size=(C, H, W)")
+        input_size = cfg.input_size
+    input_size = tuple(int(v) for v in input_size)
+    names = {module: name for name, module in model.named_modules()}
+    layers: list[LayerInfo] = []
+    seen: set[nn.Module] = set()
+
+    def hook(module: nn.Module, inputs: tuple, out) -> None:
+        if not isinstance(out, torch.Tensor):
+            return
+        x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        rf_in = getattr(x, _TAG, None) if x is not None and x.dim() == 4 else None
+        rf = None
+        if out.dim() == 4 and rf_in is not None:
+            window = _window(module, x, out)
+            if window is None and isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+                rf = None  # a global (or non-tiling) pool: the spatial part of the network ends here
+            elif window is None:
+                rf = rf_in  # pointwise in space: activations, normalisation, dropout, LRN
+            else:
+                kernel, stride, dilation = window
+                field_in, jump_in = rf_in
+                rf = (field_in + (kernel - 1) * dilation * jump_in, jump_in * stride)
+        if out.dim() == 4:
+            if rf is not None:
+                setattr(out, _TAG, rf)
+            elif hasattr(out, _TAG):
+                delattr(out, _TAG)
+        params = 0 if module in seen else sum(p.numel() for p in module.parameters(recurse=False))
+        seen.add(module)
+        macs = _module_macs(module, out)
+        bias = getattr(module, "bias", None)
+        bias_units = out[0].numel() if isinstance(bias, torch.Tensor) else 0
+        layers.append(LayerInfo(
+            name=names.get(module, type(module).__name__), type=type(module).__name__,
+            output_shape=list(out.shape[1:]), params=params, macs=macs, connections=macs + bias_units,
+            receptive_field=rf[0] if rf else None, jump=rf[1] if rf else None,
+        ))
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.zeros(1, *input_size, device=device)
+        setattr(x, _TAG, (1, 1))
+        with torch.no_grad(), _ReceptiveFieldMode():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    name = cfg.name if cfg is not None else type(model).__name__
+    return ModelSummary(model=name, input_size=list(input_size), total_params=total, trainable_params=trainable,
+                        total_macs=sum(layer.macs for layer in layers), layers=layers)

@@ -1,0 +1,151 @@
+"""AlexNet: Krizhevsky, Sutskever & Hinton, "ImageNet classification with deep convolutional neural networks",
+NeurIPS 2012.
+
+``alexnet_2012`` is the paper's network: 227×227×3 input (the paper writes 224, but 11×11/4 convolutions only
+give its 55×55 maps from 227), conv1 96@11×11/4, local response normalisation (k = 2, n = 5, α = 1e-4,
+β = 0.75), overlapping max-pooling 3×3/2, conv2 256@5×5, LRN, pool, conv3 384@3×3, conv4 384@3×3,
+conv5 256@3×3, pool, then fc6 4096, fc7 4096 with dropout 0.5 before each, and fc8. The two GPU towers are
+kept as convolution groups: conv2, conv4 and conv5 see only their own tower's maps (groups=2), conv3 sees
+both. Initialisation as in section 5: weights N(0, 0.01), biases 1 in conv2, conv4, conv5 and the hidden FC
+layers (to give ReLUs positive inputs early), 0 elsewhere.
+Deviations:
+- conv1 and the FC layers are single layers; the paper splits them across the two GPUs, but every one of
+  their units sees the full input, so the function and the 60,965,224 parameters are the same.
+
+``alexnet`` is the simplified single-tower version of the d2l book that our notes follow
+(96-256-384-384-256, no LRN, 224×224 input); with 1 channel and 10 classes it has 46,764,746 parameters.
+
+``alexnet_small`` keeps the paper's topology — five convolutions, three FC layers, ReLU, LRN after the first
+two convolutions, overlapping 3×3/2 pooling, dropout before the hidden FC layers — at widths and kernel sizes
+that suit 28–32 px images. Deviations: 3×3/5×5 kernels and stride 1 in place of 11×11/4, narrower layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnzoo.inspect.shapes import conv_output_size
+from cnnzoo.layers.lrn import LocalResponseNorm2d
+from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.registry import register_model
+
+PAPER = "Krizhevsky, Sutskever & Hinton, 2012"
+
+
+def _flat_classifier(in_features: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+        nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+class AlexNet2012(ZooModel):
+    def __init__(self, *, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        self.cfg = ModelConfig("alexnet_2012", (in_channels, 227, 227), num_classes, min_size=227, fixed_size=True,
+                               small_variant="alexnet_small", paper=PAPER)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 96, 11, stride=4), nn.ReLU(inplace=True),       # conv1
+            LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0),
+            nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True),    # conv2
+            LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0),
+            nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),             # conv3
+            nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(inplace=True),   # conv4
+            nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True),   # conv5
+            nn.MaxPool2d(3, stride=2),
+        )
+        self.classifier = _flat_classifier(256 * 6 * 6, 4096, num_classes, dropout=0.5)
+        self._init_as_paper()
+
+    def _init_as_paper(self) -> None:
+        layers = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        bias_one = {1, 3, 4, 5, 6}  # conv2, conv4, conv5, fc6, fc7 (0-based among the 8 weight layers)
+        for index, layer in enumerate(layers):
+            nn.init.normal_(layer.weight, mean=0.0, std=0.01)
+            nn.init.constant_(layer.bias, 1.0 if index in bias_one else 0.0)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # conv1 (N, 96, 55, 55) -> pool1 27×27 -> conv2 (N, 256, 27, 27) -> pool2 13×13
+        # -> conv3/conv4 (N, 384, 13, 13) -> conv5 (N, 256, 13, 13) -> pool5 (N, 256, 6, 6)
+        return self.features(x)
+
+
+class AlexNetSimplified(ZooModel):
+    """The d2l book's single-tower AlexNet (no LRN, no groups)."""
+
+    def __init__(self, *, num_classes: int, in_channels: int, input_size: int) -> None:
+        super().__init__()
+        side = conv_output_size(input_size, 11, stride=4, padding=1)
+        for kernel, stride in ((3, 2), (3, 2), (3, 2)):  # the three max-pools (the convs keep the size)
+            side = conv_output_size(side, kernel, stride)
+        if side < 1:
+            raise ValueError(f"alexnet needs input_size ≥ 63; got {input_size}. Use alexnet_small for small images.")
+        self.cfg = ModelConfig("alexnet", (in_channels, input_size, input_size), num_classes,
+                               min_size=input_size, fixed_size=True, small_variant="alexnet_small", paper=PAPER)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 96, 11, stride=4, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        )
+        self.classifier = _flat_classifier(256 * side * side, 4096, num_classes, dropout=0.5)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (N, C, 224, 224) -> (N, 256, 5, 5)
+
+
+class AlexNetSmall(ZooModel):
+    """AlexNet's topology for 28–32 px images: 5 conv, LRN, overlapping pooling, 3 FC with dropout."""
+
+    def __init__(self, *, num_classes: int, in_channels: int, input_size: int,
+                 widths: tuple[int, int, int, int, int], hidden: int, dropout: float) -> None:
+        super().__init__()
+        side = input_size
+        for _ in range(3):  # three overlapping 3×3/2 pools; the convolutions keep the size
+            side = conv_output_size(side, 3, 2)
+        if side < 1:
+            raise ValueError(f"alexnet_small needs input_size ≥ 15; got {input_size}")
+        self.cfg = ModelConfig("alexnet_small", (in_channels, input_size, input_size), num_classes,
+                               min_size=input_size, fixed_size=True, paper=PAPER)
+        c1, c2, c3, c4, c5 = widths
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(inplace=True),
+            LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True),
+            LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        )
+        self.classifier = _flat_classifier(c5 * side * side, hidden, num_classes, dropout)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, C, 28, 28) -> conv1 28×28 -> pool 13×13 -> conv2 -> pool 6×6 -> conv3-5 -> pool (N, c5, 2, 2)
+        return self.features(x)
+
+
+@register_model
+def alexnet_2012(*, num_classes: int = 1000, in_channels: int = 3) -> AlexNet2012:
+    """AlexNet as published: two grouped towers, LRN, overlapping pooling, dropout, 227×227 input."""
+    return AlexNet2012(num_classes=num_classes, in_channels=in_channels)
+
+
+@register_model
+def alexnet(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) -> AlexNetSimplified:
+    """The simplified single-tower AlexNet of the d2l book (96-256-384-384-256, no LRN)."""
+    return AlexNetSimplified(num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+
+
+@register_model
+def alexnet_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
+                  widths: tuple[int, int, int, int, int] = (48, 128, 192, 192, 128), hidden: int = 1024,
+                  dropout: float = 0.5) -> AlexNetSmall:
+    """AlexNet's topology (5 conv + LRN + overlapping pools + 3 FC + dropout) for 28–32 px images."""
+    return AlexNetSmall(num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+                        widths=tuple(widths), hidden=hidden, dropout=dropout)
