@@ -45,7 +45,7 @@ def _flat_classifier(in_features: int, hidden: int, num_classes: int, dropout: f
 class AlexNet2012(ZooModel):
     def __init__(self, *, num_classes: int, in_channels: int) -> None:
         super().__init__()
-        self.cfg = ModelConfig("alexnet_2012", (in_channels, 227, 227), num_classes, min_size=227, fixed_size=True,
+        self.cfg = ModelConfig("alexnet_2012", (in_channels, 227, 227), num_classes, min_size=227, fixed_size=True, resizable=False,
                                small_variant="alexnet_small", paper=PAPER)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 96, 11, stride=4), nn.ReLU(inplace=True),       # conv1

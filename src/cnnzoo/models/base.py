@@ -37,6 +37,7 @@ class ModelConfig:
     fixed_size: bool = False  # True when the head is sized for exactly input_size (flatten into FC layers)
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    resizable: bool = True  # False when the builder cannot re-size the head (the papers' fixed networks)
     small_variant: str | None = None  # the registered name to suggest for 28–32 px images
     paper: str = ""
 
@@ -73,8 +74,9 @@ def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
     if cfg.fixed_size and (h, w) != tuple(cfg.input_size[1:]):
         raise InputShapeError(
             f"{cfg.name} takes exactly {side}×{cfg.input_size[2]} images (its fully connected head is sized "
-            f"for them); got {h}×{w}. Resize or pad the images to {side}×{cfg.input_size[2]}, or build it "
-            f"with input_size={h}" + (f", or use {cfg.small_variant}" if cfg.small_variant else "") + "."
+            f"for them); got {h}×{w}. Resize or pad the images to {side}×{cfg.input_size[2]}"
+            + (f", or build it with input_size={h}" if cfg.resizable else "")
+            + (f", or use {cfg.small_variant}" if cfg.small_variant else "") + "."
         )
     if min(h, w) < cfg.min_size:
         hint = f", or use {cfg.small_variant}, made for 28–32 px images" if cfg.small_variant else ""

@@ -43,7 +43,7 @@ class LeNet5_1998(ZooModel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = ModelConfig("lenet5_1998", (1, 32, 32), 10, min_size=32, fixed_size=True,
+        self.cfg = ModelConfig("lenet5_1998", (1, 32, 32), 10, min_size=32, fixed_size=True, resizable=False,
                                mean=(0.0,), std=(1.0,), small_variant="lenet5", paper=PAPER)
         self.c1 = nn.Sequential(nn.Conv2d(1, 6, 5), ScaledTanh())
         self.s2 = nn.Sequential(Subsampling2d(6), ScaledTanh())
