@@ -1,0 +1,342 @@
+"""Your own images: ``folder:PATH`` with one sub-folder per class.
+
+Two layouts are understood:
+
+* ``PATH/train/<class>/…`` and ``PATH/val/<class>/…`` (or ``validation/`` or ``test/``): the split is yours;
+* ``PATH/<class>/…``: we hold out a fraction of every class (default 20 %, the same files for the same
+  seed), so the test set has the classes in the proportions of the whole.
+
+Classes are the sorted sub-folder names, so label numbers do not depend on the file system's order. Every
+image is decoded with Pillow, converted to grey or RGB, its shorter side resized to ``image_size`` and the
+centre square kept, giving uint8 (C, size, size) tensors like the built-in data sets.
+
+A folder whose decoded images fit in a memory budget (2 GiB by default) is decoded once into an
+``ImageTensors``; a bigger one becomes a ``StreamingImageFolder``, which decodes each batch anew in
+DataLoader worker processes and yields the same ``(uint8 images, labels)`` batches, in the same order for
+the same generator, so training code and augmentation do not care which one they got.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.utils.data
+from PIL import Image, ImageOps
+
+from cnnzoo.data.errors import DataFilesMissing, DataFormatError
+from cnnzoo.data.tensors import DatasetSplits, ImageTensors
+
+DEFAULT_IMAGE_SIZE = 224  # ImageNet's crop size, what the full-size models are built for
+DEFAULT_HOLDOUT_FRACTION = 0.2
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # decoded uint8 bytes above which a folder is streamed
+# Refuse images above 50 megapixels (e.g. 8660×5773) before decoding them: a photo for classification is
+# far smaller, and a bigger one is either a mistake or a decompression bomb (Pillow's own limit is ~179 MP).
+MAX_IMAGE_PIXELS = 50_000_000
+IMAGE_EXTENSIONS = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"})
+HELD_OUT_FOLDER_NAMES = ("val", "validation", "test")
+_MODES = {1: "L", 3: "RGB"}
+
+
+def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SIZE) -> torch.Tensor:
+    """Decode one image file into a uint8 (channels, size, size) tensor.
+
+    The shorter side is resized to ``size`` (bilinear, antialiased by Pillow when shrinking) and the
+    centre square kept; EXIF rotation is applied first, so phone photos come out upright. An unreadable,
+    truncated or oversized (over ``MAX_IMAGE_PIXELS``) file raises ``DataFormatError`` naming it.
+    """
+    path = Path(path)
+    if channels not in _MODES:
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataFormatError(
+                    f"{path}: {width}×{height} = {width * height:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                    "we decode (cnnzoo.data.folder.MAX_IMAGE_PIXELS); shrink the image or remove it"
+                )
+            image.draft(_MODES[channels], (size, size))  # JPEG: decode at a reduced scale still ≥ size
+            image = ImageOps.exif_transpose(image).convert(_MODES[channels])
+            array = np.asarray(_resize_and_centre_crop(image, size))
+    except DataFormatError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise DataFormatError(f"{path}: refused as a possible decompression bomb ({err}); remove the file") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # Pillow's ways of saying "cannot decode"
+        raise DataFormatError(
+            f"{path}: cannot decode the image ({type(err).__name__}: {err}); the file is damaged, truncated or "
+            "not an image: re-save it or remove it from the folder"
+        ) from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+
+
+def _resize_and_centre_crop(image: Image.Image, size: int) -> Image.Image:
+    """Resize so the shorter side is ``size`` and keep the centre square, in one resampling step."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+@dataclass(frozen=True)
+class FileList:
+    """Image files and their labels, in a fixed order (class, then path)."""
+
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    root: Path
+    classes: list[str]
+    train: FileList
+    test: FileList
+    held_out_from: str | None  # "val", "test"…: the folder the test set came from; None: split by fraction
+
+
+def scan_image_folder(
+    root: str | Path, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, seed: int = 0
+) -> FolderLayout:
+    """Find classes and image files under ``root`` (layouts in the module docstring).
+
+    Without train/val sub-folders, ``holdout_fraction`` of each class (rounded, at least one image of
+    any class with two or more, never all of them) goes to the test set, chosen by a NumPy generator
+    seeded with ``seed``: the same seed gives the same split on every machine.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataFilesMissing(
+            f"{root}: no such folder. folder:PATH needs a folder with one sub-folder of images per class "
+            f"(PATH/<class>/*.png), or PATH/train/<class>/ and PATH/val/<class>/",
+            missing=[str(root)],
+        )
+    if not 0 <= holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be in [0, 1); got {holdout_fraction}")
+    train_dir = root / "train"
+    held_out_dir = next((root / n for n in HELD_OUT_FOLDER_NAMES if (root / n).is_dir()), None)
+    if train_dir.is_dir() and held_out_dir is not None:
+        classes = _class_folders(train_dir)
+        train = _list_files(train_dir, classes, require_every_class=True)
+        unknown = sorted(set(_class_folders(held_out_dir, allow_none=True)) - set(classes))
+        if unknown:
+            raise DataFormatError(
+                f"{held_out_dir}: class folders {unknown} have no counterpart in {train_dir}; "
+                "a model cannot learn a class it never trains on. Add them to train/ or remove them"
+            )
+        test = _list_files(held_out_dir, classes, require_every_class=False)
+        return FolderLayout(root, classes, train, test, held_out_dir.name)
+    classes = _class_folders(root)
+    everything = _list_files(root, classes, require_every_class=True)
+    train, test = _stratified_split(everything, len(classes), holdout_fraction, seed)
+    return FolderLayout(root, classes, train, test, None)
+
+
+def _class_folders(folder: Path, allow_none: bool = False) -> list[str]:
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names and not allow_none:
+        raise DataFormatError(
+            f"{folder}: no class sub-folders. Put each class's images in its own sub-folder "
+            f"({folder}/<class>/<image>.png); the folder names become the class names"
+        )
+    return names
+
+
+def _list_files(folder: Path, classes: list[str], *, require_every_class: bool) -> FileList:
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        class_dir = folder / name
+        found = sorted(
+            p for p in class_dir.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+        ) if class_dir.is_dir() else []
+        if not found and require_every_class:
+            raise DataFormatError(
+                f"{class_dir}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}); add images of class "
+                f"{name!r} or remove the folder"
+            )
+        files.extend(found)
+        labels.extend([label] * len(found))
+    return FileList(tuple(files), tuple(labels))
+
+
+def _stratified_split(everything: FileList, num_classes: int, fraction: float, seed: int) -> tuple[FileList, FileList]:
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(everything.labels)
+    held_out = np.zeros(len(labels), dtype=bool)
+    for label in range(num_classes):
+        members = np.flatnonzero(labels == label)
+        count = int(round(len(members) * fraction))
+        if fraction > 0 and len(members) >= 2:
+            count = min(max(count, 1), len(members) - 1)
+        held_out[rng.permutation(members)[:count]] = True
+
+    def pick(mask: np.ndarray) -> FileList:
+        chosen = np.flatnonzero(mask)
+        return FileList(tuple(everything.files[i] for i in chosen), tuple(everything.labels[i] for i in chosen))
+
+    return pick(~held_out), pick(held_out)
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+
+
+class ImageFileDataset(torch.utils.data.Dataset):
+    """Map-style dataset over image files, for DataLoader workers: item ``i`` is (image, label, error).
+
+    A decoding error is returned, not raised, so the main process can raise a clean ``DataFormatError``
+    naming the file rather than DataLoader's re-wrapped worker traceback.
+    """
+
+    def __init__(self, files: FileList, channels: int, size: int):
+        self.files, self.channels, self.size = files, channels, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        try:
+            return load_image(self.files.files[index], self.channels, self.size), self.files.labels[index], None
+        except DataFormatError as err:
+            return None, self.files.labels[index], str(err)
+
+
+def collate_decoded(items) -> tuple[torch.Tensor, torch.Tensor] | str:
+    """Stack decoded items into a batch, or return the first error message (see ``ImageFileDataset``)."""
+    for _, _, error in items:
+        if error is not None:
+            return error
+    return torch.stack([image for image, _, _ in items]), torch.tensor([label for _, label, _ in items], dtype=torch.int64)
+
+
+def default_num_workers(file_count: int) -> int:
+    """No worker processes for a few hundred files (starting them costs more); else up to 4."""
+    return 0 if file_count < 256 else min(4, os.cpu_count() or 1)
+
+
+class StreamingImageFolder:
+    """An image folder too big to hold decoded: every batch is decoded anew by DataLoader workers.
+
+    ``iterate_batches`` takes the arguments of ``tensors.iterate_batches`` and yields the same
+    ``(uint8 images, int64 labels)`` batches in the same order (one permutation from ``generator``).
+    """
+
+    def __init__(
+        self,
+        files: FileList,
+        channels: int = 3,
+        image_size: int = DEFAULT_IMAGE_SIZE,
+        num_workers: int | None = None,
+        device: torch.device | str | None = None,
+    ):
+        self.files = files
+        self.channels = channels
+        self.size = image_size
+        self.num_workers = default_num_workers(len(files)) if num_workers is None else num_workers
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.labels = torch.tensor(files.labels, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def num_channels(self) -> int:
+        return self.channels
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.size, self.size
+
+    def to(self, device: torch.device | str) -> "StreamingImageFolder":
+        """The same folder, with batches delivered on ``device``."""
+        return StreamingImageFolder(self.files, self.channels, self.size, self.num_workers, device)
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> "StreamingImageFolder":
+        chosen = [int(i) for i in torch.as_tensor(indices).tolist()]
+        files = FileList(tuple(self.files.files[i] for i in chosen), tuple(self.files.labels[i] for i in chosen))
+        return StreamingImageFolder(files, self.channels, self.size, self.num_workers, self.device)
+
+    def iterate_batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        count = len(self)
+        order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
+        stop = count - count % batch_size if drop_last else count
+        batches = [order[start : start + batch_size].tolist() for start in range(0, stop, batch_size)]
+        loader = torch.utils.data.DataLoader(
+            ImageFileDataset(self.files, self.channels, self.size),
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            collate_fn=collate_decoded,
+            pin_memory=self.device.type == "cuda",
+        )
+        for batch in loader:
+            if isinstance(batch, str):
+                raise DataFormatError(batch)
+            images, labels = batch
+            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+
+    def load_all(self) -> ImageTensors:
+        """Decode every image into one ``ImageTensors`` (in file order)."""
+        images = torch.empty((len(self), self.channels, self.size, self.size), dtype=torch.uint8)
+        start = 0
+        for batch, _ in self.iterate_batches(256, shuffle=False):
+            images[start : start + len(batch)] = batch.cpu()
+            start += len(batch)
+        return ImageTensors(images, self.labels.clone()).to(self.device)
+
+
+def load_image_folder(
+    path: str | Path,
+    *,
+    channels: int | None = None,
+    image_size: int | None = None,
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+    seed: int = 0,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    num_workers: int | None = None,
+) -> DatasetSplits:
+    """Load an image folder as ``DatasetSplits`` (``channels`` default 3, ``image_size`` default 224).
+
+    Both parts are decoded into memory when together they fit in ``memory_budget_bytes`` of uint8;
+    otherwise both are ``StreamingImageFolder``s.
+    """
+    channels = 3 if channels is None else channels
+    size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
+    layout = scan_image_folder(path, holdout_fraction, seed)
+    parts = [StreamingImageFolder(part, channels, size, num_workers) for part in (layout.train, layout.test)]
+    decoded_bytes = (len(layout.train) + len(layout.test)) * channels * size * size
+    train, test = parts if decoded_bytes > memory_budget_bytes else [part.load_all() for part in parts]
+    return DatasetSplits(name=f"folder:{layout.root}", train=train, test=test, classes=layout.classes)
+
+
+__all__ = [
+    "DEFAULT_IMAGE_SIZE",
+    "DEFAULT_MEMORY_BUDGET",
+    "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_PIXELS",
+    "FileList",
+    "FolderLayout",
+    "StreamingImageFolder",
+    "load_image",
+    "load_image_folder",
+    "scan_image_folder",
+]
