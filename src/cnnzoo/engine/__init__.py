@@ -1,0 +1,1 @@
+"""Training, evaluation, checkpoints and prediction: plain functions over a dataclass config."""

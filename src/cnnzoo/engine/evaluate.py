@@ -1,0 +1,70 @@
+"""Evaluation: top-1 / top-5 accuracy, loss, per-class accuracy and the confusion matrix, with test-time views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnzoo.data.augment import EvalViews
+from cnnzoo.data.tensors import ImageTensors, iterate_batches
+from cnnzoo.engine.runtime import autocast
+
+
+@dataclass
+class EvalResult:
+    top1: float
+    top5: float
+    loss: float
+    images: int
+    views: str
+    confusion: torch.Tensor = field(repr=False)  # (classes, classes): rows true class, columns prediction
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        totals = self.confusion.sum(1).clamp_min(1)
+        return (self.confusion.diag() / totals).tolist()
+
+    def to_dict(self) -> dict:
+        return {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images, "views": self.views}
+
+
+def predict_logits(model: nn.Module, batch: torch.Tensor, views: EvalViews, *, device: torch.device,
+                   precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
+    """Average class probabilities over the test-time views of a uint8 batch; returns log-probabilities."""
+    stacked = views(batch.to(device))  # (V, N, C, H, W)
+    v, n = stacked.shape[:2]
+    x = stacked.flatten(0, 1)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, precision):
+        logits = model(x)
+    probabilities = logits.float().softmax(-1).view(v, n, -1).mean(0)
+    return probabilities.clamp_min(1e-12).log()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageTensors, views: EvalViews, *, num_classes: int, batch_size: int = 500,
+             device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False) -> EvalResult:
+    """Accuracy of ``model`` on ``data`` (uint8 images) seen through ``views``. The model is left in eval mode."""
+    device = torch.device(device)
+    model.eval()
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    correct5 = total = 0
+    loss_sum = 0.0
+    for images, labels in iterate_batches(data, batch_size, shuffle=False):
+        labels = labels.to(device)
+        log_probs = predict_logits(model, images, views, device=device, precision=precision,
+                                   channels_last=channels_last)
+        loss_sum += F.nll_loss(log_probs, labels, reduction="sum").item()
+        top = log_probs.topk(min(5, num_classes), dim=1).indices
+        correct5 += (top == labels[:, None]).any(1).sum().item()
+        pairs = labels.cpu() * num_classes + top[:, 0].cpu()
+        confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+        total += labels.numel()
+    if total == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return EvalResult(top1=confusion.diag().sum().item() / total, top5=correct5 / total, loss=loss_sum / total,
+                      images=total, views=views.views, confusion=confusion)
