@@ -18,6 +18,8 @@ Deviations:
 ``alexnet_small`` keeps the paper's topology — five convolutions, three FC layers, ReLU, LRN after the first
 two convolutions, overlapping 3×3/2 pooling, dropout before the hidden FC layers — at widths and kernel sizes
 that suit 28–32 px images. Deviations: 3×3/5×5 kernels and stride 1 in place of 11×11/4, narrower layers.
+Its ``lrn=False`` and ``overlapping_pool=False`` (2×2/2 pools) switch off two of the paper's choices, for the
+experiments that re-check what each contributed.
 """
 
 from __future__ import annotations
@@ -104,24 +106,28 @@ class AlexNetSmall(ZooModel):
     """AlexNet's topology for 28–32 px images: 5 conv, LRN, overlapping pooling, 3 FC with dropout."""
 
     def __init__(self, *, num_classes: int, in_channels: int, input_size: int,
-                 widths: tuple[int, int, int, int, int], hidden: int, dropout: float) -> None:
+                 widths: tuple[int, int, int, int, int], hidden: int, dropout: float, lrn: bool,
+                 overlapping_pool: bool) -> None:
         super().__init__()
+        pool_kernel = 3 if overlapping_pool else 2
         side = input_size
-        for _ in range(3):  # three overlapping 3×3/2 pools; the convolutions keep the size
-            side = conv_output_size(side, 3, 2)
+        for _ in range(3):  # three 3×3/2 (or 2×2/2) pools; the convolutions keep the size
+            side = conv_output_size(side, pool_kernel, 2)
         if side < 1:
             raise ValueError(f"alexnet_small needs input_size ≥ 15; got {input_size}")
         self.cfg = ModelConfig("alexnet_small", (in_channels, input_size, input_size), num_classes,
                                min_size=input_size, fixed_size=True, paper=PAPER)
         c1, c2, c3, c4, c5 = widths
+
+        def norm() -> nn.Module:
+            return LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0) if lrn else nn.Identity()
+
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(inplace=True),
-            LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0), nn.MaxPool2d(3, 2),
-            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True),
-            LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0), nn.MaxPool2d(3, 2),
+            nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(inplace=True), norm(), nn.MaxPool2d(pool_kernel, 2),
+            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), norm(), nn.MaxPool2d(pool_kernel, 2),
             nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(pool_kernel, 2),
         )
         self.classifier = _flat_classifier(c5 * side * side, hidden, num_classes, dropout)
 
@@ -145,7 +151,8 @@ def alexnet(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 
 @register_model
 def alexnet_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                   widths: tuple[int, int, int, int, int] = (48, 128, 192, 192, 128), hidden: int = 1024,
-                  dropout: float = 0.5) -> AlexNetSmall:
+                  dropout: float = 0.5, lrn: bool = True, overlapping_pool: bool = True) -> AlexNetSmall:
     """AlexNet's topology (5 conv + LRN + overlapping pools + 3 FC + dropout) for 28–32 px images."""
     return AlexNetSmall(num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-                        widths=tuple(widths), hidden=hidden, dropout=dropout)
+                        widths=tuple(widths), hidden=hidden, dropout=dropout, lrn=lrn,
+                        overlapping_pool=overlapping_pool)
