@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 EXIT_USAGE = 2
 
@@ -130,11 +131,220 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
+# ---- train / eval / predict / data --------------------------------------------------------------------------------
+
+# Help for each TrainConfig field; the options of `cnnzoo train` are generated from the dataclass, so the CLI and
+# the Python API cannot drift apart.
+TRAIN_HELP = {
+    "model": "registered model name (see `cnnzoo list`)",
+    "dataset": "fashion-mnist, mnist, cifar10, cifar100 or folder:PATH (one sub-folder per class)",
+    "data_dir": "where the dataset files are (default: $CNNZOO_DATA, Debian's packages, ~/.cache/cnnzoo)",
+    "train_subset": "train on the first N training images only",
+    "test_subset": "evaluate on the first N test images only",
+    "epochs": "number of passes over the training set",
+    "time_budget": "stop after this many seconds of training (the schedule is stretched to fit it)",
+    "batch_size": "images per optimiser step",
+    "optimizer": "sgd, adam or adamw",
+    "lr": "peak learning rate",
+    "momentum": "SGD momentum",
+    "nesterov": "Nesterov momentum for SGD",
+    "weight_decay": "L2 penalty on weights (not on biases or BatchNorm scales)",
+    "schedule": "learning-rate schedule: constant, step, plateau (AlexNet's ÷10), cosine, onecycle",
+    "warmup_epochs": "linear warm-up length, in epochs (cosine, step, constant)",
+    "step_epochs": "step schedule: divide the rate by 10 every N epochs",
+    "plateau_patience": "plateau schedule: epochs without progress before dividing by 10",
+    "label_smoothing": "label smoothing of the cross-entropy (e.g. 0.1)",
+    "grad_clip": "clip the global gradient norm to this value",
+    "ema_decay": "evaluate an exponential moving average of the weights (e.g. 0.999)",
+    "input_size": "image side fed to the model (default: the data's, or the model's if it needs its own)",
+    "crop_padding": "random crops after zero-padding each side by N pixels (0: off)",
+    "flip": "random horizontal flips (off by default: wrong for digits)",
+    "pca_noise": "AlexNet's PCA colour noise, std of α (the paper: 0.1); RGB data only",
+    "test_views": "center, flip (average with the mirror image) or ten-crop",
+    "device": "auto, cpu, cuda or mps",
+    "precision": "auto (fastest the hardware supports well), fp32, bf16 or fp16",
+    "channels_last": "NHWC memory layout (faster convolutions on CPU and GPU)",
+    "compile": "compile the model with torch.compile",
+    "threads": "CPU threads (default: one per core)",
+    "seed": "random seed for initialisation, data order and augmentation",
+    "deterministic": "use deterministic algorithms only (slower on GPU)",
+    "out": "run directory (default runs/<model>-<dataset>-<timestamp>)",
+    "checkpoint_every": "write the `last` checkpoint every N epochs",
+}
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from cnnzoo.engine.config import TrainConfig
+
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in TRAIN_HELP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        kind = {"float | None": float, "int | None": int, "str | None": str}.get(str(f.type))
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=TRAIN_HELP[f.name])
+        else:
+            kind = kind or type(default)
+            shown = "" if default is None else f" (default: {default})"
+            parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
+                                help=TRAIN_HELP[f.name] + shown)
+    parser.add_argument("--model-kwargs", type=json.loads, metavar="JSON",
+                        help='extra builder arguments as JSON, e.g. \'{"dropout": 0.3}\'')
+
+
+def config_from_args(args: argparse.Namespace, base: dict | None = None):
+    """A TrainConfig from a recipe (``base``) overridden by every option given on the command line."""
+    from cnnzoo.engine.config import TrainConfig
+
+    values = dict(base or {})
+    for name in (*TRAIN_HELP, "model_kwargs"):
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    try:
+        config = TrainConfig.from_dict(values)
+        config.validate()
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnzoo.engine.train import train
+
+    base = None
+    if args.recipe:
+        from cnnzoo.recipes import load_recipe
+
+        base = load_recipe(args.recipe).config
+    if args.resume is None and base is None and args.model is None:
+        raise CliError("say what to train: --model NAME (and --dataset), --recipe NAME, or --resume RUN_DIR")
+    config = config_from_args(args, base)
+    summary = train(config, resume=args.resume, progress=not args.no_progress)
+    print(f"test accuracy {summary['test_top1']:.2%} (top-5 {summary['test_top5']:.2%}) after {summary['epochs']} "
+          f"epochs, {summary['train_seconds']:.0f} s of training; plots and checkpoints in {summary['run_dir']}",
+          file=sys.stderr)
+    if args.json:
+        _print_json(summary)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from cnnzoo.engine.predict import evaluate_trained, load_trained
+
+    loaded = load_trained(args.source, model_name=args.model, device=args.device)
+    result = evaluate_trained(loaded, args.dataset, data_dir=args.data_dir, views=args.views, device=args.device)
+    report = {**result.to_dict(), "model": loaded.name, "checkpoint": str(loaded.checkpoint),
+              "dataset": args.dataset or loaded.dataset}
+    print(f"{loaded.name} on {report['dataset']} ({result.images:,} images, {args.views} view): top-1 "
+          f"{result.top1:.2%}, top-5 {result.top5:.2%}", file=sys.stderr)
+    if args.json:
+        _print_json(report)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnzoo.engine.predict import load_trained, predict_files
+
+    loaded = load_trained(args.source, model_name=args.model, device=args.device)
+    results = predict_files(loaded, args.images, top_k=args.top_k, views=args.views)
+    if args.json:
+        _print_json({"model": loaded.name, "checkpoint": str(loaded.checkpoint), "results": results})
+        return 0
+    for item in results:
+        best = item["predictions"][0]
+        others = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"][1:])
+        print(f"{item['file']}: {best['class']} ({best['probability']:.1%})" + (f"; then {others}" if others else ""))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from cnnzoo.data.sources import describe_sources, verify_dataset
+
+    if args.action == "list":
+        rows = describe_sources(args.data_dir)
+        if args.json:
+            _print_json(rows)
+        else:
+            for row in rows:
+                print(f"{row['name']:<15} {row.get('found') or 'not found'}")
+        return 0
+    names = [args.name] if args.name else [row["name"] for row in describe_sources(args.data_dir) if row.get("found")]
+    reports = [verify_dataset(name, args.data_dir) for name in names]
+    if args.json:
+        _print_json(reports)
+    else:
+        for report in reports:
+            print(json.dumps(report, indent=2))
+    return 0
+
+
+def _register_training_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "train", help="train a model on a dataset (or run a recipe)",
+        description="Train a model and write a run directory: config.json, metrics.csv, summary.json, "
+                    "curves.png, confusion.png, per_class.csv and checkpoints/{last,best}.safetensors.",
+        epilog="Examples:  cnnzoo train --model lenet5 --dataset fashion-mnist --epochs 5\n"
+               "           cnnzoo train --recipe lenet5-fast --json\n"
+               "           cnnzoo train --resume runs/lenet5-fashion-mnist-20260101-120000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", help="start from a named recipe (see `cnnzoo recipes`); options given override it")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--json", action="store_true", help="print summary.json's contents on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
+    _add_train_options(p)
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("eval", help="test accuracy of a trained model",
+                            description="Evaluate a run's best checkpoint (or any checkpoint) on a test set.")
+    p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
+    p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.add_argument("--views", choices=("center", "flip", "ten-crop"), default="center",
+                   help="test-time views averaged per image (default: center)")
+    p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not record it")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
+    p.add_argument("--json", action="store_true", help="print {top1, top5, loss, images, ...} on stdout")
+    p.set_defaults(run=cmd_eval)
+
+    p = commands.add_parser("predict", help="classify image files with a trained model",
+                            description="Print the most likely classes of each image file (PNG, JPEG, ...).")
+    p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5, help="how many classes to show per image (default: 5)")
+    p.add_argument("--views", choices=("center", "flip", "ten-crop"), default="center")
+    p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("data", help="show where datasets are found, verify their checksums",
+                            description="`data list`: where each dataset was found. `data verify [NAME]`: "
+                                        "checksums and a parse check of the files found.")
+    p.add_argument("action", choices=("list", "verify"))
+    p.add_argument("name", nargs="?", help="dataset to verify (default: every one found)")
+    p.add_argument("--data-dir", help="also look here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_data)
+
+
+_EXTRA_COMMANDS.append(_register_training_commands)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from cnnzoo.models.base import InputShapeError
     from cnnzoo.registry import UnknownModelError
 
-    errors: list[type[BaseException]] = [CliError, UnknownModelError, InputShapeError, FileNotFoundError]
+    from cnnzoo.engine.checkpoint import CheckpointError
+    from cnnzoo.engine.train import NonFiniteLossError, RunDirectoryError
+
+    # ValueError too: cnnzoo raises it for bad settings and inputs, always with a message meant for the user
+    errors: list[type[BaseException]] = [CliError, UnknownModelError, InputShapeError, FileNotFoundError,
+                                         CheckpointError, NonFiniteLossError, RunDirectoryError, ValueError]
     try:
         from cnnzoo.data.errors import DataFilesMissing, DataFormatError
 

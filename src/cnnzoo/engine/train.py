@@ -282,7 +282,8 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
     total_steps = config.epochs * steps_per_epoch
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     meta_common = {"model": config.model, "model_kwargs": _built_kwargs(model, config, side), "classes": data.classes,
-                   "input": spec.to_dict(), "dataset": config.dataset, "versions": versions()}
+                   "input": spec.to_dict(), "data_size": native_side, "dataset": config.dataset,
+                   "versions": versions()}
     log(f"{config.model}: {params:,} parameters, {side}×{side}×{channels} input; {config.dataset}: "
         f"{len(train_set):,} train / {len(test_set):,} test images; {device.type}, {precision}"
         + (f", {world} processes" if distributed_run else ""))

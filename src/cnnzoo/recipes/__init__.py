@@ -1,0 +1,46 @@
+"""Training recipes: named, tested settings that reach a stated accuracy within a stated time budget.
+
+Each recipe is a small JSON file beside this module: a description, the budget and target it was measured
+against (on the reference machine: 2 CPU cores), and the ``TrainConfig`` settings. ``cnnzoo recipes`` lists
+them, ``cnnzoo train --recipe NAME`` runs one, and options given on the command line override its settings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+from cnnzoo.engine.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    family: str
+    tier: str  # fast | balanced | best | family
+    budget_seconds: float  # training wall time it is meant to fit, on 2 CPU cores
+    target_top1: float  # test accuracy it is meant to reach within that budget
+    config: dict
+
+    def train_config(self, **overrides) -> TrainConfig:
+        return TrainConfig.from_dict({**self.config, **overrides})
+
+
+def list_recipes() -> list[Recipe]:
+    files = sorted(p for p in resources.files(__package__).iterdir() if p.name.endswith(".json"))
+    return [_parse(p.name[:-5], json.loads(p.read_text())) for p in files]
+
+
+def load_recipe(name: str) -> Recipe:
+    recipes = {r.name: r for r in list_recipes()}
+    if name not in recipes:
+        raise ValueError(f"unknown recipe {name!r}; `cnnzoo recipes` lists: {', '.join(sorted(recipes))}")
+    return recipes[name]
+
+
+def _parse(name: str, data: dict) -> Recipe:
+    recipe = Recipe(name=name, **data)
+    TrainConfig.from_dict(recipe.config).validate()  # a broken recipe file fails here, naming its setting
+    return recipe

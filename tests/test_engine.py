@@ -1,0 +1,192 @@
+"""The training engine: runs, resume, checkpoints that survive crashes and refuse code, evaluation, prediction."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnzoo.engine import checkpoint as ckpt
+from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.predict import evaluate_trained, load_trained, predict_files
+from cnnzoo.engine.schedules import PlateauDivider, lr_factor
+from cnnzoo.engine.train import NonFiniteLossError, RunDirectoryError, train
+
+
+def tiny_config(data_dir: Path, out: Path, **changes) -> TrainConfig:
+    settings = dict(model="convnet", dataset="mnist", data_dir=str(data_dir), epochs=2, batch_size=50, lr=0.05,
+                    out=str(out), seed=3)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def test_a_run_learns_and_writes_its_run_directory(tiny_mnist_dir, tmp_path):
+    summary = train(tiny_config(tiny_mnist_dir, tmp_path / "run"))
+    run = tmp_path / "run"
+    assert summary["test_top1"] > 0.9  # the tiny dataset is easy: a square per class
+    for name in ("config.json", "metrics.csv", "summary.json", "curves.png", "confusion.png", "per_class.csv",
+                 "checkpoints/last.safetensors", "checkpoints/best.safetensors"):
+        assert (run / name).is_file(), name
+    written = json.loads((run / "summary.json").read_text())
+    expected_keys = {"model", "dataset", "epochs", "train_seconds", "images_per_second", "params", "test_top1",
+                     "test_top5", "best_test_top1"}
+    assert expected_keys <= set(written)
+    assert written["epochs"] == 2 and 0 <= written["test_top1"] <= 1 and written["best_test_top1"] >= written["test_top1"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["versions"]["torch"] == torch.__version__
+    assert (run / "metrics.csv").read_text().count("\n") == 3  # header + 2 epochs
+    assert Image.open(run / "curves.png").size[0] > 300
+
+
+def test_resumed_run_ends_with_the_same_weights(tiny_mnist_dir, tmp_path, monkeypatch):
+    # Dropout and augmentation draw random numbers: resume must restore every generator to match exactly.
+    import cnnzoo.engine.train as engine
+
+    common = dict(model="alexnet_small", model_kwargs={"widths": [8, 16, 16, 16, 16], "hidden": 32},
+                  crop_padding=2, epochs=3, batch_size=100)
+    train(tiny_config(tiny_mnist_dir, tmp_path / "straight", **common))
+
+    write_metrics = engine._write_metrics
+
+    def die_in_epoch_two(run_dir, history):
+        if len(history) == 2:
+            raise KeyboardInterrupt  # the process is killed after epoch 2's steps, before its checkpoint
+        write_metrics(run_dir, history)
+
+    monkeypatch.setattr(engine, "_write_metrics", die_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tiny_mnist_dir, tmp_path / "interrupted", **common))
+    monkeypatch.setattr(engine, "_write_metrics", write_metrics)
+    assert ckpt.load_checkpoint(tmp_path / "interrupted/checkpoints/last.safetensors").meta["epoch"] == 1
+
+    train(TrainConfig(), resume=tmp_path / "interrupted")
+    straight = ckpt.load_checkpoint(tmp_path / "straight/checkpoints/last.safetensors")
+    resumed = ckpt.load_checkpoint(tmp_path / "interrupted/checkpoints/last.safetensors")
+    assert straight.meta["epoch"] == resumed.meta["epoch"] == 3
+    for name, value in straight.model_state.items():
+        assert torch.equal(value, resumed.model_state[name]), name
+    assert (tmp_path / "interrupted/metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
+
+
+def test_the_schedule_depends_on_total_epochs_only_through_progress():
+    assert lr_factor("onecycle", 0.25) == pytest.approx(1.0)
+    assert lr_factor("onecycle", 1.0) == pytest.approx(0.0)
+    assert lr_factor("cosine", 0.5) == pytest.approx(0.5)
+    assert lr_factor("cosine", 0.05, warmup=0.1) == pytest.approx(0.5)
+    assert lr_factor("step", 0.9, epoch=65, step_epochs=30) == pytest.approx(0.01)
+    divider = PlateauDivider(patience=1)
+    factors = [divider.update(error) for error in (0.5, 0.4, 0.4, 0.4, 0.39, 0.39, 0.39)]
+    assert factors == [1, 1, 1, 0.1, 0.1, 0.1, 0.01]
+
+
+def test_crash_while_writing_a_checkpoint_keeps_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "last.safetensors"
+    ckpt.save_checkpoint(path, model_state={"w": torch.ones(3)}, meta={"epoch": 1})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        ckpt.save_checkpoint(path, model_state={"w": torch.zeros(3)}, meta={"epoch": 2})
+    loaded = ckpt.load_checkpoint(path)
+    assert loaded.meta["epoch"] == 1 and torch.equal(loaded.model_state["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temporary file left behind
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "best.safetensors"
+    ckpt.save_checkpoint(path, model_state={"w": torch.ones(100)}, meta={"epoch": 1})
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ckpt.CheckpointError, match="best.safetensors"):
+        ckpt.load_checkpoint(path)
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "the pickle ran code"))
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "ran.txt"
+    evil = tmp_path / "weights.pt"
+    with open(evil, "wb") as handle:
+        pickle.dump({"w": torch.ones(2), "payload": _RunsCode(marker)}, handle)
+    with pytest.raises(ckpt.CheckpointError, match="refused"):
+        ckpt.load_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_a_plain_state_dict_loads_with_the_model_named(tmp_path):
+    import cnnzoo
+
+    model = cnnzoo.create_model("lenet5")
+    torch.save(model.state_dict(), tmp_path / "lenet.pt")
+    loaded = load_trained(tmp_path / "lenet.pt", model_name="lenet5")
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], value)
+    with pytest.raises(ckpt.CheckpointError, match="--model"):
+        load_trained(tmp_path / "lenet.pt")
+
+
+def test_non_finite_loss_stops_and_keeps_the_best_checkpoint(tiny_mnist_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(tiny_mnist_dir, run, epochs=1))
+    best_before = (run / "checkpoints/best.safetensors").read_bytes()
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step \d+"):
+        train(tiny_config(tiny_mnist_dir, run, lr=1e12, schedule="constant", momentum=0.0, epochs=1))
+    assert (run / "checkpoints/best.safetensors").read_bytes() == best_before
+
+
+def test_unwritable_output_directory_is_a_clear_error(tiny_mnist_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(RunDirectoryError, match="--out"):
+        train(tiny_config(tiny_mnist_dir, blocker / "run", epochs=1))
+
+
+def test_evaluate_and_predict_from_a_run(tiny_mnist_dir, tmp_path):
+    run = tmp_path / "run"
+    summary = train(tiny_config(tiny_mnist_dir, run, model="lenet5_1998", epochs=3, lr=0.01))
+    loaded = load_trained(run)
+    assert loaded.model.cfg.input_size == (1, 32, 32) and loaded.data_size == 28
+    result = evaluate_trained(loaded, data_dir=str(tiny_mnist_dir))
+    assert result.top1 == pytest.approx(summary["best_test_top1"])
+    assert evaluate_trained(loaded, data_dir=str(tiny_mnist_dir), views="flip").images == 200
+    # PNG files written from the test set are classified as the dataset's labels say
+    from cnnzoo.data.idx import read_idx_pair
+
+    images, labels = read_idx_pair(tiny_mnist_dir / "t10k-images-idx3-ubyte.gz",
+                                   tiny_mnist_dir / "t10k-labels-idx1-ubyte.gz", limit=20)
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(image).save(paths[-1])
+    results = predict_files(loaded, paths, top_k=3)
+    predicted = np.array([r["predictions"][0]["index"] for r in results])
+    assert (predicted == labels).mean() >= 0.9
+    assert all(len(r["predictions"]) == 3 for r in results)
+    probabilities = [p["probability"] for p in results[0]["predictions"]]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
+
+
+def test_googlenet_auxiliary_losses_train(tiny_mnist_dir, tmp_path):
+    summary = train(tiny_config(tiny_mnist_dir, tmp_path / "g", model="googlenet_small", epochs=1, batch_size=100,
+                                train_subset=200, test_subset=100))
+    assert summary["epochs"] == 1 and np.isfinite(summary["test_top1"])
+
+
+def test_short_real_fashion_mnist_run_reaches_a_floor(fashion_mnist_dir, tmp_path):
+    # 10,000 real images, two epochs of the modern LeNet: comfortably above 75% (chance is 10%).
+    summary = train(TrainConfig(model="lenet5", dataset="fashion-mnist", data_dir=str(fashion_mnist_dir), epochs=2, batch_size=64, lr=0.05,
+                                train_subset=10_000, test_subset=2_000, out=str(tmp_path / "real")))
+    assert summary["test_top1"] > 0.75
