@@ -1,0 +1,85 @@
+"""The command line: JSON output for scripts, and one clear message (no traceback) for each user error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnnzoo.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_list_json_has_params_and_input_size(capsys):
+    code, out, _ = run(capsys, "list", "lenet5*", "--json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert code == 0 and set(rows) == {"lenet5", "lenet5_1998", "lenet5_bn"}
+    assert rows["lenet5_1998"]["params"] == 60_000 and rows["lenet5_1998"]["input_size"] == [1, 32, 32]
+
+
+def test_summary_json_matches_the_documented_shape(capsys):
+    code, out, _ = run(capsys, "summary", "lenet5", "--input-size", "1,32,32", "--num-classes", "7", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["model"] == "lenet5" and data["input_size"] == [1, 32, 32]
+    assert data["layers"][-1]["output_shape"] == [7]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["summary", "resnt18"], "Did you mean resnet18"),
+        (["summary", "alexnet_2012", "--input-size", "3,64,64"], "227×227"),
+        (["summary", "vgg16", "--input-size", "3,16,16"], "at least 32×32"),
+        (["train", "--model", "lenet5", "--dataset", "imagenet", "--out", "{tmp}/r"], "imagenet"),
+        (["train", "--model", "lenet5", "--dataset", "mnist", "--data-dir", "{tmp}/empty", "--out", "{tmp}/r"],
+         "train-images-idx3-ubyte"),
+        (["train", "--model", "lenet5", "--optimizer", "rmsprop"], "optimizer must be one of"),
+        (["train"], "--model NAME"),
+        (["eval", "{tmp}/no-such-run"], "no-such-run"),
+        (["predict", "{tmp}/no-such-run", "x.png"], "no-such-run"),
+    ],
+)
+def test_user_errors_print_one_message_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.setenv("CNNZOO_DATA", str(tmp_path / "nothing-here"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert code == 2
+    assert message in err and "Traceback" not in err and out == ""
+
+
+def test_bad_image_and_json_outputs_of_train_eval_predict(capsys, tmp_path, tiny_mnist_dir):
+    out_dir = tmp_path / "run"
+    code, out, _ = run(capsys, "train", "--model", "convnet", "--dataset", "mnist", "--data-dir", str(tiny_mnist_dir),
+                       "--epochs", "1", "--batch-size", "50", "--out", str(out_dir), "--json", "--no-progress")
+    summary = json.loads(out)
+    assert code == 0 and summary["epochs"] == 1 and summary["run_dir"] == str(out_dir)
+
+    code, out, _ = run(capsys, "eval", str(out_dir), "--data-dir", str(tiny_mnist_dir), "--views", "flip", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["images"] == 200 and {"top1", "top5"} <= set(report)
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really an image")
+    code, out, err = run(capsys, "predict", str(out_dir), str(broken), "--json")
+    assert code == 2 and "broken.png" in err and out == ""
+
+
+def test_help_explains_every_training_option():
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"], capture_output=True, text=True,
+                            check=True)
+    for option in ("--time-budget", "--precision", "--test-views", "--resume", "--recipe", "--label-smoothing"):
+        assert option in result.stdout
+    assert "default: onecycle" in result.stdout
+
+
+def test_debug_shows_the_traceback(capsys):
+    with pytest.raises(Exception, match="resnt18"):
+        main(["--debug", "summary", "resnt18"])
