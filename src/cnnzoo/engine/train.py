@@ -120,6 +120,29 @@ def compute_loss(outputs, targets: torch.Tensor, label_smoothing: float, aux_wei
     return F.cross_entropy(outputs.float(), targets, label_smoothing=label_smoothing)
 
 
+def training_step(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, augment, generator: torch.Generator,
+                  optimizer: torch.optim.Optimizer, device: torch.device, precision: str = "fp32",
+                  memory_format: torch.memory_format = torch.channels_last, label_smoothing: float = 0.0,
+                  aux_weight: float = 0.0, grad_clip: float | None = None) -> tuple[torch.Tensor, object]:
+    """One optimiser step on a uint8 batch: augment, forward (under autocast), loss, backward, step.
+
+    Raises ``NonFiniteLossError`` (its message the loss value) before touching the weights if the loss is not
+    finite. Returns the loss and the model's outputs.
+    """
+    x = augment(images, generator).contiguous(memory_format=memory_format)
+    with autocast(device, precision):
+        outputs = net(x)
+    loss = compute_loss(outputs, labels, label_smoothing, aux_weight)
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(str(loss.item()))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    optimizer.step()
+    return loss, outputs
+
+
 def make_run_dir(config: TrainConfig) -> Path:
     if config.out:
         run_dir = Path(config.out)
@@ -321,20 +344,16 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
                                    epoch=state.epoch, step_epochs=config.step_epochs) * plateau.factor
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * factor
-                x = augment(images, generator).contiguous(memory_format=memory_format)
-                with autocast(device, precision):
-                    outputs = net(x)
-                loss = compute_loss(outputs, labels, config.label_smoothing, aux_weight)
-                if not torch.isfinite(loss):
+                try:
+                    loss, outputs = training_step(net, images, labels, augment=augment, generator=generator,
+                                                  optimizer=optimizer, device=device, precision=precision,
+                                                  memory_format=memory_format, label_smoothing=config.label_smoothing,
+                                                  aux_weight=aux_weight, grad_clip=config.grad_clip)
+                except NonFiniteLossError as error:
                     raise NonFiniteLossError(
-                        f"the loss became {loss.item()} at epoch {epoch}, step {index // world + 1} (learning rate "
+                        f"the loss became {error} at epoch {epoch}, step {index // world + 1} (learning rate "
                         f"{config.lr * factor:.3g}); the best checkpoint was kept. Lower --lr, add --grad-clip, "
-                        f"or use --precision fp32.")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
+                        f"or use --precision fp32.") from None
                 if ema is not None:
                     ema.update_parameters(model)
                 state.step += 1

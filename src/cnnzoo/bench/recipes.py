@@ -1,0 +1,103 @@
+"""Re-run the recipes and write the results table (``docs/results.md``): every figure in it comes from here."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from cnnzoo.engine.train import log_to_stderr, train
+from cnnzoo.inspect.summary import summary
+from cnnzoo.recipes import Recipe, list_recipes
+
+
+def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:
+    """Parameters and multiply-adds per image of the model exactly as the recipe trained it."""
+    from cnnzoo.engine.predict import load_trained
+
+    loaded = load_trained(Path(run_summary["run_dir"]))
+    cfg = loaded.model.cfg
+    macs = summary(loaded.model, (cfg.input_size[0], loaded.input.size, loaded.input.size)).total_macs
+    return run_summary["params"], macs
+
+
+def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Path = Path("runs/bench-recipes"),
+                log: Callable[[str], None] = log_to_stderr, **overrides) -> list[dict]:
+    """Train each recipe ``seeds`` times; one row per recipe with the mean and spread of its test accuracy."""
+    recipes = [r for r in list_recipes() if names is None or r.name in names]
+    missing = sorted(set(names or []) - {r.name for r in recipes})
+    if missing:
+        raise ValueError(f"unknown recipes {missing}; `cnnzoo recipes` lists them")
+    rows = []
+    for recipe in recipes:
+        runs = []
+        for seed in range(seeds):
+            log(f"recipe {recipe.name}, seed {seed}: budget {recipe.budget_seconds:.0f} s, target "
+                f"{recipe.target_top1:.1%}")
+            config = recipe.train_config(seed=seed, out=str(out_root / f"{recipe.name}-seed{seed}"), **overrides)
+            runs.append(train(config, log=log))
+        params, macs = _model_figures(recipe, runs[0])
+        accuracies = [r["test_top1"] for r in runs]
+        seconds = [r["train_seconds"] for r in runs]
+        rows.append({
+            "recipe": recipe.name, "model": recipe.config["model"], "tier": recipe.tier, "params": params,
+            "macs_per_image": macs, "train_seconds": round(statistics.mean(seconds), 1),
+            "images_per_second": round(statistics.mean(r["images_per_second"] for r in runs), 0),
+            "test_top1": round(statistics.mean(accuracies), 4),
+            "test_top1_spread": round(max(accuracies) - min(accuracies), 4) if seeds > 1 else None,
+            "test_top1_runs": accuracies, "budget_seconds": recipe.budget_seconds, "target_top1": recipe.target_top1,
+            "met": all(a >= recipe.target_top1 for a in accuracies)
+            and all(s <= recipe.budget_seconds * 1.05 for s in seconds),
+            "seeds": seeds,
+        })
+    return rows
+
+
+def results_markdown(rows: list[dict], machine: str) -> str:
+    lines = [
+        "# Recipe results",
+        "",
+        f"Written by `cnnzoo bench recipes` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine}. "
+        "Training wall time (evaluation excluded), test accuracy on the 10,000 official Fashion-MNIST test "
+        "images. Do not edit by hand: re-run the command.",
+        "",
+        "| recipe | model | params | MACs/image | train s | images/s | test top-1 | target | budget s | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for row in rows:
+        accuracy = f"{row['test_top1']:.2%}"
+        if row["test_top1_spread"] is not None:
+            accuracy += f" (±{row['test_top1_spread'] / 2:.2%}, {row['seeds']} seeds)"
+        lines.append(
+            f"| {row['recipe']} | {row['model']} | {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
+            f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | {accuracy} | {row['target_top1']:.0%} | "
+            f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def machine_description() -> str:
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def write_results(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(results_markdown(rows, machine_description()))
+    path.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+
+
+__all__ = ["run_recipes", "write_results", "results_markdown"]

@@ -1,0 +1,92 @@
+"""Training throughput: cnnzoo's engine against a tutorial-style PyTorch loop, same model, batch and data.
+
+The baseline is written the way tutorials write it: a ``Dataset`` whose ``__getitem__`` turns one uint8 image
+into a normalised float tensor, a ``DataLoader`` that shuffles and collates per sample, NCHW fp32 tensors, and
+the usual zero_grad / backward / step. cnnzoo's side is its engine's own step: the dataset as one tensor,
+batches cut by index, augmentation and normalisation on whole batches, channels-last layout, and the precision
+``auto`` picks. Both train the same freshly built model for the same number of images.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from cnnzoo.bench.timing import compare
+from cnnzoo.data.tensors import ImageTensors, iterate_batches
+from cnnzoo.engine.inputs import InputSpec, channel_statistics
+from cnnzoo.engine.runtime import resolve_precision
+from cnnzoo.engine.train import training_step
+from cnnzoo.registry import create_model
+
+
+class TutorialDataset(Dataset):
+    """One image at a time, converted and normalised in Python, as in most tutorials."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: list[float], std: list[float]) -> None:
+        self.images, self.labels = images, labels
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        image = self.images[index].float() / 255.0
+        return (image - self.mean) / self.std, int(self.labels[index])
+
+
+def _tutorial_epoch(model, loader, optimizer, limit: int) -> int:
+    model.train()
+    seen = 0
+    for images, labels in loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        seen += labels.numel()
+        if seen >= limit:
+            break
+    return seen
+
+
+def _cnnzoo_epoch(model, data: ImageTensors, augment, optimizer, batch_size: int, limit: int, precision: str,
+                  generator: torch.Generator) -> int:
+    model.train()
+    seen = 0
+    for images, labels in iterate_batches(data, batch_size, shuffle=True, generator=generator, drop_last=True):
+        training_step(model, images, labels, augment=augment, generator=generator, optimizer=optimizer,
+                      device=torch.device("cpu"), precision=precision)
+        seen += labels.numel()
+        if seen >= limit:
+            break
+    return seen
+
+
+def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 128,
+                        images_per_run: int = 10_000, repeats: int = 3, num_workers: int = 0,
+                        model_kwargs: dict | None = None) -> dict:
+    """Images/s of the tutorial loop and of cnnzoo's loop on ``images`` (uint8 N×C×H×W), and their ratio."""
+    kwargs = {"num_classes": int(labels.max()) + 1, "in_channels": images.shape[1], **(model_kwargs or {})}
+    torch.manual_seed(0)
+    baseline_model = create_model(model_name, **kwargs)
+    cnnzoo_model = create_model(model_name, **kwargs).to(memory_format=torch.channels_last)
+    cnnzoo_model.load_state_dict(baseline_model.state_dict())
+    mean, std = channel_statistics(images)
+    loader = DataLoader(TutorialDataset(images, labels, mean, std), batch_size=batch_size, shuffle=True,
+                        num_workers=num_workers, drop_last=True)
+    base_opt = torch.optim.SGD(baseline_model.parameters(), lr=0.01, momentum=0.9)
+    zoo_opt = torch.optim.SGD(cnnzoo_model.parameters(), lr=0.01, momentum=0.9)
+    precision = resolve_precision("auto", torch.device("cpu"))
+    data = ImageTensors(images, labels)
+    augment = InputSpec(size=images.shape[-1], mean=mean, std=std).train_pipeline(crop_padding=0, flip=False,
+                                                                                    pca_std=0.0)
+    generator = torch.Generator().manual_seed(0)
+    result = compare(
+        lambda: _tutorial_epoch(baseline_model, loader, base_opt, images_per_run),
+        lambda: _cnnzoo_epoch(cnnzoo_model, data, augment, zoo_opt, batch_size, images_per_run, precision, generator),
+        repeats=repeats,
+    )
+    return {"model": model_name, "batch_size": batch_size, "images_per_run": images_per_run,
+            "precision": precision, "dataloader_workers": num_workers, **result}
