@@ -15,7 +15,7 @@ from cnnzoo.inspect.summary import summary
 from cnnzoo.registry import create_model
 
 
-def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 2.0) -> float:
+def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 1024, seconds: float = 2.0) -> float:
     """Sustained FLOP/s of ``size``×``size`` matrix products in ``dtype`` on the CPU."""
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
@@ -28,7 +28,8 @@ def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, seconds: f
 
 
 def training_utilisation(model_name: str, *, input_size: tuple[int, int, int], batch_size: int = 128,
-                         steps: int = 10, model_kwargs: dict | None = None) -> dict:
+                         steps: int = 10, model_kwargs: dict | None = None, peak_size: int = 1024,
+                         peak_seconds: float = 2.0) -> dict:
     """Training FLOP/s of ``model_name`` (fp32, channels-last, random data) and its fraction of the fp32 peak."""
     torch.manual_seed(0)
     kwargs = {"in_channels": input_size[0], **(model_kwargs or {})}
@@ -50,8 +51,8 @@ def training_utilisation(model_name: str, *, input_size: tuple[int, int, int], b
     for _ in range(steps):
         step()
     images_per_second = steps * batch_size / (time.perf_counter() - start)
-    peak_fp32 = matmul_peak(torch.float32)
-    peak_bf16 = matmul_peak(torch.bfloat16)
+    peak_fp32 = matmul_peak(torch.float32, peak_size, peak_seconds)
+    peak_bf16 = matmul_peak(torch.bfloat16, peak_size, peak_seconds)
     achieved = 3 * 2 * macs * images_per_second
     return {"model": model_name, "input_size": list(input_size), "macs_per_image": macs,
             "images_per_second": round(images_per_second, 1), "training_gflops": round(achieved / 1e9, 2),

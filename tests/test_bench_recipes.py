@@ -1,0 +1,83 @@
+"""Recipes load and train; the benchmark commands run on tiny settings and produce well-formed output.
+
+Speed itself is not asserted here: the benchmarks compare against a baseline in the same run and report ratios.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cnnzoo.bench.hardware import matmul_peak, training_utilisation
+from cnnzoo.bench.inference import inference_throughput
+from cnnzoo.bench.recipes import results_markdown, run_recipes
+from cnnzoo.bench.training import training_throughput
+from cnnzoo.cli import main
+from cnnzoo.recipes import list_recipes, load_recipe
+
+RECIPES = [r.name for r in list_recipes()]
+
+
+def test_recipes_state_their_budget_and_target():
+    tiers = {r.tier for r in list_recipes()}
+    assert {"fast", "balanced"} <= tiers
+    for recipe in list_recipes():
+        assert 0 < recipe.target_top1 < 1 and recipe.budget_seconds > 0 and recipe.description
+        assert recipe.config["model"]
+        assert recipe.config.get("time_budget") is None or recipe.config["time_budget"] <= recipe.budget_seconds
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_each_recipe_trains_one_step(name, tiny_mnist_dir, tmp_path):
+    from cnnzoo.engine.train import train
+
+    recipe = load_recipe(name)
+    config = recipe.train_config(dataset="mnist", data_dir=str(tiny_mnist_dir), train_subset=recipe.config.get(
+        "batch_size", 256), test_subset=50, epochs=1, time_budget=None, out=str(tmp_path / name))
+    summary = train(config)
+    assert summary["epochs"] == 1 and summary["model"] == recipe.config["model"]
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(ValueError, match="lenet5-demo"):
+        load_recipe("lenet6")
+
+
+def test_bench_recipes_writes_a_table(tiny_mnist_dir, tmp_path):
+    rows = run_recipes(["lenet5-demo"], seeds=2, out_root=tmp_path, dataset="mnist", data_dir=str(tiny_mnist_dir),
+                       epochs=1, train_subset=300, log=lambda message: None)
+    assert len(rows) == 1 and rows[0]["seeds"] == 2 and len(rows[0]["test_top1_runs"]) == 2
+    assert rows[0]["params"] == 61_706 and rows[0]["macs_per_image"] > 0
+    table = results_markdown(rows, "test machine")
+    assert "| lenet5-demo | lenet5 | 61,706 |" in table and "2 seeds" in table
+
+
+def test_training_benchmark_reports_both_sides_and_their_ratio():
+    images = torch.randint(0, 256, (512, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (512,))
+    row = training_throughput("lenet5", images, labels, batch_size=64, images_per_run=256, repeats=1)
+    assert row["baseline_per_second"] > 0 and row["cnnzoo_per_second"] > 0
+    assert row["ratio"] == pytest.approx(row["cnnzoo_per_second"] / row["baseline_per_second"], rel=0.02)
+
+
+def test_inference_benchmark_agrees_with_eager():
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    row = inference_throughput("resnet18", images, batch_size=4, repeats=1, agreement_images=8)
+    assert row["top1_agreement"] == 1.0 and row["ratio"] > 0
+
+
+def test_hardware_figures_are_consistent():
+    assert matmul_peak(torch.float32, size=256, seconds=0.05) > 1e8
+    row = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=16, steps=1, peak_size=128,
+                               peak_seconds=0.05)
+    assert 0 < row["fraction_of_fp32_peak"] < 1.5
+    assert row["training_gflops"] == pytest.approx(6 * row["macs_per_image"] * row["images_per_second"] / 1e9,
+                                                   rel=0.01)
+
+
+def test_recipes_command_json(capsys):
+    assert main(["recipes", "--json"]) == 0
+    names = {row["name"] for row in json.loads(capsys.readouterr().out)}
+    assert names == set(RECIPES)
