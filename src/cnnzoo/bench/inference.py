@@ -25,11 +25,11 @@ def real_images_224(images: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def inference_throughput(model_name: str, images: torch.Tensor, *, batch_size: int = 16, repeats: int = 3,
-                         agreement_images: int = 64) -> dict:
+                         agreement_images: int = 64, method: str = "compile") -> dict:
     torch.manual_seed(0)
     model = create_model(model_name).eval()
     batch = real_images_224(images, batch_size)
-    fast = optimize_for_inference(model, batch)
+    fast = optimize_for_inference(model, batch, method=method)
     eager = create_model(model_name).eval()
     eager.load_state_dict(model.state_dict())
 
@@ -49,5 +49,5 @@ def inference_throughput(model_name: str, images: torch.Tensor, *, batch_size: i
             x = real_images_224(images[start:start + batch_size], batch_size)
             agree += (eager(x).argmax(1) == fast(x).argmax(1)).sum().item()
             total += x.shape[0]
-    return {"model": model_name, "batch_size": batch_size, **result, "top1_agreement": round(agree / total, 4),
+    return {"model": model_name, "batch_size": batch_size, "method": method, **result, "top1_agreement": round(agree / total, 4),
             "images_compared": total}
