@@ -3,6 +3,7 @@ PyTorch autograd, training steps that lower the loss, the demos, and that the pa
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cnnzoo.data.errors import DataFilesMissing
+from cnnzoo.data.sources import find_dataset_files
 from cnnzoo.scratch import cnn, layers, linreg, tiny_net
-from cnnzoo.scratch._fashion_mnist import DEFAULT_DIR
 
-HAVE_FASHION_MNIST = Path(DEFAULT_DIR, "train-images-idx3-ubyte.gz").exists()
-needs_data = pytest.mark.skipif(not HAVE_FASHION_MNIST, reason=f"Fashion-MNIST not found in {DEFAULT_DIR}")
+
+def _have_fashion_mnist() -> bool:
+    try:
+        find_dataset_files("fashion-mnist")
+    except DataFilesMissing:
+        return False
+    return True
+
+
+needs_data = pytest.mark.skipif(not _have_fashion_mnist(), reason="Fashion-MNIST not found (see cnnzoo.data.sources)")
 
 
 def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6, entries: np.ndarray | None = None) -> np.ndarray:
@@ -345,12 +355,93 @@ def test_fashion_mnist_loader():
 
     images, labels = load_fashion_mnist("test", 300)
     assert images.shape == (300, 28, 28) and images.dtype == np.uint8
-    assert labels.shape == (300,) and set(np.unique(labels)) <= set(range(10))
+    assert labels.shape == (300,) and labels.dtype == np.int64 and set(np.unique(labels)) <= set(range(10))
+    with pytest.raises(ValueError, match="split"):
+        load_fashion_mnist("validation", 10)
+
+
+@pytest.fixture
+def no_fashion_mnist(tmp_path, monkeypatch):
+    """Hide every real copy of Fashion-MNIST: no environment folder, an empty Debian folder and cache."""
+    from cnnzoo.data import sources
+
+    monkeypatch.delenv(sources.ENV_DATA_DIR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    hidden = dataclasses.replace(sources.DATASETS["fashion-mnist"], system_dirs=(tmp_path / "no-debian-copy",))
+    monkeypatch.setattr(sources, "DATASETS", {**sources.DATASETS, "fashion-mnist": hidden})
+
+
+def test_fashion_mnist_loader_says_where_it_looked(tmp_path, no_fashion_mnist):
+    from cnnzoo.scratch._fashion_mnist import load_fashion_mnist
+
+    with pytest.raises(DataFilesMissing, match="train-images-idx3-ubyte.gz"):
+        load_fashion_mnist("train", 10, data_dir=tmp_path / "nothing-here")
+
+
+def test_single_threaded_blas_limits_and_restores():
+    from threadpoolctl import threadpool_info
+
+    from cnnzoo.scratch._blas import single_threaded_blas
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    with single_threaded_blas():
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before
+
+
+@pytest.fixture
+def cli_with_scratch():
+    from cnnzoo import cli
+
+    return cli.main
+
+
+def test_cli_scratch_gd_quick_json(tmp_path, capsys, cli_with_scratch):
+    import json
+
+    out = tmp_path / "gd"
+    assert cli_with_scratch(["scratch", "gd", "--quick", "--json", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    figures = json.loads(captured.out)  # exactly one JSON object on stdout
+    assert figures["demo"] == "gd" and figures["quick"] is True and figures["out_dir"] == str(out)
+    assert figures["steps_raw"] > 1000 * figures["steps_standardised"]
+    assert Path(figures["plot"]).parent == out and Path(figures["plot"]).is_file()
+    assert "plot:" in captured.err  # the progress went to stderr
+
+
+def test_cli_scratch_help_and_bad_name(capsys, cli_with_scratch):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_with_scratch(["scratch", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in ("linreg", "gd", "mlp", "cnn", "--quick", "--data-dir", "--json"):
+        assert name in text
+    with pytest.raises(SystemExit) as exit_info:
+        cli_with_scratch(["scratch", "resnet"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_scratch_missing_data_is_a_user_error(tmp_path, capsys, no_fashion_mnist, cli_with_scratch):
+    code = cli_with_scratch(["scratch", "mlp", "--quick", "--out", str(tmp_path / "o"),
+                             "--data-dir", str(tmp_path / "none")])
+    assert code == 2
+    assert "data files not found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", ["cnnzoo.scratch", "cnnzoo.scratch.linreg", "cnnzoo.scratch.tiny_net",
                                     "cnnzoo.scratch.layers", "cnnzoo.scratch.cnn", "cnnzoo.scratch.run",
-                                    "cnnzoo.scratch._fashion_mnist", "cnnzoo.scratch._blas"])
+                                    "cnnzoo.scratch._fashion_mnist", "cnnzoo.scratch._blas",
+                                    "cnnzoo.scratch.commands"])
 def test_scratch_never_imports_torch(module):
     code = f"import {module}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_scratch_runs_without_torch(tmp_path):
+    code = ("import sys; from cnnzoo import cli; "
+            f"assert cli.main(['scratch', 'linreg', '--quick', '--out', {str(tmp_path)!r}]) == 0; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

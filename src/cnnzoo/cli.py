@@ -122,13 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=cmd_summary)
 
-    for register in _EXTRA_COMMANDS:
+    from cnnzoo.experiments.commands import register as register_experiment
+    from cnnzoo.scratch.commands import register as register_scratch
+
+    for register in (_register_training_commands, _register_bench_commands, register_scratch, register_experiment):
         register(commands)
     return parser
-
-
-# Modules that add their own subcommands (training, data, scratch, ...) append a `register(subparsers)` here.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 # ---- train / eval / predict / data --------------------------------------------------------------------------------
@@ -332,8 +331,6 @@ def _register_training_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_data)
 
 
-_EXTRA_COMMANDS.append(_register_training_commands)
-
 
 # ---- recipes / bench ------------------------------------------------------------------------------------------------
 
@@ -436,8 +433,6 @@ def _register_bench_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)
 
-
-_EXTRA_COMMANDS.append(_register_bench_commands)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -11,6 +11,7 @@ Read the modules in this order; each holds one idea:
 - ``cnn``      — a LeNet-sized network assembled from those layers, trained with SGD with momentum.
 - ``run``      — ``run(name, out_dir=...)`` runs one demo (``linreg``, ``gd``, ``mlp``, ``cnn``), logs what it
   did, saves a plot and returns its figures.
+- ``commands`` — ``cnnzoo scratch NAME``: the same demos from the command line.
 
 Nothing is imported here, so ``import cnnzoo.scratch`` stays instant and free of NumPy's heavier friends.
 """

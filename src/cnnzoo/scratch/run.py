@@ -22,7 +22,6 @@ import numpy as np
 
 from cnnzoo.scratch import cnn, linreg, tiny_net
 from cnnzoo.scratch._blas import single_threaded_blas
-# Temporary: switch to cnnzoo.data.idx.read_idx once it exists.
 from cnnzoo.scratch._fashion_mnist import load_fashion_mnist
 
 NAMES = ("linreg", "gd", "mlp", "cnn")

@@ -1,0 +1,250 @@
+"""What every experiment shares: its settings, training one arm, the results files and the verdict dict.
+
+An experiment trains a few *arms* (the same recipe with one thing changed, sometimes over several seeds)
+with ``cnnzoo.engine.train.train``, each into ``<run dir>/arms/<label>-seed<k>/``, then writes into its run
+directory ``results.csv`` (one row per arm and seed), ``results.md`` (claim, verdict, settings, tables) and
+one PNG plot, and returns a JSON-able dict:
+
+    experiment, paper, claim   what is checked and where the claim comes from
+    held                       whether the claim held in this run (a bool)
+    verdict                    one or two sentences with the measured numbers
+    quick                      True for the seconds-long smoke version, whose numbers are not evidence
+    settings                   the training settings used (shared by every arm unless the rows say otherwise)
+    summary                    the experiment's own measurements (means, ratios, ...)
+    rows                       the rows of results.csv
+    run_dir, results_csv, results_md, plot, seconds
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+Log = Callable[[str], None]
+
+RESULT_KEYS = ("experiment", "paper", "claim", "held", "verdict", "quick", "settings", "summary", "rows", "run_dir",
+               "results_csv", "results_md", "plot", "seconds")
+
+
+def log_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class ExperimentSettings:
+    """How to run an experiment: the full version or the quick smoke test, how many seeds, where."""
+
+    run_dir: Path
+    quick: bool = False
+    seeds: int | None = None  # None: the experiment's own default
+    data_dir: str | None = None
+    log: Log = log_to_stderr
+
+    def seed_list(self, default: int) -> list[int]:
+        count = self.seeds if self.seeds is not None else (1 if self.quick else default)
+        if count < 1:
+            raise ValueError(f"seeds must be ≥ 1; got {count}")
+        return list(range(count))
+
+
+def default_run_dir(name: str) -> Path:
+    return Path("runs") / f"experiment-{name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+# ---- training one arm ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ArmRun:
+    """One finished (or diverged) training run of one arm and seed."""
+
+    label: str
+    seed: int
+    summary: dict  # train()'s summary; empty when the run diverged
+    history: list[dict] = field(default_factory=list)  # metrics.csv rows, one per epoch
+    diverged: bool = False
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+    @property
+    def test_top1(self) -> float:
+        return self.summary.get("test_top1", math.nan)
+
+    @property
+    def train_top1(self) -> float:
+        return self.final.get("train_top1", math.nan)
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(row["epoch_seconds"] for row in self.history)
+
+
+def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields: dict, *,
+              position: str = "") -> ArmRun:
+    """Train one arm with ``TrainConfig(**config_fields, seed=seed)`` into ``arms/<label>-seed<seed>``.
+
+    A run whose loss turns NaN is recorded as diverged (that is a result too: e.g. a deep plain net at a rate
+    its residual twin takes) instead of ending the experiment.
+    """
+    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.train import NonFiniteLossError, train
+
+    out = settings.run_dir / "arms" / f"{label}-seed{seed}"
+    config = TrainConfig(**config_fields, seed=seed, data_dir=settings.data_dir, out=str(out))
+    settings.log(f"{position}{label}, seed {seed}: {config.model} {config.model_kwargs or ''}".rstrip())
+    try:
+        summary = train(config, log=lambda message: settings.log(f"    {message}"))
+    except NonFiniteLossError as error:
+        settings.log(f"    diverged: {error}")
+        return ArmRun(label, seed, {}, read_metrics(out), diverged=True)
+    return ArmRun(label, seed, summary, read_metrics(out))
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv of a run directory as a list of dicts of floats (``epoch`` as int); [] if absent."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+# ---- numbers ------------------------------------------------------------------------------------------------------
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value); NaNs are left out."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.{digits}f}%"
+
+
+def rounded(value, digits: int = 5):
+    return round(value, digits) if isinstance(value, float) and not math.isnan(value) else value
+
+
+# ---- results files ------------------------------------------------------------------------------------------------
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(column)) for column in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")  # a bare | would end the cell
+
+
+def write_csv(path: Path, rows: Sequence[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
+
+
+def new_figure(panels: int = 1, *, width: float = 5.6, height: float = 4.2):
+    """A matplotlib Figure on the Agg canvas (no pyplot, no window) and its list of axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width * panels, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, list(figure.subplots(1, panels, squeeze=False)[0])
+
+
+@dataclass
+class Outcome:
+    """What an experiment found, before it is written out."""
+
+    name: str
+    title: str
+    paper: str
+    claim: str
+    held: bool
+    verdict: str
+    settings: dict
+    summary: dict
+    rows: list[dict]
+    figure: object  # a matplotlib Figure
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # extra tables for results.md, by heading
+    notes: list[str] = field(default_factory=list)  # extra paragraphs for results.md
+
+
+def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> dict:
+    """Write results.csv, results.md and plot.png into the run directory and return the result dict."""
+    run_dir = settings.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{key: rounded(value) for key, value in row.items()} for row in outcome.rows]
+    csv_path, md_path, plot_path = run_dir / "results.csv", run_dir / "results.md", run_dir / "plot.png"
+    write_csv(csv_path, rows)
+    outcome.figure.savefig(plot_path, dpi=110)
+    held = "held" if outcome.held else "did not hold"
+    lines = [f"# {outcome.title}", "", f"**Paper:** {outcome.paper}", "", f"**Claim:** {outcome.claim}", "",
+             f"**Result: the claim {held} here.** {outcome.verdict}", ""]
+    if settings.quick:
+        lines += ["*Quick mode: a few hundred images for an epoch or two, to test the plumbing; these numbers are "
+                  "not evidence either way.*", ""]
+    lines += [*(f"{note}\n" for note in outcome.notes)]
+    lines += ["## Settings", "", markdown_table([{"setting": k, "value": _setting_text(k, v)}
+                                                 for k, v in outcome.settings.items()]), ""]
+    for heading, table in outcome.tables.items():
+        lines += [f"## {heading}", "", markdown_table(table), ""]
+    lines += ["## Runs", "", markdown_table(rows), "", f"![plot]({plot_path.name})", ""]
+    md_path.write_text("\n".join(lines))
+    seconds = round(time.perf_counter() - started, 1)
+    settings.log(f"{outcome.name}: the claim {held}. {outcome.verdict}")
+    settings.log(f"results: {md_path} ({seconds:.0f} s)")
+    return {
+        "experiment": outcome.name, "paper": outcome.paper, "claim": outcome.claim, "held": bool(outcome.held),
+        "verdict": outcome.verdict, "quick": settings.quick, "settings": _jsonable(outcome.settings),
+        "summary": _jsonable(outcome.summary), "rows": _jsonable(rows), "run_dir": str(run_dir),
+        "results_csv": str(csv_path), "results_md": str(md_path), "plot": str(plot_path), "seconds": seconds,
+    }
+
+
+def _setting_text(key: str, value) -> str:
+    if key.endswith("_subset") and value is None:
+        return "all"
+    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+
+
+def _jsonable(value):
+    """Plain JSON types: NaN becomes None, tuples lists, Paths strings."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,56 @@
+"""The experiments by name, with what each checks, and ``run_experiment`` to run one.
+
+This module imports neither torch nor the experiments themselves, so that ``cnnzoo experiment --help`` and
+``cnnzoo --help`` stay instant; an experiment's module is imported when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnzoo.experiments.base import ExperimentSettings, Log, default_run_dir, log_to_stderr
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    checks: str  # one line for --help
+    module: str  # cnnzoo.experiments.<module> has run(settings) (or run(name, settings) when by_name)
+    by_name: bool = False
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("relu-vs-tanh", "AlexNet §3.1: a 4-layer CNN reaches 25% training error ~6× faster with ReLU "
+                               "than with tanh", "relu_vs_tanh"),
+    Experiment("dropout", "AlexNet §4.2: dropout in the FC layers shrinks the train-test gap", "dropout"),
+    Experiment("lrn", "AlexNet §3.3: local response normalisation improves test accuracy", "ablations",
+               by_name=True),
+    Experiment("overlapping-pool", "AlexNet §3.4: 3×3/2 pooling beats 2×2/2", "ablations", by_name=True),
+    Experiment("batchnorm", "Ioffe & Szegedy: BatchNorm trains faster (lenet5_bn vs lenet5, same budget)",
+               "ablations", by_name=True),
+    Experiment("depth", "ResNet §4.2: plain-56 trains worse than plain-20 (degradation); ResNet-56 does not",
+               "depth"),
+    Experiment("params", "ResNet bottleneck 69,632 vs 1,179,648 weights; GoogLeNet's 1×1 reductions (no "
+                         "training)", "params"),
+)}
+
+
+class UnknownExperimentError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = None, seeds: int | None = None,
+                   data_dir: str | None = None, log: Log = log_to_stderr) -> dict:
+    """Run experiment ``name`` (see EXPERIMENTS) and return its result dict (see ``cnnzoo.experiments.base``)."""
+    if name not in EXPERIMENTS:
+        raise UnknownExperimentError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"--seeds must be at least 1; got {seeds}")
+    experiment = EXPERIMENTS[name]
+    settings = ExperimentSettings(run_dir=Path(out) if out else default_run_dir(name), quick=quick, seeds=seeds,
+                                  data_dir=data_dir, log=log)
+    module = importlib.import_module(f"cnnzoo.experiments.{experiment.module}")
+    return module.run(name, settings) if experiment.by_name else module.run(settings)
