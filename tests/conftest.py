@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnnzoo.data.errors import DataFilesMissing
 from cnnzoo.data.idx import write_idx
-
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+from cnnzoo.data.sources import find_dataset_files
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +33,27 @@ def tiny_mnist_dir(tmp_path_factory) -> Path:
     return root
 
 
+def find_fashion_mnist() -> Path | None:
+    """Where cnnzoo finds the real Fashion-MNIST (`make test` installs Debian's copy), without downloading."""
+    try:
+        return find_dataset_files("fashion-mnist")
+    except DataFilesMissing:
+        return None
+
+
+SKIP_REASON = "the real Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_dir() -> Path:
-    """The real Fashion-MNIST from Debian's dataset-fashion-mnist (`make test` installs it); skip without it."""
-    if not all((FASHION_MNIST_DIR / f"{name}.gz").is_file() for name in FILES):
-        pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
-    return FASHION_MNIST_DIR
+    """The directory of the real Fashion-MNIST; the test is skipped without it."""
+    found = find_fashion_mnist()
+    if found is None:
+        pytest.skip(SKIP_REASON)
+    return found
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.needs_fashion_mnist` skips a test when the real data set is absent."""
+    if item.get_closest_marker("needs_fashion_mnist") and find_fashion_mnist() is None:
+        pytest.skip(SKIP_REASON)

@@ -16,23 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from cnnzoo.data.errors import DataFilesMissing
-from cnnzoo.data.sources import find_dataset_files
 from cnnzoo.experiments import EXPERIMENTS, run_experiment
 from cnnzoo.experiments.base import RESULT_KEYS, markdown_table, mean_std
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _have_fashion_mnist() -> bool:
-    try:
-        find_dataset_files("fashion-mnist")
-    except DataFilesMissing:
-        return False
-    return True
-
-
-needs_data = pytest.mark.skipif(not _have_fashion_mnist(), reason="Fashion-MNIST not found (see cnnzoo.data.sources)")
+needs_data = pytest.mark.needs_fashion_mnist
 
 # Rows each quick experiment writes (arms × seeds); batchnorm runs with 2 seeds to exercise the spread.
 QUICK_SEEDS = {"batchnorm": 2}

@@ -14,19 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo.data.errors import DataFilesMissing
-from cnnzoo.data.sources import find_dataset_files
 from cnnzoo.scratch import cnn, layers, linreg, tiny_net
 
 
-def _have_fashion_mnist() -> bool:
-    try:
-        find_dataset_files("fashion-mnist")
-    except DataFilesMissing:
-        return False
-    return True
-
-
-needs_data = pytest.mark.skipif(not _have_fashion_mnist(), reason="Fashion-MNIST not found (see cnnzoo.data.sources)")
+needs_data = pytest.mark.needs_fashion_mnist
 
 
 def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6, entries: np.ndarray | None = None) -> np.ndarray:
