@@ -8,8 +8,9 @@ Here: ``convnet(activation=..., hidden=256)`` — two 5×5 conv + 2×2 max-pool 
 on Fashion-MNIST, trained with plain SGD (no momentum, no weight decay: the figure used no regularisation)
 at one constant learning rate for both activations. The training error is the per-epoch mean of the
 mini-batch errors (metrics.csv's ``train_top1``), and an "epoch" is a pass over the first 2,500 training
-images, so the time to the threshold is measured every 20 steps rather than every 470. Both networks start
-from PyTorch's default initialisation, so any difference comes from the activation alone.
+images, so the time to the threshold is measured every 20 steps rather than every 470. Each network starts
+from the initialisation derived for its activation (He et al. for ReLU, Glorot & Bengio for tanh), so neither
+is handicapped by a default that suits the other.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def run(settings: ExperimentSettings) -> dict:
                  "mean_seconds_to_25pct": mean_seconds, "tanh_over_relu_epochs": ratio,
                  "images_per_epoch": images_per_epoch},
         rows=rows, figure=figure,
-        notes=["Both activations start from PyTorch's default initialisation (weights of variance 1/(3·fan_in)), "
-               "which shrinks a ReLU network's signal more per layer than a tanh network's; the paper does not say "
-               "how its Fig. 1 networks were initialised, and tuned each one's learning rate separately."])
+        notes=["Each activation starts from the initialisation derived for it (He et al. 2015 for ReLU, Glorot & "
+               "Bengio 2010 with tanh's gain for tanh) and both use one learning rate; the paper does not say how "
+               "its Fig. 1 networks were initialised, and tuned each one's learning rate separately."])
     return finish(outcome, settings, started)

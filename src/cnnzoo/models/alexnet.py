@@ -4,7 +4,8 @@ NeurIPS 2012.
 ``alexnet_2012`` is the paper's network: 227×227×3 input (the paper writes 224, but 11×11/4 convolutions only
 give its 55×55 maps from 227), conv1 96@11×11/4, local response normalisation (k = 2, n = 5, α = 1e-4,
 β = 0.75), overlapping max-pooling 3×3/2, conv2 256@5×5, LRN, pool, conv3 384@3×3, conv4 384@3×3,
-conv5 256@3×3, pool, then fc6 4096, fc7 4096 with dropout 0.5 before each, and fc8. The two GPU towers are
+conv5 256@3×3, pool, then fc6 4096 and fc7 4096, each followed by dropout 0.5 (section 4.2 drops the outputs
+of the hidden neurons of these two layers; torchvision puts the dropouts before fc6 and fc7 instead), and fc8. The two GPU towers are
 kept as convolution groups: conv2, conv4 and conv5 see only their own tower's maps (groups=2), conv3 sees
 both. Initialisation as in section 5: weights N(0, 0.01), biases 1 in conv2, conv4, conv5 and the hidden FC
 layers (to give ReLUs positive inputs early), 0 elsewhere.
@@ -36,10 +37,11 @@ PAPER = "Krizhevsky, Sutskever & Hinton, 2012"
 
 
 def _flat_classifier(in_features: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    # fc6 and fc7, each output dropped with probability `dropout` during training, then fc8
     return nn.Sequential(
         nn.Flatten(),
-        nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
         nn.Linear(hidden, num_classes),
     )
 
@@ -77,16 +79,24 @@ class AlexNet2012(ZooModel):
         return self.features(x)
 
 
+def _simplified_side(input_size: int) -> int:
+    """Side of the d2l AlexNet's last feature map: conv1 11×11/4 pad 1, then three 3×3/2 max-pools."""
+    side = conv_output_size(input_size, 11, stride=4, padding=1)
+    for _ in range(3):  # the convolutions between the pools keep the size
+        side = conv_output_size(side, 3, 2)
+    return side
+
+
 class AlexNetSimplified(ZooModel):
     """The d2l book's single-tower AlexNet (no LRN, no groups)."""
 
     def __init__(self, *, num_classes: int, in_channels: int, input_size: int) -> None:
         super().__init__()
-        side = conv_output_size(input_size, 11, stride=4, padding=1)
-        for kernel, stride in ((3, 2), (3, 2), (3, 2)):  # the three max-pools (the convs keep the size)
-            side = conv_output_size(side, kernel, stride)
+        side = _simplified_side(input_size)
         if side < 1:
-            raise ValueError(f"alexnet needs input_size ≥ 63; got {input_size}. Use alexnet_small for small images.")
+            smallest = next(n for n in range(1, 512) if _simplified_side(n) >= 1)
+            raise ValueError(f"alexnet needs input_size ≥ {smallest}; got {input_size}. "
+                             f"Use alexnet_small for small images.")
         self.cfg = ModelConfig("alexnet", (in_channels, input_size, input_size), num_classes,
                                min_size=input_size, fixed_size=True, small_variant="alexnet_small", paper=PAPER)
         self.features = nn.Sequential(
@@ -114,7 +124,9 @@ class AlexNetSmall(ZooModel):
         for _ in range(3):  # three 3×3/2 (or 2×2/2) pools; the convolutions keep the size
             side = conv_output_size(side, pool_kernel, 2)
         if side < 1:
-            raise ValueError(f"alexnet_small needs input_size ≥ 15; got {input_size}")
+            smallest = 8 if pool_kernel == 2 else 15
+            raise ValueError(f"alexnet_small needs input_size ≥ {smallest} with {pool_kernel}×{pool_kernel}/2 "
+                             f"pools; got {input_size}")
         self.cfg = ModelConfig("alexnet_small", (in_channels, input_size, input_size), num_classes,
                                min_size=input_size, fixed_size=True, paper=PAPER)
         c1, c2, c3, c4, c5 = widths
