@@ -64,7 +64,8 @@ def test_training_benchmark_reports_both_sides_and_their_ratio():
 
 def test_inference_benchmark_agrees_with_eager():
     images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
-    row = inference_throughput("resnet18", images, batch_size=4, repeats=1, agreement_images=8, method="script")
+    row = inference_throughput("resnet18", images, batch_size=4, repeats=1, agreement_images=8, method="script",
+                               precision="fp32")
     assert row["top1_agreement"] == 1.0 and row["ratio"] > 0
 
 

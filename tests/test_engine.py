@@ -179,6 +179,17 @@ def test_evaluate_and_predict_from_a_run(tiny_mnist_dir, tmp_path):
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
 
 
+def test_auxiliary_outputs_add_their_weighted_losses():
+    from torch.nn.functional import cross_entropy
+
+    from cnnzoo.engine.train import compute_loss
+
+    targets = torch.tensor([0, 2])
+    main, aux1, aux2 = torch.randn(2, 3), torch.randn(2, 3), torch.randn(2, 3)
+    expected = cross_entropy(main, targets) + 0.3 * (cross_entropy(aux1, targets) + cross_entropy(aux2, targets))
+    assert compute_loss((main, aux1, aux2), targets, 0.0, 0.3) == pytest.approx(expected.item())
+
+
 def test_googlenet_auxiliary_losses_train(tiny_mnist_dir, tmp_path):
     summary = train(tiny_config(tiny_mnist_dir, tmp_path / "g", model="googlenet_small", epochs=1, batch_size=100,
                                 train_subset=200, test_subset=100))
@@ -190,3 +201,48 @@ def test_short_real_fashion_mnist_run_reaches_a_floor(fashion_mnist_dir, tmp_pat
     summary = train(TrainConfig(model="lenet5", dataset="fashion-mnist", data_dir=str(fashion_mnist_dir), epochs=2, batch_size=64, lr=0.05,
                                 train_subset=10_000, test_subset=2_000, out=str(tmp_path / "real")))
     assert summary["test_top1"] > 0.75
+
+
+def test_resume_extends_a_finished_run_and_refuses_other_changes(tiny_mnist_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(tiny_mnist_dir, run, epochs=1))
+    with pytest.raises(ValueError, match="raise --epochs"):
+        train(None, resume=run)
+    with pytest.raises(ValueError, match="only epochs"):
+        train(None, resume=run, overrides={"lr": 0.1})
+    summary = train(None, resume=run, overrides={"epochs": 2})
+    assert summary["epochs"] == 2
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+
+
+def test_ten_crop_needs_crops_and_uses_padded_images(tiny_mnist_dir, tmp_path):
+    with pytest.raises(ValueError, match="--crop-padding"):
+        train(tiny_config(tiny_mnist_dir, tmp_path / "a", epochs=1, test_views="ten-crop"))
+    summary = train(tiny_config(tiny_mnist_dir, tmp_path / "b", epochs=1, test_views="ten-crop", crop_padding=2))
+    assert summary["test_views"] == "ten-crop"
+    loaded = load_trained(tmp_path / "b")
+    views = loaded.input.eval_pipeline("ten-crop")(torch.full((3, 1, 28, 28), 255, dtype=torch.uint8))
+    assert views.shape == (10, 3, 1, 28, 28)
+    corner, centre = views[0], views[4]
+    assert not torch.equal(corner, centre)  # a padded corner crop shows the zero border
+
+
+def test_misspelt_model_setting_is_a_clear_error(tiny_mnist_dir, tmp_path):
+    with pytest.raises(ValueError, match="dropuot"):
+        train(tiny_config(tiny_mnist_dir, tmp_path / "r", model="mlp", model_kwargs={"dropuot": 0.1}))
+
+
+def test_folders_too_big_for_memory_stream_through_training(tmp_path, monkeypatch):
+    import cnnzoo.data.folder as folder
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for label, colour in enumerate((30, 220)):
+            (tmp_path / "imgs" / split / f"class{label}").mkdir(parents=True)
+            for index in range(12):
+                pixels = np.clip(rng.normal(colour, 10, (20, 20, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "imgs" / split / f"class{label}" / f"{index}.png")
+    monkeypatch.setattr(folder, "DEFAULT_MEMORY_BUDGET", 1)  # force the streaming path
+    summary = train(TrainConfig(model="lenet5", dataset=f"folder:{tmp_path / 'imgs'}", epochs=3, batch_size=8,
+                                lr=0.05, out=str(tmp_path / "run")))
+    assert summary["test_top1"] == 1.0  # dark vs bright images

@@ -165,3 +165,10 @@ def test_every_model_shares_the_feature_and_head_surface(name):
         assert torch.allclose(model.forward_head(features), logits_of(model(x)), atol=1e-5)
     assert len(cfg.mean) == len(cfg.std) == cfg.input_size[0]
     assert cfg.name == name
+
+
+def test_zero_init_residual_starts_each_branch_at_zero():
+    model = cnnzoo.create_model("resnet18_small", zero_init_residual=True)
+    last_scales = [block.conv2[1].weight for stage in (model.layer1, model.layer4) for block in stage]
+    assert all(not scale.any() for scale in last_scales)
+    assert cnnzoo.create_model("resnet18_small").layer1[0].conv2[1].weight.all()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -64,33 +63,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from cnnzoo.inspect.summary import summary
-    from cnnzoo.registry import create_model
+    from cnnzoo.registry import build_for_size
 
     kwargs = {}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     if args.input_size is not None:
         kwargs["in_channels"] = args.input_size[0]
-    model = _build_for_input(create_model, args.model, kwargs, args.input_size)
+    model = build_for_size(args.model, args.input_size[1] if args.input_size else None, **kwargs)
     result = summary(model, args.input_size)
     if args.json:
         _print_json(result.to_dict())
     else:
         print(result)
     return 0
-
-
-def _build_for_input(create_model: Callable, name: str, kwargs: dict, input_size) -> object:
-    """Build ``name``; models whose head depends on the image size are built for ``input_size``."""
-    import inspect as pyinspect
-
-    from cnnzoo.registry import get_builder
-
-    accepted = pyinspect.signature(get_builder(name)).parameters
-    kwargs = {k: v for k, v in kwargs.items() if k in accepted or k in ("num_classes", "in_channels")}
-    if input_size is not None and "input_size" in accepted:
-        kwargs["input_size"] = input_size[1]
-    return create_model(name, **kwargs)
 
 
 # ---- parser -----------------------------------------------------------------------------------------------------
@@ -213,17 +199,25 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnzoo.engine.train import train
+    from cnnzoo.engine.train import RESUMABLE_SETTINGS, train
 
-    base = None
-    if args.recipe:
-        from cnnzoo.recipes import load_recipe
+    if args.resume is not None:
+        given = {name: getattr(args, name) for name in (*TRAIN_HELP, "model_kwargs") if getattr(args, name, None) is not None}
+        fixed = sorted(set(given) - set(RESUMABLE_SETTINGS))
+        if args.recipe or fixed:
+            raise CliError(f"--resume continues a run with its own settings; only "
+                           f"{', '.join('--' + n.replace('_', '-') for n in RESUMABLE_SETTINGS)} can change "
+                           f"(got {', '.join('--' + n.replace('_', '-') for n in fixed) or '--recipe'})")
+        summary = train(None, resume=args.resume, overrides=given, progress=not args.no_progress)
+    else:
+        base = None
+        if args.recipe:
+            from cnnzoo.recipes import load_recipe
 
-        base = load_recipe(args.recipe).config
-    if args.resume is None and base is None and args.model is None:
-        raise CliError("say what to train: --model NAME (and --dataset), --recipe NAME, or --resume RUN_DIR")
-    config = config_from_args(args, base)
-    summary = train(config, resume=args.resume, progress=not args.no_progress)
+            base = load_recipe(args.recipe).config
+        if base is None and args.model is None:
+            raise CliError("say what to train: --model NAME (and --dataset), --recipe NAME, or --resume RUN_DIR")
+        summary = train(config_from_args(args, base), progress=not args.no_progress)
     print(f"test accuracy {summary['test_top1']:.2%} (top-5 {summary['test_top5']:.2%}) after {summary['epochs']} "
           f"epochs, {summary['train_seconds']:.0f} s of training; plots and checkpoints in {summary['run_dir']}",
           file=sys.stderr)

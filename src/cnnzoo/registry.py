@@ -60,3 +60,19 @@ def create_model(name: str, **kwargs) -> "nn.Module":
     """Build the registered model ``name``; keyword arguments go to its builder
     (``num_classes``, ``in_channels`` and, where the head depends on it, ``input_size``)."""
     return get_builder(name)(**kwargs)
+
+
+def accepts_input_size(name: str) -> bool:
+    """Whether the builder of ``name`` can size the model for a given image side (``input_size=``)."""
+    import inspect
+
+    parameters = inspect.signature(get_builder(name)).parameters
+    # builders with **options (NiN, GoogLeNet, DenseNet) pass input_size on to their model's configuration
+    return "input_size" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def build_for_size(name: str, side: int | None, **kwargs) -> "nn.Module":
+    """``create_model(name, **kwargs)``, built for ``side``×``side`` images where the builder takes a size."""
+    if side is not None and accepts_input_size(name):
+        kwargs["input_size"] = side
+    return create_model(name, **kwargs)

@@ -25,11 +25,11 @@ def real_images_224(images: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def inference_throughput(model_name: str, images: torch.Tensor, *, batch_size: int = 16, repeats: int = 3,
-                         agreement_images: int = 64, method: str = "compile") -> dict:
+                         agreement_images: int = 64, method: str = "compile", precision: str = "auto") -> dict:
     torch.manual_seed(0)
     model = create_model(model_name).eval()
     batch = real_images_224(images, batch_size)
-    fast = optimize_for_inference(model, batch, method=method)
+    fast = optimize_for_inference(model, batch, method=method, precision=precision)
     eager = create_model(model_name).eval()
     eager.load_state_dict(model.state_dict())
 

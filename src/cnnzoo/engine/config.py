@@ -80,7 +80,10 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        if self.epochs < 1 and self.time_budget is None:
-            raise ValueError(f"epochs must be ≥ 1 (got {self.epochs}), or give a time budget")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"batch_size and lr must be positive; got {self.batch_size} and {self.lr}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1 (with a time budget it is the most that will run); got {self.epochs}")
+        if self.batch_size < 1 or self.lr <= 0 or self.checkpoint_every < 1:
+            raise ValueError(f"batch_size, lr and checkpoint_every must be positive; got {self.batch_size}, {self.lr} "
+                             f"and {self.checkpoint_every}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time_budget must be a positive number of seconds; got {self.time_budget}")

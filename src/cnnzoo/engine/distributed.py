@@ -43,11 +43,28 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def agree_max(values: list[float], device: torch.device) -> list[float]:
+    """The element-wise maximum of ``values`` over all processes (the values themselves when not distributed).
+
+    Processes must take the same decisions — stop for the time budget, stop for a non-finite loss, use the same
+    learning rate — or DistributedDataParallel waits forever for a process that left, or lets the copies drift.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.tolist()
+
+
+def from_main_process(value: float, device: torch.device) -> float:
+    """Process 0's ``value`` on every process (e.g. its test error, which drives the plateau schedule)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return tensor.item()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.data.augment import EvalViews
-from cnnzoo.data.tensors import ImageTensors, iterate_batches
+from cnnzoo.data.tensors import Batches, iterate_batches
 from cnnzoo.engine.runtime import autocast
 
 
@@ -46,11 +46,16 @@ def predict_logits(model: nn.Module, batch: torch.Tensor, views: EvalViews, *, d
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageTensors, views: EvalViews, *, num_classes: int, batch_size: int = 500,
+def evaluate(model: nn.Module, data: Batches, views: EvalViews, *, num_classes: int, batch_size: int = 500,
              device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False) -> EvalResult:
-    """Accuracy of ``model`` on ``data`` (uint8 images) seen through ``views``. The model is left in eval mode."""
+    """Accuracy of ``model`` on ``data`` (uint8 images, in memory or streamed) seen through ``views``.
+
+    ``batch_size`` counts model inputs: with ten-crop views, 50 images make a batch of 500. The model is left
+    in eval mode.
+    """
     device = torch.device(device)
     model.eval()
+    batch_size = max(1, batch_size // views.num_views)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     correct5 = total = 0
     loss_sum = 0.0

@@ -28,29 +28,51 @@ def fit_images(images: torch.Tensor, size: int) -> torch.Tensor:
     return images
 
 
-def channel_statistics(images: torch.Tensor, max_images: int = 10_000) -> tuple[list[float], list[float]]:
+def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images on the [0, 1] scale."""
-    sample = images[:max_images].to(torch.float32) / 255.0
+    sample = images.to(torch.float32) / 255.0
     mean = sample.mean(dim=(0, 2, 3))
     std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
     return [round(v, 4) for v in mean.tolist()], [round(v, 4) for v in std.tolist()]
 
 
 @dataclass
+class PaddedTenCrop:
+    """Ten-crop views of images zero-padded as training padded them, so the corner crops are real crops."""
+
+    views_of: EvalViews
+    padding: int
+    views: str = "ten-crop"
+    num_views: int = 10
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.views_of(F.pad(batch, (self.padding,) * 4))
+
+
+@dataclass
 class InputSpec:
-    """What the model gets: ``size``×``size`` images normalised by ``mean``/``std``."""
+    """What the model gets: ``size``×``size`` images normalised by ``mean``/``std``; ``crop_padding`` is the
+    zero padding its random training crops were cut from (0 when it was trained without crops)."""
 
     size: int
     mean: list[float]
     std: list[float]
+    crop_padding: int = 0
 
-    def train_pipeline(self, *, crop_padding: int, flip: bool, pca_std: float,
-                       eigvals: torch.Tensor | None = None, eigvecs: torch.Tensor | None = None) -> TrainAugment:
-        return TrainAugment(out_size=self.size, crop_padding=crop_padding, flip=flip, pca_std=pca_std,
+    def train_pipeline(self, *, flip: bool, pca_std: float, eigvals: torch.Tensor | None = None,
+                       eigvecs: torch.Tensor | None = None) -> TrainAugment:
+        return TrainAugment(out_size=self.size, crop_padding=self.crop_padding, flip=flip, pca_std=pca_std,
                             mean=self.mean, std=self.std, eigvals=eigvals, eigvecs=eigvecs)
 
-    def eval_pipeline(self, views: str = "center") -> EvalViews:
-        return EvalViews(out_size=self.size, views=views, mean=self.mean, std=self.std)
+    def eval_pipeline(self, views: str = "center") -> EvalViews | PaddedTenCrop:
+        base = EvalViews(out_size=self.size, views=views, mean=self.mean, std=self.std)
+        if views != "ten-crop":
+            return base
+        if self.crop_padding == 0:
+            raise ValueError("ten-crop views are crops of a larger image, but this model was trained on whole "
+                             "images (no --crop-padding), so all ten would be the same; use --views flip, or train "
+                             "with --crop-padding N")
+        return PaddedTenCrop(base, self.crop_padding)
 
     def to_dict(self) -> dict:
-        return {"size": self.size, "mean": self.mean, "std": self.std}
+        return {"size": self.size, "mean": self.mean, "std": self.std, "crop_padding": self.crop_padding}

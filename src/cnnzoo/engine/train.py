@@ -13,7 +13,7 @@ Run directory (``--out``, default ``runs/<model>-<dataset>-<timestamp>/``):
 from __future__ import annotations
 
 import csv
-import inspect as pyinspect
+import dataclasses
 import json
 import math
 import sys
@@ -29,7 +29,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.data.augment import rgb_pca
-from cnnzoo.data.tensors import DatasetSplits, ImageTensors, iterate_batches, load_dataset
+from cnnzoo.data.tensors import Batches, ImageTensors, iterate_batches, load_dataset
 from cnnzoo.engine import distributed
 from cnnzoo.engine.checkpoint import load_checkpoint, save_checkpoint
 from cnnzoo.engine.config import TrainConfig
@@ -38,7 +38,7 @@ from cnnzoo.engine.inputs import InputSpec, channel_statistics, fit_images
 from cnnzoo.engine.runtime import autocast, resolve_device, resolve_precision, seed_everything, synchronize
 from cnnzoo.engine.schedules import PlateauDivider, lr_factor
 from cnnzoo.models.base import InputShapeError
-from cnnzoo.registry import get_builder
+from cnnzoo.registry import accepts_input_size, build_for_size
 
 Log = Callable[[str], None]
 
@@ -66,25 +66,21 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, native_
     a fixed-size network such as LeNet-1998 — the model's own default size is used and the images are padded
     or resized to it.
     """
-    builder = get_builder(config.model)
-    accepted = pyinspect.signature(builder).parameters
     kwargs = {"num_classes": num_classes, "in_channels": in_channels, **config.model_kwargs}
     candidates = [config.input_size] if config.input_size else [native_side, None]
     for attempt, side in enumerate(candidates):
         last = attempt == len(candidates) - 1
-        build_kwargs = dict(kwargs)
-        if side is not None and "input_size" in accepted:
-            build_kwargs["input_size"] = side
         try:
-            model = builder(**build_kwargs)
+            model = build_for_size(config.model, side, **kwargs)
+        except TypeError as error:  # a misspelt --model-kwargs key
+            raise ValueError(f"{config.model} does not take these settings {config.model_kwargs}: {error}") from None
         except ValueError:
             if last:
                 raise
             continue
         cfg = model.cfg
         side = side or cfg.input_size[1]
-        fits = side >= cfg.min_size and (not cfg.fixed_size or side == cfg.input_size[1])
-        if fits:
+        if side >= cfg.min_size and (not cfg.fixed_size or side == cfg.input_size[1]):
             return model, side
         if last:
             raise InputShapeError(
@@ -123,7 +119,8 @@ def compute_loss(outputs, targets: torch.Tensor, label_smoothing: float, aux_wei
 def training_step(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, augment, generator: torch.Generator,
                   optimizer: torch.optim.Optimizer, device: torch.device, precision: str = "fp32",
                   memory_format: torch.memory_format = torch.channels_last, label_smoothing: float = 0.0,
-                  aux_weight: float = 0.0, grad_clip: float | None = None) -> tuple[torch.Tensor, object]:
+                  aux_weight: float = 0.0, grad_clip: float | None = None,
+                  scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, object]:
     """One optimiser step on a uint8 batch: augment, forward (under autocast), loss, backward, step.
 
     Raises ``NonFiniteLossError`` (its message the loss value) before touching the weights if the loss is not
@@ -133,13 +130,23 @@ def training_step(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
     with autocast(device, precision):
         outputs = net(x)
     loss = compute_loss(outputs, labels, label_smoothing, aux_weight)
-    if not torch.isfinite(loss):
+    # every process must see the same verdict before backward, or the others would wait for its gradients
+    non_finite, = distributed.agree_max([float(not torch.isfinite(loss))], loss.device)
+    if non_finite:
         raise NonFiniteLossError(str(loss.item()))
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        if grad_clip:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
     return loss, outputs
 
 
@@ -230,16 +237,83 @@ class _Progress:
             self.bar.remove_task(task)
 
 
-def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = False, log: Log = log_to_stderr) -> dict:
+@dataclass
+class PreparedData:
+    """The datasets as the model will see them, and what the checkpoints must remember about that."""
+
+    train: Batches
+    test: Batches
+    classes: list[str]
+    channels: int
+    native_side: int  # the dataset's own image side
+    spec: InputSpec
+
+
+def _random_subset(data: Batches, count: int | None, seed: int) -> Batches:
+    """A seeded random ``count`` of the images (not the first ones: image folders are ordered by class)."""
+    if not count or count >= len(data):
+        return data
+    return data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count])
+
+
+def _statistics_sample(data: Batches, seed: int, count: int = 10_000) -> torch.Tensor:
+    """Up to ``count`` training images, drawn at random, for the normalisation statistics and PCA."""
+    generator = torch.Generator().manual_seed(seed)
+    return next(iterate_batches(data, count, shuffle=True, generator=generator))[0]
+
+
+def prepare_data(config: TrainConfig, device: torch.device) -> tuple[PreparedData, nn.Module]:
+    """Load the dataset, build the model for it, and move the images where training happens."""
+    data = load_dataset(config.dataset, config.data_dir)
+    train_data = _random_subset(data.train, config.train_subset, config.seed)
+    test_data = _random_subset(data.test, config.test_subset, config.seed)
+    sample = _statistics_sample(train_data, config.seed)
+    channels, native_side = sample.shape[1], sample.shape[-1]
+    model, side = build_model(config, len(data.classes), channels, native_side)
+    if isinstance(train_data, ImageTensors):
+        # in memory: pad once if the model wants slightly larger images, then keep it all on the device
+        train_data = ImageTensors(fit_images(train_data.images, side), train_data.labels)
+        test_data = ImageTensors(fit_images(test_data.images, side), test_data.labels)
+    mean, std = channel_statistics(fit_images(sample, side))
+    spec = InputSpec(size=side, mean=mean, std=std, crop_padding=config.crop_padding)
+    prepared = PreparedData(train_data.to(device), test_data.to(device), data.classes, channels, native_side, spec)
+    return prepared, model
+
+
+def _augmentation(config: TrainConfig, prepared: PreparedData):
+    eigvals = eigvecs = None
+    if config.pca_noise > 0:
+        if prepared.channels != 3:
+            raise ValueError(f"PCA colour noise needs RGB images; {config.dataset} has {prepared.channels} channel(s). "
+                             f"Drop --pca-noise for grey datasets.")
+        eigvals, eigvecs = rgb_pca(_statistics_sample(prepared.train, config.seed).cpu())
+    return prepared.spec.train_pipeline(flip=config.flip, pca_std=config.pca_noise, eigvals=eigvals, eigvecs=eigvecs)
+
+
+RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads")
+
+
+def _resumed_config(run_dir: Path, overrides: dict | None) -> TrainConfig:
+    config = TrainConfig.from_json(run_dir / "config.json")
+    config.out = str(run_dir)
+    for name, value in (overrides or {}).items():
+        if name not in RESUMABLE_SETTINGS:
+            raise ValueError(f"a resumed run keeps its settings; only {', '.join(RESUMABLE_SETTINGS)} can change "
+                             f"(got {name})")
+        setattr(config, name, value)
+    return config
+
+
+def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: dict | None = None, progress: bool = False,
+          log: Log = log_to_stderr) -> dict:
     """Train ``config.model`` on ``config.dataset``; returns the run's summary (also written to summary.json).
 
     With ``resume``, ``config`` is ignored: the run directory's own ``config.json`` and ``checkpoints/last``
-    continue the run where it stopped.
+    continue the run where it stopped; ``overrides`` may change epochs, time_budget, device and threads
+    (e.g. more epochs to extend a finished run).
     """
     if resume is not None:
-        resume = Path(resume)
-        config = TrainConfig.from_json(resume / "config.json")
-        config.out = str(resume)
+        config = _resumed_config(Path(resume), overrides)
     config.validate()
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
@@ -251,30 +325,14 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
     if not main_process:
         log = lambda message: None  # noqa: E731 - only rank 0 speaks
 
-    data = load_dataset(config.dataset, config.data_dir)
-    if config.train_subset:
-        data.train = data.train.subset(torch.arange(min(config.train_subset, len(data.train))))
-    if config.test_subset:
-        data.test = data.test.subset(torch.arange(min(config.test_subset, len(data.test))))
-    channels, native_side = data.train.images.shape[1], data.train.images.shape[-1]
-    model, side = build_model(config, len(data.classes), channels, native_side)
-    train_set = ImageTensors(fit_images(data.train.images, side), data.train.labels).to(device)
-    test_set = ImageTensors(fit_images(data.test.images, side), data.test.labels).to(device)
-    mean, std = channel_statistics(train_set.images)
-    spec = InputSpec(size=side, mean=mean, std=std)
-    eigvals = eigvecs = None
-    if config.pca_noise > 0:
-        if channels != 3:
-            raise ValueError(f"PCA colour noise needs RGB images; {config.dataset} has {channels} channel(s). "
-                             f"Drop --pca-noise for grey datasets.")
-        eigvals, eigvecs = rgb_pca(train_set.images)
-    augment = spec.train_pipeline(crop_padding=config.crop_padding, flip=config.flip, pca_std=config.pca_noise,
-                                  eigvals=eigvals, eigvecs=eigvecs)
-    test_views = spec.eval_pipeline(config.test_views)
-
+    prepared, model = prepare_data(config, device)
+    augment = _augmentation(config, prepared)
+    test_views = prepared.spec.eval_pipeline(config.test_views)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     optimizer = make_optimizer(model, config)
+    # fp16 needs loss scaling so small gradients do not underflow; for other precisions the scaler is inert
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     ema = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         if config.ema_decay else None)
@@ -289,35 +347,38 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
         optimizer.load_state_dict(checkpoint.optimizer_state())
         if ema is not None:
             ema.load_state_dict(checkpoint.group("ema"))
+        if checkpoint.meta.get("scaler"):
+            scaler.load_state_dict(checkpoint.meta["scaler"])
         _restore_rng(checkpoint, generator)
         state = RunState(**checkpoint.meta["run_state"])
         plateau = PlateauDivider(**state.plateau) if state.plateau else plateau
+        budget_left = config.time_budget is None or state.train_seconds < config.time_budget
+        if state.epoch >= config.epochs or not budget_left:
+            raise ValueError(f"{run_dir} already ran {state.epoch} epochs ({state.train_seconds:.0f} s of training); "
+                             f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
         log(f"resuming {run_dir} after epoch {state.epoch}")
-    elif main_process:
+    if main_process:
         (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "versions": versions()}, indent=2))
 
-    net = torch.compile(model) if config.compile else model
-    if distributed_run:
-        net = distributed.wrap(net, device)
+    net = distributed.wrap(model, device) if distributed_run else model
+    net = torch.compile(net) if config.compile else net
     aux_weight = getattr(model, "aux_loss_weight", 0.0)
     world, rank = distributed.world_size(), distributed.rank()
-    steps_per_epoch = max(1, len(train_set) // config.batch_size // world)
+    steps_per_epoch = max(1, len(prepared.train) // config.batch_size // world)
     total_steps = config.epochs * steps_per_epoch
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    meta_common = {"model": config.model, "model_kwargs": _built_kwargs(model, config, side), "classes": data.classes,
-                   "input": spec.to_dict(), "data_size": native_side, "dataset": config.dataset,
-                   "versions": versions()}
-    log(f"{config.model}: {params:,} parameters, {side}×{side}×{channels} input; {config.dataset}: "
-        f"{len(train_set):,} train / {len(test_set):,} test images; {device.type}, {precision}"
+    meta_common = {"model": config.model, "model_kwargs": _built_kwargs(model, config, prepared.spec.size),
+                   "classes": prepared.classes, "input": prepared.spec.to_dict(), "data_size": prepared.native_side,
+                   "dataset": config.dataset, "versions": versions()}
+    side = prepared.spec.size
+    log(f"{config.model}: {params:,} parameters, {side}×{side}×{prepared.channels} input; {config.dataset}: "
+        f"{len(prepared.train):,} train / {len(prepared.test):,} test images; {device.type}, {precision}"
         + (f", {world} processes" if distributed_run else ""))
 
     stopped_by = "epochs"
     last_eval: EvalResult | None = None
     with _Progress(progress and main_process) as bar:
-        while state.epoch < config.epochs:
-            if config.time_budget is not None and state.train_seconds >= config.time_budget:
-                stopped_by = "time_budget"
-                break
+        while state.epoch < config.epochs and stopped_by == "epochs":
             epoch = state.epoch + 1
             net.train()
             task = bar.start(f"epoch {epoch}/{config.epochs}", steps_per_epoch)
@@ -326,21 +387,23 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
             seen = 0
             synchronize(device)
             started = time.perf_counter()
-            batches = iterate_batches(train_set, config.batch_size, shuffle=True, generator=generator,
+            batches = iterate_batches(prepared.train, config.batch_size, shuffle=True, generator=generator,
                                       drop_last=True)
             for index, (images, labels) in enumerate(batches):
                 if index >= steps_per_epoch * world:
                     break
                 if index % world != rank:
                     continue
-                progress_done = state.step / total_steps
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                done = state.step / total_steps
                 if config.time_budget is not None:
-                    elapsed = state.train_seconds + time.perf_counter() - started
-                    progress_done = max(progress_done, elapsed / config.time_budget)
+                    # every process must stop at the same step: they agree on the largest elapsed time
+                    elapsed, = distributed.agree_max([state.train_seconds + time.perf_counter() - started], device)
+                    done = max(done, elapsed / config.time_budget)
                     if elapsed >= config.time_budget:
                         stopped_by = "time_budget"
                         break
-                factor = lr_factor(config.schedule, progress_done, warmup=config.warmup_epochs / config.epochs,
+                factor = lr_factor(config.schedule, done, warmup=config.warmup_epochs / config.epochs,
                                    epoch=state.epoch, step_epochs=config.step_epochs) * plateau.factor
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * factor
@@ -348,7 +411,7 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
                     loss, outputs = training_step(net, images, labels, augment=augment, generator=generator,
                                                   optimizer=optimizer, device=device, precision=precision,
                                                   memory_format=memory_format, label_smoothing=config.label_smoothing,
-                                                  aux_weight=aux_weight, grad_clip=config.grad_clip)
+                                                  aux_weight=aux_weight, grad_clip=config.grad_clip, scaler=scaler)
                 except NonFiniteLossError as error:
                     raise NonFiniteLossError(
                         f"the loss became {error} at epoch {epoch}, step {index // world + 1} (learning rate "
@@ -361,12 +424,13 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
                 loss_sum += loss.detach() * labels.numel()
                 correct += (main.argmax(1) == labels).sum()
                 seen += labels.numel()
-                if task is not None and (state.step % 10 == 0 or index + world >= steps_per_epoch * world):
-                    elapsed = time.perf_counter() - started
-                    bar.update(task, f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.3f}  "
-                                     f"{seen * world / max(elapsed, 1e-9):,.0f} img/s")
-                elif task is not None:
-                    bar.update(task, "")
+                if task is not None:
+                    stats = ""
+                    if state.step % 10 == 0:
+                        elapsed_epoch = time.perf_counter() - started
+                        stats = (f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.3f}  "
+                                 f"{seen * world / max(elapsed_epoch, 1e-9):,.0f} img/s")
+                    bar.update(task, stats)
             synchronize(device)
             epoch_seconds = time.perf_counter() - started
             bar.finish(task)
@@ -376,39 +440,39 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
             state.images_seen += seen * world
             state.epoch = epoch
             eval_model = ema.module if ema is not None else model
-            last_eval = evaluate(eval_model, test_set, test_views, num_classes=len(data.classes), device=device,
-                                 precision=precision, channels_last=config.channels_last)
+            last_eval = evaluate(eval_model, prepared.test, test_views, num_classes=len(prepared.classes),
+                                 device=device, precision=precision, channels_last=config.channels_last)
             if config.schedule == "plateau":
-                plateau.update(1.0 - last_eval.top1)
+                # process 0's test error decides, so every process keeps the same learning rate
+                plateau.update(distributed.from_main_process(1.0 - last_eval.top1, device))
             row = {"epoch": epoch, "lr": round(optimizer.param_groups[0]["lr"], 8),
                    "train_loss": round(loss_sum.item() / seen, 5), "train_top1": round(correct.item() / seen, 5),
                    "test_loss": round(last_eval.loss, 5), "test_top1": round(last_eval.top1, 5),
                    "test_top5": round(last_eval.top5, 5), "epoch_seconds": round(epoch_seconds, 3),
                    "images_per_second": round(seen * world / epoch_seconds, 1)}
             state.history.append(row)
-            state.plateau = {"patience": plateau.patience, "best": plateau.best, "bad_epochs": plateau.bad_epochs,
-                             "factor": plateau.factor}
+            state.plateau = dataclasses.asdict(plateau)
             log(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_top1']:.4f} | test acc "
                 f"{row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | {epoch_seconds:.1f}s, "
                 f"{row['images_per_second']:,.0f} img/s")
             if main_process:
                 _write_metrics(run_dir, state.history)
                 improved = last_eval.top1 > state.best_top1
-                if improved:
-                    state.best_top1 = last_eval.top1
-                weights = eval_model.state_dict() if ema is None else ema.module.state_dict()
+                state.best_top1 = max(state.best_top1, last_eval.top1)
                 meta = {**meta_common, "epoch": epoch, "test_top1": last_eval.top1, "run_state": vars(state)}
                 if improved:
-                    save_checkpoint(run_dir / "checkpoints" / "best.safetensors", model_state=weights, meta=meta)
-                if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                    save_checkpoint(run_dir / "checkpoints" / "best.safetensors", model_state=eval_model.state_dict(),
+                                    meta=meta)
+                final = epoch == config.epochs or stopped_by != "epochs"
+                if epoch % config.checkpoint_every == 0 or final:
                     save_checkpoint(run_dir / "checkpoints" / "last.safetensors", model_state=model.state_dict(),
-                                    meta=meta, optimizer_state=optimizer.state_dict(), rng=_rng_states(generator),
+                                    meta={**meta, "scaler": scaler.state_dict()}, optimizer_state=optimizer.state_dict(),
+                                    rng=_rng_states(generator),
                                     extra_tensors={f"ema.{k}": v for k, v in ema.state_dict().items()} if ema else None)
-            if stopped_by == "time_budget":
-                break
 
     if last_eval is None:
-        raise RuntimeError("no epoch finished: the time budget or the data is too small for one step")
+        raise ValueError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
+                         f"({len(prepared.train)} images, batch {config.batch_size}) is too small for one epoch")
     summary = {
         "model": config.model, "dataset": config.dataset, "epochs": state.epoch,
         "train_seconds": round(state.train_seconds, 2),
@@ -418,16 +482,15 @@ def train(config: TrainConfig, *, resume: Path | None = None, progress: bool = F
         "device": device.type, "precision": precision, "seed": config.seed, "run_dir": str(run_dir),
     }
     if main_process:
-        _write_outputs(run_dir, summary, state.history, last_eval, data)
+        _write_outputs(run_dir, summary, state.history, last_eval, prepared.classes)
     distributed.cleanup()
     return summary
 
 
 def _built_kwargs(model: nn.Module, config: TrainConfig, side: int) -> dict:
     """The builder arguments that rebuild this exact model (for evaluation and prediction from a checkpoint)."""
-    accepted = pyinspect.signature(get_builder(config.model)).parameters
     kwargs = {"num_classes": model.cfg.num_classes, "in_channels": model.cfg.input_size[0], **config.model_kwargs}
-    if "input_size" in accepted:
+    if accepts_input_size(config.model):
         kwargs["input_size"] = side
     return kwargs
 
@@ -439,17 +502,17 @@ def _write_metrics(run_dir: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-def _write_outputs(run_dir: Path, summary: dict, history: list[dict], result: EvalResult, data: DatasetSplits) -> None:
+def _write_outputs(run_dir: Path, summary: dict, history: list[dict], result: EvalResult, classes: list[str]) -> None:
     from cnnzoo.engine.plots import plot_confusion, plot_curves
 
     per_class = result.per_class_accuracy
     with open(run_dir / "per_class.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["class", "test_top1"])
-        writer.writerows([name, round(acc, 5)] for name, acc in zip(data.classes, per_class))
-    summary["per_class_top1"] = {name: round(acc, 5) for name, acc in zip(data.classes, per_class)}
+        writer.writerows([name, round(acc, 5)] for name, acc in zip(classes, per_class))
+    summary["per_class_top1"] = {name: round(acc, 5) for name, acc in zip(classes, per_class)}
     plot_curves(history, run_dir / "curves.png", title=f"{summary['model']} on {summary['dataset']}")
-    plot_confusion(result.confusion, data.classes, run_dir / "confusion.png",
+    plot_confusion(result.confusion, classes, run_dir / "confusion.png",
                    title=f"{summary['model']}: test top-1 {result.top1:.2%}")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _log_tensorboard(run_dir, history)

@@ -7,7 +7,7 @@ inspection and training treat all families alike. ``forward_features`` returns t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -46,9 +46,6 @@ class ModelConfig:
             mean, std = default_normalisation(self.input_size[0])
             object.__setattr__(self, "mean", mean)
             object.__setattr__(self, "std", std)
-
-    def with_changes(self, **changes) -> "ModelConfig":
-        return replace(self, **changes)
 
 
 class InputShapeError(ValueError):

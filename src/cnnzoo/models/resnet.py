@@ -53,8 +53,10 @@ def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-        elif isinstance(m, (BasicBlock, Bottleneck)) and zero_init_residual and m.shortcut is not None:
-            zero_init_last_bn(m)
+    if zero_init_residual:  # after the loop above, which would reset these BatchNorm scales to one
+        for m in model.modules():
+            if isinstance(m, (BasicBlock, Bottleneck)) and m.shortcut is not None:
+                zero_init_last_bn(m)
 
 
 class ResNet(ZooModel):
@@ -79,7 +81,6 @@ class ResNet(ZooModel):
         self.layer4, channels = make_stage(block, channels, 512, blocks[3], 2, "B")
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        self.num_features = channels
         _init_weights(self, zero_init_residual)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +111,6 @@ class CifarResNet(ZooModel):
         self.layer3, channels = make_stage(BasicBlock, channels, 64, n, 2, shortcut)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        self.num_features = channels
         _init_weights(self, zero_init_residual=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
