@@ -41,11 +41,14 @@ def _parse_input_size(text: str) -> tuple[int, int, int]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    import torch
+
     from cnnzoo.registry import create_model, list_models
 
     rows = []
     for name in list_models(args.pattern):
-        model = create_model(name)
+        with torch.device("meta"):  # shapes and counts only: no memory for VGG's 140M weights, no init work
+            model = create_model(name)
         rows.append({"name": name, "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
                      "input_size": list(model.cfg.input_size), "num_classes": model.cfg.num_classes,
                      "paper": model.cfg.paper})
@@ -461,3 +464,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnzoo list | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return 0

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo
+from cnnzoo.console import log_to_stderr
 from cnnzoo.data.augment import rgb_pca
 from cnnzoo.data.tensors import Batches, ImageTensors, iterate_batches, load_dataset
 from cnnzoo.engine import distributed
@@ -49,10 +50,6 @@ class NonFiniteLossError(RuntimeError):
 
 class RunDirectoryError(OSError):
     """The run directory cannot be created or written."""
-
-
-def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---- building the pieces ------------------------------------------------------------------------------------------
@@ -249,11 +246,16 @@ class PreparedData:
     spec: InputSpec
 
 
+def subset_indices(total: int, count: int | None, seed: int) -> torch.Tensor:
+    """The images ``--train-subset``/``--test-subset`` keep: a seeded random ``count`` of ``total`` (not the first
+    ones: image folders are ordered by class)."""
+    if not count or count >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count]
+
+
 def _random_subset(data: Batches, count: int | None, seed: int) -> Batches:
-    """A seeded random ``count`` of the images (not the first ones: image folders are ordered by class)."""
-    if not count or count >= len(data):
-        return data
-    return data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count])
+    return data if not count or count >= len(data) else data.subset(subset_indices(len(data), count, seed))
 
 
 def _statistics_sample(data: Batches, seed: int, count: int = 10_000) -> torch.Tensor:

@@ -20,21 +20,18 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from cnnzoo.console import log_to_stderr
+
 Log = Callable[[str], None]
 
 RESULT_KEYS = ("experiment", "paper", "claim", "held", "verdict", "quick", "settings", "summary", "rows", "run_dir",
                "results_csv", "results_md", "plot", "seconds")
-
-
-def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

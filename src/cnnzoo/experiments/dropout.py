@@ -58,6 +58,7 @@ def eval_mode_accuracy(run_dir: Path, images, labels) -> float:
 
 def run(settings: ExperimentSettings) -> dict:
     from cnnzoo.data.tensors import load_dataset
+    from cnnzoo.engine.train import subset_indices
 
     started = time.perf_counter()
     plan = QUICK if settings.quick else FULL
@@ -72,12 +73,12 @@ def run(settings: ExperimentSettings) -> dict:
                                         position=f"[{NAME} {done + 1}/{total}] "))
 
     train = load_dataset("fashion-mnist", settings.data_dir).train
-    images, labels = train.images[:plan["train_subset"]], train.labels[:plan["train_subset"]]
     rows = []
     for rate, runs in arms.items():
         for arm in runs:
+            seen = subset_indices(len(train), plan["train_subset"], arm.seed)  # the images this arm trained on
             train_top1 = float("nan") if arm.diverged else eval_mode_accuracy(
-                settings.run_dir / "arms" / f"{label(rate)}-seed{arm.seed}", images, labels)
+                settings.run_dir / "arms" / f"{label(rate)}-seed{arm.seed}", train.images[seen], train.labels[seen])
             rows.append({"dropout": rate, "seed": arm.seed, "train_top1_eval_mode": train_top1,
                          "train_top1_while_training": arm.train_top1, "test_top1": arm.test_top1,
                          "gap": train_top1 - arm.test_top1, "epochs": len(arm.history),

@@ -85,7 +85,7 @@ class PartialConv2d(nn.Module):
 
     def reset_parameters(self, table: tuple[tuple[int, ...], ...]) -> None:
         # The paper's initialisation: uniform in ±2.4 / fan-in, fan-in counting only connected inputs.
-        fan_in = torch.tensor([len(table[o]) for o, _ in self.connection_index.tolist()]) * self.kernel_size**2
+        fan_in = torch.tensor([len(inputs) for inputs in table for _ in inputs]) * self.kernel_size**2
         bound = (2.4 / fan_in).view(-1, 1, 1)
         with torch.no_grad():
             self.weight.copy_((torch.rand_like(self.weight) * 2 - 1) * bound)

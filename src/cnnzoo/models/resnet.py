@@ -123,40 +123,21 @@ class CifarResNet(ZooModel):
         return self.fc(torch.flatten(self.pool(x), 1))  # (N, 64) -> (N, classes)
 
 
-def _imagenet_resnet(depth: int, num_classes: int, in_channels: int, zero_init_residual: bool) -> ResNet:
+def _register_imagenet(depth: int) -> None:
+    name = f"resnet{depth}"
     block, blocks = IMAGENET_DEPTHS[depth]
-    return ResNet(name=f"resnet{depth}", block=block, blocks=blocks, num_classes=num_classes,
-                  in_channels=in_channels, zero_init_residual=zero_init_residual)
+
+    def builder(*, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
+        return ResNet(name=name, block=block, blocks=blocks, num_classes=num_classes, in_channels=in_channels,
+                      zero_init_residual=zero_init_residual)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"ResNet-{depth}: {block.__name__} blocks, {'-'.join(map(str, blocks))}."
+    register_model(builder)
 
 
-@register_model
-def resnet18(*, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-18: basic blocks, 2-2-2-2."""
-    return _imagenet_resnet(18, num_classes, in_channels, zero_init_residual)
-
-
-@register_model
-def resnet34(*, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-34: basic blocks, 3-4-6-3."""
-    return _imagenet_resnet(34, num_classes, in_channels, zero_init_residual)
-
-
-@register_model
-def resnet50(*, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-50: bottleneck blocks, 3-4-6-3."""
-    return _imagenet_resnet(50, num_classes, in_channels, zero_init_residual)
-
-
-@register_model
-def resnet101(*, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-101: bottleneck blocks, 3-4-23-3."""
-    return _imagenet_resnet(101, num_classes, in_channels, zero_init_residual)
-
-
-@register_model
-def resnet152(*, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-152: bottleneck blocks, 3-8-36-3."""
-    return _imagenet_resnet(152, num_classes, in_channels, zero_init_residual)
+for _depth in IMAGENET_DEPTHS:
+    _register_imagenet(_depth)
 
 
 @register_model

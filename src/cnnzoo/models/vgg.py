@@ -110,58 +110,22 @@ class VGGSmall(ZooModel):
         return self.classifier(torch.flatten(self.pool(x), 1))  # (N, 512) -> (N, classes)
 
 
-def _vgg(depth: int, batch_norm: bool, num_classes: int, in_channels: int, dropout: float) -> VGG:
+def _register_vgg(depth: int, batch_norm: bool) -> None:
     name = f"vgg{depth}" + ("_bn" if batch_norm else "")
-    return VGG(name=name, config=VGG_CONFIGS[DEPTH_TO_CONFIG[depth]], num_classes=num_classes,
-               in_channels=in_channels, batch_norm=batch_norm, dropout=dropout)
+    config = DEPTH_TO_CONFIG[depth]
+
+    def builder(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
+        return VGG(name=name, config=VGG_CONFIGS[config], num_classes=num_classes, in_channels=in_channels,
+                   batch_norm=batch_norm, dropout=dropout)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"VGG-{depth}, configuration {config}" + (", with BatchNorm." if batch_norm else ".")
+    register_model(builder)
 
 
-@register_model
-def vgg11(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-11, configuration A."""
-    return _vgg(11, False, num_classes, in_channels, dropout)
-
-
-@register_model
-def vgg11_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-11 (configuration A) with BatchNorm."""
-    return _vgg(11, True, num_classes, in_channels, dropout)
-
-
-@register_model
-def vgg13(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-13, configuration B."""
-    return _vgg(13, False, num_classes, in_channels, dropout)
-
-
-@register_model
-def vgg13_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-13 (configuration B) with BatchNorm."""
-    return _vgg(13, True, num_classes, in_channels, dropout)
-
-
-@register_model
-def vgg16(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-16, configuration D."""
-    return _vgg(16, False, num_classes, in_channels, dropout)
-
-
-@register_model
-def vgg16_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-16 (configuration D) with BatchNorm."""
-    return _vgg(16, True, num_classes, in_channels, dropout)
-
-
-@register_model
-def vgg19(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-19, configuration E."""
-    return _vgg(19, False, num_classes, in_channels, dropout)
-
-
-@register_model
-def vgg19_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
-    """VGG-19 (configuration E) with BatchNorm."""
-    return _vgg(19, True, num_classes, in_channels, dropout)
+for _depth in DEPTH_TO_CONFIG:
+    _register_vgg(_depth, batch_norm=False)
+    _register_vgg(_depth, batch_norm=True)
 
 
 @register_model
