@@ -83,3 +83,12 @@ def test_help_explains_every_training_option():
 def test_debug_shows_the_traceback(capsys):
     with pytest.raises(Exception, match="resnt18"):
         main(["--debug", "summary", "resnt18"])
+
+
+def test_data_verify_flags_files_that_are_not_the_official_ones(capsys, tiny_mnist_dir):
+    # the generated files parse, but their checksums are not MNIST's
+    code, out, _ = run(capsys, "data", "verify", "mnist", "--data-dir", str(tiny_mnist_dir))
+    assert code == 1 and "PROBLEMS" in out and "parses: 600 train / 200 test" in out
+    code, out, _ = run(capsys, "data", "list", "--data-dir", str(tiny_mnist_dir), "--json")
+    found = {row["name"]: row.get("found") for row in json.loads(out)}
+    assert found["mnist"] == str(tiny_mnist_dir)

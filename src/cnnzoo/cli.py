@@ -273,10 +273,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     reports = [verify_dataset(name, args.data_dir) for name in names]
     if args.json:
         _print_json(reports)
-    else:
-        for report in reports:
-            print(json.dumps(report, indent=2))
-    return 0
+        return 0
+    for report in reports:
+        print(f"{report['name']} in {report.get('folder')}: {'OK' if report.get('ok') else 'PROBLEMS'}")
+        for item in report.get("files", []):
+            print(f"  {item['file']:<28} {item['status']:<11} {item.get('detail') or ''}")
+        parse = report.get("parse") or {}
+        if parse.get("ok"):
+            print(f"  parses: {parse['train']:,} train / {parse['test']:,} test images of "
+                  f"{'×'.join(map(str, parse['image_shape']))}, {parse['classes']} classes")
+        elif parse:
+            print(f"  does not parse: {parse.get('error')}")
+    return 0 if all(report.get("ok") for report in reports) else 1
 
 
 def _register_training_commands(commands: argparse._SubParsersAction) -> None:
