@@ -80,8 +80,7 @@ def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Ten
     zoo_opt = torch.optim.SGD(cnnzoo_model.parameters(), lr=0.01, momentum=0.9)
     precision = resolve_precision("auto", torch.device("cpu"))
     data = ImageTensors(images, labels)
-    augment = InputSpec(size=images.shape[-1], mean=mean, std=std).train_pipeline(crop_padding=0, flip=False,
-                                                                                    pca_std=0.0)
+    augment = InputSpec(size=images.shape[-1], mean=mean, std=std).train_pipeline(flip=False, pca_std=0.0)
     generator = torch.Generator().manual_seed(0)
     result = compare(
         lambda: _tutorial_epoch(baseline_model, loader, base_opt, images_per_run),
