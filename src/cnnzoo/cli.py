@@ -148,7 +148,8 @@ TRAIN_HELP = {
     "crop_padding": "random crops after zero-padding each side by N pixels (0: off)",
     "flip": "random horizontal flips (off by default: wrong for digits)",
     "pca_noise": "AlexNet's PCA colour noise, std of α (the paper: 0.1); RGB data only",
-    "test_views": "center, flip (average with the mirror image) or ten-crop",
+    "test_views": "center, flip (average with the mirror image; for runs with --flip) or ten-crop (for runs with "
+                  "--crop-padding)",
     "device": "auto, cpu, cuda or mps",
     "precision": "auto (fastest the hardware supports well), fp32, bf16 or fp16",
     "channels_last": "NHWC memory layout (faster convolutions on CPU and GPU)",
@@ -309,7 +310,8 @@ def _register_training_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
     p.add_argument("--data-dir", help="where the dataset files are")
     p.add_argument("--views", choices=("center", "flip", "ten-crop"), default="center",
-                   help="test-time views averaged per image (default: center)")
+                   help="test-time views averaged per image (default: center); flip helps models trained with "
+                        "--flip and hurts others, ten-crop needs a model trained with --crop-padding")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not record it")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="print {top1, top5, loss, images, ...} on stdout")
