@@ -63,7 +63,8 @@ def test_training_benchmark_reports_both_sides_and_their_ratio():
 
 
 def test_inference_benchmark_agrees_with_eager():
-    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    # seeded: with 1000 random-init logits a near-tie could flip under rounding, so fix the inputs
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     row = inference_throughput("resnet18", images, batch_size=4, repeats=1, agreement_images=8, method="script",
                                precision="fp32")
     assert row["top1_agreement"] == 1.0 and row["ratio"] > 0
