@@ -27,8 +27,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from cnnzoo.experiments.base import (ArmRun, ExperimentSettings, Outcome, finish, mean_std, new_figure, pct,
-                                     train_arm)
+from cnnzoo.experiments.base import (ExperimentSettings, Outcome, finish, mean_std, new_figure, pct,
+                                     train_arms)
 
 ALEXNET_PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet)"
 # alexnet_small starts from PyTorch's default initialisation, under which its 8 layers pass on a shrinking
@@ -98,14 +98,9 @@ def run(name: str, settings: ExperimentSettings) -> dict:
     started = time.perf_counter()
     plan = spec.quick if settings.quick else spec.full
     seeds = settings.seed_list(spec.default_seeds)
-    arms: dict[str, list[ArmRun]] = {spec.with_arm.label: [], spec.without_arm.label: []}
-    total = 2 * len(seeds)
-    for seed in seeds:
-        for arm in (spec.with_arm, spec.without_arm):
-            done = sum(len(runs) for runs in arms.values())
-            arms[arm.label].append(train_arm(settings, arm.label, seed,
-                                             dict(plan, model=arm.model, model_kwargs=dict(arm.model_kwargs)),
-                                             position=f"[{name} {done + 1}/{total}] "))
+    arms = train_arms(settings, name, seeds, {
+        arm.label: dict(plan, model=arm.model, model_kwargs=dict(arm.model_kwargs))
+        for arm in (spec.with_arm, spec.without_arm)})
 
     specs = {spec.with_arm.label: spec.with_arm, spec.without_arm.label: spec.without_arm}
     rows = [{"arm": label, "model": specs[label].model,

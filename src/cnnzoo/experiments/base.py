@@ -106,6 +106,18 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
     return ArmRun(label, seed, summary, read_metrics(out))
 
 
+def train_arms(settings: ExperimentSettings, name: str, seeds: Sequence[int],
+               arms: dict[str, dict]) -> dict[str, list[ArmRun]]:
+    """Train every arm (label → TrainConfig fields) with every seed, seed by seed, numbering the runs in the log."""
+    runs: dict[str, list[ArmRun]] = {label: [] for label in arms}
+    total = len(seeds) * len(arms)
+    for seed in seeds:
+        for label, config_fields in arms.items():
+            done = sum(len(arm_runs) for arm_runs in runs.values())
+            runs[label].append(train_arm(settings, label, seed, config_fields, position=f"[{name} {done + 1}/{total}] "))
+    return runs
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     """metrics.csv of a run directory as a list of dicts of floats (``epoch`` as int); [] if absent."""
     path = Path(run_dir) / "metrics.csv"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from cnnzoo.experiments.base import ArmRun, ExperimentSettings, Outcome, finish, new_figure, pct, train_arm
+from cnnzoo.experiments.base import ArmRun, ExperimentSettings, Outcome, finish, new_figure, pct, train_arms
 
 NAME = "depth"
 PAPER = "He, Zhang, Ren & Sun, 2016 (ResNet), section 4.2, Figs. 1 and 6"
@@ -46,14 +46,8 @@ def run(settings: ExperimentSettings) -> dict:
     started = time.perf_counter()
     plan = QUICK if settings.quick else FULL
     seeds = settings.seed_list(DEFAULT_SEEDS)
-    arms: dict[str, list[ArmRun]] = {model: [] for model in MODELS}
-    total = len(seeds) * len(MODELS)
-    for seed in seeds:
-        for model in MODELS:
-            done = sum(len(runs) for runs in arms.values())
-            arms[model].append(train_arm(settings, model, seed,
-                                         dict(plan, model=model, model_kwargs={"in_channels": 1}),
-                                         position=f"[{NAME} {done + 1}/{total}] "))
+    arms = train_arms(settings, NAME, seeds,
+                      {model: dict(plan, model=model, model_kwargs={"in_channels": 1}) for model in MODELS})
 
     rows = []
     for model, runs in arms.items():

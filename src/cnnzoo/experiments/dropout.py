@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, new_figure, pct, train_arm
+from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, new_figure, pct, train_arms
 
 NAME = "dropout"
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 4.2"
@@ -42,18 +42,13 @@ def label(rate: float) -> str:
 def eval_mode_accuracy(run_dir: Path, images, labels) -> float:
     """Top-1 accuracy of a run's final weights on the given uint8 images, in eval mode (dropout off)."""
     from cnnzoo.data.tensors import ImageTensors
-    from cnnzoo.engine.checkpoint import load_checkpoint
     from cnnzoo.engine.evaluate import evaluate
-    from cnnzoo.engine.inputs import InputSpec, fit_images
-    from cnnzoo.registry import create_model
+    from cnnzoo.engine.inputs import fit_images
+    from cnnzoo.engine.predict import load_trained
 
-    checkpoint = load_checkpoint(Path(run_dir) / "checkpoints" / "last.safetensors")
-    meta = checkpoint.meta
-    model = create_model(meta["model"], **meta["model_kwargs"])
-    model.load_state_dict(checkpoint.model_state)
-    spec = InputSpec(**meta["input"])
-    data = ImageTensors(fit_images(images, spec.size), labels)
-    return evaluate(model, data, spec.eval_pipeline("center"), num_classes=len(meta["classes"])).top1
+    loaded = load_trained(Path(run_dir) / "checkpoints" / "last.safetensors")
+    data = ImageTensors(fit_images(images, loaded.input.size), labels)
+    return evaluate(loaded.model, data, loaded.input.eval_pipeline("center"), num_classes=len(loaded.classes)).top1
 
 
 def run(settings: ExperimentSettings) -> dict:
@@ -63,14 +58,9 @@ def run(settings: ExperimentSettings) -> dict:
     started = time.perf_counter()
     plan = QUICK if settings.quick else FULL
     seeds = settings.seed_list(DEFAULT_SEEDS)
-    arms = {rate: [] for rate in RATES}
-    total = len(seeds) * len(RATES)
-    for seed in seeds:
-        for rate in RATES:
-            done = sum(len(runs) for runs in arms.values())
-            arms[rate].append(train_arm(settings, label(rate), seed,
-                                        dict(plan, model_kwargs={"dropout": rate, "lrn": False}),
-                                        position=f"[{NAME} {done + 1}/{total}] "))
+    by_label = train_arms(settings, NAME, seeds,
+                          {label(rate): dict(plan, model_kwargs={"dropout": rate, "lrn": False}) for rate in RATES})
+    arms = {rate: by_label[label(rate)] for rate in RATES}
 
     train = load_dataset("fashion-mnist", settings.data_dir).train
     rows = []

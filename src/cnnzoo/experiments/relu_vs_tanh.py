@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 
-from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, new_figure, pct, train_arm
+from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, new_figure, pct, train_arms
 
 NAME = "relu-vs-tanh"
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 3.1, Fig. 1"
@@ -55,14 +55,8 @@ def run(settings: ExperimentSettings) -> dict:
     started = time.perf_counter()
     plan = QUICK if settings.quick else FULL
     seeds = settings.seed_list(DEFAULT_SEEDS)
-    arms = {activation: [] for activation in ACTIVATIONS}
-    total = len(seeds) * len(ACTIVATIONS)
-    for seed in seeds:
-        for activation in ACTIVATIONS:
-            done = sum(len(runs) for runs in arms.values())
-            arms[activation].append(train_arm(
-                settings, activation, seed, dict(plan, model_kwargs={"activation": activation, "hidden": HIDDEN}),
-                position=f"[{NAME} {done + 1}/{total}] "))
+    arms = train_arms(settings, NAME, seeds, {
+        activation: dict(plan, model_kwargs={"activation": activation, "hidden": HIDDEN}) for activation in ACTIVATIONS})
 
     images_per_epoch = plan["train_subset"]
     rows, reached = [], {}
