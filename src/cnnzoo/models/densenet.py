@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from cnnzoo.layers.dense import DenseBlock, Transition
+from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
 
@@ -97,13 +98,9 @@ class DenseNet(ZooModel):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        he_init_(self)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, Shortcut, zero_init_last_bn
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
@@ -47,13 +48,8 @@ def make_stage(block: type[nn.Module], in_channels: int, width: int, blocks: int
 
 
 def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    if zero_init_residual:  # after the loop above, which would reset these BatchNorm scales to one
+    he_init_(model)
+    if zero_init_residual:  # after he_init_, which sets every BatchNorm scale to one
         for m in model.modules():
             if isinstance(m, (BasicBlock, Bottleneck)) and m.shortcut is not None:
                 zero_init_last_bn(m)

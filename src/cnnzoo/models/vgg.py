@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
 
@@ -50,14 +51,9 @@ def make_vgg_features(config: list[int | str], in_channels: int, batch_norm: boo
 
 
 def _init_weights(model: nn.Module) -> None:
+    he_init_(model)  # the convolutions all come before the head, so the random draws keep their order
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
 
