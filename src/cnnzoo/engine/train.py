@@ -244,6 +244,7 @@ class PreparedData:
     channels: int
     native_side: int  # the dataset's own image side
     spec: InputSpec
+    rgb_pca: tuple[torch.Tensor, torch.Tensor] | None = None  # eigenvalues and vectors, for AlexNet's colour noise
 
 
 def subset_indices(total: int, count: int | None, seed: int) -> torch.Tensor:
@@ -276,19 +277,22 @@ def prepare_data(config: TrainConfig, device: torch.device) -> tuple[PreparedDat
         # in memory: pad once if the model wants slightly larger images, then keep it all on the device
         train_data = ImageTensors(fit_images(train_data.images, side), train_data.labels)
         test_data = ImageTensors(fit_images(test_data.images, side), test_data.labels)
-    mean, std = channel_statistics(fit_images(sample, side))
+    sample = fit_images(sample, side)
+    mean, std = channel_statistics(sample)
     spec = InputSpec(size=side, mean=mean, std=std, crop_padding=config.crop_padding)
-    prepared = PreparedData(train_data.to(device), test_data.to(device), data.classes, channels, native_side, spec)
+    pca = None
+    if config.pca_noise > 0:
+        if channels != 3:
+            raise ValueError(f"PCA colour noise needs RGB images; {config.dataset} has {channels} channel(s). "
+                             f"Drop --pca-noise for grey datasets.")
+        pca = rgb_pca(sample)
+    prepared = PreparedData(train_data.to(device), test_data.to(device), data.classes, channels, native_side, spec,
+                            pca)
     return prepared, model
 
 
 def _augmentation(config: TrainConfig, prepared: PreparedData):
-    eigvals = eigvecs = None
-    if config.pca_noise > 0:
-        if prepared.channels != 3:
-            raise ValueError(f"PCA colour noise needs RGB images; {config.dataset} has {prepared.channels} channel(s). "
-                             f"Drop --pca-noise for grey datasets.")
-        eigvals, eigvecs = rgb_pca(_statistics_sample(prepared.train, config.seed).cpu())
+    eigvals, eigvecs = prepared.rgb_pca or (None, None)
     return prepared.spec.train_pipeline(flip=config.flip, pca_std=config.pca_noise, eigvals=eigvals, eigvecs=eigvecs)
 
 
