@@ -357,7 +357,8 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fashion_mnist_test_images(data_dir: str | None, count: int):
+def _fashion_mnist_images(data_dir: str | None, count: int):
+    """The first ``count`` training images and labels, and all test images, of Fashion-MNIST."""
     from cnnzoo.data.tensors import load_dataset
 
     data = load_dataset("fashion-mnist", data_dir)
@@ -369,7 +370,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("training", "all"):
         from cnnzoo.bench.training import training_throughput
 
-        images, labels, _ = _fashion_mnist_test_images(args.data_dir, args.images)
+        images, labels, _ = _fashion_mnist_images(args.data_dir, args.images)
         rows = []
         for name in args.models or ["lenet5", "convnet", "resnet20"]:
             print(f"training throughput: {name} ...", file=sys.stderr)
@@ -382,7 +383,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("inference", "all"):
         from cnnzoo.bench.inference import IMAGENET_MODELS, inference_throughput
 
-        _, _, test_images = _fashion_mnist_test_images(args.data_dir, 1)
+        _, _, test_images = _fashion_mnist_images(args.data_dir, 1)
         rows = []
         for name in args.models if args.what == "inference" and args.models else IMAGENET_MODELS:
             print(f"inference throughput: {name} ...", file=sys.stderr)
