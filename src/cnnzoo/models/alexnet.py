@@ -18,7 +18,8 @@ Deviations:
 
 ``alexnet_small`` keeps the paper's topology — five convolutions, three FC layers, ReLU, LRN after the first
 two convolutions, overlapping 3×3/2 pooling, dropout before the hidden FC layers — at widths and kernel sizes
-that suit 28–32 px images. Deviations: 3×3/5×5 kernels and stride 1 in place of 11×11/4, narrower layers.
+that suit 28–32 px images. Deviations: 3×3/5×5 kernels and stride 1 in place of 11×11/4, narrower layers,
+and He-normal convolutions with zero biases (He et al., 2015) in place of N(0, 0.01) and unit biases.
 Its ``lrn=False`` and ``overlapping_pool=False`` (2×2/2 pools) switch off two of the paper's choices, for the
 experiments that re-check what each contributed.
 """
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from cnnzoo.inspect.shapes import conv_output_size
+from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
@@ -142,6 +144,7 @@ class AlexNetSmall(ZooModel):
             nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(pool_kernel, 2),
         )
         self.classifier = _flat_classifier(c5 * side * side, hidden, num_classes, dropout)
+        he_init_(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         # (N, C, 28, 28) -> conv1 28×28 -> pool 13×13 -> conv2 -> pool 6×6 -> conv3-5 -> pool (N, c5, 2, 2)
