@@ -54,6 +54,9 @@ DENSENET_TABLE: dict[str, DenseNetSpec] = {
     # L = 100 = 3 blocks · 16 layers · 2 convs + stem conv + 2 transition convs + FC; 2k initial maps.
     "densenet_bc_100_k12": DenseNetSpec(12, (16, 16, 16), 24, cifar_stem=True, input_size=(3, 32, 32),
                                         min_size=4),
+    # Not in the paper's tables: the bottleneck-compression form of its smallest depth (L = 40, 6 layers per
+    # block), a DenseNet-BC that trains on a CPU in minutes.
+    "densenet_bc_40_k12": DenseNetSpec(12, (6, 6, 6), 24, cifar_stem=True, input_size=(3, 32, 32), min_size=4),
 }
 
 
@@ -145,6 +148,13 @@ def densenet169(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> Dense
 def densenet201(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> DenseNet:
     """DenseNet-BC-201 (k=32, blocks 6-12-48-32) for 224 px images."""
     return _densenet("densenet201", num_classes=num_classes, in_channels=in_channels, **kw)
+
+
+@register_model
+def densenet_bc_40_k12(*, num_classes: int = 10, in_channels: int = 3, **kw) -> DenseNet:
+    """DenseNet-BC with L=40, k=12 (three blocks of 6 bottleneck layers), for 32×32 images; not one of the
+    paper's networks, a CPU-sized member of the family."""
+    return _densenet("densenet_bc_40_k12", num_classes=num_classes, in_channels=in_channels, **kw)
 
 
 @register_model

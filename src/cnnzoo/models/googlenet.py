@@ -19,10 +19,13 @@ Deviations:
 - ``googlenet_small`` (not in the paper): the same nine modules for 28–32 px images, with a 3×3/1 conv1 and
   no pool2, so 3a/3b see 14×14, 4a–4e 7×7 and 5a/5b 3×3 (4×4 at 32 px); its auxiliary heads are kept
   and adapted: a 3×3/2 average pool to 3×3 on the 7×7 maps (FC 1024 of 128·3·3 inputs).
+- ``width`` (not in the paper, default 1) multiplies every channel count — stem, Table 1, auxiliary heads —
+  for CPU budgets; at 0.25 the multiply-adds fall about 16-fold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -72,29 +75,41 @@ def _lrn() -> LocalResponseNorm2d:
     return LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0)
 
 
-def paper_stem(in_channels: int) -> nn.Sequential:
+def paper_stem(in_channels: int, width: float = 1.0) -> nn.Sequential:
     """conv1 7×7/2, pool, LRN, conv2 (1×1 reduce, 3×3), LRN, pool: 224 -> 28."""
+    c1, c2 = _scaled(64, width), _scaled(STEM_CHANNELS, width)
     return nn.Sequential(OrderedDict(
-        conv1=ConvReLU(in_channels, 64, 7, stride=2, padding=3),  # (N, 64, 112, 112)
+        conv1=ConvReLU(in_channels, c1, 7, stride=2, padding=3),  # (N, 64, 112, 112)
         pool1=_max_pool(),  # (N, 64, 56, 56)
         norm1=_lrn(),
-        conv2_reduce=ConvReLU(64, 64, 1),  # (N, 64, 56, 56)
-        conv2=ConvReLU(64, STEM_CHANNELS, 3, padding=1),  # (N, 192, 56, 56)
+        conv2_reduce=ConvReLU(c1, c1, 1),  # (N, 64, 56, 56)
+        conv2=ConvReLU(c1, c2, 3, padding=1),  # (N, 192, 56, 56)
         norm2=_lrn(),
         pool2=_max_pool(),  # (N, 192, 28, 28)
     ))
 
 
-def small_stem(in_channels: int) -> nn.Sequential:
+def small_stem(in_channels: int, width: float = 1.0) -> nn.Sequential:
     """The paper's stem for 28 px images: conv1 3×3/1 and no pool2, so one halving instead of three."""
+    c1, c2 = _scaled(64, width), _scaled(STEM_CHANNELS, width)
     return nn.Sequential(OrderedDict(
-        conv1=ConvReLU(in_channels, 64, 3, padding=1),  # (N, 64, 28, 28)
+        conv1=ConvReLU(in_channels, c1, 3, padding=1),  # (N, 64, 28, 28)
         pool1=_max_pool(),  # (N, 64, 14, 14)
         norm1=_lrn(),
-        conv2_reduce=ConvReLU(64, 64, 1),  # (N, 64, 14, 14)
-        conv2=ConvReLU(64, STEM_CHANNELS, 3, padding=1),  # (N, 192, 14, 14)
+        conv2_reduce=ConvReLU(c1, c1, 1),  # (N, 64, 14, 14)
+        conv2=ConvReLU(c1, c2, 3, padding=1),  # (N, 192, 14, 14)
         norm2=_lrn(),
     ))
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, round(channels * width))
+
+
+def scaled_table(width: float) -> dict[str, InceptionSpec]:
+    """Table 1 with every channel count multiplied by ``width`` (rounded, at least 1)."""
+    return {row: InceptionSpec(*(_scaled(n, width) for n in dataclasses.astuple(spec)))
+            for row, spec in INCEPTION_TABLE.items()}
 
 
 class GoogLeNet(ZooModel):
@@ -111,7 +126,7 @@ class GoogLeNet(ZooModel):
         super().__init__()
         self.cfg = cfg
         self.stem = stem
-        self.inception3a = Inception(STEM_CHANNELS, table["3a"])
+        self.inception3a = Inception(stem.conv2.conv.out_channels, table["3a"])
         self.inception3b = Inception(self.inception3a.out_channels, table["3b"])
         self.pool3 = _max_pool()
         self.inception4a = Inception(self.inception3b.out_channels, table["4a"])
@@ -180,7 +195,7 @@ class GoogLeNet(ZooModel):
 
 @dataclass(frozen=True)
 class _Variant:
-    stem: Callable[[int], nn.Sequential]
+    stem: Callable[[int, float], nn.Sequential]
     aux: AuxHeadSpec
     input_size: int
     min_size: int  # without auxiliary heads: the last max-pool (ceil mode) needs a 4e map ≥ 2
@@ -197,8 +212,10 @@ _VARIANTS = {
 
 
 def _googlenet(name: str, *, num_classes: int, in_channels: int, aux_logits: bool = True,
-               dropout: float = 0.4, input_size: int | None = None) -> GoogLeNet:
+               dropout: float = 0.4, input_size: int | None = None, width: float = 1.0) -> GoogLeNet:
     variant = _VARIANTS[name]
+    if width <= 0:
+        raise ValueError(f"width must be a positive multiplier of the paper's channel counts; got {width}")
     min_size = variant.min_size_aux if aux_logits else variant.min_size
     side = variant.input_size if input_size is None else input_size
     if side < min_size:
@@ -206,19 +223,22 @@ def _googlenet(name: str, *, num_classes: int, in_channels: int, aux_logits: boo
                          "aux_logits=False allows smaller)" if aux_logits else "") + f"; got {side}")
     cfg = ModelConfig(name, (in_channels, side, side), num_classes, min_size=min_size,
                       small_variant=variant.small_variant, paper=PAPER)
-    return GoogLeNet(cfg=cfg, stem=variant.stem(in_channels), aux=variant.aux if aux_logits else None,
-                     dropout=dropout)
+    aux = dataclasses.replace(variant.aux, conv_channels=_scaled(variant.aux.conv_channels, width),
+                              fc_features=_scaled(variant.aux.fc_features, width))
+    return GoogLeNet(cfg=cfg, stem=variant.stem(in_channels, width), aux=aux if aux_logits else None,
+                     table=scaled_table(width), dropout=dropout)
 
 
 @register_model
 def googlenet(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> GoogLeNet:
     """GoogLeNet as in the paper (5×5 branches, biases, LRN, no batch norm) for 224 px images; options:
-    ``aux_logits`` (default True), ``dropout`` (0.4), ``input_size`` (the default side, 224)."""
+    ``aux_logits`` (default True), ``dropout`` (0.4), ``input_size`` (the default side, 224), ``width`` (1.0:
+    multiplies every channel count of the stem, the Inception table and the auxiliary heads)."""
     return _googlenet("googlenet", num_classes=num_classes, in_channels=in_channels, **kw)
 
 
 @register_model
 def googlenet_small(*, num_classes: int = 10, in_channels: int = 1, **kw) -> GoogLeNet:
     """The paper's nine Inception modules on a 3×3 stem with one pool fewer, for 28–32 px images; its
-    auxiliary heads pool 3×3/2 to 3×3 (``aux_logits=False`` drops them)."""
+    auxiliary heads pool 3×3/2 to 3×3 (``aux_logits=False`` drops them); ``width`` as for ``googlenet``."""
     return _googlenet("googlenet_small", num_classes=num_classes, in_channels=in_channels, **kw)

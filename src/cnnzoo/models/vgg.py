@@ -11,7 +11,8 @@ Deviations:
 
 ``vgg16_bn_small`` is the CIFAR-style VGG-16 with BatchNorm of our notes: configuration D and a 512-wide head
 (512-512-classes with dropout). Deviation: the fifth max-pool is a global average pool, so 28×28 images
-(which four 2×2 pools reduce to 1×1) fit as well as 32×32 ones.
+(which four 2×2 pools reduce to 1×1) fit as well as 32×32 ones. Its ``width`` option scales every layer's
+channel count (the head's too), for CPU budgets; the depth and layout stay configuration D's.
 """
 
 from __future__ import annotations
@@ -85,17 +86,22 @@ class VGG(ZooModel):
 class VGGSmall(ZooModel):
     """Configuration D with BatchNorm for 28–32 px images, its last pool global, a 512-wide head."""
 
-    def __init__(self, *, num_classes: int, in_channels: int, input_size: int, dropout: float) -> None:
+    def __init__(self, *, num_classes: int, in_channels: int, input_size: int, dropout: float,
+                 width: float) -> None:
         super().__init__()
-        config = VGG_CONFIGS["D"][:-1]  # the fifth pool becomes the global average pool below
+        if width <= 0:
+            raise ValueError(f"width must be a positive multiplier of VGG-16's channel counts; got {width}")
+        # the fifth pool becomes the global average pool below; width scales every layer (64 -> 16 at 0.25)
+        config = [item if item == "M" else max(1, round(item * width)) for item in VGG_CONFIGS["D"][:-1]]
         self.cfg = ModelConfig("vgg16_bn_small", (in_channels, input_size, input_size), num_classes,
                                min_size=2 ** config.count("M"), paper=PAPER)
         self.features = make_vgg_features(config, in_channels, batch_norm=True)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        channels = config[-1]
         self.classifier = nn.Sequential(
-            nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(512, num_classes),
+            nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(channels, num_classes),
         )
         _init_weights(self)
 
@@ -126,6 +132,8 @@ for _depth in DEPTH_TO_CONFIG:
 
 @register_model
 def vgg16_bn_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-                   dropout: float = 0.5) -> VGGSmall:
-    """The CIFAR-style VGG-16 with BatchNorm and a 512-wide head, for 28–32 px images."""
-    return VGGSmall(num_classes=num_classes, in_channels=in_channels, input_size=input_size, dropout=dropout)
+                   dropout: float = 0.5, width: float = 1.0) -> VGGSmall:
+    """The CIFAR-style VGG-16 with BatchNorm and a 512-wide head, for 28–32 px images; ``width`` multiplies
+    every layer's channels (0.25: 16…128 maps and a 128-wide head, 1/16 of the multiply-adds)."""
+    return VGGSmall(num_classes=num_classes, in_channels=in_channels, input_size=input_size, dropout=dropout,
+                    width=width)
