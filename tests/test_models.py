@@ -98,6 +98,17 @@ def test_resnet_bottleneck_saves_parameters():
     assert 2 * nn.Conv2d(256, 256, 3, bias=False).weight.numel() == 1_179_648
 
 
+def test_vgg16_bn_small_width_scales_every_layer():
+    model = cnnzoo.create_model("vgg16_bn_small", width=0.25)
+    convs = [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)]
+    # configuration D (paper Table 1) without its last pool, every width quartered
+    assert convs == [16, 16, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128]
+    assert [m.out_features for m in model.classifier if isinstance(m, nn.Linear)] == [128, 128, 10]
+    assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="width"):
+        cnnzoo.create_model("vgg16_bn_small", width=-1)
+
+
 # ---- every registered model ---------------------------------------------------------------------------------
 
 

@@ -48,7 +48,7 @@ GOOGLENET_MODULES = {
 
 # Weighted layers (conv + FC) = the depth in the name (paper: L counts them).
 DENSENET_DEPTH = {"densenet121": 121, "densenet161": 161, "densenet169": 169, "densenet201": 201,
-                  "densenet_bc_100_k12": 100}
+                  "densenet_bc_100_k12": 100, "densenet_bc_40_k12": 40}
 
 # Smallest square side (derived in each module; test_min_size_is_not_overcautious checks it against PyTorch).
 #   model               kwargs                   min   default input     feature map at default input
@@ -64,13 +64,14 @@ SIZES = [
     ("densenet169",     {},                      29,   (3, 224, 224),    (1664, 7, 7)),
     ("densenet201",     {},                      29,   (3, 224, 224),    (1920, 7, 7)),
     ("densenet_bc_100_k12", {},                  4,    (3, 32, 32),      (342, 8, 8)),
+    ("densenet_bc_40_k12", {},                   4,    (3, 32, 32),      (132, 8, 8)),
 ]
 # Full-size forwards are costly on a shared CPU: only these run at their default input.
 # (GoogLeNet's at 224 is test_googlenet_module_channels_and_sizes_at_224.)
 RUN_AT_DEFAULT = {"nin", "nin_small", "googlenet_small-aux_logits=True", "densenet_bc_100_k12"}
 
 NAMES = ["nin", "nin_small", "googlenet", "googlenet_small", "densenet121", "densenet161", "densenet169",
-         "densenet201", "densenet_bc_100_k12"]
+         "densenet201", "densenet_bc_100_k12", "densenet_bc_40_k12"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,7 +105,7 @@ def test_builders_are_keyword_only_and_configs_are_complete(name):
         get_builder(name)(10)
     cfg = build(name).cfg
     assert cfg.name == name and cfg.paper and not cfg.fixed_size
-    assert (cfg.small_variant is None) == (name.endswith("_small") or name == "densenet_bc_100_k12")
+    assert (cfg.small_variant is None) == (name.endswith("_small") or name.startswith("densenet_bc"))
     if cfg.small_variant:
         assert cfg.small_variant in list_models()
 
@@ -205,6 +206,43 @@ def test_densenet_bc_100_k12_structure():
             f.transition2.out_channels, f.denseblock3.out_channels] == [216, 108, 300, 150, 342]
     layer = f.denseblock2.denselayer1
     assert (layer.conv1.in_channels, layer.conv1.out_channels, layer.conv2.out_channels) == (108, 48, 12)
+
+
+def test_densenet_bc_40_k12_structure():
+    # 24 stem maps + 6 layers × k=12 = 96, halved to 48; 48 + 72 = 120 -> 60; 60 + 72 = 132 (θ = 0.5)
+    f = build("densenet_bc_40_k12").features
+    assert [len(list(getattr(f, f"denseblock{i}").children())) for i in (1, 2, 3)] == [6, 6, 6]
+    assert [f.denseblock1.out_channels, f.transition1.out_channels, f.denseblock2.out_channels,
+            f.transition2.out_channels, f.denseblock3.out_channels] == [96, 48, 120, 60, 132]
+
+
+# --- width options (CPU-sized members of each family) ---------------------------------------------------
+
+def test_googlenet_width_scales_every_table_row():
+    model = create_model("googlenet_small", width=0.25)
+    # 3a at width 1 is 64, 96, 128, 16, 32, 32 (paper Table 1); a quarter, rounded: 16, 24, 32, 4, 8, 8
+    assert model.inception3a.spec == InceptionSpec(16, 24, 32, 4, 8, 8)
+    assert model.inception3a.branch1x1.conv.in_channels == 48  # the stem's 192 maps, quartered
+    assert model.aux1.conv.conv.out_channels == 32 and model.aux1.fc1.out_features == 256
+    assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert model.forward_features(torch.randn(1, 1, 28, 28)).shape == (1, 256, 3, 3)  # 5b: 1024 / 4
+    with pytest.raises(ValueError, match="width"):
+        create_model("googlenet_small", width=0)
+
+
+def test_nin_widths_and_batch_norm():
+    plain = create_model("nin_small")
+    narrow = create_model("nin_small", widths=(32, 64, 64), batch_norm=True)
+    widths = [block.conv.out_channels for name, block in narrow.features.named_children() if name.startswith("block")]
+    assert widths == [32, 64, 64, 10]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in narrow.modules()) == 12  # 4 blocks × 3 convs
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    # without batch norm the module names are the ones checkpoints already use
+    assert [n for n, _ in plain.features.block1.named_children()] == ["conv", "relu", "cccp1", "relu1", "cccp2",
+                                                                       "relu2"]
+    assert narrow.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="3 positive channel counts"):
+        create_model("nin_small", widths=(32, 64))
 
 
 # --- shapes and sizes --------------------------------------------------------------------------------
