@@ -52,7 +52,7 @@ def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Pat
             "test_top1_runs": accuracies, "budget_seconds": recipe.budget_seconds, "target_top1": recipe.target_top1,
             "met": all(a >= recipe.target_top1 for a in accuracies)
             and all(s <= recipe.budget_seconds * 1.05 for s in seconds),
-            "seeds": seeds,
+            "seeds": seeds, "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}",
         })
     return rows
 
@@ -61,12 +61,13 @@ def results_markdown(rows: list[dict], machine: str) -> str:
     lines = [
         "# Recipe results",
         "",
-        f"Written by `cnnzoo bench recipes` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine}. "
-        "Training wall time (evaluation excluded), test accuracy on the 10,000 official Fashion-MNIST test "
-        "images. Do not edit by hand: re-run the command.",
+        f"Written by `cnnzoo bench recipes` on {machine}; each row is dated (UTC) by the run that measured it, and "
+        "re-running some recipes replaces only their rows. Training wall time (evaluation excluded), test accuracy "
+        "on the 10,000 official Fashion-MNIST test images. Do not edit by hand: re-run the command.",
         "",
-        "| recipe | model | params | MACs/image | train s | images/s | test top-1 | target | budget s | met |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| recipe | model | params | MACs/image | train s | images/s | test top-1 | target | budget s | met "
+        "| measured |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|",
     ]
     for row in rows:
         accuracy = f"{row['test_top1']:.2%}"
@@ -75,7 +76,7 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         lines.append(
             f"| {row['recipe']} | {row['model']} | {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
             f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | {accuracy} | {row['target_top1']:.0%} | "
-            f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} |")
+            f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} | {row.get('measured', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -94,10 +95,19 @@ def machine_description() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def write_results(rows: list[dict], path: Path) -> None:
+def write_results(rows: list[dict], path: Path) -> list[dict]:
+    """Write ``path`` (markdown) and its ``.json`` twin: the rows already there for recipes that still exist,
+    with ``rows`` replacing those of the same recipes. Returns every row written."""
+    previous = path.with_suffix(".json")
+    kept = json.loads(previous.read_text()) if previous.exists() else []
+    existing = {recipe.name for recipe in list_recipes()}
+    merged = {row["recipe"]: row for row in kept if row["recipe"] in existing}
+    merged.update({row["recipe"]: row for row in rows})
+    table = [merged[name] for name in sorted(merged)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results_markdown(rows, machine_description()))
-    path.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+    path.write_text(results_markdown(table, machine_description()))
+    previous.write_text(json.dumps(table, indent=2) + "\n")
+    return table
 
 
 __all__ = ["run_recipes", "write_results", "results_markdown"]
