@@ -12,8 +12,8 @@ import torch
 
 from cnnzoo.bench.hardware import matmul_peak, training_utilisation
 from cnnzoo.bench.inference import inference_throughput
-from cnnzoo.bench.recipes import results_markdown, run_recipes
-from cnnzoo.bench.training import training_throughput
+from cnnzoo.bench.recipes import results_markdown, run_recipes, write_results
+from cnnzoo.bench.training import PILDataset, TutorialDataset, training_throughput
 from cnnzoo.cli import main
 from cnnzoo.recipes import list_recipes, load_recipe
 
@@ -54,12 +54,42 @@ def test_bench_recipes_writes_a_table(tiny_mnist_dir, tmp_path):
     assert "| lenet5-demo | lenet5 | 61,706 |" in table and "2 seeds" in table
 
 
-def test_training_benchmark_reports_both_sides_and_their_ratio():
+def test_results_of_some_recipes_replace_only_their_rows(tmp_path):
+    def row(recipe, top1):
+        return {"recipe": recipe, "model": "m", "params": 1, "macs_per_image": 1e6, "train_seconds": 1.0,
+                "images_per_second": 1.0, "test_top1": top1, "test_top1_spread": None, "target_top1": 0.9,
+                "budget_seconds": 10, "met": True, "measured": "2026-01-01 00:00"}
+
+    path = tmp_path / "results.md"
+    write_results([row("mlp", 0.80), row("lenet5-demo", 0.81), row("no-longer-a-recipe", 0.5)], path)
+    written = write_results([row("mlp", 0.90)], path)
+    assert [(r["recipe"], r["test_top1"]) for r in written] == [("lenet5-demo", 0.81), ("mlp", 0.90)]
+    assert json.loads(path.with_suffix(".json").read_text()) == written
+    assert "| mlp | m | 1 |" in path.read_text() and "no-longer-a-recipe" not in path.read_text()
+
+
+@pytest.mark.parametrize("baseline", ["tensor", "pil"])
+def test_training_benchmark_reports_both_sides_and_their_ratio(baseline):
     images = torch.randint(0, 256, (512, 1, 28, 28), dtype=torch.uint8)
     labels = torch.randint(0, 10, (512,))
-    row = training_throughput("lenet5", images, labels, batch_size=64, images_per_run=256, repeats=1)
+    row = training_throughput("lenet5", images, labels, batch_size=64, images_per_run=256, repeats=1,
+                              baseline=baseline)
+    assert row["baseline"] == baseline
     assert row["baseline_per_second"] > 0 and row["cnnzoo_per_second"] > 0
     assert row["ratio"] == pytest.approx(row["cnnzoo_per_second"] / row["baseline_per_second"], rel=0.02)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_tutorial_datasets_give_the_same_samples(channels):
+    # the PIL path must be a slower route to the same tensor, or the comparison would not be like for like
+    images = torch.randint(0, 256, (4, channels, 6, 5), dtype=torch.uint8)
+    labels = torch.arange(4)
+    mean, std = [0.3] * channels, [0.2] * channels
+    for index in range(4):
+        expected, label = TutorialDataset(images, labels, mean, std)[index]
+        got, pil_label = PILDataset(images, labels, mean, std)[index]
+        assert got.shape == (channels, 6, 5) and label == pil_label == index
+        torch.testing.assert_close(got, expected)
 
 
 def test_inference_benchmark_agrees_with_eager():

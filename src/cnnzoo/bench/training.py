@@ -2,15 +2,19 @@
 
 The baseline is written the way tutorials write it: a ``Dataset`` whose ``__getitem__`` turns one uint8 image
 into a normalised float tensor, a ``DataLoader`` that shuffles and collates per sample, NCHW fp32 tensors, and
-the usual zero_grad / backward / step. cnnzoo's side is its engine's own step: the dataset as one tensor,
+the usual zero_grad / backward / step. Two such datasets: ``"tensor"`` converts the stored uint8 tensor, and
+``"pil"`` does what torchvision's FashionMNIST with ``ToTensor()`` and ``Normalize`` does (and so what the d2l
+book's loaders do): a PIL image per sample, converted to a float array and normalised. cnnzoo's side is its engine's own step: the dataset as one tensor,
 batches cut by index, augmentation and normalisation on whole batches, channels-last layout, and the precision
 ``auto`` picks. Both train the same freshly built model for the same number of images.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from cnnzoo.bench.timing import compare
@@ -35,6 +39,20 @@ class TutorialDataset(Dataset):
     def __getitem__(self, index: int):
         image = self.images[index].float() / 255.0
         return (image - self.mean) / self.std, int(self.labels[index])
+
+
+class PILDataset(TutorialDataset):
+    """torchvision's way: each sample becomes a PIL image, then ToTensor (float in [0, 1], CHW) and Normalize."""
+
+    def __getitem__(self, index: int):
+        pixels = self.images[index].permute(1, 2, 0).numpy()  # HWC uint8
+        image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(array.reshape(*array.shape[:2], -1)).permute(2, 0, 1)
+        return (tensor - self.mean) / self.std, int(self.labels[index])
+
+
+BASELINE_DATASETS = {"tensor": TutorialDataset, "pil": PILDataset}
 
 
 def _tutorial_epoch(model, loader, optimizer, limit: int) -> int:
@@ -66,15 +84,18 @@ def _cnnzoo_epoch(model, data: ImageTensors, augment, optimizer, batch_size: int
 
 def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 128,
                         images_per_run: int = 10_000, repeats: int = 3, num_workers: int = 0,
-                        model_kwargs: dict | None = None) -> dict:
-    """Images/s of the tutorial loop and of cnnzoo's loop on ``images`` (uint8 N×C×H×W), and their ratio."""
+                        model_kwargs: dict | None = None, baseline: str = "tensor") -> dict:
+    """Images/s of the tutorial loop and of cnnzoo's loop on ``images`` (uint8 N×C×H×W), and their ratio;
+    ``baseline`` picks the tutorial's dataset, ``"tensor"`` or ``"pil"`` (see the module's docstring)."""
+    if baseline not in BASELINE_DATASETS:
+        raise ValueError(f"baseline must be one of {sorted(BASELINE_DATASETS)}; got {baseline!r}")
     kwargs = {"num_classes": int(labels.max()) + 1, "in_channels": images.shape[1], **(model_kwargs or {})}
     torch.manual_seed(0)
     baseline_model = create_model(model_name, **kwargs)
     cnnzoo_model = create_model(model_name, **kwargs).to(memory_format=torch.channels_last)
     cnnzoo_model.load_state_dict(baseline_model.state_dict())
     mean, std = channel_statistics(images)
-    loader = DataLoader(TutorialDataset(images, labels, mean, std), batch_size=batch_size, shuffle=True,
+    loader = DataLoader(BASELINE_DATASETS[baseline](images, labels, mean, std), batch_size=batch_size, shuffle=True,
                         num_workers=num_workers, drop_last=True)
     base_opt = torch.optim.SGD(baseline_model.parameters(), lr=0.01, momentum=0.9)
     zoo_opt = torch.optim.SGD(cnnzoo_model.parameters(), lr=0.01, momentum=0.9)
@@ -87,5 +108,5 @@ def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Ten
         lambda: _cnnzoo_epoch(cnnzoo_model, data, augment, zoo_opt, batch_size, images_per_run, precision, generator),
         repeats=repeats,
     )
-    return {"model": model_name, "batch_size": batch_size, "images_per_run": images_per_run,
+    return {"model": model_name, "baseline": baseline, "batch_size": batch_size, "images_per_run": images_per_run,
             "precision": precision, "dataloader_workers": num_workers, **result}
