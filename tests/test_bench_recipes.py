@@ -68,6 +68,22 @@ def test_results_of_some_recipes_replace_only_their_rows(tmp_path):
     assert "| mlp | m | 1 |" in path.read_text() and "no-longer-a-recipe" not in path.read_text()
 
 
+def test_results_of_a_changed_recipe_are_dropped(tmp_path):
+    recipe = load_recipe("mlp")
+    row = {"recipe": "mlp", "model": "mlp", "params": 1, "macs_per_image": 1e6, "train_seconds": 1.0,
+           "images_per_second": 1.0, "test_top1": 0.9, "test_top1_spread": None, "met": True,
+           "target_top1": recipe.target_top1, "budget_seconds": recipe.budget_seconds, "config": recipe.config}
+    path = tmp_path / "results.md"
+    write_results([row], path)
+    assert [r["recipe"] for r in write_results([], path)] == ["mlp"]  # unchanged: kept
+    changed = dict(row, config={**recipe.config, "lr": recipe.config["lr"] * 2})
+    write_results([changed], path)
+    assert write_results([], path) == []  # measured with other settings than the recipe's: dropped
+    path.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ValueError, match="results.json"):
+        write_results([], path)
+
+
 @pytest.mark.parametrize("baseline", ["tensor", "pil"])
 def test_training_benchmark_reports_both_sides_and_their_ratio(baseline):
     images = torch.randint(0, 256, (512, 1, 28, 28), dtype=torch.uint8)

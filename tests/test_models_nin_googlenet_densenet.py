@@ -344,6 +344,24 @@ def test_lrn_even_window_passes_gradcheck():
     assert torch.autograd.gradcheck(LocalResponseNorm2d(size=4, alpha=0.1, beta=0.75, k=2.0), (a,))
 
 
+def test_lrn_even_window_matches_pytorchs_layer():
+    # PyTorch's layer averages the n squares (α / n) and places an even window as this one does
+    a = torch.randn(2, 8, 3, 3, dtype=torch.float64) * 10
+    expected = nn.LocalResponseNorm(4, alpha=4 * 0.05, beta=0.75, k=2.0)(a)
+    torch.testing.assert_close(LocalResponseNorm2d(size=4, alpha=0.05, beta=0.75, k=2.0)(a), expected)
+
+
+def test_lrn_computes_in_fp32_under_bf16_autocast():
+    # in bf16, 2 + 1e-4·S cannot be told from 2 below S ≈ 78; the layer must still normalise large activations
+    torch.manual_seed(2)
+    a = torch.randn(2, 16, 4, 4) * 30
+    expected = LocalResponseNorm2d()(a)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = LocalResponseNorm2d()(a.bfloat16())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, rtol=1e-2, atol=1e-2)
+
+
 def test_lrn_signature_for_alexnet_and_googlenet():
     params = pyinspect.signature(LocalResponseNorm2d).parameters
     assert {name: p.default for name, p in params.items()} == {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}

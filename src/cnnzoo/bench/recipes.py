@@ -52,7 +52,7 @@ def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Pat
             "test_top1_runs": accuracies, "budget_seconds": recipe.budget_seconds, "target_top1": recipe.target_top1,
             "met": all(a >= recipe.target_top1 for a in accuracies)
             and all(s <= recipe.budget_seconds * 1.05 for s in seconds),
-            "seeds": seeds, "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}",
+            "seeds": seeds, "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}", "config": recipe.config,
         })
     return rows
 
@@ -95,13 +95,28 @@ def machine_description() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def _still_current(row: dict, recipes: dict[str, Recipe]) -> bool:
+    recipe = recipes.get(row["recipe"])
+    if recipe is None:
+        return False
+    if "config" not in row:  # written before rows recorded their settings
+        return True
+    return (row["config"], row["budget_seconds"], row["target_top1"]) == (
+        recipe.config, recipe.budget_seconds, recipe.target_top1)
+
+
 def write_results(rows: list[dict], path: Path) -> list[dict]:
-    """Write ``path`` (markdown) and its ``.json`` twin: the rows already there for recipes that still exist,
-    with ``rows`` replacing those of the same recipes. Returns every row written."""
+    """Write ``path`` (markdown) and its ``.json`` twin: ``rows``, and the rows already there for recipes that
+    still exist unchanged (a row records the settings it was measured with; rows written before that was
+    recorded are kept). Returns every row written."""
     previous = path.with_suffix(".json")
-    kept = json.loads(previous.read_text()) if previous.exists() else []
-    existing = {recipe.name for recipe in list_recipes()}
-    merged = {row["recipe"]: row for row in kept if row["recipe"] in existing}
+    try:
+        kept = json.loads(previous.read_text()) if previous.exists() else []
+        current = {recipe.name: recipe for recipe in list_recipes()}
+        merged = {row["recipe"]: row for row in kept if _still_current(row, current)}
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{previous} is not a results file written by `cnnzoo bench recipes` ({error}); move it "
+                         "away and re-run the recipes") from error
     merged.update({row["recipe"]: row for row in rows})
     table = [merged[name] for name in sorted(merged)]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,8 @@ RATES = (0.5, 0.0)
 DEFAULT_SEEDS = 1
 HELD_MARGIN = 0.02  # "substantially": the gap must shrink by at least 2 percentage points
 
-# Adam and small batches for the reason given in ablations.ADAM: from PyTorch's default initialisation,
-# alexnet_small leaves its starting plateau much sooner with Adam than with plain SGD.
+# Adam and small batches for the reason given in ablations.ADAM: alexnet_small leaves its starting plateau
+# much sooner with Adam than with plain SGD.
 COMMON = dict(model="alexnet_small", batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine")
 FULL = dict(COMMON, train_subset=2000, test_subset=2000, epochs=24)
 QUICK = dict(COMMON, train_subset=256, test_subset=256, epochs=1)

@@ -14,7 +14,9 @@ How it is computed (the layer is most of AlexNet's training time on a CPU if don
 - the backward pass is written out, so autograd keeps three maps instead of a dozen intermediates. With
   d = k + α·S and s = d^-β, b = a·s and ∂L/∂a_i = g_i·s_i − 2αβ·a_i·Σ_{j: i in window(j)} g_j·a_j·s_j / d_j,
   the last sum being the same band product transposed;
-- β = 0.75 (every paper's value) uses d^-0.75 = rsqrt(d)·√rsqrt(d), cheaper than a general power.
+- β = 0.75 (every paper's value) uses d^-0.75 = rsqrt(d)·√rsqrt(d), cheaper than a general power;
+- it always computes in fp32, autocast or not: in bf16, k + α·S with k = 2 and α = 1e-4 cannot tell S from 0
+  below about 78, and in fp16 the squares overflow for activations above 256.
 On alexnet_small's first map (256 × 32 × 28 × 28, channels-last) forward + backward took 37 ms, against
 135 ms for a sum of channel-shifted squares and 277 ms for PyTorch's layer, with equal results.
 """
@@ -37,20 +39,25 @@ def _over_channels(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return (x.permute(0, 2, 3, 1) @ matrix).permute(0, 3, 1, 2)
 
 
+def _denominator_and_scale(a: torch.Tensor, window: torch.Tensor, alpha: float, beta: float,
+                           k: float) -> tuple[torch.Tensor, torch.Tensor]:
+    d = _over_channels(a.square(), window).mul_(alpha).add_(k)  # k + α Σ a_j²
+    if beta == 0.75:
+        s = d.rsqrt()
+        return d, s.mul_(s.sqrt())
+    return d, d.pow(-beta)
+
+
 class _LRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: torch.Tensor, window: torch.Tensor, alpha: float, beta: float, k: float) -> torch.Tensor:
-        d = _over_channels(a.square(), window).mul_(alpha).add_(k)  # k + α Σ a_j²
-        if beta == 0.75:
-            s = d.rsqrt()
-            s = s.mul_(s.sqrt())
-        else:
-            s = d.pow(-beta)
+        d, s = _denominator_and_scale(a, window, alpha, beta, k)
         ctx.save_for_backward(a, s, d, window)
         ctx.alpha_beta = alpha * beta
         return a * s
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         a, s, d, window = ctx.saved_tensors
         grad_s = grad * s
@@ -72,8 +79,16 @@ class LocalResponseNorm2d(nn.Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        window = channel_window(x.shape[1], self.size, dtype=x.dtype, device=x.device)
-        return _LRNFunction.apply(x, window, self.alpha, self.beta, self.k)  # (N, C, H, W), x's layout
+        if x.dim() != 4:
+            raise ValueError(f"LocalResponseNorm2d takes (N, C, H, W) maps; got shape {tuple(x.shape)}")
+        with torch.autocast(x.device.type, enabled=False):
+            a = x.float()
+            window = channel_window(a.shape[1], self.size, dtype=a.dtype, device=a.device)
+            if torch.is_grad_enabled() and a.requires_grad:
+                out = _LRNFunction.apply(a, window, self.alpha, self.beta, self.k)
+            else:  # inference: nothing to save for a backward pass, and plain ops for tracing and compiling
+                out = a * _denominator_and_scale(a, window, self.alpha, self.beta, self.k)[1]
+        return out.to(x.dtype)  # (N, C, H, W)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k} (alpha multiplies the sum)"

@@ -17,7 +17,7 @@ Deviations:
 (96-256-384-384-256, no LRN, 224×224 input); with 1 channel and 10 classes it has 46,764,746 parameters.
 
 ``alexnet_small`` keeps the paper's topology — five convolutions, three FC layers, ReLU, LRN after the first
-two convolutions, overlapping 3×3/2 pooling, dropout before the hidden FC layers — at widths and kernel sizes
+two convolutions, overlapping 3×3/2 pooling, dropout on the outputs of fc6 and fc7 — at widths and kernel sizes
 that suit 28–32 px images. Deviations: 3×3/5×5 kernels and stride 1 in place of 11×11/4, narrower layers,
 and He-normal convolutions with zero biases (He et al., 2015) in place of N(0, 0.01) and unit biases.
 Its ``lrn=False`` and ``overlapping_pool=False`` (2×2/2 pools) switch off two of the paper's choices, for the

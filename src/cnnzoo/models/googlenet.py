@@ -76,7 +76,7 @@ def _lrn() -> LocalResponseNorm2d:
 
 
 def paper_stem(in_channels: int, width: float = 1.0) -> nn.Sequential:
-    """conv1 7×7/2, pool, LRN, conv2 (1×1 reduce, 3×3), LRN, pool: 224 -> 28."""
+    """conv1 7×7/2, pool, LRN, conv2 (1×1 reduce, 3×3), LRN, pool: 224 -> 28 (channels below at width 1)."""
     c1, c2 = _scaled(64, width), _scaled(STEM_CHANNELS, width)
     return nn.Sequential(OrderedDict(
         conv1=ConvReLU(in_channels, c1, 7, stride=2, padding=3),  # (N, 64, 112, 112)
@@ -90,7 +90,8 @@ def paper_stem(in_channels: int, width: float = 1.0) -> nn.Sequential:
 
 
 def small_stem(in_channels: int, width: float = 1.0) -> nn.Sequential:
-    """The paper's stem for 28 px images: conv1 3×3/1 and no pool2, so one halving instead of three."""
+    """The paper's stem for 28 px images: conv1 3×3/1 and no pool2, so one halving instead of three
+    (channels below at width 1)."""
     c1, c2 = _scaled(64, width), _scaled(STEM_CHANNELS, width)
     return nn.Sequential(OrderedDict(
         conv1=ConvReLU(in_channels, c1, 3, padding=1),  # (N, 64, 28, 28)

@@ -70,8 +70,10 @@ class MLPConv(nn.Sequential):
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for i, name in enumerate(("", "1", "2")):
             conv_name = "conv" if i == 0 else f"cccp{i}"
-            layers[conv_name] = (nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
-                                 if i == 0 else nn.Conv2d(out_channels, out_channels, 1))
+            # a BatchNorm's shift makes a conv bias redundant
+            layers[conv_name] = (nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                                           bias=not batch_norm)
+                                 if i == 0 else nn.Conv2d(out_channels, out_channels, 1, bias=not batch_norm))
             if batch_norm:
                 layers[f"bn{name}"] = nn.BatchNorm2d(out_channels)
             layers[f"relu{name}"] = nn.ReLU(inplace=True)
@@ -107,7 +109,8 @@ class NiN(ZooModel):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # (N, 3, 224, 224) -> (N, num_classes, 5, 5); small: (N, 1, 28, 28) -> 6×6
@@ -116,7 +119,7 @@ class NiN(ZooModel):
 def with_widths(layout: tuple, widths: tuple[int, ...]) -> tuple:
     """The layout with its mlpconv blocks' widths replaced in order (the class-map block keeps None)."""
     blocks = [item for item in layout if isinstance(item, tuple) and item[0] is not None]
-    if len(widths) != len(blocks) or min(widths) < 1:
+    if len(widths) != len(blocks) or not all(isinstance(w, int) and w >= 1 for w in widths):
         raise ValueError(f"widths must be {len(blocks)} positive channel counts, one per mlpconv block before "
                          f"the class maps; got {list(widths)}")
     new_widths = iter(widths)
