@@ -70,10 +70,8 @@ class MLPConv(nn.Sequential):
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for i, name in enumerate(("", "1", "2")):
             conv_name = "conv" if i == 0 else f"cccp{i}"
-            # a BatchNorm's shift makes a conv bias redundant
-            layers[conv_name] = (nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                                           bias=not batch_norm)
-                                 if i == 0 else nn.Conv2d(out_channels, out_channels, 1, bias=not batch_norm))
+            layers[conv_name] = (nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
+                                 if i == 0 else nn.Conv2d(out_channels, out_channels, 1))
             if batch_norm:
                 layers[f"bn{name}"] = nn.BatchNorm2d(out_channels)
             layers[f"relu{name}"] = nn.ReLU(inplace=True)
@@ -109,8 +107,7 @@ class NiN(ZooModel):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+                nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # (N, 3, 224, 224) -> (N, num_classes, 5, 5); small: (N, 1, 28, 28) -> 6×6
