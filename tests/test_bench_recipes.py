@@ -84,15 +84,17 @@ def test_results_of_a_changed_recipe_are_dropped(tmp_path):
         write_results([], path)
 
 
-@pytest.mark.parametrize("baseline", ["tensor", "pil"])
-def test_training_benchmark_reports_both_sides_and_their_ratio(baseline):
+def test_training_benchmark_reports_each_baseline_against_one_cnnzoo_measurement():
     images = torch.randint(0, 256, (512, 1, 28, 28), dtype=torch.uint8)
     labels = torch.randint(0, 10, (512,))
-    row = training_throughput("lenet5", images, labels, batch_size=64, images_per_run=256, repeats=1,
-                              baseline=baseline)
-    assert row["baseline"] == baseline
-    assert row["baseline_per_second"] > 0 and row["cnnzoo_per_second"] > 0
-    assert row["ratio"] == pytest.approx(row["cnnzoo_per_second"] / row["baseline_per_second"], rel=0.02)
+    rows = training_throughput("lenet5", images, labels, batch_size=64, images_per_run=256, repeats=2)
+    assert [row["baseline"] for row in rows] == ["tensor", "pil"]
+    assert rows[0]["cnnzoo_runs"] == rows[1]["cnnzoo_runs"] and len(rows[0]["cnnzoo_runs"]) == 2
+    for row in rows:
+        assert row["baseline_per_second"] > 0 and row["cnnzoo_per_second"] > 0
+        assert row["ratio"] == pytest.approx(row["cnnzoo_per_second"] / row["baseline_per_second"], rel=0.02)
+    with pytest.raises(ValueError, match="baselines"):
+        training_throughput("lenet5", images, labels, baselines=("dali",))
 
 
 @pytest.mark.parametrize("channels", [1, 3])

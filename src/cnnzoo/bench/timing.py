@@ -17,15 +17,28 @@ def best_rate(run: Callable[[], int], repeats: int) -> list[float]:
     return rates
 
 
-def compare(baseline: Callable[[], int], candidate: Callable[[], int], repeats: int = 3) -> dict:
-    """Interleave ``repeats`` timed runs of each side (after one untimed warm-up each); report medians and ratio."""
-    baseline()
-    candidate()
-    base_rates, cand_rates = [], []
+def compare_each(baselines: dict[str, Callable[[], int]], candidate: Callable[[], int],
+                 repeats: int = 3) -> dict[str, dict]:
+    """Interleave ``repeats`` timed runs of every baseline and of the candidate (after one untimed warm-up
+    each), so all of them share one measurement of the candidate; per baseline: medians and ratio."""
+    for run in (*baselines.values(), candidate):
+        run()
+    base_rates: dict[str, list[float]] = {name: [] for name in baselines}
+    cand_rates: list[float] = []
     for _ in range(repeats):
-        base_rates += best_rate(baseline, 1)
+        for name, run in baselines.items():
+            base_rates[name] += best_rate(run, 1)
         cand_rates += best_rate(candidate, 1)
-    base, cand = statistics.median(base_rates), statistics.median(cand_rates)
-    return {"baseline_per_second": round(base, 1), "cnnzoo_per_second": round(cand, 1),
-            "ratio": round(cand / base, 2), "baseline_runs": [round(r, 1) for r in base_rates],
-            "cnnzoo_runs": [round(r, 1) for r in cand_rates]}
+    cand = statistics.median(cand_rates)
+    results = {}
+    for name, rates in base_rates.items():
+        base = statistics.median(rates)
+        results[name] = {"baseline_per_second": round(base, 1), "cnnzoo_per_second": round(cand, 1),
+                         "ratio": round(cand / base, 2), "baseline_runs": [round(r, 1) for r in rates],
+                         "cnnzoo_runs": [round(r, 1) for r in cand_rates]}
+    return results
+
+
+def compare(baseline: Callable[[], int], candidate: Callable[[], int], repeats: int = 3) -> dict:
+    """One baseline against the candidate: medians of interleaved repeats, and their ratio."""
+    return compare_each({"baseline": baseline}, candidate, repeats)["baseline"]

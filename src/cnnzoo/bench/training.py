@@ -4,9 +4,10 @@ The baseline is written the way tutorials write it: a ``Dataset`` whose ``__geti
 into a normalised float tensor, a ``DataLoader`` that shuffles and collates per sample, NCHW fp32 tensors, and
 the usual zero_grad / backward / step. Two such datasets: ``"tensor"`` converts the stored uint8 tensor, and
 ``"pil"`` does what torchvision's FashionMNIST with ``ToTensor()`` and ``Normalize`` does (and so what the d2l
-book's loaders do): a PIL image per sample, converted to a float array and normalised. cnnzoo's side is its engine's own step: the dataset as one tensor,
-batches cut by index, augmentation and normalisation on whole batches, channels-last layout, and the precision
-``auto`` picks. Both train the same freshly built model for the same number of images.
+book's loaders do): a PIL image per sample, converted to a float array and normalised. cnnzoo's side is its
+engine's own step: the dataset as one tensor, batches cut by index, augmentation and normalisation on whole
+batches, channels-last layout, and the precision ``auto`` picks. Every side trains its own copy of the same
+freshly built model for the same number of images.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from cnnzoo.bench.timing import compare
+from cnnzoo.bench.timing import compare_each
 from cnnzoo.data.tensors import ImageTensors, iterate_batches
 from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.runtime import resolve_precision
@@ -84,29 +85,39 @@ def _cnnzoo_epoch(model, data: ImageTensors, augment, optimizer, batch_size: int
 
 def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 128,
                         images_per_run: int = 10_000, repeats: int = 3, num_workers: int = 0,
-                        model_kwargs: dict | None = None, baseline: str = "tensor") -> dict:
-    """Images/s of the tutorial loop and of cnnzoo's loop on ``images`` (uint8 N×C×H×W), and their ratio;
-    ``baseline`` picks the tutorial's dataset, ``"tensor"`` or ``"pil"`` (see the module's docstring)."""
-    if baseline not in BASELINE_DATASETS:
-        raise ValueError(f"baseline must be one of {sorted(BASELINE_DATASETS)}; got {baseline!r}")
+                        model_kwargs: dict | None = None,
+                        baselines: tuple[str, ...] = tuple(BASELINE_DATASETS)) -> list[dict]:
+    """Images/s of each tutorial loop and of cnnzoo's loop on ``images`` (uint8 N×C×H×W), one row per
+    baseline with its ratio; ``baselines`` names the tutorial datasets, ``"tensor"`` and/or ``"pil"`` (see the
+    module's docstring). Every loop trains its own copy of the same freshly built model."""
+    unknown = sorted(set(baselines) - set(BASELINE_DATASETS))
+    if unknown or not baselines:
+        raise ValueError(f"baselines must be some of {sorted(BASELINE_DATASETS)}; got {list(baselines)}")
     kwargs = {"num_classes": int(labels.max()) + 1, "in_channels": images.shape[1], **(model_kwargs or {})}
     torch.manual_seed(0)
-    baseline_model = create_model(model_name, **kwargs)
-    cnnzoo_model = create_model(model_name, **kwargs).to(memory_format=torch.channels_last)
-    cnnzoo_model.load_state_dict(baseline_model.state_dict())
+    reference = create_model(model_name, **kwargs)
     mean, std = channel_statistics(images)
-    loader = DataLoader(BASELINE_DATASETS[baseline](images, labels, mean, std), batch_size=batch_size, shuffle=True,
-                        num_workers=num_workers, drop_last=True)
-    base_opt = torch.optim.SGD(baseline_model.parameters(), lr=0.01, momentum=0.9)
+
+    def tutorial_run(baseline: str):
+        model = create_model(model_name, **kwargs)
+        model.load_state_dict(reference.state_dict())
+        loader = DataLoader(BASELINE_DATASETS[baseline](images, labels, mean, std), batch_size=batch_size,
+                            shuffle=True, num_workers=num_workers, drop_last=True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        return lambda: _tutorial_epoch(model, loader, optimizer, images_per_run)
+
+    cnnzoo_model = create_model(model_name, **kwargs).to(memory_format=torch.channels_last)
+    cnnzoo_model.load_state_dict(reference.state_dict())
     zoo_opt = torch.optim.SGD(cnnzoo_model.parameters(), lr=0.01, momentum=0.9)
     precision = resolve_precision("auto", torch.device("cpu"))
     data = ImageTensors(images, labels)
     augment = InputSpec(size=images.shape[-1], mean=mean, std=std).train_pipeline(flip=False, pca_std=0.0)
     generator = torch.Generator().manual_seed(0)
-    result = compare(
-        lambda: _tutorial_epoch(baseline_model, loader, base_opt, images_per_run),
+    results = compare_each(
+        {baseline: tutorial_run(baseline) for baseline in baselines},
         lambda: _cnnzoo_epoch(cnnzoo_model, data, augment, zoo_opt, batch_size, images_per_run, precision, generator),
         repeats=repeats,
     )
-    return {"model": model_name, "baseline": baseline, "batch_size": batch_size, "images_per_run": images_per_run,
-            "precision": precision, "dataloader_workers": num_workers, **result}
+    return [{"model": model_name, "baseline": baseline, "batch_size": batch_size, "images_per_run": images_per_run,
+             "precision": precision, "dataloader_workers": num_workers, **result}
+            for baseline, result in results.items()]

@@ -12,11 +12,12 @@ How it is computed (the layer is most of AlexNet's training time on a CPU if don
 - the window sum over channels is one matrix product with a C×C band matrix of ones, taken over the
   channels-last view (N·H·W rows of C), rather than a 3-d average pool over the squares;
 - the backward pass is written out, so autograd keeps three maps instead of a dozen intermediates. With
-  d = k + α·S and s = d^-β, b = a·s and ∂L/∂a_i = g_i·s_i − 2αβ·a_i·Σ_{j: i in window(j)} g_j·a_j·s_j / d_j,
+  d = k + α·S and s = d^-β, b = a·s and
+  ∂L/∂a_i = g_i·s_i − 2αβ·a_i·Σ_{j: i in window(j)} g_j·a_j·s_j / d_j,
   the last sum being the same band product transposed;
 - β = 0.75 (every paper's value) uses d^-0.75 = rsqrt(d)·√rsqrt(d), cheaper than a general power;
-- it always computes in fp32, autocast or not: in bf16, k + α·S with k = 2 and α = 1e-4 cannot tell S from 0
-  below about 78, and in fp16 the squares overflow for activations above 256.
+- half-precision inputs are computed in fp32, autocast or not: in bf16, k + α·S with k = 2 and α = 1e-4
+  cannot tell S from 0 below about 78, and in fp16 the squares overflow for activations above 256.
 On alexnet_small's first map (256 × 32 × 28 × 28, channels-last) forward + backward took 37 ms, against
 135 ms for a sum of channel-shifted squares and 277 ms for PyTorch's layer, with equal results.
 """
@@ -82,7 +83,7 @@ class LocalResponseNorm2d(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"LocalResponseNorm2d takes (N, C, H, W) maps; got shape {tuple(x.shape)}")
         with torch.autocast(x.device.type, enabled=False):
-            a = x.float()
+            a = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # float64 stays float64
             window = channel_window(a.shape[1], self.size, dtype=a.dtype, device=a.device)
             if torch.is_grad_enabled() and a.requires_grad:
                 out = _LRNFunction.apply(a, window, self.alpha, self.beta, self.k)
