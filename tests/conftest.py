@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnzoo.data.errors import DataFilesMissing
+from cnnzoo.errors import DataFilesMissing
 from cnnzoo.data.idx import write_idx
 from cnnzoo.data.sources import find_dataset_files
 

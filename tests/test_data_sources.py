@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from cnnzoo.data import cifar, sources
-from cnnzoo.data.errors import ChecksumMismatch, DataFilesMissing, DataFormatError
+from cnnzoo.errors import ChecksumMismatch, DataFilesMissing, DataFormatError
 from cnnzoo.data.idx import write_idx
 from cnnzoo.data.tensors import ImageTensors, convert_channels, iterate_batches, load_dataset
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnzoo.data.errors import DataFilesMissing
+from cnnzoo.errors import DataFilesMissing
 from cnnzoo.scratch import cnn, layers, linreg, tiny_net
 
 

@@ -15,8 +15,7 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
-class CliError(Exception):
-    """An error the user can fix; its message says how."""
+from cnnzoo.errors import ConfigError as CliError, CnnzooError
 
 
 def _print_json(obj) -> None:
@@ -443,31 +442,12 @@ def _register_bench_commands(commands: argparse._SubParsersAction) -> None:
 
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from cnnzoo.models.base import InputShapeError
-    from cnnzoo.registry import UnknownModelError
-
-    from cnnzoo.engine.checkpoint import CheckpointError
-    from cnnzoo.engine.train import NonFiniteLossError, RunDirectoryError
-
-    # ValueError too: cnnzoo raises it for bad settings and inputs, always with a message meant for the user
-    errors: list[type[BaseException]] = [CliError, UnknownModelError, InputShapeError, FileNotFoundError,
-                                         CheckpointError, NonFiniteLossError, RunDirectoryError, ValueError]
-    try:
-        from cnnzoo.data.errors import DataFilesMissing, DataFormatError
-
-        errors += [DataFilesMissing, DataFormatError]
-    except ImportError:  # pragma: no cover - the data package is always installed
-        pass
-    return tuple(errors)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except _user_errors() as error:
+    except CnnzooError as error:
         if args.debug:
             raise
         print(f"cnnzoo {args.command}: error: {error}", file=sys.stderr)

@@ -6,22 +6,16 @@ The name a builder is registered under is the name used everywhere: ``create_mod
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from cnnzoo.errors import UnknownModelError, suggest
 
 if TYPE_CHECKING:
     from torch import nn
 
 _BUILDERS: dict[str, Callable[..., "nn.Module"]] = {}
-
-
-class UnknownModelError(KeyError):
-    """Raised for a name that is not in the registry; its message suggests the closest names."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it as written
-        return str(self.args[0])
 
 
 def register_model(builder: Callable[..., "nn.Module"]) -> Callable[..., "nn.Module"]:
@@ -49,10 +43,8 @@ def get_builder(name: str) -> Callable[..., "nn.Module"]:
     try:
         return _BUILDERS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _BUILDERS, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
-            f"unknown model {name!r}.{hint} `cnnzoo list` shows all {len(_BUILDERS)} models."
+            f"unknown model {name!r}.{suggest(name, _BUILDERS)} `cnnzoo list` shows all {len(_BUILDERS)} models."
         ) from None
 
 

@@ -13,6 +13,7 @@ import torch
 from cnnzoo.engine.train import log_to_stderr, train
 from cnnzoo.inspect.summary import summary
 from cnnzoo.recipes import Recipe, list_recipes
+from cnnzoo.errors import ConfigError
 
 
 def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:
@@ -31,7 +32,7 @@ def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Pat
     recipes = [r for r in list_recipes() if names is None or r.name in names]
     missing = sorted(set(names or []) - {r.name for r in recipes})
     if missing:
-        raise ValueError(f"unknown recipes {missing}; `cnnzoo recipes` lists them")
+        raise ConfigError(f"unknown recipes {missing}; `cnnzoo recipes` lists them")
     rows = []
     for recipe in recipes:
         runs = []
@@ -115,7 +116,7 @@ def write_results(rows: list[dict], path: Path) -> list[dict]:
         current = {recipe.name: recipe for recipe in list_recipes()}
         merged = {row["recipe"]: row for row in kept if _still_current(row, current)}
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{previous} is not a results file written by `cnnzoo bench recipes` ({error}); move it "
+        raise ConfigError(f"{previous} is not a results file written by `cnnzoo bench recipes` ({error}); move it "
                          "away and re-run the recipes") from error
     merged.update({row["recipe"]: row for row in rows})
     table = [merged[name] for name in sorted(merged)]

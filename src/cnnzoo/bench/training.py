@@ -24,6 +24,7 @@ from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.runtime import resolve_precision
 from cnnzoo.engine.train import training_step
 from cnnzoo.registry import create_model
+from cnnzoo.errors import ConfigError
 
 
 class TutorialDataset(Dataset):
@@ -92,7 +93,7 @@ def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Ten
     module's docstring). Every loop trains its own copy of the same freshly built model."""
     unknown = sorted(set(baselines) - set(BASELINE_DATASETS))
     if unknown or not baselines:
-        raise ValueError(f"baselines must be some of {sorted(BASELINE_DATASETS)}; got {list(baselines)}")
+        raise ConfigError(f"baselines must be some of {sorted(BASELINE_DATASETS)}; got {list(baselines)}")
     kwargs = {"num_classes": int(labels.max()) + 1, "in_channels": images.shape[1], **(model_kwargs or {})}
     torch.manual_seed(0)
     reference = create_model(model_name, **kwargs)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-from cnnzoo.data.errors import ChecksumMismatch, DataFilesMissing, DataFormatError
+from cnnzoo.errors import ChecksumMismatch, DataFilesMissing, DataFormatError
 
 _LAZY = {
     "ImageTensors": "cnnzoo.data.tensors",

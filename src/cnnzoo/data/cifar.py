@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.data.errors import DataFormatError
+from cnnzoo.errors import DataFormatError
 
 CIFAR_SIDE = 32
 CIFAR_ROW_BYTES = 3 * CIFAR_SIDE * CIFAR_SIDE  # 3072

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from cnnzoo.data.errors import ChecksumMismatch, DataFormatError
+from cnnzoo.errors import ChecksumMismatch, DataFormatError
 
 Fetch = Callable[[str, Path], None]
 

@@ -28,7 +28,7 @@ import torch
 import torch.utils.data
 from PIL import Image, ImageOps
 
-from cnnzoo.data.errors import DataFilesMissing, DataFormatError
+from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError
 from cnnzoo.data.tensors import DatasetSplits, ImageTensors
 
 DEFAULT_IMAGE_SIZE = 224  # ImageNet's crop size, what the full-size models are built for
@@ -51,7 +51,7 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
     """
     path = Path(path)
     if channels not in _MODES:
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
+        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -124,7 +124,7 @@ def scan_image_folder(
             missing=[str(root)],
         )
     if not 0 <= holdout_fraction < 1:
-        raise ValueError(f"holdout_fraction must be in [0, 1); got {holdout_fraction}")
+        raise ConfigError(f"holdout_fraction must be in [0, 1); got {holdout_fraction}")
     train_dir = root / "train"
     held_out_dir = next((root / n for n in HELD_OUT_FOLDER_NAMES if (root / n).is_dir()), None)
     if train_dir.is_dir() and held_out_dir is not None:

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from cnnzoo.data.errors import DataFormatError
+from cnnzoo.errors import DataFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, rows, columns)

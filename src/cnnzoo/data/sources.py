@@ -21,7 +21,6 @@ those SHA-256s were computed from the package ``dataset-fashion-mnist 0.0~git202
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import hashlib
 import os
@@ -33,14 +32,14 @@ import numpy as np
 
 from cnnzoo.data import cifar
 from cnnzoo.data.download import Fetch, download_first_working, extract_tar_members, file_digest
-from cnnzoo.data.errors import ChecksumMismatch, DataFilesMissing, DataFormatError
+from cnnzoo.errors import ChecksumMismatch, DataFilesMissing, DataFormatError, UnknownNameError, suggest
 from cnnzoo.data.idx import is_gzip, read_idx_pair
 
 ENV_DATA_DIR = "CNNZOO_DATA"
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(UnknownNameError):
     """A data set name that is not one of ours; the message lists the known ones."""
 
 
@@ -171,8 +170,7 @@ def get_source(name: str) -> DatasetSource:
     try:
         return DATASETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, DATASETS, n=2, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        hint = suggest(name, DATASETS, count=2)
         raise UnknownDatasetError(
             f"unknown dataset {name!r}.{hint} Known: {', '.join(DATASETS)}, or folder:PATH for a folder of images "
             "with one sub-folder per class."

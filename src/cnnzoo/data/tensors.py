@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Union
 
 import torch
 
+from cnnzoo.errors import ConfigError
 from cnnzoo.data.sources import ArraySplits, get_source, load_arrays
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def iterate_batches(
     iterated by its own ``iterate_batches`` with the same arguments and the same order.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 1; got {batch_size}")
     if not isinstance(data, ImageTensors):
         yield from data.iterate_batches(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
         return
@@ -151,7 +152,7 @@ def convert_channels(images: torch.Tensor, in_channels: int | None) -> torch.Ten
             for chunk in images.split(_CONVERT_CHUNK)
         ]
         return torch.cat(parts) if parts else images[:, :1]
-    raise ValueError(
+    raise ConfigError(
         f"cannot convert {channels}-channel images to {in_channels} channels: only grey (1) ↔ RGB (3) is "
         "supported. Build the model with in_channels equal to the data's channels."
     )

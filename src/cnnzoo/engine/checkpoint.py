@@ -24,11 +24,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors_bytes
 
+from cnnzoo.errors import CheckpointError
+
 FORMAT = "cnnzoo-checkpoint-1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read; the message names the file and says why."""
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:

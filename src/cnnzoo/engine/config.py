@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from cnnzoo.errors import ConfigError
 
 
 @dataclass
@@ -63,7 +64,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training settings {unknown}; valid ones: {sorted(known)}")
+            raise ConfigError(f"unknown training settings {unknown}; valid ones: {sorted(known)}")
         return cls(**values)
 
     @classmethod
@@ -79,11 +80,11 @@ class TrainConfig:
                    "precision": ("auto", "fp32", "bf16", "fp16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1 (with a time budget it is the most that will run); got {self.epochs}")
+            raise ConfigError(f"epochs must be ≥ 1 (with a time budget it is the most that will run); got {self.epochs}")
         if self.batch_size < 1 or self.lr <= 0 or self.checkpoint_every < 1:
-            raise ValueError(f"batch_size, lr and checkpoint_every must be positive; got {self.batch_size}, {self.lr} "
+            raise ConfigError(f"batch_size, lr and checkpoint_every must be positive; got {self.batch_size}, {self.lr} "
                              f"and {self.checkpoint_every}")
         if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError(f"time_budget must be a positive number of seconds; got {self.time_budget}")
+            raise ConfigError(f"time_budget must be a positive number of seconds; got {self.time_budget}")

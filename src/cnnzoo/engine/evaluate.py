@@ -11,6 +11,7 @@ from torch import nn
 from cnnzoo.data.augment import EvalViews
 from cnnzoo.data.tensors import Batches, iterate_batches
 from cnnzoo.engine.runtime import autocast
+from cnnzoo.errors import ConfigError
 
 
 @dataclass
@@ -70,6 +71,6 @@ def evaluate(model: nn.Module, data: Batches, views: EvalViews, *, num_classes: 
         confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
         total += labels.numel()
     if total == 0:
-        raise ValueError("cannot evaluate on an empty dataset")
+        raise ConfigError("cannot evaluate on an empty dataset")
     return EvalResult(top1=confusion.diag().sum().item() / total, top5=correct5 / total, loss=loss_sum / total,
                       images=total, views=views.views, confusion=confusion)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo.data.augment import EvalViews, TrainAugment
+from cnnzoo.errors import ConfigError
 
 MAX_PAD = 8  # pad (rather than resize) when the model's side exceeds the images' by at most this much
 
@@ -69,7 +70,7 @@ class InputSpec:
         if views != "ten-crop":
             return base
         if self.crop_padding == 0:
-            raise ValueError("ten-crop views are crops of a larger image, but this model was trained on whole "
+            raise ConfigError("ten-crop views are crops of a larger image, but this model was trained on whole "
                              "images (no --crop-padding), so all ten would be the same; use --views flip, or train "
                              "with --crop-padding N")
         return PaddedTenCrop(base, self.crop_padding)

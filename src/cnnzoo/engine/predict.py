@@ -15,6 +15,7 @@ from cnnzoo.engine.evaluate import EvalResult, evaluate, predict_logits
 from cnnzoo.engine.inputs import InputSpec, fit_images
 from cnnzoo.engine.runtime import resolve_device
 from cnnzoo.registry import create_model
+from cnnzoo.errors import ConfigError
 
 
 @dataclass
@@ -74,10 +75,10 @@ def evaluate_trained(loaded: LoadedModel, dataset: str | None = None, *, data_di
     """Test accuracy of a loaded model on ``dataset`` (default: the one it was trained on)."""
     dataset = dataset or loaded.dataset
     if dataset is None:
-        raise ValueError("this checkpoint does not record its dataset; pass --dataset NAME")
+        raise ConfigError("this checkpoint does not record its dataset; pass --dataset NAME")
     data = load_dataset(dataset, data_dir, in_channels=loaded.model.cfg.input_size[0])
     if len(data.classes) != len(loaded.classes):
-        raise ValueError(f"{dataset} has {len(data.classes)} classes but the model predicts {len(loaded.classes)}")
+        raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts {len(loaded.classes)}")
     test = ImageTensors(fit_images(data.test.images, loaded.input.size), data.test.labels)
     target = resolve_device(device)
     return evaluate(loaded.model, test.to(target), loaded.input.eval_pipeline(views), num_classes=len(loaded.classes),

@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import torch
+from cnnzoo.errors import ConfigError
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -18,10 +19,10 @@ def resolve_device(requested: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU; "
+        raise ConfigError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU; "
                            "use --device cpu (or auto), or install a CUDA build of torch (make TORCH=torch)")
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was asked for, but Apple's Metal backend is not available here")
+        raise ConfigError("--device mps was asked for, but Apple's Metal backend is not available here")
     if requested == "cuda":
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device(requested)

@@ -38,18 +38,10 @@ from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import InputSpec, channel_statistics, fit_images
 from cnnzoo.engine.runtime import autocast, resolve_device, resolve_precision, seed_everything, synchronize
 from cnnzoo.engine.schedules import PlateauDivider, lr_factor
-from cnnzoo.models.base import InputShapeError
+from cnnzoo.errors import ConfigError, InputShapeError, NonFiniteLossError, RunDirectoryError, TrainingError
 from cnnzoo.registry import accepts_input_size, build_for_size
 
 Log = Callable[[str], None]
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stopped and its best checkpoint was left as it was."""
-
-
-class RunDirectoryError(OSError):
-    """The run directory cannot be created or written."""
 
 
 # ---- building the pieces ------------------------------------------------------------------------------------------
@@ -70,7 +62,7 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, native_
         try:
             model = build_for_size(config.model, side, **kwargs)
         except TypeError as error:  # a misspelt --model-kwargs key
-            raise ValueError(f"{config.model} does not take these settings {config.model_kwargs}: {error}") from None
+            raise ConfigError(f"{config.model} does not take these settings {config.model_kwargs}: {error}") from None
         except ValueError:
             if last:
                 raise
@@ -283,7 +275,7 @@ def prepare_data(config: TrainConfig, device: torch.device) -> tuple[PreparedDat
     pca = None
     if config.pca_noise > 0:
         if channels != 3:
-            raise ValueError(f"PCA colour noise needs RGB images; {config.dataset} has {channels} channel(s). "
+            raise ConfigError(f"PCA colour noise needs RGB images; {config.dataset} has {channels} channel(s). "
                              f"Drop --pca-noise for grey datasets.")
         pca = rgb_pca(sample)
     prepared = PreparedData(train_data.to(device), test_data.to(device), data.classes, channels, native_side, spec,
@@ -304,7 +296,7 @@ def _resumed_config(run_dir: Path, overrides: dict | None) -> TrainConfig:
     config.out = str(run_dir)
     for name, value in (overrides or {}).items():
         if name not in RESUMABLE_SETTINGS:
-            raise ValueError(f"a resumed run keeps its settings; only {', '.join(RESUMABLE_SETTINGS)} can change "
+            raise ConfigError(f"a resumed run keeps its settings; only {', '.join(RESUMABLE_SETTINGS)} can change "
                              f"(got {name})")
         setattr(config, name, value)
     return config
@@ -360,7 +352,7 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
         plateau = PlateauDivider(**state.plateau) if state.plateau else plateau
         budget_left = config.time_budget is None or state.train_seconds < config.time_budget
         if state.epoch >= config.epochs or not budget_left:
-            raise ValueError(f"{run_dir} already ran {state.epoch} epochs ({state.train_seconds:.0f} s of training); "
+            raise ConfigError(f"{run_dir} already ran {state.epoch} epochs ({state.train_seconds:.0f} s of training); "
                              f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
         log(f"resuming {run_dir} after epoch {state.epoch}")
     if main_process:
@@ -477,7 +469,7 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
                                     extra_tensors={f"ema.{k}": v for k, v in ema.state_dict().items()} if ema else None)
 
     if last_eval is None:
-        raise ValueError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
+        raise TrainingError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
                          f"({len(prepared.train)} images, batch {config.batch_size}) is too small for one epoch")
     summary = {
         "model": config.model, "dataset": config.dataset, "epochs": state.epoch,

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cnnzoo.console import log_to_stderr
+from cnnzoo.errors import ConfigError
 
 Log = Callable[[str], None]
 
@@ -47,7 +48,7 @@ class ExperimentSettings:
     def seed_list(self, default: int) -> list[int]:
         count = self.seeds if self.seeds is not None else (1 if self.quick else default)
         if count < 1:
-            raise ValueError(f"seeds must be ≥ 1; got {count}")
+            raise ConfigError(f"seeds must be ≥ 1; got {count}")
         return list(range(count))
 
 

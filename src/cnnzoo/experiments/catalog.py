@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnnzoo.errors import ConfigError, UnknownNameError
 from cnnzoo.experiments.base import ExperimentSettings, Log, default_run_dir, log_to_stderr
 
 
@@ -37,9 +38,8 @@ EXPERIMENTS = {e.name: e for e in (
 )}
 
 
-class UnknownExperimentError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnknownExperimentError(UnknownNameError):
+    """An experiment name that is not in EXPERIMENTS."""
 
 
 def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = None, seeds: int | None = None,
@@ -48,7 +48,7 @@ def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = N
     if name not in EXPERIMENTS:
         raise UnknownExperimentError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     if seeds is not None and seeds < 1:
-        raise ValueError(f"--seeds must be at least 1; got {seeds}")
+        raise ConfigError(f"--seeds must be at least 1; got {seeds}")
     experiment = EXPERIMENTS[name]
     settings = ExperimentSettings(run_dir=Path(out) if out else default_run_dir(name), quick=quick, seeds=seeds,
                                   data_dir=data_dir, log=log)

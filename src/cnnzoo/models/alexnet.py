@@ -34,6 +34,7 @@ from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012"
 
@@ -97,7 +98,7 @@ class AlexNetSimplified(ZooModel):
         side = _simplified_side(input_size)
         if side < 1:
             smallest = next(n for n in range(1, 512) if _simplified_side(n) >= 1)
-            raise ValueError(f"alexnet needs input_size ≥ {smallest}; got {input_size}. "
+            raise ConfigError(f"alexnet needs input_size ≥ {smallest}; got {input_size}. "
                              f"Use alexnet_small for small images.")
         self.cfg = ModelConfig("alexnet", (in_channels, input_size, input_size), num_classes,
                                min_size=input_size, fixed_size=True, small_variant="alexnet_small", paper=PAPER)
@@ -127,7 +128,7 @@ class AlexNetSmall(ZooModel):
             side = conv_output_size(side, pool_kernel, 2)
         if side < 1:
             smallest = 8 if pool_kernel == 2 else 15
-            raise ValueError(f"alexnet_small needs input_size ≥ {smallest} with {pool_kernel}×{pool_kernel}/2 "
+            raise ConfigError(f"alexnet_small needs input_size ≥ {smallest} with {pool_kernel}×{pool_kernel}/2 "
                              f"pools; got {input_size}")
         self.cfg = ModelConfig("alexnet_small", (in_channels, input_size, input_size), num_classes,
                                min_size=input_size, fixed_size=True, paper=PAPER)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnzoo.errors import InputShapeError
+
 # Channel statistics used when a model is built without a dataset to measure them from.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
@@ -46,10 +48,6 @@ class ModelConfig:
             mean, std = default_normalisation(self.input_size[0])
             object.__setattr__(self, "mean", mean)
             object.__setattr__(self, "std", std)
-
-
-class InputShapeError(ValueError):
-    """An input the model cannot take; the message says what it expects and how to fix it."""
 
 
 def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:

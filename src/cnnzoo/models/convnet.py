@@ -15,6 +15,7 @@ from torch import nn
 
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "tanh": nn.Tanh}
@@ -57,10 +58,10 @@ def convnet(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28
     """Two conv + pool stages (32 and 64 maps) and a linear classifier, for 28×28 grey images; ``hidden=N``
     adds a hidden FC layer of N units (4 layers in all), ``activation`` is "relu" or "tanh"."""
     if input_size < 4:
-        raise ValueError(f"convnet needs input_size ≥ 4 (two 2×2 poolings); got {input_size}")
+        raise ConfigError(f"convnet needs input_size ≥ 4 (two 2×2 poolings); got {input_size}")
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
+        raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
     if hidden is not None and hidden < 1:
-        raise ValueError(f"hidden must be a positive number of units or None; got {hidden}")
+        raise ConfigError(f"hidden must be a positive number of units or None; got {hidden}")
     return ConvNet(num_classes=num_classes, in_channels=in_channels, input_size=input_size, widths=tuple(widths),
                    activation=activation, hidden=hidden)

@@ -27,6 +27,7 @@ from cnnzoo.layers.dense import DenseBlock, Transition
 from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 PAPER = 'Huang, Liu, van der Maaten & Weinberger, 2017, "Densely Connected Convolutional Networks"'
 
@@ -120,7 +121,7 @@ def _densenet(name: str, *, num_classes: int, in_channels: int, drop_rate: float
     spec = DENSENET_TABLE[name]
     side = spec.input_size[1] if input_size is None else input_size
     if side < spec.min_size:
-        raise ValueError(f"{name} needs input_size ≥ {spec.min_size}; got {side}")
+        raise ConfigError(f"{name} needs input_size ≥ {spec.min_size}; got {side}")
     cfg = ModelConfig(name, (in_channels, side, side), num_classes, min_size=spec.min_size,
                       small_variant=None if spec.cifar_stem else "densenet_bc_100_k12", paper=PAPER)
     return DenseNet(cfg=cfg, spec=spec, drop_rate=drop_rate)

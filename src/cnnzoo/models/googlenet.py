@@ -39,6 +39,7 @@ from cnnzoo.layers.inception import AuxHeadSpec, ConvReLU, Inception, InceptionA
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.base import ModelConfig, ZooModel, check_input
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 PAPER = 'Szegedy et al., 2014, "Going deeper with convolutions"'
 
@@ -216,11 +217,11 @@ def _googlenet(name: str, *, num_classes: int, in_channels: int, aux_logits: boo
                dropout: float = 0.4, input_size: int | None = None, width: float = 1.0) -> GoogLeNet:
     variant = _VARIANTS[name]
     if width <= 0:
-        raise ValueError(f"width must be a positive multiplier of the paper's channel counts; got {width}")
+        raise ConfigError(f"width must be a positive multiplier of the paper's channel counts; got {width}")
     min_size = variant.min_size_aux if aux_logits else variant.min_size
     side = variant.input_size if input_size is None else input_size
     if side < min_size:
-        raise ValueError(f"{name} needs input_size ≥ {min_size}" + (" (its auxiliary heads' pooling; "
+        raise ConfigError(f"{name} needs input_size ≥ {min_size}" + (" (its auxiliary heads' pooling; "
                          "aux_logits=False allows smaller)" if aux_logits else "") + f"; got {side}")
     cfg = ModelConfig(name, (in_channels, side, side), num_classes, min_size=min_size,
                       small_variant=variant.small_variant, paper=PAPER)

@@ -34,6 +34,7 @@ from cnnzoo.layers.lenet1998 import (
 )
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 PAPER = "LeCun, Bottou, Bengio & Haffner, 1998"
 
@@ -79,7 +80,7 @@ class LeNet5(ZooModel):
         side = conv_output_size(input_size, 5, padding=padding) // 2  # C1 then a 2×2 pool
         side = conv_output_size(side, 5) // 2  # C3 then a 2×2 pool
         if side < 1:
-            raise ValueError(f"{name} needs input_size ≥ 12; got {input_size}")
+            raise ConfigError(f"{name} needs input_size ≥ 12; got {input_size}")
         self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=input_size,
                                fixed_size=True, paper=PAPER)
 
@@ -104,7 +105,7 @@ class LeNet5(ZooModel):
 def lenet5_1998(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5_1998:
     """LeNet-5 as published in 1998 (32×32 grey input, 10 digit classes, RBF output)."""
     if (num_classes, in_channels) != (10, 1):
-        raise ValueError(
+        raise ConfigError(
             f"lenet5_1998 is the paper's network: 1 input channel and 10 classes (its RBF prototypes are the ten "
             f"digits); got in_channels={in_channels}, num_classes={num_classes}. Use lenet5 for other shapes."
         )

@@ -31,6 +31,7 @@ from torch import nn
 
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 PAPER = 'Lin, Chen & Yan, 2013, "Network In Network"'
 
@@ -117,7 +118,7 @@ def with_widths(layout: tuple, widths: tuple[int, ...]) -> tuple:
     """The layout with its mlpconv blocks' widths replaced in order (the class-map block keeps None)."""
     blocks = [item for item in layout if isinstance(item, tuple) and item[0] is not None]
     if len(widths) != len(blocks) or not all(isinstance(w, int) and w >= 1 for w in widths):
-        raise ValueError(f"widths must be {len(blocks)} positive channel counts, one per mlpconv block before "
+        raise ConfigError(f"widths must be {len(blocks)} positive channel counts, one per mlpconv block before "
                          f"the class maps; got {list(widths)}")
     new_widths = iter(widths)
     return tuple((next(new_widths), *item[1:]) if isinstance(item, tuple) and item[0] is not None else item
@@ -131,7 +132,7 @@ def _nin(name: str, layout: tuple, *, num_classes: int, in_channels: int, defaul
         layout = with_widths(layout, tuple(widths))
     side = default_size if input_size is None else input_size
     if side < MIN_SIZE[name]:
-        raise ValueError(f"{name} needs input_size ≥ {MIN_SIZE[name]}; got {side}")
+        raise ConfigError(f"{name} needs input_size ≥ {MIN_SIZE[name]}; got {side}")
     cfg = ModelConfig(name, (in_channels, side, side), num_classes, min_size=MIN_SIZE[name],
                       small_variant=small_variant, paper=PAPER)
     return NiN(cfg=cfg, layout=layout, dropout=dropout, batch_norm=batch_norm)

@@ -24,6 +24,7 @@ from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, Shortcut, zero_init_last_bn
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 PAPER = "He, Zhang, Ren & Sun, 2016"
 
@@ -96,7 +97,7 @@ class CifarResNet(ZooModel):
     def __init__(self, *, name: str, depth: int, num_classes: int, in_channels: int, residual: bool) -> None:
         super().__init__()
         if (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110…); got {depth}")
+            raise ConfigError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110…); got {depth}")
         n = (depth - 2) // 6
         self.cfg = ModelConfig(name, (in_channels, 32, 32), num_classes, min_size=1, paper=PAPER)
         shortcut: Shortcut = "A" if residual else None

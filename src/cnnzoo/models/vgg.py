@@ -23,6 +23,7 @@ from torch import nn
 from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.models.base import ModelConfig, ZooModel
 from cnnzoo.registry import register_model
+from cnnzoo.errors import ConfigError
 
 PAPER = "Simonyan & Zisserman, 2015"
 
@@ -90,7 +91,7 @@ class VGGSmall(ZooModel):
                  width: float) -> None:
         super().__init__()
         if width <= 0:
-            raise ValueError(f"width must be a positive multiplier of VGG-16's channel counts; got {width}")
+            raise ConfigError(f"width must be a positive multiplier of VGG-16's channel counts; got {width}")
         # the fifth pool becomes the global average pool below; width scales every layer (64 -> 16 at 0.25)
         config = [item if item == "M" else max(1, round(item * width)) for item in VGG_CONFIGS["D"][:-1]]
         self.cfg = ModelConfig("vgg16_bn_small", (in_channels, input_size, input_size), num_classes,

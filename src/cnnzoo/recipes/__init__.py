@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from cnnzoo.engine.config import TrainConfig
+from cnnzoo.errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def list_recipes() -> list[Recipe]:
 def load_recipe(name: str) -> Recipe:
     recipes = {r.name: r for r in list_recipes()}
     if name not in recipes:
-        raise ValueError(f"unknown recipe {name!r}; `cnnzoo recipes` lists: {', '.join(sorted(recipes))}")
+        raise UnknownNameError(f"unknown recipe {name!r}; `cnnzoo recipes` lists: {', '.join(sorted(recipes))}")
     return recipes[name]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from cnnzoo.data.idx import read_idx_pair
 from cnnzoo.data.sources import find_dataset_files, get_source, resolve_file
+from cnnzoo.errors import ConfigError
 
 DATASET = "fashion-mnist"
 CLASSES = get_source(DATASET).classes
@@ -26,7 +27,7 @@ def load_fashion_mnist(split: str, limit: int | None = None, data_dir: str | Pat
     folder holds them.
     """
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+        raise ConfigError(f"split must be 'train' or 'test'; got {split!r}")
     folder = find_dataset_files(DATASET, data_dir)
     files = get_source(DATASET).files  # train images, train labels, test images, test labels
     images_file, labels_file = files[:2] if split == "train" else files[2:]

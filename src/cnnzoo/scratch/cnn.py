@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnzoo.errors import ConfigError
 from cnnzoo.scratch._blas import single_threaded_blas
 from cnnzoo.scratch.layers import (conv2d_backward, conv2d_forward, conv_output_size, linear_backward,
                                    linear_forward, maxpool_backward, maxpool_forward, relu_backward,
@@ -59,7 +60,7 @@ class SmallLeNet:
         side = conv_output_size(image_size, k, 1, first_padding) // 2   # conv1 then pool
         side = conv_output_size(side, k, 1, 0) // 2                      # conv2 (no padding) then pool
         if side < 1:
-            raise ValueError(f"image_size {image_size} is too small for two {k}×{k} conv + 2×2 pool stages")
+            raise ConfigError(f"image_size {image_size} is too small for two {k}×{k} conv + 2×2 pool stages")
         self.params: Params = {
             "conv1.weight": he_normal((c1, in_channels, k, k), in_channels * k * k),
             "conv1.bias": np.zeros(c1, dtype),

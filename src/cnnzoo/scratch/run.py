@@ -23,6 +23,7 @@ import numpy as np
 from cnnzoo.scratch import cnn, linreg, tiny_net
 from cnnzoo.scratch._blas import single_threaded_blas
 from cnnzoo.scratch._fashion_mnist import load_fashion_mnist
+from cnnzoo.errors import ConfigError
 
 NAMES = ("linreg", "gd", "mlp", "cnn")
 Log = Callable[[str], None]
@@ -37,7 +38,7 @@ def run(name: str, *, out_dir: Path, quick: bool = False, data_dir: str | None =
     """Run the demo ``name`` (one of NAMES), write its plot into ``out_dir`` and return its figures."""
     demos = {"linreg": _run_linreg, "gd": _run_gd, "mlp": _run_mlp, "cnn": _run_cnn}
     if name not in demos:
-        raise ValueError(f"unknown scratch demo {name!r}; choose one of {', '.join(NAMES)}")
+        raise ConfigError(f"unknown scratch demo {name!r}; choose one of {', '.join(NAMES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with single_threaded_blas():
