@@ -92,3 +92,68 @@ def test_data_verify_flags_files_that_are_not_the_official_ones(capsys, tiny_mni
     code, out, _ = run(capsys, "data", "list", "--data-dir", str(tiny_mnist_dir), "--json")
     found = {row["name"]: row.get("found") for row in json.loads(out)}
     assert found["mnist"] == str(tiny_mnist_dir)
+
+
+def test_errors_that_are_not_the_users_keep_their_traceback(monkeypatch):
+    """Only cnnzoo's own errors become one-line messages: a ValueError from below (PyTorch's, say) is a bug."""
+    from cnnzoo.commands import models
+
+    def broken(args):
+        raise ValueError("something inside PyTorch")
+
+    monkeypatch.setattr(models, "cmd_list", broken)
+    with pytest.raises(ValueError, match="inside PyTorch"):
+        main(["list"])
+
+
+def test_scratch_reports_a_bad_argument_on_a_machine_without_torch(tmp_path):
+    """The CLI's error handling must not need torch: with torch unimportable, a scratch demo given a folder of
+    damaged data files says so in one line and exits 2 (it used to die with ModuleNotFoundError: torch)."""
+    from cnnzoo.data.sources import get_source
+
+    for name in get_source("fashion-mnist").file_names:
+        (tmp_path / name).write_bytes(b"not an IDX file")
+    code = ("import sys; sys.modules['torch'] = None; from cnnzoo import cli; "
+            f"sys.exit(cli.main(['scratch', 'mlp', '--quick', '--out', {str(tmp_path / 'o')!r}, "
+            f"'--data-dir', {str(tmp_path)!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "idx" in result.stderr.lower() and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "nan"], "--lr must be a finite number"),
+    (["--momentum", "1.5"], "--momentum must be ≥ 0 and < 1"),
+    (["--train-subset", "0"], "--train-subset must be ≥ 1"),
+    (["--label-smoothing", "2"], "--label-smoothing must be ≥ 0 and < 1"),
+    (["--model-kwargs", "[1]"], "JSON object"),
+])
+def test_option_values_are_checked_where_the_config_is_built(capsys, argv, message):
+    with pytest.raises(SystemExit) if argv[0] == "--model-kwargs" else _returns(2) as outcome:
+        outcome.value = main(["train", "--model", "lenet5", *argv])
+    assert message in capsys.readouterr().err
+
+
+class _returns:
+    def __init__(self, code: int):
+        self.code = code
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        assert exc[0] is None and self.value == self.code
+        return False
+
+
+def test_recipe_and_command_line_builder_arguments_merge_key_by_key():
+    """--model-kwargs on a recipe adds to the recipe's builder arguments instead of replacing them."""
+    from cnnzoo.cli import build_parser
+    from cnnzoo.commands.train import given_options
+    from cnnzoo.recipes import train_config
+
+    args = build_parser().parse_args(["train", "--recipe", "nin-small", "--model-kwargs", '{"dropout": 0.3}',
+                                      "--epochs", "2"])
+    config = train_config(args.recipe, given_options(args))
+    assert config.model_kwargs == {"widths": [32, 64, 64], "batch_norm": True, "dropout": 0.3}
+    assert config.epochs == 2 and config.time_budget == 350  # the rest of the recipe stays

@@ -16,7 +16,8 @@ from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.predict import evaluate_trained, load_trained, predict_files
 from cnnzoo.engine.schedules import PlateauDivider, lr_factor
-from cnnzoo.engine.train import NonFiniteLossError, RunDirectoryError, train
+from cnnzoo.engine.train import train
+from cnnzoo.errors import NonFiniteLossError, RunDirectoryError
 
 
 def tiny_config(data_dir: Path, out: Path, **changes) -> TrainConfig:
@@ -52,17 +53,17 @@ def test_resumed_run_ends_with_the_same_weights(tiny_mnist_dir, tmp_path, monkey
                   crop_padding=2, epochs=3, batch_size=100)
     train(tiny_config(tiny_mnist_dir, tmp_path / "straight", **common))
 
-    write_metrics = engine._write_metrics
+    write_metrics = engine.write_metrics
 
     def die_in_epoch_two(run_dir, history):
         if len(history) == 2:
             raise KeyboardInterrupt  # the process is killed after epoch 2's steps, before its checkpoint
         write_metrics(run_dir, history)
 
-    monkeypatch.setattr(engine, "_write_metrics", die_in_epoch_two)
+    monkeypatch.setattr(engine, "write_metrics", die_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tiny_mnist_dir, tmp_path / "interrupted", **common))
-    monkeypatch.setattr(engine, "_write_metrics", write_metrics)
+    monkeypatch.setattr(engine, "write_metrics", write_metrics)
     assert ckpt.load_checkpoint(tmp_path / "interrupted/checkpoints/last.safetensors").meta["epoch"] == 1
 
     train(TrainConfig(), resume=tmp_path / "interrupted")
@@ -179,17 +180,6 @@ def test_evaluate_and_predict_from_a_run(tiny_mnist_dir, tmp_path):
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
 
 
-def test_auxiliary_outputs_add_their_weighted_losses():
-    from torch.nn.functional import cross_entropy
-
-    from cnnzoo.engine.train import compute_loss
-
-    targets = torch.tensor([0, 2])
-    main, aux1, aux2 = torch.randn(2, 3), torch.randn(2, 3), torch.randn(2, 3)
-    expected = cross_entropy(main, targets) + 0.3 * (cross_entropy(aux1, targets) + cross_entropy(aux2, targets))
-    assert compute_loss((main, aux1, aux2), targets, 0.0, 0.3) == pytest.approx(expected.item())
-
-
 def test_googlenet_auxiliary_losses_train(tiny_mnist_dir, tmp_path):
     summary = train(tiny_config(tiny_mnist_dir, tmp_path / "g", model="googlenet_small", epochs=1, batch_size=100,
                                 train_subset=200, test_subset=100))
@@ -208,7 +198,7 @@ def test_resume_extends_a_finished_run_and_refuses_other_changes(tiny_mnist_dir,
     train(tiny_config(tiny_mnist_dir, run, epochs=1))
     with pytest.raises(ValueError, match="raise --epochs"):
         train(None, resume=run)
-    with pytest.raises(ValueError, match="only epochs"):
+    with pytest.raises(ValueError, match="only --epochs"):
         train(None, resume=run, overrides={"lr": 0.1})
     summary = train(None, resume=run, overrides={"epochs": 2})
     assert summary["epochs"] == 2
@@ -232,8 +222,10 @@ def test_misspelt_model_setting_is_a_clear_error(tiny_mnist_dir, tmp_path):
         train(tiny_config(tiny_mnist_dir, tmp_path / "r", model="mlp", model_kwargs={"dropuot": 0.1}))
 
 
-def test_folders_too_big_for_memory_stream_through_training(tmp_path, monkeypatch):
-    import cnnzoo.data.folder as folder
+def test_folders_too_big_for_memory_stream_through_training_and_evaluation(tmp_path, capsys):
+    """--memory-budget 0 streams an image folder; training and `cnnzoo eval` both work on the streamed folder
+    (eval used to fail with AttributeError: 'StreamingImageFolder' object has no attribute 'images')."""
+    from cnnzoo.cli import main
 
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
@@ -242,7 +234,10 @@ def test_folders_too_big_for_memory_stream_through_training(tmp_path, monkeypatc
             for index in range(12):
                 pixels = np.clip(rng.normal(colour, 10, (20, 20, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(tmp_path / "imgs" / split / f"class{label}" / f"{index}.png")
-    monkeypatch.setattr(folder, "DEFAULT_MEMORY_BUDGET", 1)  # force the streaming path
     summary = train(TrainConfig(model="lenet5", dataset=f"folder:{tmp_path / 'imgs'}", epochs=3, batch_size=8,
-                                lr=0.05, out=str(tmp_path / "run")))
+                                lr=0.05, memory_budget=0, out=str(tmp_path / "run")))
     assert summary["test_top1"] == 1.0  # dark vs bright images
+    for budget in ("0", "100"):  # streamed, then in memory: the same verdict
+        assert main(["eval", str(tmp_path / "run"), "--memory-budget", budget, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["top1"] == 1.0 and report["images"] == 24

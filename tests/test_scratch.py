@@ -425,7 +425,7 @@ def test_cli_scratch_missing_data_is_a_user_error(tmp_path, capsys, no_fashion_m
 @pytest.mark.parametrize("module", ["cnnzoo.scratch", "cnnzoo.scratch.linreg", "cnnzoo.scratch.tiny_net",
                                     "cnnzoo.scratch.layers", "cnnzoo.scratch.cnn", "cnnzoo.scratch.run",
                                     "cnnzoo.scratch._fashion_mnist", "cnnzoo.scratch._blas",
-                                    "cnnzoo.scratch.commands"])
+                                    "cnnzoo.commands.scratch"])
 def test_scratch_never_imports_torch(module):
     code = f"import {module}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

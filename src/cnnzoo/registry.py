@@ -15,6 +15,8 @@ from cnnzoo.errors import UnknownModelError, suggest
 if TYPE_CHECKING:
     from torch import nn
 
+    from cnnzoo.models.base import ModelConfig
+
 _BUILDERS: dict[str, Callable[..., "nn.Module"]] = {}
 
 
@@ -68,3 +70,12 @@ def build_for_size(name: str, side: int | None, **kwargs) -> "nn.Module":
     if side is not None and accepts_input_size(name):
         kwargs["input_size"] = side
     return create_model(name, **kwargs)
+
+
+def model_limits(name: str, **options) -> "ModelConfig":
+    """The declared configuration of ``name`` built with ``options`` (input size, smallest side, fixed head),
+    found without allocating weights (built on the meta device)."""
+    import torch
+
+    with torch.device("meta"):
+        return create_model(name, **options).cfg

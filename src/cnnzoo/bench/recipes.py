@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from cnnzoo.engine.train import log_to_stderr, train
+from cnnzoo.console import log_to_stderr
+from cnnzoo.engine.train import train
 from cnnzoo.inspect.summary import summary
 from cnnzoo.recipes import Recipe, list_recipes
 from cnnzoo.errors import ConfigError

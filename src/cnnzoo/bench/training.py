@@ -22,7 +22,8 @@ from cnnzoo.bench.timing import compare_each
 from cnnzoo.data.tensors import ImageTensors, iterate_batches
 from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.runtime import resolve_precision
-from cnnzoo.engine.train import training_step
+from cnnzoo.engine.loop import StepSettings, training_step
+from cnnzoo.engine.state import Trainable
 from cnnzoo.registry import create_model
 from cnnzoo.errors import ConfigError
 
@@ -71,13 +72,14 @@ def _tutorial_epoch(model, loader, optimizer, limit: int) -> int:
     return seen
 
 
-def _cnnzoo_epoch(model, data: ImageTensors, augment, optimizer, batch_size: int, limit: int, precision: str,
-                  generator: torch.Generator) -> int:
-    model.train()
+def _cnnzoo_epoch(trainable: Trainable, data: ImageTensors, augment, batch_size: int, limit: int,
+                  settings: StepSettings) -> int:
+    trainable.model.train()
     seen = 0
-    for images, labels in iterate_batches(data, batch_size, shuffle=True, generator=generator, drop_last=True):
-        training_step(model, images, labels, augment=augment, generator=generator, optimizer=optimizer,
-                      device=torch.device("cpu"), precision=precision)
+    for images, labels in iterate_batches(data, batch_size, shuffle=True, generator=trainable.generator,
+                                          drop_last=True):
+        training_step(trainable.model, trainable.model, images, labels, augment=augment, trainable=trainable,
+                      settings=settings)
         seen += labels.numel()
         if seen >= limit:
             break
@@ -113,10 +115,12 @@ def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Ten
     precision = resolve_precision("auto", torch.device("cpu"))
     data = ImageTensors(images, labels)
     augment = InputSpec(size=images.shape[-1], mean=mean, std=std).train_pipeline(flip=False, pca_std=0.0)
-    generator = torch.Generator().manual_seed(0)
+    trainable = Trainable(cnnzoo_model, zoo_opt, torch.amp.GradScaler("cpu", enabled=False), None,
+                          torch.Generator().manual_seed(0))
+    settings = StepSettings(torch.device("cpu"), precision)
     results = compare_each(
         {baseline: tutorial_run(baseline) for baseline in baselines},
-        lambda: _cnnzoo_epoch(cnnzoo_model, data, augment, zoo_opt, batch_size, images_per_run, precision, generator),
+        lambda: _cnnzoo_epoch(trainable, data, augment, batch_size, images_per_run, settings),
         repeats=repeats,
     )
     return [{"model": model_name, "baseline": baseline, "batch_size": batch_size, "images_per_run": images_per_run,

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo.data.augment import EvalViews, TrainAugment
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ConfigError, InputShapeError
+from cnnzoo.models.base import ModelConfig
 
 MAX_PAD = 8  # pad (rather than resize) when the model's side exceeds the images' by at most this much
 
@@ -27,6 +28,26 @@ def fit_images(images: torch.Tensor, size: int) -> torch.Tensor:
         before = extra // 2
         return F.pad(images, (before, extra - before, before, extra - before))
     return images
+
+
+def choose_input_side(limits: ModelConfig, data_side: int, requested: int | None = None) -> int:
+    """The image side a model is trained and run at, from its declared ``limits``, the data's own side and
+    the user's ``requested`` side (``--input-size``; None: decide).
+
+    Undecided, the data's side is kept when the model can be built for it (no interpolation, the head sized to
+    the data); a network fixed to one size (LeNet-1998's 32, AlexNet-2012's 227), or one that needs larger
+    images than the data has, gets its own default side, and the images are padded or resized to it.
+    """
+    default = limits.input_size[1]
+    fixed = limits.fixed_size and not limits.resizable
+    if requested is None:
+        return default if fixed or data_side < limits.min_size else data_side
+    if (fixed and requested != default) or requested < limits.min_size:
+        need = f"exactly {default}" if fixed else f"at least {limits.min_size}"
+        alternative = f", or use {limits.small_variant}" if limits.small_variant else ""
+        raise InputShapeError(f"{limits.name} cannot take {requested}×{requested} images (it needs {need}); "
+                              f"choose --input-size accordingly{alternative}")
+    return requested
 
 
 def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -1,19 +1,21 @@
-"""The run's figures: loss/accuracy curves and the confusion matrix (PNG files, matplotlib's Agg backend)."""
+"""The run's figures: loss/accuracy curves and the confusion matrix, as PNG files.
+
+Drawn on ``cnnzoo.figures.new_figure`` (a Figure on the Agg canvas): no pyplot, no backend switch, so training
+from a notebook leaves its plotting untouched.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # files only: no display needed, none opened
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from cnnzoo.figures import new_figure
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> None:
     epochs = [row["epoch"] for row in history]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (loss_ax, acc_ax) = new_figure(2, width=5.0, height=4.0)
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
     loss_ax.plot(epochs, [row["test_loss"] for row in history], "s-", label="test")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
@@ -23,17 +25,15 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
 
 
 def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, title: str) -> None:
     counts = confusion.float()
     rates = counts / counts.sum(1, keepdim=True).clamp_min(1)
     size = max(5.0, 0.5 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    figure, (ax,) = new_figure(1, width=size, height=size)
     ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
     if len(classes) <= 20:
         ticks = range(len(classes))
@@ -45,6 +45,4 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, titl
                     ax.text(j, i, f"{rates[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=7,
                             color="white" if rates[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figure.savefig(path, dpi=110)

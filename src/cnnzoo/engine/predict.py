@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from cnnzoo.data.folder import load_image
-from cnnzoo.data.tensors import ImageTensors, load_dataset
+from cnnzoo.data.tensors import load_dataset
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
 from cnnzoo.engine.evaluate import EvalResult, evaluate, predict_logits
-from cnnzoo.engine.inputs import InputSpec, fit_images
+from cnnzoo.engine.inputs import InputSpec, choose_input_side, fit_images
 from cnnzoo.engine.runtime import resolve_device
 from cnnzoo.registry import create_model
 from cnnzoo.errors import ConfigError
@@ -71,18 +71,25 @@ def load_trained(source: Path, *, model_name: str | None = None, device: str = "
 
 
 def evaluate_trained(loaded: LoadedModel, dataset: str | None = None, *, data_dir: str | None = None,
-                     views: str = "center", device: str = "cpu", batch_size: int = 250) -> EvalResult:
-    """Test accuracy of a loaded model on ``dataset`` (default: the one it was trained on)."""
+                     views: str = "center", device: str = "cpu", batch_size: int = 250,
+                     memory_budget: float | None = None) -> EvalResult:
+    """Test accuracy of a loaded model on ``dataset`` (default: the one it was trained on).
+
+    An image folder is decoded at the side the model was trained from, in memory or streamed as
+    ``memory_budget`` (MiB; 0 always streams) allows.
+    """
     dataset = dataset or loaded.dataset
     if dataset is None:
         raise ConfigError("this checkpoint does not record its dataset; pass --dataset NAME")
-    data = load_dataset(dataset, data_dir, in_channels=loaded.model.cfg.input_size[0])
+    budget = None if memory_budget is None else int(memory_budget * 1024**2)
+    data = load_dataset(dataset, data_dir, in_channels=loaded.model.cfg.input_size[0], image_size=loaded.data_size,
+                        memory_budget_bytes=budget)
     if len(data.classes) != len(loaded.classes):
         raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts {len(loaded.classes)}")
-    test = ImageTensors(fit_images(data.test.images, loaded.input.size), data.test.labels)
+    side = choose_input_side(loaded.model.cfg, data.test.image_size[-1], loaded.input.size)
     target = resolve_device(device)
-    return evaluate(loaded.model, test.to(target), loaded.input.eval_pipeline(views), num_classes=len(loaded.classes),
-                    batch_size=batch_size, device=target)
+    return evaluate(loaded.model, data.test.pad_to(side).to(target), loaded.input.eval_pipeline(views),
+                    num_classes=len(loaded.classes), batch_size=batch_size, device=target)
 
 
 @torch.no_grad()

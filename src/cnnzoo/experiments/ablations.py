@@ -27,7 +27,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from cnnzoo.experiments.base import (ExperimentSettings, Outcome, finish, mean_std, new_figure, pct,
+from cnnzoo.figures import new_figure
+from cnnzoo.experiments.base import (ExperimentSettings, Outcome, finish, mean_std, pct,
                                      train_arms)
 
 ALEXNET_PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet)"

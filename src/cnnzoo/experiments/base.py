@@ -21,15 +21,14 @@ import csv
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from cnnzoo.console import log_to_stderr
+from cnnzoo.console import Log, log_to_stderr, to_jsonable
 from cnnzoo.errors import ConfigError
+from cnnzoo.runs import timestamped_run_dir
 
-Log = Callable[[str], None]
 
 RESULT_KEYS = ("experiment", "paper", "claim", "held", "verdict", "quick", "settings", "summary", "rows", "run_dir",
                "results_csv", "results_md", "plot", "seconds")
@@ -53,7 +52,7 @@ class ExperimentSettings:
 
 
 def default_run_dir(name: str) -> Path:
-    return Path("runs") / f"experiment-{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    return timestamped_run_dir(f"experiment-{name}")
 
 
 # ---- training one arm ---------------------------------------------------------------------------------------------
@@ -94,7 +93,8 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
     its residual twin takes) instead of ending the experiment.
     """
     from cnnzoo.engine.config import TrainConfig
-    from cnnzoo.engine.train import NonFiniteLossError, train
+    from cnnzoo.engine.train import train
+    from cnnzoo.errors import NonFiniteLossError
 
     out = settings.run_dir / "arms" / f"{label}-seed{seed}"
     config = TrainConfig(**config_fields, seed=seed, data_dir=settings.data_dir, out=str(out))
@@ -181,16 +181,6 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
         writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
 
 
-def new_figure(panels: int = 1, *, width: float = 5.6, height: float = 4.2):
-    """A matplotlib Figure on the Agg canvas (no pyplot, no window) and its list of axes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width * panels, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, list(figure.subplots(1, panels, squeeze=False)[0])
-
-
 @dataclass
 class Outcome:
     """What an experiment found, before it is written out."""
@@ -235,8 +225,8 @@ def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> di
     settings.log(f"results: {md_path} ({seconds:.0f} s)")
     return {
         "experiment": outcome.name, "paper": outcome.paper, "claim": outcome.claim, "held": bool(outcome.held),
-        "verdict": outcome.verdict, "quick": settings.quick, "settings": _jsonable(outcome.settings),
-        "summary": _jsonable(outcome.summary), "rows": _jsonable(rows), "run_dir": str(run_dir),
+        "verdict": outcome.verdict, "quick": settings.quick, "settings": to_jsonable(outcome.settings),
+        "summary": to_jsonable(outcome.summary), "rows": to_jsonable(rows), "run_dir": str(run_dir),
         "results_csv": str(csv_path), "results_md": str(md_path), "plot": str(plot_path), "seconds": seconds,
     }
 
@@ -247,14 +237,3 @@ def _setting_text(key: str, value) -> str:
     return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
 
 
-def _jsonable(value):
-    """Plain JSON types: NaN becomes None, tuples lists, Paths strings."""
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import time
 
-from cnnzoo.experiments.base import ArmRun, ExperimentSettings, Outcome, finish, new_figure, pct, train_arms
+from cnnzoo.figures import new_figure
+from cnnzoo.experiments.base import ArmRun, ExperimentSettings, Outcome, finish, pct, train_arms
 
 NAME = "depth"
 PAPER = "He, Zhang, Ren & Sun, 2016 (ResNet), section 4.2, Figs. 1 and 6"
@@ -42,6 +43,23 @@ def final_train_error(arms: list[ArmRun]) -> float:
     return sum(errors) / len(errors)
 
 
+def judge(arms: dict[str, list[ArmRun]]) -> tuple[bool, dict, str]:
+    """The verdict on the four arms: the claim held when plain-56 trains worse than plain-20 (degradation) and
+    ResNet-56 trains at least as well as ResNet-20. Returns (held, summary, verdict sentence)."""
+    error = {model: final_train_error(runs) for model, runs in arms.items()}
+    degradation = error["plain56"] > error["plain20"]
+    residual_ok = error["resnet56"] <= error["resnet20"]
+    plain_text = ("degradation: the deeper plain net trains worse" if degradation
+                  else "no degradation: the deeper plain net trains as well or better")
+    residual_text = ("the deeper residual net trains at least as well" if residual_ok
+                     else "the deeper residual net trains worse")
+    verdict = (f"Final training error: plain-20 {pct(error['plain20'])}, plain-56 {pct(error['plain56'])} "
+               f"({plain_text}); ResNet-20 {pct(error['resnet20'])}, ResNet-56 {pct(error['resnet56'])} "
+               f"({residual_text}).")
+    summary = {"final_train_error": error, "degradation": degradation, "residual_avoids_degradation": residual_ok}
+    return degradation and residual_ok, summary, verdict
+
+
 def run(settings: ExperimentSettings) -> dict:
     started = time.perf_counter()
     plan = QUICK if settings.quick else FULL
@@ -59,17 +77,7 @@ def run(settings: ExperimentSettings) -> dict:
                          "train_errors_per_epoch": " ".join(f"{1 - row['train_top1']:.4f}" for row in arm.history),
                          "params": arm.summary.get("params"), "train_seconds": arm.train_seconds,
                          "diverged": arm.diverged})
-    error = {model: final_train_error(runs) for model, runs in arms.items()}
-    degradation = error["plain56"] > error["plain20"]
-    residual_ok = error["resnet56"] <= error["resnet20"]
-    held = degradation and residual_ok
-    plain_text = ("degradation: the deeper plain net trains worse" if degradation
-                  else "no degradation: the deeper plain net trains as well or better")
-    residual_text = ("the deeper residual net trains at least as well" if residual_ok
-                     else "the deeper residual net trains worse")
-    verdict = (f"Final training error: plain-20 {pct(error['plain20'])}, plain-56 {pct(error['plain56'])} "
-               f"({plain_text}); ResNet-20 {pct(error['resnet20'])}, ResNet-56 {pct(error['resnet56'])} "
-               f"({residual_text}).")
+    held, summary, verdict = judge(arms)
 
     images = plan["train_subset"]
     figure, (train_ax, test_ax) = new_figure(2)
@@ -92,7 +100,6 @@ def run(settings: ExperimentSettings) -> dict:
     outcome = Outcome(
         name=NAME, title="Depth: degradation of plain networks, and residual learning", paper=PAPER, claim=CLAIM,
         held=held, verdict=verdict, settings={**plan, "model_kwargs": "in_channels=1", "seeds": len(seeds)},
-        summary={"final_train_error": error, "degradation": degradation,
-                 "residual_avoids_degradation": residual_ok},
+        summary=summary,
         rows=rows, figure=figure)
     return finish(outcome, settings, started)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, new_figure, pct, train_arms
+from cnnzoo.figures import new_figure
+from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, pct, train_arms
 
 NAME = "dropout"
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 4.2"
@@ -53,7 +54,7 @@ def eval_mode_accuracy(run_dir: Path, images, labels) -> float:
 
 def run(settings: ExperimentSettings) -> dict:
     from cnnzoo.data.tensors import load_dataset
-    from cnnzoo.engine.train import subset_indices
+    from cnnzoo.engine.prepare import subset_indices
 
     started = time.perf_counter()
     plan = QUICK if settings.quick else FULL

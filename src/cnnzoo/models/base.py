@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.errors import InputShapeError
@@ -96,3 +97,8 @@ class ZooModel(nn.Module):
     def forward(self, x: torch.Tensor):
         check_input(self.cfg, x)
         return self.forward_head(self.forward_features(x))
+
+    def training_loss(self, outputs, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
+        """The loss the model is trained on, given what ``forward`` returned in training mode: cross-entropy
+        (in fp32 whatever the autocast precision). Models with extra training outputs override it."""
+        return F.cross_entropy(outputs.float(), targets, label_smoothing=label_smoothing)

@@ -118,7 +118,7 @@ class GoogLeNet(ZooModel):
     """Stem, Inception 3a–3b, pool, 4a–4e, pool, 5a–5b, then global average pool, dropout and FC.
 
     In training mode, with auxiliary heads, ``forward`` returns ``GoogLeNetOutputs(logits, aux1, aux2)``;
-    otherwise plain logits. The engine adds ``aux_loss_weight`` times each auxiliary loss.
+    otherwise plain logits; ``training_loss`` adds ``aux_loss_weight`` times each auxiliary loss to the main one.
     """
 
     aux_loss_weight: ClassVar[float] = 0.3
@@ -193,6 +193,16 @@ class GoogLeNet(ZooModel):
         features, aux = self._trunk(x, with_aux=self.training and self.aux_logits)
         logits = self.forward_head(features)  # (N, num_classes)
         return GoogLeNetOutputs(logits, *aux) if aux else logits
+
+    def training_loss(self, outputs, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Section 5 of the paper: the auxiliary classifiers' losses are added to the total loss with weight 0.3."""
+        if not isinstance(outputs, tuple):
+            return super().training_loss(outputs, targets, label_smoothing=label_smoothing)
+        main, *auxiliary = outputs
+        loss = super().training_loss(main, targets, label_smoothing=label_smoothing)
+        for aux in auxiliary:
+            loss = loss + self.aux_loss_weight * super().training_loss(aux, targets, label_smoothing=label_smoothing)
+        return loss
 
 
 @dataclass(frozen=True)

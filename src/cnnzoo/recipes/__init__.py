@@ -26,7 +26,23 @@ class Recipe:
     config: dict
 
     def train_config(self, **overrides) -> TrainConfig:
-        return TrainConfig.from_dict({**self.config, **overrides})
+        return TrainConfig.from_dict(merge_settings(self.config, overrides))
+
+
+def merge_settings(base: dict, options: dict) -> dict:
+    """A recipe's settings (``base``) with ``options`` given on top. Dictionaries merge key by key, so
+    ``--model-kwargs '{"dropout": 0.3}'`` on a recipe keeps the recipe's other builder arguments."""
+    merged = {**base, **options}
+    for name, value in options.items():
+        if isinstance(value, dict) and isinstance(base.get(name), dict):
+            merged[name] = {**base[name], **value}
+    return merged
+
+
+def train_config(recipe: str | None, options: dict) -> TrainConfig:
+    """The configuration of a run: the recipe's settings (if one is named) overridden by ``options``."""
+    base = load_recipe(recipe).config if recipe else {}
+    return TrainConfig.from_dict(merge_settings(base, options))
 
 
 def list_recipes() -> list[Recipe]:
@@ -43,5 +59,5 @@ def load_recipe(name: str) -> Recipe:
 
 def _parse(name: str, data: dict) -> Recipe:
     recipe = Recipe(name=name, **data)
-    TrainConfig.from_dict(recipe.config).validate()  # a broken recipe file fails here, naming its setting
+    TrainConfig.from_dict(recipe.config)  # a broken recipe file fails here, naming its setting
     return recipe

@@ -13,28 +13,23 @@ canvas directly, without pyplot, so no window opens and no global backend settin
 from __future__ import annotations
 
 import math
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from cnnzoo.console import Log, log_to_stderr, to_jsonable
+from cnnzoo.errors import ConfigError
+from cnnzoo.figures import new_figure
 from cnnzoo.scratch import cnn, linreg, tiny_net
 from cnnzoo.scratch._blas import single_threaded_blas
 from cnnzoo.scratch._fashion_mnist import load_fashion_mnist
-from cnnzoo.errors import ConfigError
 
 NAMES = ("linreg", "gd", "mlp", "cnn")
-Log = Callable[[str], None]
-
-
-def _log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run(name: str, *, out_dir: Path, quick: bool = False, data_dir: str | None = None,
-        log: Log = _log_to_stderr) -> dict:
+        log: Log = log_to_stderr) -> dict:
     """Run the demo ``name`` (one of NAMES), write its plot into ``out_dir`` and return its figures."""
     demos = {"linreg": _run_linreg, "gd": _run_gd, "mlp": _run_mlp, "cnn": _run_cnn}
     if name not in demos:
@@ -43,35 +38,10 @@ def run(name: str, *, out_dir: Path, quick: bool = False, data_dir: str | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     with single_threaded_blas():
         figures = demos[name](out_dir=out_dir, quick=quick, data_dir=data_dir, log=log)
-    return _jsonable(figures)
+    return to_jsonable(figures)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _new_figure(panels: int):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5.5 * panels, 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.subplots(1, panels, squeeze=False)[0]
 
 
 def _save(figure, path: Path, log: Log) -> str:
@@ -121,7 +91,7 @@ def _run_linreg(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -
     log(f"mini-batch GD, {epochs} epochs × 4 batches of 5 (lr {lr / 2:.3f}): weights {_fmt(mini_w)}, "
         f"bias {mini_b:.4f}, MSE {mini.losses[-1]:.4f} (the batch noise keeps it a little above the minimum)")
 
-    figure, (left, right) = _new_figure(2)
+    figure, (left, right) = new_figure(2, width=5.5)
     left.scatter(x1, y1, s=12, label="data")
     line_x = np.array([0.0, 10.0])
     left.plot(line_x, slope * line_x + intercept, color="C1", label=f"fit y = {slope:.2f}x + {intercept:.2f}")
@@ -168,7 +138,7 @@ def _run_gd(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> di
         "against the weights, where the gradient is tiny")
     log(f"standardised GD, mapped back: weights {_fmt(standardised.weights)}, bias {standardised.bias:.4f}")
 
-    figure, (left, right) = _new_figure(2)
+    figure, (left, right) = new_figure(2, width=5.5)
     for name, run in result.runs.items():
         after_start = run.recorded_steps > 0  # a log axis has no room for step 0
         steps = run.recorded_steps[after_start]
@@ -226,7 +196,7 @@ def _run_mlp(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> d
     log(f"trained in {seconds:.1f} s: train accuracy {train_accuracy:.2%}, test accuracy {test_accuracy:.2%} "
         f"on {len(y_test):,} test images")
 
-    figure, (left, right) = _new_figure(2)
+    figure, (left, right) = new_figure(2, width=5.5)
     left.plot(neuron_losses)
     left.set(xlabel="step", ylabel="binary cross-entropy", title="One neuron, two blobs")
     right.plot(losses, alpha=0.4, label="mini-batch loss")
@@ -266,7 +236,7 @@ def _run_cnn(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> d
     log(f"test accuracy {test_accuracy:.2%} on {len(y_test):,} test images after {history.seconds:.1f} s of "
         f"training ({images * epochs / history.seconds:,.0f} images/s); evaluation took {eval_seconds:.1f} s")
 
-    figure, (left, right) = _new_figure(2)
+    figure, (left, right) = new_figure(2, width=5.5)
     per_epoch = -(-images // batch_size)
     left.plot(history.step_losses, alpha=0.4, label="mini-batch loss")
     left.plot(np.arange(1, epochs + 1) * per_epoch - 1, _epoch_means(history.step_losses, epochs), "o-",

@@ -8,9 +8,10 @@ Importing this module imports neither torch nor the experiments.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
+
+from cnnzoo.console import log_to_stderr, print_json
 
 from cnnzoo.experiments.catalog import EXPERIMENTS
 
@@ -29,10 +30,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from cnnzoo.experiments.catalog import run_experiment
 
     result = run_experiment(args.name, quick=args.quick, out=args.out, seeds=args.seeds, data_dir=args.data_dir,
-                            log=lambda message: print(message, file=sys.stderr, flush=True))
+                            log=log_to_stderr)
     if args.json:
-        json.dump(result, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(result)
         return 0
     print(f"{result['experiment']}: {result['claim']}")
     print(f"the claim {'HELD' if result['held'] else 'DID NOT HOLD'} here"

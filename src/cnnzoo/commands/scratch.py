@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
-from datetime import datetime
 from pathlib import Path
+
+from cnnzoo.console import log_to_stderr, print_json
+from cnnzoo.runs import timestamped_run_dir
 
 # One line per demo for --help; the names are those of cnnzoo.scratch.run.NAMES.
 DEMOS = {
@@ -26,7 +27,7 @@ DEMOS = {
 
 
 def default_out_dir(name: str) -> Path:
-    return Path("runs") / f"scratch-{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    return timestamped_run_dir(f"scratch-{name}")
 
 
 def cmd_scratch(args: argparse.Namespace) -> int:
@@ -34,10 +35,9 @@ def cmd_scratch(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out) if args.out else default_out_dir(args.demo)
     figures = run(args.demo, out_dir=out_dir, quick=args.quick, data_dir=args.data_dir,
-                  log=lambda message: print(message, file=sys.stderr, flush=True))
+                  log=log_to_stderr)
     if args.json:
-        json.dump({"demo": args.demo, "quick": args.quick, "out_dir": str(out_dir), **figures}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json({"demo": args.demo, "quick": args.quick, "out_dir": str(out_dir), **figures})
     else:
         print(f"scratch {args.demo}: done; plot in {figures['plot']}", file=sys.stderr)
     return 0

@@ -1,0 +1,122 @@
+"""``cnnzoo recipes`` and ``cnnzoo bench``: the measured training settings, and cnnzoo measured against plain
+PyTorch in the same run (ratios, not absolute times, are the result)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cnnzoo.console import print_json
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from cnnzoo.recipes import list_recipes
+
+    recipes = list_recipes()
+    if args.json:
+        print_json([{"name": r.name, "model": r.config["model"], "family": r.family, "tier": r.tier,
+                      "budget_seconds": r.budget_seconds, "target_top1": r.target_top1,
+                      "description": r.description} for r in recipes])
+        return 0
+    print(f"{'recipe':<22} {'model':<18} {'budget':>7} {'target':>7}  description")
+    for r in recipes:
+        print(f"{r.name:<22} {r.config['model']:<18} {r.budget_seconds:>6.0f}s {r.target_top1:>7.0%}  {r.description}")
+    return 0
+
+
+def _fashion_mnist_images(data_dir: str | None, count: int):
+    """The first ``count`` training images and labels, and all test images, of Fashion-MNIST."""
+    from cnnzoo.data.tensors import load_dataset
+
+    data = load_dataset("fashion-mnist", data_dir)
+    return data.train.images[:count], data.train.labels[:count], data.test.images
+
+
+def _bench_training(args: argparse.Namespace) -> list[dict]:
+    from cnnzoo.bench.training import training_throughput
+
+    images, labels, _ = _fashion_mnist_images(args.data_dir, args.images)
+    rows = []
+    for name in args.models or ["lenet5", "convnet", "resnet20"]:
+        print(f"training throughput: {name} ...", file=sys.stderr)
+        for row in training_throughput(name, images, labels, batch_size=args.batch_size,
+                                       images_per_run=args.images, repeats=args.repeats):
+            print(f"  tutorial loop on a {row['baseline']} dataset {row['baseline_per_second']:,.0f} img/s, "
+                  f"cnnzoo {row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×", file=sys.stderr)
+            rows.append(row)
+    return rows
+
+
+def _bench_inference(args: argparse.Namespace) -> list[dict]:
+    from cnnzoo.bench.inference import IMAGENET_MODELS, inference_throughput
+
+    _, _, test_images = _fashion_mnist_images(args.data_dir, 1)
+    rows = []
+    for name in args.models if args.what == "inference" and args.models else IMAGENET_MODELS:
+        print(f"inference throughput: {name} ...", file=sys.stderr)
+        row = inference_throughput(name, test_images, repeats=args.repeats)
+        print(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo {row['cnnzoo_per_second']:,.1f} "
+              f"img/s: {row['ratio']}×, top-1 agreement {row['top1_agreement']:.1%}", file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def _bench_hardware() -> dict:
+    from cnnzoo.bench.hardware import training_utilisation
+
+    row = training_utilisation("vgg16_bn_small", input_size=(1, 28, 28))
+    print(f"matmul peak {row['matmul_peak_fp32_gflops']} GFLOP/s fp32, {row['matmul_peak_bf16_gflops']} bf16; "
+          f"vgg16_bn_small trains at {row['training_gflops']} GFLOP/s = {row['fraction_of_fp32_peak']:.0%} of the "
+          f"fp32 peak", file=sys.stderr)
+    return row
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    results: dict = {"what": args.what}
+    if args.what in ("training", "all"):
+        results["training"] = _bench_training(args)
+    if args.what in ("inference", "all"):
+        results["inference"] = _bench_inference(args)
+    if args.what in ("hardware", "all"):
+        results["hardware"] = _bench_hardware()
+    if args.what == "recipes":
+        from cnnzoo.bench.recipes import run_recipes, write_results
+
+        results["recipes"] = run_recipes(args.recipes, seeds=args.seeds)
+        write_results(results["recipes"], Path(args.results))
+        print(f"wrote {args.results}", file=sys.stderr)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    if args.json:
+        print_json(results)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("recipes", help="list the training recipes",
+                            description="Named training settings, each with the budget and accuracy it was "
+                                        "measured at; run one with `cnnzoo train --recipe NAME`.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_recipes)
+
+    p = commands.add_parser(
+        "bench", help="measure cnnzoo against plain PyTorch in the same run",
+        description="training: images/s of cnnzoo's engine vs a tutorial-style DataLoader loop (same model, batch, "
+                    "data). inference: ImageNet models with cnnzoo's inference path vs plain fp32 eager, with top-1 "
+                    "agreement. hardware: the matmul peak and the fraction of it training reaches. recipes: re-run "
+                    "the recipes and write docs/results.md. Ratios, not absolute times, are the result.")
+    p.add_argument("what", choices=("training", "inference", "hardware", "recipes", "all"))
+    p.add_argument("--models", nargs="+", help="models to measure (default: a standard set)")
+    p.add_argument("--recipes", nargs="+", help="recipes to run (default: all)")
+    p.add_argument("--seeds", type=int, default=1, help="runs per recipe, seeds 0..N-1 (default: 1)")
+    p.add_argument("--images", type=int, default=10_000, help="training images per timed run (default: 10000)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per side, interleaved (default: 3)")
+    p.add_argument("--data-dir", help="where Fashion-MNIST is")
+    p.add_argument("--results", default="docs/results.md", help="where `bench recipes` writes its table")
+    p.add_argument("--out", help="also save the JSON results to this file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench)

@@ -1,0 +1,51 @@
+"""``cnnzoo data list`` and ``cnnzoo data verify``: where the datasets are, and whether their files are right."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnzoo.console import print_json
+
+
+def _print_report(report: dict) -> None:
+    print(f"{report['name']} in {report.get('folder')}: {'OK' if report.get('ok') else 'PROBLEMS'}")
+    for item in report.get("files", []):
+        print(f"  {item['file']:<28} {item['status']:<11} {item.get('detail') or ''}")
+    parse = report.get("parse") or {}
+    if parse.get("ok"):
+        print(f"  parses: {parse['train']:,} train / {parse['test']:,} test images of "
+              f"{'×'.join(map(str, parse['image_shape']))}, {parse['classes']} classes")
+    elif parse:
+        print(f"  does not parse: {parse.get('error')}")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from cnnzoo.data.sources import describe_sources, verify_dataset
+
+    if args.action == "list":
+        rows = describe_sources(args.data_dir)
+        if args.json:
+            print_json(rows)
+        else:
+            for row in rows:
+                print(f"{row['name']:<15} {row.get('found') or 'not found'}")
+        return 0
+    names = [args.name] if args.name else [row["name"] for row in describe_sources(args.data_dir) if row.get("found")]
+    reports = [verify_dataset(name, args.data_dir) for name in names]
+    if args.json:
+        print_json(reports)
+    else:
+        for report in reports:
+            _print_report(report)
+    return 0 if all(report.get("ok") for report in reports) else 1
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("data", help="show where datasets are found, verify their checksums",
+                            description="`data list`: where each dataset was found. `data verify [NAME]`: "
+                                        "checksums and a parse check of the files found.")
+    p.add_argument("action", choices=("list", "verify"))
+    p.add_argument("name", nargs="?", help="dataset to verify (default: every one found)")
+    p.add_argument("--data-dir", help="also look here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_data)

@@ -1,0 +1,80 @@
+"""``cnnzoo eval`` and ``cnnzoo predict``: use a trained model from a run directory or checkpoint file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cnnzoo.console import print_json
+
+VIEWS = ("center", "flip", "ten-crop")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from cnnzoo.engine.predict import evaluate_trained, load_trained
+
+    loaded = load_trained(args.source, model_name=args.model, device=args.device)
+    result = evaluate_trained(loaded, args.dataset, data_dir=args.data_dir, views=args.views, device=args.device,
+                              memory_budget=args.memory_budget)
+    report = {**result.to_dict(), "model": loaded.name, "checkpoint": str(loaded.checkpoint),
+              "dataset": args.dataset or loaded.dataset}
+    print(f"{loaded.name} on {report['dataset']} ({result.images:,} images, {args.views} view): top-1 "
+          f"{result.top1:.2%}, top-5 {result.top5:.2%}", file=sys.stderr)
+    if args.json:
+        print_json(report)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnzoo.engine.predict import load_trained, predict_files
+
+    loaded = load_trained(args.source, model_name=args.model, device=args.device)
+    results = predict_files(loaded, args.images, top_k=args.top_k, views=args.views)
+    if args.json:
+        print_json({"model": loaded.name, "checkpoint": str(loaded.checkpoint), "results": results})
+        return 0
+    for item in results:
+        best = item["predictions"][0]
+        others = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"][1:])
+        print(f"{item['file']}: {best['class']} ({best['probability']:.1%})" + (f"; then {others}" if others else ""))
+    return 0
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of MiB ≥ 0; got {text!r}")
+    return value
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("eval", help="test accuracy of a trained model",
+                            description="Evaluate a run's best checkpoint (or any checkpoint) on a test set.")
+    p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
+    p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.add_argument("--views", choices=VIEWS, default="center",
+                   help="test-time views averaged per image (default: center); flip helps models trained with "
+                        "--flip and hurts others, ten-crop needs a model trained with --crop-padding")
+    p.add_argument("--memory-budget", type=_non_negative, metavar="MIB",
+                   help="MiB of decoded images an image folder may take in memory; bigger ones are streamed "
+                        "(0: always stream; default 2048)")
+    p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not record it")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
+    p.add_argument("--json", action="store_true", help="print {top1, top5, loss, images, ...} on stdout")
+    p.set_defaults(run=cmd_eval)
+
+    p = commands.add_parser("predict", help="classify image files with a trained model",
+                            description="Print the most likely classes of each image file (PNG, JPEG, ...).")
+    p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5, help="how many classes to show per image (default: 5)")
+    p.add_argument("--views", choices=VIEWS, default="center")
+    p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(run=cmd_predict)

@@ -1,0 +1,82 @@
+"""``cnnzoo list`` and ``cnnzoo summary``: the registered models and their per-layer inspection."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnzoo.console import print_json
+from cnnzoo.errors import ConfigError
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    parts = text.replace("x", ",").split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) == 2:
+        raise argparse.ArgumentTypeError(f"--input-size needs C,H,W (for example 1,28,28); got {text!r}")
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"--input-size must be three positive integers C,H,W; got {text!r}")
+    return values
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnnzoo.registry import create_model, list_models
+
+    rows = []
+    for name in list_models(args.pattern):
+        with torch.device("meta"):  # shapes and counts only: no memory for VGG's 140M weights, no init work
+            model = create_model(name)
+        rows.append({"name": name, "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                     "input_size": list(model.cfg.input_size), "num_classes": model.cfg.num_classes,
+                     "paper": model.cfg.paper})
+    if not rows:
+        raise ConfigError(f"no model matches {args.pattern!r}; `cnnzoo list` shows them all")
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'model':<22} {'params':>13}  {'input':<12} {'classes':>7}  paper")
+    for row in rows:
+        size = "×".join(map(str, row["input_size"]))
+        print(f"{row['name']:<22} {row['params']:>13,}  {size:<12} {row['num_classes']:>7}  {row['paper']}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from cnnzoo.inspect.summary import summary
+    from cnnzoo.registry import build_for_size
+
+    kwargs = {}
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    if args.input_size is not None:
+        kwargs["in_channels"] = args.input_size[0]
+    model = build_for_size(args.model, args.input_size[1] if args.input_size else None, **kwargs)
+    result = summary(model, args.input_size)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("list", help="list the registered models",
+                            description="List registered models with their parameters and default input size.")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*' (default: all)")
+    p.add_argument("--json", action="store_true", help="print a JSON array on stdout")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser(
+        "summary", help="per-layer shapes, parameters, multiply-adds and receptive fields",
+        description="Run one image through a model and report, for every layer: output shape, parameters, "
+                    "multiply-adds, connections (LeCun's count) and receptive field.")
+    p.add_argument("model", help="registered model name (see `cnnzoo list`)")
+    p.add_argument("--input-size", type=parse_input_size, metavar="C,H,W",
+                   help="input shape (default: the model's own, e.g. 1,32,32 for lenet5_1998)")
+    p.add_argument("--num-classes", type=int, help="number of output classes (default: the model's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(run=cmd_summary)

@@ -1,0 +1,97 @@
+"""``cnnzoo train``: train a model, run a recipe, or resume a run.
+
+Its options are generated from ``TrainConfig``'s fields (name, type, help text and default all come from the
+field's declaration), so the command line and the Python API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from cnnzoo.console import print_json
+from cnnzoo.engine.config import TrainConfig, flag
+from cnnzoo.errors import ConfigError
+
+_TYPES = {"float | None": float, "int | None": int, "str | None": str, "float": float, "int": int, "str": str}
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}); e.g. '{{\"dropout\": 0.3}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of builder arguments, e.g. '{{\"dropout\": 0.3}}'; "
+                                         f"got {text!r}")
+    return value
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per ``TrainConfig`` field; each defaults to None, meaning "not given"."""
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None,
+                                help=f.metadata["help"] + f" (default: {'on' if default else 'off'})")
+        else:
+            shown = "" if default is None else f" (default: {default})"
+            parser.add_argument(flag(f.name), type=_TYPES[str(f.type)], default=None, metavar=f.name.upper(),
+                                help=f.metadata["help"] + shown)
+    parser.add_argument("--model-kwargs", type=_json_object, metavar="JSON",
+                        help='extra builder arguments as a JSON object, e.g. \'{"dropout": 0.3}\' (with --recipe, '
+                             "merged key by key into the recipe's)")
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The ``TrainConfig`` settings given on the command line (those left out are absent)."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnzoo.engine.state import RESUMABLE_SETTINGS
+    from cnnzoo.engine.train import train
+    from cnnzoo.recipes import train_config
+
+    options = given_options(args)
+    if args.resume is not None:
+        fixed = sorted(set(options) - set(RESUMABLE_SETTINGS))
+        if args.recipe or fixed:
+            raise ConfigError(f"--resume continues a run with its own settings; only "
+                              f"{', '.join(map(flag, RESUMABLE_SETTINGS))} can change "
+                              f"(got {', '.join(map(flag, fixed)) or '--recipe'})")
+        summary = train(None, resume=args.resume, overrides=options, progress=not args.no_progress)
+    else:
+        if args.recipe is None and "model" not in options:
+            raise ConfigError("say what to train: --model NAME (and --dataset), --recipe NAME, or --resume RUN_DIR")
+        summary = train(train_config(args.recipe, options), progress=not args.no_progress)
+    print(f"test accuracy {summary['test_top1']:.2%} (top-5 {summary['test_top5']:.2%}) after {summary['epochs']} "
+          f"epochs, {summary['train_seconds']:.0f} s of training; plots and checkpoints in {summary['run_dir']}",
+          file=sys.stderr)
+    if args.json:
+        print_json(summary)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "train", help="train a model on a dataset (or run a recipe)",
+        description="Train a model and write a run directory: config.json, metrics.csv, summary.json, "
+                    "curves.png, confusion.png, per_class.csv and checkpoints/{last,best}.safetensors.",
+        epilog="Examples:  cnnzoo train --model lenet5 --dataset fashion-mnist --epochs 5\n"
+               "           cnnzoo train --recipe lenet5-fast --json\n"
+               "           cnnzoo train --resume runs/lenet5-fashion-mnist-20260101-120000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", help="start from a named recipe (see `cnnzoo recipes`); options given override it")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--json", action="store_true", help="print summary.json's contents on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
+    add_config_options(p)
+    p.set_defaults(run=cmd_train)

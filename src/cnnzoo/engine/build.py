@@ -1,0 +1,58 @@
+"""Building what a run trains: the model for the chosen image side, its optimiser and its weight average."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnzoo.engine.config import TrainConfig
+from cnnzoo.errors import ConfigError
+from cnnzoo.models.base import ModelConfig
+from cnnzoo.registry import accepts_input_size, build_for_size, model_limits
+
+
+def limits_for(config: TrainConfig, in_channels: int) -> ModelConfig:
+    """The declared input limits of ``config.model`` with its options (no weights are allocated)."""
+    try:
+        return model_limits(config.model, in_channels=in_channels, **config.model_kwargs)
+    except TypeError as error:  # a misspelt --model-kwargs key
+        raise ConfigError(f"{config.model} does not take these settings {config.model_kwargs}: {error}") from None
+
+
+def build_model(config: TrainConfig, num_classes: int, in_channels: int, side: int) -> nn.Module:
+    """``config.model`` for ``num_classes`` classes of ``in_channels``×``side``×``side`` images."""
+    try:
+        return build_for_size(config.model, side, num_classes=num_classes, in_channels=in_channels,
+                              **config.model_kwargs)
+    except TypeError as error:
+        raise ConfigError(f"{config.model} does not take these settings {config.model_kwargs}: {error}") from None
+
+
+def builder_kwargs(model: nn.Module, config: TrainConfig) -> dict:
+    """The builder arguments that rebuild this exact model (for evaluation and prediction from a checkpoint)."""
+    cfg = model.cfg
+    kwargs = {"num_classes": cfg.num_classes, "in_channels": cfg.input_size[0], **config.model_kwargs}
+    if accepts_input_size(config.model):
+        kwargs["input_size"] = cfg.input_size[1]
+    return kwargs
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # Weight decay on weights only: decaying biases and BatchNorm scales only fights the normalisation.
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov and config.momentum > 0)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def make_ema(model: nn.Module, decay: float | None) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of the weights (and buffers), evaluated instead of the model; or None."""
+    if not decay:
+        return None
+    swa = torch.optim.swa_utils
+    return swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -1,0 +1,99 @@
+"""The data step of a run: load the dataset, keep the requested subsets, measure the normalisation statistics and
+fit the images to the side the model will see. It never builds the model: the side comes in as a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cnnzoo.data.augment import TrainAugment, rgb_pca
+from cnnzoo.data.tensors import Batches, ImageTensors, iterate_batches, load_dataset
+from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.inputs import InputSpec, channel_statistics, fit_images
+from cnnzoo.errors import ConfigError
+
+MIB = 1024**2
+
+
+@dataclass
+class LoadedData:
+    """The dataset as found, before it is fitted to a model."""
+
+    train: Batches
+    test: Batches
+    classes: list[str]
+    sample: torch.Tensor  # up to 10,000 training images drawn at random, for the statistics
+
+    @property
+    def channels(self) -> int:
+        return self.sample.shape[1]
+
+    @property
+    def side(self) -> int:
+        return self.sample.shape[-1]
+
+
+@dataclass
+class PreparedData:
+    """The datasets as the model will see them, and what the checkpoints must remember about that."""
+
+    train: Batches
+    test: Batches
+    classes: list[str]
+    channels: int
+    native_side: int  # the dataset's own image side
+    spec: InputSpec
+    rgb_pca: tuple[torch.Tensor, torch.Tensor] | None = None  # eigenvalues and vectors, for AlexNet's colour noise
+
+    def augmentation(self, config: TrainConfig) -> TrainAugment:
+        eigvals, eigvecs = self.rgb_pca or (None, None)
+        return self.spec.train_pipeline(flip=config.flip, pca_std=config.pca_noise, eigvals=eigvals,
+                                        eigvecs=eigvecs)
+
+
+def subset_indices(total: int, count: int | None, seed: int) -> torch.Tensor:
+    """The images ``--train-subset``/``--test-subset`` keep: a seeded random ``count`` of ``total`` (not the first
+    ones: image folders are ordered by class)."""
+    if not count or count >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count]
+
+
+def _random_subset(data: Batches, count: int | None, seed: int) -> Batches:
+    return data if not count or count >= len(data) else data.subset(subset_indices(len(data), count, seed))
+
+
+def _statistics_sample(data: Batches, seed: int, count: int = 10_000) -> torch.Tensor:
+    """Up to ``count`` training images, drawn at random, for the normalisation statistics and PCA."""
+    generator = torch.Generator().manual_seed(seed)
+    return next(iterate_batches(data, count, shuffle=True, generator=generator))[0]
+
+
+def load_data(config: TrainConfig) -> LoadedData:
+    """``config.dataset`` with its subsets, in memory or streamed as ``config.memory_budget`` allows."""
+    budget = None if config.memory_budget is None else int(config.memory_budget * MIB)
+    data = load_dataset(config.dataset, config.data_dir, memory_budget_bytes=budget)
+    train = _random_subset(data.train, config.train_subset, config.seed)
+    test = _random_subset(data.test, config.test_subset, config.seed)
+    return LoadedData(train, test, data.classes, _statistics_sample(train, config.seed))
+
+
+def prepare_data(data: LoadedData, config: TrainConfig, side: int, device: torch.device) -> PreparedData:
+    """Fit ``data`` to ``side``×``side`` inputs, measure its statistics and move it where training happens."""
+    train, test = data.train, data.test
+    if isinstance(train, ImageTensors):
+        # in memory: pad once if the model wants slightly larger images, then keep it all on the device
+        train = ImageTensors(fit_images(train.images, side), train.labels)
+        test = ImageTensors(fit_images(test.images, side), test.labels)
+    sample = fit_images(data.sample, side)
+    mean, std = channel_statistics(sample)
+    spec = InputSpec(size=side, mean=mean, std=std, crop_padding=config.crop_padding)
+    pca = None
+    if config.pca_noise > 0:
+        if data.channels != 3:
+            raise ConfigError(f"--pca-noise needs RGB images; {config.dataset} has {data.channels} channel(s). "
+                              f"Drop --pca-noise for grey datasets.")
+        pca = rgb_pca(sample)
+    return PreparedData(train.to(device), test.to(device), data.classes, data.channels, data.side, spec, pca)
