@@ -14,19 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo.data.augment import EvalViews, TrainAugment
+from cnnzoo.data.dataset import MAX_PAD, pad_images as fit_images  # noqa: F401  (they live in data now)
 from cnnzoo.errors import ConfigError
-
-MAX_PAD = 8  # pad (rather than resize) when the model's side exceeds the images' by at most this much
-
-
-def fit_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad (centred) uint8 images up to ``size`` when they are at most MAX_PAD smaller; else unchanged."""
-    side = images.shape[-1]
-    extra = size - side
-    if 0 < extra <= MAX_PAD:
-        before = extra // 2
-        return F.pad(images, (before, extra - before, before, extra - before))
-    return images
 
 
 def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
