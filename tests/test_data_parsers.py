@@ -329,7 +329,7 @@ def test_bad_image_files_are_named(tmp_path, monkeypatch):
 @pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_from_debian():
-    from cnnzoo.data.tensors import load_dataset
+    from cnnzoo.data.loading import load_dataset
 
     data = load_dataset("fashion-mnist", data_dir=DEBIAN_FASHION_MNIST, download=False)
     assert data.train.images.shape == (60000, 1, 28, 28) and data.test.images.shape == (10000, 1, 28, 28)

@@ -1,4 +1,5 @@
-"""Finding, downloading and checking data sets; in-memory tensors and batches; image folders.
+"""Finding, downloading and checking data sets; in-memory tensors and batches; image folders; the
+``ImageDataset`` contract both kinds of data set meet, and the import graph of ``cnnzoo.data``.
 
 Nothing here touches the network: downloads go through ``file://`` URLs or a fake ``fetch``, the system
 locations and the cache are redirected into tmp_path.
@@ -6,10 +7,13 @@ locations and the cache are redirected into tmp_path.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import io
 import pickle
+import subprocess
+import sys
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -18,10 +22,14 @@ import numpy as np
 import pytest
 import torch
 
+import cnnzoo.data
 from cnnzoo.data import cifar, sources
-from cnnzoo.errors import ChecksumMismatch, DataFilesMissing, DataFormatError
+from cnnzoo.data.dataset import MAX_PAD, ImageDataset, pad_images
+from cnnzoo.data.folder import StreamingImageFolder
 from cnnzoo.data.idx import write_idx
-from cnnzoo.data.tensors import ImageTensors, convert_channels, iterate_batches, load_dataset
+from cnnzoo.data.loading import load_dataset
+from cnnzoo.data.tensors import ImageTensors, convert_channels
+from cnnzoo.errors import ChecksumMismatch, ConfigError, DataFilesMissing, DataFormatError
 
 IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
@@ -236,20 +244,20 @@ def test_image_tensors_checks_and_helpers():
         ImageTensors(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.arange(3))
 
 
-def test_iterate_batches_order_and_reproducibility():
+def test_batches_order_and_reproducibility():
     data = ImageTensors(torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1), torch.arange(10))
-    plain = list(iterate_batches(data, 4, shuffle=False))
+    plain = list(data.batches(4, shuffle=False))
     assert [b[1].tolist() for b in plain] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert plain[0][0].data_ptr() == data.images.data_ptr()  # slices, not copies
-    assert len(list(iterate_batches(data, 4, shuffle=False, drop_last=True))) == 2
+    assert len(list(data.batches(4, shuffle=False, drop_last=True))) == 2
 
     def epoch(seed):
-        return torch.cat([labels for _, labels in iterate_batches(
-            data, 3, shuffle=True, generator=torch.Generator().manual_seed(seed))]).tolist()
+        return torch.cat([labels for _, labels in data.batches(
+            3, shuffle=True, generator=torch.Generator().manual_seed(seed))]).tolist()
 
     assert epoch(1) == epoch(1) and epoch(1) != epoch(2)
     assert sorted(epoch(1)) == list(range(10))
-    for images, labels in iterate_batches(data, 3, shuffle=True, generator=torch.Generator().manual_seed(0)):
+    for images, labels in data.batches(3, shuffle=True, generator=torch.Generator().manual_seed(0)):
         assert images.view(-1).long().tolist() == labels.tolist()  # images stay paired with their labels
 
 
@@ -329,8 +337,6 @@ def test_folder_errors(tmp_path):
 
 
 def test_big_folder_streams_the_same_batches(tmp_path):
-    from cnnzoo.data.folder import StreamingImageFolder
-
     _class_folder(tmp_path, {"a": 7, "b": 6})
     in_memory = load_dataset(f"folder:{tmp_path}", image_size=8)
     streamed = load_dataset(f"folder:{tmp_path}", image_size=8, memory_budget_bytes=0, num_workers=2)
@@ -338,7 +344,143 @@ def test_big_folder_streams_the_same_batches(tmp_path):
     assert len(streamed.train) == len(in_memory.train) and streamed.in_channels == 3
 
     def batches(data):
-        return list(iterate_batches(data, 4, shuffle=True, generator=torch.Generator().manual_seed(3)))
+        return list(data.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3)))
 
     for (a_images, a_labels), (b_images, b_labels) in zip(batches(in_memory.train), batches(streamed.train), strict=True):
         assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)
+
+
+# ------------------------------------------------------------------------------------------------ the contract
+
+
+def _noise_folder(root: Path, counts: dict[str, int], side: int = 28) -> None:
+    """Random RGB images, so any misplaced pixel (a wrong order, a shifted padding) shows."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(root / name / f"{index}.png")
+
+
+def _both_kinds(root: Path) -> tuple[ImageTensors, StreamingImageFolder]:
+    """The train part of one folder, decoded into memory and streamed (no worker processes)."""
+    in_memory = load_dataset(f"folder:{root}", image_size=28, num_workers=0).train
+    streamed = load_dataset(f"folder:{root}", image_size=28, memory_budget_bytes=0, num_workers=0).train
+    assert isinstance(in_memory, ImageTensors) and isinstance(streamed, StreamingImageFolder)
+    return in_memory, streamed
+
+
+def _assert_same_batches(a: ImageDataset, b: ImageDataset, batch_size: int, *, shuffle: bool, seed: int = 0,
+                         drop_last: bool = False) -> None:
+    def epoch(data):
+        generator = torch.Generator().manual_seed(seed)
+        return list(data.batches(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last))
+
+    first, second = epoch(a), epoch(b)
+    assert len(first) == len(second) > 0
+    for (a_images, a_labels), (b_images, b_labels) in zip(first, second):
+        assert a_images.dtype == b_images.dtype == torch.uint8 and a_labels.dtype == b_labels.dtype == torch.int64
+        assert a_images.shape[1:] == (a.num_channels, *a.image_size)
+        assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)
+
+
+def test_in_memory_and_streamed_sets_meet_the_contract_and_agree(tmp_path):
+    _noise_folder(tmp_path, {"a": 5, "b": 4, "c": 4})
+    in_memory, streamed = _both_kinds(tmp_path)
+    for side in (28, 32):  # as loaded, then padded as LeNet-1998 wants Fashion-MNIST
+        a, b = in_memory.pad_to(side), streamed.pad_to(side)
+        for data in (a, b):
+            assert isinstance(data, ImageDataset)
+            assert data.num_channels == 3 and data.image_size == (side, side) and data.device.type == "cpu"
+            assert data.labels.dtype == torch.int64 and len(data.labels) == len(data) == 10
+            assert data.to("cpu") is data
+        assert torch.equal(a.labels, b.labels)
+        _assert_same_batches(a, b, 3, shuffle=True, seed=5)
+        _assert_same_batches(a, b, 4, shuffle=False, drop_last=True)
+        chosen = [7, 0, 3, 3, 9]
+        a_part, b_part = a.subset(chosen), b.subset(chosen)
+        assert len(a_part) == len(b_part) == 5 and torch.equal(a_part.labels, a.labels[chosen])
+        assert torch.equal(b_part.labels, a.labels[chosen])
+        _assert_same_batches(a_part, b_part, 2, shuffle=True, seed=1)
+        _assert_same_batches(a_part, in_memory.subset(chosen).pad_to(side), 5, shuffle=False)  # pad, subset commute
+
+
+def test_pad_to_adds_a_centred_zero_border_of_at_most_max_pad(tmp_path):
+    images = torch.randint(1, 256, (2, 3, 28, 28), dtype=torch.uint8)
+    padded = pad_images(images, 32)
+    assert padded.shape == (2, 3, 32, 32) and torch.equal(padded[..., 2:30, 2:30], images)
+    assert padded.long().sum() == images.long().sum()  # the border is zeros
+    assert torch.equal(pad_images(images, 29)[..., :28, :28], images)  # the odd row and column go after
+    assert pad_images(images, 28) is images and pad_images(images, 28 + MAX_PAD + 1) is images
+
+    _noise_folder(tmp_path, {"a": 3, "b": 3})
+    in_memory, streamed = _both_kinds(tmp_path)
+    for data in (in_memory, streamed):
+        assert data.pad_to(28) is data and data.pad_to(28 + MAX_PAD + 1) is data  # too far: the resize's job
+        assert data.pad_to(29).pad_to(32).image_size == (32, 32)
+        with pytest.raises(ConfigError, match="batch_size"):
+            data.batches(0, shuffle=False)  # at the call, not at the first batch
+    _assert_same_batches(in_memory.pad_to(29).pad_to(32), streamed.pad_to(29).pad_to(32), 2, shuffle=True)
+    first, _ = next(in_memory.batches(10, shuffle=False))
+    padded_in_memory, _ = next(in_memory.pad_to(32).batches(10, shuffle=False))
+    assert torch.equal(padded_in_memory, pad_images(first, 32))
+    assert torch.equal(streamed.pad_to(32).load_all().images, padded_in_memory)
+
+
+# ------------------------------------------------------------------------------------------------ imports
+
+DATA_DIR = Path(cnnzoo.data.__file__).parent
+
+
+def _data_imports(path: Path) -> set[str]:
+    """The ``cnnzoo.data`` modules that ``path`` imports anywhere: at the top, under TYPE_CHECKING, in functions."""
+    modules = {p.stem for p in DATA_DIR.glob("*.py")} - {"__init__"}
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative to cnnzoo.data
+                parent = ".".join(["cnnzoo", "data"][: 3 - node.level])
+                base = f"{parent}.{base}" if base else parent
+            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[:2] == ["cnnzoo", "data"] and len(parts) > 2 and parts[2] in modules:
+                found.add(parts[2])
+    return found
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path (first module repeated at the end), or None."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return None
+        for imported in sorted(graph.get(module, ())):
+            if cycle := visit(imported, path + [module]):
+                return cycle
+        done.add(module)
+        return None
+
+    return next((cycle for module in sorted(graph) if (cycle := visit(module, []))), None)
+
+
+def test_no_import_cycle_among_the_data_modules(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def late():\n    from cnnzoo.data.loading import load_dataset\n\nfrom . import folder\n")
+    assert _data_imports(probe) == {"loading", "folder"}  # function-level and relative imports count
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+    graph = {path.stem: _data_imports(path) for path in DATA_DIR.glob("*.py") if path.stem != "__init__"}
+    assert _cycle(graph) is None
+    assert graph["dataset"] == set()  # the contract is the leaf
+    assert not graph["tensors"] & {"folder", "loading"} and not graph["folder"] & {"loading"}

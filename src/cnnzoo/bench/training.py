@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from cnnzoo.bench.timing import compare_each
-from cnnzoo.data.tensors import ImageTensors, iterate_batches
+from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.runtime import resolve_precision
 from cnnzoo.engine.loop import StepSettings, training_step
@@ -76,8 +76,7 @@ def _cnnzoo_epoch(trainable: Trainable, data: ImageTensors, augment, batch_size:
                   settings: StepSettings) -> int:
     trainable.model.train()
     seen = 0
-    for images, labels in iterate_batches(data, batch_size, shuffle=True, generator=trainable.generator,
-                                          drop_last=True):
+    for images, labels in data.batches(batch_size, shuffle=True, generator=trainable.generator, drop_last=True):
         training_step(trainable.model, trainable.model, images, labels, augment=augment, trainable=trainable,
                       settings=settings)
         seen += labels.numel()

@@ -28,7 +28,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 def _fashion_mnist_images(data_dir: str | None, count: int):
     """The first ``count`` training images and labels, and all test images, of Fashion-MNIST."""
-    from cnnzoo.data.tensors import load_dataset
+    from cnnzoo.data.loading import load_dataset
 
     data = load_dataset("fashion-mnist", data_dir)
     return data.train.images[:count], data.train.labels[:count], data.test.images

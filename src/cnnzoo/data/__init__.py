@@ -5,10 +5,15 @@ Importing ``cnnzoo.data`` is light (no torch, no NumPy): the NumPy-only ``cnnzoo
 are loaded on first use:
 
 * ``cnnzoo.data.idx``, ``cnnzoo.data.cifar``: the file formats, NumPy only;
-* ``cnnzoo.data.sources``: where each data set is, its checksums, ``find_dataset_files``,
-  ``describe_sources``, ``verify_dataset``, ``load_arrays`` (NumPy only);
-* ``cnnzoo.data.tensors``: ``ImageTensors``, ``DatasetSplits``, ``load_dataset``, ``iterate_batches``;
-* ``cnnzoo.data.folder``: ``folder:PATH`` image folders, in memory or streamed;
+* ``cnnzoo.data.sources``: ``find_dataset_files``, ``describe_sources``, ``verify_dataset``, ``load_arrays``
+  (NumPy only), over ``catalogue`` (each data set's files, URLs and checksums) and ``dataset_files``
+  (finding, fetching and checking those files);
+* ``cnnzoo.data.dataset``: the contract every data set meets, ``ImageDataset`` (``batches``, ``subset``,
+  ``to``, ``pad_to``…), ``DatasetSplits``, ``pad_images``; imports nothing else from ``cnnzoo.data``;
+* ``cnnzoo.data.tensors``: ``ImageTensors``, a data set held in memory as one uint8 tensor;
+* ``cnnzoo.data.folder``: ``folder:PATH`` image folders, decoded into memory or streamed
+  (``StreamingImageFolder``);
+* ``cnnzoo.data.loading``: ``load_dataset``, the name of a data set to its ``DatasetSplits``;
 * ``cnnzoo.data.augment``: batch-wise augmentation, ``TrainAugment`` and ``EvalViews``.
 """
 
@@ -19,11 +24,14 @@ import importlib
 from cnnzoo.errors import ChecksumMismatch, DataFilesMissing, DataFormatError
 
 _LAZY = {
+    "ImageDataset": "cnnzoo.data.dataset",
+    "DatasetSplits": "cnnzoo.data.dataset",
+    "MAX_PAD": "cnnzoo.data.dataset",
+    "pad_images": "cnnzoo.data.dataset",
     "ImageTensors": "cnnzoo.data.tensors",
-    "DatasetSplits": "cnnzoo.data.tensors",
-    "load_dataset": "cnnzoo.data.tensors",
-    "iterate_batches": "cnnzoo.data.tensors",
     "convert_channels": "cnnzoo.data.tensors",
+    "load_dataset": "cnnzoo.data.loading",
+    "splits_from_arrays": "cnnzoo.data.loading",
     "StreamingImageFolder": "cnnzoo.data.folder",
     "load_image": "cnnzoo.data.folder",
     "TrainAugment": "cnnzoo.data.augment",

@@ -13,7 +13,8 @@ centre square kept, giving uint8 (C, size, size) tensors like the built-in data 
 A folder whose decoded images fit in a memory budget (2 GiB by default) is decoded once into an
 ``ImageTensors``; a bigger one becomes a ``StreamingImageFolder``, which decodes each batch anew in
 DataLoader worker processes and yields the same ``(uint8 images, labels)`` batches, in the same order for
-the same generator, so training code and augmentation do not care which one they got.
+the same generator: both are ``dataset.ImageDataset``s, so training code and augmentation do not care which
+one they got.
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ import torch
 import torch.utils.data
 from PIL import Image, ImageOps
 
+from cnnzoo.data.dataset import (
+    Batch,
+    DatasetSplits,
+    ImageDataset,
+    batch_plan,
+    centred_padding,
+    check_batch_size,
+    pad_by,
+)
+from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError
-from cnnzoo.data.tensors import DatasetSplits, ImageTensors
 
 DEFAULT_IMAGE_SIZE = 224  # ImageNet's crop size, what the full-size models are built for
 DEFAULT_HOLDOUT_FRACTION = 0.2
@@ -227,11 +237,11 @@ def default_num_workers(file_count: int) -> int:
     return 0 if file_count < 256 else min(4, os.cpu_count() or 1)
 
 
-class StreamingImageFolder:
+class StreamingImageFolder(ImageDataset):
     """An image folder too big to hold decoded: every batch is decoded anew by DataLoader workers.
 
-    ``iterate_batches`` takes the arguments of ``tensors.iterate_batches`` and yields the same
-    ``(uint8 images, int64 labels)`` batches in the same order (one permutation from ``generator``).
+    ``batches`` follows ``dataset.batch_plan``, so it yields the batches ``ImageTensors`` would, in the same
+    order for the same generator. ``pad_to`` records a padding that each decoded batch then gets.
     """
 
     def __init__(
@@ -241,13 +251,21 @@ class StreamingImageFolder:
         image_size: int = DEFAULT_IMAGE_SIZE,
         num_workers: int | None = None,
         device: torch.device | str | None = None,
+        *,
+        padding: tuple[int, int] = (0, 0),
     ):
         self.files = files
         self.channels = channels
-        self.size = image_size
+        self.size = image_size  # the side images are decoded at
+        self.padding = padding  # zero rows and columns added (before, after) to every decoded image: pad_to
         self.num_workers = default_num_workers(len(files)) if num_workers is None else num_workers
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
         self.labels = torch.tensor(files.labels, dtype=torch.int64)
+
+    def _like(self, files: FileList | None = None, **changes) -> StreamingImageFolder:
+        settings = {"channels": self.channels, "image_size": self.size, "num_workers": self.num_workers,
+                    "device": self.device, "padding": self.padding, **changes}
+        return StreamingImageFolder(self.files if files is None else files, **settings)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -258,32 +276,46 @@ class StreamingImageFolder:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return self.size, self.size
+        side = self.size + sum(self.padding)
+        return side, side
 
-    def to(self, device: torch.device | str) -> "StreamingImageFolder":
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def to(self, device: torch.device | str) -> StreamingImageFolder:
         """The same folder, with batches delivered on ``device``."""
-        return StreamingImageFolder(self.files, self.channels, self.size, self.num_workers, device)
+        return self if torch.device(device) == self.device else self._like(device=device)
 
-    def subset(self, indices: Sequence[int] | torch.Tensor) -> "StreamingImageFolder":
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> StreamingImageFolder:
         chosen = [int(i) for i in torch.as_tensor(indices).tolist()]
-        files = FileList(tuple(self.files.files[i] for i in chosen), tuple(self.files.labels[i] for i in chosen))
-        return StreamingImageFolder(files, self.channels, self.size, self.num_workers, self.device)
+        return self._like(FileList(tuple(self.files.files[i] for i in chosen), tuple(self.files.labels[i] for i in chosen)))
 
-    def iterate_batches(
+    def pad_to(self, side: int) -> StreamingImageFolder:
+        """The folder whose decoded batches are zero-padded to ``side`` as ``dataset.pad_images`` pads."""
+        before, after = centred_padding(self.image_size[0], side)
+        if before == after == 0:
+            return self
+        return self._like(padding=(self.padding[0] + before, self.padding[1] + after))
+
+    def batches(
         self,
         batch_size: int,
         *,
         shuffle: bool,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        count = len(self)
-        order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
-        stop = count - count % batch_size if drop_last else count
-        batches = [order[start : start + batch_size].tolist() for start in range(0, stop, batch_size)]
+    ) -> Iterator[Batch]:
+        check_batch_size(batch_size)
+        return self._batches(batch_size, shuffle, generator, drop_last)
+
+    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+                 drop_last: bool) -> Iterator[Batch]:
+        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
+        order = torch.arange(len(self)) if order is None else order
         loader = torch.utils.data.DataLoader(
             ImageFileDataset(self.files, self.channels, self.size),
-            batch_sampler=batches,
+            batch_sampler=[order[part].tolist() for part in slices],
             num_workers=self.num_workers,
             collate_fn=collate_decoded,
             pin_memory=self.device.type == "cuda",
@@ -292,13 +324,14 @@ class StreamingImageFolder:
             if isinstance(batch, str):
                 raise DataFormatError(batch)
             images, labels = batch
-            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            images = images.to(self.device, non_blocking=True)
+            yield pad_by(images, self.padding), labels.to(self.device, non_blocking=True)
 
     def load_all(self) -> ImageTensors:
-        """Decode every image into one ``ImageTensors`` (in file order)."""
-        images = torch.empty((len(self), self.channels, self.size, self.size), dtype=torch.uint8)
+        """Decode every image into one ``ImageTensors`` (in file order, padded as the batches are)."""
+        images = torch.empty((len(self), self.channels, *self.image_size), dtype=torch.uint8)
         start = 0
-        for batch, _ in self.iterate_batches(256, shuffle=False):
+        for batch, _ in self.batches(256, shuffle=False):
             images[start : start + len(batch)] = batch.cpu()
             start += len(batch)
         return ImageTensors(images, self.labels.clone()).to(self.device)
@@ -311,20 +344,22 @@ def load_image_folder(
     image_size: int | None = None,
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
     seed: int = 0,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget_bytes: int | None = None,
     num_workers: int | None = None,
 ) -> DatasetSplits:
     """Load an image folder as ``DatasetSplits`` (``channels`` default 3, ``image_size`` default 224).
 
-    Both parts are decoded into memory when together they fit in ``memory_budget_bytes`` of uint8;
-    otherwise both are ``StreamingImageFolder``s.
+    Both parts are decoded into memory when together they fit in ``memory_budget_bytes`` of uint8
+    (default ``DEFAULT_MEMORY_BUDGET``, read at the call; 0 always streams); otherwise both are
+    ``StreamingImageFolder``s.
     """
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes
     channels = 3 if channels is None else channels
     size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
     layout = scan_image_folder(path, holdout_fraction, seed)
     parts = [StreamingImageFolder(part, channels, size, num_workers) for part in (layout.train, layout.test)]
     decoded_bytes = (len(layout.train) + len(layout.test)) * channels * size * size
-    train, test = parts if decoded_bytes > memory_budget_bytes else [part.load_all() for part in parts]
+    train, test = parts if decoded_bytes > budget else [part.load_all() for part in parts]
     return DatasetSplits(name=f"folder:{layout.root}", train=train, test=test, classes=layout.classes)
 
 

@@ -1,4 +1,4 @@
-"""Data sets held in memory as uint8 tensors, and the batch iterator the engine trains with.
+"""Data sets held in memory as one uint8 tensor: ``ImageTensors``, an ``ImageDataset``.
 
 Why not ``torch.utils.data.DataLoader`` for these: Fashion-MNIST is 47 MB and CIFAR-10 150 MB as uint8, so
 the whole set sits in one tensor and a batch is one indexing operation; a DataLoader would call
@@ -11,26 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Union
 
 import torch
 
+from cnnzoo.data.dataset import (
+    Batch,
+    DatasetSplits,
+    ImageDataset,
+    batch_plan,
+    check_batch_size,
+    pad_images,
+)
 from cnnzoo.errors import ConfigError
-from cnnzoo.data.sources import ArraySplits, get_source, load_arrays
-
-if TYPE_CHECKING:
-    from cnnzoo.data.download import Fetch
-    from cnnzoo.data.folder import StreamingImageFolder
 
 # ITU-R BT.601 luma weights, the ones Pillow's convert("L") uses too, so in-memory and folder data agree.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-FOLDER_PREFIX = "folder:"
 _CONVERT_CHUNK = 4096  # images converted at a time, to bound the float temporary
 
 
 @dataclass
-class ImageTensors:
+class ImageTensors(ImageDataset):
     """Images (N, C, H, W) uint8 and their labels (N,) int64, on one device."""
 
     images: torch.Tensor
@@ -65,73 +65,48 @@ class ImageTensors:
     def device(self) -> torch.device:
         return self.images.device
 
-    def to(self, device: torch.device | str) -> "ImageTensors":
+    def to(self, device: torch.device | str) -> ImageTensors:
         """A copy on ``device`` (the same object when already there). Moving the uint8 set once to the
         GPU is cheaper than moving every float batch."""
         if torch.device(device) == self.images.device:
             return self
         return ImageTensors(self.images.to(device), self.labels.to(device))
 
-    def subset(self, indices: Sequence[int] | torch.Tensor | slice) -> "ImageTensors":
+    def subset(self, indices: Sequence[int] | torch.Tensor | slice) -> ImageTensors:
         """The images at ``indices`` (a slice gives views, indices give copies)."""
         if not isinstance(indices, slice):
             indices = torch.as_tensor(indices, dtype=torch.long, device=self.images.device)
         return ImageTensors(self.images[indices], self.labels[indices])
 
+    def pad_to(self, side: int) -> ImageTensors:
+        """The images zero-padded once as ``dataset.pad_images`` does (``self`` when nothing changes)."""
+        padded = pad_images(self.images, side)
+        return self if padded is self.images else ImageTensors(padded, self.labels)
 
-Batches = Union[ImageTensors, "StreamingImageFolder"]
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        """Batches by ``dataset.batch_plan``: in order they are slices (views, no copy); shuffled, each is
+        one indexing operation with a slice of the permutation (moved to the images' device once)."""
+        check_batch_size(batch_size)
+        return self._batches(batch_size, shuffle, generator, drop_last)
 
-
-@dataclass
-class DatasetSplits:
-    """A data set's train and test parts and its class names (``classes[label]``)."""
-
-    name: str
-    train: Batches
-    test: Batches
-    classes: list[str]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def in_channels(self) -> int:
-        return self.train.num_channels
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.train.image_size
-
-
-def iterate_batches(
-    data: Batches,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    generator: torch.Generator | None = None,
-    drop_last: bool = False,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(images_uint8, labels)`` batches of ``data``.
-
-    In order, the batches are slices (views, no copy); shuffled, the order is one permutation drawn from
-    ``generator``, so a seeded generator gives the same epoch every run. A streamed image folder is
-    iterated by its own ``iterate_batches`` with the same arguments and the same order.
-    """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1; got {batch_size}")
-    if not isinstance(data, ImageTensors):
-        yield from data.iterate_batches(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
-        return
-    count = len(data)
-    order = torch.randperm(count, generator=generator).to(data.device) if shuffle else None
-    stop = count - count % batch_size if drop_last else count
-    for start in range(0, stop, batch_size):
+    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+                 drop_last: bool) -> Iterator[Batch]:
+        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
         if order is None:
-            yield data.images[start : start + batch_size], data.labels[start : start + batch_size]
-        else:
-            chosen = order[start : start + batch_size]
-            yield data.images[chosen], data.labels[chosen]
+            for part in slices:
+                yield self.images[part], self.labels[part]
+            return
+        order = order.to(self.device)
+        for part in slices:
+            chosen = order[part]
+            yield self.images[chosen], self.labels[chosen]
 
 
 def convert_channels(images: torch.Tensor, in_channels: int | None) -> torch.Tensor:
@@ -158,65 +133,12 @@ def convert_channels(images: torch.Tensor, in_channels: int | None) -> torch.Ten
     )
 
 
-def load_dataset(
-    name: str,
-    data_dir: str | Path | None = None,
-    download: bool = True,
-    in_channels: int | None = None,
-    *,
-    fetch: "Fetch | None" = None,
-    image_size: int | None = None,
-    holdout_fraction: float = 0.2,
-    split_seed: int = 0,
-    memory_budget_bytes: int | None = None,
-    num_workers: int | None = None,
-) -> DatasetSplits:
-    """Load ``fashion-mnist``, ``mnist``, ``cifar10``, ``cifar100`` or ``folder:PATH``.
-
-    The built-in sets are found as ``sources.find_dataset_files`` describes (and downloaded into the user
-    cache when ``download``). ``in_channels`` converts grey ↔ RGB (see ``convert_channels``). The keyword
-    arguments after ``*`` apply to image folders only (see ``folder.load_image_folder``): ``image_size``
-    (default 224), the held-out split of a folder without train/val sub-folders, the memory budget above
-    which the folder is streamed rather than loaded, and the decoding worker count.
-    """
-    if name.startswith(FOLDER_PREFIX):
-        from cnnzoo.data.folder import DEFAULT_MEMORY_BUDGET, load_image_folder
-
-        return load_image_folder(
-            name.removeprefix(FOLDER_PREFIX),
-            channels=in_channels,
-            image_size=image_size,
-            holdout_fraction=holdout_fraction,
-            seed=split_seed,
-            memory_budget_bytes=DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes,
-            num_workers=num_workers,
-        )
-    get_source(name)  # unknown names fail here, with suggestions, before any file is touched
-    arrays = load_arrays(name, data_dir, download=download, fetch=fetch)
-    return splits_from_arrays(arrays, in_channels)
-
-
-def splits_from_arrays(arrays: ArraySplits, in_channels: int | None = None) -> DatasetSplits:
-    """Wrap NumPy splits as tensors (sharing their memory where no conversion is needed)."""
-
-    def tensors(images, labels) -> ImageTensors:
-        images = convert_channels(torch.from_numpy(images).contiguous(), in_channels)
-        return ImageTensors(images, torch.from_numpy(labels).long())
-
-    return DatasetSplits(
-        name=arrays.name,
-        train=tensors(arrays.train_images, arrays.train_labels),
-        test=tensors(arrays.test_images, arrays.test_labels),
-        classes=list(arrays.classes),
-    )
-
-
+# Moved to cnnzoo.data.loading. Importing them from here still works, through the package's lazy table,
+# until the callers outside data/ import them from cnnzoo.data (or cnnzoo.data.loading); then delete this.
+# It is a run-time back-reference only: importing this module never imports loading or folder.
 __all__ = [
     "DatasetSplits",
     "ImageTensors",
     "LUMA_WEIGHTS",
     "convert_channels",
-    "iterate_batches",
-    "load_dataset",
-    "splits_from_arrays",
 ]

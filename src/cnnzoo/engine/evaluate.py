@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.data.augment import EvalViews
-from cnnzoo.data.tensors import Batches, iterate_batches
+from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.engine.runtime import autocast
 from cnnzoo.errors import ConfigError
 
@@ -47,7 +47,7 @@ def predict_logits(model: nn.Module, batch: torch.Tensor, views: EvalViews, *, d
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Batches, views: EvalViews, *, num_classes: int, batch_size: int = 500,
+def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_classes: int, batch_size: int = 500,
              device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False) -> EvalResult:
     """Accuracy of ``model`` on ``data`` (uint8 images, in memory or streamed) seen through ``views``.
 
@@ -60,7 +60,7 @@ def evaluate(model: nn.Module, data: Batches, views: EvalViews, *, num_classes: 
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     correct5 = total = 0
     loss_sum = 0.0
-    for images, labels in iterate_batches(data, batch_size, shuffle=False):
+    for images, labels in data.batches(batch_size, shuffle=False):
         labels = labels.to(device)
         log_probs = predict_logits(model, images, views, device=device, precision=precision,
                                    channels_last=channels_last)

@@ -1,9 +1,10 @@
 """Getting a dataset's images to the size, channels and scale a model expects.
 
-Images are kept as uint8 tensors. ``fit_images`` runs once per dataset: where the model wants slightly larger
-images than the data has (LeNet-1998's 32×32 from Fashion-MNIST's 28×28) it zero-pads them, as LeCun et al.
+``choose_input_side`` decides the side a model sees. Where the model wants slightly larger images than the data
+has (LeNet-1998's 32×32 from Fashion-MNIST's 28×28) the dataset's ``pad_to`` zero-pads them, as LeCun et al.
 padded MNIST, so no pixel is interpolated. Larger changes of size (28 → 224 for the d2l AlexNet) are left to
-the per-batch ``resize`` of the augmentation pipeline, which keeps the stored dataset small.
+the per-batch ``resize`` of the augmentation pipeline, which keeps the stored dataset small. ``InputSpec`` is
+what a checkpoint records of it: side, normalisation and crop padding.
 """
 
 from __future__ import annotations
@@ -16,18 +17,6 @@ import torch.nn.functional as F
 from cnnzoo.data.augment import EvalViews, TrainAugment
 from cnnzoo.errors import ConfigError, InputShapeError
 from cnnzoo.models.base import ModelConfig
-
-MAX_PAD = 8  # pad (rather than resize) when the model's side exceeds the images' by at most this much
-
-
-def fit_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad (centred) uint8 images up to ``size`` when they are at most MAX_PAD smaller; else unchanged."""
-    side = images.shape[-1]
-    extra = size - side
-    if 0 < extra <= MAX_PAD:
-        before = extra // 2
-        return F.pad(images, (before, extra - before, before, extra - before))
-    return images
 
 
 def choose_input_side(limits: ModelConfig, data_side: int, requested: int | None = None) -> int:

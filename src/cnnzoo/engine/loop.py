@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnzoo.data.augment import TrainAugment
-from cnnzoo.data.tensors import Batches, iterate_batches
+from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.engine import distributed
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.progress import Progress
@@ -78,7 +78,7 @@ def _set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, st
     return config.lr * factor
 
 
-def train_one_epoch(net: nn.Module, trainable: Trainable, data: Batches, augment: TrainAugment, *,
+def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, augment: TrainAugment, *,
                     config: TrainConfig, settings: StepSettings, state: RunState, plateau: PlateauDivider,
                     bar: Progress) -> EpochResult:
     """One pass over ``data`` (or until the time budget runs out); advances ``state.step``."""
@@ -92,7 +92,7 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: Batches, augment
     net.train()
     synchronize(device)
     started = time.perf_counter()
-    batches = iterate_batches(data, config.batch_size, shuffle=True, generator=trainable.generator, drop_last=True)
+    batches = data.batches(config.batch_size, shuffle=True, generator=trainable.generator, drop_last=True)
     for index, (images, labels) in enumerate(batches):
         if index >= steps_per_epoch * world:
             break

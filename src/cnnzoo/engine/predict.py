@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from cnnzoo.data.folder import load_image
-from cnnzoo.data.tensors import load_dataset
+from cnnzoo.data.dataset import pad_images
+from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
 from cnnzoo.engine.evaluate import EvalResult, evaluate, predict_logits
-from cnnzoo.engine.inputs import InputSpec, choose_input_side, fit_images
+from cnnzoo.engine.inputs import InputSpec, choose_input_side
 from cnnzoo.engine.runtime import resolve_device
 from cnnzoo.registry import create_model
 from cnnzoo.errors import ConfigError
@@ -26,7 +27,7 @@ class LoadedModel:
     input: InputSpec
     dataset: str | None
     checkpoint: Path
-    data_size: int  # side of the training images before padding (what fit_images starts from)
+    data_size: int  # side of the training images before padding (what padding starts from)
 
 
 def checkpoint_path(source: Path) -> Path:
@@ -103,7 +104,7 @@ def predict_files(loaded: LoadedModel, paths: list[Path], *, top_k: int = 5, vie
     size = loaded.input.size
     # decode at the training images' own size, then pad as training did (e.g. 28 → 32 for LeNet-1998)
     images = torch.stack([load_image(Path(p), channels=channels, size=loaded.data_size) for p in paths])
-    images = fit_images(images, size)
+    images = pad_images(images, size)
     device = next(loaded.model.parameters()).device
     log_probs = predict_logits(loaded.model, images, loaded.input.eval_pipeline(views), device=device)
     probabilities = log_probs.exp().cpu()

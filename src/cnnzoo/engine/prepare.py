@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import torch
 
 from cnnzoo.data.augment import TrainAugment, rgb_pca
-from cnnzoo.data.tensors import Batches, ImageTensors, iterate_batches, load_dataset
+from cnnzoo.data.dataset import ImageDataset, pad_images
+from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.config import TrainConfig
-from cnnzoo.engine.inputs import InputSpec, channel_statistics, fit_images
+from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.errors import ConfigError
 
 MIB = 1024**2
@@ -21,8 +22,8 @@ MIB = 1024**2
 class LoadedData:
     """The dataset as found, before it is fitted to a model."""
 
-    train: Batches
-    test: Batches
+    train: ImageDataset
+    test: ImageDataset
     classes: list[str]
     sample: torch.Tensor  # up to 10,000 training images drawn at random, for the statistics
 
@@ -39,8 +40,8 @@ class LoadedData:
 class PreparedData:
     """The datasets as the model will see them, and what the checkpoints must remember about that."""
 
-    train: Batches
-    test: Batches
+    train: ImageDataset
+    test: ImageDataset
     classes: list[str]
     channels: int
     native_side: int  # the dataset's own image side
@@ -61,14 +62,14 @@ def subset_indices(total: int, count: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count]
 
 
-def _random_subset(data: Batches, count: int | None, seed: int) -> Batches:
+def _random_subset(data: ImageDataset, count: int | None, seed: int) -> ImageDataset:
     return data if not count or count >= len(data) else data.subset(subset_indices(len(data), count, seed))
 
 
-def _statistics_sample(data: Batches, seed: int, count: int = 10_000) -> torch.Tensor:
+def _statistics_sample(data: ImageDataset, seed: int, count: int = 10_000) -> torch.Tensor:
     """Up to ``count`` training images, drawn at random, for the normalisation statistics and PCA."""
     generator = torch.Generator().manual_seed(seed)
-    return next(iterate_batches(data, count, shuffle=True, generator=generator))[0]
+    return next(data.batches(count, shuffle=True, generator=generator))[0]
 
 
 def load_data(config: TrainConfig) -> LoadedData:
@@ -82,12 +83,9 @@ def load_data(config: TrainConfig) -> LoadedData:
 
 def prepare_data(data: LoadedData, config: TrainConfig, side: int, device: torch.device) -> PreparedData:
     """Fit ``data`` to ``side``×``side`` inputs, measure its statistics and move it where training happens."""
-    train, test = data.train, data.test
-    if isinstance(train, ImageTensors):
-        # in memory: pad once if the model wants slightly larger images, then keep it all on the device
-        train = ImageTensors(fit_images(train.images, side), train.labels)
-        test = ImageTensors(fit_images(test.images, side), test.labels)
-    sample = fit_images(data.sample, side)
+    # zero-padded where the model wants slightly larger images (in memory once, streamed batch by batch)
+    train, test = data.train.pad_to(side), data.test.pad_to(side)
+    sample = pad_images(data.sample, side)
     mean, std = channel_statistics(sample)
     spec = InputSpec(size=side, mean=mean, std=std, crop_padding=config.crop_padding)
     pca = None

@@ -44,16 +44,16 @@ def eval_mode_accuracy(run_dir: Path, images, labels) -> float:
     """Top-1 accuracy of a run's final weights on the given uint8 images, in eval mode (dropout off)."""
     from cnnzoo.data.tensors import ImageTensors
     from cnnzoo.engine.evaluate import evaluate
-    from cnnzoo.engine.inputs import fit_images
+    from cnnzoo.data.dataset import pad_images
     from cnnzoo.engine.predict import load_trained
 
     loaded = load_trained(Path(run_dir) / "checkpoints" / "last.safetensors")
-    data = ImageTensors(fit_images(images, loaded.input.size), labels)
+    data = ImageTensors(pad_images(images, loaded.input.size), labels)
     return evaluate(loaded.model, data, loaded.input.eval_pipeline("center"), num_classes=len(loaded.classes)).top1
 
 
 def run(settings: ExperimentSettings) -> dict:
-    from cnnzoo.data.tensors import load_dataset
+    from cnnzoo.data.loading import load_dataset
     from cnnzoo.engine.prepare import subset_indices
 
     started = time.perf_counter()
