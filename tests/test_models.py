@@ -10,7 +10,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.models.base import InputShapeError
-from cnnzoo.registry import UnknownModelError
+from cnnzoo.models.registry import UnknownModelError
 
 ALL_MODELS = cnnzoo.list_models()
 

@@ -21,7 +21,7 @@ from cnnzoo.layers.inception import Inception, InceptionSpec
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.base import InputShapeError
 from cnnzoo.models.googlenet import GoogLeNet, GoogLeNetOutputs
-from cnnzoo.registry import create_model, get_builder, list_models
+from cnnzoo.models.registry import create_model, get_builder, list_models
 
 # Trainable parameters with 3-channel input and 1000 classes unless the kwargs say otherwise.
 #   model                  kwargs                   params       source

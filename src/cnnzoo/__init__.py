@@ -11,7 +11,7 @@ __all__ = ["create_model", "list_models", "summary", "__version__"]
 
 def __getattr__(name):
     if name in ("create_model", "list_models"):
-        from cnnzoo import registry
+        from cnnzoo.models import registry
 
         return getattr(registry, name)
     if name == "summary":

@@ -12,7 +12,7 @@ import time
 import torch
 
 from cnnzoo.inspect.summary import summary
-from cnnzoo.registry import create_model
+from cnnzoo.models.registry import create_model
 
 
 def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 1024, seconds: float = 2.0) -> float:

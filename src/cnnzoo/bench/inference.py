@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from cnnzoo.bench.timing import compare
 from cnnzoo.engine.inference import optimize_for_inference
-from cnnzoo.registry import create_model
+from cnnzoo.models.registry import create_model
 
 IMAGENET_MODELS = ("resnet18", "alexnet", "googlenet", "densenet121", "vgg11")
 

@@ -24,7 +24,7 @@ from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.runtime import resolve_precision
 from cnnzoo.engine.loop import StepSettings, training_step
 from cnnzoo.engine.state import Trainable
-from cnnzoo.registry import create_model
+from cnnzoo.models.registry import create_model
 from cnnzoo.errors import ConfigError
 
 

@@ -24,7 +24,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 def cmd_list(args: argparse.Namespace) -> int:
     import torch
 
-    from cnnzoo.registry import create_model, list_models
+    from cnnzoo.models.registry import create_model, list_models
 
     rows = []
     for name in list_models(args.pattern):
@@ -47,7 +47,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from cnnzoo.inspect.summary import summary
-    from cnnzoo.registry import build_for_size
+    from cnnzoo.models.registry import build_for_size
 
     kwargs = {}
     if args.num_classes is not None:

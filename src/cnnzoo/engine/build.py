@@ -8,11 +8,24 @@ from torch import nn
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.errors import ConfigError
 from cnnzoo.models.base import ModelConfig
-from cnnzoo.registry import accepts_input_size, build_for_size, model_limits
+from cnnzoo.models.registry import accepts_input_size, build_for_size, model_limits
+
+
+# Builder arguments the data decides: the classes and channels it has, and the side choose_input_side picks.
+FROM_THE_DATA = ("num_classes", "in_channels", "input_size")
+
+
+def _check_options(config: TrainConfig) -> None:
+    given = sorted(set(config.model_kwargs) & set(FROM_THE_DATA))
+    if given:
+        raise ConfigError(f"--model-kwargs sets {', '.join(given)}, which cnnzoo takes from the data (its classes "
+                          f"and channels) and --input-size; remove {'them' if len(given) > 1 else 'it'} from "
+                          f"--model-kwargs")
 
 
 def limits_for(config: TrainConfig, in_channels: int) -> ModelConfig:
     """The declared input limits of ``config.model`` with its options (no weights are allocated)."""
+    _check_options(config)
     try:
         return model_limits(config.model, in_channels=in_channels, **config.model_kwargs)
     except TypeError as error:  # a misspelt --model-kwargs key

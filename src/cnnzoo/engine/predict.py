@@ -15,7 +15,7 @@ from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
 from cnnzoo.engine.evaluate import EvalResult, evaluate, predict_logits
 from cnnzoo.engine.inputs import InputSpec, choose_input_side
 from cnnzoo.engine.runtime import resolve_device
-from cnnzoo.registry import create_model
+from cnnzoo.models.registry import create_model
 from cnnzoo.errors import ConfigError
 
 

@@ -102,19 +102,25 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
     if last_eval is None:
         raise TrainingError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
                             f"({len(data.train)} images, batch {config.batch_size}) is too small for one epoch")
-    summary = {
-        "model": config.model, "dataset": config.dataset, "epochs": state.epoch,
-        "train_seconds": round(state.train_seconds, 2),
-        "images_per_second": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
-        "params": params, "test_top1": last_eval.top1, "test_top5": last_eval.top5,
-        "best_test_top1": state.best_top1, "test_views": config.test_views,
-        "stopped_by": "time_budget" if out_of_time else "epochs",
-        "device": device.type, "precision": precision, "seed": config.seed, "run_dir": str(run_dir),
-    }
+    summary = _summary(config, state, last_eval, params=params, out_of_time=out_of_time, device=device,
+                       precision=precision, run_dir=run_dir)
     if main_process:
         write_outputs(run_dir, summary, state.history, last_eval, data.classes)
     distributed.cleanup()
     return summary
+
+
+def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params: int, out_of_time: bool,
+             device: torch.device, precision: str, run_dir: Path) -> dict:
+    return {
+        "model": config.model, "dataset": config.dataset, "epochs": state.epoch,
+        "train_seconds": round(state.train_seconds, 2),
+        "images_per_second": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
+        "params": params, "test_top1": result.top1, "test_top5": result.top5,
+        "best_test_top1": state.best_top1, "test_views": config.test_views,
+        "stopped_by": "time_budget" if out_of_time else "epochs",
+        "device": device.type, "precision": precision, "seed": config.seed, "run_dir": str(run_dir),
+    }
 
 
 def _resume(run_dir: Path, trainable: Trainable, config: TrainConfig, log: Log) -> RunState:

@@ -65,7 +65,7 @@ def run(settings: ExperimentSettings) -> dict:
     plan = QUICK if settings.quick else FULL
     seeds = settings.seed_list(DEFAULT_SEEDS)
     arms = train_arms(settings, NAME, seeds,
-                      {model: dict(plan, model=model, model_kwargs={"in_channels": 1}) for model in MODELS})
+                      {model: dict(plan, model=model) for model in MODELS})
 
     rows = []
     for model, runs in arms.items():
@@ -99,7 +99,7 @@ def run(settings: ExperimentSettings) -> dict:
 
     outcome = Outcome(
         name=NAME, title="Depth: degradation of plain networks, and residual learning", paper=PAPER, claim=CLAIM,
-        held=held, verdict=verdict, settings={**plan, "model_kwargs": "in_channels=1", "seeds": len(seeds)},
+        held=held, verdict=verdict, settings={**plan, "seeds": len(seeds)},
         summary=summary,
         rows=rows, figure=figure)
     return finish(outcome, settings, started)

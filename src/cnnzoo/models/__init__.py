@@ -1,12 +1,11 @@
-"""The model families, one module each; importing this package registers every builder.
+"""The model families, one module each, and the registry their builders are listed in.
 
-Each family module's docstring names its paper and every deviation from it.
+Importing this package imports every family, which registers its builders (``@register_model``), so
+``cnnzoo.models.create_model("resnet18")`` and ``cnnzoo.models.list_models("vgg*")`` see all of them. Each
+family module's docstring names its paper and every deviation from it.
 """
 
-import pkgutil
-from importlib import import_module
+from cnnzoo.models import alexnet, convnet, densenet, googlenet, lenet, mlp, nin, resnet, vgg  # noqa: F401 - registers the builders
+from cnnzoo.models.registry import create_model, get_builder, list_models, model_limits
 
-FAMILIES = tuple(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base")
-
-for _family in FAMILIES:
-    import_module(f"cnnzoo.models.{_family}")
+__all__ = ["create_model", "get_builder", "list_models", "model_limits"]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnzoo.models.base import ModelConfig, ZooModel
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
 

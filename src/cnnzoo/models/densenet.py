@@ -26,7 +26,7 @@ from torch import nn
 from cnnzoo.layers.dense import DenseBlock, Transition
 from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.models.base import ModelConfig, ZooModel
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
 PAPER = 'Huang, Liu, van der Maaten & Weinberger, 2017, "Densely Connected Convolutional Networks"'

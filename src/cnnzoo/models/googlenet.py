@@ -38,7 +38,7 @@ from torch import nn
 from cnnzoo.layers.inception import AuxHeadSpec, ConvReLU, Inception, InceptionAux, InceptionSpec
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.base import ModelConfig, ZooModel, check_input
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
 PAPER = 'Szegedy et al., 2014, "Going deeper with convolutions"'

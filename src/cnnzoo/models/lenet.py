@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.inspect.shapes import conv_output_size
+from cnnzoo.layers.output_size import conv_output_size
 from cnnzoo.layers.lenet1998 import (
     C3_CONNECTION_TABLE,
     EuclideanRBF,
@@ -33,7 +33,7 @@ from cnnzoo.layers.lenet1998 import (
     lecun_uniform_,
 )
 from cnnzoo.models.base import ModelConfig, ZooModel
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
 PAPER = "LeCun, Bottou, Bengio & Haffner, 1998"

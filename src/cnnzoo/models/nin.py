@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from cnnzoo.models.base import ModelConfig, ZooModel
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
 PAPER = 'Lin, Chen & Yan, 2013, "Network In Network"'

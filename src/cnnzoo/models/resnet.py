@@ -23,7 +23,7 @@ from torch import nn
 from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, Shortcut, zero_init_last_bn
 from cnnzoo.models.base import ModelConfig, ZooModel
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
 PAPER = "He, Zhang, Ren & Sun, 2016"

@@ -22,7 +22,7 @@ from torch import nn
 
 from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.models.base import ModelConfig, ZooModel
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
 PAPER = "Simonyan & Zisserman, 2015"

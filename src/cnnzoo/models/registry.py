@@ -29,19 +29,12 @@ def register_model(builder: Callable[..., "nn.Module"]) -> Callable[..., "nn.Mod
     return builder
 
 
-def _load_families() -> None:
-    # Importing the package registers every family; done lazily so `registry` has no import cycle.
-    import cnnzoo.models  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (``"resnet*"``), sorted."""
-    _load_families()
     return sorted(name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern))
 
 
 def get_builder(name: str) -> Callable[..., "nn.Module"]:
-    _load_families()
     try:
         return _BUILDERS[name]
     except KeyError:
