@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.inspect.shapes import conv_input_size_needed, conv_output_size
+from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
 
 
 class TwoBranches(nn.Module):

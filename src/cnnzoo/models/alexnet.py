@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.inspect.shapes import conv_output_size
+from cnnzoo.layers.output_size import conv_output_size
 from cnnzoo.layers.initialisation import he_init_
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.base import ModelConfig, ZooModel

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.inspect.shapes import conv_output_size
+from cnnzoo.layers.output_size import conv_output_size
 from cnnzoo.layers.lenet1998 import (
     C3_CONNECTION_TABLE,
     EuclideanRBF,
