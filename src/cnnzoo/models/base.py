@@ -1,8 +1,13 @@
-"""What every cnnzoo model shares: a default configuration, an input check, and one small surface.
+"""What every cnnzoo model shares: a default configuration, input checks, and one small surface.
 
 Every model is a ``ZooModel``: ``forward(x) == forward_head(forward_features(x))``, so feature extraction,
 inspection and training treat all families alike. ``forward_features`` returns the last spatial feature map
-(N, C, H, W) where there is one; ``forward_head`` pools, flattens and classifies.
+(N, C, H, W) where there is one; ``forward_head`` pools, flattens and classifies; ``training_loss(outputs,
+targets)`` is the loss the model is trained on, given what ``forward`` returned in training mode.
+
+Every builder takes ``input_size`` (the square side): ``check_fixed_side`` refuses any other side for the
+networks whose head cannot be re-sized, ``check_min_side`` refuses sides the convolutions would shrink to
+nothing; both raise ``InputShapeError`` with a one-line message.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.errors import InputShapeError
@@ -48,6 +54,25 @@ class ModelConfig:
             mean, std = default_normalisation(self.input_size[0])
             object.__setattr__(self, "mean", mean)
             object.__setattr__(self, "std", std)
+
+
+def _small_hint(small_variant: str | None) -> str:
+    return f" Use {small_variant} for 28–32 px images." if small_variant else ""
+
+
+def check_fixed_side(name: str, input_size: int, side: int, small_variant: str | None = None) -> None:
+    """Raise ``InputShapeError`` unless ``input_size == side``: for networks whose head is sized for one side."""
+    if input_size != side:
+        raise InputShapeError(f"{name} takes {side}×{side} images only (its fully connected head is sized for them);"
+                              f" got input_size={input_size}.{_small_hint(small_variant)}")
+
+
+def check_min_side(name: str, input_size: int, min_size: int, small_variant: str | None = None,
+                   reason: str = "") -> None:
+    """Raise ``InputShapeError`` if ``input_size`` is below ``min_size`` (``reason`` says why, if not obvious)."""
+    if input_size < min_size:
+        raise InputShapeError(f"{name} needs images of at least {min_size}×{min_size}{reason}; got "
+                              f"input_size={input_size}.{_small_hint(small_variant)}")
 
 
 def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
@@ -96,3 +121,8 @@ class ZooModel(nn.Module):
     def forward(self, x: torch.Tensor):
         check_input(self.cfg, x)
         return self.forward_head(self.forward_features(x))
+
+    def training_loss(self, outputs, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
+        """The loss this model trains on, given what ``forward`` returned in training mode: cross-entropy,
+        computed in float32 so that half-precision logits keep their small probabilities."""
+        return F.cross_entropy(outputs.float(), targets, label_smoothing=label_smoothing)
