@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -194,7 +196,11 @@ def test_zero_init_residual_starts_each_branch_at_zero():
 
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_builder_signature_is_the_shared_one(name):
-    parameters = list(inspect.signature(get_builder(name)).parameters.values())
+    builder = get_builder(name)
+    definition = ast.parse(textwrap.dedent(inspect.getsource(builder))).body[0]
+    assert definition.name == name, "written out under its own name"
+    assert len(definition.body) == 2 and isinstance(definition.body[1], ast.Return) and "\n" not in builder.__doc__
+    parameters = list(inspect.signature(builder).parameters.values())
     assert [p.name for p in parameters[:3]] == ["num_classes", "in_channels", "input_size"]
     assert all(p.kind is p.KEYWORD_ONLY for p in parameters), "keyword-only, with no *args or **kwargs"
     assert all(p.default is not p.empty for p in parameters), "every option has its default"

@@ -60,8 +60,8 @@ def create_model(name: str, **kwargs) -> "nn.Module":
 
 def model_limits(name: str, **options) -> "ModelConfig":
     """The configuration ``name`` declares when built with ``options``: its default input size (C, H, W),
-    ``min_size``, ``fixed_size``, ``small_variant``, ``num_classes``… Built on the meta device, so it costs
-    shapes only (no memory for the weights, no initialisation): milliseconds even for VGG's 140M parameters."""
+    ``min_size``, ``fixed_size``, ``small_variant``, ``num_classes``… Built on the meta device, so it costs the
+    construction of the modules only: no memory for the weights (VGG's 140M included), no initialisation."""
     import torch
 
     with torch.device("meta"):

@@ -9,7 +9,7 @@ auxiliary classifiers on 4a and 4d add their losses, weighted 0.3, during traini
 Deviations:
 - The paper gives no LRN constants; ``LocalResponseNorm2d`` uses AlexNet's (n=5, α=1e-4, β=0.75, k=2).
 - The paper's last pooling is a 7×7 average pool; this is a global average pool, the same at 224 px and
-  what lets other sizes through.
+  what lets other sizes through (``input_size`` sets the side the network declares as its default).
 - Auxiliary heads: the paper's 5×5/3 average pool is followed by an adaptive average pool to 4×4, so the
   FC 1024 (sized for 128·4·4 inputs, as in the paper) takes any input size. At 224 px the 5×5/3 pool
   already gives 4×4 and the extra pool is the identity. The 5×5/3 pool needs a 4a map ≥ 5, so with
@@ -22,7 +22,6 @@ Deviations:
   and adapted: a 3×3/2 average pool to 3×3 on the 7×7 maps (FC 1024 of 128·3·3 inputs).
 - ``width`` (not in the paper, default 1) multiplies every channel count — stem, Table 1, auxiliary heads —
   for CPU budgets; at 0.25 the multiply-adds fall about 16-fold.
-- The head does not depend on the size: ``input_size`` sets the side the network declares as its default.
 """
 
 from __future__ import annotations
@@ -125,7 +124,7 @@ class GoogLeNet(ZooModel):
     otherwise plain logits. ``training_loss`` adds ``aux_loss_weight`` times each auxiliary loss.
     """
 
-    aux_loss_weight: ClassVar[float] = 0.3  # section 5: "their loss gets added to the total loss ... weight 0.3"
+    aux_loss_weight: ClassVar[float] = 0.3  # section 5: "the losses of the auxiliary classifiers were weighted by 0.3"
 
     def __init__(self, *, cfg: ModelConfig, stem: nn.Sequential, aux: AuxHeadSpec | None,
                  table: dict[str, InceptionSpec] = INCEPTION_TABLE, dropout: float = 0.4) -> None:
