@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,6 +12,8 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
+
+import reference
 
 
 class TwoBranches(nn.Module):
@@ -53,17 +57,8 @@ def test_macs_params_and_connections_of_a_hand_made_model():
     assert s.total_macs == sum(layer.macs for layer in s.layers)
 
 
-# LeNet-5 (LeCun et al., 1998), 32×32 input; source: the paper's section II.B via ../shared/REFERENCE.md.
-LENET_1998 = [
-    # layer, output shape, trainable params, connections, receptive field
-    ("c1.0", [6, 28, 28], 156, 122_304, 5),
-    ("s2.0", [6, 14, 14], 12, 5_880, 6),
-    ("c3.0", [16, 10, 10], 1_516, 151_600, 14),
-    ("s4.0", [16, 5, 5], 32, 2_000, 16),
-    ("c5.0", [120, 1, 1], 48_120, 48_120, 32),
-    ("f6.1", [84], 10_164, 10_164, None),
-    ("output", [10], 0, 840, None),  # 840 fixed parameters, no trainable ones
-]
+# LeNet-5 (LeCun et al., 1998), 32×32 input, layer by layer: tests/reference.py, from the paper's section II.B.
+LENET_1998 = reference.LENET_1998_LAYERS
 
 
 @pytest.mark.parametrize("layer, shape, params, connections, field", LENET_1998)
@@ -79,18 +74,12 @@ def test_lenet_1998_layer_table(layer, shape, params, connections, field):
 
 def test_lenet_1998_totals():
     s = cnnzoo.summary(cnnzoo.create_model("lenet5_1998"))
-    assert (s.trainable_params, s.fixed_params) == (60_000, 840)
+    assert (s.trainable_params, s.fixed_params) == (reference.LENET_1998_TRAINABLE, reference.LENET_1998_FIXED)
 
 
-# Receptive fields; source: ../shared/REFERENCE.md (AlexNet and VGG-16 from the layer arithmetic; ResNets as
+# Receptive fields: tests/reference.py (AlexNet and VGG-16 from their papers' layer arithmetic; ResNets as
 # commonly reported for torchvision's models).
-RECEPTIVE_FIELDS = {
-    "alexnet_2012": {"features.0": 11, "features.3": 19, "features.4": 51, "features.7": 67, "features.8": 99,
-                     "features.10": 131, "features.12": 163, "features.14": 195},
-    "vgg16": {"features.28": 196, "features.30": 212},  # conv5_3 and pool5
-    "resnet18": {"layer4.1.relu2": 435},
-    "resnet50": {"layer4.2.relu3": 427},
-}
+RECEPTIVE_FIELDS = reference.RECEPTIVE_FIELDS
 
 
 @pytest.mark.parametrize("name", sorted(RECEPTIVE_FIELDS))
@@ -99,8 +88,8 @@ def test_published_receptive_fields(name):
     assert {layer: s.layer(layer).receptive_field for layer in RECEPTIVE_FIELDS[name]} == RECEPTIVE_FIELDS[name]
 
 
-# torchvision's published GFLOPS (multiply-accumulates of conv and linear layers at 224×224), REFERENCE.md.
-GMACS = {"resnet18": 1.814, "resnet50": 4.089, "vgg16": 15.47, "densenet121": 2.834}
+# torchvision's published GFLOPS (multiply-accumulates of conv and linear layers at 224×224): tests/reference.py.
+GMACS = reference.GMACS
 
 
 @pytest.mark.parametrize("name, expected", sorted(GMACS.items()))
@@ -140,3 +129,12 @@ def test_input_size_needed_inverts_the_formula():
             need = conv_input_size_needed(out, kernel, stride, padding)
             assert conv_output_size(need, kernel, stride, padding) >= out
             assert need == 1 or conv_output_size(need - 1, kernel, stride, padding) < out
+
+
+def test_the_formula_has_one_torch_free_home():
+    # models size their heads with it and must not import the inspector; scratch/ keeps its own NumPy-era copy
+    import cnnzoo.inspect
+
+    assert cnnzoo.inspect.conv_output_size is conv_output_size
+    check = "import sys, cnnzoo.layers.output_size; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", check], check=True)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import functools
+import inspect
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo
-from cnnzoo.models.base import InputShapeError
-from cnnzoo.models.registry import UnknownModelError
+import cnnzoo.models
+from cnnzoo.errors import ConfigError, InputShapeError, UnknownModelError
+from cnnzoo.models.registry import get_builder, model_limits
+
+import reference
 
 ALL_MODELS = cnnzoo.list_models()
 
@@ -26,22 +34,20 @@ def built(name: str) -> nn.Module:
     return cnnzoo.create_model(name)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def free_built_models():
+    """Drop the cached models (about 6 GB with the VGGs) when this module is done, for the modules after it."""
+    yield
+    built.cache_clear()
+
+
 def logits_of(out) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
-# Trainable parameters, 3-channel input, 1000 classes. Source: ../shared/REFERENCE.md, which takes the ImageNet
-# counts from torchvision's model documentation and the CIFAR ResNets from He et al. (2016), Table 6.
-PARAMS = {
-    "alexnet_2012": 60_965_224,
-    "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg13": 133_047_848, "vgg13_bn": 133_053_736,
-    "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240, "vgg19_bn": 143_678_248,
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
-    "resnet152": 60_192_808,
-}
-# CIFAR nets: 3×32×32 input, 10 classes (these are the builders' defaults).
-CIFAR_PARAMS = {"resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018,
-                "resnet110": 1_727_962}
+# Published figures: tests/reference.py names the source of each (the papers, torchvision's documentation).
+PARAMS = {name: count for name, count in reference.IMAGENET_PARAMS.items() if not name.startswith("densenet")}
+CIFAR_PARAMS = {name: count for name, count in reference.CIFAR_PARAMS.items() if name.startswith("resnet")}
 
 
 @pytest.mark.parametrize("name, expected", sorted(PARAMS.items()))
@@ -62,8 +68,8 @@ def test_plain_nets_have_the_same_layers_as_resnets_minus_nothing():
 
 
 def test_d2l_simplified_alexnet_parameter_count():
-    # The d2l book's AlexNet on 224×224 Fashion-MNIST: 1 channel, 10 classes (REFERENCE.md).
-    assert trainable(cnnzoo.create_model("alexnet", in_channels=1, num_classes=10)) == 46_764_746
+    # The d2l book's AlexNet on 224×224 Fashion-MNIST: 1 channel, 10 classes.
+    assert trainable(cnnzoo.create_model("alexnet", in_channels=1, num_classes=10)) == reference.D2L_ALEXNET_PARAMS
 
 
 def test_alexnet_2012_feature_map_sizes_and_groups():
@@ -74,35 +80,34 @@ def test_alexnet_2012_feature_map_sizes_and_groups():
         x = layer(x)
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
             sizes.append(x.shape[-1])
-    # conv1 55, pool 27, conv2 27, pool 13, conv3-5 13, pool 6 (the paper's Fig. 2)
-    assert sizes == [55, 27, 27, 13, 13, 13, 13, 6]
+    assert sizes == reference.ALEXNET_2012_SIDES  # conv1 55, pool 27, conv2 27, pool 13, conv3-5 13, pool 6
     groups = [m.groups for m in model.features if isinstance(m, nn.Conv2d)]
-    assert groups == [1, 2, 1, 2, 2]  # conv3 is the only layer that crosses the two towers
+    assert groups == reference.ALEXNET_2012_GROUPS  # conv3 is the only layer that crosses the two towers
 
 
 def test_alexnet_2012_initialisation_follows_the_paper():
     model = cnnzoo.create_model("alexnet_2012")
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    assert [float(m.bias.detach()[0]) for m in layers] == [0, 1, 0, 1, 1, 1, 1, 0]
+    assert [float(m.bias.detach()[0]) for m in layers] == reference.ALEXNET_2012_BIASES
     big = layers[5].weight  # fc6: 37M samples of N(0, 0.01)
-    assert abs(big.mean().item()) < 1e-4 and abs(big.std().item() - 0.01) < 1e-4
+    assert abs(big.mean().item()) < 1e-4 and abs(big.std().item() - reference.ALEXNET_2012_WEIGHT_STD) < 1e-4
 
 
 def test_resnet_bottleneck_saves_parameters():
-    # REFERENCE.md: 256→64→64→256 bottleneck weights 69,632 vs 1,179,648 for two 3×3×256 convolutions.
+    # 256→64→64→256 bottleneck weights against two 3×3 convolutions on 256 maps (He et al., 2016).
     from cnnzoo.layers.residual import Bottleneck
 
     block = Bottleneck(256, 64, shortcut=None)
     conv_weights = sum(m.weight.numel() for m in block.modules() if isinstance(m, nn.Conv2d))
-    assert conv_weights == 69_632
-    assert 2 * nn.Conv2d(256, 256, 3, bias=False).weight.numel() == 1_179_648
+    assert conv_weights == reference.BOTTLENECK_256_WEIGHTS
+    assert 2 * nn.Conv2d(256, 256, 3, bias=False).weight.numel() == reference.TWO_3X3_256_WEIGHTS
 
 
 def test_vgg16_bn_small_width_scales_every_layer():
     model = cnnzoo.create_model("vgg16_bn_small", width=0.25)
     convs = [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)]
     # configuration D (paper Table 1) without its last pool, every width quartered
-    assert convs == [16, 16, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128]
+    assert convs == [width // 4 for width in reference.VGG16_CONV_WIDTHS]
     assert [m.out_features for m in model.classifier if isinstance(m, nn.Linear)] == [128, 128, 10]
     assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ValueError, match="width"):
@@ -133,7 +138,9 @@ def test_forward_shape_at_default_and_smallest_input(name):
     channels = cfg.input_size[0]
     with torch.no_grad():
         for side in {cfg.input_size[1], cfg.min_size}:
-            out = model(torch.randn(1, channels, side, side))
+            # a head sized for its input is rebuilt for the smallest side it can take
+            net = model if not cfg.fixed_size or side == cfg.input_size[1] else get_builder(name)(input_size=side)
+            out = net.eval()(torch.randn(1, channels, side, side))
             assert out.shape == (1, cfg.num_classes), (name, side)
             assert torch.isfinite(out).all(), (name, side)
 
@@ -162,6 +169,7 @@ def test_backward_reaches_every_trainable_parameter(name):
     outputs = out if isinstance(out, tuple) else (out,)
     sum(o.square().mean() for o in outputs).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    model.zero_grad(set_to_none=True)  # the cached model keeps no gradients (as many bytes again as its weights)
     assert not missing, f"{name}: no gradient reaches {missing[:5]}"
 
 
@@ -183,3 +191,91 @@ def test_zero_init_residual_starts_each_branch_at_zero():
     last_scales = [block.conv2[1].weight for stage in (model.layer1, model.layer4) for block in stage]
     assert all(not scale.any() for scale in last_scales)
     assert cnnzoo.create_model("resnet18_small").layer1[0].conv2[1].weight.all()
+
+
+# ---- the builders' shared signature and declared limits -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_builder_signature_is_the_shared_one(name):
+    builder = get_builder(name)
+    definition = ast.parse(textwrap.dedent(inspect.getsource(builder))).body[0]
+    assert definition.name == name, "written out under its own name"
+    assert len(definition.body) == 2 and isinstance(definition.body[1], ast.Return) and "\n" not in builder.__doc__
+    parameters = list(inspect.signature(builder).parameters.values())
+    assert [p.name for p in parameters[:3]] == ["num_classes", "in_channels", "input_size"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in parameters), "keyword-only, with no *args or **kwargs"
+    assert all(p.default is not p.empty for p in parameters), "every option has its default"
+    defaults = {p.name: p.default for p in parameters}
+    limits = model_limits(name)
+    assert limits.num_classes == defaults["num_classes"]
+    assert limits.input_size == (defaults["in_channels"], defaults["input_size"], defaults["input_size"])
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_model_limits_agree_with_the_built_model(name):
+    assert model_limits(name) == built(name).cfg
+
+
+def test_model_limits_take_the_builders_options():
+    assert model_limits("googlenet", aux_logits=False).min_size == 31
+    assert model_limits("resnet50", input_size=64, num_classes=10).input_size == (3, 64, 64)
+    assert model_limits("lenet5", input_size=32, in_channels=3).input_size == (3, 32, 32)
+    with pytest.raises(UnknownModelError):
+        model_limits("resnet81")
+
+
+@pytest.mark.parametrize("name, side, small_variant", [("lenet5_1998", 32, "lenet5"),
+                                                       ("alexnet_2012", 227, "alexnet_small")])
+def test_fixed_networks_take_their_own_side_only(name, side, small_variant):
+    assert model_limits(name, input_size=side).input_size[1:] == (side, side)
+    for other in (side - 1, side + 1, 28):
+        with pytest.raises(InputShapeError, match=f"{name} takes {side}×{side} images only") as error:
+            get_builder(name)(input_size=other)
+        assert f"Use {small_variant}" in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_input_size_sets_the_declared_side_down_to_min_size(name):
+    limits = model_limits(name)
+    if limits.fixed_size:
+        pytest.skip("its head is sized for input_size: the two tests below cover it")
+    channels, smallest = limits.input_size[0], limits.min_size
+    assert model_limits(name, input_size=smallest).input_size == (channels, smallest, smallest)
+    assert model_limits(name, input_size=smallest + 5).input_size == (channels, smallest + 5, smallest + 5)
+    with pytest.raises(InputShapeError, match=f"at least {smallest}×{smallest}"):
+        model_limits(name, input_size=smallest - 1)
+
+
+@pytest.mark.parametrize("name, size", [("lenet5", 11), ("alexnet", 64), ("alexnet_small", 14), ("convnet", 3),
+                                        ("mlp", 0)])
+def test_heads_sized_for_the_input_refuse_sides_they_would_shrink_to_nothing(name, size):
+    with pytest.raises(InputShapeError, match="at least"):
+        model_limits(name, input_size=size)
+    assert model_limits(name, input_size=size + 1).input_size[1] == size + 1
+
+
+@pytest.mark.parametrize("name, options", [
+    ("lenet5_1998", {"num_classes": 5}), ("vgg16_bn_small", {"width": -1}), ("googlenet_small", {"width": 0}),
+    ("nin_small", {"widths": (32, 64)}), ("convnet", {"activation": "sigmoid"}), ("convnet", {"hidden": 0}),
+])
+def test_option_errors_are_config_errors(name, options):
+    with pytest.raises(ConfigError):
+        model_limits(name, **options)
+
+
+def test_models_do_not_import_the_inspector():
+    for path in Path(cnnzoo.models.__file__).parent.glob("*.py"):
+        assert "cnnzoo.inspect" not in path.read_text(), path.name
+
+
+# ---- the training loss ----------------------------------------------------------------------------------------
+
+
+def test_training_loss_is_float32_cross_entropy():
+    model = built("lenet5")
+    logits, targets = torch.randn(4, 10), torch.tensor([0, 3, 9, 3])
+    torch.testing.assert_close(model.training_loss(logits, targets), F.cross_entropy(logits, targets))
+    smoothed = model.training_loss(logits, targets, label_smoothing=0.1)
+    torch.testing.assert_close(smoothed, F.cross_entropy(logits, targets, label_smoothing=0.1))
+    assert model.training_loss(logits.bfloat16(), targets).dtype == torch.float32

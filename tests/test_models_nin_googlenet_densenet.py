@@ -11,44 +11,33 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo.models.base as base_module
 import cnnzoo.models.densenet as densenet_module
 import cnnzoo.models.googlenet as googlenet_module
 import cnnzoo.models.nin as nin_module
+from cnnzoo.errors import InputShapeError
 from cnnzoo.layers.inception import Inception, InceptionSpec
 from cnnzoo.layers.lrn import LocalResponseNorm2d
-from cnnzoo.models.base import InputShapeError
-from cnnzoo.models.googlenet import GoogLeNet, GoogLeNetOutputs
+from cnnzoo.models.googlenet import GoogLeNetOutputs
 from cnnzoo.models.registry import create_model, get_builder, list_models
 
-# Trainable parameters with 3-channel input and 1000 classes unless the kwargs say otherwise.
-#   model                  kwargs                   params       source
+import reference
+
+# Trainable parameters with 3-channel input and 1000 classes unless the kwargs say otherwise; the figures and
+# their sources are in tests/reference.py.
+#   model                  kwargs                   params
 KNOWN_PARAMS = [
-    ("densenet121",         {},                      7_978_856,  "torchvision densenet121"),
-    ("densenet161",         {},                      28_681_000, "torchvision densenet161"),
-    ("densenet169",         {},                      14_149_480, "torchvision densenet169"),
-    ("densenet201",         {},                      20_013_928, "torchvision densenet201"),
-    ("densenet_bc_100_k12", {},                      769_162,    "CIFAR DenseNet-BC L=100 k=12, 10 classes "
-                                                                 "(paper Table 2: 0.8M)"),
-    ("googlenet",           {"aux_logits": False},   6_998_552,  "paper Table 1 widths counted with biases "
-                                                                 "(5×5 branches, no BN)"),
-    ("googlenet",           {"aux_logits": True},    13_378_280, "the same plus the two auxiliary heads of "
-                                                                 "paper section 5"),
+    ("densenet121",         {},                      reference.IMAGENET_PARAMS["densenet121"]),
+    ("densenet161",         {},                      reference.IMAGENET_PARAMS["densenet161"]),
+    ("densenet169",         {},                      reference.IMAGENET_PARAMS["densenet169"]),
+    ("densenet201",         {},                      reference.IMAGENET_PARAMS["densenet201"]),
+    ("densenet_bc_100_k12", {},                      reference.CIFAR_PARAMS["densenet_bc_100_k12"]),  # 10 classes
+    ("googlenet",           {"aux_logits": False},   reference.GOOGLENET_PARAMS["without auxiliary heads"]),
+    ("googlenet",           {"aux_logits": True},    reference.GOOGLENET_PARAMS["with auxiliary heads"]),
 ]
-
-# GoogLeNet at 224 px, paper Table 1: output channels and side of each Inception module.
-GOOGLENET_MODULES = {
-    "inception3a": (256, 28), "inception3b": (480, 28),
-    "inception4a": (512, 14), "inception4b": (512, 14), "inception4c": (512, 14),
-    "inception4d": (528, 14), "inception4e": (832, 14),
-    "inception5a": (832, 7), "inception5b": (1024, 7),
-}
-
-# Weighted layers (conv + FC) = the depth in the name (paper: L counts them).
-DENSENET_DEPTH = {"densenet121": 121, "densenet161": 161, "densenet169": 169, "densenet201": 201,
-                  "densenet_bc_100_k12": 100, "densenet_bc_40_k12": 40}
 
 # Smallest square side (derived in each module; test_min_size_is_not_overcautious checks it against PyTorch).
 #   model               kwargs                   min   default input     feature map at default input
@@ -78,6 +67,12 @@ NAMES = ["nin", "nin_small", "googlenet", "googlenet_small", "densenet121", "den
 def _build(name: str, kw_items: tuple) -> nn.Module:
     torch.manual_seed(0)
     return create_model(name, **dict(kw_items))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def free_built_models():
+    yield
+    _build.cache_clear()
 
 
 def build(name: str, **kw) -> nn.Module:
@@ -119,12 +114,12 @@ def test_docstrings_name_paper_and_deviations(module):
 
 # --- parameter counts ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, kw, expected, source", KNOWN_PARAMS, ids=[_id(c) for c in KNOWN_PARAMS])
-def test_parameter_counts(name, kw, expected, source):
+@pytest.mark.parametrize("name, kw, expected", KNOWN_PARAMS, ids=[_id(c) for c in KNOWN_PARAMS])
+def test_parameter_counts(name, kw, expected):
     num_classes = 10 if name == "densenet_bc_100_k12" else 1000
     model = build(name, **kw)
     assert model.cfg.num_classes == num_classes and model.cfg.input_size[0] == 3
-    assert n_params(model) == expected, source
+    assert n_params(model) == expected
 
 
 # --- GoogLeNet ---------------------------------------------------------------------------------------
@@ -133,7 +128,7 @@ def test_inception_table_uses_the_paper_columns():
     assert [f for f in InceptionSpec.__dataclass_fields__] == [
         "n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"]
     model = build("googlenet", aux_logits=False)
-    for name, (channels, _) in GOOGLENET_MODULES.items():
+    for name, (channels, _) in reference.GOOGLENET_MODULES.items():
         module = getattr(model, name)
         assert isinstance(module, Inception) and module.out_channels == channels
         assert module.branch5x5.conv.conv.kernel_size == (5, 5)
@@ -141,7 +136,6 @@ def test_inception_table_uses_the_paper_columns():
     assert all(c.bias is not None for c in convs)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     assert sum(isinstance(m, LocalResponseNorm2d) for m in model.modules()) == 2
-    assert GoogLeNet.aux_loss_weight == 0.3
 
 
 def test_googlenet_module_channels_and_sizes_at_224():
@@ -149,14 +143,14 @@ def test_googlenet_module_channels_and_sizes_at_224():
     seen: dict[str, tuple[int, int, int]] = {}
     hooks = [getattr(model, name).register_forward_hook(
         lambda mod, inp, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
-        for name in GOOGLENET_MODULES]
+        for name in reference.GOOGLENET_MODULES]
     try:
         with torch.no_grad():
             model(torch.randn(1, 3, 224, 224))
     finally:
         for h in hooks:
             h.remove()
-    assert seen == {name: (c, s, s) for name, (c, s) in GOOGLENET_MODULES.items()}
+    assert seen == {name: (c, s, s) for name, (c, s) in reference.GOOGLENET_MODULES.items()}
 
 
 @pytest.mark.parametrize("name, side", [("googlenet", 79), ("googlenet_small", 12), ("googlenet_small", 32)])
@@ -177,6 +171,38 @@ def test_aux_outputs_in_training_mode_only(name, side):
     no_aux.eval()
 
 
+def test_training_loss_adds_the_auxiliary_losses_weighted():
+    torch.manual_seed(0)
+    model = create_model("googlenet_small", width=0.25).train()
+    x, targets = torch.randn(4, 1, 28, 28), torch.tensor([0, 3, 5, 9])
+    outputs = model(x)
+    main, aux1, aux2 = (F.cross_entropy(logits, targets) for logits in outputs)
+    expected = main + reference.GOOGLENET_AUX_WEIGHT * (aux1 + aux2)
+    torch.testing.assert_close(model.training_loss(outputs, targets), expected)
+    smoothed = [F.cross_entropy(logits, targets, label_smoothing=0.1) for logits in outputs]
+    torch.testing.assert_close(model.training_loss(outputs, targets, label_smoothing=0.1),
+                               smoothed[0] + reference.GOOGLENET_AUX_WEIGHT * (smoothed[1] + smoothed[2]))
+    with torch.no_grad():  # in evaluation the heads are gone and the loss is the main cross-entropy
+        logits = model.eval()(x)
+        torch.testing.assert_close(model.training_loss(logits, targets), F.cross_entropy(logits, targets))
+
+
+def test_auxiliary_losses_reach_the_early_inception_blocks():
+    # One training-mode forward; the gradients of 3a's weights with the auxiliary terms and without them differ,
+    # by exactly 0.3 times the auxiliary heads' own gradient.
+    torch.manual_seed(0)
+    model = create_model("googlenet_small", width=0.25).train()
+    x, targets = torch.randn(4, 1, 28, 28), torch.tensor([0, 3, 5, 9])
+    outputs = model(x)
+    weight = model.inception3a.branch3x3.conv.conv.weight
+    with_aux, = torch.autograd.grad(model.training_loss(outputs, targets), weight, retain_graph=True)
+    main_only, = torch.autograd.grad(model.training_loss(outputs.logits, targets), weight, retain_graph=True)
+    aux_only, = torch.autograd.grad(F.cross_entropy(outputs.aux1, targets) + F.cross_entropy(outputs.aux2, targets),
+                                    weight)
+    assert aux_only.abs().sum() > 0 and not torch.allclose(with_aux, main_only)
+    torch.testing.assert_close(with_aux, main_only + reference.GOOGLENET_AUX_WEIGHT * aux_only)
+
+
 def test_aux_head_is_the_papers_at_224():
     head = build("googlenet").aux1
     assert (head.pool.kernel_size, head.pool.stride) == (5, 3)
@@ -188,10 +214,10 @@ def test_aux_head_is_the_papers_at_224():
 
 # --- DenseNet ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(DENSENET_DEPTH))
+@pytest.mark.parametrize("name", sorted(reference.DENSENET_DEPTH))
 def test_densenet_depth_is_its_name(name):
     layers = [m for m in build(name).modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    assert len(layers) == DENSENET_DEPTH[name]
+    assert len(layers) == reference.DENSENET_DEPTH[name]
 
 
 def test_densenet_bc_100_k12_structure():
@@ -221,6 +247,7 @@ def test_densenet_bc_40_k12_structure():
 def test_googlenet_width_scales_every_table_row():
     model = create_model("googlenet_small", width=0.25)
     # 3a at width 1 is 64, 96, 128, 16, 32, 32 (paper Table 1); a quarter, rounded: 16, 24, 32, 4, 8, 8
+    assert build("googlenet_small").inception3a.spec == InceptionSpec(*reference.GOOGLENET_3A)
     assert model.inception3a.spec == InceptionSpec(16, 24, 32, 4, 8, 8)
     assert model.inception3a.branch1x1.conv.in_channels == 48  # the stem's 192 maps, quartered
     assert model.aux1.conv.conv.out_channels == 32 and model.aux1.fc1.out_features == 256
@@ -294,9 +321,9 @@ def test_min_size_is_not_overcautious(name, kw, min_size, input_size, feature_sh
 def test_input_size_option_and_its_bounds():
     assert create_model("nin_small", input_size=32).cfg.input_size == (1, 32, 32)
     assert create_model("googlenet_small", in_channels=3, input_size=32).cfg.input_size == (3, 32, 32)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputShapeError, match="at least 4×4"):
         create_model("densenet_bc_100_k12", input_size=3)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputShapeError, match="aux_logits=False allows 8"):
         create_model("googlenet_small", input_size=10)  # its aux heads need 12
     assert create_model("googlenet_small", input_size=10, aux_logits=False).cfg.min_size == 8
 

@@ -47,14 +47,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from cnnzoo.inspect.summary import summary
-    from cnnzoo.models.registry import build_for_size
+    from cnnzoo.models.registry import create_model
 
     kwargs = {}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     if args.input_size is not None:
         kwargs["in_channels"] = args.input_size[0]
-    model = build_for_size(args.model, args.input_size[1] if args.input_size else None, **kwargs)
+    if args.input_size is not None:
+        kwargs["input_size"] = args.input_size[1]
+    model = create_model(args.model, **kwargs)
     result = summary(model, args.input_size)
     if args.json:
         print_json(result.to_dict())

@@ -8,7 +8,7 @@ from torch import nn
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.errors import ConfigError
 from cnnzoo.models.base import ModelConfig
-from cnnzoo.models.registry import accepts_input_size, build_for_size, model_limits
+from cnnzoo.models.registry import create_model, model_limits
 
 
 # Builder arguments the data decides: the classes and channels it has, and the side choose_input_side picks.
@@ -35,8 +35,8 @@ def limits_for(config: TrainConfig, in_channels: int) -> ModelConfig:
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, side: int) -> nn.Module:
     """``config.model`` for ``num_classes`` classes of ``in_channels``×``side``×``side`` images."""
     try:
-        return build_for_size(config.model, side, num_classes=num_classes, in_channels=in_channels,
-                              **config.model_kwargs)
+        return create_model(config.model, num_classes=num_classes, in_channels=in_channels, input_size=side,
+                            **config.model_kwargs)
     except TypeError as error:
         raise ConfigError(f"{config.model} does not take these settings {config.model_kwargs}: {error}") from None
 
@@ -44,10 +44,8 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, side: i
 def builder_kwargs(model: nn.Module, config: TrainConfig) -> dict:
     """The builder arguments that rebuild this exact model (for evaluation and prediction from a checkpoint)."""
     cfg = model.cfg
-    kwargs = {"num_classes": cfg.num_classes, "in_channels": cfg.input_size[0], **config.model_kwargs}
-    if accepts_input_size(config.model):
-        kwargs["input_size"] = cfg.input_size[1]
-    return kwargs
+    return {"num_classes": cfg.num_classes, "in_channels": cfg.input_size[0], "input_size": cfg.input_size[1],
+            **config.model_kwargs}
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -116,6 +116,21 @@ def _module_macs(module: nn.Module, out: torch.Tensor) -> int:
     return 0
 
 
+def _receptive_field(module: nn.Module, x: torch.Tensor | None, out: torch.Tensor) -> tuple[int, int] | None:
+    """(receptive field, jump) of ``module``'s output from its input's tag, or None where no map is left."""
+    rf_in = getattr(x, _TAG, None) if x is not None and x.dim() == 4 else None
+    if out.dim() != 4 or rf_in is None:
+        return None
+    window = _window(module, x, out)
+    if window is None and isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return None  # a global (or non-tiling) pool: the spatial part of the network ends here
+    if window is None:
+        return rf_in  # pointwise in space: activations, normalisation, dropout, LRN
+    kernel, stride, dilation = window
+    field_in, jump_in = rf_in
+    return field_in + (kernel - 1) * dilation * jump_in, jump_in * stride
+
+
 class _ReceptiveFieldMode(TorchFunctionMode):
     """Tags each 4-d tensor an operation produces with the widest receptive field among its 4-d inputs."""
 
@@ -146,18 +161,7 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *,
         if not isinstance(out, torch.Tensor):
             return
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        rf_in = getattr(x, _TAG, None) if x is not None and x.dim() == 4 else None
-        rf = None
-        if out.dim() == 4 and rf_in is not None:
-            window = _window(module, x, out)
-            if window is None and isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-                rf = None  # a global (or non-tiling) pool: the spatial part of the network ends here
-            elif window is None:
-                rf = rf_in  # pointwise in space: activations, normalisation, dropout, LRN
-            else:
-                kernel, stride, dilation = window
-                field_in, jump_in = rf_in
-                rf = (field_in + (kernel - 1) * dilation * jump_in, jump_in * stride)
+        rf = _receptive_field(module, x, out)
         if out.dim() == 4:
             if rf is not None:
                 setattr(out, _TAG, rf)

@@ -85,6 +85,8 @@ class PartialConv2d(nn.Module):
 
     def reset_parameters(self, table: tuple[tuple[int, ...], ...]) -> None:
         # The paper's initialisation: uniform in ±2.4 / fan-in, fan-in counting only connected inputs.
+        if self.weight.is_meta:  # shapes only (cnnzoo.models.registry.model_limits): arithmetic on meta is slow
+            return
         fan_in = torch.tensor([len(inputs) for inputs in table for _ in inputs]) * self.kernel_size**2
         bound = (2.4 / fan_in).view(-1, 1, 1)
         with torch.no_grad():

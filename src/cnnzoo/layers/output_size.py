@@ -3,6 +3,10 @@
 For an input of width W, kernel K, padding P, stride S and dilation D, a convolution or pooling window
 produces ``floor((W + 2P - D·(K - 1) - 1) / S) + 1`` outputs; with D = 1 this is the familiar
 ``floor((W - K + 2P) / S) + 1``. An input is too small when this is below 1.
+
+This is the one home of the formula in the torch models: the builders size their heads with it and the
+inspector reports with it. It imports nothing but ``math``, so it stays cheap to import. (The NumPy-only
+``cnnzoo.scratch`` keeps its own copy on purpose: it depends on nothing else in the package.)
 """
 
 from __future__ import annotations

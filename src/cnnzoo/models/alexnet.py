@@ -5,10 +5,10 @@ NeurIPS 2012.
 give its 55×55 maps from 227), conv1 96@11×11/4, local response normalisation (k = 2, n = 5, α = 1e-4,
 β = 0.75), overlapping max-pooling 3×3/2, conv2 256@5×5, LRN, pool, conv3 384@3×3, conv4 384@3×3,
 conv5 256@3×3, pool, then fc6 4096 and fc7 4096, each followed by dropout 0.5 (section 4.2 drops the outputs
-of the hidden neurons of these two layers; torchvision puts the dropouts before fc6 and fc7 instead), and fc8. The two GPU towers are
-kept as convolution groups: conv2, conv4 and conv5 see only their own tower's maps (groups=2), conv3 sees
-both. Initialisation as in section 5: weights N(0, 0.01), biases 1 in conv2, conv4, conv5 and the hidden FC
-layers (to give ReLUs positive inputs early), 0 elsewhere.
+of the hidden neurons of these two layers; torchvision puts the dropouts before fc6 and fc7 instead), and fc8.
+The two GPU towers are kept as convolution groups: conv2, conv4 and conv5 see only their own tower's maps
+(groups=2), conv3 sees both. Initialisation as in section 5: weights N(0, 0.01), biases 1 in conv2, conv4,
+conv5 and the hidden FC layers (to give ReLUs positive inputs early), 0 elsewhere.
 Deviations:
 - conv1 and the FC layers are single layers; the paper splits them across the two GPUs, but every one of
   their units sees the full input, so the function and the 60,965,224 parameters are the same.
@@ -22,6 +22,9 @@ that suit 28–32 px images. Deviations: 3×3/5×5 kernels and stride 1 in place
 and He-normal convolutions with zero biases (He et al., 2015) in place of N(0, 0.01) and unit biases.
 Its ``lrn=False`` and ``overlapping_pool=False`` (2×2/2 pools) switch off two of the paper's choices, for the
 experiments that re-check what each contributed.
+
+The heads of all three flatten a feature map into an FC layer. ``alexnet`` and ``alexnet_small`` size that
+layer for ``input_size``; ``alexnet_2012`` is the paper's network and takes 227 only.
 """
 
 from __future__ import annotations
@@ -29,12 +32,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.layers.output_size import conv_output_size
-from cnnzoo.layers.initialisation import he_init_
+from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
+from cnnzoo.layers.initialisation import he_init_, on_meta
 from cnnzoo.layers.lrn import LocalResponseNorm2d
-from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.models.base import ModelConfig, ZooModel, check_fixed_side, check_min_side
 from cnnzoo.models.registry import register_model
-from cnnzoo.errors import ConfigError
 
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012"
 
@@ -50,10 +52,11 @@ def _flat_classifier(in_features: int, hidden: int, num_classes: int, dropout: f
 
 
 class AlexNet2012(ZooModel):
-    def __init__(self, *, num_classes: int, in_channels: int) -> None:
+    def __init__(self, *, num_classes: int, in_channels: int, input_size: int = 227) -> None:
         super().__init__()
-        self.cfg = ModelConfig("alexnet_2012", (in_channels, 227, 227), num_classes, min_size=227, fixed_size=True, resizable=False,
-                               small_variant="alexnet_small", paper=PAPER)
+        check_fixed_side("alexnet_2012", input_size, 227, "alexnet_small")
+        self.cfg = ModelConfig("alexnet_2012", (in_channels, 227, 227), num_classes, min_size=227, fixed_size=True,
+                               resizable=False, small_variant="alexnet_small", paper=PAPER)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 96, 11, stride=4), nn.ReLU(inplace=True),       # conv1
             LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0),
@@ -70,6 +73,8 @@ class AlexNet2012(ZooModel):
         self._init_as_paper()
 
     def _init_as_paper(self) -> None:
+        if on_meta(self):  # shapes only: 60M draws from PyTorch's meta normal_ would cost seconds for nothing
+            return
         layers = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         bias_one = {1, 3, 4, 5, 6}  # conv2, conv4, conv5, fc6, fc7 (0-based among the 8 weight layers)
         for index, layer in enumerate(layers):
@@ -90,18 +95,23 @@ def _simplified_side(input_size: int) -> int:
     return side
 
 
+def _simplified_min_side() -> int:
+    """The smallest input side that leaves the d2l AlexNet's last feature map at least 1×1 (65 px)."""
+    side = 1
+    for _ in range(3):
+        side = conv_input_size_needed(side, 3, 2)
+    return conv_input_size_needed(side, 11, stride=4, padding=1)
+
+
 class AlexNetSimplified(ZooModel):
     """The d2l book's single-tower AlexNet (no LRN, no groups)."""
 
     def __init__(self, *, num_classes: int, in_channels: int, input_size: int) -> None:
         super().__init__()
+        check_min_side("alexnet", input_size, _simplified_min_side(), "alexnet_small")
         side = _simplified_side(input_size)
-        if side < 1:
-            smallest = next(n for n in range(1, 512) if _simplified_side(n) >= 1)
-            raise ConfigError(f"alexnet needs input_size ≥ {smallest}; got {input_size}. "
-                             f"Use alexnet_small for small images.")
         self.cfg = ModelConfig("alexnet", (in_channels, input_size, input_size), num_classes,
-                               min_size=input_size, fixed_size=True, small_variant="alexnet_small", paper=PAPER)
+                               min_size=_simplified_min_side(), fixed_size=True, small_variant="alexnet_small", paper=PAPER)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 96, 11, stride=4, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
             nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
@@ -123,16 +133,16 @@ class AlexNetSmall(ZooModel):
                  overlapping_pool: bool) -> None:
         super().__init__()
         pool_kernel = 3 if overlapping_pool else 2
+        # three 3×3/2 pools need 15 px to leave 1 (15 -> 7 -> 3 -> 1), three 2×2/2 pools 8
+        smallest = 15 if overlapping_pool else 8
+        check_min_side("alexnet_small", input_size, smallest,
+                       reason=f" with {pool_kernel}×{pool_kernel}/2 pools")
         side = input_size
-        for _ in range(3):  # three 3×3/2 (or 2×2/2) pools; the convolutions keep the size
+        for _ in range(3):  # the convolutions keep the size
             side = conv_output_size(side, pool_kernel, 2)
-        if side < 1:
-            smallest = 8 if pool_kernel == 2 else 15
-            raise ConfigError(f"alexnet_small needs input_size ≥ {smallest} with {pool_kernel}×{pool_kernel}/2 "
-                             f"pools; got {input_size}")
         self.cfg = ModelConfig("alexnet_small", (in_channels, input_size, input_size), num_classes,
-                               min_size=input_size, fixed_size=True, paper=PAPER)
-        c1, c2, c3, c4, c5 = widths
+                               min_size=smallest, fixed_size=True, paper=PAPER)
+        c1, c2, c3, c4, c5 = tuple(widths)
 
         def norm() -> nn.Module:
             return LocalResponseNorm2d(size=5, alpha=1e-4, beta=0.75, k=2.0) if lrn else nn.Identity()
@@ -153,9 +163,9 @@ class AlexNetSmall(ZooModel):
 
 
 @register_model
-def alexnet_2012(*, num_classes: int = 1000, in_channels: int = 3) -> AlexNet2012:
+def alexnet_2012(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 227) -> AlexNet2012:
     """AlexNet as published: two grouped towers, LRN, overlapping pooling, dropout, 227×227 input."""
-    return AlexNet2012(num_classes=num_classes, in_channels=in_channels)
+    return AlexNet2012(num_classes=num_classes, in_channels=in_channels, input_size=input_size)
 
 
 @register_model
@@ -169,6 +179,5 @@ def alexnet_small(*, num_classes: int = 10, in_channels: int = 1, input_size: in
                   widths: tuple[int, int, int, int, int] = (48, 128, 192, 192, 128), hidden: int = 1024,
                   dropout: float = 0.5, lrn: bool = True, overlapping_pool: bool = True) -> AlexNetSmall:
     """AlexNet's topology (5 conv + LRN + overlapping pools + 3 FC + dropout) for 28–32 px images."""
-    return AlexNetSmall(num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-                        widths=tuple(widths), hidden=hidden, dropout=dropout, lrn=lrn,
-                        overlapping_pool=overlapping_pool)
+    return AlexNetSmall(num_classes=num_classes, in_channels=in_channels, input_size=input_size, widths=widths,
+                        hidden=hidden, dropout=dropout, lrn=lrn, overlapping_pool=overlapping_pool)

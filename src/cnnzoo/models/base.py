@@ -1,8 +1,13 @@
-"""What every cnnzoo model shares: a default configuration, an input check, and one small surface.
+"""What every cnnzoo model shares: a default configuration, input checks, and one small surface.
 
 Every model is a ``ZooModel``: ``forward(x) == forward_head(forward_features(x))``, so feature extraction,
 inspection and training treat all families alike. ``forward_features`` returns the last spatial feature map
-(N, C, H, W) where there is one; ``forward_head`` pools, flattens and classifies.
+(N, C, H, W) where there is one; ``forward_head`` pools, flattens and classifies; ``training_loss(outputs,
+targets)`` is the loss the model is trained on, given what ``forward`` returned in training mode.
+
+Every builder takes ``input_size`` (the square side): ``check_fixed_side`` refuses any other side for the
+networks whose head cannot be re-sized, ``check_min_side`` refuses sides the convolutions would shrink to
+nothing; both raise ``InputShapeError`` with a one-line message.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ class ModelConfig:
     name: str
     input_size: tuple[int, int, int]  # (C, H, W) the model is built for
     num_classes: int
-    min_size: int  # smallest square side it accepts (the output-size formula gives ≥ 1 everywhere)
+    min_size: int  # smallest square side it can be built for (the output-size formula gives ≥ 1 everywhere)
     fixed_size: bool = False  # True when the head is sized for exactly input_size (flatten into FC layers)
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
@@ -49,6 +54,25 @@ class ModelConfig:
             mean, std = default_normalisation(self.input_size[0])
             object.__setattr__(self, "mean", mean)
             object.__setattr__(self, "std", std)
+
+
+def _small_hint(small_variant: str | None) -> str:
+    return f" Use {small_variant} for 28–32 px images." if small_variant else ""
+
+
+def check_fixed_side(name: str, input_size: int, side: int, small_variant: str | None = None) -> None:
+    """Raise ``InputShapeError`` unless ``input_size == side``: for networks whose head is sized for one side."""
+    if input_size != side:
+        raise InputShapeError(f"{name} takes {side}×{side} images only (its fully connected head is sized for them);"
+                              f" got input_size={input_size}.{_small_hint(small_variant)}")
+
+
+def check_min_side(name: str, input_size: int, min_size: int, small_variant: str | None = None,
+                   reason: str = "") -> None:
+    """Raise ``InputShapeError`` if ``input_size`` is below ``min_size`` (``reason`` says why, if not obvious)."""
+    if input_size < min_size:
+        raise InputShapeError(f"{name} needs images of at least {min_size}×{min_size}{reason}; got "
+                              f"input_size={input_size}.{_small_hint(small_variant)}")
 
 
 def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
@@ -99,6 +123,6 @@ class ZooModel(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def training_loss(self, outputs, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
-        """The loss the model is trained on, given what ``forward`` returned in training mode: cross-entropy
-        (in fp32 whatever the autocast precision). Models with extra training outputs override it."""
+        """The loss this model trains on, given what ``forward`` returned in training mode: cross-entropy,
+        computed in float32 so that half-precision logits keep their small probabilities."""
         return F.cross_entropy(outputs.float(), targets, label_smoothing=label_smoothing)

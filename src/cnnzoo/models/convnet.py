@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.layers.initialisation import on_meta
+from cnnzoo.layers.output_size import conv_output_size
+from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
@@ -25,21 +27,31 @@ class ConvNet(ZooModel):
     def __init__(self, *, num_classes: int, in_channels: int, input_size: int, widths: tuple[int, int],
                  activation: str, hidden: int | None = None) -> None:
         super().__init__()
-        self.cfg = ModelConfig("convnet", (in_channels, input_size, input_size), num_classes, min_size=input_size,
+        check_min_side("convnet", input_size, 4, reason=" (two 2×2 poolings)")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
+        if hidden is not None and hidden < 1:
+            raise ConfigError(f"hidden must be a positive number of units or None; got {hidden}")
+        self.cfg = ModelConfig("convnet", (in_channels, input_size, input_size), num_classes, min_size=4,
                                fixed_size=True)
-        c1, c2 = widths
+        c1, c2 = tuple(widths)
         act = ACTIVATIONS[activation]
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 5, padding=2), act(), nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 5, padding=2), act(), nn.MaxPool2d(2),
         )
-        side = input_size // 4
+        side = conv_output_size(conv_output_size(input_size, 2, 2), 2, 2)  # the 'same' convolutions keep the size
         features = c2 * side * side
         if hidden is None:
             self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes))
         else:
             self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(features, hidden), act(),
                                             nn.Linear(hidden, num_classes))
+        self._init_weights(activation)
+
+    def _init_weights(self, activation: str) -> None:
+        if on_meta(self):
+            return
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 if activation == "relu":
@@ -55,13 +67,6 @@ class ConvNet(ZooModel):
 @register_model
 def convnet(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
             widths: tuple[int, int] = (32, 64), activation: str = "relu", hidden: int | None = None) -> ConvNet:
-    """Two conv + pool stages (32 and 64 maps) and a linear classifier, for 28×28 grey images; ``hidden=N``
-    adds a hidden FC layer of N units (4 layers in all), ``activation`` is "relu" or "tanh"."""
-    if input_size < 4:
-        raise ConfigError(f"convnet needs input_size ≥ 4 (two 2×2 poolings); got {input_size}")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
-    if hidden is not None and hidden < 1:
-        raise ConfigError(f"hidden must be a positive number of units or None; got {hidden}")
-    return ConvNet(num_classes=num_classes, in_channels=in_channels, input_size=input_size, widths=tuple(widths),
+    """Two conv + pool stages (32 and 64 maps) and a linear classifier, for 28×28 grey images."""
+    return ConvNet(num_classes=num_classes, in_channels=in_channels, input_size=input_size, widths=widths,
                    activation=activation, hidden=hidden)

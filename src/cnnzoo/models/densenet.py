@@ -12,7 +12,10 @@ Deviations:
 - Initialisation: He-normal (fan-out) conv weights as the paper cites He et al. (2015); BN weight 1 and
   bias 0, FC bias 0.
 - The global average pool is adaptive, where the paper's is 7×7 (ImageNet) or 8×8 (CIFAR): the same at the
-  design input, and it lets other sizes through.
+  design input, and it lets other sizes through: ``input_size`` sets the side a network declares as its
+  default, at least its ``min_size``.
+- ``drop_rate`` (default 0, as in the paper's runs with data augmentation) puts dropout after every
+  convolution of the dense layers and transitions, as the paper does for its runs without augmentation.
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ import torch
 from torch import nn
 
 from cnnzoo.layers.dense import DenseBlock, Transition
-from cnnzoo.layers.initialisation import he_init_
-from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.layers.initialisation import he_init_, on_meta
+from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
-from cnnzoo.errors import ConfigError
 
 PAPER = 'Huang, Liu, van der Maaten & Weinberger, 2017, "Densely Connected Convolutional Networks"'
 
@@ -40,7 +42,6 @@ class DenseNetSpec:
     cifar_stem: bool = False  # one 3×3 conv instead of 7×7/2 conv + BN + ReLU + 3×3/2 max-pool
     bn_size: int = 4  # the bottleneck is bn_size·k wide
     compression: float = 0.5  # θ
-    input_size: tuple[int, int, int] = (3, 224, 224)
     # Smallest side: three 2×2/2 transitions need a 8-px map after the stem, so the 3×3/2 max-pool needs
     # 15 px and the 7×7/2 conv 29 px. The CIFAR stem keeps the size and two transitions need 4 px.
     min_size: int = 29
@@ -53,11 +54,10 @@ DENSENET_TABLE: dict[str, DenseNetSpec] = {
     "densenet169": DenseNetSpec(32, (6, 12, 32, 32), 64),
     "densenet201": DenseNetSpec(32, (6, 12, 48, 32), 64),
     # L = 100 = 3 blocks · 16 layers · 2 convs + stem conv + 2 transition convs + FC; 2k initial maps.
-    "densenet_bc_100_k12": DenseNetSpec(12, (16, 16, 16), 24, cifar_stem=True, input_size=(3, 32, 32),
-                                        min_size=4),
+    "densenet_bc_100_k12": DenseNetSpec(12, (16, 16, 16), 24, cifar_stem=True, min_size=4),
     # Not in the paper's tables: the bottleneck-compression form of its smallest depth (L = 40, 6 layers per
     # block), a DenseNet-BC that trains on a CPU in minutes.
-    "densenet_bc_40_k12": DenseNetSpec(12, (6, 6, 6), 24, cifar_stem=True, input_size=(3, 32, 32), min_size=4),
+    "densenet_bc_40_k12": DenseNetSpec(12, (6, 6, 6), 24, cifar_stem=True, min_size=4),
 }
 
 
@@ -102,6 +102,8 @@ class DenseNet(ZooModel):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):
+            return
         he_init_(self)
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -116,50 +118,52 @@ class DenseNet(ZooModel):
         return self.features(x)
 
 
-def _densenet(name: str, *, num_classes: int, in_channels: int, drop_rate: float = 0.0,
-              input_size: int | None = None) -> DenseNet:
+def _densenet(name: str, num_classes: int, in_channels: int, input_size: int, drop_rate: float) -> DenseNet:
     spec = DENSENET_TABLE[name]
-    side = spec.input_size[1] if input_size is None else input_size
-    if side < spec.min_size:
-        raise ConfigError(f"{name} needs input_size ≥ {spec.min_size}; got {side}")
-    cfg = ModelConfig(name, (in_channels, side, side), num_classes, min_size=spec.min_size,
-                      small_variant=None if spec.cifar_stem else "densenet_bc_100_k12", paper=PAPER)
+    small_variant = None if spec.cifar_stem else "densenet_bc_100_k12"
+    check_min_side(name, input_size, spec.min_size, small_variant)
+    cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=spec.min_size,
+                      small_variant=small_variant, paper=PAPER)
     return DenseNet(cfg=cfg, spec=spec, drop_rate=drop_rate)
 
 
 @register_model
-def densenet121(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> DenseNet:
-    """DenseNet-BC-121 (k=32, blocks 6-12-24-16) for 224 px images; options ``drop_rate``, ``input_size``."""
-    return _densenet("densenet121", num_classes=num_classes, in_channels=in_channels, **kw)
+def densenet121(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+                drop_rate: float = 0.0) -> DenseNet:
+    """DenseNet-BC-121 (k=32, blocks 6-12-24-16) for 224 px images."""
+    return _densenet("densenet121", num_classes, in_channels, input_size, drop_rate)
 
 
 @register_model
-def densenet161(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> DenseNet:
+def densenet161(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+                drop_rate: float = 0.0) -> DenseNet:
     """DenseNet-BC-161 (k=48, blocks 6-12-36-24, 96 initial maps) for 224 px images."""
-    return _densenet("densenet161", num_classes=num_classes, in_channels=in_channels, **kw)
+    return _densenet("densenet161", num_classes, in_channels, input_size, drop_rate)
 
 
 @register_model
-def densenet169(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> DenseNet:
+def densenet169(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+                drop_rate: float = 0.0) -> DenseNet:
     """DenseNet-BC-169 (k=32, blocks 6-12-32-32) for 224 px images."""
-    return _densenet("densenet169", num_classes=num_classes, in_channels=in_channels, **kw)
+    return _densenet("densenet169", num_classes, in_channels, input_size, drop_rate)
 
 
 @register_model
-def densenet201(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> DenseNet:
+def densenet201(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+                drop_rate: float = 0.0) -> DenseNet:
     """DenseNet-BC-201 (k=32, blocks 6-12-48-32) for 224 px images."""
-    return _densenet("densenet201", num_classes=num_classes, in_channels=in_channels, **kw)
+    return _densenet("densenet201", num_classes, in_channels, input_size, drop_rate)
 
 
 @register_model
-def densenet_bc_40_k12(*, num_classes: int = 10, in_channels: int = 3, **kw) -> DenseNet:
-    """DenseNet-BC with L=40, k=12 (three blocks of 6 bottleneck layers), for 32×32 images; not one of the
-    paper's networks, a CPU-sized member of the family."""
-    return _densenet("densenet_bc_40_k12", num_classes=num_classes, in_channels=in_channels, **kw)
+def densenet_bc_40_k12(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
+                       drop_rate: float = 0.0) -> DenseNet:
+    """DenseNet-BC, L=40, k=12 (three blocks of 6 layers) for 32×32 images: not the paper's, a CPU-sized one."""
+    return _densenet("densenet_bc_40_k12", num_classes, in_channels, input_size, drop_rate)
 
 
 @register_model
-def densenet_bc_100_k12(*, num_classes: int = 10, in_channels: int = 3, **kw) -> DenseNet:
-    """CIFAR DenseNet-BC, L=100, k=12: a 3×3 stem of 24 maps and three blocks of 16 bottleneck layers, for
-    32×32 colour images."""
-    return _densenet("densenet_bc_100_k12", num_classes=num_classes, in_channels=in_channels, **kw)
+def densenet_bc_100_k12(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
+                        drop_rate: float = 0.0) -> DenseNet:
+    """CIFAR DenseNet-BC, L=100, k=12: a 3×3 stem of 24 maps, three blocks of 16 layers, for 32×32 images."""
+    return _densenet("densenet_bc_100_k12", num_classes, in_channels, input_size, drop_rate)

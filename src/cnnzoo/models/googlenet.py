@@ -3,12 +3,13 @@
 
 A 7×7/2 stem, two local response normalisations and nine Inception modules (the paper's Table 1, rows 3a–5b,
 kept below under the paper's column names), global average pooling, dropout 0.4 and one FC layer. Two
-auxiliary classifiers on 4a and 4d add their losses, weighted 0.3, during training only.
+auxiliary classifiers on 4a and 4d add their losses, weighted 0.3, during training only: ``forward`` returns
+``GoogLeNetOutputs(logits, aux1, aux2)`` in training mode and ``training_loss`` adds the weighted terms.
 
 Deviations:
 - The paper gives no LRN constants; ``LocalResponseNorm2d`` uses AlexNet's (n=5, α=1e-4, β=0.75, k=2).
 - The paper's last pooling is a 7×7 average pool; this is a global average pool, the same at 224 px and
-  what lets other sizes through.
+  what lets other sizes through (``input_size`` sets the side the network declares as its default).
 - Auxiliary heads: the paper's 5×5/3 average pool is followed by an adaptive average pool to 4×4, so the
   FC 1024 (sized for 128·4·4 inputs, as in the paper) takes any input size. At 224 px the 5×5/3 pool
   already gives 4×4 and the extra pool is the identity. The 5×5/3 pool needs a 4a map ≥ 5, so with
@@ -33,11 +34,13 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.layers.inception import AuxHeadSpec, ConvReLU, Inception, InceptionAux, InceptionSpec
 from cnnzoo.layers.lrn import LocalResponseNorm2d
-from cnnzoo.models.base import ModelConfig, ZooModel, check_input
+from cnnzoo.layers.initialisation import on_meta
+from cnnzoo.models.base import ModelConfig, ZooModel, check_input, check_min_side
 from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
@@ -118,10 +121,10 @@ class GoogLeNet(ZooModel):
     """Stem, Inception 3a–3b, pool, 4a–4e, pool, 5a–5b, then global average pool, dropout and FC.
 
     In training mode, with auxiliary heads, ``forward`` returns ``GoogLeNetOutputs(logits, aux1, aux2)``;
-    otherwise plain logits; ``training_loss`` adds ``aux_loss_weight`` times each auxiliary loss to the main one.
+    otherwise plain logits. ``training_loss`` adds ``aux_loss_weight`` times each auxiliary loss.
     """
 
-    aux_loss_weight: ClassVar[float] = 0.3
+    aux_loss_weight: ClassVar[float] = 0.3  # section 5: "the losses of the auxiliary classifiers were weighted by 0.3"
 
     def __init__(self, *, cfg: ModelConfig, stem: nn.Sequential, aux: AuxHeadSpec | None,
                  table: dict[str, InceptionSpec] = INCEPTION_TABLE, dropout: float = 0.4) -> None:
@@ -151,6 +154,8 @@ class GoogLeNet(ZooModel):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):
+            return
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 bound = math.sqrt(3.0 / m.weight[0].numel())  # Caffe's "xavier": variance 1 / fan-in
@@ -195,13 +200,14 @@ class GoogLeNet(ZooModel):
         return GoogLeNetOutputs(logits, *aux) if aux else logits
 
     def training_loss(self, outputs, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
-        """Section 5 of the paper: the auxiliary classifiers' losses are added to the total loss with weight 0.3."""
+        """Cross-entropy of the logits, plus ``aux_loss_weight`` times that of each auxiliary head when
+        ``outputs`` is the (logits, aux1, aux2) tuple of a training-mode forward; float32 as in ``ZooModel``."""
         if not isinstance(outputs, tuple):
             return super().training_loss(outputs, targets, label_smoothing=label_smoothing)
-        main, *auxiliary = outputs
-        loss = super().training_loss(main, targets, label_smoothing=label_smoothing)
+        logits, *auxiliary = outputs
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
         for aux in auxiliary:
-            loss = loss + self.aux_loss_weight * super().training_loss(aux, targets, label_smoothing=label_smoothing)
+            loss = loss + self.aux_loss_weight * F.cross_entropy(aux.float(), targets, label_smoothing=label_smoothing)
         return loss
 
 
@@ -209,7 +215,6 @@ class GoogLeNet(ZooModel):
 class _Variant:
     stem: Callable[[int, float], nn.Sequential]
     aux: AuxHeadSpec
-    input_size: int
     min_size: int  # without auxiliary heads: the last max-pool (ceil mode) needs a 4e map ≥ 2
     min_size_aux: int  # the auxiliary heads' fixed average pool needs a 4a map ≥ its kernel
     small_variant: str | None
@@ -217,23 +222,21 @@ class _Variant:
 
 _VARIANTS = {
     # 31 px: conv1 -> 16, pool1 -> 8, pool2 -> 4, pool3 -> 2, pool4 -> 1; 79 px makes the 4a map 5 for 5×5/3.
-    "googlenet": _Variant(paper_stem, AuxHeadSpec(), 224, 31, 79, "googlenet_small"),
+    "googlenet": _Variant(paper_stem, AuxHeadSpec(), 31, 79, "googlenet_small"),
     # 8 px: pool1 -> 4, pool3 -> 2, pool4 -> 1; 12 px makes the 4a map 3 for the 3×3/2 pool.
-    "googlenet_small": _Variant(small_stem, AuxHeadSpec(kernel=3, stride=2, pooled=3), 28, 8, 12, None),
+    "googlenet_small": _Variant(small_stem, AuxHeadSpec(kernel=3, stride=2, pooled=3), 8, 12, None),
 }
 
 
-def _googlenet(name: str, *, num_classes: int, in_channels: int, aux_logits: bool = True,
-               dropout: float = 0.4, input_size: int | None = None, width: float = 1.0) -> GoogLeNet:
+def _googlenet(name: str, num_classes: int, in_channels: int, input_size: int, aux_logits: bool, dropout: float,
+               width: float) -> GoogLeNet:
     variant = _VARIANTS[name]
     if width <= 0:
         raise ConfigError(f"width must be a positive multiplier of the paper's channel counts; got {width}")
     min_size = variant.min_size_aux if aux_logits else variant.min_size
-    side = variant.input_size if input_size is None else input_size
-    if side < min_size:
-        raise ConfigError(f"{name} needs input_size ≥ {min_size}" + (" (its auxiliary heads' pooling; "
-                         "aux_logits=False allows smaller)" if aux_logits else "") + f"; got {side}")
-    cfg = ModelConfig(name, (in_channels, side, side), num_classes, min_size=min_size,
+    reason = f" (for its auxiliary heads' pooling; aux_logits=False allows {variant.min_size})" if aux_logits else ""
+    check_min_side(name, input_size, min_size, variant.small_variant, reason)
+    cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=min_size,
                       small_variant=variant.small_variant, paper=PAPER)
     aux = dataclasses.replace(variant.aux, conv_channels=_scaled(variant.aux.conv_channels, width),
                               fc_features=_scaled(variant.aux.fc_features, width))
@@ -242,15 +245,14 @@ def _googlenet(name: str, *, num_classes: int, in_channels: int, aux_logits: boo
 
 
 @register_model
-def googlenet(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> GoogLeNet:
-    """GoogLeNet as in the paper (5×5 branches, biases, LRN, no batch norm) for 224 px images; options:
-    ``aux_logits`` (default True), ``dropout`` (0.4), ``input_size`` (the default side, 224), ``width`` (1.0:
-    multiplies every channel count of the stem, the Inception table and the auxiliary heads)."""
-    return _googlenet("googlenet", num_classes=num_classes, in_channels=in_channels, **kw)
+def googlenet(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224, aux_logits: bool = True,
+              dropout: float = 0.4, width: float = 1.0) -> GoogLeNet:
+    """GoogLeNet as in the paper (5×5 branches, biases, LRN, no batch norm) for 224 px images."""
+    return _googlenet("googlenet", num_classes, in_channels, input_size, aux_logits, dropout, width)
 
 
 @register_model
-def googlenet_small(*, num_classes: int = 10, in_channels: int = 1, **kw) -> GoogLeNet:
-    """The paper's nine Inception modules on a 3×3 stem with one pool fewer, for 28–32 px images; its
-    auxiliary heads pool 3×3/2 to 3×3 (``aux_logits=False`` drops them); ``width`` as for ``googlenet``."""
-    return _googlenet("googlenet_small", num_classes=num_classes, in_channels=in_channels, **kw)
+def googlenet_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, aux_logits: bool = True,
+                    dropout: float = 0.4, width: float = 1.0) -> GoogLeNet:
+    """The paper's nine Inception modules on a 3×3 stem with one pool fewer, for 28–32 px images."""
+    return _googlenet("googlenet_small", num_classes, in_channels, input_size, aux_logits, dropout, width)

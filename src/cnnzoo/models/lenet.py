@@ -15,6 +15,9 @@ Deviations:
 ``lenet5`` is the modern variant (ReLU, max-pooling, full C3, a linear softmax head); it takes 28×28 input by
 padding the first convolution by 2 (as the paper padded MNIST to 32×32) and 32×32 input without padding.
 ``lenet5_bn`` adds BatchNorm after every convolution and hidden linear layer (Ioffe & Szegedy, 2015).
+
+All three flatten a feature map into their first FC layer: ``lenet5`` and ``lenet5_bn`` size it for
+``input_size`` (12 px at least); ``lenet5_1998`` is the paper's network and takes 32 only.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from cnnzoo.layers.lenet1998 import (
     digit_prototypes,
     lecun_uniform_,
 )
-from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.models.base import ModelConfig, ZooModel, check_fixed_side, check_min_side
 from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
@@ -42,8 +45,14 @@ PAPER = "LeCun, Bottou, Bengio & Haffner, 1998"
 class LeNet5_1998(ZooModel):
     """LeNet-5 as published, for 32×32 single-channel images and 10 classes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> None:
         super().__init__()
+        if (num_classes, in_channels) != (10, 1):
+            raise ConfigError(
+                f"lenet5_1998 is the paper's network: 1 input channel and 10 classes (its RBF prototypes are the "
+                f"ten digits); got in_channels={in_channels}, num_classes={num_classes}. Use lenet5 for other shapes."
+            )
+        check_fixed_side("lenet5_1998", input_size, 32, "lenet5")
         self.cfg = ModelConfig("lenet5_1998", (1, 32, 32), 10, min_size=32, fixed_size=True, resizable=False,
                                mean=(0.0,), std=(1.0,), small_variant="lenet5", paper=PAPER)
         self.c1 = nn.Sequential(nn.Conv2d(1, 6, 5), ScaledTanh())
@@ -76,12 +85,11 @@ class LeNet5(ZooModel):
     def __init__(self, *, num_classes: int, in_channels: int, input_size: int, batch_norm: bool) -> None:
         super().__init__()
         name = "lenet5_bn" if batch_norm else "lenet5"
+        check_min_side(name, input_size, 12)  # 12 -> C1 (padded) 12 -> pool 6 -> C3 2 -> pool 1
         padding = 2 if input_size < 32 else 0  # 28×28 digits padded to the paper's 32×32 field
-        side = conv_output_size(input_size, 5, padding=padding) // 2  # C1 then a 2×2 pool
-        side = conv_output_size(side, 5) // 2  # C3 then a 2×2 pool
-        if side < 1:
-            raise ConfigError(f"{name} needs input_size ≥ 12; got {input_size}")
-        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=input_size,
+        side = conv_output_size(conv_output_size(input_size, 5, padding=padding), 2, 2)  # C1 then a 2×2 pool
+        side = conv_output_size(conv_output_size(side, 5), 2, 2)  # C3 then a 2×2 pool
+        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=12,
                                fixed_size=True, paper=PAPER)
 
         def conv(cin: int, cout: int, pad: int) -> list[nn.Module]:
@@ -102,14 +110,9 @@ class LeNet5(ZooModel):
 
 
 @register_model
-def lenet5_1998(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5_1998:
+def lenet5_1998(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> LeNet5_1998:
     """LeNet-5 as published in 1998 (32×32 grey input, 10 digit classes, RBF output)."""
-    if (num_classes, in_channels) != (10, 1):
-        raise ConfigError(
-            f"lenet5_1998 is the paper's network: 1 input channel and 10 classes (its RBF prototypes are the ten "
-            f"digits); got in_channels={in_channels}, num_classes={num_classes}. Use lenet5 for other shapes."
-        )
-    return LeNet5_1998()
+    return LeNet5_1998(num_classes=num_classes, in_channels=in_channels, input_size=input_size)
 
 
 @register_model

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
 
 
@@ -18,11 +18,12 @@ class MLP(ZooModel):
     def __init__(self, *, num_classes: int, in_channels: int, input_size: int, hidden: tuple[int, ...],
                  dropout: float) -> None:
         super().__init__()
-        self.cfg = ModelConfig("mlp", (in_channels, input_size, input_size), num_classes, min_size=input_size,
+        check_min_side("mlp", input_size, 1)
+        self.cfg = ModelConfig("mlp", (in_channels, input_size, input_size), num_classes, min_size=1,
                                fixed_size=True, paper="Rumelhart, Hinton & Williams, 1986")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * input_size * input_size
-        for units in hidden:
+        for units in tuple(hidden):
             layers += [nn.Linear(width, units), nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = units
         self.features = nn.Sequential(*layers)
@@ -36,5 +37,4 @@ class MLP(ZooModel):
 def mlp(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
         hidden: tuple[int, ...] = (512, 256), dropout: float = 0.2) -> MLP:
     """Fully connected baseline: 784-512-256-10 with ReLU and dropout for 28×28 grey images."""
-    return MLP(num_classes=num_classes, in_channels=in_channels, input_size=input_size, hidden=tuple(hidden),
-               dropout=dropout)
+    return MLP(num_classes=num_classes, in_channels=in_channels, input_size=input_size, hidden=hidden, dropout=dropout)

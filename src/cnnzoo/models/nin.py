@@ -20,6 +20,8 @@ Deviations:
   convolution's output before its ReLU, the class maps included; CPU recipes use it to converge in minutes.
 - ``nin_small`` (not in the paper): 96-192-192 mlpconv blocks of 5×5, 5×5, 3×3 with two 3×3/2 pools, for
   28–32 px images (28 -> 13 -> 6); its last block, the class maps, is 3×3.
+- ``widths`` (not in the paper) replaces the channel counts of the mlpconv blocks before the class maps, for
+  CPU budgets; ``input_size`` sets the side a network declares as its default (the head is a global pool).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.layers.initialisation import on_meta
+from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
@@ -56,10 +59,14 @@ NIN_SMALL_LAYOUT = (
     "D",  # (N, 192, 6, 6)
     (None, 3, 1, 1),  # (N, num_classes, 6, 6)
 )
-# The smallest sides, from the 3×3/2 pools backwards (each needs ≥ 3 in; one needing ≥ 3 out needs ≥ 7 in):
+# Each variant: its layout, its smallest side and the variant to suggest for small images. The smallest sides
+# come from the 3×3/2 pools backwards (each needs ≥ 3 in; one needing ≥ 3 out needs ≥ 7 in):
 # nin: pool3 in ≥ 3, pool2 in ≥ 7, pool1 in ≥ 15, so conv1 11×11/4 needs (15 - 1)·4 + 11 = 67;
 # nin_small: pool2 in ≥ 3, pool1 in ≥ 7, and its convs keep the size: 7.
-MIN_SIZE = {"nin": 67, "nin_small": 7}
+VARIANTS: dict[str, tuple[tuple, int, str | None]] = {
+    "nin": (NIN_LAYOUT, 67, "nin_small"),
+    "nin_small": (NIN_SMALL_LAYOUT, 7, None),
+}
 
 
 class MLPConv(nn.Sequential):
@@ -105,6 +112,11 @@ class NiN(ZooModel):
         self.features = build_features(layout, cfg.input_size[0], cfg.num_classes, dropout, batch_norm)
         # Each of the last block's maps already is a class's evidence: averaging it is the whole head.
         self.classifier = nn.Sequential(OrderedDict(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten()))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        if on_meta(self):
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
@@ -125,31 +137,25 @@ def with_widths(layout: tuple, widths: tuple[int, ...]) -> tuple:
                  for item in layout)
 
 
-def _nin(name: str, layout: tuple, *, num_classes: int, in_channels: int, default_size: int,
-         small_variant: str | None, dropout: float = 0.5, input_size: int | None = None,
-         widths: tuple[int, ...] | None = None, batch_norm: bool = False) -> NiN:
-    if widths is not None:
-        layout = with_widths(layout, tuple(widths))
-    side = default_size if input_size is None else input_size
-    if side < MIN_SIZE[name]:
-        raise ConfigError(f"{name} needs input_size ≥ {MIN_SIZE[name]}; got {side}")
-    cfg = ModelConfig(name, (in_channels, side, side), num_classes, min_size=MIN_SIZE[name],
+def _nin(name: str, num_classes: int, in_channels: int, input_size: int, dropout: float,
+         widths: tuple[int, ...], batch_norm: bool) -> NiN:
+    layout, min_size, small_variant = VARIANTS[name]
+    layout = with_widths(layout, tuple(widths))
+    check_min_side(name, input_size, min_size, small_variant)
+    cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=min_size,
                       small_variant=small_variant, paper=PAPER)
     return NiN(cfg=cfg, layout=layout, dropout=dropout, batch_norm=batch_norm)
 
 
 @register_model
-def nin(*, num_classes: int = 1000, in_channels: int = 3, **kw) -> NiN:
-    """ImageNet NiN (the d2l configuration): four mlpconv blocks, the last giving the class maps, for 224 px
-    images; options ``dropout`` (0.5), ``input_size`` (the default side) and ``widths`` (the first three
-    blocks' channels, default 96, 256, 384), ``batch_norm`` (False)."""
-    return _nin("nin", NIN_LAYOUT, num_classes=num_classes, in_channels=in_channels, default_size=224,
-                small_variant="nin_small", **kw)
+def nin(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224, dropout: float = 0.5,
+        widths: tuple[int, int, int] = (96, 256, 384), batch_norm: bool = False) -> NiN:
+    """ImageNet NiN (the d2l configuration): four mlpconv blocks, the last giving the class maps, for 224 px images."""
+    return _nin("nin", num_classes, in_channels, input_size, dropout, widths, batch_norm)
 
 
 @register_model
-def nin_small(*, num_classes: int = 10, in_channels: int = 1, **kw) -> NiN:
-    """NiN for 28–32 px grey images: mlpconv blocks of 96, 192, 192 maps (``widths``) and the class maps,
-    no FC layer; ``batch_norm=True`` puts a BatchNorm before every ReLU."""
-    return _nin("nin_small", NIN_SMALL_LAYOUT, num_classes=num_classes, in_channels=in_channels,
-                default_size=28, small_variant=None, **kw)
+def nin_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, dropout: float = 0.5,
+              widths: tuple[int, int, int] = (96, 192, 192), batch_norm: bool = False) -> NiN:
+    """NiN for 28–32 px grey images: mlpconv blocks of 96, 192, 192 maps and the class maps, no FC layer."""
+    return _nin("nin_small", num_classes, in_channels, input_size, dropout, widths, batch_norm)

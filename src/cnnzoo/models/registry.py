@@ -1,7 +1,9 @@
 """The model registry: every builder is registered under its own name.
 
 The name a builder is registered under is the name used everywhere: ``create_model("resnet18")``,
-``cnnzoo train --model resnet18`` and the run directories ``runs/resnet18-...``.
+``cnnzoo train --model resnet18`` and the run directories ``runs/resnet18-...``. Each builder is written out
+by name in its family's module (``grep "def resnet50"`` finds it) with one keyword-only signature:
+``num_classes``, ``in_channels``, ``input_size`` (the variant's defaults), then the family's own options.
 """
 
 from __future__ import annotations
@@ -44,31 +46,16 @@ def get_builder(name: str) -> Callable[..., "nn.Module"]:
 
 
 def create_model(name: str, **kwargs) -> "nn.Module":
-    """Build the registered model ``name``; keyword arguments go to its builder
-    (``num_classes``, ``in_channels`` and, where the head depends on it, ``input_size``)."""
+    """Build the registered model ``name``; keyword arguments go to its builder: ``num_classes``,
+    ``in_channels``, ``input_size`` (the square side; every builder takes it) and the family's own options."""
     return get_builder(name)(**kwargs)
 
 
-def accepts_input_size(name: str) -> bool:
-    """Whether the builder of ``name`` can size the model for a given image side (``input_size=``)."""
-    import inspect
-
-    parameters = inspect.signature(get_builder(name)).parameters
-    # builders with **options (NiN, GoogLeNet, DenseNet) pass input_size on to their model's configuration
-    return "input_size" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-
-
-def build_for_size(name: str, side: int | None, **kwargs) -> "nn.Module":
-    """``create_model(name, **kwargs)``, built for ``side``×``side`` images where the builder takes a size."""
-    if side is not None and accepts_input_size(name):
-        kwargs["input_size"] = side
-    return create_model(name, **kwargs)
-
-
 def model_limits(name: str, **options) -> "ModelConfig":
-    """The declared configuration of ``name`` built with ``options`` (input size, smallest side, fixed head),
-    found without allocating weights (built on the meta device)."""
+    """The configuration ``name`` declares when built with ``options``: its default input size (C, H, W),
+    ``min_size``, ``fixed_size``, ``small_variant``, ``num_classes``… Built on the meta device, so it costs the
+    construction of the modules only: no memory for the weights (VGG's 140M included), no initialisation."""
     import torch
 
     with torch.device("meta"):
-        return create_model(name, **options).cfg
+        return get_builder(name)(**options).cfg

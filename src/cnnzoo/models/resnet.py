@@ -13,6 +13,11 @@ degradation experiment (Fig. 6).
 
 ``resnet18_small`` is ResNet-18 for 28–32 px images: the stem is a 3×3 stride-1 convolution and the max-pool is
 dropped (a common CIFAR adaptation), so 28×28 inputs leave 4×4 maps for the last stage.
+
+Every network ends in global average pooling, so ``input_size`` only sets the side it declares as its default;
+any side of at least 1 px goes through. ``zero_init_residual=True`` (ImageNet networks and ``resnet18_small``)
+starts the last BatchNorm scale of each residual branch at zero (Goyal et al., 2017), so every block begins as
+the identity.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.layers.initialisation import he_init_
+from cnnzoo.layers.initialisation import he_init_, on_meta
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, Shortcut, zero_init_last_bn
-from cnnzoo.models.base import ModelConfig, ZooModel
+from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
 from cnnzoo.errors import ConfigError
 
@@ -36,7 +41,6 @@ IMAGENET_DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = 
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
-CIFAR_DEPTHS = (20, 32, 44, 56, 110)  # 6n + 2 with n = 3, 5, 7, 9, 18
 
 
 def make_stage(block: type[nn.Module], in_channels: int, width: int, blocks: int, stride: int,
@@ -49,6 +53,8 @@ def make_stage(block: type[nn.Module], in_channels: int, width: int, blocks: int
 
 
 def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
+    if on_meta(model):
+        return
     he_init_(model)
     if zero_init_residual:  # after he_init_, which sets every BatchNorm scale to one
         for m in model.modules():
@@ -60,11 +66,13 @@ class ResNet(ZooModel):
     """The ImageNet ResNets, and with ``small_input`` the 3×3-stem version for 28–32 px images."""
 
     def __init__(self, *, name: str, block: type[nn.Module], blocks: tuple[int, ...], num_classes: int,
-                 in_channels: int, small_input: bool = False, zero_init_residual: bool = False) -> None:
+                 in_channels: int, input_size: int, small_input: bool = False,
+                 zero_init_residual: bool = False) -> None:
         super().__init__()
-        size = 28 if small_input else 224
-        self.cfg = ModelConfig(name, (in_channels, size, size), num_classes, min_size=1,
-                               small_variant=None if small_input else "resnet18_small", paper=PAPER)
+        small_variant = None if small_input else "resnet18_small"
+        check_min_side(name, input_size, 1, small_variant)
+        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=1,
+                               small_variant=small_variant, paper=PAPER)
         if small_input:
             self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64),
                                       nn.ReLU(inplace=True))
@@ -94,12 +102,14 @@ class ResNet(ZooModel):
 class CifarResNet(ZooModel):
     """The CIFAR-10 ResNets (and plain nets) of the paper's section 4.2: depth 6n + 2, widths 16-32-64."""
 
-    def __init__(self, *, name: str, depth: int, num_classes: int, in_channels: int, residual: bool) -> None:
+    def __init__(self, *, name: str, depth: int, num_classes: int, in_channels: int, input_size: int,
+                 residual: bool) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ConfigError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110…); got {depth}")
+        check_min_side(name, input_size, 1)
         n = (depth - 2) // 6
-        self.cfg = ModelConfig(name, (in_channels, 32, 32), num_classes, min_size=1, paper=PAPER)
+        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=1, paper=PAPER)
         shortcut: Shortcut = "A" if residual else None
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
                                   nn.ReLU(inplace=True))
@@ -120,45 +130,123 @@ class CifarResNet(ZooModel):
         return self.fc(torch.flatten(self.pool(x), 1))  # (N, 64) -> (N, classes)
 
 
-def _register_imagenet(depth: int) -> None:
-    name = f"resnet{depth}"
+def _resnet(depth: int, num_classes: int, in_channels: int, input_size: int, zero_init_residual: bool,
+            small_input: bool = False) -> ResNet:
     block, blocks = IMAGENET_DEPTHS[depth]
-
-    def builder(*, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
-        return ResNet(name=name, block=block, blocks=blocks, num_classes=num_classes, in_channels=in_channels,
-                      zero_init_residual=zero_init_residual)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"ResNet-{depth}: {block.__name__} blocks, {'-'.join(map(str, blocks))}."
-    register_model(builder)
+    name = f"resnet{depth}" + ("_small" if small_input else "")
+    return ResNet(name=name, block=block, blocks=blocks, num_classes=num_classes, in_channels=in_channels,
+                  input_size=input_size, small_input=small_input, zero_init_residual=zero_init_residual)
 
 
-for _depth in IMAGENET_DEPTHS:
-    _register_imagenet(_depth)
+def _cifar_resnet(depth: int, num_classes: int, in_channels: int, input_size: int, residual: bool) -> CifarResNet:
+    name = f"{'resnet' if residual else 'plain'}{depth}"
+    return CifarResNet(name=name, depth=depth, num_classes=num_classes, in_channels=in_channels,
+                       input_size=input_size, residual=residual)
+
+
+# ---- ImageNet (Table 1) -----------------------------------------------------------------------------------
 
 
 @register_model
-def resnet18_small(*, num_classes: int = 10, in_channels: int = 1, zero_init_residual: bool = False) -> ResNet:
+def resnet18(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+             zero_init_residual: bool = False) -> ResNet:
+    """ResNet-18: basic blocks, 2-2-2-2."""
+    return _resnet(18, num_classes, in_channels, input_size, zero_init_residual)
+
+
+@register_model
+def resnet34(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+             zero_init_residual: bool = False) -> ResNet:
+    """ResNet-34: basic blocks, 3-4-6-3."""
+    return _resnet(34, num_classes, in_channels, input_size, zero_init_residual)
+
+
+@register_model
+def resnet50(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+             zero_init_residual: bool = False) -> ResNet:
+    """ResNet-50: bottleneck blocks, 3-4-6-3."""
+    return _resnet(50, num_classes, in_channels, input_size, zero_init_residual)
+
+
+@register_model
+def resnet101(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+              zero_init_residual: bool = False) -> ResNet:
+    """ResNet-101: bottleneck blocks, 3-4-23-3."""
+    return _resnet(101, num_classes, in_channels, input_size, zero_init_residual)
+
+
+@register_model
+def resnet152(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
+              zero_init_residual: bool = False) -> ResNet:
+    """ResNet-152: bottleneck blocks, 3-8-36-3."""
+    return _resnet(152, num_classes, in_channels, input_size, zero_init_residual)
+
+
+@register_model
+def resnet18_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
+                   zero_init_residual: bool = False) -> ResNet:
     """ResNet-18 with a 3×3 stride-1 stem and no max-pool, for 28–32 px images."""
-    block, blocks = IMAGENET_DEPTHS[18]
-    return ResNet(name="resnet18_small", block=block, blocks=blocks, num_classes=num_classes,
-                  in_channels=in_channels, small_input=True, zero_init_residual=zero_init_residual)
+    return _resnet(18, num_classes, in_channels, input_size, zero_init_residual, small_input=True)
 
 
-def _register_cifar(depth: int, residual: bool) -> None:
-    name = f"{'resnet' if residual else 'plain'}{depth}"
-
-    def builder(*, num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
-        return CifarResNet(name=name, depth=depth, num_classes=num_classes, in_channels=in_channels,
-                           residual=residual)
-
-    builder.__name__ = builder.__qualname__ = name
-    kind = "option A shortcuts" if residual else "no shortcuts (a plain net)"
-    builder.__doc__ = f"CIFAR {'ResNet' if residual else 'plain net'}, depth {depth}: 3 stages of " \
-                      f"{(depth - 2) // 6} basic blocks at 16-32-64 maps, {kind}."
-    register_model(builder)
+# ---- CIFAR-10 (section 4.2): option A shortcuts, and the plain nets without them -----------------------
 
 
-for _depth in CIFAR_DEPTHS:
-    _register_cifar(_depth, residual=True)
-    _register_cifar(_depth, residual=False)
+@register_model
+def resnet20(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR ResNet-20: 3 stages of 3 basic blocks at 16-32-64 maps, option A shortcuts."""
+    return _cifar_resnet(20, num_classes, in_channels, input_size, residual=True)
+
+
+@register_model
+def resnet32(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR ResNet-32: 3 stages of 5 basic blocks at 16-32-64 maps, option A shortcuts."""
+    return _cifar_resnet(32, num_classes, in_channels, input_size, residual=True)
+
+
+@register_model
+def resnet44(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR ResNet-44: 3 stages of 7 basic blocks at 16-32-64 maps, option A shortcuts."""
+    return _cifar_resnet(44, num_classes, in_channels, input_size, residual=True)
+
+
+@register_model
+def resnet56(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR ResNet-56: 3 stages of 9 basic blocks at 16-32-64 maps, option A shortcuts."""
+    return _cifar_resnet(56, num_classes, in_channels, input_size, residual=True)
+
+
+@register_model
+def resnet110(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR ResNet-110: 3 stages of 18 basic blocks at 16-32-64 maps, option A shortcuts."""
+    return _cifar_resnet(110, num_classes, in_channels, input_size, residual=True)
+
+
+@register_model
+def plain20(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR plain net, depth 20: ResNet-20 without its shortcuts."""
+    return _cifar_resnet(20, num_classes, in_channels, input_size, residual=False)
+
+
+@register_model
+def plain32(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR plain net, depth 32: ResNet-32 without its shortcuts."""
+    return _cifar_resnet(32, num_classes, in_channels, input_size, residual=False)
+
+
+@register_model
+def plain44(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR plain net, depth 44: ResNet-44 without its shortcuts."""
+    return _cifar_resnet(44, num_classes, in_channels, input_size, residual=False)
+
+
+@register_model
+def plain56(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR plain net, depth 56: ResNet-56 without its shortcuts."""
+    return _cifar_resnet(56, num_classes, in_channels, input_size, residual=False)
+
+
+@register_model
+def plain110(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> CifarResNet:
+    """CIFAR plain net, depth 110: ResNet-110 without its shortcuts."""
+    return _cifar_resnet(110, num_classes, in_channels, input_size, residual=False)
