@@ -157,3 +157,89 @@ def test_recipe_and_command_line_builder_arguments_merge_key_by_key():
     config = train_config(args.recipe, given_options(args))
     assert config.model_kwargs == {"widths": [32, 64, 64], "batch_norm": True, "dropout": 0.3}
     assert config.epochs == 2 and config.time_budget == 350  # the rest of the recipe stays
+
+
+def test_model_table_is_cached_and_rebuilt_when_the_model_code_changes(tmp_path, monkeypatch):
+    from cnnzoo import model_table
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = model_table.model_table("resnet*")
+    assert [row["name"] for row in first][:4] == ["resnet18", "resnet18_small", "resnet20", "resnet32"]
+    assert [row["name"] for row in first][-1] == "resnet152"  # natural order: 152 after 110
+    monkeypatch.setattr(model_table, "_build_table", lambda: pytest.fail("the cache was not used"))
+    assert model_table.model_table("resnet*") == first
+    # a changed source file changes the key: the table is built again
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "vgg.py").write_text("# changed")
+    monkeypatch.setattr(model_table, "_SOURCES", [sources])
+    monkeypatch.setattr(model_table, "_build_table", lambda: [{"name": "rebuilt"}])
+    assert model_table.model_table() == [{"name": "rebuilt"}]
+
+
+def test_a_warm_list_does_not_import_torch(tmp_path):
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-m", "cnnzoo", "list"], check=True, capture_output=True, env=env)
+    code = "import sys; from cnnzoo.cli import main; main(['list', 'vgg1*']); assert 'torch' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.splitlines()[1].startswith("vgg11 ")
+
+
+def test_train_help_groups_its_options_and_shows_only_defaults_it_applies():
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"], capture_output=True, text=True,
+                            check=True)
+    text = result.stdout
+    for group in ("what to train:", "how long:", "optimisation:", "data and augmentation:", "runtime:"):
+        assert group in text
+    assert "(default: lenet5)" not in text and "(default: fashion-mnist)" in text
+    assert text.index("how long:") < text.index("--time-budget") < text.index("optimisation:")
+
+
+def test_result_sentence_counts_epochs_and_says_when_the_budget_cut_one():
+    from cnnzoo.commands.train import result_sentence
+
+    base = {"test_top1": 0.9, "test_top5": 0.99, "train_seconds": 30.0, "run_dir": "runs/x"}
+    assert "after 1 epoch," in result_sentence({**base, "epochs": 1, "stopped_by": "epochs"})
+    cut = result_sentence({**base, "epochs": 5, "stopped_by": "time_budget"})
+    assert "after 5 epochs; the time budget ended the last one early" in cut
+
+
+def test_version_and_debug_after_the_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("cnnzoo ")
+    with pytest.raises(Exception, match="resnt18"):
+        main(["summary", "resnt18", "--debug"])
+
+
+def test_asking_for_pretrained_weights_says_none_ship():
+    import cnnzoo
+    from cnnzoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no pretrained weights"):
+        cnnzoo.create_model("resnet50", pretrained=True)
+
+
+def test_ctrl_c_says_whether_the_run_can_be_resumed(capsys, tmp_path, monkeypatch):
+    import cnnzoo.engine.train as engine
+
+    def interrupted(config, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "train", interrupted)
+    assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r")]) == 130
+    assert "nothing to resume" in capsys.readouterr().err
+    (tmp_path / "r" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "r" / "checkpoints" / "last.safetensors").write_bytes(b"")
+    assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r")]) == 130
+    assert f"cnnzoo train --resume {tmp_path / 'r'}" in capsys.readouterr().err
+
+
+def test_a_run_of_few_optimiser_steps_says_so(tiny_mnist_dir, tmp_path):
+    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.train import train
+
+    messages: list[str] = []
+    train(TrainConfig(model="convnet", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1, batch_size=100,
+                      out=str(tmp_path / "r")), log=messages.append)
+    assert any("only 6 optimiser steps" in message for message in messages)

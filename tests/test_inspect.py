@@ -138,3 +138,28 @@ def test_the_formula_has_one_torch_free_home():
     assert cnnzoo.inspect.conv_output_size is conv_output_size
     check = "import sys, cnnzoo.layers.output_size; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True)
+
+
+def test_summary_table_groups_by_depth_and_keeps_the_end_of_long_names():
+    from cnnzoo.inspect.summary import summary as run_summary
+
+    result = run_summary(cnnzoo.create_model("resnet50"))
+    stages = result.rows(depth=1)
+    assert [row.name for row in stages] == ["stem", "layer1", "layer2", "layer3", "layer4", "pool", "fc"]
+    assert sum(row.params for row in stages) == sum(row.params for row in result.layers) == result.total_params
+    assert sum(row.macs for row in stages) == result.total_macs
+    assert stages[4].output_shape == [2048, 7, 7] and stages[4].receptive_field == result.layer("layer4.2.relu3").receptive_field
+    table = result.table(depth=1)
+    assert "connections" in table.splitlines()[1] and len(table.splitlines()) == 3 + 7 + 3
+    dense = run_summary(cnnzoo.create_model("densenet121")).table()
+    assert "…" in dense and "denselayer1.norm1" in dense and "denselayer1.conv1" in dense
+
+
+def test_summary_says_which_parameters_the_pass_did_not_use():
+    from cnnzoo.inspect.summary import summary as run_summary
+
+    result = run_summary(cnnzoo.create_model("googlenet_small", width=0.25))
+    model = cnnzoo.create_model("googlenet_small", width=0.25)
+    aux = sum(p.numel() for name, p in model.named_parameters() if name.startswith("aux"))
+    assert result.unused_params == aux > 0
+    assert f"{aux:,} of them in modules this pass did not run" in result.table()

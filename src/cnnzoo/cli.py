@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import cnnzoo
+
 from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, train
 from cnnzoo.errors import CnnzooError
 
@@ -25,10 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="The classic CNNs of image classification: inspect, train, evaluate and predict.",
         epilog="Run `cnnzoo COMMAND --help` for a command's options. Model names: `cnnzoo list`.",
     )
+    parser.add_argument("--version", action="version", version=f"cnnzoo {cnnzoo.__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (models, train, evaluate, data, bench, scratch, experiment):
         module.register(commands)
+    for command in commands.choices.values():  # `--debug` works after the command too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show full tracebacks for errors")
     return parser
 
 
@@ -42,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cnnzoo {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(str(interrupt) or "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `cnnzoo list | head`: the reader left; nothing more to say
         sys.stderr.close()

@@ -8,7 +8,11 @@ from cnnzoo.console import print_json
 
 
 def _print_report(report: dict) -> None:
-    print(f"{report['name']} in {report.get('folder')}: {'OK' if report.get('ok') else 'PROBLEMS'}")
+    if report.get("folder") is None:
+        print(f"{report['name']}: not found (`cnnzoo data list` shows where cnnzoo looked; a first `cnnzoo train "
+              f"--dataset {report['name']}` downloads it)")
+        return
+    print(f"{report['name']} in {report['folder']}: {'OK' if report.get('ok') else 'PROBLEMS'}")
     for item in report.get("files", []):
         print(f"  {item['file']:<28} {item['status']:<11} {item.get('detail') or ''}")
     parse = report.get("parse") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -19,11 +20,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               memory_budget=args.memory_budget)
     report = {**result.to_dict(), "model": loaded.name, "checkpoint": str(loaded.checkpoint),
               "dataset": args.dataset or loaded.dataset}
-    print(f"{loaded.name} on {report['dataset']} ({result.images:,} images, {args.views} view): top-1 "
-          f"{result.top1:.2%}, top-5 {result.top5:.2%}", file=sys.stderr)
+    print(f"{loaded.name} on {report['dataset']} ({result.images:,} images, {args.views} view, fp32): top-1 "
+          f"{result.top1:.2%}, top-5 {result.top5:.2%}{_precision_note(args.source)}", file=sys.stderr)
     if args.json:
         print_json(report)
     return 0
+
+
+def _precision_note(source: Path) -> str:
+    """Why this figure may differ from the run's own: training evaluated in its training precision."""
+    try:
+        precision = json.loads((Path(source) / "summary.json").read_text()).get("precision", "fp32")
+    except (OSError, ValueError):
+        return ""
+    return "" if precision == "fp32" else (f" (the run's summary.json was evaluated in {precision}, as it trained, "
+                                           f"so it can differ by a few tenths of a point)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

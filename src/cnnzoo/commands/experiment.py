@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed below)")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke test of under a minute: a few hundred images, one epoch, one seed; "
+                   help="a smoke test of under a minute: a few hundred images, one or two epochs, one seed; "
                         "its numbers are not evidence")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/experiment-NAME-TIMESTAMP)")
     p.add_argument("--seeds", type=_positive_int, metavar="N",

@@ -8,31 +8,23 @@ from cnnzoo.console import print_json
 from cnnzoo.errors import ConfigError
 
 
-def parse_input_size(text: str) -> tuple[int, int, int]:
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """A side (``28``, as `cnnzoo train --input-size` takes) or a full shape ``C,H,W`` (``1,28,28``)."""
     parts = text.replace("x", ",").split(",")
     try:
         values = tuple(int(p) for p in parts)
     except ValueError:
         values = ()
-    if len(values) == 2:
-        raise argparse.ArgumentTypeError(f"--input-size needs C,H,W (for example 1,28,28); got {text!r}")
-    if len(values) != 3 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"--input-size must be three positive integers C,H,W; got {text!r}")
+    if len(values) not in (1, 3) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"--input-size takes a side (28) or C,H,W (1,28,28) of positive integers; "
+                                         f"got {text!r}")
     return values
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import torch
+    from cnnzoo.model_table import model_table
 
-    from cnnzoo.models.registry import create_model, list_models
-
-    rows = []
-    for name in list_models(args.pattern):
-        with torch.device("meta"):  # shapes and counts only: no memory for VGG's 140M weights, no init work
-            model = create_model(name)
-        rows.append({"name": name, "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                     "input_size": list(model.cfg.input_size), "num_classes": model.cfg.num_classes,
-                     "paper": model.cfg.paper})
+    rows = model_table(args.pattern)
     if not rows:
         raise ConfigError(f"no model matches {args.pattern!r}; `cnnzoo list` shows them all")
     if args.json:
@@ -49,19 +41,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from cnnzoo.inspect.summary import summary
     from cnnzoo.models.registry import create_model
 
-    kwargs = {}
-    if args.num_classes is not None:
-        kwargs["num_classes"] = args.num_classes
-    if args.input_size is not None:
-        kwargs["in_channels"] = args.input_size[0]
-    if args.input_size is not None:
-        kwargs["input_size"] = args.input_size[1]
+    kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    shape = args.input_size
+    if shape is not None:
+        kwargs["input_size"] = shape[-1]
+        if len(shape) == 3:
+            kwargs["in_channels"] = shape[0]
     model = create_model(args.model, **kwargs)
-    result = summary(model, args.input_size)
+    result = summary(model, model.cfg.input_size if shape is not None else None)
     if args.json:
         print_json(result.to_dict())
     else:
-        print(result)
+        print(result.table(depth=args.depth))
     return 0
 
 
@@ -77,8 +68,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Run one image through a model and report, for every layer: output shape, parameters, "
                     "multiply-adds, connections (LeCun's count) and receptive field.")
     p.add_argument("model", help="registered model name (see `cnnzoo list`)")
-    p.add_argument("--input-size", type=parse_input_size, metavar="C,H,W",
-                   help="input shape (default: the model's own, e.g. 1,32,32 for lenet5_1998)")
+    p.add_argument("--input-size", type=parse_input_size, metavar="SIDE|C,H,W",
+                   help="image side, or the whole input shape (default: the model's own, e.g. 1,32,32 for "
+                        "lenet5_1998)")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="show modules N levels down the module path, each adding up the layers inside it "
+                        "(e.g. --depth 2 gives resnet50's stages and blocks; default: every layer)")
     p.add_argument("--num-classes", type=int, help="number of output classes (default: the model's)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=cmd_summary)

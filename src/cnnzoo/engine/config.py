@@ -23,10 +23,16 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def option(default, help: str, *, minimum: float | None = None, above: float | None = None,
-           below: float | None = None, choices: tuple[str, ...] | None = None, cli: bool = True):
-    """A dataclass field with its help text and allowed range (``minimum`` ≤ v, ``above`` < v, v < ``below``)."""
-    meta = {"help": help, "minimum": minimum, "above": above, "below": below, "choices": choices, "cli": cli}
+# The groups of `cnnzoo train --help`, in order.
+WHAT, HOW_LONG, OPTIMISATION, DATA, RUNTIME = ("what to train", "how long", "optimisation",
+                                               "data and augmentation", "runtime")
+
+
+def option(group: str, default, help: str, *, minimum: float | None = None, above: float | None = None,
+           below: float | None = None, choices: tuple[str, ...] | None = None):
+    """A dataclass field: its ``group`` in ``cnnzoo train --help``, default, help text and allowed values
+    (``minimum`` ≤ v, ``above`` < v, v < ``below``, or one of ``choices``)."""
+    meta = {"help": help, "group": group, "minimum": minimum, "above": above, "below": below, "choices": choices}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -34,64 +40,63 @@ def option(default, help: str, *, minimum: float | None = None, above: float | N
 
 @dataclass
 class TrainConfig:
-    # what to train
-    model: str = option("lenet5", "registered model name (see `cnnzoo list`)")
-    dataset: str = option("fashion-mnist", "fashion-mnist, mnist, cifar10, cifar100 or folder:PATH "
-                                           "(one sub-folder per class)")
-    data_dir: str | None = option(None, "where the dataset files are (default: $CNNZOO_DATA, Debian's "
-                                        "packages, ~/.cache/cnnzoo)")
-    model_kwargs: dict = option({}, "extra builder arguments, e.g. {\"dropout\": 0.3}", cli=False)
-    train_subset: int | None = option(None, "train on a seeded random N of the training images", minimum=1)
-    test_subset: int | None = option(None, "evaluate on a seeded random N of the test images", minimum=1)
-    memory_budget: float | None = option(None, "MiB of decoded images an image folder may take in memory; "
-                                               "bigger folders are streamed (0: always stream; default 2048)",
+    model: str = option(WHAT, "lenet5", "registered model name (see `cnnzoo list`); needed unless --recipe or "
+                                        "--resume says what to train")
+    dataset: str = option(WHAT, "fashion-mnist", "fashion-mnist, mnist, cifar10, cifar100 or folder:PATH (one "
+                                                 "sub-folder per class)")
+    data_dir: str | None = option(WHAT, None, "where the dataset files are (default: $CNNZOO_DATA, Debian's "
+                                              "packages, ~/.cache/cnnzoo)")
+    model_kwargs: dict = option(WHAT, {}, "extra builder arguments, e.g. {\"dropout\": 0.3}")
+    train_subset: int | None = option(WHAT, None, "train on a seeded random N of the training images", minimum=1)
+    test_subset: int | None = option(WHAT, None, "evaluate on a seeded random N of the test images", minimum=1)
+    memory_budget: float | None = option(WHAT, None, "MiB of decoded images an image folder may take in memory; "
+                                                     "bigger folders are streamed (0: always; default 2048)",
                                          minimum=0)
 
-    # how long
-    epochs: int = option(10, "number of passes over the training set (with --time-budget, the most that run)",
+    epochs: int = option(HOW_LONG, 10, "passes over the training set (with --time-budget, the most that run)",
                          minimum=1)
-    time_budget: float | None = option(None, "stop after this many seconds of training (the schedule is "
-                                             "stretched to fit it)", above=0)
+    time_budget: float | None = option(HOW_LONG, None, "stop after this many seconds of training (the schedule "
+                                                       "is stretched to fit it)", above=0)
 
-    # optimisation
-    batch_size: int = option(256, "images per optimiser step", minimum=1)
-    optimizer: str = option("sgd", "sgd, adam or adamw", choices=OPTIMIZERS)
-    lr: float = option(0.05, "peak learning rate", above=0)
-    momentum: float = option(0.9, "SGD momentum", minimum=0, below=1)
-    nesterov: bool = option(True, "Nesterov momentum for SGD")
-    weight_decay: float = option(5e-4, "L2 penalty on weights (not on biases or BatchNorm scales)", minimum=0)
-    schedule: str = option("onecycle", "learning-rate schedule: constant, step, plateau (AlexNet's ÷10), "
-                                       "cosine, onecycle", choices=SCHEDULES)
-    warmup_epochs: float = option(0.0, "linear warm-up length, in epochs (cosine, step, constant)", minimum=0)
-    step_epochs: int = option(30, "step schedule: divide the rate by 10 every N epochs", minimum=1)
-    plateau_patience: int = option(2, "plateau schedule: epochs without progress before dividing by 10",
-                                   minimum=1)
-    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy (e.g. 0.1)", minimum=0, below=1)
-    grad_clip: float | None = option(None, "clip the global gradient norm to this value", above=0)
-    ema_decay: float | None = option(None, "evaluate an exponential moving average of the weights (e.g. 0.999)",
-                                     above=0, below=1)
+    batch_size: int = option(OPTIMISATION, 256, "images per optimiser step", minimum=1)
+    optimizer: str = option(OPTIMISATION, "sgd", "sgd, adam or adamw", choices=OPTIMIZERS)
+    lr: float = option(OPTIMISATION, 0.05, "peak learning rate", above=0)
+    momentum: float = option(OPTIMISATION, 0.9, "SGD momentum", minimum=0, below=1)
+    nesterov: bool = option(OPTIMISATION, True, "Nesterov momentum for SGD")
+    weight_decay: float = option(OPTIMISATION, 5e-4, "L2 penalty on weights (not on biases or BatchNorm scales)",
+                                 minimum=0)
+    schedule: str = option(OPTIMISATION, "onecycle", "learning-rate schedule: constant, step, plateau (AlexNet's "
+                                                     "÷10), cosine, onecycle", choices=SCHEDULES)
+    warmup_epochs: float = option(OPTIMISATION, 0.0, "linear warm-up length, in epochs (cosine, step, constant)",
+                                  minimum=0)
+    step_epochs: int = option(OPTIMISATION, 30, "step schedule: divide the rate by 10 every N epochs", minimum=1)
+    plateau_patience: int = option(OPTIMISATION, 2, "plateau schedule: epochs without progress before dividing "
+                                                    "by 10", minimum=1)
+    label_smoothing: float = option(OPTIMISATION, 0.0, "label smoothing of the cross-entropy (e.g. 0.1)", minimum=0,
+                                    below=1)
+    grad_clip: float | None = option(OPTIMISATION, None, "clip the global gradient norm to this value", above=0)
+    ema_decay: float | None = option(OPTIMISATION, None, "evaluate an exponential moving average of the weights "
+                                                         "(e.g. 0.999)", above=0, below=1)
 
-    # data and augmentation
-    input_size: int | None = option(None, "image side fed to the model (default: the data's, or the model's "
-                                          "if it needs its own)", minimum=1)
-    crop_padding: int = option(0, "random crops after zero-padding each side by N pixels (0: off)", minimum=0)
-    flip: bool = option(False, "random horizontal flips (off by default: wrong for digits)")
-    pca_noise: float = option(0.0, "AlexNet's PCA colour noise, std of α (the paper: 0.1); RGB data only",
+    input_size: int | None = option(DATA, None, "image side fed to the model (default: the data's, or the "
+                                                "model's if it needs its own)", minimum=1)
+    crop_padding: int = option(DATA, 0, "random crops after zero-padding each side by N pixels (0: off)", minimum=0)
+    flip: bool = option(DATA, False, "random horizontal flips (off by default: wrong for digits)")
+    pca_noise: float = option(DATA, 0.0, "AlexNet's PCA colour noise, std of α (the paper: 0.1); RGB data only",
                               minimum=0)
-    test_views: str = option("center", "center, flip (average with the mirror image; for runs with --flip) or "
-                                       "ten-crop (for runs with --crop-padding)", choices=TEST_VIEWS)
+    test_views: str = option(DATA, "center", "center, flip (average with the mirror image; for runs with --flip) "
+                                             "or ten-crop (for runs with --crop-padding)", choices=TEST_VIEWS)
 
-    # runtime
-    device: str = option("auto", "auto, cpu, cuda or mps", choices=DEVICES)
-    precision: str = option("auto", "auto (fastest the hardware supports well), fp32, bf16 or fp16",
+    device: str = option(RUNTIME, "auto", "auto, cpu, cuda or mps", choices=DEVICES)
+    precision: str = option(RUNTIME, "auto", "auto (fastest the hardware supports well), fp32, bf16 or fp16",
                             choices=PRECISIONS)
-    channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPU and GPU)")
-    compile: bool = option(False, "compile the model with torch.compile")
-    threads: int | None = option(None, "CPU threads (default: one per core)", minimum=1)
-    seed: int = option(0, "random seed for initialisation, data order and augmentation", minimum=0)
-    deterministic: bool = option(False, "use deterministic algorithms only (slower on GPU)")
-    out: str | None = option(None, "run directory (default runs/<model>-<dataset>-<timestamp>)")
-    checkpoint_every: int = option(1, "write the `last` checkpoint every N epochs", minimum=1)
+    channels_last: bool = option(RUNTIME, True, "NHWC memory layout (faster convolutions on CPU and GPU)")
+    compile: bool = option(RUNTIME, False, "compile the model with torch.compile")
+    threads: int | None = option(RUNTIME, None, "CPU threads (default: one per core)", minimum=1)
+    seed: int = option(RUNTIME, 0, "random seed for initialisation, data order and augmentation", minimum=0)
+    deterministic: bool = option(RUNTIME, False, "use deterministic algorithms only (slower on GPU)")
+    out: str | None = option(RUNTIME, None, "run directory (default runs/<model>-<dataset>-<timestamp>)")
+    checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs", minimum=1)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -78,10 +78,23 @@ def _set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, st
     return config.lr * factor
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _announce_cost(log, config: TrainConfig, data_size: int, steps_left: int, step_seconds: float) -> None:
+    """Say what an untimed run will cost, from its first steps, when that is more than five minutes."""
+    if config.time_budget is None and steps_left * step_seconds > 300:
+        log(f"at {config.batch_size / step_seconds:,.0f} img/s, the {config.epochs} epochs over {data_size:,} "
+            f"images will take about {_duration(steps_left * step_seconds)}; --time-budget SECONDS or fewer "
+            f"--epochs spend less (Ctrl-C stops; --resume continues from the last finished epoch)")
+
+
 def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, augment: TrainAugment, *,
                     config: TrainConfig, settings: StepSettings, state: RunState, plateau: PlateauDivider,
-                    bar: Progress) -> EpochResult:
-    """One pass over ``data`` (or until the time budget runs out); advances ``state.step``."""
+                    bar: Progress, log=None) -> EpochResult:
+    """One pass over ``data`` (or until the time budget runs out); advances ``state.step``. With ``log``, the
+    cost of the whole run is estimated from the first steps and announced when it is long."""
     world, rank, device = distributed.world_size(), distributed.rank(), settings.device
     steps_per_epoch = max(1, len(data) // config.batch_size // world)
     total_steps = config.epochs * steps_per_epoch
@@ -119,6 +132,8 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
         if trainable.ema is not None:
             trainable.ema.update_parameters(trainable.model)
         state.step += 1
+        if log is not None and index // world == 4:  # five steps in: warm enough to extrapolate
+            _announce_cost(log, config, len(data), total_steps - state.step, (time.perf_counter() - started) / 5)
         main = outputs[0] if isinstance(outputs, tuple) else outputs
         loss_sum += loss.detach() * labels.numel()
         correct += (main.argmax(1) == labels).sum()

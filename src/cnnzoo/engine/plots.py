@@ -13,18 +13,22 @@ import torch
 from cnnzoo.figures import new_figure
 
 
-def plot_curves(history: list[dict], path: Path, title: str) -> None:
+def plot_curves(history: list[dict], path: Path, title: str, label_smoothing: float = 0.0) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row["epoch"] for row in history]
     figure, (loss_ax, acc_ax) = new_figure(2, width=5.0, height=4.0)
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
     loss_ax.plot(epochs, [row["test_loss"] for row in history], "s-", label="test")
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    loss_title = "loss" if not label_smoothing else f"loss (label smoothing {label_smoothing:g} raises the train loss)"
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title=loss_title)
     acc_ax.plot(epochs, [row["train_top1"] for row in history], "o-", label="train")
     acc_ax.plot(epochs, [row["test_top1"] for row in history], "s-", label="test")
     acc_ax.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="best")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     figure.suptitle(title)
     figure.savefig(path, dpi=110)
 
@@ -34,7 +38,8 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, titl
     rates = counts / counts.sum(1, keepdim=True).clamp_min(1)
     size = max(5.0, 0.5 * len(classes) + 2)
     figure, (ax,) = new_figure(1, width=size, height=size)
-    ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true class (row-normalised)")
     if len(classes) <= 20:
         ticks = range(len(classes))
         ax.set_xticks(ticks, classes, rotation=45, ha="right")
@@ -44,5 +49,5 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, titl
                 if counts[i, j] > 0:
                     ax.text(j, i, f"{rates[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=7,
                             color="white" if rates[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
     figure.savefig(path, dpi=110)

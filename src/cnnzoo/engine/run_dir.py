@@ -72,7 +72,8 @@ def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: Eva
     write_text(run_dir / "per_class.csv",
                _csv_text(["class", "test_top1"], [[name, round(acc, 5)] for name, acc in zip(classes, per_class)]))
     summary["per_class_top1"] = {name: round(acc, 5) for name, acc in zip(classes, per_class)}
-    plot_curves(history, run_dir / "curves.png", title=f"{summary['model']} on {summary['dataset']}")
+    plot_curves(history, run_dir / "curves.png", title=f"{summary['model']} on {summary['dataset']}",
+                label_smoothing=summary.get("label_smoothing", 0.0))
     plot_confusion(result.confusion, classes, run_dir / "confusion.png",
                    title=f"{summary['model']}: test top-1 {result.top1:.2%}")
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2))

@@ -29,6 +29,7 @@ from cnnzoo.engine.prepare import load_data, prepare_data
 from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.run_dir import make_run_dir, versions, write_config, write_metrics, write_outputs
 from cnnzoo.engine.runtime import resolve_device, resolve_precision, seed_everything
+from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, resumed_config, save_last
 from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.errors import ConfigError, TrainingError
@@ -74,6 +75,7 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
             "input": data.spec.to_dict(), "data_size": data.native_side, "dataset": config.dataset,
             "versions": versions()}
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    _warn_if_too_few_steps(config, len(data.train), log)
     log(f"{config.model}: {params:,} parameters, {side}×{side}×{data.channels} input; {config.dataset}: "
         f"{len(data.train):,} train / {len(data.test):,} test images; {device.type}, {precision}"
         + (f", {distributed.world_size()} processes" if distributed_run else ""))
@@ -82,7 +84,7 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
     with Progress(progress and main_process) as bar:
         while state.epoch < config.epochs and not out_of_time:
             epoch = train_one_epoch(net, trainable, data.train, augment, config=config, settings=settings,
-                                    state=state, plateau=plateau, bar=bar)
+                                    state=state, plateau=plateau, bar=bar, log=log if state.epoch == 0 else None)
             out_of_time = epoch.out_of_time
             if epoch.images == 0:
                 break
@@ -110,6 +112,14 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
     return summary
 
 
+def _warn_if_too_few_steps(config: TrainConfig, images: int, log: Log) -> None:
+    steps = config.epochs * max(1, images // config.batch_size // distributed.world_size())
+    if steps < 100:
+        log(f"note: {config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images:,} images in batches of "
+            f"{config.batch_size} are only {steps} optimiser steps, too few for most networks to learn much; "
+            f"train longer (--epochs), on more images, or with a smaller --batch-size")
+
+
 def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params: int, out_of_time: bool,
              device: torch.device, precision: str, run_dir: Path) -> dict:
     return {
@@ -120,6 +130,7 @@ def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params
         "best_test_top1": state.best_top1, "test_views": config.test_views,
         "stopped_by": "time_budget" if out_of_time else "epochs",
         "device": device.type, "precision": precision, "seed": config.seed, "run_dir": str(run_dir),
+        "label_smoothing": config.label_smoothing,
     }
 
 
@@ -130,6 +141,14 @@ def _resume(run_dir: Path, trainable: Trainable, config: TrainConfig, log: Log) 
         raise ConfigError(f"{run_dir} already ran {state.epoch} epochs ({state.train_seconds:.0f} s of training); "
                           f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
     log(f"resuming {run_dir} after epoch {state.epoch}")
+    if (run_dir / "summary.json").is_file() and state.epoch:  # it had finished: this extends it
+        steps_per_epoch = state.step / state.epoch
+        factor = lr_factor(config.schedule, state.step / (steps_per_epoch * config.epochs),
+                           warmup=config.warmup_epochs / config.epochs, epoch=state.epoch,
+                           step_epochs=config.step_epochs)
+        log(f"note: extending a finished run; its {config.schedule} schedule is re-planned over {config.epochs} "
+            f"epochs, so the learning rate goes from {trainable.optimizer.param_groups[0]['lr']:.3g} (where it "
+            f"ended) to {config.lr * factor:.3g} now")
     return state
 
 

@@ -221,8 +221,7 @@ def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> di
     lines += ["## Runs", "", markdown_table(rows), "", f"![plot]({plot_path.name})", ""]
     md_path.write_text("\n".join(lines))
     seconds = round(time.perf_counter() - started, 1)
-    settings.log(f"{outcome.name}: the claim {held}. {outcome.verdict}")
-    settings.log(f"results: {md_path} ({seconds:.0f} s)")
+    settings.log(f"{outcome.name}: done in {seconds:.0f} s; results in {md_path}")
     return {
         "experiment": outcome.name, "paper": outcome.paper, "claim": outcome.claim, "held": bool(outcome.held),
         "verdict": outcome.verdict, "quick": settings.quick, "settings": to_jsonable(outcome.settings),

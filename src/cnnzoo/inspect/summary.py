@@ -70,19 +70,53 @@ class ModelSummary:
                 return info
         raise KeyError(f"no layer named {name!r} in the summary of {self.model}")
 
-    def __str__(self) -> str:
-        header = f"{'layer':<34} {'type':<20} {'output':<18} {'params':>12} {'MACs':>15} {'RF':>5}"
-        lines = [f"{self.model}  input {tuple(self.input_size)}", header, "-" * len(header)]
+    @property
+    def unused_params(self) -> int:
+        """Parameters of modules this pass never ran (GoogLeNet's auxiliary classifiers, which run in training)."""
+        return self.total_params - sum(layer.params for layer in self.layers)
+
+    def rows(self, depth: int | None = None) -> list[LayerInfo]:
+        """The layers, or with ``depth`` the modules ``depth`` levels down the module path (``features.3`` is
+        depth 2), each adding up the layers below it: their params, MACs and connections, the output shape and
+        receptive field of the last one."""
+        if depth is None:
+            return list(self.layers)
+        grouped: list[LayerInfo] = []
         for layer in self.layers:
+            name = ".".join(layer.name.split(".")[:depth])
+            if grouped and grouped[-1].name == name:
+                last = grouped[-1]
+                grouped[-1] = LayerInfo(name, last.type, layer.output_shape, last.params + layer.params,
+                                        last.macs + layer.macs, last.connections + layer.connections,
+                                        layer.receptive_field, layer.jump)
+            else:
+                kind = layer.type if name == layer.name else "(group)"
+                grouped.append(LayerInfo(name, kind, layer.output_shape, layer.params, layer.macs, layer.connections,
+                                         layer.receptive_field, layer.jump))
+        return grouped
+
+    def table(self, depth: int | None = None, name_width: int = 34) -> str:
+        """The summary as a text table (``cnnzoo summary``); long layer names keep their end after a '…'."""
+        header = (f"{'layer':<{name_width}} {'type':<20} {'output':<16} {'params':>12} {'MACs':>15} "
+                  f"{'connections':>15} {'RF':>5}")
+        lines = [f"{self.model}  input {tuple(self.input_size)}", header, "-" * len(header)]
+        for layer in self.rows(depth):
+            name = layer.name if len(layer.name) <= name_width else "…" + layer.name[-(name_width - 1):]
             shape = "×".join(map(str, layer.output_shape))
             rf = "" if layer.receptive_field is None else str(layer.receptive_field)
-            lines.append(f"{layer.name:<34.34} {layer.type:<20.20} {shape:<18} {layer.params:>12,} "
-                         f"{layer.macs:>15,} {rf:>5}")
+            lines.append(f"{name:<{name_width}} {layer.type:<20.20} {shape:<16} {layer.params:>12,} "
+                         f"{layer.macs:>15,} {layer.connections:>15,} {rf:>5}")
+        unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. auxiliary "
+                  f"classifiers, which run in training only), so the rows add up to "
+                  f"{self.total_params - self.unused_params:,}") if self.unused_params else ""
         lines += ["-" * len(header),
                   f"parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
-                  f"{self.fixed_params:,} fixed)",
+                  f"{self.fixed_params:,} fixed){unused}",
                   f"multiply-adds: {self.total_macs:,} ({self.total_macs / 1e9:.3f} G)"]
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
 
 
 def _pair(value) -> tuple[int, int]:

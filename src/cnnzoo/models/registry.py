@@ -9,10 +9,11 @@ by name in its family's module (``grep "def resnet50"`` finds it) with one keywo
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cnnzoo.errors import UnknownModelError, suggest
+from cnnzoo.errors import ConfigError, UnknownModelError, suggest
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,9 +32,14 @@ def register_model(builder: Callable[..., "nn.Module"]) -> Callable[..., "nn.Mod
     return builder
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders numbers by value: resnet18 < resnet34 < resnet101 (as timm's list_models does)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern`` (``"resnet*"``), sorted."""
-    return sorted(name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern))
+    """Registered model names matching a shell-style ``pattern`` (``"resnet*"``), in natural order."""
+    return sorted((name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern)), key=natural_key)
 
 
 def get_builder(name: str) -> Callable[..., "nn.Module"]:
@@ -48,6 +54,11 @@ def get_builder(name: str) -> Callable[..., "nn.Module"]:
 def create_model(name: str, **kwargs) -> "nn.Module":
     """Build the registered model ``name``; keyword arguments go to its builder: ``num_classes``,
     ``in_channels``, ``input_size`` (the square side; every builder takes it) and the family's own options."""
+    if kwargs.pop("pretrained", False):
+        raise ConfigError(f"cnnzoo ships no pretrained weights: its models are built from their papers and trained "
+                          f"with cnnzoo (`cnnzoo train --model {name} ...`); no ImageNet run of them is bundled. "
+                          f"Load weights of your own with model.load_state_dict(...) or `cnnzoo eval FILE --model "
+                          f"{name}`.")
     return get_builder(name)(**kwargs)
 
 
