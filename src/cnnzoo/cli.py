@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, train
+from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, show, train
 from cnnzoo.errors import CnnzooError
 
 EXIT_USAGE = 2
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (models, train, evaluate, data, bench, scratch, experiment):
+    for module in (models, train, evaluate, data, bench, scratch, experiment, show):
         module.register(commands)
     return parser
 

@@ -1,0 +1,122 @@
+"""``cnnzoo show …``, ``cnnzoo scoremap`` and ``cnnzoo export``: look inside a trained network (or a fresh one).
+
+Each takes a run directory (or checkpoint) or a model name, writes PNGs into ``--out`` (default ``RUN/show``)
+and with ``--json`` prints what it wrote and the numbers behind it. The work is in ``cnnzoo.visualize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from cnnzoo.console import print_json
+
+
+def _open(args: argparse.Namespace):
+    from cnnzoo.visualize.source import open_subject
+
+    subject = open_subject(args.source)
+    out = Path(args.out) if args.out else subject.default_out()
+    return subject, out
+
+
+def _finish(args: argparse.Namespace, report: dict, started: float) -> int:
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    for path in report.get("wrote", []):
+        print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print_json(report)
+    return 0
+
+
+def cmd_filters(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.filters import draw_filters, kernels
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    data = kernels(subject.model, args.layer)
+    path = save(draw_filters(data, title=subject.label), out / f"filters-{data['layer']}.png")
+    weights = [w.abs().max().item() for w in data["weights"]]
+    return _finish(args, {"model": subject.name, "layer": data["layer"], "shape": data["shape"],
+                          "groups": data["groups"], "max_abs_weight": max(weights), "wrote": [str(path)]}, started)
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.activations import activations, draw_maps, stage_summary
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.layers import resolve_layers
+    from cnnzoo.visualize.source import display_image, load_input
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    _, x = load_input(subject, args.image)
+    outputs = activations(subject.model, x, args.layers)
+    figure = draw_maps(display_image(x[0], subject).numpy(), outputs,
+                       paths=resolve_layers(subject.model, args.layers), title=f"{subject.label}: {args.image.name}")
+    path = save(figure, out / f"maps-{args.image.stem}.png")
+    return _finish(args, {"model": subject.name, "image": str(args.image), "stages": stage_summary(outputs),
+                          "wrote": [str(path)]}, started)
+
+
+def cmd_cam(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.cam import draw_cam, grad_cam, saliency
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.source import display_image, load_input
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    _, x = load_input(subject, args.image)
+    target = _class_index(args.target_class, subject.classes)
+    result = grad_cam(subject.model, x, target, args.layer)
+    sal = saliency(subject.model, x, result["class"])
+    figure = draw_cam(display_image(x[0], subject).numpy(), result, sal, classes=subject.classes,
+                      title=f"{subject.label}: {args.image.name}")
+    path = save(figure, out / f"cam-{args.image.stem}.png")
+    probabilities = result["logits"].float().softmax(-1)
+    return _finish(args, {"model": subject.name, "image": str(args.image), "layer": result["layer"],
+                          "module": result["module"], "class": subject.classes[result["class"]],
+                          "class_index": result["class"], "probability": round(float(probabilities[result["class"]]), 6),
+                          "predicted": subject.classes[int(probabilities.argmax())], "wrote": [str(path)]}, started)
+
+
+def _class_index(value: str | None, classes: list[str]) -> int | None:
+    """A class given by name or index; None means the predicted class."""
+    from cnnzoo.errors import ConfigError
+
+    if value is None:
+        return None
+    if value in classes:
+        return classes.index(value)
+    if value.isdigit() and int(value) < len(classes):
+        return int(value)
+    raise ConfigError(f"unknown class {value!r}; the classes are {', '.join(classes)} (or 0…{len(classes) - 1})")
+
+
+def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
+    p.add_argument("source", metavar="RUN|MODEL", help="a run directory or checkpoint, or a model name (random weights)")
+    if image:
+        p.add_argument("image", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, …)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where to write the PNGs (default: RUN/show)")
+    p.add_argument("--json", action="store_true", help="print what was written and the numbers behind it")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    show = commands.add_parser("show", help="see inside a network: kernels, feature maps, Grad-CAM, neighbours…",
+                               description="Figures of what a trained (or fresh) network computes.")
+    views = show.add_subparsers(dest="view", metavar="VIEW", required=True)
+    p = views.add_parser("filters", help="a convolution's kernels as a grid (one panel per group)")
+    _common(p, image=False)
+    p.add_argument("--layer", help="module path or convN (default: the first convolution)")
+    p.set_defaults(run=cmd_filters)
+    p = views.add_parser("maps", help="the image as the model sees it, then every stage's feature maps")
+    _common(p, image=True)
+    p.add_argument("--layers", nargs="+", metavar="NAME", help="stage names or module paths (default: every stage)")
+    p.set_defaults(run=cmd_maps)
+    p = views.add_parser("cam", help="Grad-CAM and gradient saliency for the predicted (or a chosen) class")
+    _common(p, image=True)
+    p.add_argument("--class", dest="target_class", metavar="C", help="class name or index (default: predicted)")
+    p.add_argument("--layer", help="stage for Grad-CAM (default: the last convolutional stage)")
+    p.set_defaults(run=cmd_cam)
