@@ -82,6 +82,33 @@ def cmd_cam(args: argparse.Namespace) -> int:
                           "predicted": subject.classes[int(probabilities.argmax())], "wrote": [str(path)]}, started)
 
 
+def cmd_scoremap(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.scoremap import convolutional_head, draw_score_map, score_map
+    from cnnzoo.visualize.source import display_image, load_canvas, load_data, normalise, tile_canvas
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    head = convolutional_head(subject.model)  # refuses models without an FC head before any data is read
+    report = {"model": subject.name}
+    if args.image is None:  # the demonstration: 3×3 test images on one canvas
+        test = load_data(subject, args.data_dir).test
+        raw = tile_canvas(test.images[:9].cpu())
+        x, stem, labels = normalise(subject, raw[None]), "canvas", test.labels[:9].tolist()
+        report["canvas_classes"] = [subject.classes[i] for i in labels]
+    else:
+        raw, x = load_canvas(subject, args.image)
+        stem = args.image.stem
+    result = score_map(subject.model, x, head)
+    scores = result["scores"]
+    figure = draw_score_map(display_image(x[0], subject).numpy(), result, classes=subject.classes,
+                            title=f"{subject.label}: its FC layers as convolutions, run once over the image")
+    path = save(figure, out / f"scoremap-{stem}.png")
+    report.update({"image_size": list(x.shape[-2:]), "score_map": list(scores.shape), "stride": result["stride"],
+                   "window": result["window"], "argmax": scores.argmax(0).tolist(), "wrote": [str(path)]})
+    return _finish(args, report, started)
+
+
 def _class_index(value: str | None, classes: list[str]) -> int | None:
     """A class given by name or index; None means the predicted class."""
     from cnnzoo.errors import ConfigError
@@ -93,6 +120,19 @@ def _class_index(value: str | None, classes: list[str]) -> int | None:
     if value.isdigit() and int(value) < len(classes):
         return int(value)
     raise ConfigError(f"unknown class {value!r}; the classes are {', '.join(classes)} (or 0…{len(classes) - 1})")
+
+
+def _register_scoremap(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("scoremap", help="a classifier slid over a larger image: FC layers as convolutions",
+                            description="Rewrite the FC head as convolutions and run the whole image once: a "
+                                        "class-score map, one cell per window (lenet5, alexnet, vgg, convnet).")
+    p.add_argument("source", metavar="RUN|MODEL")
+    p.add_argument("image", type=Path, nargs="?", metavar="IMAGE",
+                   help="an image larger than the model's input (default: 3×3 test images tiled on one canvas)")
+    p.add_argument("--data-dir", help="where the dataset files are (for the default canvas)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where to write the PNG (default: RUN/show)")
+    p.add_argument("--json", action="store_true", help="print the score map's shape, argmax and what was written")
+    p.set_defaults(run=cmd_scoremap)
 
 
 def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
@@ -120,3 +160,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="target_class", metavar="C", help="class name or index (default: predicted)")
     p.add_argument("--layer", help="stage for Grad-CAM (default: the last convolutional stage)")
     p.set_defaults(run=cmd_cam)
+    _register_scoremap(commands)

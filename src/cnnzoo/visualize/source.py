@@ -85,3 +85,33 @@ def display_image(x: torch.Tensor, subject: Subject) -> torch.Tensor:
     std = torch.tensor(subject.input.std).view(-1, 1, 1)
     image = (x.detach().cpu() * std + mean).clamp(0, 1)
     return image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
+
+
+def load_canvas(subject: Subject, image: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image file at its own size (for score maps): (uint8 (C, H, W), normalised float (1, C, H, W))."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnzoo.errors import DataFormatError
+
+    channels = subject.model.cfg.input_size[0]
+    try:
+        with Image.open(image) as opened:
+            array = np.asarray(opened.convert("L" if channels == 1 else "RGB"))
+    except (OSError, ValueError) as error:
+        raise DataFormatError(f"{image}: cannot be read as an image ({error})") from None
+    raw = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], channels).permute(2, 0, 1)
+    return raw, normalise(subject, raw[None])
+
+
+def normalise(subject: Subject, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) to the model's input statistics, at their own size."""
+    mean = torch.tensor(subject.input.mean).view(1, -1, 1, 1)
+    std = torch.tensor(subject.input.std).view(1, -1, 1, 1)
+    return (images.float() / 255 - mean) / std
+
+
+def tile_canvas(images: torch.Tensor, per_side: int = 3) -> torch.Tensor:
+    """``per_side``² uint8 images (N, C, s, s) side by side: one (C, per_side·s, per_side·s) canvas."""
+    rows = [torch.cat(list(images[r * per_side:(r + 1) * per_side]), dim=-1) for r in range(per_side)]
+    return torch.cat(rows, dim=-2)
