@@ -109,6 +109,46 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
     return _finish(args, report, started)
 
 
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize import retrieval as r
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.source import load_data, load_input
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    data = load_data(subject, args.data_dir)
+    train_images, train_labels = data.train.images.cpu(), data.train.labels.cpu()
+    bank, cached = r.cached_features(subject, train_images, out / r.CACHE_NAME)
+    raw, x = load_input(subject, args.image)
+    spaces = {"features": (bank, r.penultimate(subject.model, x)), "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
+    queries = data.test.subset(range(min(args.queries, len(data.test)))) if hasattr(data.test, "subset") else data.test
+    q_images, q_labels = queries.images.cpu(), queries.labels.cpu()
+    q_vectors = {"features": r.dataset_features(subject, q_images), "pixels": r.pixels(q_images)}
+    rows, precision = [], {}
+    predicted = subject.classes[int(subject.model(x).argmax())]
+    for space in ([args.space] if args.space else ["features", "pixels"]):
+        vectors, query = spaces[space]
+        distances, indices = r.nearest(query, vectors, args.k)
+        precision[space] = r.precision_at_k(q_labels, train_labels[r.nearest(q_vectors[space], vectors, args.k)[1]])
+        rows.append({"space": f"{space} (precision@{args.k} {precision[space]:.1%})", "query_label": predicted,
+                     "images": [_drawable(train_images[i]) for i in indices[0]],
+                     "labels": [subject.classes[int(train_labels[i])] for i in indices[0]],
+                     "distances": distances[0].tolist(), "indices": indices[0].tolist()})
+    figure = r.draw_neighbours(_drawable(raw), rows, title=f"{subject.label}: nearest training images to "
+                               f"{args.image.name} (predicted {predicted}); red: another class than predicted\n"
+                               f"precision@{args.k} over {len(q_labels):,} test queries")
+    path = save(figure, out / f"neighbours-{args.image.stem}.png")
+    report = {"model": subject.name, "image": str(args.image), "k": args.k, "queries": len(q_labels),
+              "precision_at_k": precision, "features_cached": cached, "wrote": [str(path)],
+              "neighbours": [{key: row[key] for key in ("space", "labels", "distances", "indices")} for row in rows]}
+    return _finish(args, report, started)
+
+
+def _drawable(image):
+    """uint8 (C, H, W) to an array for imshow: (H, W) grey or (H, W, 3)."""
+    return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
+
+
 def _class_index(value: str | None, classes: list[str]) -> int | None:
     """A class given by name or index; None means the predicted class."""
     from cnnzoo.errors import ConfigError
@@ -160,4 +200,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="target_class", metavar="C", help="class name or index (default: predicted)")
     p.add_argument("--layer", help="stage for Grad-CAM (default: the last convolutional stage)")
     p.set_defaults(run=cmd_cam)
+    p = views.add_parser("neighbours", help="nearest training images in penultimate features and in pixels")
+    _common(p, image=True)
+    p.add_argument("--k", type=int, default=8, help="neighbours per query (default: 8)")
+    p.add_argument("--space", choices=("features", "pixels"), help="only one space (default: both)")
+    p.add_argument("--queries", type=int, default=1000, help="test images for precision@k (default: 1000)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.set_defaults(run=cmd_neighbours)
     _register_scoremap(commands)
