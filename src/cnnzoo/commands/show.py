@@ -144,6 +144,29 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     return _finish(args, report, started)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnnzoo.visualize.export import compare, export_onnx
+    from cnnzoo.visualize.source import load_data, model_input
+
+    started = time.perf_counter()
+    subject, _ = _open(args)
+    out = Path(args.out) if args.out else (subject.run or Path(".")) / f"{subject.name}.onnx"
+    c, side, _ = subject.model.cfg.input_size
+    path = export_onnx(subject.model, out, torch.zeros(2, c, side, side))
+    if subject.run is not None and subject.dataset is not None:
+        test = load_data(subject, args.data_dir).test
+        x, source = model_input(subject, test.images[: args.images].cpu()), f"{subject.dataset} test images"
+    else:
+        x, source = torch.randn(args.images, c, side, side, generator=torch.Generator().manual_seed(0)), "random inputs"
+    check = compare(path, subject.model, x)
+    print(f"{subject.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max |Δlogit| "
+          f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}", file=sys.stderr)
+    return _finish(args, {"model": subject.name, "format": "onnx", "checked_on": source, **check,
+                          "wrote": [str(path)]}, started)
+
+
 def _drawable(image):
     """uint8 (C, H, W) to an array for imshow: (H, W) grey or (H, W, 3)."""
     return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
@@ -208,3 +231,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="where the dataset files are")
     p.set_defaults(run=cmd_neighbours)
     _register_scoremap(commands)
+    p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
+                            description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")
+    p.add_argument("source", metavar="RUN|MODEL")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", type=Path, metavar="FILE", help="the .onnx file (default: RUN/MODEL.onnx)")
+    p.add_argument("--images", type=int, default=256, help="test images to compare on (default: 256)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.add_argument("--json", action="store_true", help="print max |Δlogit|, top-1 agreement and the file written")
+    p.set_defaults(run=cmd_export)
