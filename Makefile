@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow data bench clean
+.PHONY: demo test test-slow data bench clean figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,12 @@ test-slow: $(STAMP) data
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+# The figures of README's "Seeing inside", from a trained lenet5 run: make figures RUN=runs/demo
+FIG_IMAGES ?= docs/figures/inputs
+figures: $(STAMP)
+	$(BIN)/python -m cnnzoo show maps $(RUN) $(FIG_IMAGES)/test0_Ankle_boot.png --out docs/figures
+	$(BIN)/python -m cnnzoo show cam $(RUN) $(FIG_IMAGES)/test0_Ankle_boot.png --out docs/figures
+	$(BIN)/python -m cnnzoo show neighbours $(RUN) $(FIG_IMAGES)/test1_Pullover.png --out $(RUN)/show
+	cp $(RUN)/show/neighbours-test1_Pullover.png docs/figures/
+	$(BIN)/python -m cnnzoo scoremap $(RUN) --out docs/figures

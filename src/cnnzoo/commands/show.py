@@ -1,0 +1,242 @@
+"""``cnnzoo show …``, ``cnnzoo scoremap`` and ``cnnzoo export``: look inside a trained network (or a fresh one).
+
+Each takes a run directory (or checkpoint) or a model name, writes PNGs into ``--out`` (default ``RUN/show``)
+and with ``--json`` prints what it wrote and the numbers behind it. The work is in ``cnnzoo.visualize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from cnnzoo.console import print_json
+
+
+def _open(args: argparse.Namespace):
+    from cnnzoo.visualize.source import open_subject
+
+    subject = open_subject(args.source)
+    out = Path(args.out) if args.out else subject.default_out()
+    return subject, out
+
+
+def _finish(args: argparse.Namespace, report: dict, started: float) -> int:
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    for path in report.get("wrote", []):
+        print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print_json(report)
+    return 0
+
+
+def cmd_filters(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.filters import draw_filters, kernels
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    data = kernels(subject.model, args.layer)
+    path = save(draw_filters(data, title=subject.label), out / f"filters-{data['layer']}.png")
+    weights = [w.abs().max().item() for w in data["weights"]]
+    return _finish(args, {"model": subject.name, "layer": data["layer"], "shape": data["shape"],
+                          "groups": data["groups"], "max_abs_weight": max(weights), "wrote": [str(path)]}, started)
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.activations import activations, draw_maps, stage_summary
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.layers import resolve_layers
+    from cnnzoo.visualize.source import display_image, load_input
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    _, x = load_input(subject, args.image)
+    outputs = activations(subject.model, x, args.layers)
+    figure = draw_maps(display_image(x[0], subject).numpy(), outputs,
+                       paths=resolve_layers(subject.model, args.layers), title=f"{subject.label}: {args.image.name}")
+    path = save(figure, out / f"maps-{args.image.stem}.png")
+    return _finish(args, {"model": subject.name, "image": str(args.image), "stages": stage_summary(outputs),
+                          "wrote": [str(path)]}, started)
+
+
+def cmd_cam(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.cam import draw_cam, grad_cam, saliency
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.source import display_image, load_input
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    _, x = load_input(subject, args.image)
+    target = _class_index(args.target_class, subject.classes)
+    result = grad_cam(subject.model, x, target, args.layer)
+    sal = saliency(subject.model, x, result["class"])
+    figure = draw_cam(display_image(x[0], subject).numpy(), result, sal, classes=subject.classes,
+                      title=f"{subject.label}: {args.image.name}")
+    path = save(figure, out / f"cam-{args.image.stem}.png")
+    probabilities = result["logits"].float().softmax(-1)
+    return _finish(args, {"model": subject.name, "image": str(args.image), "layer": result["layer"],
+                          "module": result["module"], "class": subject.classes[result["class"]],
+                          "class_index": result["class"], "probability": round(float(probabilities[result["class"]]), 6),
+                          "predicted": subject.classes[int(probabilities.argmax())], "wrote": [str(path)]}, started)
+
+
+def cmd_scoremap(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.scoremap import convolutional_head, draw_score_map, score_map
+    from cnnzoo.visualize.source import display_image, load_canvas, load_data, normalise, tile_canvas
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    head = convolutional_head(subject.model)  # refuses models without an FC head before any data is read
+    report = {"model": subject.name}
+    if args.image is None:  # the demonstration: 3×3 test images on one canvas
+        test = load_data(subject, args.data_dir).test
+        raw = tile_canvas(test.images[:9].cpu())
+        x, stem, labels = normalise(subject, raw[None]), "canvas", test.labels[:9].tolist()
+        report["canvas_classes"] = [subject.classes[i] for i in labels]
+    else:
+        raw, x = load_canvas(subject, args.image)
+        stem = args.image.stem
+    result = score_map(subject.model, x, head)
+    scores = result["scores"]
+    figure = draw_score_map(display_image(x[0], subject).numpy(), result, classes=subject.classes,
+                            title=f"{subject.label}: its FC layers as convolutions, run once over the image")
+    path = save(figure, out / f"scoremap-{stem}.png")
+    report.update({"image_size": list(x.shape[-2:]), "score_map": list(scores.shape), "stride": result["stride"],
+                   "window": result["window"], "argmax": scores.argmax(0).tolist(), "wrote": [str(path)]})
+    return _finish(args, report, started)
+
+
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize import retrieval as r
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.source import load_data, load_input
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    data = load_data(subject, args.data_dir)
+    train_images, train_labels = data.train.images.cpu(), data.train.labels.cpu()
+    bank, cached = r.cached_features(subject, train_images, out / r.CACHE_NAME)
+    raw, x = load_input(subject, args.image)
+    spaces = {"features": (bank, r.penultimate(subject.model, x)), "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
+    queries = data.test.subset(range(min(args.queries, len(data.test)))) if hasattr(data.test, "subset") else data.test
+    q_images, q_labels = queries.images.cpu(), queries.labels.cpu()
+    q_vectors = {"features": r.dataset_features(subject, q_images), "pixels": r.pixels(q_images)}
+    rows, precision = [], {}
+    predicted = subject.classes[int(subject.model(x).argmax())]
+    for space in ([args.space] if args.space else ["features", "pixels"]):
+        vectors, query = spaces[space]
+        distances, indices = r.nearest(query, vectors, args.k)
+        precision[space] = r.precision_at_k(q_labels, train_labels[r.nearest(q_vectors[space], vectors, args.k)[1]])
+        rows.append({"space": f"{space} (precision@{args.k} {precision[space]:.1%})", "query_label": predicted,
+                     "images": [_drawable(train_images[i]) for i in indices[0]],
+                     "labels": [subject.classes[int(train_labels[i])] for i in indices[0]],
+                     "distances": distances[0].tolist(), "indices": indices[0].tolist()})
+    figure = r.draw_neighbours(_drawable(raw), rows, title=f"{subject.label}: nearest training images to "
+                               f"{args.image.name} (predicted {predicted}); red: another class than predicted\n"
+                               f"precision@{args.k} over {len(q_labels):,} test queries")
+    path = save(figure, out / f"neighbours-{args.image.stem}.png")
+    report = {"model": subject.name, "image": str(args.image), "k": args.k, "queries": len(q_labels),
+              "precision_at_k": precision, "features_cached": cached, "wrote": [str(path)],
+              "neighbours": [{key: row[key] for key in ("space", "labels", "distances", "indices")} for row in rows]}
+    return _finish(args, report, started)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnnzoo.visualize.export import compare, export_onnx
+    from cnnzoo.visualize.source import load_data, model_input
+
+    started = time.perf_counter()
+    subject, _ = _open(args)
+    out = Path(args.out) if args.out else (subject.run or Path(".")) / f"{subject.name}.onnx"
+    c, side, _ = subject.model.cfg.input_size
+    path = export_onnx(subject.model, out, torch.zeros(2, c, side, side))
+    if subject.run is not None and subject.dataset is not None:
+        test = load_data(subject, args.data_dir).test
+        x, source = model_input(subject, test.images[: args.images].cpu()), f"{subject.dataset} test images"
+    else:
+        x, source = torch.randn(args.images, c, side, side, generator=torch.Generator().manual_seed(0)), "random inputs"
+    check = compare(path, subject.model, x)
+    print(f"{subject.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max |Δlogit| "
+          f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}", file=sys.stderr)
+    return _finish(args, {"model": subject.name, "format": "onnx", "checked_on": source, **check,
+                          "wrote": [str(path)]}, started)
+
+
+def _drawable(image):
+    """uint8 (C, H, W) to an array for imshow: (H, W) grey or (H, W, 3)."""
+    return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
+
+
+def _class_index(value: str | None, classes: list[str]) -> int | None:
+    """A class given by name or index; None means the predicted class."""
+    from cnnzoo.errors import ConfigError
+
+    if value is None:
+        return None
+    if value in classes:
+        return classes.index(value)
+    if value.isdigit() and int(value) < len(classes):
+        return int(value)
+    raise ConfigError(f"unknown class {value!r}; the classes are {', '.join(classes)} (or 0…{len(classes) - 1})")
+
+
+def _register_scoremap(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("scoremap", help="a classifier slid over a larger image: FC layers as convolutions",
+                            description="Rewrite the FC head as convolutions and run the whole image once: a "
+                                        "class-score map, one cell per window (lenet5, alexnet, vgg, convnet).")
+    p.add_argument("source", metavar="RUN|MODEL")
+    p.add_argument("image", type=Path, nargs="?", metavar="IMAGE",
+                   help="an image larger than the model's input (default: 3×3 test images tiled on one canvas)")
+    p.add_argument("--data-dir", help="where the dataset files are (for the default canvas)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where to write the PNG (default: RUN/show)")
+    p.add_argument("--json", action="store_true", help="print the score map's shape, argmax and what was written")
+    p.set_defaults(run=cmd_scoremap)
+
+
+def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
+    p.add_argument("source", metavar="RUN|MODEL", help="a run directory or checkpoint, or a model name (random weights)")
+    if image:
+        p.add_argument("image", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, …)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where to write the PNGs (default: RUN/show)")
+    p.add_argument("--json", action="store_true", help="print what was written and the numbers behind it")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    show = commands.add_parser("show", help="see inside a network: kernels, feature maps, Grad-CAM, neighbours…",
+                               description="Figures of what a trained (or fresh) network computes.")
+    views = show.add_subparsers(dest="view", metavar="VIEW", required=True)
+    p = views.add_parser("filters", help="a convolution's kernels as a grid (one panel per group)")
+    _common(p, image=False)
+    p.add_argument("--layer", help="module path or convN (default: the first convolution)")
+    p.set_defaults(run=cmd_filters)
+    p = views.add_parser("maps", help="the image as the model sees it, then every stage's feature maps")
+    _common(p, image=True)
+    p.add_argument("--layers", nargs="+", metavar="NAME", help="stage names or module paths (default: every stage)")
+    p.set_defaults(run=cmd_maps)
+    p = views.add_parser("cam", help="Grad-CAM and gradient saliency for the predicted (or a chosen) class")
+    _common(p, image=True)
+    p.add_argument("--class", dest="target_class", metavar="C", help="class name or index (default: predicted)")
+    p.add_argument("--layer", help="stage for Grad-CAM (default: the last convolutional stage)")
+    p.set_defaults(run=cmd_cam)
+    p = views.add_parser("neighbours", help="nearest training images in penultimate features and in pixels")
+    _common(p, image=True)
+    p.add_argument("--k", type=int, default=8, help="neighbours per query (default: 8)")
+    p.add_argument("--space", choices=("features", "pixels"), help="only one space (default: both)")
+    p.add_argument("--queries", type=int, default=1000, help="test images for precision@k (default: 1000)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.set_defaults(run=cmd_neighbours)
+    _register_scoremap(commands)
+    p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
+                            description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")
+    p.add_argument("source", metavar="RUN|MODEL")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", type=Path, metavar="FILE", help="the .onnx file (default: RUN/MODEL.onnx)")
+    p.add_argument("--images", type=int, default=256, help="test images to compare on (default: 256)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.add_argument("--json", action="store_true", help="print max |Δlogit|, top-1 agreement and the file written")
+    p.set_defaults(run=cmd_export)

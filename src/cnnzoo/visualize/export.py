@@ -1,0 +1,58 @@
+"""The model as an ONNX file with a dynamic batch axis, checked on export: onnxruntime against PyTorch on the
+same images (the largest |Δlogit| and the share of images where both pick the same class).
+
+onnx and onnxruntime are the optional extra ``cnnzoo[export]``. The file is written by PyTorch's TorchScript
+exporter (``dynamo=False``): the dynamo exporter would need onnxscript as well, and every cnnzoo model traces
+(LRN takes its plain-ops path under ``no_grad``). GoogLeNet exports its evaluation graph (no auxiliary heads).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnzoo.errors import ConfigError
+
+OPSET = 17
+
+
+def require_onnx():
+    """(onnx, onnxruntime), or a ConfigError that says how to install them."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("exporting needs onnx and onnxruntime: pip install 'cnnzoo[export]'") from None
+    return onnx, onnxruntime
+
+
+@torch.no_grad()
+def export_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
+    """Write ``model`` (eval mode) to ``path``; ``example`` (N, C, H, W) fixes every axis but the batch."""
+    onnx, _ = require_onnx()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
+        torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
+                          dynamo=False)
+    onnx.checker.check_model(str(path))
+    return path
+
+
+@torch.no_grad()
+def compare(path: Path, model: nn.Module, x: torch.Tensor) -> dict:
+    """Run the ONNX file with onnxruntime (CPU) and the model with PyTorch on ``x``: largest |Δlogit|,
+    top-1 agreement, and the batch size used (different from the export's, to exercise the dynamic axis)."""
+    _, onnxruntime = require_onnx()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {"images": x.cpu().numpy().astype(np.float32)})[0]
+    ours = model.eval()(x).float().cpu().numpy()
+    return {"images": len(x), "max_abs_logit_diff": float(np.abs(theirs - ours).max()),
+            "top1_agreement": float((theirs.argmax(1) == ours.argmax(1)).mean())}

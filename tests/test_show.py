@@ -1,0 +1,192 @@
+"""Seeing inside: properties of the views, not their code — hooks on every model, the score map equal to the
+network on each crop, Grad-CAM agreeing with occlusion, neighbours equal to a brute-force search, ONNX equal to
+PyTorch — and the commands end to end on a tiny trained run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cnnzoo.cli import main
+from cnnzoo.errors import ConfigError
+from cnnzoo.models.registry import create_model, list_models, model_limits
+from cnnzoo.visualize import retrieval
+from cnnzoo.visualize.activations import activations
+from cnnzoo.visualize.cam import grad_cam, occlusion
+from cnnzoo.visualize.filters import kernels
+from cnnzoo.visualize.layers import default_stages
+from cnnzoo.visualize.scoremap import convolutional_head, feature_stride, score_map
+
+SMALL = [n for n in list_models() if model_limits(n).input_size[1] <= 32]  # built at their own small size
+FC_HEADS = ["lenet5", "lenet5_bn", "convnet", "alexnet_small"]
+DEEP = {"densenet_bc_100_k12", "resnet110", "plain110", "googlenet_small", "resnet56", "plain56", "resnet44",
+        "plain44", "resnet32", "plain32"}  # seconds each on 2 cores: run with `make test-slow`
+HOOKED = [pytest.param(n, marks=pytest.mark.slow) if n in DEEP else n for n in SMALL]
+
+
+def _randomise_batch_norm(model):
+    """Non-trivial running statistics, so that a BatchNorm conversion error would show."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_mnist_dir, tmp_path_factory):
+    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.train import train
+
+    out = tmp_path_factory.mktemp("run") / "lenet5"
+    train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=3, batch_size=64,
+                      lr=0.05, out=str(out)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def image_file(tiny_mnist_dir, tmp_path_factory):
+    from PIL import Image
+
+    from cnnzoo.data.loading import load_dataset
+
+    test = load_dataset("mnist", tiny_mnist_dir, in_channels=1).test
+    path = tmp_path_factory.mktemp("img") / "probe.png"
+    Image.fromarray(test.images[0, 0].numpy()).save(path)
+    return path
+
+
+@pytest.mark.parametrize("name", HOOKED)
+def test_hooks_capture_every_default_stage_in_forward_order(name):
+    torch.manual_seed(0)
+    side = model_limits(name).min_size  # the smallest input keeps 40 models' forward passes quick
+    model = create_model(name, input_size=side).eval()
+    x = torch.randn(2, model.cfg.input_size[0], side, side)
+    outputs = activations(model, x)
+    assert list(outputs) == list(default_stages(model)) and outputs
+    assert all(v.shape[0] == 2 and torch.isfinite(v).all() for v in outputs.values())
+    assert torch.equal(model(x), model(x))  # the hooks are gone and changed nothing
+
+
+def test_lenet_stages_carry_the_papers_names_and_shapes():
+    outputs = activations(create_model("lenet5").eval(), torch.randn(1, 1, 28, 28))
+    shapes = {k: tuple(v.shape[1:]) for k, v in outputs.items()}
+    assert shapes == {"C1": (6, 28, 28), "S2": (6, 14, 14), "C3": (16, 10, 10), "S4": (16, 5, 5), "C5": (120,),
+                      "F6": (84,)}
+
+
+def test_unknown_layer_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="C1, S2, C3, S4, C5, F6"):
+        activations(create_model("lenet5"), torch.randn(1, 1, 28, 28), ["C7"])
+
+
+def test_grouped_convolution_gives_one_panel_per_group():
+    data = kernels(create_model("alexnet_2012"), "conv2")
+    assert data["groups"] == 2 and [tuple(w.shape) for w in data["weights"]] == [(128, 48, 5, 5)] * 2
+
+
+@pytest.mark.parametrize("name", FC_HEADS)
+def test_score_map_cells_equal_the_head_on_each_window(name):
+    torch.manual_seed(0)
+    model = _randomise_batch_norm(create_model(name)).eval()
+    side, stride = model.cfg.input_size[1], feature_stride(model)
+    x = torch.randn(1, 1, side + 3 * stride, side + 3 * stride)
+    scores = score_map(model, x)["scores"]
+    features = model.forward_features(x)
+    window = model.forward_features(torch.zeros(1, 1, side, side)).shape[-1]
+    assert scores.shape[1:] == (4, 4)
+    for i in range(4):
+        for j in range(4):
+            expected = model.forward_head(features[:, :, i:i + window, j:j + window])[0]
+            torch.testing.assert_close(scores[:, i, j], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_score_map_cells_equal_the_network_on_each_crop_without_padding():
+    """lenet5 at 32 px has no padding: each cell is exactly the network applied to its crop."""
+    torch.manual_seed(0)
+    model = create_model("lenet5", input_size=32).eval()
+    x = torch.randn(1, 1, 32 + 4 * 5, 32 + 4 * 5)
+    scores = score_map(model, x)["scores"]
+    assert scores.shape[1:] == (6, 6)
+    crops = torch.cat([x[:, :, 4 * i:4 * i + 32, 4 * j:4 * j + 32] for i in range(6) for j in range(6)])
+    torch.testing.assert_close(scores.flatten(1).T, model(crops), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["nin_small", "resnet20", "lenet5_1998"])
+def test_models_without_an_fc_head_get_a_one_line_error(name):
+    with pytest.raises(ConfigError) as error:
+        convolutional_head(create_model(name))
+    assert "\n" not in str(error.value)
+
+
+def test_grad_cam_agrees_with_occlusion_on_a_trained_model(tiny_run, tiny_mnist_dir):
+    from cnnzoo.visualize.source import load_data, model_input, open_subject
+
+    subject = open_subject(tiny_run)
+    images = load_data(subject, tiny_mnist_dir).test.images
+    correlations = []
+    for image in images[:6]:
+        x = model_input(subject, image[None])
+        cam = grad_cam(subject.model, x, layer="C1")
+        occluded = occlusion(subject.model, x, cam["class"], patch=8, stride=2)
+        correlations.append(torch.corrcoef(torch.stack([cam["cam"].flatten(), occluded.flatten()]))[0, 1])
+    assert torch.stack(correlations).mean() > 0.2, correlations
+
+
+def test_neighbours_are_sorted_and_equal_a_brute_force_search():
+    torch.manual_seed(0)
+    bank, queries = torch.randn(500, 20), torch.randn(30, 20)
+    distances, indices = retrieval.nearest(queries, bank, 7)
+    brute = torch.cdist(queries.double(), bank.double())
+    expected, expected_indices = brute.topk(7, dim=1, largest=False)
+    assert (distances[:, 1:] >= distances[:, :-1]).all()
+    torch.testing.assert_close(distances.double(), expected, atol=1e-4, rtol=1e-4)
+    assert (indices == expected_indices).float().mean() > 0.99  # ties aside
+
+
+def test_penultimate_features_are_the_last_linear_layers_input():
+    model = create_model("lenet5").eval()
+    x = torch.randn(3, 1, 28, 28)
+    features = retrieval.penultimate(model, x)
+    assert features.shape == (3, 84)
+    torch.testing.assert_close(model.classifier[-1](features), model(x))
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n not in FC_HEADS else n for n in SMALL])
+def test_every_small_model_exports_to_onnx_and_agrees(name, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from cnnzoo.visualize.export import compare, export_onnx
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    c, side, _ = model.cfg.input_size
+    path = export_onnx(model, tmp_path / f"{name}.onnx", torch.randn(2, c, side, side))
+    check = compare(path, model, torch.randn(5, c, side, side))  # another batch size: the axis is dynamic
+    assert check["max_abs_logit_diff"] < 1e-3 and check["top1_agreement"] == 1.0
+
+
+def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_file, tmp_path, capsys):
+    out = tmp_path / "show"
+    for argv in (["show", "filters", str(tiny_run)], ["show", "maps", str(tiny_run), str(image_file)],
+                 ["show", "cam", str(tiny_run), str(image_file)],
+                 ["show", "neighbours", str(tiny_run), str(image_file), "--k", "4", "--queries", "100"],
+                 ["scoremap", str(tiny_run)], ["export", str(tiny_run), "--out", str(tmp_path / "m.onnx")]):
+        if argv[0] != "export":
+            argv += ["--out", str(out)]
+        if argv[1] in ("neighbours", str(tiny_run)):
+            argv += ["--data-dir", str(tiny_mnist_dir)]
+        assert main([*argv, "--json"]) == 0, argv
+        report = json.loads(capsys.readouterr().out)
+        assert all(p.endswith((".png", ".onnx")) and __import__("os").path.getsize(p) > 1000 for p in report["wrote"])
+        if argv[:2] == ["show", "neighbours"]:
+            assert report["precision_at_k"]["features"] > 0.5
+            assert (out / "features.safetensors").is_file()
+        if argv[0] == "export":
+            assert report["top1_agreement"] == 1.0
+
+
+def test_unknown_layer_is_a_one_line_cli_error(capsys):
+    assert main(["show", "filters", "lenet5", "--layer", "conv9", "--out", "/tmp/never"]) == 2
+    assert "features.0, features.3" in capsys.readouterr().err
