@@ -13,7 +13,7 @@ import torch
 from cnnzoo.console import log_to_stderr
 from cnnzoo.engine.train import train
 from cnnzoo.inspect.summary import summary
-from cnnzoo.recipes import Recipe, list_recipes
+from cnnzoo.recipes import TIERS, Recipe, list_recipes, model_settings
 from cnnzoo.errors import ConfigError
 
 
@@ -67,16 +67,23 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         "re-running some recipes replaces only their rows. Training wall time (evaluation excluded), test accuracy "
         "on the 10,000 official Fashion-MNIST test images. Do not edit by hand: re-run the command.",
         "",
+        "- **tier**: " + "; ".join(f"*{name}*: {text}" for name, text in TIERS.items()) + ".",
+        "- **target**: the test accuracy the recipe is meant to reach; **budget**: the training wall time it may "
+        "take for that, on 2 CPU cores; **met**: the target reached within the budget by every seed.",
+        "- **model**: the registered model with the builder arguments the recipe sets, so its parameter count can "
+        "differ from `cnnzoo list`'s default.",
+        "",
         "| recipe | model | params | MACs/image | train s | images/s | test top-1 | target | budget s | met "
         "| measured |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|",
     ]
+    configs = {recipe.name: recipe.config for recipe in list_recipes()}
     for row in rows:
         accuracy = f"{row['test_top1']:.2%}"
         if row["test_top1_spread"] is not None:
             accuracy += f" (±{row['test_top1_spread'] / 2:.2%}, {row['seeds']} seeds)"
         lines.append(
-            f"| {row['recipe']} | {row['model']} | {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
+            f"| {row['recipe']} | {model_settings(row.get('config') or {**configs.get(row['recipe'], {}), 'model': row['model']})} | {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
             f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | {accuracy} | {row['target_top1']:.0%} | "
             f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} | {row.get('measured', '')} |")
     return "\n".join(lines) + "\n"

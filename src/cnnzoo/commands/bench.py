@@ -12,17 +12,24 @@ from cnnzoo.console import print_json
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from cnnzoo.recipes import list_recipes
+    from cnnzoo.recipes import TIERS, list_recipes, measured_results, model_settings
 
-    recipes = list_recipes()
+    recipes, measured = list_recipes(), measured_results()
     if args.json:
-        print_json([{"name": r.name, "model": r.config["model"], "family": r.family, "tier": r.tier,
-                      "budget_seconds": r.budget_seconds, "target_top1": r.target_top1,
-                      "description": r.description} for r in recipes])
+        print_json([{"name": r.name, "model": r.config["model"], "model_kwargs": r.config.get("model_kwargs", {}),
+                     "family": r.family, "tier": r.tier, "budget_seconds": r.budget_seconds,
+                     "target_top1": r.target_top1, "measured_top1": measured.get(r.name, {}).get("test_top1"),
+                     "description": r.description} for r in recipes])
         return 0
-    print(f"{'recipe':<22} {'model':<18} {'budget':>7} {'target':>7}  description")
+    print(f"{'recipe':<20} {'tier':<9} {'model':<52} {'budget':>7} {'target':>7} {'measured':>9}")
     for r in recipes:
-        print(f"{r.name:<22} {r.config['model']:<18} {r.budget_seconds:>6.0f}s {r.target_top1:>7.0%}  {r.description}")
+        result = measured.get(r.name)
+        shown = f"{result['test_top1']:.2%}" if result else "-"
+        print(f"{r.name:<20} {r.tier:<9} {model_settings(r.config):<52.52} {r.budget_seconds:>6.0f}s "
+              f"{r.target_top1:>7.0%} {shown:>9}")
+    print("\ntiers: " + "; ".join(f"{name}: {text}" for name, text in TIERS.items()))
+    print("budget: training wall time on 2 CPU cores; target: test accuracy meant to be reached within it; "
+          "measured: docs/results.md (`cnnzoo bench recipes`). Run one: cnnzoo train --recipe NAME")
     return 0
 
 

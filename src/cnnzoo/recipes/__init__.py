@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.errors import UnknownNameError
@@ -29,6 +30,21 @@ class Recipe:
         return TrainConfig.from_dict(merge_settings(self.config, overrides))
 
 
+TIERS = {
+    "fast": "the quickest route to a good result (≥ 91% in ≤ 30 s)",
+    "balanced": "a stronger result in a couple of minutes (≥ 93% in ≤ 2 min)",
+    "best": "the best a laptop CPU reaches in 20 minutes (≥ 95%)",
+    "family": "one per model family, to compare the families at a stated budget",
+}
+
+
+def model_settings(config: dict) -> str:
+    """A recipe's model with the builder arguments it sets: ``vgg16_bn_small (width=0.25)``."""
+    options = ", ".join(f"{key}={json.dumps(value, separators=(',', ':'))}"
+                        for key, value in config.get("model_kwargs", {}).items())
+    return f"{config['model']} ({options})" if options else config["model"]
+
+
 def merge_settings(base: dict, options: dict) -> dict:
     """A recipe's settings (``base``) with ``options`` given on top. Dictionaries merge key by key, so
     ``--model-kwargs '{"dropout": 0.3}'`` on a recipe keeps the recipe's other builder arguments."""
@@ -43,6 +59,15 @@ def train_config(recipe: str | None, options: dict) -> TrainConfig:
     """The configuration of a run: the recipe's settings (if one is named) overridden by ``options``."""
     base = load_recipe(recipe).config if recipe else {}
     return TrainConfig.from_dict(merge_settings(base, options))
+
+
+def measured_results() -> dict[str, dict]:
+    """The rows of docs/results.json by recipe name, in a source checkout (empty where it is not shipped)."""
+    path = Path(__file__).resolve().parents[3] / "docs" / "results.json"
+    try:
+        return {row["recipe"]: row for row in json.loads(path.read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def list_recipes() -> list[Recipe]:
