@@ -1,19 +1,27 @@
-"""The run's figures: loss/accuracy curves and the confusion matrix, as PNG files.
+"""The run's figures: loss/accuracy curves and the confusion matrix, as PNG bytes.
 
 Drawn on ``cnnzoo.figures.new_figure`` (a Figure on the Agg canvas): no pyplot, no backend switch, so training
-from a notebook leaves its plotting untouched.
+from a notebook leaves its plotting untouched. They are rendered in memory and returned, not saved: the run
+directory writes them like every other file, whole to a temporary file and renamed, so a crash while drawing
+never leaves half a PNG.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import torch
 
 from cnnzoo.figures import new_figure
 
 
-def plot_curves(history: list[dict], path: Path, title: str) -> None:
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def curves_png(history: list[dict], title: str) -> bytes:
     epochs = [row["epoch"] for row in history]
     figure, (loss_ax, acc_ax) = new_figure(2, width=5.0, height=4.0)
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
@@ -26,10 +34,10 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     figure.suptitle(title)
-    figure.savefig(path, dpi=110)
+    return _png(figure)
 
 
-def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, title: str) -> None:
+def confusion_png(confusion: torch.Tensor, classes: list[str], title: str) -> bytes:
     counts = confusion.float()
     rates = counts / counts.sum(1, keepdim=True).clamp_min(1)
     size = max(5.0, 0.5 * len(classes) + 2)
@@ -45,4 +53,4 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, titl
                     ax.text(j, i, f"{rates[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=7,
                             color="white" if rates[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    figure.savefig(path, dpi=110)
+    return _png(figure)
