@@ -13,6 +13,7 @@ after a short grace are the ones named.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,7 +98,9 @@ def _ranks_that_did_not_answer(grace: float) -> list[int] | None:
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The error's first line without gloo's source location (``[/path/unbound_buffer.cc:78] Timed out ...``)."""
+    text = str(error).strip()
+    return re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]) if text else type(error).__name__
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

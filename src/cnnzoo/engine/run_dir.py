@@ -60,9 +60,8 @@ def run_dir_of(config: TrainConfig) -> Path:
 
 
 def holds_run(run_dir: Path) -> bool:
-    """True when ``run_dir`` holds a cnnzoo run: a config.json, or checkpoints/ with something in it."""
-    checkpoints = run_dir / "checkpoints"
-    return (run_dir / CONFIG).is_file() or (checkpoints.is_dir() and any(checkpoints.iterdir()))
+    """True when ``run_dir`` holds a cnnzoo run: a config.json or a checkpoint in checkpoints/."""
+    return (run_dir / CONFIG).is_file() or any((run_dir / "checkpoints").glob("*.safetensors"))
 
 
 def check_new_run(run_dir: Path, *, overwrite: bool) -> bool:
@@ -70,7 +69,7 @@ def check_new_run(run_dir: Path, *, overwrite: bool) -> bool:
     if not holds_run(run_dir):
         return False
     if not overwrite:
-        raise ConfigError(f"{run_dir} already holds a cnnzoo run (config.json or checkpoints/); continue it with "
+        raise ConfigError(f"{run_dir} already holds a cnnzoo run (config.json or checkpoints); continue it with "
                           f"`cnnzoo train --resume {run_dir}`, replace it with --overwrite, or choose another --out")
     return True
 
@@ -79,12 +78,13 @@ def check_resumable(run_dir: Path) -> None:
     """Say clearly why ``run_dir`` cannot be resumed, before anything is loaded."""
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir}: no such run directory to resume")
-    if not holds_run(run_dir):
-        raise RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no checkpoints/)")
-    if not (run_dir / LAST).is_file():
+    if (run_dir / LAST).is_file():
+        return
+    if holds_run(run_dir) or (run_dir / "checkpoints").is_dir() or stale_files(run_dir):
         raise TrainingError(f"{run_dir}: nothing to resume: no epoch finished before the run stopped (there is no "
                             f"{LAST}); start it again from scratch, with the same options and "
                             f"--out {run_dir} --overwrite")
+    raise RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no checkpoints)")
 
 
 def make_run_dir(run_dir: Path) -> Path:
