@@ -209,6 +209,29 @@ def test_a_directory_holding_a_run_is_refused_and_overwrite_never_mixes_two_runs
         assert ckpt.load_checkpoint(run_dir / f"checkpoints/{name}.safetensors").meta["model"] == "lenet5"
 
 
+def test_a_loss_gone_non_finite_mid_run_keeps_the_best_checkpoint(tiny_mnist_dir, tmp_path, monkeypatch):
+    """What test_engine's test of the same name checked by training twice into one directory, which is now
+    refused: within one run, a loss that turns NaN in epoch 2 stops it and leaves epoch 1's checkpoints."""
+    import cnnzoo.engine.train as engine
+
+    epoch = engine.train_one_epoch
+
+    def poisoned_in_epoch_2(net, trainable, *args, state, **kwargs):
+        if state.epoch == 1:
+            with torch.no_grad():
+                for parameter in trainable.model.parameters():
+                    parameter.fill_(float("nan"))
+        return epoch(net, trainable, *args, state=state, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", poisoned_in_epoch_2)
+    run_dir = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 1 .*the best checkpoint was kept"):
+        train(tiny(tiny_mnist_dir, run_dir))
+    for name in ("best", "last"):
+        saved = ckpt.load_checkpoint(run_dir / f"checkpoints/{name}.safetensors")
+        assert saved.meta["epoch"] == 1 and all(t.isfinite().all() for t in saved.model_state.values())
+
+
 # ----------------------------------------------------------------------------- full and read-only disks
 
 
