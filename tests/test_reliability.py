@@ -165,6 +165,21 @@ def test_a_run_killed_at_any_write_resumes_to_the_same_weights(forks, tiny_mnist
     _kill_and_resume(forks, tiny_mnist_dir, tmp_path, uninterrupted, (name, writes[: index + 1].count(name)))
 
 
+def test_an_overwrite_killed_while_replacing_leaves_one_run_only(forks, tiny_mnist_dir, tmp_path, uninterrupted):
+    """--overwrite killed between removing the old run's files and renaming its own config into place."""
+    import shutil
+
+    run_dir, log = tmp_path / "run", tmp_path / "log.txt"
+    shutil.copytree(uninterrupted[0], run_dir)
+    argv = [*tiny_argv(tiny_mnist_dir, run_dir, epochs=1), "--seed", "4", "--overwrite"]
+    assert run_forked(forks, argv, log, kill_at=("config.json", 1)) == -signal.SIGKILL, log.read_text()
+    assert json.loads((run_dir / "config.json").read_text())["seed"] == 3  # the old run's, alone
+    assert sorted(p.name for p in run_dir.rglob("*")) == [".config.json.new", "checkpoints", "config.json"]
+    assert run_forked(forks, argv, log) == 0, log.read_text()
+    assert json.loads((run_dir / "config.json").read_text())["seed"] == 4
+    assert ckpt.load_checkpoint(run_dir / LAST).meta["epoch"] == 1 and temporary_files(run_dir) == []
+
+
 def test_only_the_temporary_files_cnnzoo_wrote_are_removed(tiny_mnist_dir, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)

@@ -75,10 +75,10 @@ def collectives_answered(timeout: float) -> Iterator[None]:
 
 
 def _lost_peer(error: RuntimeError) -> bool:
-    """gloo and NCCL report a timeout or a vanished peer as a RuntimeError (DistError in recent PyTorch)."""
+    """A timeout or a vanished peer: a DistError (NCCL, the store) or a RuntimeError raised inside gloo."""
     text = str(error).lower()
     return isinstance(error, getattr(dist, "DistError", ())) or any(
-        marker in text for marker in ("timed out", "timeout", "connection closed", "connection reset", "gloo"))
+        marker in text for marker in ("gloo", "nccl", "connection closed by peer"))
 
 
 def _ranks_that_did_not_answer(grace: float) -> list[int] | None:
