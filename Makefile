@@ -27,7 +27,7 @@ data:
 demo: $(STAMP) data
 	$(BIN)/cnnzoo data list
 	$(BIN)/cnnzoo summary lenet5
-	$(BIN)/cnnzoo train --recipe lenet5-demo --out runs/demo
+	$(BIN)/cnnzoo train --recipe lenet5-demo --out runs/demo --overwrite
 	@echo "Open runs/demo/curves.png and runs/demo/confusion.png; classify an image with:"
 	@echo "  $(BIN)/cnnzoo predict runs/demo IMAGE.png"
 

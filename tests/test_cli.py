@@ -243,3 +243,98 @@ def test_a_run_of_few_optimiser_steps_says_so(tiny_mnist_dir, tmp_path):
     train(TrainConfig(model="convnet", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1, batch_size=100,
                       out=str(tmp_path / "r")), log=messages.append)
     assert any("only 6 optimiser steps" in message for message in messages)
+
+
+# ------------------------------------------------------------------ nothing lost (see also test_reliability.py)
+
+def _tiny_train(data_dir, out) -> list[str]:
+    return ["train", "--model", "mlp", "--model-kwargs", '{"hidden": [16]}', "--dataset", "mnist", "--data-dir",
+            str(data_dir), "--epochs", "1", "--batch-size", "100", "--no-progress", "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_mnist_dir):
+    out = tmp_path_factory.mktemp("cli-run") / "run"
+    assert main(_tiny_train(tiny_mnist_dir, out)) == 0
+    return out
+
+
+def _files(run_dir) -> dict:
+    return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_train_refuses_an_out_directory_holding_a_run_unless_overwrite(capsys, tiny_run, tiny_mnist_dir, tmp_path):
+    """`train --out EXISTING_RUN` used to write its checkpoints over the other run's, silently."""
+    import shutil
+
+    before = _files(tiny_run)
+    code, out, err = run(capsys, *_tiny_train(tiny_mnist_dir, tiny_run))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{tiny_run} already holds a cnnzoo run" in err and f"--resume {tiny_run}" in err and "--overwrite" in err
+    assert _files(tiny_run) == before
+    code, _, err = run(capsys, "train", "--resume", str(tiny_run), "--overwrite")
+    assert code == 2 and "(got --overwrite)" in err
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    code, out, _ = run(capsys, *_tiny_train(tiny_mnist_dir, copy), "--overwrite", "--json")
+    assert code == 0 and json.loads(out)["run_dir"] == str(copy)
+
+
+def test_a_full_disk_mid_run_is_one_line_naming_the_file(capsys, tmp_path, monkeypatch, tiny_mnist_dir):
+    import errno
+    import os
+    from pathlib import Path
+
+    fsync = os.fsync
+
+    def disk_full_on_last(fd):
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(".last.safetensors."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full_on_last)
+    code, out, err = run(capsys, *_tiny_train(tiny_mnist_dir, tmp_path / "run"))
+    last_line = err.strip().splitlines()[-1]
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert last_line.startswith(f"cnnzoo train: error: cannot write {tmp_path / 'run/checkpoints/last.safetensors'}: "
+                                f"the disk is full; ")
+    assert "free space" in last_line and f"cnnzoo train --resume {tmp_path / 'run'}" in last_line
+
+
+def test_resume_without_a_finished_epoch_says_to_start_again(capsys, tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.json").write_text("{}")
+    code, _, err = run(capsys, "train", "--resume", str(tmp_path / "run"))
+    assert code == 2 and "no epoch finished" in err and "--overwrite" in err
+    code, _, err = run(capsys, "train", "--resume", str(tmp_path / "nowhere"))
+    assert code == 2 and "no such run directory" in err
+
+
+def test_dist_timeout_is_an_option_checked_like_the_others(capsys):
+    code, _, err = run(capsys, "train", "--model", "lenet5", "--dist-timeout", "0")
+    assert code == 2 and "--dist-timeout must be > 0" in err
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"], capture_output=True, text=True,
+                            check=True)
+    assert "--dist-timeout" in result.stdout and "--overwrite" in result.stdout
+
+
+def test_predict_names_missing_files_directories_and_fifos(capsys, tiny_run, tmp_path):
+    """A FIFO used to block `cnnzoo predict` forever; a missing file or a directory got "re-save it"."""
+    import os
+    import threading
+
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "folder").mkdir()
+    cases = [("gone.png", "gone.png: no such file"), ("folder", "folder: is a directory, give image files"),
+             ("fifo.png", "fifo.png: not a regular file (a FIFO, socket or device), give image files")]
+    for name, message in cases:
+        outcome = []
+        worker = threading.Thread(target=lambda: outcome.append(main(["predict", str(tiny_run),
+                                                                       str(tmp_path / name)])), daemon=True)
+        worker.start()
+        worker.join(60)
+        if worker.is_alive():
+            os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked reader go
+            pytest.fail(f"`cnnzoo predict` blocked on {name}")
+        err = capsys.readouterr().err
+        assert outcome == [2] and err == f"cnnzoo predict: error: {tmp_path / message}\n", err

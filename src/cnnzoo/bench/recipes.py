@@ -41,7 +41,7 @@ def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Pat
             log(f"recipe {recipe.name}, seed {seed}: budget {recipe.budget_seconds:.0f} s, target "
                 f"{recipe.target_top1:.1%}")
             config = recipe.train_config(seed=seed, out=str(out_root / f"{recipe.name}-seed{seed}"), **overrides)
-            runs.append(train(config, log=log))
+            runs.append(train(config, log=log, overwrite=True))  # re-measuring replaces the last runs
         params, macs = _model_figures(recipe, runs[0])
         accuracies = [r["test_top1"] for r in runs]
         seconds = [r["train_seconds"] for r in runs]

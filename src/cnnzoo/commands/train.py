@@ -61,6 +61,7 @@ def given_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cnnzoo.engine.distributed import is_main_process
     from cnnzoo.engine.state import RESUMABLE_SETTINGS
     from cnnzoo.engine.train import train
     from cnnzoo.recipes import train_config
@@ -68,10 +69,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = given_options(args)
     if args.resume is not None:
         fixed = sorted(set(options) - set(RESUMABLE_SETTINGS))
-        if args.recipe or fixed:
+        if args.recipe or fixed or args.overwrite:
             raise ConfigError(f"--resume continues a run with its own settings; only "
                               f"{', '.join(map(flag, RESUMABLE_SETTINGS))} can change "
-                              f"(got {', '.join(map(flag, fixed)) or '--recipe'})")
+                              f"(got {', '.join(map(flag, fixed)) or ('--overwrite' if args.overwrite else '--recipe')})")
         config, run_dir = None, args.resume
     else:
         if args.recipe is None and "model" not in options:
@@ -82,9 +83,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = config.out
     try:
         summary = train(config, resume=args.resume, overrides=options if config is None else None,
-                        progress=not args.no_progress)
+                        overwrite=args.overwrite, progress=not args.no_progress)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_interrupted_hint(Path(run_dir))) from None
+    if not is_main_process():  # under torchrun, process 0 reports for the job: one result, one JSON document
+        return 0
     print(result_sentence(summary), file=sys.stderr)
     if args.json:
         print_json(summary)
@@ -114,10 +117,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "curves.png, confusion.png, per_class.csv and checkpoints/{last,best}.safetensors.",
         epilog="Examples:  cnnzoo train --model lenet5 --dataset fashion-mnist --epochs 5\n"
                "           cnnzoo train --recipe lenet5-fast --json\n"
-               "           cnnzoo train --resume runs/lenet5-fashion-mnist-20260101-120000",
+               "           cnnzoo train --resume runs/lenet5-fashion-mnist-20260101-120000\n"
+               "           cnnzoo train --model lenet5 --out runs/mine --overwrite",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", help="start from a named recipe (see `cnnzoo recipes`); options given override it")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its files go once the new run has written its config); "
+                        "without it, a directory holding a run is refused")
     p.add_argument("--json", action="store_true", help="print summary.json's contents on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
     add_config_options(p)

@@ -20,6 +20,7 @@ one they got.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +58,23 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
 
     The shorter side is resized to ``size`` (bilinear, antialiased by Pillow when shrinking) and the
     centre square kept; EXIF rotation is applied first, so phone photos come out upright. An unreadable,
-    truncated or oversized (over ``MAX_IMAGE_PIXELS``) file raises ``DataFormatError`` naming it.
+    truncated or oversized (over ``MAX_IMAGE_PIXELS``) file raises ``DataFormatError`` naming it, and so does
+    anything but a regular file, refused before it is opened (opening a FIFO would wait for a writer forever);
+    a missing file raises ``DataFilesMissing``.
     """
     path = Path(path)
     if channels not in _MODES:
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataFilesMissing(f"{path}: no such file") from None
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot read it ({err.strerror or err})") from None
+    if stat.S_ISDIR(mode):
+        raise DataFormatError(f"{path}: is a directory, give image files")
+    if not stat.S_ISREG(mode):
+        raise DataFormatError(f"{path}: not a regular file (a FIFO, socket or device), give image files")
     try:
         with Image.open(path) as image:
             width, height = image.size

@@ -97,6 +97,8 @@ class TrainConfig:
     deterministic: bool = option(RUNTIME, False, "use deterministic algorithms only (slower on GPU)")
     out: str | None = option(RUNTIME, None, "run directory (default runs/<model>-<dataset>-<timestamp>)")
     checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs", minimum=1)
+    dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the others before "
+                                                 "the job stops, naming the ranks that did not answer", above=0)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

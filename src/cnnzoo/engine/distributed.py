@@ -3,14 +3,26 @@
 torchrun sets WORLD_SIZE, RANK and LOCAL_RANK. Each process drives one GPU (or CPU process, with the gloo
 backend), sees every batch index but trains only on its own share (batch i goes to rank i mod world), and
 DistributedDataParallel averages gradients. Only rank 0 writes the run directory and shows progress.
+
+Every collective waits at most ``--dist-timeout`` seconds: a process that hung or died then ends the job with a
+``TrainingError`` on the processes that waited for it, naming the ranks that did not answer. gloo's own message
+names no rank, so the processes that timed out check in on the job's key-value store; the ranks missing there
+after a short grace are the ones named.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from cnnzoo.errors import TrainingError
 
 
 def world_size() -> int:
@@ -25,16 +37,70 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
-def setup(device: torch.device) -> bool:
-    """Join the process group when launched by torchrun; returns True when training is distributed."""
+def setup(device: torch.device, timeout: float = 300.0) -> bool:
+    """Join the process group when launched by torchrun; returns True when training is distributed.
+
+    ``timeout`` (seconds) bounds the wait for the other processes, here and in every later collective.
+    """
     if world_size() <= 1 or not dist.is_available():
         return False
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        try:
+            dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout))
+        except RuntimeError as error:  # the store's "waiting for clients" timeout is a RuntimeError
+            raise TrainingError(f"process {rank()} of {world_size()}: not every process joined within "
+                                f"--dist-timeout {timeout:g} s ({_first_line(error)}); did each one start?") from None
     return True
+
+
+@contextmanager
+def collectives_answered(timeout: float) -> Iterator[None]:
+    """Turn a collective that timed out or lost its peer into a ``TrainingError`` naming the ranks that did not
+    answer; anything else (and everything when not distributed) passes through untouched."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not (dist.is_available() and dist.is_initialized()) or not _lost_peer(error):
+            raise
+        me, missing = rank(), _ranks_that_did_not_answer(grace=min(10.0, timeout))
+        others = [r for r in range(world_size()) if r != me]
+        who = (f"rank(s) {', '.join(map(str, missing))} did not answer" if missing else
+               f"one of ranks {', '.join(map(str, others))} did not answer (they could not be told apart)")
+        raise TrainingError(f"process {me} of {world_size()} waited --dist-timeout {timeout:g} s for the others: "
+                            f"{who} ({_first_line(error)}); a process hung or died: see its log, or raise "
+                            f"--dist-timeout if it is only slow") from None
+
+
+def _lost_peer(error: RuntimeError) -> bool:
+    """A timeout or a vanished peer: a DistError (NCCL, the store) or a RuntimeError raised inside gloo."""
+    text = str(error).lower()
+    return isinstance(error, getattr(dist, "DistError", ())) or any(
+        marker in text for marker in ("gloo", "nccl", "connection closed by peer"))
+
+
+def _ranks_that_did_not_answer(grace: float) -> list[int] | None:
+    """The ranks that have not also timed out after ``grace`` seconds, from check-ins on the job's store (None
+    when the store cannot be reached: the process hosting it may be the one that died)."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        store.set(f"cnnzoo/timed-out/{rank()}", "1")
+        deadline = time.monotonic() + grace
+        while True:
+            missing = [r for r in range(world_size()) if not store.check([f"cnnzoo/timed-out/{r}"])]
+            if not missing or time.monotonic() >= deadline:
+                return missing or None
+            time.sleep(0.2)
+    except Exception:  # noqa: BLE001 - a store that is gone only means we cannot tell which rank it was
+        return None
+
+
+def _first_line(error: BaseException) -> str:
+    """The error's first line without gloo's source location (``[/path/unbound_buffer.cc:78] Timed out ...``)."""
+    text = str(error).strip()
+    return re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]) if text else type(error).__name__
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -1,19 +1,27 @@
-"""The run's figures: loss/accuracy curves and the confusion matrix, as PNG files.
+"""The run's figures: loss/accuracy curves and the confusion matrix, as PNG bytes.
 
 Drawn on ``cnnzoo.figures.new_figure`` (a Figure on the Agg canvas): no pyplot, no backend switch, so training
-from a notebook leaves its plotting untouched.
+from a notebook leaves its plotting untouched. They are rendered in memory and returned, not saved: the run
+directory writes them like every other file, whole to a temporary file and renamed, so a crash while drawing
+never leaves half a PNG.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import torch
 
 from cnnzoo.figures import new_figure
 
 
-def plot_curves(history: list[dict], path: Path, title: str, label_smoothing: float = 0.0) -> None:
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def curves_png(history: list[dict], title: str, label_smoothing: float = 0.0) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
@@ -30,10 +38,10 @@ def plot_curves(history: list[dict], path: Path, title: str, label_smoothing: fl
         ax.legend(loc="best")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     figure.suptitle(title)
-    figure.savefig(path, dpi=110)
+    return _png(figure)
 
 
-def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, title: str) -> None:
+def confusion_png(confusion: torch.Tensor, classes: list[str], title: str) -> bytes:
     counts = confusion.float()
     rates = counts / counts.sum(1, keepdim=True).clamp_min(1)
     size = max(5.0, 0.5 * len(classes) + 2)
@@ -50,4 +58,4 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path, titl
                     ax.text(j, i, f"{rates[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=7,
                             color="white" if rates[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    figure.savefig(path, dpi=110)
+    return _png(figure)

@@ -98,8 +98,11 @@ def predict_files(loaded: LoadedModel, paths: list[Path], *, top_k: int = 5, vie
     """Class probabilities for each image file: [{"file", "predictions": [{"class", "index", "probability"}]}].
 
     Images are decoded with Pillow, converted to the model's channels (grey ↔ RGB), resized to the size it
-    was trained on and normalised with the training statistics.
+    was trained on and normalised with the training statistics. A missing path, a directory or anything but a
+    regular file (a FIFO would block) is refused with a one-line error naming it (``load_image``).
     """
+    if not paths:
+        return []
     channels = loaded.model.cfg.input_size[0]
     size = loaded.input.size
     # decode at the training images' own size, then pad as training did (e.g. 28 → 32 for LeNet-1998)

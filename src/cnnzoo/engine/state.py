@@ -21,7 +21,7 @@ from cnnzoo.engine.schedules import PlateauDivider
 from cnnzoo.errors import ConfigError
 
 # What may change when a run is resumed: how long it goes on and where it runs, nothing that shapes the result.
-RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads")
+RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")
 
 
 @dataclass

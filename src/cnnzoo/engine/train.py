@@ -14,6 +14,7 @@ checkpoint, so a resumed run continues exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,38 +22,91 @@ import torch
 from cnnzoo.console import Log, log_to_stderr
 from cnnzoo.engine import distributed
 from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_ema, make_optimizer
+from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.loop import EpochResult, StepSettings, train_one_epoch
-from cnnzoo.engine.prepare import load_data, prepare_data
+from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
-from cnnzoo.engine.run_dir import make_run_dir, versions, write_config, write_metrics, write_outputs
-from cnnzoo.engine.runtime import resolve_device, resolve_precision, seed_everything
+from cnnzoo.engine.run_dir import (LAST, check_new_run, check_resumable, finished_epochs, make_run_dir, replace_run,
+                                   run_dir_of, versions, write_config, write_metrics, write_outputs, writing)
 from cnnzoo.engine.schedules import lr_factor
+from cnnzoo.engine.runtime import resolve_device, resolve_precision, seed_everything
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, resumed_config, save_last
-from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.errors import ConfigError, TrainingError
 
 
+@dataclass
+class _Run:
+    """What every epoch of a run uses: its settings, data, model and optimiser, and where it writes."""
+
+    config: TrainConfig
+    data: PreparedData
+    trainable: Trainable
+    settings: StepSettings
+    run_dir: Path
+    main_process: bool
+    meta: dict  # what each checkpoint records besides the state
+
+    def evaluate(self) -> EvalResult:
+        return evaluate(self.trainable.eval_model, self.data.test, self.data.spec.eval_pipeline(self.config.test_views),
+                        num_classes=len(self.data.classes), device=self.settings.device,
+                        precision=self.settings.precision, channels_last=self.config.channels_last)
+
+
 def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: dict | None = None,
-          progress: bool = False, log: Log = log_to_stderr) -> dict:
+          overwrite: bool = False, progress: bool = False, log: Log = log_to_stderr) -> dict:
     """Train ``config.model`` on ``config.dataset``; returns the run's summary (also written to summary.json).
 
     With ``resume``, ``config`` is ignored: the run directory's own ``config.json`` and ``checkpoints/last``
-    continue the run where it stopped; ``overrides`` may change epochs, time_budget, device and threads
-    (e.g. more epochs to extend a finished run).
+    continue the run where it stopped; ``overrides`` may change epochs, time_budget, device, threads and
+    dist_timeout (e.g. more epochs to extend a finished run). A new run refuses a directory that holds a run
+    unless ``overwrite``; the old run's files then go once the new run has written its config.
     """
-    config = resumed_config(Path(resume), overrides) if resume is not None else config
+    if resume is not None:
+        check_resumable(Path(resume))
+        config = resumed_config(Path(resume), overrides)
+    run_dir = run_dir_of(config)
+    replacing = resume is None and check_new_run(run_dir, overwrite=overwrite)  # refused before any work
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    distributed_run = distributed.setup(device)
+    distributed_run = distributed.setup(device, config.dist_timeout)
     main_process = distributed.is_main_process()
     log = log if main_process else (lambda message: None)  # only rank 0 speaks
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
 
+    run = _build(config, device, precision, run_dir, main_process)
+    if main_process:
+        make_run_dir(run_dir)
+    state = _resume(run_dir, run.trainable, config, log) if resume is not None else RunState()
+    if main_process:
+        (replace_run if replacing else write_config)(run_dir, config)
+    params = sum(p.numel() for p in run.trainable.model.parameters() if p.requires_grad)
+    _warn_if_too_few_steps(config, len(run.data.train), log)
+    log(f"{config.model}: {params:,} parameters, {run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
+        f"input; {config.dataset}: {len(run.data.train):,} train / {len(run.data.test):,} test images; "
+        f"{device.type}, {precision}" + (f", {distributed.world_size()} processes" if distributed_run else ""))
+    with distributed.collectives_answered(config.dist_timeout):
+        last_eval, out_of_time = _train_epochs(run, state, distributed_run=distributed_run, progress=progress,
+                                               log=log)
+        if last_eval is None and state.epoch > 0:  # resumed only to write the end-of-run files a crash skipped
+            last_eval, out_of_time = run.evaluate(), state.epoch < config.epochs
+    if last_eval is None:
+        raise TrainingError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
+                            f"({len(run.data.train)} images, batch {config.batch_size}) is too small for one epoch")
+    summary = _summary(config, state, last_eval, params=params, out_of_time=out_of_time, device=device,
+                       precision=precision, run_dir=run_dir)
+    if main_process:
+        write_outputs(run_dir, summary, state.history, last_eval, run.data.classes)
+    distributed.cleanup()
+    return summary
+
+
+def _build(config: TrainConfig, device: torch.device, precision: str, run_dir: Path, main_process: bool) -> _Run:
+    """The data fitted to the model's input side, the model, its optimiser and what a step needs."""
     loaded = load_data(config)
     side = choose_input_side(limits_for(config, loaded.channels), loaded.side, config.input_size)
     data = prepare_data(loaded, config, side, device)
@@ -63,61 +117,40 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
     trainable = Trainable(model, make_optimizer(model, config),
                           torch.amp.GradScaler(device.type, enabled=precision == "fp16"),  # fp16 needs loss scaling
                           make_ema(model, config.ema_decay), torch.Generator().manual_seed(config.seed))
-    run_dir = make_run_dir(config) if main_process else Path(config.out or ".")
-    state = _resume(run_dir, trainable, config, log) if resume is not None else RunState()
-    plateau = plateau_of(state, config)
-    if main_process:
-        write_config(run_dir, config)
-    net = distributed.wrap(model, device) if distributed_run else model
-    net = torch.compile(net) if config.compile else net
-    augment, test_views = data.augmentation(config), data.spec.eval_pipeline(config.test_views)
     meta = {"model": config.model, "model_kwargs": builder_kwargs(model, config), "classes": data.classes,
             "input": data.spec.to_dict(), "data_size": data.native_side, "dataset": config.dataset,
             "versions": versions()}
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    _warn_if_too_few_steps(config, len(data.train), log)
-    log(f"{config.model}: {params:,} parameters, {side}×{side}×{data.channels} input; {config.dataset}: "
-        f"{len(data.train):,} train / {len(data.test):,} test images; {device.type}, {precision}"
-        + (f", {distributed.world_size()} processes" if distributed_run else ""))
+    return _Run(config, data, trainable, settings, run_dir, main_process, meta)
 
+
+def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress: bool,
+                  log: Log) -> tuple[EvalResult | None, bool]:
+    """Train, evaluate and record epoch after epoch; returns the last evaluation and whether time ran out."""
+    config, trainable, device = run.config, run.trainable, run.settings.device
+    net = distributed.wrap(trainable.model, device) if distributed_run else trainable.model
+    net = torch.compile(net) if config.compile else net
+    augment, plateau = run.data.augmentation(config), plateau_of(state, config)
     last_eval, out_of_time = None, False
-    with Progress(progress and main_process) as bar:
+    with Progress(progress and run.main_process) as bar:
         while state.epoch < config.epochs and not out_of_time:
-            epoch = train_one_epoch(net, trainable, data.train, augment, config=config, settings=settings,
+            epoch = train_one_epoch(net, trainable, run.data.train, augment, config=config, settings=run.settings,
                                     state=state, plateau=plateau, bar=bar, log=log if state.epoch == 0 else None)
             out_of_time = epoch.out_of_time
             if epoch.images == 0:
                 break
-            last_eval = evaluate(trainable.eval_model, data.test, test_views, num_classes=len(data.classes),
-                                 device=device, precision=precision, channels_last=config.channels_last)
+            last_eval = run.evaluate()
             if config.schedule == "plateau":
                 # process 0's test error decides, so every process keeps the same learning rate
                 plateau.update(distributed.from_main_process(1.0 - last_eval.top1, device))
-            row = _record_epoch(state, epoch, last_eval, trainable, plateau)
+            row, improved = _record_epoch(state, epoch, last_eval, trainable, plateau)
             log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_top1']:.4f} | test acc "
                 f"{row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | {row['epoch_seconds']:.1f}s, "
                 f"{row['images_per_second']:,.0f} img/s")
-            if main_process:
-                _save_epoch(run_dir, state, trainable, last_eval, {**meta, "epoch": state.epoch},
-                            final=state.epoch == config.epochs or out_of_time, every=config.checkpoint_every)
-
-    if last_eval is None:
-        raise TrainingError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
-                            f"({len(data.train)} images, batch {config.batch_size}) is too small for one epoch")
-    summary = _summary(config, state, last_eval, params=params, out_of_time=out_of_time, device=device,
-                       precision=precision, run_dir=run_dir)
-    if main_process:
-        write_outputs(run_dir, summary, state.history, last_eval, data.classes)
-    distributed.cleanup()
-    return summary
-
-
-def _warn_if_too_few_steps(config: TrainConfig, images: int, log: Log) -> None:
-    steps = config.epochs * max(1, images // config.batch_size // distributed.world_size())
-    if steps < 100:
-        log(f"note: {config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images:,} images in batches of "
-            f"{config.batch_size} are only {steps} optimiser steps, too few for most networks to learn much; "
-            f"train longer (--epochs), on more images, or with a smaller --batch-size")
+            if run.main_process:
+                _save_epoch(run.run_dir, state, trainable, last_eval, {**run.meta, "epoch": state.epoch},
+                            improved=improved, final=state.epoch == config.epochs or out_of_time,
+                            every=config.checkpoint_every)
+    return last_eval, out_of_time
 
 
 def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params: int, out_of_time: bool,
@@ -135,25 +168,42 @@ def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params
 
 
 def _resume(run_dir: Path, trainable: Trainable, config: TrainConfig, log: Log) -> RunState:
-    state = restore_last(run_dir / "checkpoints" / "last.safetensors", trainable)
+    state = restore_last(run_dir / LAST, trainable)
     budget_left = config.time_budget is None or state.train_seconds < config.time_budget
     if state.epoch >= config.epochs or not budget_left:
+        if finished_epochs(run_dir) != state.epoch:  # stopped after its last checkpoint, before summary.json
+            log(f"{run_dir} trained its {state.epoch} epochs but stopped before writing its end-of-run files; "
+                f"writing them")
+            return state
         raise ConfigError(f"{run_dir} already ran {state.epoch} epochs ({state.train_seconds:.0f} s of training); "
                           f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
     log(f"resuming {run_dir} after epoch {state.epoch}")
-    if (run_dir / "summary.json").is_file() and state.epoch:  # it had finished: this extends it
-        steps_per_epoch = state.step / state.epoch
-        factor = lr_factor(config.schedule, state.step / (steps_per_epoch * config.epochs),
-                           warmup=config.warmup_epochs / config.epochs, epoch=state.epoch,
-                           step_epochs=config.step_epochs)
-        log(f"note: extending a finished run; its {config.schedule} schedule is re-planned over {config.epochs} "
-            f"epochs, so the learning rate goes from {trainable.optimizer.param_groups[0]['lr']:.3g} (where it "
-            f"ended) to {config.lr * factor:.3g} now")
+    if finished_epochs(run_dir) == state.epoch and state.epoch:  # it had finished: this extends it
+        _note_replanned_schedule(state, trainable, config, log)
     return state
 
 
-def _record_epoch(state: RunState, epoch: EpochResult, result: EvalResult, trainable: Trainable, plateau) -> dict:
-    """Advance the run's state past a finished epoch; returns its metrics row."""
+def _note_replanned_schedule(state: RunState, trainable: Trainable, config: TrainConfig, log: Log) -> None:
+    steps_per_epoch = state.step / state.epoch
+    factor = lr_factor(config.schedule, state.step / (steps_per_epoch * config.epochs),
+                       warmup=config.warmup_epochs / config.epochs, epoch=state.epoch, step_epochs=config.step_epochs)
+    log(f"note: extending a finished run; its {config.schedule} schedule is re-planned over {config.epochs} epochs, "
+        f"so the learning rate goes from {trainable.optimizer.param_groups[0]['lr']:.3g} (where it ended) to "
+        f"{config.lr * factor:.3g} now")
+
+
+def _warn_if_too_few_steps(config: TrainConfig, images: int, log: Log) -> None:
+    steps = config.epochs * max(1, images // config.batch_size // distributed.world_size())
+    if steps < 100:
+        log(f"note: {config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images:,} images in batches of "
+            f"{config.batch_size} are only {steps} optimiser steps, too few for most networks to learn much; "
+            f"train longer (--epochs), on more images, or with a smaller --batch-size")
+
+
+def _record_epoch(state: RunState, epoch: EpochResult, result: EvalResult, trainable: Trainable,
+                  plateau) -> tuple[dict, bool]:
+    """Advance the run's state past a finished epoch (on every process); returns its metrics row and whether
+    the test accuracy improved."""
     world = distributed.world_size()
     state.train_seconds += epoch.seconds
     state.images_seen += epoch.images * world
@@ -165,18 +215,24 @@ def _record_epoch(state: RunState, epoch: EpochResult, result: EvalResult, train
            "images_per_second": round(epoch.images * world / epoch.seconds, 1)}
     state.history.append(row)
     state.plateau = dataclasses.asdict(plateau)
-    return row
+    improved = result.top1 > state.best_top1
+    state.best_top1 = max(state.best_top1, result.top1)
+    return row, improved
 
 
 def _save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: EvalResult, meta: dict, *,
-                final: bool, every: int) -> None:
-    """metrics.csv after every epoch; ``best`` when test accuracy improved; ``last`` every ``every`` epochs."""
+                improved: bool, final: bool, every: int) -> None:
+    """metrics.csv after every epoch; ``best`` when test accuracy improved; ``last`` every ``every`` epochs.
+
+    A write that fails stops the run with a ``RunDirectoryError`` naming the file; the checkpoint files keep
+    their previous contents (each write is whole or not at all), so ``--resume`` continues from them.
+    """
     write_metrics(run_dir, state.history)
-    improved = result.top1 > state.best_top1
-    state.best_top1 = max(state.best_top1, result.top1)
     meta = {**meta, "test_top1": result.top1, "run_state": vars(state)}
     if improved:
-        save_checkpoint(run_dir / "checkpoints" / "best.safetensors", model_state=trainable.eval_model.state_dict(),
-                        meta=meta)
+        best = run_dir / "checkpoints" / "best.safetensors"
+        with writing(best):
+            save_checkpoint(best, model_state=trainable.eval_model.state_dict(), meta=meta)
     if state.epoch % every == 0 or final:
-        save_last(run_dir / "checkpoints" / "last.safetensors", trainable, meta)
+        with writing(run_dir / LAST):
+            save_last(run_dir / LAST, trainable, meta)

@@ -100,7 +100,7 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
     config = TrainConfig(**config_fields, seed=seed, data_dir=settings.data_dir, out=str(out))
     settings.log(f"{position}{label}, seed {seed}: {config.model} {config.model_kwargs or ''}".rstrip())
     try:
-        summary = train(config, log=lambda message: settings.log(f"    {message}"))
+        summary = train(config, overwrite=True, log=lambda message: settings.log(f"    {message}"))
     except NonFiniteLossError as error:
         settings.log(f"    diverged: {error}")
         return ArmRun(label, seed, {}, read_metrics(out), diverged=True)
