@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -156,3 +157,28 @@ def test_eval_views():
     assert resized.shape == (1, 5, 3, 24, 24)
     with pytest.raises(ValueError, match="views"):
         augment.EvalViews(32, "five-crop")
+
+
+def test_a_photo_on_a_light_background_is_prepared_as_fashion_mnist_was():
+    """A dataset image turned into a 'photo' (dark object on white, small, off-centre, 300×200) comes back
+    close to the original: inverted, trimmed, resized by its longest side and centred."""
+    from PIL import Image
+
+    from cnnzoo.data.photos import prepare_like_mnist, unlike_training
+
+    garment = np.full((28, 16), 200, dtype=np.uint8)  # light on black, filling the frame's height, as they do
+    garment[8:20, 4:12] = 120
+    original = np.zeros((28, 28), dtype=np.uint8)
+    original[:, 6:22] = garment
+    photo = np.full((200, 300), 250, dtype=np.uint8)
+    big = np.asarray(Image.fromarray(255 - garment).resize((64, 112), Image.Resampling.NEAREST))
+    photo[30:142, 40:104] = big
+    prepared, steps = prepare_like_mnist(Image.fromarray(photo), 28)
+    assert prepared.shape == (28, 28) and prepared.dtype == np.uint8
+    assert steps[0].startswith("inverted") and any(step.startswith("trimmed") for step in steps)
+    assert np.corrcoef(prepared.ravel().astype(float), original.ravel().astype(float))[0, 1] > 0.8
+    # the dataset's own images pass through unchanged in content, and are not flagged
+    same, steps = prepare_like_mnist(Image.fromarray(original), 28)
+    assert not steps[0].startswith("inverted")
+    assert unlike_training(same, mean=original.mean() / 255) is None
+    assert unlike_training(np.full((28, 28), 255, np.uint8), mean=0.286) is not None

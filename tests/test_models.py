@@ -123,7 +123,7 @@ def test_registry_lists_every_family():
                 "resnet18", "resnet152", "resnet20", "resnet110", "plain20", "plain110", "resnet18_small",
                 "densenet121", "densenet201", "densenet_bc_100_k12"}
     assert expected <= set(ALL_MODELS)
-    assert cnnzoo.list_models("resnet1*") == ["resnet101", "resnet110", "resnet152", "resnet18", "resnet18_small"]
+    assert cnnzoo.list_models("resnet1*") == ["resnet18", "resnet18_small", "resnet101", "resnet110", "resnet152"]  # natural order
 
 
 def test_unknown_model_suggests_close_names():

@@ -41,7 +41,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnzoo.engine.predict import load_trained, predict_files
 
     loaded = load_trained(args.source, model_name=args.model, device=args.device)
-    results = predict_files(loaded, args.images, top_k=args.top_k, views=args.views)
+    results = predict_files(loaded, args.images, top_k=args.top_k, views=args.views, prepare=args.prepare)
     if args.json:
         print_json({"model": loaded.name, "checkpoint": str(loaded.checkpoint), "results": results})
         return 0
@@ -49,6 +49,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         best = item["predictions"][0]
         others = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"][1:])
         print(f"{item['file']}: {best['class']} ({best['probability']:.1%})" + (f"; then {others}" if others else ""))
+        if item.get("prepared"):
+            print(f"  prepared as the training images were: {', '.join(item['prepared'])} (--no-prepare: as is)",
+                  file=sys.stderr)
+        if item.get("warning"):
+            print(f"  warning: {item['warning']}", file=sys.stderr)
     return 0
 
 
@@ -85,6 +90,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=5, help="how many classes to show per image (default: 5)")
     p.add_argument("--views", choices=VIEWS, default="center")
+    p.add_argument("--prepare", action=argparse.BooleanOptionalAction, default=True,
+                   help="for models trained on MNIST or Fashion-MNIST, prepare each photo as those datasets were: "
+                        "invert a light background, trim, resize the longest side, pad to a square (default: on)")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -62,6 +62,15 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
     anything but a regular file, refused before it is opened (opening a FIFO would wait for a writer forever);
     a missing file raises ``DataFilesMissing``.
     """
+    image = open_image(path, channels, draft_size=size)
+    array = np.asarray(_resize_and_centre_crop(image, size))
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+
+
+def open_image(path: str | Path, channels: int = 3, draft_size: int | None = None) -> Image.Image:
+    """The decoded image, upright (EXIF rotation applied) and converted to grey or RGB, with the checks of
+    ``load_image``; ``draft_size`` lets a JPEG decode at a reduced scale still at least that large."""
     path = Path(path)
     if channels not in _MODES:
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
@@ -83,9 +92,9 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
                     f"{path}: {width}×{height} = {width * height:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
                     "we decode (cnnzoo.data.folder.MAX_IMAGE_PIXELS); shrink the image or remove it"
                 )
-            image.draft(_MODES[channels], (size, size))  # JPEG: decode at a reduced scale still ≥ size
-            image = ImageOps.exif_transpose(image).convert(_MODES[channels])
-            array = np.asarray(_resize_and_centre_crop(image, size))
+            if draft_size:
+                image.draft(_MODES[channels], (draft_size, draft_size))  # JPEG: a reduced scale still ≥ size
+            return ImageOps.exif_transpose(image).convert(_MODES[channels])
     except DataFormatError:
         raise
     except Image.DecompressionBombError as err:
@@ -95,8 +104,6 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
             f"{path}: cannot decode the image ({type(err).__name__}: {err}); the file is damaged, truncated or "
             "not an image: re-save it or remove it from the folder"
         ) from None
-    tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
 def _resize_and_centre_crop(image: Image.Image, size: int) -> Image.Image:

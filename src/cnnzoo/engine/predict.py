@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnzoo.data.folder import load_image
+from cnnzoo.data.folder import load_image, open_image
+from cnnzoo.data.photos import prepare_like_mnist, unlike_training
 from cnnzoo.data.dataset import pad_images
 from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
@@ -93,29 +94,49 @@ def evaluate_trained(loaded: LoadedModel, dataset: str | None = None, *, data_di
                     num_classes=len(loaded.classes), batch_size=batch_size, device=target)
 
 
+# Datasets of light objects centred on black: photos are prepared as these were (see cnnzoo.data.photos).
+MNIST_LIKE = ("mnist", "fashion-mnist")
+
+
+def _decode(loaded: LoadedModel, path: Path, prepare: bool) -> tuple[torch.Tensor, dict]:
+    """One image as the model's uint8 input before padding, and what was done to it."""
+    channels = loaded.model.cfg.input_size[0]
+    if not (prepare and loaded.dataset in MNIST_LIKE and channels == 1):
+        return load_image(path, channels=channels, size=loaded.data_size), {}
+    array, steps = prepare_like_mnist(open_image(path, 1), loaded.data_size)
+    note = {"prepared": steps}
+    warning = unlike_training(array, loaded.input.mean[0])
+    if warning:
+        note["warning"] = warning
+    return torch.from_numpy(array).unsqueeze(0), note
+
+
 @torch.no_grad()
-def predict_files(loaded: LoadedModel, paths: list[Path], *, top_k: int = 5, views: str = "center") -> list[dict]:
-    """Class probabilities for each image file: [{"file", "predictions": [{"class", "index", "probability"}]}].
+def predict_files(loaded: LoadedModel, paths: list[Path], *, top_k: int = 5, views: str = "center",
+                  prepare: bool = True) -> list[dict]:
+    """Class probabilities for each image file: [{"file", "predictions": [{"class", "index", "probability"}],
+    "prepared": [steps], "warning": ...}].
 
     Images are decoded with Pillow, converted to the model's channels (grey ↔ RGB), resized to the size it
-    was trained on and normalised with the training statistics. A missing path, a directory or anything but a
-    regular file (a FIFO would block) is refused with a one-line error naming it (``load_image``).
+    was trained on and normalised with the training statistics. For a model trained on MNIST or Fashion-MNIST
+    (and unless ``prepare`` is False) a photo is first prepared as those datasets were: inverted if its
+    background is light, trimmed, resized by its longest side and padded to a square; a result whose
+    brightness is far from the training images' carries a warning. A missing path, a directory or anything but
+    a regular file (a FIFO would block) is refused with a one-line error naming it (``load_image``).
     """
     if not paths:
         return []
-    channels = loaded.model.cfg.input_size[0]
-    size = loaded.input.size
-    # decode at the training images' own size, then pad as training did (e.g. 28 → 32 for LeNet-1998)
-    images = torch.stack([load_image(Path(p), channels=channels, size=loaded.data_size) for p in paths])
-    images = pad_images(images, size)
+    decoded = [_decode(loaded, Path(p), prepare) for p in paths]
+    # pad as training did (e.g. 28 → 32 for LeNet-1998)
+    images = pad_images(torch.stack([image for image, _ in decoded]), loaded.input.size)
     device = next(loaded.model.parameters()).device
     log_probs = predict_logits(loaded.model, images, loaded.input.eval_pipeline(views), device=device)
     probabilities = log_probs.exp().cpu()
     k = min(top_k, probabilities.shape[1])
     results = []
-    for path, row in zip(paths, probabilities):
+    for path, row, (_, note) in zip(paths, probabilities, decoded):
         values, indices = row.topk(k)
         results.append({"file": str(path), "predictions": [
             {"class": loaded.classes[i], "index": int(i), "probability": round(float(v), 6)}
-            for v, i in zip(values, indices)]})
+            for v, i in zip(values, indices)], **note})
     return results
