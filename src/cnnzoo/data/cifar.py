@@ -5,12 +5,11 @@ file from a mirror or a colleague's disk must not be able to do that, so we unpi
 stand-ins for the few callables that rebuild NumPy arrays (what the real files contain) and nothing else.
 Anything else is refused before it is called, with a ``DataFormatError`` naming the file.
 
-Nor may a damaged file make the reader crash or allocate more than its own size. Two things in the pickle
-machinery would: the C unpickler allocates whatever a length field claims and sizes its memo by the largest
-index it is given (a 9-byte file can ask for 256 MB), and NumPy trusts the shape, type and flags an array's
-pickled state declares (an object array of a billion elements, or a crash). So the opcodes are walked first
-(``pickletools`` checks every length against the bytes that are there, we check the memo indices), and arrays
-are rebuilt by our own code from a plain number type, a shape and exactly as many bytes as they need.
+Nor may a damaged file crash the reader or make it allocate more than the file's size: the C unpickler
+allocates what a length field claims and sizes its memo by the largest index (a 9-byte file asked for 256 MB),
+and NumPy trusts the type, flags and shape of a pickled array (a forged object dtype crashed it). So every
+count and memo index is checked against the bytes first (``check_opcodes``), and arrays are rebuilt by our own
+code from a plain number type, a shape and exactly as many bytes as those need.
 
 Layout (from https://www.cs.toronto.edu/~kriz/cifar.html): every batch is a dict with bytes keys;
 ``b'data'`` is an N×3072 uint8 array, each row the 1024 red, then green, then blue values of a 32×32 image
@@ -31,20 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.errors import DataFilesMissing, DataFormatError
+from cnnzoo.errors import DataFormatError
 
 CIFAR_SIDE = 32
 CIFAR_ROW_BYTES = 3 * CIFAR_SIDE * CIFAR_SIDE  # 3072
 
 # The number types a pickled array may have: what data files hold (never objects, records or sub-arrays).
 ARRAY_DTYPES = frozenset({"b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8"})
-MAX_ARRAY_DIMENSIONS = 32
 LATIN1_NAMES = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1"})
 
-# What the unpickler may raise on a damaged file (besides RefusedGlobal): a wrong opcode or argument, a
-# truncated stream, a callable given the wrong arguments, a key or index that is not there, a number too big.
-_DAMAGED = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError, OverflowError,
-            RecursionError)
+# What unpickling a damaged file raises: bad opcodes or arguments, a cut stream, wrong calls, missing keys.
+_DAMAGED = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError, OverflowError)
 
 
 class RefusedGlobal(pickle.UnpicklingError):
@@ -52,8 +48,7 @@ class RefusedGlobal(pickle.UnpicklingError):
 
 
 class _Sealed:
-    """No attribute can be set from outside: a pickle's BUILD cannot change an allowed callable for the files
-    loaded after it, nor an array under construction."""
+    """No attribute can be set from outside: a pickle's BUILD cannot change an allowed callable for later files."""
 
     __slots__ = ()
 
@@ -62,8 +57,7 @@ class _Sealed:
 
 
 class _Allowed(_Sealed):
-    """One callable of the allow-list, as the unpickler sees it: callable, not a class (so NEWOBJ cannot
-    create it without its checks), and sealed."""
+    """A callable of the allow-list as the pickle sees it: not a class, so NEWOBJ cannot skip its checks."""
 
     __slots__ = ("_function",)
 
@@ -86,8 +80,7 @@ class _Dtype(_Sealed):
         object.__setattr__(self, "dtype", np.dtype(name))
 
     def __setstate__(self, state) -> None:
-        # (version, byte order, subarray, names, fields, element size, alignment, flags[, metadata]): for a plain
-        # number type only the byte order means anything, and nothing else is passed on to NumPy
+        # (version, byte order, subarray, names, fields, size, alignment, flags…): only the order is used
         order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
         order = order.decode("latin1") if isinstance(order, bytes) else order
         if order not in ("<", ">", "|", "="):
@@ -118,7 +111,7 @@ def _array_from(buffer, dtype, shape, order) -> np.ndarray:
         raise pickle.UnpicklingError(f"an array whose type is a {type(dtype).__name__}, not a plain number type")
     if not isinstance(buffer, (bytes, bytearray)):
         raise pickle.UnpicklingError(f"array contents given as {type(buffer).__name__}, not as bytes")
-    if not (isinstance(shape, tuple) and len(shape) <= MAX_ARRAY_DIMENSIONS
+    if not (isinstance(shape, tuple) and len(shape) <= 32  # NumPy 1's most dimensions
             and all(type(n) is int and n >= 0 for n in shape)) or order not in ("C", "F"):
         raise pickle.UnpicklingError(f"an array of shape {shape!r:.80} in order {order!r:.10}")
     if math.prod(shape) * dtype.dtype.itemsize != len(buffer):
@@ -135,11 +128,6 @@ def _reconstruct(subtype, shape, typecode) -> _Array:
 
 def _refuse_direct_ndarray(*args):
     raise pickle.UnpicklingError("numpy.ndarray called directly (it allocates whatever size it is given)")
-
-
-def _frombuffer(buffer, dtype, shape, order):
-    # NumPy's protocol-5 pickles: numpy._core.numeric._frombuffer(buffer, dtype, shape, order)
-    return _array_from(buffer, dtype, shape, order)
 
 
 def _scalar(dtype, data):
@@ -165,7 +153,7 @@ def _allowed_globals() -> dict[tuple[str, str], _Allowed]:
     for package in ("numpy.core", "numpy._core"):
         allowed[(f"{package}.multiarray", "_reconstruct")] = _Allowed(_reconstruct)
         allowed[(f"{package}.multiarray", "scalar")] = _Allowed(_scalar)
-        allowed[(f"{package}.numeric", "_frombuffer")] = _Allowed(_frombuffer)
+        allowed[(f"{package}.numeric", "_frombuffer")] = _Allowed(_array_from)  # protocol 5: same arguments
     return allowed
 
 
@@ -183,7 +171,7 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise RefusedGlobal(f"refusing to load {module!s:.80}.{name!s:.80}: only NumPy arrays are allowed") from None
+            raise RefusedGlobal(f"refusing to load {module:.80}.{name:.80}: only NumPy arrays are allowed") from None
 
     def persistent_load(self, pid):
         raise RefusedGlobal("refusing a persistent id: CIFAR files have none")
@@ -193,8 +181,7 @@ class SafeUnpickler(pickle.Unpickler):
 
 
 def _with_arrays(value: object) -> object:
-    """``value`` with the arrays in it built: as the value itself, a value of a dict, or an item of a list there
-    (where CIFAR files keep them)."""
+    """``value`` with its arrays built: itself, the values of a dict or the items of lists there (as in CIFAR)."""
 
     def built(item: object) -> object:
         if isinstance(item, _Array):
@@ -215,12 +202,8 @@ _OPCODES = {op.code.encode("latin1"): op for op in pickletools.opcodes}
 
 
 def check_opcodes(data: bytes) -> None:
-    """Raise ``UnpicklingError`` (or ``ValueError``) unless every byte count and memo index in the pickle
-    ``data`` fits the bytes there: what the C unpickler would otherwise allocate on trust.
-
-    ``pickletools.genops`` checks the same, but decodes every string on the way (a second or so per CIFAR
-    batch); here counted arguments are only measured, and pickletools' readers parse the rest.
-    """
+    """Raise ``UnpicklingError`` (or ``ValueError``) unless every byte count and memo index in the pickle ``data``
+    fits the bytes there. (``pickletools.genops`` checks counts too, but decodes each string: 1 s a CIFAR batch.)"""
     stream, stored = io.BytesIO(data), 0
     while True:
         position, code = stream.tell(), stream.read(1)
@@ -250,19 +233,13 @@ def check_opcodes(data: bytes) -> None:
 
 
 def safe_load_pickle(path: str | Path) -> object:
-    """Unpickle ``path`` with ``SafeUnpickler`` (keys of Python 2 pickles come back as bytes), after checking
-    its opcodes: memory stays within a few times the file's size.
-
-    Any failure, a refused name included, is a ``DataFormatError`` naming the file.
-    """
+    """Unpickle ``path`` with ``SafeUnpickler`` (keys of Python 2 pickles come back as bytes) once its opcodes
+    are checked, in a few times the file's size. Any failure is a ``DataFormatError`` naming the file."""
     path = Path(path)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFilesMissing(f"{path}: no such file; download the official archive again", missing=[path.name],
-                               searched=[path.parent]) from None
     except OSError as err:
-        raise DataFormatError(f"{path}: cannot be read ({err.strerror}); check the file, or download it again") from None
+        raise DataFormatError(f"{path}: cannot be read ({err.strerror}); check it, or download it again") from None
     try:
         check_opcodes(data)
         return SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
@@ -272,7 +249,7 @@ def safe_load_pickle(path: str | Path) -> object:
             "Delete it and download the official archive again"
         ) from None
     except _DAMAGED as err:
-        detail = str(err).splitlines()[0][:200] if str(err) else ""
+        detail = (str(err).splitlines() or [""])[0][:200]
         raise DataFormatError(
             f"{path}: the pickle is damaged or truncated ({type(err).__name__}: {detail}); delete it and download "
             "the official archive again"
@@ -321,7 +298,7 @@ def read_cifar_meta(path: str | Path, key: str) -> list[str]:
     try:
         return [n.decode("utf-8") if isinstance(n, bytes) else n for n in names]
     except UnicodeDecodeError:
-        raise DataFormatError(f"{path}: a class name in {key!r} is not UTF-8 text; download the archive again") from None
+        raise DataFormatError(f"{path}: a class name in {key!r} is not UTF-8 text; download it again") from None
 
 
 @dataclass(frozen=True)
@@ -411,14 +388,5 @@ def _require(batch: dict[str, object], key: str, path: Path) -> object:
     return batch[key]
 
 
-__all__ = [
-    "CIFAR10",
-    "CIFAR100",
-    "CifarLayout",
-    "SafeUnpickler",
-    "read_cifar",
-    "read_cifar_batch",
-    "read_cifar_meta",
-    "safe_load_pickle",
-    "write_cifar_batch",
-]
+__all__ = ["CIFAR10", "CIFAR100", "CifarLayout", "SafeUnpickler", "check_opcodes", "read_cifar", "read_cifar_batch",
+           "read_cifar_meta", "safe_load_pickle", "write_cifar_batch"]

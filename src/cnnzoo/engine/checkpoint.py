@@ -130,7 +130,26 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if header.get("format") != FORMAT:
         # a bare safetensors file of weights (e.g. exported elsewhere): accept it as a model state dict
         return Checkpoint(path, {f"model.{k}": v for k, v in tensors.items()}, {})
-    return Checkpoint(path, tensors, json.loads(header["meta"]))
+    return Checkpoint(path, tensors, _read_meta(path, header))
+
+
+def _read_meta(path: Path, header: dict[str, str]) -> dict:
+    """The JSON object a cnnzoo checkpoint keeps under ``meta`` in its header; its contents are checked where
+    they are used (``load_trained``, ``restore_last``)."""
+
+    def damaged(what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: a cnnzoo checkpoint whose metadata {what}; the file is damaged: use "
+                               f"another checkpoint of the run, or train again")
+
+    if "meta" not in header:
+        raise damaged("is missing (no 'meta' entry in its header)")
+    try:
+        meta = json.loads(header["meta"])
+    except (ValueError, RecursionError) as error:  # not JSON, a number too long, nesting too deep
+        raise damaged(f"is not valid JSON ({type(error).__name__}: {str(error)[:120]})") from None
+    if not isinstance(meta, dict):
+        raise damaged(f"is not a JSON object but {json.dumps(meta)[:40]}")
+    return meta
 
 
 def _load_torch_state_dict(path: Path) -> Checkpoint:
