@@ -171,7 +171,8 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise RefusedGlobal(f"refusing to load {module:.80}.{name:.80}: only NumPy arrays are allowed") from None
+            shown = f"{module}.{name}".encode("unicode_escape").decode("ascii")[:120]  # one line, whatever it holds
+            raise RefusedGlobal(f"refusing to load {shown}: only NumPy arrays are allowed") from None
 
     def persistent_load(self, pid):
         raise RefusedGlobal("refusing a persistent id: CIFAR files have none")

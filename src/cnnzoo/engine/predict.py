@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_module_registration_hook
+from torch.nn.modules.module import (register_module_buffer_registration_hook,
+                                     register_module_module_registration_hook,
+                                     register_module_parameter_registration_hook)
 
 from cnnzoo.data.folder import load_image
 from cnnzoo.data.dataset import pad_images
@@ -27,7 +29,7 @@ from cnnzoo.models.registry import create_model, get_builder, list_models
 # What a checkpoint's metadata may ask for; checked before anything is built or allocated.
 MAX_SIDE = 4096  # image side (input.size, data_size): one 4096×4096 RGB image is 200 MB of floats
 MAX_PARAMETERS = 500_000_000  # the largest model in the zoo, VGG-19, has 144 M
-MAX_MODULES = 10_000  # the deepest, DenseNet-201, has 818
+MAX_PARTS = 5_000  # modules, parameters and buffers: the deepest, DenseNet-201, has 2,024
 
 
 @dataclass
@@ -112,26 +114,30 @@ def _model_name(path: Path, meta: dict, model_name: str | None) -> str:
     return name
 
 
-class _TooManyModules(Exception):
+class _TooManyParts(Exception):
     pass
 
 
 @contextmanager
-def _at_most_modules(limit: int) -> Iterator[None]:
-    """Stop any model construction that registers more than ``limit`` submodules (``_TooManyModules``)."""
+def _at_most_parts(limit: int) -> Iterator[None]:
+    """Stop (``_TooManyParts``) a model construction that registers more than ``limit`` modules, parameters and
+    buffers together: counted as they are made, since a builder may make all its layers before it nests them."""
     count = 0
 
-    def count_module(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+    def count_part(*args) -> None:
         nonlocal count
         count += 1
         if count > limit:
-            raise _TooManyModules
+            raise _TooManyParts
 
-    handle = register_module_module_registration_hook(count_module)
+    handles = [register(count_part) for register in (register_module_module_registration_hook,
+                                                     register_module_parameter_registration_hook,
+                                                     register_module_buffer_registration_hook)]
     try:
         yield
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 def _check_model(path: Path, name: str, kwargs: dict, state: dict[str, torch.Tensor]) -> ModelConfig:
@@ -139,12 +145,12 @@ def _check_model(path: Path, name: str, kwargs: dict, state: dict[str, torch.Ten
     size, then every tensor's name and shape. Returns its configuration."""
     builder = get_builder(name)
     try:
-        # a long list in the options (an MLP's hidden sizes) means as many modules, costly even on meta
-        with _at_most_modules(MAX_MODULES), torch.device("meta"):
+        # a long list in the options (an MLP's hidden sizes) means as many layers, slow to make even on meta
+        with _at_most_parts(MAX_PARTS), torch.device("meta"):
             model = builder(**kwargs)
-    except _TooManyModules:
-        raise CheckpointError(f"{path}: its model_kwargs describe {name} with more than {MAX_MODULES:,} modules "
-                              f"(the deepest model in the zoo has 818); the file is damaged") from None
+    except _TooManyParts:
+        raise CheckpointError(f"{path}: its model_kwargs describe {name} with more than {MAX_PARTS:,} modules, "
+                              f"parameters and buffers (DenseNet-201 has 2,024); the file is damaged") from None
     except (CnnzooError, TypeError, ValueError, ArithmeticError, LookupError, RuntimeError) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: its model_kwargs do not build {name} ({type(error).__name__}: {detail}); "
