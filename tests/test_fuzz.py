@@ -2,24 +2,24 @@
 
 In the spirit of safetensors' own fuzzing: valid files are written in the real formats (IDX by ``write_idx``, raw
 and gzipped; CIFAR batches and meta files as Python 3 pickles at protocols 2 and 5 and as Python 2's cPickle wrote
-the official ones; checkpoints by ``save_last`` and ``save_checkpoint``), then damaged: cut at every length (files
-up to 1 KB; beyond, every length in the first and last 512 bytes and 1,024 between), bits flipped, bytes
-overwritten, inserted, deleted and repeated, header fields set to edge values (IDX magic, dimensions and sizes,
-inside an intact gzip stream too; pickle byte counts, memo indices and the names a pickle asks for; the
-checkpoint header's entries and tensors), and the checkpoint's metadata JSON changed value by value. Each damaged
-file goes to every reader of its format (``read_idx``, ``read_idx_images``/``labels``, ``idx_dims``;
-``read_cifar_batch``/``read_cifar_meta``; ``load_trained``, which calls ``load_checkpoint``, and ``restore_last``);
-only ``CnnzooError`` subclasses may come out, each one line naming the file.
+the official ones; checkpoints by ``save_last`` and ``save_checkpoint``; plain state dicts by ``torch.save``),
+then damaged: cut at every length (files up to 1 KB; beyond, every length in the first and last 512 bytes and
+1,024 between), bits flipped, bytes overwritten, inserted, deleted and repeated, header fields set to edge values
+(IDX magic, dimensions and sizes, inside an intact gzip stream too; pickle byte counts, memo indices and the names
+a pickle asks for; the checkpoint header's entries and tensors), and the checkpoint's metadata JSON changed value
+by value. Each damaged file goes to every reader of its format: ``read_idx``, ``read_idx_images``/``labels`` and
+``idx_dims``; ``read_cifar_batch`` or ``read_cifar_meta``; ``load_trained`` (which calls ``load_checkpoint``) and
+``restore_last``; ``load_checkpoint`` and ``load_trained`` for ``.pt`` files. Only ``CnnzooError`` subclasses may
+come out, each one line naming the file.
 
 Memory is bounded with ``resource.setrlimit(RLIMIT_AS)``: each format runs in a worker process whose address
 space may grow only ``MEMORY_HEADROOM_MIB`` past what it had after start-up, so an allocation the file does not
 justify fails there (a ``MemoryError`` or PyTorch's allocation error is an escape, not an answer); the worker also
 reports its peak resident memory (``ru_maxrss``). A crash (a signal) fails the test and keeps the input.
 
-``CNNZOO_FUZZ_CASES`` sets the number of random mutations over the three formats (default 3,000, about 20 s
-in all; ``make fuzz`` runs 100,000), ``CNNZOO_FUZZ_SEED`` their seed; the cuts at every length come on top.
+``CNNZOO_FUZZ_CASES`` sets the number of random mutations, shared out over the formats (default 3,000, about
+20 s in all; ``make fuzz`` runs 100,000), ``CNNZOO_FUZZ_SEED`` their seed; the cuts come on top.
 """
-
 from __future__ import annotations
 
 import gzip
@@ -41,7 +41,7 @@ import pytest
 
 CASES = int(os.environ.get("CNNZOO_FUZZ_CASES", "3000"))
 SEED = int(os.environ.get("CNNZOO_FUZZ_SEED", "0"))
-SHARE = {"idx": 0.4, "cifar": 0.4, "checkpoint": 0.2}  # checkpoint inputs cost ten times more
+SHARE = {"idx": 0.4, "cifar": 0.4, "checkpoint": 0.15, "pt": 0.05}  # checkpoint inputs cost ten times more
 MEMORY_HEADROOM_MIB = 512
 SHORT_FILE = 1024  # files up to this size are cut at every length
 EDGE_VALUES = (0, 1, 2, 3, 127, 128, 255, 256, 3072, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1,
@@ -310,6 +310,25 @@ def checkpoint_mutation(seed: dict, rng: random.Random) -> tuple[str, bytes]:
     return what, save(tensors, metadata={"format": FORMAT, "meta": json.dumps(meta)})
 
 
+def pt_seeds(work: Path) -> list[dict]:
+    """Plain PyTorch state dicts (``torch.save``), bare and nested under "state_dict", of a tiny MLP."""
+    import torch
+
+    state = _tiny_trainable("mlp", {"num_classes": 3, "in_channels": 1, "input_size": 6, "hidden": [4]}).model
+    seeds = []
+    for saved in (state.state_dict(), {"state_dict": state.state_dict(), "epoch": 3}):
+        torch.save(saved, work / "seed.pt")
+        seeds.append({"kind": "pt", "bytes": (work / "seed.pt").read_bytes()})
+    return seeds
+
+
+def pt_readers(seed: dict) -> list:
+    from cnnzoo.engine.checkpoint import load_checkpoint
+    from cnnzoo.engine.predict import load_trained
+
+    return [load_checkpoint, lambda path: load_trained(path, model_name="mlp")]  # mlp's defaults do not fit
+
+
 def checkpoint_readers(seed: dict) -> list:
     from cnnzoo.engine.predict import load_trained
     from cnnzoo.engine.state import restore_last
@@ -320,7 +339,8 @@ def checkpoint_readers(seed: dict) -> list:
 # ------------------------------------------------------------------------------------------------------ worker
 
 FORMATS = {"idx": (idx_seeds, idx_mutation, idx_readers), "cifar": (cifar_seeds, cifar_mutation, cifar_readers),
-           "checkpoint": (checkpoint_seeds, checkpoint_mutation, checkpoint_readers)}
+           "checkpoint": (checkpoint_seeds, checkpoint_mutation, checkpoint_readers),
+           "pt": (pt_seeds, lambda seed, rng: mutate_bytes(seed["bytes"], rng), pt_readers)}
 
 
 def _address_space() -> int:
@@ -334,7 +354,7 @@ def campaign(fmt: str, cases: int, seed: int, work: Path) -> dict:
 
     make_seeds, mutate, readers = FORMATS[fmt]
     seeds, rng = make_seeds(work), random.Random(seed)
-    path = work / f"fuzz-{fmt}-input"  # every message must name it
+    path = work / f"fuzz-{fmt}-input{'.pt' if fmt == 'pt' else ''}"  # every message must name it
     for item in seeds:  # the seeds are valid (the first reader accepts each), and the readers warm up
         path.write_bytes(item["bytes"])
         first, *others = readers(item)
@@ -387,7 +407,7 @@ def run_worker(fmt: str, cases: int, work: Path) -> dict:
     result = subprocess.run([sys.executable, __file__, fmt, str(cases), str(SEED), str(work)], capture_output=True,
                             text=True, env=env, timeout=120 + cases * 0.05)
     if result.returncode != 0:
-        kept = work / f"fuzz-{fmt}-input"
+        kept = next(work.glob("fuzz-*-input*"), work)
         pytest.fail(f"the {fmt} worker failed with status {result.returncode} (the input it was reading: {kept}):\n"
                     f"{result.stderr[-3000:]}")
     return json.loads(result.stdout.splitlines()[-1])
@@ -402,7 +422,7 @@ def test_damaged_files_raise_only_cnnzoo_errors_naming_the_file(fmt, tmp_path):
           f"MiB); {json.dumps(report['outcomes'], sort_keys=True)}")
     assert report["escaped"] == []
     assert report["badly_worded"] == []
-    assert report["outcomes"].get("CheckpointError" if fmt == "checkpoint" else "DataFormatError", 0) > 0
+    assert report["outcomes"].get("DataFormatError" if fmt in ("idx", "cifar") else "CheckpointError", 0) > 0
 
 
 def test_the_python2_batch_reads_as_the_official_files_do(tmp_path):

@@ -163,8 +163,10 @@ def _load_torch_state_dict(path: Path) -> Checkpoint:
             f"({str(error).splitlines()[0]}). Loading it could run code from the file. Re-save only the "
             f"weights (torch.save(model.state_dict(), ...)) or use safetensors."
         ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch file ({error})") from None
+    # a damaged file: zip or pickle structure broken (weights_only's unpickler raises all of these on bad data)
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, LookupError, AttributeError, OverflowError) as error:
+        detail = (str(error).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {detail})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
