@@ -26,7 +26,7 @@ from cnnzoo.errors import DataFormatError
 GZIP_MAGIC = b"\x1f\x8b"
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, rows, columns)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (N,)
-# The format allows 255 dimensions, NumPy 32 (64 since NumPy 2); real files have 1 (labels) to 4.
+# The format allows 255 dimensions, NumPy 32 (64 since NumPy 2); MNIST's files have 1 (labels) or 3 (images).
 MAX_DIMENSIONS = 32
 
 # The IDX type byte and the (big-endian) NumPy type it stands for.

@@ -90,7 +90,7 @@ def restore_last(path: Path, trainable: Trainable) -> RunState:
     """Load ``path`` (written by ``save_last``) into ``trainable``; returns the run's state at that point.
 
     A file that is not such a checkpoint (bare weights, a ``best`` checkpoint, another model's, a damaged
-    one) is a ``CheckpointError`` naming it, before or instead of a half-restored run.
+    one) is a ``CheckpointError`` naming it, and the run stops there.
     """
     checkpoint = load_checkpoint(path)
     meta, rng = checkpoint.meta, checkpoint.group("rng")
