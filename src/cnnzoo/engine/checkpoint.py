@@ -154,6 +154,7 @@ def _read_meta(path: Path, header: dict[str, str]) -> dict:
 
 def _load_torch_state_dict(path: Path) -> Checkpoint:
     import pickle
+    import struct
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -164,7 +165,8 @@ def _load_torch_state_dict(path: Path) -> Checkpoint:
             f"weights (torch.save(model.state_dict(), ...)) or use safetensors."
         ) from None
     # a damaged file: zip or pickle structure broken (weights_only's unpickler raises all of these on bad data)
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, LookupError, AttributeError, OverflowError) as error:
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, LookupError, AttributeError, OverflowError,
+            struct.error) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {detail})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
