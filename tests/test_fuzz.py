@@ -99,8 +99,10 @@ def idx_seeds(work: Path) -> list[dict]:
                         ("labels", rng.integers(0, 10, 20, dtype=np.uint8))):
         for compress in (False, True):
             write_idx(work / "seed", array, compress=compress)
-            seeds.append({"kind": name, "bytes": (work / "seed").read_bytes(), "gzip": compress,
-                          "raw": gzip.decompress((work / "seed").read_bytes()) if compress else None})
+            data = (work / "seed").read_bytes()
+            data = data[:4] + bytes(4) + data[8:] if compress else data  # the gzip header's time: reproducible inputs
+            seeds.append({"kind": name, "bytes": data, "gzip": compress,
+                          "raw": gzip.decompress(data) if compress else None})
     return seeds
 
 
@@ -230,9 +232,12 @@ def _tiny_trainable(name: str, kwargs: dict):
 
 def checkpoint_seeds(work: Path) -> list[dict]:
     """A ``last`` (weights, optimiser, random states) and a ``best`` of a tiny MLP, a ``best`` of a tiny ConvNet."""
+    import torch
+
     from cnnzoo.engine.checkpoint import save_checkpoint
     from cnnzoo.engine.state import RunState, save_last
 
+    torch.manual_seed(0)  # reproducible weights and random states: reproducible inputs
     seeds = []
     for name, kwargs, last in (("mlp", {"hidden": [4]}, True), ("mlp", {"hidden": [4]}, False),
                                ("convnet", {"widths": [2, 3]}, False)):
@@ -314,6 +319,7 @@ def pt_seeds(work: Path) -> list[dict]:
     """Plain PyTorch state dicts (``torch.save``), bare and nested under "state_dict", of a tiny MLP."""
     import torch
 
+    torch.manual_seed(0)
     state = _tiny_trainable("mlp", {"num_classes": 3, "in_channels": 1, "input_size": 6, "hidden": [4]}).model
     seeds = []
     for saved in (state.state_dict(), {"state_dict": state.state_dict(), "epoch": 3}):
