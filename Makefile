@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow data bench clean figures
+.PHONY: demo test test-slow fuzz data bench clean figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: $(STAMP) data
 
 test-slow: $(STAMP) data
 	$(BIN)/python -m pytest -q -m slow
+
+# The file readers fed 100,000 damaged IDX files, CIFAR pickles and checkpoints (a few minutes; `make test` runs
+# 3,000): only cnnzoo's one-line errors may come out, within a memory limit. CNNZOO_FUZZ_SEED=N varies the inputs.
+fuzz: $(STAMP)
+	CNNZOO_FUZZ_CASES=100000 $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

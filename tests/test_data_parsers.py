@@ -19,7 +19,7 @@ import pytest
 
 from cnnzoo.data import cifar
 from cnnzoo.errors import DataFormatError
-from cnnzoo.data.idx import read_idx, read_idx_images, read_idx_labels, read_idx_pair, write_idx
+from cnnzoo.data.idx import idx_dims, read_idx, read_idx_images, read_idx_labels, read_idx_pair, write_idx
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -338,3 +338,123 @@ def test_real_fashion_mnist_from_debian():
     assert data.test.labels.bincount().tolist() == [1000] * 10
     mean = data.train.images.float().mean().item() / 255
     assert abs(mean - 0.2860) < 0.001  # the statistic the models normalise with
+
+
+# ------------------------------------------------------------------------------------------------ damaged files
+# Each of these raised something other than DataFormatError before the hardening (named in the comment).
+
+
+@pytest.mark.parametrize("reader", [read_idx, read_idx_images, read_idx_labels, idx_dims])
+@pytest.mark.parametrize("damage", ["cut to 2 bytes", "cut to 12 bytes", "deflate data broken", "bad method"])
+def test_damaged_gzip_is_a_data_format_error_naming_the_file(tmp_path, reader, damage):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(path, _images(4))
+    data = path.read_bytes()
+    deflate = data.index(b"\x00", 10) + 1  # after the 10-byte header and the file name
+    data = {"cut to 2 bytes": data[:2], "cut to 12 bytes": data[:12],  # EOFError from read_idx_images, idx_dims
+            "deflate data broken": data[:deflate] + b"\x07" + data[deflate + 1:],  # zlib.error: block type 3
+            "bad method": data[:2] + b"\x07" + data[3:]}[damage]  # gzip.BadGzipFile
+    path.write_bytes(data)
+    with pytest.raises(DataFormatError) as err:
+        reader(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_cut_gzip_file_is_one_line_from_the_command_line(tiny_mnist_dir, tmp_path, capsys):
+    import shutil
+
+    from cnnzoo.cli import main
+
+    shutil.copytree(tiny_mnist_dir, tmp_path / "mnist")
+    images = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:2])  # was: EOFError traceback
+    assert main(["train", "--model", "lenet5", "--dataset", "mnist", "--data-dir", str(tmp_path / "mnist"),
+                 "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and str(images) in error and "damaged or cut short" in error
+
+
+@pytest.mark.parametrize("ndim, sizes", [(40, [1] * 40),  # NumPy has at most 32 (64) dimensions: ValueError
+                                         (3, [0, 2**32 - 1, 2**32 - 1])])  # an "empty" array too big to exist
+def test_idx_headers_no_array_can_have(tmp_path, ndim, sizes):
+    path = tmp_path / "images"
+    path.write_bytes(struct.pack(">HBB", 0, 8, ndim) + struct.pack(f">{ndim}I", *sizes) + b"\x00")
+    with pytest.raises(DataFormatError, match="dimensions|larger than any array") as err:
+        read_idx(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_an_idx_header_claiming_a_billion_images_is_refused_before_allocating(tmp_path, compress):
+    import tracemalloc
+
+    path = tmp_path / "images"
+    header = struct.pack(">HBB3I", 0, 8, 3, 10**9, 28, 28)
+    path.write_bytes(gzip.compress(header + bytes(1000)) if compress else header + bytes(1000))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFormatError, match="truncated|cannot hold"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # NumPy reports its arrays to tracemalloc; 784 GB would show
+
+
+def _pickle_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("name, data, allocated", [
+    # OverflowError: a byte count beyond sys.maxsize
+    ("overlong count", b"\x80\x04\x8e" + struct.pack("<Q", 2**63 + 5) + b".", "-"),
+    # OverflowError: a frame longer than sys.maxsize
+    ("overlong frame", b"\x80\x04\x95" + struct.pack("<Q", 2**63 + 5) + b"}.", "-"),
+    # LookupError: _codecs.encode asked for an encoding that does not exist
+    ("unknown codec", b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00latxn1\x86R.", "-"),
+    # 256 MB: the C unpickler sized its memo for index 2**24 (a 9-byte file)
+    ("memo index", b"\x80\x02}r" + struct.pack("<I", 2**24) + b".", "256 MB"),
+    # 2 GB: numpy.ndarray((2**28,)) called directly
+    ("ndarray call", b"\x80\x02cnumpy\nndarray\nJ\x00\x00\x00\x10\x85R.", "2 GB"),
+    # 1 TB: a byte count larger than the file (MemoryError, reported as damaged)
+    ("count beyond the file", b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"xx.", "-"),
+])
+def test_crafted_pickles_are_damaged_files_read_in_little_memory(tmp_path, name, data, allocated):
+    import tracemalloc
+
+    path = _pickle_bytes(tmp_path / "data_batch_1", data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFormatError) as err:
+            cifar.read_cifar_batch(path, "labels", 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert peak < 1_000_000, f"{name}: {peak:,} bytes traced (was {allocated})"
+
+
+def test_a_forged_object_dtype_is_refused_without_reaching_numpy(tmp_path):
+    # An object array whose dtype state claims every flag: NumPy's __setstate__ crashed the process (SIGSEGV),
+    # so the load runs in a child process.
+    path = _pickle_bytes(tmp_path / "data_batch_1", (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01J\x80\xc3\xc9"
+        b"\x01\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89]tb."))
+    code = ("import sys; from cnnzoo.data import cifar\ntry:\n    cifar.safe_load_pickle(sys.argv[1])\n"
+            "except cifar.DataFormatError as error:\n    print(error)")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert str(path) in result.stdout and "not a plain number type" in result.stdout
+
+
+def test_damaged_names_and_keys_in_cifar_files(tmp_path):
+    path = tmp_path / "batches.meta"
+    with open(path, "wb") as stream:  # UnicodeDecodeError
+        pickle.dump({b"label_names": [b"cat", b"\xff\xfe"]}, stream, protocol=2)
+    with pytest.raises(DataFormatError, match="not UTF-8"):
+        cifar.read_cifar_meta(path, "label_names")
+    with open(path, "wb") as stream:  # ValueError: str() of an integer of 5,000 digits
+        pickle.dump({10**5000: 1, b"data": np.zeros((1, 3072), np.uint8)}, stream, protocol=2)
+    with pytest.raises(DataFormatError, match="no 'label_names' entry"):
+        cifar.read_cifar_meta(path, "label_names")

@@ -232,3 +232,130 @@ def test_folders_too_big_for_memory_stream_through_training_and_evaluation(tmp_p
         assert main(["eval", str(tmp_path / "run"), "--memory-budget", budget, "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["top1"] == 1.0 and report["images"] == 24
+
+
+# ------------------------------------------------------------------------------------------ damaged checkpoints
+
+
+def _lenet_checkpoint(path: Path, changes: dict | None = None) -> Path:
+    """A lenet5 checkpoint with the metadata train() writes, ``changes`` applied ("input.size": 1 sets a key
+    inside "input")."""
+    import cnnzoo
+
+    meta = {"model": "lenet5", "model_kwargs": {"num_classes": 10, "in_channels": 1, "input_size": 28},
+            "classes": [f"class {i}" for i in range(10)], "data_size": 28, "dataset": "fashion-mnist", "epoch": 1,
+            "input": {"size": 28, "mean": [0.286], "std": [0.353], "crop_padding": 0}}
+    for key, value in (changes or {}).items():
+        *parents, last = key.split(".")
+        target = meta
+        for parent in parents:
+            target = target[parent]
+        target[last] = value
+    ckpt.save_checkpoint(path, model_state=cnnzoo.create_model("lenet5").state_dict(), meta=meta)
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"input.size": 1_000_000}, "input.size is 1000000, not a whole number from 1 to 4,096"),  # 4 TB allocated
+    ({"input.size": 32}, "input.size is 32, but its model_kwargs build lenet5 for 28×28 images"),
+    ({"input.mean": [0.1, 0.2, 0.3]}, r"input.mean is \[0.1, 0.2, 0.3\], not a list of 1 finite number"),
+    ({"input.std": [0]}, "input.std is .0., not a list of 1 positive number"),
+    ({"input.crop_padding": -5}, "input.crop_padding is -5"),  # was silently accepted
+    ({"input.extra": 1}, "'input' is"),  # TypeError
+    ({"data_size": 10**6}, "data_size is 1000000"),  # MemoryError
+    ({"classes": ["a", "b"]}, "'classes' names 2 classes, but its lenet5 has 10 outputs"),  # IndexError in predict
+    ({"classes": list(range(10))}, "not a list of class names"),
+    ({"model": "lenet6"}, "holds a model named \"lenet6\".*Did you mean lenet5"),  # no file named
+    ({"model": 5}, "'model' is 5, not a model name"),
+    ({"model_kwargs": [1, 2]}, "'model_kwargs' is \\[1, 2\\]"),  # TypeError: argument after ** must be a mapping
+    ({"model_kwargs.dropuot": 0.5}, "do not build lenet5 .TypeError: lenet5.. got an unexpected keyword"),
+    ({"model_kwargs.num_classes": 5}, "weights do not fit lenet5 .*5 in the model"),
+    ({"model": "mlp", "model_kwargs": {"hidden": [100_000] * 3}}, "mlp with 20,079,700,010 parameters, more than "
+                                                                  "the 500,000,000"),  # 80 GB allocated
+    ({"model": "mlp", "model_kwargs": {"hidden": [1] * 20_000}}, "more than 5,000 modules, parameters and buffers"),
+    ({"dataset": 7}, "'dataset' is 7, not a data set's name"),
+])
+def test_damaged_checkpoint_metadata_is_refused_before_building(tmp_path, changes, message):
+    path = _lenet_checkpoint(tmp_path / "best.safetensors", changes)
+    with pytest.raises(ckpt.CheckpointError, match=message) as err:
+        load_trained(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("header, message", [
+    ({"format": ckpt.FORMAT}, "metadata is missing"),  # KeyError: 'meta'
+    ({"format": ckpt.FORMAT, "meta": "{not json"}, "metadata is not valid JSON"),  # JSONDecodeError
+    ({"format": ckpt.FORMAT, "meta": "[1, 2]"}, "metadata is not a JSON object"),  # AttributeError
+])
+def test_a_checkpoint_header_without_usable_metadata(tmp_path, header, message):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "best.safetensors"
+    save_file({"model.w": torch.ones(2)}, path, metadata=header)
+    with pytest.raises(ckpt.CheckpointError, match=message) as err:
+        load_trained(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_predict_refuses_a_huge_input_size_fast_in_little_memory(tmp_path):
+    """`cnnzoo predict` on a checkpoint asking for 1,000,000×1,000,000 images: exit 2 and one line, in a child
+    process whose address space is capped at 3 GiB (it tried to allocate 4 TB)."""
+    import resource
+    import subprocess
+    import sys
+
+    path = _lenet_checkpoint(tmp_path / "best.safetensors", {"input.size": 1_000_000})
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "image.png")
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "predict", str(path), str(tmp_path / "image.png")],
+                            capture_output=True, text=True, timeout=120, preexec_fn=cap_memory,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and str(path) in result.stderr and "input.size is 1000000" in result.stderr
+
+
+def _trainable(name: str):
+    import cnnzoo
+    from cnnzoo.engine.state import Trainable
+
+    model = cnnzoo.create_model(name)
+    return Trainable(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                     torch.amp.GradScaler("cpu", enabled=False), None, torch.Generator())
+
+
+def test_resume_refuses_bare_weights_best_checkpoints_and_other_models(tmp_path):
+    from safetensors.torch import save_file
+
+    from cnnzoo.engine.state import RunState, restore_last, save_last
+
+    lenet = _trainable("lenet5")
+    save_file(lenet.model.state_dict(), tmp_path / "bare.safetensors")  # AttributeError: 'NoneType' … 'copy'
+    with pytest.raises(ckpt.CheckpointError, match="has no run state or optimiser state or random states"):
+        restore_last(tmp_path / "bare.safetensors", lenet)
+    best = _lenet_checkpoint(tmp_path / "best.safetensors", {"run_state": vars(RunState(epoch=1))})
+    with pytest.raises(ckpt.CheckpointError, match="has no optimiser state or random states"):
+        restore_last(best, lenet)
+    save_last(tmp_path / "mlp.safetensors", _trainable("mlp"), {"model": "mlp", "run_state": vars(RunState())})
+    with pytest.raises(ckpt.CheckpointError, match="holds \"mlp\", but this run .* trains lenet5") as err:
+        restore_last(tmp_path / "mlp.safetensors", lenet)  # RuntimeError: Missing key(s)… over many lines
+    assert str(tmp_path / "mlp.safetensors") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_resume_from_a_checkpoint_file_or_a_run_with_bare_weights_is_one_line(tiny_mnist_dir, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from cnnzoo.cli import main
+    from cnnzoo.engine.run_dir import write_config
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    write_config(run, tiny_config(tiny_mnist_dir, run, model="lenet5"))
+    save_file(_trainable("lenet5").model.state_dict(), run / "checkpoints" / "last.safetensors")
+    for source, named in ((run, run / "checkpoints" / "last.safetensors"),
+                          (run / "checkpoints" / "last.safetensors", run / "checkpoints" / "last.safetensors")):
+        assert main(["train", "--resume", str(source), "--no-progress"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and str(named) in error

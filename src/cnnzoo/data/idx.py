@@ -14,6 +14,8 @@ import gzip
 import math
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +26,8 @@ from cnnzoo.errors import DataFormatError
 GZIP_MAGIC = b"\x1f\x8b"
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, rows, columns)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (N,)
+# The format allows 255 dimensions, NumPy 32 (64 since NumPy 2); MNIST's files have 1 (labels) or 3 (images).
+MAX_DIMENSIONS = 32
 
 # The IDX type byte and the (big-endian) NumPy type it stands for.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -56,7 +60,7 @@ def read_idx(path: str | Path, *, limit: int | None = None) -> np.ndarray:
     count is wrong; a file whose data is shorter than its header promises is reported as truncated.
     """
     path = Path(path)
-    try:
+    with _gzip_errors_named(path):
         compressed = is_gzip(path)
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:
             dtype, dims = _read_header(stream, path)
@@ -67,10 +71,6 @@ def read_idx(path: str | Path, *, limit: int | None = None) -> np.ndarray:
             values = np.empty(math.prod(dims), dtype=dtype)
             found, stream_ended_early = _read_into(stream, values.view(np.uint8))
             extra = len(stream.read(1)) if found == expected and limit is None else 0
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise DataFormatError(
-            f"{path}: the gzip data is damaged or cut short ({err}); delete the file and download it again"
-        ) from None
     if found != expected:
         where = " before the gzip stream broke off" if stream_ended_early else ""
         raise DataFormatError(
@@ -113,11 +113,8 @@ def read_idx_pair(
 
 def idx_dims(path: str | Path) -> tuple[int, ...]:
     """The dimensions an IDX file's header declares, read without reading (or decompressing) the data."""
-    try:
-        with _open_maybe_gzip(path) as stream:
-            return _read_header(stream, Path(path))[1]
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise DataFormatError(f"{path}: the gzip data is damaged ({err}); delete the file and download it again") from None
+    with _gzip_errors_named(Path(path)), _open_maybe_gzip(path) as stream:
+        return _read_header(stream, Path(path))[1]
 
 
 def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = None) -> None:
@@ -137,7 +134,7 @@ def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = No
 
 
 def _read_expecting(path: str | Path, magic: int, kind: str, limit: int | None) -> np.ndarray:
-    with _open_maybe_gzip(path) as stream:
+    with _gzip_errors_named(Path(path)), _open_maybe_gzip(path) as stream:
         head = stream.read(4)
     found = int.from_bytes(head, "big") if len(head) == 4 else None
     if found != magic:
@@ -148,6 +145,21 @@ def _read_expecting(path: str | Path, magic: int, kind: str, limit: int | None) 
             "right file is in the right place, or download it again"
         )
     return read_idx(path, limit=limit)
+
+
+@contextmanager
+def _gzip_errors_named(path: Path) -> Iterator[None]:
+    """What the gzip module raises on a damaged or cut-short file, as a ``DataFormatError`` naming the file.
+
+    A gzip stream can break anywhere: in its header (``BadGzipFile``), in the deflate data (``zlib.error``),
+    at its end (``EOFError``), so every read of a file that may be gzipped goes through here.
+    """
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DataFormatError(
+            f"{path}: the gzip data is damaged or cut short ({err}); delete the file and download it again"
+        ) from None
 
 
 def _open_maybe_gzip(path: str | Path) -> BinaryIO:
@@ -164,15 +176,25 @@ def _read_header(stream: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...
             f"{path}: not an IDX file: its magic number is 0x{int.from_bytes(head, 'big'):08X}, expected "
             "0x000008NN (e.g. 0x00000803 for images, 0x00000801 for labels); check the file or download it again"
         )
-    if ndim == 0:
-        raise DataFormatError(f"{path}: the IDX header declares 0 dimensions; the file is damaged, download it again")
+    if not 0 < ndim <= MAX_DIMENSIONS:
+        raise DataFormatError(
+            f"{path}: the IDX header declares {ndim} dimensions (IDX data sets have 1 to {MAX_DIMENSIONS}); the file "
+            "is damaged, download it again"
+        )
     size_bytes = stream.read(4 * ndim)
     if len(size_bytes) < 4 * ndim:
         raise DataFormatError(
             f"{path}: the IDX header declares {ndim} dimensions but the file ends inside the header; "
             "it is truncated: delete it and download it again"
         )
-    return IDX_DTYPES[type_code], struct.unpack(f">{ndim}I", size_bytes)
+    dtype, dims = IDX_DTYPES[type_code], struct.unpack(f">{ndim}I", size_bytes)
+    if math.prod(d for d in dims if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        # NumPy refuses such a shape even with a zero in it (an empty array of 0×2³²×2³²)
+        raise DataFormatError(
+            f"{path}: the IDX header declares a {_shape_text(dims)} array, larger than any array can be; the header "
+            "is damaged, download the file again"
+        )
+    return dtype, dims
 
 
 def _check_plausible_size(path: Path, compressed: bool, expected: int, dims: tuple[int, ...]) -> None:

@@ -22,11 +22,19 @@ def _border(array: np.ndarray) -> np.ndarray:
     return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
 
 
-def prepare_like_mnist(image: Image.Image, side: int = 28) -> tuple[np.ndarray, list[str]]:
-    """``image`` as a uint8 ``side``×``side`` grey array, light object on black, and the steps taken."""
+def prepare_like_mnist(image: Image.Image, side: int = 28, object_side: int | None = None
+                       ) -> tuple[np.ndarray, list[str]]:
+    """``image`` as a uint8 ``side``×``side`` grey array, light object on black, and the steps taken.
+
+    The object's longest side becomes ``object_side`` (default ``side``: Fashion-MNIST fills its frame; MNIST
+    fits its digits in a 20-pixel box). An image already in the datasets' form — ``side``×``side`` on a dark
+    background — is returned as it is.
+    """
     array = np.asarray(image.convert("L"), dtype=np.uint8)
-    steps = []
+    steps: list[str] = []
     height, width = array.shape
+    if (height, width) == (side, side) and np.median(_border(array)) <= 127:
+        return array.copy(), steps
     if np.median(_border(array)) > 127:  # the datasets' backgrounds are black
         array = 255 - array
         steps.append("inverted (light background)")
@@ -36,10 +44,11 @@ def prepare_like_mnist(image: Image.Image, side: int = 28) -> tuple[np.ndarray, 
     if rows.size and cols.size and (rows.size < height or cols.size < width):
         array = array[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         steps.append(f"trimmed to the object ({array.shape[1]}×{array.shape[0]} of {width}×{height})")
-    scale = side / max(array.shape)
+    object_side = object_side or side
+    scale = object_side / max(array.shape)
     size = (max(1, round(array.shape[1] * scale)), max(1, round(array.shape[0] * scale)))
     array = np.asarray(Image.fromarray(array).resize(size, Image.Resampling.LANCZOS))
-    steps.append(f"longest side resized to {side}")
+    steps.append(f"longest side resized to {object_side}")
     canvas = np.zeros((side, side), dtype=np.uint8)
     top, left = (side - array.shape[0]) // 2, (side - array.shape[1]) // 2
     canvas[top:top + array.shape[0], left:left + array.shape[1]] = array

@@ -130,11 +130,31 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if header.get("format") != FORMAT:
         # a bare safetensors file of weights (e.g. exported elsewhere): accept it as a model state dict
         return Checkpoint(path, {f"model.{k}": v for k, v in tensors.items()}, {})
-    return Checkpoint(path, tensors, json.loads(header["meta"]))
+    return Checkpoint(path, tensors, _read_meta(path, header))
+
+
+def _read_meta(path: Path, header: dict[str, str]) -> dict:
+    """The JSON object a cnnzoo checkpoint keeps under ``meta`` in its header; its contents are checked where
+    they are used (``load_trained``, ``restore_last``)."""
+
+    def damaged(what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: a cnnzoo checkpoint whose metadata {what}; the file is damaged: use "
+                               f"another checkpoint of the run, or train again")
+
+    if "meta" not in header:
+        raise damaged("is missing (no 'meta' entry in its header)")
+    try:
+        meta = json.loads(header["meta"])
+    except (ValueError, RecursionError) as error:  # not JSON, a number too long, nesting too deep
+        raise damaged(f"is not valid JSON ({type(error).__name__}: {str(error)[:120]})") from None
+    if not isinstance(meta, dict):
+        raise damaged(f"is not a JSON object but {json.dumps(meta)[:40]}")
+    return meta
 
 
 def _load_torch_state_dict(path: Path) -> Checkpoint:
     import pickle
+    import struct
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -144,8 +164,11 @@ def _load_torch_state_dict(path: Path) -> Checkpoint:
             f"({str(error).splitlines()[0]}). Loading it could run code from the file. Re-save only the "
             f"weights (torch.save(model.state_dict(), ...)) or use safetensors."
         ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch file ({error})") from None
+    # a damaged file: zip or pickle structure broken (weights_only's unpickler raises all of these on bad data)
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, LookupError, AttributeError, OverflowError,
+            struct.error) as error:
+        detail = (str(error).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {detail})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -9,6 +9,7 @@ what makes an interrupted-and-resumed run end with the same weights as an uninte
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from torch import nn
 from cnnzoo.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnzoo.engine.config import TrainConfig, flag
 from cnnzoo.engine.schedules import PlateauDivider
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import CheckpointError, ConfigError
 
 # What may change when a run is resumed: how long it goes on and where it runs, nothing that shapes the result.
 RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")
@@ -86,16 +87,37 @@ def save_last(path: Path, trainable: Trainable, meta: dict) -> None:
 
 
 def restore_last(path: Path, trainable: Trainable) -> RunState:
-    """Load ``path`` (written by ``save_last``) into ``trainable``; returns the run's state at that point."""
+    """Load ``path`` (written by ``save_last``) into ``trainable``; returns the run's state at that point.
+
+    A file that is not such a checkpoint (bare weights, a ``best`` checkpoint, another model's, a damaged
+    one) is a ``CheckpointError`` naming it, and the run stops there.
+    """
     checkpoint = load_checkpoint(path)
-    trainable.model.load_state_dict(checkpoint.model_state)
-    trainable.optimizer.load_state_dict(checkpoint.optimizer_state())
-    if trainable.ema is not None:
-        trainable.ema.load_state_dict(checkpoint.group("ema"))
-    if checkpoint.meta.get("scaler"):
-        trainable.scaler.load_state_dict(checkpoint.meta["scaler"])
-    restore_rng(checkpoint, trainable.generator)
-    return RunState(**checkpoint.meta["run_state"])
+    meta, rng = checkpoint.meta, checkpoint.group("rng")
+    lacking = [part for part, present in (("run state", isinstance(meta.get("run_state"), dict)),
+                                          ("optimiser state", isinstance(meta.get("optimizer"), dict)),
+                                          ("random states", "torch" in rng and "data" in rng)) if not present]
+    if lacking:
+        raise CheckpointError(f"{path}: has no {' or '.join(lacking)}, so a run cannot resume from it (bare weights "
+                              f"or a best checkpoint?); --resume takes a run directory whose checkpoints/last was "
+                              f"written by cnnzoo train")
+    name = trainable.model.cfg.name
+    if meta.get("model", name) != name:
+        raise CheckpointError(f"{path}: holds {json.dumps(meta['model'])[:60]}, but this run (its config.json) "
+                              f"trains {name}; the checkpoint is another run's: put back this run's own")
+    try:
+        trainable.model.load_state_dict(checkpoint.model_state)
+        trainable.optimizer.load_state_dict(checkpoint.optimizer_state())
+        if trainable.ema is not None:
+            trainable.ema.load_state_dict(checkpoint.group("ema"))
+        if meta.get("scaler"):
+            trainable.scaler.load_state_dict(meta["scaler"])
+        restore_rng(checkpoint, trainable.generator)
+        return RunState(**meta["run_state"])
+    except (RuntimeError, ValueError, TypeError, LookupError, AttributeError) as error:
+        detail = (str(error).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: its training state does not fit this run ({type(error).__name__}: {detail}); "
+                              f"the file is damaged or is another run's") from None
 
 
 def plateau_of(state: RunState, config: TrainConfig) -> PlateauDivider:
