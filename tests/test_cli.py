@@ -338,3 +338,21 @@ def test_predict_names_missing_files_directories_and_fifos(capsys, tiny_run, tmp
             pytest.fail(f"`cnnzoo predict` blocked on {name}")
         err = capsys.readouterr().err
         assert outcome == [2] and err == f"cnnzoo predict: error: {tmp_path / message}\n", err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "run", "x.png", "--top-k", "0"], "--top-k"),
+    (["predict", "run", "x.png", "--top-k", "-1"], "--top-k"),
+    (["summary", "lenet5", "--input-size", "1,100000,100000"], "--input-size"),
+    (["summary", "lenet5", "--num-classes", "-5"], "--num-classes"),
+])
+def test_bad_command_line_values_are_refused_naming_the_option(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error_not_ignored(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "--model", "lenet5", "--data-dir", str(tmp_path / "nowhere"),
+                         "--out", str(tmp_path / "r"))
+    assert code == 2 and "nowhere is not a folder" in err and out == ""

@@ -80,7 +80,10 @@ def test_search_order(tmp_path, monkeypatch, isolated_locations):
     monkeypatch.setenv("CNNZOO_DATA", str(env))
 
     assert sources.find_dataset_files("fashion-mnist", argument) == argument
-    assert sources.find_dataset_files("fashion-mnist", tmp_path / "nowhere") == env / "fashion-mnist"
+    (tmp_path / "empty").mkdir()  # a --data-dir without the files: the other places are searched
+    assert sources.find_dataset_files("fashion-mnist", tmp_path / "empty") == env / "fashion-mnist"
+    with pytest.raises(DataFilesMissing, match="nowhere is not a folder"):  # a mistyped one is an error
+        sources.find_dataset_files("fashion-mnist", tmp_path / "nowhere")
     monkeypatch.delenv("CNNZOO_DATA")
     assert sources.find_dataset_files("fashion-mnist") == isolated_locations
     (isolated_locations / IDX_NAMES[0]).unlink()  # an incomplete folder is passed over

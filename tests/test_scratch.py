@@ -366,7 +366,7 @@ def test_fashion_mnist_loader_says_where_it_looked(tmp_path, no_fashion_mnist):
     from cnnzoo.scratch._fashion_mnist import load_fashion_mnist
 
     with pytest.raises(DataFilesMissing, match="train-images-idx3-ubyte.gz"):
-        load_fashion_mnist("train", 10, data_dir=tmp_path / "nothing-here")
+        load_fashion_mnist("train", 10, data_dir=tmp_path)
 
 
 def test_single_threaded_blas_limits_and_restores():

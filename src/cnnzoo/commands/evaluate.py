@@ -57,6 +57,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (argparse names the option in its message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1; got {text!r}")
+    return value
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -88,7 +99,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                             description="Print the most likely classes of each image file (PNG, JPEG, ...).")
     p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=int, default=5, help="how many classes to show per image (default: 5)")
+    p.add_argument("--top-k", type=positive_int, default=5, metavar="K",
+                   help="how many classes to show per image (default: 5)")
     p.add_argument("--views", choices=VIEWS, default="center")
     p.add_argument("--prepare", action=argparse.BooleanOptionalAction, default=True,
                    help="for models trained on MNIST or Fashion-MNIST, prepare each photo as those datasets were: "

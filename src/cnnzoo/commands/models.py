@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from cnnzoo.commands.evaluate import positive_int
 from cnnzoo.console import print_json
+
+MAX_SIDE = 4096  # a summary runs one image of this side at most (a 100,000-px side would need terabytes)
 from cnnzoo.errors import ConfigError
 
 
@@ -16,8 +19,9 @@ def parse_input_size(text: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if len(values) not in (1, 3) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"--input-size takes a side (28) or C,H,W (1,28,28) of positive integers; "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(f"takes a side (28) or C,H,W (1,28,28) of positive integers; got {text!r}")
+    if max(values[-2:]) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"takes images of side at most {MAX_SIDE}; got {text!r}")
     return values
 
 
@@ -48,7 +52,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if len(shape) == 3:
             kwargs["in_channels"] = shape[0]
     model = create_model(args.model, **kwargs)
-    result = summary(model, model.cfg.input_size if shape is not None else None)
+    result = summary(model, (shape if len(shape) == 3 else model.cfg.input_size) if shape is not None else None)
     if args.json:
         print_json(result.to_dict())
     else:
@@ -74,6 +78,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int, metavar="N",
                    help="show modules N levels down the module path, each adding up the layers inside it "
                         "(e.g. --depth 2 gives resnet50's stages and blocks; default: every layer)")
-    p.add_argument("--num-classes", type=int, help="number of output classes (default: the model's)")
+    p.add_argument("--num-classes", type=positive_int, help="number of output classes (default: the model's)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=cmd_summary)

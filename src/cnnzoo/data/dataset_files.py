@@ -103,6 +103,10 @@ def find_files(
     ``DataFilesMissing`` (which files, where we looked, how to provide them) when they cannot be had, and
     ``ChecksumMismatch`` when a download arrived but was not the published file.
     """
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataFilesMissing(f"data files not found: --data-dir {data_dir} is not a folder; give the folder that "
+                               f"holds {spec.name}'s files, or leave --data-dir out to search the usual places",
+                               missing=spec.file_names, searched=[Path(data_dir)])
     locations = locations_for(spec, data_dir)
     found = complete_folder(spec, locations)
     if found is not None:
