@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from cnnzoo.commands.options import mebibytes, positive_int
 from cnnzoo.console import print_json
 
 VIEWS = ("center", "flip", "ten-crop")
@@ -57,27 +58,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number ≥ 1 (argparse names the option in its message)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1; got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of MiB ≥ 0; got {text!r}")
-    return value
-
-
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("eval", help="test accuracy of a trained model",
                             description="Evaluate a run's best checkpoint (or any checkpoint) on a test set.")
@@ -87,7 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--views", choices=VIEWS, default="center",
                    help="test-time views averaged per image (default: center); flip helps models trained with "
                         "--flip and hurts others, ten-crop needs a model trained with --crop-padding")
-    p.add_argument("--memory-budget", type=_non_negative, metavar="MIB",
+    p.add_argument("--memory-budget", type=mebibytes, metavar="MIB",
                    help="MiB of decoded images an image folder may take in memory; bigger ones are streamed "
                         "(0: always stream; default 2048)")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not record it")

@@ -11,19 +11,10 @@ import argparse
 import sys
 import textwrap
 
+from cnnzoo.commands.options import positive_int
 from cnnzoo.console import log_to_stderr, print_json
 
 from cnnzoo.experiments.catalog import EXPERIMENTS
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--seeds needs a whole number ≥ 1; got {text!r}")
-    return value
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -60,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a smoke test of under a minute: a few hundred images, one or two epochs, one seed; "
                         "its numbers are not evidence")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/experiment-NAME-TIMESTAMP)")
-    p.add_argument("--seeds", type=_positive_int, metavar="N",
+    p.add_argument("--seeds", type=positive_int, metavar="N",
                    help="train every arm with seeds 0..N-1 (default: the experiment's own, 1 to 5; 1 with --quick)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="folder holding Fashion-MNIST (default: $CNNZOO_DATA, /usr/share/datasets/fashion-mnist, "

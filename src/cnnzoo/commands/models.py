@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnzoo.commands.evaluate import positive_int
+from cnnzoo.commands.options import positive_int
 from cnnzoo.console import print_json
 
 MAX_SIDE = 4096  # a summary runs one image of this side at most (a 100,000-px side would need terabytes)
