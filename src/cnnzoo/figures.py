@@ -15,3 +15,10 @@ def new_figure(panels: int = 1, *, width: float = 5.6, height: float = 4.2):
     figure = Figure(figsize=(width * panels, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure, list(figure.subplots(1, panels, squeeze=False)[0])
+
+
+def integer_ticks(axis) -> None:
+    """Whole-number ticks on an x axis that counts epochs (no "1.2 epochs" on a two-epoch run)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))

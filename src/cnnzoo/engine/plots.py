@@ -12,7 +12,7 @@ import io
 
 import torch
 
-from cnnzoo.figures import new_figure
+from cnnzoo.figures import integer_ticks, new_figure
 
 
 def _png(figure) -> bytes:
@@ -22,8 +22,6 @@ def _png(figure) -> bytes:
 
 
 def curves_png(history: list[dict], title: str, label_smoothing: float = 0.0) -> bytes:
-    from matplotlib.ticker import MaxNLocator
-
     epochs = [row["epoch"] for row in history]
     figure, (loss_ax, acc_ax) = new_figure(2, width=5.0, height=4.0)
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
@@ -36,7 +34,7 @@ def curves_png(history: list[dict], title: str, label_smoothing: float = 0.0) ->
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        integer_ticks(ax)
     figure.suptitle(title)
     return _png(figure)
 

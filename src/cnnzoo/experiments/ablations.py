@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from cnnzoo.figures import new_figure
+from cnnzoo.figures import integer_ticks, new_figure
 from cnnzoo.experiments.base import (ExperimentSettings, Outcome, finish, mean_std, pct,
                                      train_arms)
 
@@ -133,6 +133,7 @@ def run(name: str, settings: ExperimentSettings) -> dict:
             curves.plot([row["epoch"] for row in arm.history], [row["test_top1"] for row in arm.history], "o-",
                         color=colours[label], alpha=0.7, label=label if index == 0 else None)
     curves.set(xlabel="epoch", ylabel="test top-1 accuracy", title="Test accuracy per epoch, every seed")
+    integer_ticks(curves)
     curves.grid(alpha=0.3)
     curves.legend()
     for position, label in enumerate(arms):

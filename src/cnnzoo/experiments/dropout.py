@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cnnzoo.figures import new_figure
+from cnnzoo.figures import integer_ticks, new_figure
 from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, pct, train_arms
 
 NAME = "dropout"
@@ -99,6 +99,7 @@ def run(settings: ExperimentSettings) -> dict:
                         marker=".", label=f"{name}: train (during training)" if name else None)
             curves.plot(epochs, [row["test_top1"] for row in arm.history], color=colours[rate], marker="o",
                         label=f"{name}: test" if name else None)
+    integer_ticks(curves)
     curves.set(xlabel="epoch", ylabel="top-1 accuracy",
                title=f"alexnet_small, {plan['train_subset']:,} training images")
     curves.grid(alpha=0.3)
