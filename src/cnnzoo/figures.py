@@ -21,4 +21,4 @@ def integer_ticks(axis) -> None:
     """Whole-number ticks on an x axis that counts epochs (no "1.2 epochs" on a two-epoch run)."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one-epoch runs too
