@@ -53,3 +53,5 @@ figures: $(STAMP)
 	$(BIN)/python -m cnnzoo show neighbours $(RUN) $(FIG_IMAGES)/test1_Pullover.png --out $(RUN)/show
 	cp $(RUN)/show/neighbours-test1_Pullover.png docs/figures/
 	$(BIN)/python -m cnnzoo scoremap $(RUN) --out docs/figures
+	$(BIN)/python -m cnnzoo show errors $(RUN) --out docs/figures
+	$(BIN)/python -m cnnzoo show embedding $(RUN) --out docs/figures
