@@ -1,7 +1,7 @@
 """Training under torchrun, checked with real processes (CPU, gloo, two ranks): the ranks stay identical and
 match one process with their global batch, a streamed folder is decoded once per epoch in all, a worker killed
 mid-epoch is restarted and the job ends with the weights of an uninterrupted one, and a hung rank ends the job
-naming it. The slow test runs two torchrun agents as two "nodes" of one job.
+naming it. A slow test runs two torchrun agents as two "nodes" of one job and kills a worker there too.
 
 Each job starts fresh Python processes (torchrun's agent and its workers import torch and cnnzoo), which is most
 of the time these tests take; the processes use one thread each (OMP_NUM_THREADS=1, --threads 1).
@@ -266,18 +266,25 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_torchrun_agents_form_one_job_as_two_nodes(tiny_mnist_dir, uninterrupted_job, tmp_path):
-    """Two agents (`--nnodes=2 --nproc-per-node=1`) meet at one c10d rendezvous endpoint, as two machines would;
-    the job they form trains exactly as the 2-process job of one agent does."""
+def test_two_torchrun_agents_form_one_job_as_two_nodes_and_survive_a_lost_worker(tiny_mnist_dir, uninterrupted_job,
+                                                                                  tmp_path):
+    """Two agents (`--nnodes=2 --nproc-per-node=1`) meet at one c10d rendezvous endpoint, as two machines would.
+    Rank 1 is SIGKILLed in epoch 2; its agent restarts it and the other agent, seeing the rendezvous change,
+    restarts its own process (with a restart count still 0: torchrun counts per node). Both resume from epoch 1,
+    and the job ends exactly as the uninterrupted 2-process job of one agent."""
     endpoint = f"127.0.0.1:{free_port()}"
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-               "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "cnnzoo-two-nodes", "-m", "cnnzoo",
-               *tiny_argv(tiny_mnist_dir, tmp_path / "run"), "--json"]
-    agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+               "--max-restarts", "1", "--monitor-interval", "0.5", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+               endpoint, "--rdzv-id", "cnnzoo-two-nodes", "-m", "cnnzoo", *tiny_argv(tiny_mnist_dir, tmp_path / "run"),
+               "--json"]
+    env = environment(TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1", **{TEST_KILL_AT: "2:2:1"})
+    agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
               for _ in range(2)]
     outputs = [agent.communicate(timeout=300) for agent in agents]
     for agent, (_, stderr) in zip(agents, outputs):
         assert agent.returncode == 0, stderr[-3000:]
+    stderr = "".join(err for _, err in outputs)
+    assert "failed (exitcode: -9)" in stderr and f"resuming {tmp_path / 'run'} after epoch 1, step 3" in stderr
     documents = [json.loads(stdout) for stdout, _ in outputs if stdout.strip()]
     assert len(documents) == 1 and documents[0]["epochs"] == 3  # rank 0, on one of the two nodes, reports
     expected, actual = ckpt.load_checkpoint(uninterrupted_job / LAST), ckpt.load_checkpoint(tmp_path / "run" / LAST)
