@@ -202,6 +202,9 @@ def test_a_worker_killed_in_epoch_2_is_restarted_and_the_job_ends_with_the_same_
     print("\n".join(evidence))
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming {run_dir} after epoch 1, step 3 (torchrun restart 1)" in result.stderr
+    assert "failed (exitcode: -9) local_rank: 1" in result.stderr  # torchrun saw rank 1 SIGKILLed
+    # epoch 1 was trained once (not again from scratch), epoch 2 finished once (in the second attempt)
+    assert [result.stderr.count(f"epoch {e}: train loss") for e in (1, 2, 3)] == [1, 1, 1]
     assert result.stderr.count("test accuracy") == 1
     expected, resumed = ckpt.load_checkpoint(uninterrupted_job / LAST), ckpt.load_checkpoint(run_dir / LAST)
     assert resumed.meta["epoch"] == expected.meta["epoch"] == 3
@@ -224,6 +227,55 @@ def test_resume_auto_continues_a_run_with_a_checkpoint_and_starts_one_without(ti
     assert [row["epoch"] for row in metrics_without_timing(run_dir)] == ["1", "2"]
     assert main([*argv, "--seed", "4"]) == 2  # another run's settings: refused, nothing touched
     assert ckpt.load_checkpoint(run_dir / LAST).meta["epoch"] == 2
+
+
+def _agree_in_child(rank: int, store: str, cases: list[list[str | None]], answers) -> None:
+    """One of two gloo processes: ``agree_on_start`` on each case's path for this rank; the errors go back."""
+    import torch.distributed as dist
+
+    from cnnzoo.engine.elastic import agree_on_start
+    from cnnzoo.errors import TrainingError
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    for number, paths in enumerate(cases):
+        try:
+            agree_on_start(None if paths[rank] is None else Path(paths[rank]), torch.device("cpu"))
+            answers.put((number, rank, None))
+        except TrainingError as error:
+            answers.put((number, rank, str(error)))
+    dist.destroy_process_group()
+
+
+def test_processes_that_found_different_checkpoints_all_stop_before_loading(tmp_path):
+    """What each process is about to load is compared (epoch, step, SHA-256) before anything is loaded: the
+    same file on both passes; a checkpoint on one and none on the other, or two different checkpoints, stop
+    both processes, naming the one that differs from process 0."""
+    import multiprocessing
+
+    for name, step in (("a", 6), ("b", 7)):
+        ckpt.save_checkpoint(tmp_path / f"{name}.safetensors", model_state={"w": torch.ones(2) * step},
+                             meta={"run_state": {"epoch": 2, "step": step}})
+    a, b = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
+    cases = [[a, a], [a, None], [a, b], [None, None]]
+    context = multiprocessing.get_context("forkserver")  # torch imported once, in the server, not in each child
+    context.set_forkserver_preload(["cnnzoo.engine.elastic", __name__])
+    answers = context.Queue()
+    children = [context.Process(target=_agree_in_child, args=(rank, str(tmp_path / "store"), cases, answers))
+                for rank in (0, 1)]
+    for child in children:
+        child.start()
+    found = {}
+    for _ in range(2 * len(cases)):
+        number, rank, error = answers.get(timeout=120)
+        found[number, rank] = error
+    for child in children:
+        child.join(30)
+    assert found[0, 0] is found[0, 1] is None and found[3, 0] is found[3, 1] is None
+    for number in (1, 2):
+        assert found[number, 0] == found[number, 1] is not None
+        assert "process 0: epoch 2, step 6" in found[number, 0] and "shared file system" in found[number, 0]
+    assert "process 1: nothing, a fresh start" in found[1, 0]
+    assert "process 1: epoch 2, step 7, digest" in found[2, 0]
 
 
 # ---------------------------------------------------------------------------------- reporting once

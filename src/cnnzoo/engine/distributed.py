@@ -27,6 +27,8 @@ from cnnzoo.errors import TrainingError
 
 
 def world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
