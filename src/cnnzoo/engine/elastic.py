@@ -131,13 +131,14 @@ def agree_on_start(path: Path | None, device: torch.device) -> None:
 
 def _described(identity: tuple[int, int, int]) -> str:
     epoch, step, digest = identity
-    return "nothing, a fresh start" if epoch < 0 else f"epoch {epoch}, step {step}, digest {digest & (2**64 - 1):016x}"
+    return "nothing, a fresh start" if identity == (-1, 0, 0) else \
+        f"epoch {epoch}, step {step}, digest {digest & (2**64 - 1):016x}"
 
 
 def kill_if_test_asks(*, epoch: int, step: int) -> None:
     """Tests only: SIGKILL this process just before ``step`` (1-based) of ``epoch`` (1-based) when
     ``CNNZOO_TEST_KILL_AT=EPOCH:STEP[:RANK]`` names them and this rank (default 0), on a job's first attempt
-    only (torchrun's restart count 0), so that the restarted job runs through. Unset, it does nothing."""
+    only (this agent's restart count 0), so that the restarted job runs through. Unset, it does nothing."""
     spec = os.environ.get(TEST_KILL_AT)
     if not spec or restart_count() > 0:
         return
