@@ -106,6 +106,8 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted_receive, watched_send)
+        except asyncio.CancelledError:  # the server is stopping (Ctrl-C) while a request runs: end it quietly
+            return
         except Exception:
             if not state["answered"]:
                 raise

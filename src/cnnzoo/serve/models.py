@@ -22,7 +22,9 @@ class Entry:
     subject: object  # cnnzoo.visualize.source.Subject
     stamp: tuple
     data_dir: str | None
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one lazy load of data and features at a time
+    # held for any use of the model: hooks are set on the shared modules, so two forward passes at once would
+    # capture each other's outputs; requests for one run take turns, other runs go on in parallel
+    lock: threading.RLock = field(default_factory=threading.RLock)
     card: dict | None = None  # the model's description and per-layer summary, made on first use
     data: object = None  # DatasetSplits, loaded on first use
     features: object = None  # (N, D) penultimate features of the training images

@@ -97,7 +97,9 @@ def run_figure(request: Request, run: str, name: str):
 def _model(explorer, run: str) -> dict:
     from cnnzoo.serve.explain import model_card
 
-    return model_card(explorer.cache.get(run))
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        return model_card(entry)
 
 
 @router.get("/api/runs/{run}/model")
@@ -108,7 +110,9 @@ async def run_model(request: Request, run: str):
 def _test_image(explorer, run: str, index: int | None) -> dict:
     from cnnzoo.serve.explain import test_image
 
-    return test_image(explorer.cache.get(run), index)
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        return test_image(entry, index)
 
 
 @router.get("/api/runs/{run}/test-image")
@@ -131,9 +135,11 @@ async def _upload(request: Request) -> bytes | JSONResponse:
 def _predict(explorer, run: str, data: bytes, top_k: int) -> dict:
     from cnnzoo.serve.explain import decode_upload, explain, prepare
 
+    image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
-    raw, note = prepare(entry, decode_upload(data, explorer.limits.max_image_pixels))
-    return {"run": run, **explain(entry.subject, raw, top_k=top_k), **note}
+    with entry.lock:
+        raw, note = prepare(entry, image)
+        return {"run": run, **explain(entry.subject, raw, top_k=top_k), **note}
 
 
 @router.post("/api/runs/{run}/predict")
@@ -146,9 +152,11 @@ async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le
 def _neighbours(explorer, run: str, data: bytes, k: int) -> dict:
     from cnnzoo.serve.explain import decode_upload, neighbours, prepare
 
+    image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
-    raw, _ = prepare(entry, decode_upload(data, explorer.limits.max_image_pixels))
-    return {"run": run, **neighbours(entry, raw, k)}
+    with entry.lock:
+        raw, _ = prepare(entry, image)
+        return {"run": run, **neighbours(entry, raw, k)}
 
 
 @router.post("/api/runs/{run}/neighbours")

@@ -138,7 +138,7 @@ def describe(root: Path, name: str) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(dated.stat().st_mtime)),
             "modified": max((p.stat().st_mtime for p in _files(root, name)), default=0.0),
             "status": _status(root, name, summary, history),
-            "has_checkpoint": any(run_file(root, name, c) for c in CHECKPOINTS)}
+            "has_checkpoint": any(_exists(root, name, c) for c in CHECKPOINTS)}
 
 
 def _files(root: Path, name: str) -> list[Path]:

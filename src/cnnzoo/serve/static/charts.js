@@ -16,7 +16,7 @@ function niceTicks(low, high, count = 5) {
 function frame(canvas, opts, xRange, yRange) {
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const m = { left: 58, right: 14, top: 28, bottom: 44 };
+  const m = { left: 58, right: 14, top: 28, bottom: opts.bottom || 44 };
   const W = canvas.width - m.left - m.right, H = canvas.height - m.top - m.bottom;
   const x = (v) => m.left + ((v - xRange[0]) / (xRange[1] - xRange[0] || 1)) * W;
   const y = (v) => m.top + H - ((v - yRange[0]) / (yRange[1] - yRange[0] || 1)) * H;
@@ -104,6 +104,16 @@ function barChart(canvas, categories, groups, opts = {}) {
   });
   f.ctx.fillStyle = "#333"; f.ctx.textAlign = "center"; f.ctx.textBaseline = "top";
   f.ctx.font = categories.length > 12 ? "10px system-ui, sans-serif" : FONT;
-  categories.forEach((c, i) => f.ctx.fillText(String(c).slice(0, 12), f.m.left + (i + 0.5) * slot, f.m.top + f.H + 6));
+  const widest = Math.max(...categories.map((c) => f.ctx.measureText(String(c)).width));
+  categories.forEach((c, i) => {
+    const cx = f.m.left + (i + 0.5) * slot, cy = f.m.top + f.H + 6;
+    if (widest <= slot - 4) { f.ctx.fillText(String(c), cx, cy); return; }
+    f.ctx.save();  // names wider than their slot are written at a slant
+    f.ctx.translate(cx, cy);
+    f.ctx.rotate(-Math.PI / 7);
+    f.ctx.textAlign = "right";
+    f.ctx.fillText(String(c), 0, 0);
+    f.ctx.restore();
+  });
   legend(f.ctx, groups, f.m.left, 12);
 }

@@ -200,7 +200,9 @@ function renderStages(result) {
       el("div", { class: "muted small" }, what + (stage.shown < stage.count ? ` · first ${stage.shown} of ${stage.count}` : "")));
     const grid = el("div", { class: "maps" });
     if (stage.kind === "maps") {
-      const size = stage.shown > 16 ? 30 : stage.shown > 6 ? 40 : 56;
+      const size = stage.shown > 16 ? 30 : stage.shown > 8 ? 40 : 52;
+      const columns = stage.shown <= 8 ? 2 : Math.ceil(Math.sqrt(stage.shown));
+      grid.style.gridTemplateColumns = `repeat(${columns}, ${size}px)`;
       for (let i = 0; i < stage.shown; i++) {
         const c = el("canvas", { class: "map", width: size, height: size, title: `${stage.name} map ${i + 1}` });
         paintValues(c, bytes, i * stage.height * stage.width, stage.height, stage.width, "viridis");
@@ -217,7 +219,7 @@ function renderStages(result) {
       grid.append(c);
     }
     card.append(grid);
-    cards.push(card);
+    cards.push(card, el("div", { class: "arrow" }, "→"));
   }
   const out = el("div", { class: "stage output" }, el("h4", {}, "output"),
     el("div", { class: "muted small" }, "softmax"),
@@ -276,7 +278,7 @@ function renderTraining(d) {
   lineChart($("#loss-chart"), [series(d.metrics, "train_loss", "train", PALETTE[0], true), series(d.metrics, "test_loss", "test", PALETTE[1])], { xLabel: "epoch", yLabel: "cross-entropy loss" });
   lineChart($("#acc-chart"), [series(d.metrics, "train_top1", "train", PALETTE[0], true), series(d.metrics, "test_top1", "test", PALETTE[1])], { xLabel: "epoch", yLabel: "top-1 accuracy", percent: true });
   const classes = Object.keys(d.per_class);
-  barChart($("#class-chart"), classes, [{ label: "test accuracy", colour: PALETTE[0], values: classes.map((c) => d.per_class[c]) }], { yLabel: "accuracy", percent: true });
+  barChart($("#class-chart"), classes, [{ label: "test accuracy", colour: PALETTE[0], values: classes.map((c) => d.per_class[c]) }], { yLabel: "accuracy", percent: true, bottom: 64 });
   $("#confusion").replaceChildren(d.figures.includes("confusion.png")
     ? el("img", { src: `/api/runs/${encodeURIComponent(d.name)}/figures/confusion.png?t=${d.modified}`, alt: "confusion matrix" })
     : el("p", { class: "muted" }, "written when training ends"));
@@ -306,7 +308,7 @@ async function renderCompare() {
   lineChart($("#compare-acc"), runs.map((r, i) => series(r.metrics, "test_top1", label(r, i), PALETTE[i])), { xLabel: "epoch", yLabel: "test top-1 accuracy", percent: true });
   lineChart($("#compare-loss"), runs.map((r, i) => series(r.metrics, "test_loss", label(r, i), PALETTE[i])), { xLabel: "epoch", yLabel: "test loss" });
   const classes = [...new Set(runs.flatMap((r) => Object.keys(r.per_class)))];
-  barChart($("#compare-classes"), classes, runs.map((r, i) => ({ label: label(r, i), colour: PALETTE[i], values: classes.map((c) => r.per_class[c]) })), { yLabel: "accuracy", percent: true });
+  barChart($("#compare-classes"), classes, runs.map((r, i) => ({ label: label(r, i), colour: PALETTE[i], values: classes.map((c) => r.per_class[c]) })), { yLabel: "accuracy", percent: true, bottom: 64 });
   const rows = [["", ...runs.map(label)], ["model", ...runs.map((r) => r.model)], ["data set", ...runs.map((r) => r.dataset)],
     ["test top-1 (last epoch)", ...runs.map((r) => pct(r.test_top1))], ["best test top-1", ...runs.map((r) => pct(r.best_test_top1))],
     ["epochs", ...runs.map((r) => String(r.epochs_done))], ["parameters", ...runs.map((r) => thousands(r.summary.params))],
