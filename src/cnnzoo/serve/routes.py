@@ -55,14 +55,20 @@ async def _guarded(request: Request, work, *args):
         return _error(503, f"busy: all {explorer.limits.max_inference} inference slots are taken; retry in a "
                            f"moment", **{"Retry-After": "1"})
     except CnnzooError as error:
-        return _error(_status_of(error), str(error))
+        return _error(_status_of(error), _relative(error, explorer.root))
+
+
+def _relative(error: Exception, root) -> str:
+    """The message with the runs folder's path left out: a client learns nothing of the server's disk."""
+    return str(error).replace(f"{root}/", "").replace(str(root), "RUNS_DIR")
 
 
 def _plain(request: Request, work, *args):
+    root = request.app.state.explorer.root
     try:
-        return work(request.app.state.explorer.root, *args)
+        return work(root, *args)
     except CnnzooError as error:
-        return _error(_status_of(error), str(error))
+        return _error(_status_of(error), _relative(error, root))
 
 
 @router.get("/", include_in_schema=False)

@@ -58,6 +58,7 @@ function runCard(run) {
 
 async function selectRun(name) {
   state.run = name;
+  state.seq++;  // answers still on their way for the previous run are dropped
   state.model = null;
   document.querySelectorAll("#runs li").forEach((li) => li.classList.toggle("selected", li.dataset.run === name));
   const run = state.runs.find((r) => r.name === name) || {};
@@ -68,7 +69,7 @@ async function selectRun(name) {
   try {
     state.model = await api(`/api/runs/${encodeURIComponent(name)}/model`);
     renderLayers();
-    if (state.blob) predict(state.blob);
+    if (state.blob) predict(state.blob, state.caption);
   } catch (error) {
     if (state.run === name) showError(`This run cannot be explored: ${error.message}`);
   }
@@ -109,8 +110,7 @@ function showOnCanvas(src) {
 }
 function useFile(file) {
   showOnCanvas(URL.createObjectURL(file));
-  $("#truth").textContent = `uploaded ${file.name}`;
-  predict(file);
+  predict(file, `uploaded ${file.name}`);
 }
 async function randomTestImage() {
   if (!state.run) return;
@@ -118,7 +118,7 @@ async function randomTestImage() {
     const item = await api(`/api/runs/${encodeURIComponent(state.run)}/test-image`);
     const blob = await (await fetch(`data:image/png;base64,${item.png}`)).blob();
     showOnCanvas(URL.createObjectURL(blob));
-    predict(blob).then(() => { $("#truth").textContent = `test image #${item.index} of ${thousands(item.count)}: truly ${item.class}`; });
+    predict(blob, `test image #${item.index} of ${thousands(item.count)}: truly ${item.class}`);
   } catch (error) { showError(error.message); }
 }
 
@@ -129,17 +129,18 @@ function clearResults() {
   $("#prepared").textContent = $("#truth").textContent = "";
 }
 
-async function predict(blob) {
+async function predict(blob, caption = "your drawing") {
   if (!state.run || !blob) return;
   state.blob = blob;
+  state.caption = caption;
   const seq = ++state.seq, run = state.run;
   const form = () => { const f = new FormData(); f.append("image", blob, blob.name || "image.png"); return f; };
   try {
     const result = await api(`/api/runs/${encodeURIComponent(run)}/predict`, { method: "POST", body: form() });
     if (seq !== state.seq) return;
     showError("");
-    $("#truth").textContent = "";
     renderPrediction(result);
+    $("#truth").textContent = caption;
     api(`/api/runs/${encodeURIComponent(run)}/neighbours`, { method: "POST", body: form() })
       .then((n) => seq === state.seq && renderNeighbours(n))
       .catch((error) => { $("#neighbours").textContent = error.message; });
@@ -156,7 +157,9 @@ function renderPrediction(result) {
     el("span", { class: "prob" }, pct(p.probability)))));
   const seen = $("#seen");
   const img = new Image();
+  const seq = state.seq;
   img.onload = () => {
+    if (seq !== state.seq) return;
     const ctx = seen.getContext("2d");
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(img, 0, 0, seen.width, seen.height);
