@@ -66,6 +66,16 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def use_threads(limits: Limits) -> None:
+    """One PyTorch thread per inference: requests run side by side (``max_inference`` of them), and a small
+    model's operations split over several threads only wait for each other (on a busy 2-core machine the
+    explorer's lenet5 answer takes 380 ms with 2 threads against 48 ms with 1). Called when serving, never on
+    import."""
+    import torch
+
+    torch.set_num_threads(limits.threads_per_inference)
+
+
 def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
           data_dir: str | None = None) -> None:
     """Serve the explorer until Ctrl-C (uvicorn stops cleanly: open requests finish, then it returns)."""
@@ -73,6 +83,7 @@ def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, li
 
     app = create_app(runs_dir, limits, data_dir=data_dir)
     sock = bind(host, port)
+    use_threads(limits)
     if host not in LOOPBACK:
         print(f"warning: listening on {host}: the explorer has no authentication; anyone who can reach this "
               f"address can use it", file=sys.stderr)

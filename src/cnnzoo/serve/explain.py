@@ -157,8 +157,11 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
     finally:
         for handle in handles:
             handle.remove()
-    with torch.no_grad():
-        probabilities = model(x)[0].float().softmax(-1)
+    cam, logits = _cam(model, x)
+    if logits is None:  # no Grad-CAM (a model without 2-D maps): one more forward pass for the scores
+        with torch.no_grad():
+            logits = model(x)[0]
+    probabilities = logits.float().softmax(-1)
     values, indices = probabilities.topk(min(top_k, len(probabilities)))
     cards = {}
     for name, items in layers.items():
@@ -170,18 +173,19 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
             "input": {"png": png_base64(shown), "height": shown.shape[0], "width": shown.shape[1],
                       "shape": list(x.shape[1:])},
             "stages": [_maps(name, stages[name], value, cards.get(name)) for name, value in outputs.items()],
-            "cam": _cam(model, x)}
+            "cam": cam}
 
 
-def _cam(model: nn.Module, x: torch.Tensor) -> dict:
+def _cam(model: nn.Module, x: torch.Tensor) -> tuple[dict, torch.Tensor | None]:
+    """Grad-CAM for the predicted class, packed, and the logits of its forward pass (None without one)."""
     try:
         result = grad_cam(model, x)
     except ConfigError as error:  # a model without 2-D maps (mlp)
-        return {"error": str(error)}
+        return {"error": str(error)}, None
     cam = result["cam"].numpy()
     return {"layer": result["layer"], "module": result["module"], "class_index": result["class"],
             "map_size": result["map_size"], "height": cam.shape[0], "width": cam.shape[1],
-            **uint8_base64(cam[None])}
+            **uint8_base64(cam[None])}, result["logits"]
 
 
 def training_images(entry):

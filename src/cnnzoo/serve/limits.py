@@ -21,6 +21,7 @@ class Limits:
     max_upload_bytes: int = 10 * MB  # a photo from a phone is 2–6 MB
     max_image_pixels: int = 16_000_000  # 4,000×4,000; decoding one RGB image of that size takes 48 MB
     max_inference: int = 2  # concurrent predictions (one per core of the reference machine)
+    threads_per_inference: int = 1  # PyTorch threads each (app.use_threads)
     max_models: int = 4  # models kept loaded (LRU)
     body_timeout: float = 15.0  # seconds to wait for the next chunk of a request body
     keep_alive_timeout: int = 5  # seconds an idle connection is kept open (uvicorn)
