@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,9 +211,13 @@ def test_body_limit_reads_nothing_past_the_limit():
     assert _call(app, [(b"content-length", b"12abc")], chunks)[0] == 400
 
 
-def test_a_stalled_body_is_408():
-    app = BodyLimit(_reads_everything, limit=10_000, timeout=0.05)
-    assert _call(app, [], [b"x"] * 5, delay=0.2)[0] == 408
+def test_a_stalled_or_trickling_body_is_408():
+    stalls = BodyLimit(_reads_everything, limit=10_000, timeout=0.05)
+    assert _call(stalls, [], [b"x"] * 5, delay=0.2)[0] == 408
+    trickles = BodyLimit(_reads_everything, limit=10_000, timeout=0.2, deadline=0.3)
+    status, pulled = _call(trickles, [], [b"x"] * 20, delay=0.05)  # each chunk in time, the whole too late
+    assert status == 408 and pulled < 20
+    assert _call(trickles, [], [b"x"] * 3, delay=0.05) == (200, 3)
 
 
 def test_busy_inference_is_503_not_a_queue(client, digit_png):
@@ -295,3 +300,43 @@ def test_binding_beyond_loopback_warns_there_is_no_authentication(monkeypatch, c
     assert "no authentication" in err and "http://0.0.0.0:" in err
     main(["serve", str(explorer_runs), "--port", "0"])
     assert "no authentication" not in capsys.readouterr().err
+
+
+def test_a_real_server_refuses_big_bodies_unread_and_stops_on_ctrl_c(explorer_runs):
+    """`cnnzoo serve` as a user starts it: the URL printed, 413 on a header that promises 50 MB (sent without a
+    body, so only an answer before reading can come back), 413 on a chunked stream, and Ctrl-C ends it cleanly."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs), "--port", "0",
+                               "--max-upload-mb", "1"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = server.stderr.readline()
+        host, port = re.search(r"http://([\d.]+):(\d+)/", line).groups()
+        with socket.create_connection((host, int(port)), timeout=20) as sock:
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 413")
+        with socket.create_connection((host, int(port)), timeout=20) as sock:
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+            head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+            sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))  # a well-formed start: the file goes on and on
+            chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
+            try:
+                for _ in range(40):  # 2.5 MB offered; the server answers after 1 MB and closes
+                    sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert sock.recv(100).startswith(b"HTTP/1.1 413")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=20) == 0
+        rest = server.stderr.read()
+        assert "stopped" in rest and "Traceback" not in rest
+    finally:
+        server.kill()
+        server.wait()

@@ -43,7 +43,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
                                   InferenceGate(limits.max_inference))
     api.include_router(router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return BodyLimit(api, limit=limits.max_upload_bytes, timeout=limits.body_timeout)
+    return BodyLimit(api, limit=limits.max_upload_bytes, timeout=limits.body_timeout, deadline=limits.body_deadline)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -93,6 +93,8 @@ def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, li
           file=sys.stderr, flush=True)
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn has shut down (open requests answered) and passes Ctrl-C on: done
+        pass
     finally:
         sock.close()
     print("cnnzoo explorer stopped", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 Every request is treated as hostile: a body is refused with 413 as soon as it is known to be too long (its
 Content-Length, before a byte is read; or, for a chunked body, the moment the bytes counted so far pass the
-limit), a body that trickles in slower than ``body_timeout`` seconds per chunk gets 408, and inference runs
+limit), a body that stalls for ``body_timeout`` seconds or is not whole after ``body_deadline`` seconds gets 408
+(reading a body holds no worker thread, only a coroutine; the thread comes after), and inference runs
 at most ``max_inference`` at a time: a request that finds them all busy gets 503 at once instead of queueing.
 """
 
@@ -24,6 +25,7 @@ class Limits:
     threads_per_inference: int = 1  # PyTorch threads each (app.use_threads)
     max_models: int = 4  # models kept loaded (LRU)
     body_timeout: float = 15.0  # seconds to wait for the next chunk of a request body
+    body_deadline: float = 60.0  # seconds for a whole request body (10 MB at 170 kB/s)
     keep_alive_timeout: int = 5  # seconds an idle connection is kept open (uvicorn)
     max_connections: int = 64  # open connections before uvicorn answers 503
 
@@ -56,14 +58,15 @@ async def _answer(send, status: int, message: str) -> None:
 
 
 class BodyLimit:
-    """Pure ASGI middleware, outermost: 413 for bodies over ``limit`` bytes, 408 for bodies that stall.
+    """Pure ASGI middleware, outermost: 413 for bodies over ``limit`` bytes, 408 for bodies that stall (no chunk
+    for ``timeout`` seconds) or trickle (not whole after ``deadline`` seconds).
 
     When the counted bytes pass the limit (or a chunk is late) it answers at once and tells the application the
     client has gone (``http.disconnect``), so nothing more is read; what the application then sends is dropped.
     """
 
-    def __init__(self, app, *, limit: int, timeout: float) -> None:
-        self.app, self.limit, self.timeout = app, limit, timeout
+    def __init__(self, app, *, limit: int, timeout: float, deadline: float = 60.0) -> None:
+        self.app, self.limit, self.timeout, self.deadline = app, limit, timeout, deadline
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -76,6 +79,8 @@ class BodyLimit:
                           too_large if length.isdigit() else "malformed Content-Length")
             return
         state = {"received": 0, "body_done": False, "started": False, "answered": False}
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.deadline
 
         async def refuse(status: int, message: str) -> dict:
             if not state["started"]:
@@ -88,10 +93,12 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             if state["body_done"]:  # waiting for a disconnect while a response streams: no deadline
                 return await receive()
+            wait = min(self.timeout, give_up - loop.time())
             try:
-                message = await asyncio.wait_for(receive(), self.timeout)
+                message = await asyncio.wait_for(receive(), max(wait, 0))
             except asyncio.TimeoutError:
-                return await refuse(408, f"the request body stalled for over {self.timeout:g} s")
+                return await refuse(408, f"the request body came too slowly (a chunk every {self.timeout:g} s and "
+                                         f"all of it within {self.deadline:g} s)")
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 state["body_done"] = not message.get("more_body", False)
