@@ -257,7 +257,7 @@ function layerExplanation(stage, index) {
       row.append(c);
     }
     parts.push(el("h4", {}, `its kernels for this map (one per input channel${L.weight_shape[1] > inputs ? `, first ${inputs} of ${L.weight_shape[1]}` : ""})`),
-      row, el("p", { class: "muted small" }, `weights ${L.weight_shape.join("×")}; red +, white 0, blue −, scaled by max |w| = ${L.kernels.max_abs[index]}`));
+      row, el("p", { class: "muted small" }, `weights ${L.weight_shape.join("×")}; red +, white 0, blue −, scaled by max |w| = ${L.kernels.max_abs[index].toPrecision(3)}`));
   }
   return parts;
 }
