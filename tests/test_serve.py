@@ -340,3 +340,29 @@ def test_a_real_server_refuses_big_bodies_unread_and_stops_on_ctrl_c(explorer_ru
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_pickle_upload_is_refused_and_never_runs(client, tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    response = _post(client, "/api/runs/lenet5-a/predict", pickle.dumps(Payload()), name="model.pt")
+    assert response.status_code == 400 and not marker.exists()
+
+
+def test_the_page_is_shipped_in_the_wheel():
+    import tomllib
+
+    from cnnzoo.serve.routes import STATIC
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "serve/static/*" in project["tool"]["setuptools"]["package-data"]["cnnzoo"]
+    assert {p.name for p in STATIC.iterdir()} >= {"index.html", "explorer.js", "explorer.css", "charts.js", "colours.js"}
+    assert all(p.is_file() for p in STATIC.iterdir())  # the glob takes files, not folders
+    page = (STATIC / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN: works offline
