@@ -39,6 +39,7 @@ async function refreshRuns() {
   state.runs = data.runs;
   const list = $("#runs");
   list.replaceChildren(...data.runs.map(runCard));
+  if (!data.runs.length) list.replaceChildren(el("li", { class: "empty" }, `No runs in ${data.runs_dir}/ yet: train one with `, el("code", {}, `cnnzoo train --recipe lenet5-demo --out ${data.runs_dir}/demo`)));
   if (!state.run && data.runs.length) selectRun(data.runs.find((r) => r.has_checkpoint)?.name || data.runs[0].name);
   fillCompareSelects();
   const current = data.runs.find((r) => r.name === state.run);
