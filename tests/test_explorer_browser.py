@@ -5,6 +5,7 @@ Without Chromium or Playwright these tests are skipped, and the reason is printe
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import tempfile
@@ -131,7 +132,7 @@ def test_drawing_shows_top_k_every_stage_grad_cam_and_neighbours(page, server, t
     page.click("#zoom-close")
 
 
-def test_uploading_an_image_predicts_what_the_api_predicts(page, server, tiny_mnist_dir, tmp_path):
+def test_uploading_or_dropping_an_image_predicts_what_the_api_predicts(page, server, tiny_mnist_dir, tmp_path):
     from PIL import Image
 
     from cnnzoo.data.loading import load_dataset
@@ -146,6 +147,12 @@ def test_uploading_an_image_predicts_what_the_api_predicts(page, server, tiny_mn
     page.wait_for_selector("#topk li")
     assert page.inner_text("#topk li.top .label") == expected
     assert "upload.png" in page.inner_text("#truth")
+    dropped = page.evaluate_handle("""b64 => { const dt = new DataTransfer();
+        dt.items.add(new File([Uint8Array.from(atob(b64), c => c.charCodeAt(0))], 'dropped.png', {type: 'image/png'}));
+        return dt; }""", base64.b64encode(path.read_bytes()).decode())
+    page.dispatch_event("#canvas", "drop", {"dataTransfer": dropped})
+    page.wait_for_function("document.querySelector('#truth').textContent.includes('dropped.png')")
+    assert page.inner_text("#topk li.top .label") == expected
     page.click("#random")
     page.wait_for_function("document.querySelector('#truth').textContent.includes('test image #')")
 
