@@ -366,3 +366,9 @@ def test_the_page_is_shipped_in_the_wheel():
     assert all(p.is_file() for p in STATIC.iterdir())  # the glob takes files, not folders
     page = (STATIC / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # nothing from a CDN: works offline
+
+
+def test_runs_on_one_data_set_share_it(explorer_runs):
+    cache = create_app(explorer_runs, LIMITS).app.state.explorer.cache
+    a, b = cache.get("lenet5-a"), cache.get("lenet5bn-b")
+    assert cache.data_for(a) is cache.data_for(b)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -45,20 +44,17 @@ def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
 
     if not data:
         raise ImageRejected("the upload is empty; send an image file (PNG, JPEG, …) in the field 'image'")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageRejected(f"the image is {width}×{height} = {width * height:,} pixels, more than the "
-                                    f"{max_pixels:,} this server decodes; send a smaller one")
-            image.load()  # a truncated file fails here, not later
-            return ImageOps.exif_transpose(image)
+    try:  # the size is checked from the header, before any pixel is decoded (far below Pillow's bomb limits)
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageRejected(f"the image is {width}×{height} = {width * height:,} pixels, more than the "
+                                f"{max_pixels:,} this server decodes; send a smaller one")
+        image.load()  # a truncated file fails here, not later
+        return ImageOps.exif_transpose(image)
     except ImageRejected:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         detail = "not a format Pillow knows" if isinstance(error, UnidentifiedImageError) else str(error)[:200]
         raise ImageRejected(f"the upload cannot be decoded as an image ({detail}); it is truncated, damaged or "
                             f"not an image: send a PNG, JPEG, GIF, BMP or WebP file") from None
@@ -190,26 +186,11 @@ def _cam(model: nn.Module, x: torch.Tensor) -> tuple[dict, torch.Tensor | None]:
             **uint8_base64(cam[None])}, result["logits"]
 
 
-def training_images(entry):
-    """The run's data set (loaded once per cache entry): ``DatasetSplits`` with in-memory parts."""
-    from cnnzoo.visualize.source import load_data
-
-    with entry.lock:
-        if entry.data is None:
-            data = load_data(entry.subject, entry.data_dir)
-            if not hasattr(data.train, "images"):
-                raise ConfigError(f"{entry.subject.dataset} is streamed from disk, so the explorer cannot pick test "
-                                  f"images or search training images; give a smaller data set")
-            entry.data = data
-        return entry.data
-
-
-def neighbours(entry, raw: torch.Tensor, k: int = 8) -> dict:
+def neighbours(entry, data, raw: torch.Tensor, k: int = 8) -> dict:
     """The ``k`` training images nearest to the image in penultimate features (``cnnzoo show neighbours``),
     searched among at most ``MAX_SEARCHED`` of them, evenly spaced (the first search computes their features)."""
     from cnnzoo.visualize import retrieval
 
-    data = training_images(entry)
     subject = entry.subject
     step = math.ceil(len(data.train) / MAX_SEARCHED)
     train_images, labels = data.train.images[::step].cpu(), data.train.labels[::step].cpu()
@@ -229,9 +210,9 @@ def _unit(image: torch.Tensor) -> np.ndarray:
     return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
 
 
-def test_image(entry, index: int | None) -> dict:
+def test_image(entry, data, index: int | None) -> dict:
     """One test image of the run's data set (a random one when ``index`` is None), as PNG, with its label."""
-    test = training_images(entry).test
+    test = data.test
     count = len(test)
     if index is None:
         index = int(torch.randint(count, (1,)))

@@ -2,8 +2,9 @@
 (a run still training writes a better ``best`` checkpoint now and then).
 
 A cache entry holds what the page asks for again and again about one run: the model (as a
-``cnnzoo.visualize.source.Subject``), its per-layer summary and, once asked for, its data set and the
-penultimate features of its training images for the nearest-neighbour search.
+``cnnzoo.visualize.source.Subject``), its per-layer summary and, once asked for, the penultimate features of its
+training images for the nearest-neighbour search. Data sets (for test images and neighbours) are cached apart,
+at most ``DATASETS`` of them, shared by the runs trained on the same one.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnzoo.errors import CheckpointError
+from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.serve import runs
+
+DATASETS = 2  # data sets kept in memory (Fashion-MNIST: 55 MB)
 
 
 @dataclass
@@ -26,8 +29,7 @@ class Entry:
     # capture each other's outputs; requests for one run take turns, other runs go on in parallel
     lock: threading.RLock = field(default_factory=threading.RLock)
     card: dict | None = None  # the model's description and per-layer summary, made on first use
-    data: object = None  # DatasetSplits, loaded on first use
-    features: object = None  # (N, D) penultimate features of the training images
+    features: object = None  # (N, D) penultimate features of the training images searched
 
 
 def _checkpoint(root: Path, name: str) -> Path:
@@ -51,6 +53,8 @@ class ModelCache:
         self.root, self.capacity, self.data_dir = root, capacity, data_dir
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()  # loads are serialised: two requests for one run load it once
+        self._datasets: OrderedDict[tuple, object] = OrderedDict()
+        self._data_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -75,3 +79,21 @@ class ModelCache:
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
             return entry
+
+    def data_for(self, entry: Entry):
+        """The data set ``entry``'s run was trained on (``DatasetSplits``, in memory), loaded once and shared."""
+        from cnnzoo.visualize.source import load_data
+
+        subject = entry.subject
+        key = (subject.dataset, entry.data_dir, subject.model.cfg.input_size[0], subject.data_size)
+        with self._data_lock:
+            if key not in self._datasets:
+                data = load_data(subject, entry.data_dir)
+                if not hasattr(data.train, "images"):
+                    raise ConfigError(f"{subject.dataset} is streamed from disk, so the explorer cannot pick test "
+                                      f"images or search training images; give a smaller data set")
+                self._datasets[key] = data
+            self._datasets.move_to_end(key)
+            while len(self._datasets) > DATASETS:
+                self._datasets.popitem(last=False)
+            return self._datasets[key]

@@ -117,8 +117,9 @@ def _test_image(explorer, run: str, index: int | None) -> dict:
     from cnnzoo.serve.explain import test_image
 
     entry = explorer.cache.get(run)
+    data = explorer.cache.data_for(entry)
     with entry.lock:
-        return test_image(entry, index)
+        return test_image(entry, data, index)
 
 
 @router.get("/api/runs/{run}/test-image")
@@ -160,9 +161,10 @@ def _neighbours(explorer, run: str, data: bytes, k: int) -> dict:
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
+    data = explorer.cache.data_for(entry)
     with entry.lock:
         raw, _ = prepare(entry, image)
-        return {"run": run, **neighbours(entry, raw, k)}
+        return {"run": run, **neighbours(entry, data, raw, k)}
 
 
 @router.post("/api/runs/{run}/neighbours")
