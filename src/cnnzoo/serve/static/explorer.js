@@ -44,6 +44,7 @@ async function refreshRuns() {
   fillCompareSelects();
   const current = data.runs.find((r) => r.name === state.run);
   if (current && previous.has(current.name) && previous.get(current.name) !== current.modified) loadDetails();
+  if (current && current.has_checkpoint && state.waiting) selectRun(current.name);  // its first epoch has ended
 }
 
 function runCard(run) {
@@ -67,6 +68,12 @@ async function selectRun(name) {
   showError("");
   clearResults();
   loadDetails();
+  state.waiting = !run.has_checkpoint;
+  if (state.waiting) {
+    showError(`${name} has no checkpoint yet: it is written when the first epoch ends (this page will notice). ` +
+      "Its curves grow in the Training tab meanwhile.");
+    return;
+  }
   try {
     state.model = await api(`/api/runs/${encodeURIComponent(name)}/model`);
     renderLayers();
