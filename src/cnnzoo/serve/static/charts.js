@@ -25,9 +25,13 @@ function frame(canvas, opts, xRange, yRange) {
   ctx.fillStyle = "#444";
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (const t of niceTicks(yRange[0], yRange[1])) {
+  const ticks = niceTicks(yRange[0], yRange[1]);
+  const step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
+  const scaled = opts.percent ? step * 100 : step;  // as many decimals as the step has: 2.5% steps read 52.5%
+  const digits = [0, 1, 2, 3].find((d) => Math.abs(scaled * 10 ** d - Math.round(scaled * 10 ** d)) < 1e-6) ?? 3;
+  for (const t of ticks) {
     ctx.beginPath(); ctx.moveTo(m.left, y(t)); ctx.lineTo(m.left + W, y(t)); ctx.stroke();
-    ctx.fillText(opts.percent ? `${(t * 100).toFixed(0)}%` : String(+t.toFixed(3)), m.left - 6, y(t));
+    ctx.fillText(opts.percent ? `${(t * 100).toFixed(digits)}%` : String(+t.toFixed(digits)), m.left - 6, y(t));
   }
   ctx.strokeStyle = "#888";
   ctx.strokeRect(m.left, m.top, W, H);

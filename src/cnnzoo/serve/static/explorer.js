@@ -134,7 +134,9 @@ async function randomTestImage() {
 function clearResults() {
   for (const id of ["#topk", "#stages", "#neighbours"]) $(id).replaceChildren();
   for (const id of ["#seen", "#cam"]) { const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height); }
-  $("#prepared").textContent = $("#truth").textContent = "";
+  $("#prepared").textContent = $("#truth").textContent = $("#seen-shape").textContent = "";
+  $("#cam-caption").textContent = "Grad-CAM: where it looked";
+  $("#neighbours-caption").textContent = "in the network's penultimate features; red: another class than predicted";
 }
 
 async function predict(blob, caption = "your drawing") {
@@ -289,7 +291,13 @@ function renderTraining(d) {
   lineChart($("#loss-chart"), [series(d.metrics, "train_loss", "train", PALETTE[0], true), series(d.metrics, "test_loss", "test", PALETTE[1])], { xLabel: "epoch", yLabel: "cross-entropy loss" });
   lineChart($("#acc-chart"), [series(d.metrics, "train_top1", "train", PALETTE[0], true), series(d.metrics, "test_top1", "test", PALETTE[1])], { xLabel: "epoch", yLabel: "top-1 accuracy", percent: true });
   const classes = Object.keys(d.per_class);
-  barChart($("#class-chart"), classes, [{ label: "test accuracy", colour: PALETTE[0], values: classes.map((c) => d.per_class[c]) }], { yLabel: "accuracy", percent: true, bottom: 64 });
+  const chart = $("#class-chart");
+  if (!classes.length) {
+    const ctx = chart.getContext("2d");
+    ctx.clearRect(0, 0, chart.width, chart.height);
+    ctx.font = FONT; ctx.fillStyle = "#666"; ctx.textAlign = "center";
+    ctx.fillText("per_class.csv is written when training ends", chart.width / 2, chart.height / 2);
+  } else barChart(chart, classes, [{ label: "test accuracy", colour: PALETTE[0], values: classes.map((c) => d.per_class[c]) }], { yLabel: "accuracy", percent: true, bottom: 64 });
   $("#confusion").replaceChildren(d.figures.includes("confusion.png")
     ? el("img", { src: `/api/runs/${encodeURIComponent(d.name)}/figures/confusion.png?t=${d.modified}`, alt: "confusion matrix" })
     : el("p", { class: "muted" }, "written when training ends"));
