@@ -63,10 +63,13 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
     anything but a regular file, refused before it is opened (opening a FIFO would wait for a writer forever);
     a missing file raises ``DataFilesMissing``.
     """
-    image = open_image(path, channels, draft_size=size)
-    array = np.asarray(_resize_and_centre_crop(image, size))
-    tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+    return image_tensor(open_image(path, channels, draft_size=size), size)
+
+
+def image_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """A decoded grey or RGB image as uint8 (channels, size, size), as ``load_image`` makes it (uploads too)."""
+    tensor = torch.from_numpy(np.array(_resize_and_centre_crop(image, size)))  # a copy Pillow does not own
+    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 def open_image(path: str | Path, channels: int = 3, draft_size: int | None = None) -> Image.Image:
