@@ -63,3 +63,20 @@ def test_hardware_command_measures_each_precision_and_names_the_machine(capsys):
     assert row["precision"] in result["matmul_peaks_gflops"] and row["peak_precision"] == row["precision"]
     assert row["chosen_by"] in ("measured", "cache") and 0 < row["fraction_of_peak"]
     assert torch.get_num_threads() == result["threads"]
+
+
+def test_gpu_script_is_valid_bash_and_cnnzoo_parses_each_of_its_commands():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "benchmarks" / "gpu.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(root / "src")}
+    result = subprocess.run(["bash", str(script), "--dry-run"], env=env, capture_output=True, text=True, check=True)
+    commands = [line for line in result.stderr.splitlines() if line.startswith("+ cnnzoo bench")]
+    assert [c.split()[3] for c in commands] == ["hardware", "training", "inference", "recipes"]
+    assert all("--device cuda" in command for command in commands)
+    assert subprocess.run(["bash", str(script), "--bogus"], env=env, capture_output=True).returncode == 2

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 from cnnzoo.console import print_json
+from cnnzoo.errors import ConfigError
+
+RESULTS = "docs/results.md"  # the table of the recipes measured on the reference machine
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
@@ -49,7 +52,8 @@ def _bench_training(args: argparse.Namespace) -> list[dict]:
     for name in args.models or ["lenet5", "convnet", "resnet20"]:
         print(f"training throughput: {name} ...", file=sys.stderr)
         for row in training_throughput(name, images, labels, batch_size=args.batch_size,
-                                       images_per_run=args.images, repeats=args.repeats):
+                                       images_per_run=args.images, repeats=args.repeats,
+                                       device=args.device or "cpu"):
             print(f"  tutorial loop on a {row['baseline']} dataset {row['baseline_per_second']:,.0f} img/s, "
                   f"cnnzoo {row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×", file=sys.stderr)
             rows.append(row)
@@ -63,7 +67,7 @@ def _bench_inference(args: argparse.Namespace) -> list[dict]:
     rows = []
     for name in args.models if args.what == "inference" and args.models else IMAGENET_MODELS:
         print(f"inference throughput: {name} ...", file=sys.stderr)
-        row = inference_throughput(name, test_images, repeats=args.repeats)
+        row = inference_throughput(name, test_images, repeats=args.repeats, device=args.device or "cpu")
         print(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo {row['cnnzoo_per_second']:,.1f} "
               f"img/s: {row['ratio']}×, top-1 agreement {row['top1_agreement']:.1%}", file=sys.stderr)
         rows.append(row)
@@ -82,7 +86,7 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
     from cnnzoo.engine.machine import machine_name
     from cnnzoo.engine.runtime import resolve_device
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device or "cpu")
     peaks = matmul_peaks(device, args.peak_size, args.peak_seconds)
     print(f"{machine_name(device)}: matmul peak " + ", ".join(f"{name} {value / 1e9:,.1f}" for name, value in
                                                                peaks.items()) + " GFLOP/s", file=sys.stderr)
@@ -103,20 +107,10 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
 
 def _tuned_runtime(name: str, batch_size: int, device):
     """The autotuner's precision and layout for ``name`` at ``batch_size`` on 28×28 grey images."""
-    import torch
-
-    from cnnzoo.data.tensors import ImageTensors
-    from cnnzoo.engine.autotune import tune
-    from cnnzoo.engine.config import TrainConfig
-    from cnnzoo.engine.inputs import InputSpec
+    from cnnzoo.engine.autotune import tuned_for
     from cnnzoo.models.registry import create_model
 
-    data = ImageTensors(torch.randint(0, 256, (batch_size, 1, 28, 28), dtype=torch.uint8),
-                        torch.randint(0, 10, (batch_size,)))
-    augment = InputSpec(size=28, mean=[0.29], std=[0.35]).train_pipeline(flip=False, pca_std=0.0)
-    config = TrainConfig(model=name, batch_size=batch_size, compile="off", device=device.type)
-    return tune(create_model(name).to(device), data, augment, config=config, device=device, side=28,
-                expected_steps=10**6, may_measure=True)
+    return tuned_for(name, create_model(name), batch_size=batch_size, device=device)
 
 
 def _bench_race(args: argparse.Namespace) -> dict:
@@ -148,8 +142,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "recipes":
         from cnnzoo.bench.recipes import run_recipes, write_results
 
-        results["recipes"] = run_recipes(args.recipes, seeds=args.seeds)
-        write_results(results["recipes"], Path(args.results))
+        settings = {"device": args.device, "epochs": args.epochs, "train_subset": args.train_subset,
+                    "test_subset": args.test_subset, "data_dir": args.data_dir}
+        if args.results == RESULTS and any(settings[name] is not None for name in ("epochs", "train_subset",
+                                                                                  "test_subset", "device")):
+            raise ConfigError(f"--epochs, --train-subset, --test-subset and --device change what the recipes "
+                              f"measure; write such results elsewhere with --results PATH, not to {RESULTS}")
+        results["recipes"] = run_recipes(args.recipes, seeds=args.seeds,
+                                         **{name: value for name, value in settings.items() if value is not None})
+        write_results(results["recipes"], Path(args.results), args.device)
         print(f"wrote {args.results}", file=sys.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -182,19 +183,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3, help="timed runs per side, interleaved (default: 3)")
     p.add_argument("--data-dir", help="where Fashion-MNIST is")
-    p.add_argument("--device", default="cpu", help="hardware: where to measure (cpu, cuda; default: cpu)")
+    p.add_argument("--device", help="where to measure: cpu or cuda (default: cpu; recipes: the recipe's, auto)")
     p.add_argument("--steps", type=int, default=10, help="hardware: timed training steps per model (default: 10)")
     p.add_argument("--peak-size", type=int, default=1024, help="hardware: matrix side of the peak (default: 1024)")
     p.add_argument("--peak-seconds", type=float, default=2.0, help="hardware: seconds per peak (default: 2)")
     p.add_argument("--dataset", default="fashion-mnist", help="race: the data set (default: fashion-mnist)")
     p.add_argument("--recipe", default="lenet5-fast", help="race: cnnzoo's recipe (default: lenet5-fast)")
-    p.add_argument("--epochs", type=int, help="race: the tutorial's epochs (default: 10)")
+    p.add_argument("--epochs", type=int, help="race: the tutorial's epochs (default: 10); recipes: the most "
+                                              "epochs each runs (default: the recipe's)")
     p.add_argument("--cnnzoo-epochs", type=int, default=1000,
                    help="race: most epochs cnnzoo may run in the tutorial's time (default: as many as fit)")
-    p.add_argument("--train-subset", type=int, help="race: train both sides on a seeded random N images")
-    p.add_argument("--test-subset", type=int, help="race: score both sides on a seeded random N test images")
+    p.add_argument("--train-subset", type=int, help="race, recipes: train on a seeded random N images")
+    p.add_argument("--test-subset", type=int, help="race, recipes: score on a seeded random N test images")
     p.add_argument("--race-out", default="runs/bench-race", help="race: cnnzoo's run directory")
-    p.add_argument("--results", default="docs/results.md", help="where `bench recipes` writes its table")
+    p.add_argument("--results", default=RESULTS, help="where `bench recipes` writes its table")
     p.add_argument("--out", help="also save the JSON results to this file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)

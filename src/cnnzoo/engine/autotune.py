@@ -32,8 +32,10 @@ import torch
 from torch import nn
 
 from cnnzoo.data.augment import TrainAugment
+from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.engine import tuning_cache
 from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.inputs import InputSpec
 from cnnzoo.engine.loop import StepSettings, training_step
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.runtime import resolve_precision, synchronize
@@ -252,3 +254,19 @@ def _decide_compile(model: nn.Module, choice: Candidate, entry: dict, parts: dic
     eager, compiled = trial["eager_ms"] / 1e3, trial["compiled_ms"] / 1e3
     steps = expected_steps if not config.time_budget else min(expected_steps, int(config.time_budget / compiled))
     return compile_pays(eager, compiled, trial["compile_s"], steps), source, trial
+
+
+def tuned_for(model_name: str, model: nn.Module, *, batch_size: int, device: torch.device,
+              input_size: tuple[int, int, int] = (1, 28, 28), precision: str = "auto",
+              channels_last: bool | None = None) -> Tuning:
+    """The choice for ``model`` (built by ``model_name``'s defaults) trained at ``batch_size`` on images of
+    ``input_size``, timed on random images where the cache does not answer: what the benchmarks run in."""
+    channels, side = input_size[0], input_size[-1]
+    data = ImageTensors(torch.randint(0, 256, (batch_size, *input_size), dtype=torch.uint8),
+                        torch.randint(0, model.cfg.num_classes, (batch_size,)))
+    augment = InputSpec(size=side, mean=[0.5] * channels, std=[0.25] * channels).train_pipeline(flip=False,
+                                                                                               pca_std=0.0)
+    config = TrainConfig(model=model_name, batch_size=batch_size, compile="off", precision=precision,
+                         channels_last=channels_last)
+    return tune(model.to(device), data, augment, config=config, device=device, side=side,
+                expected_steps=MIN_RUN_STEPS, may_measure=True)
