@@ -91,6 +91,27 @@ def test_cpu_model_and_instruction_set_come_from_cpuinfo():
     assert cpu_model_and_flags(cpuinfo) == ("AMD EPYC", ["amx_bf16", "avx", "avx2", "fma", "sse4_2"])
 
 
+class _FakeTimer:
+    def __init__(self, per_step: float) -> None:
+        self.per_step, self.steps = per_step, 0
+
+    def seconds(self, steps: int = 1) -> float:
+        self.steps += steps
+        return self.per_step * steps
+
+
+def test_measuring_interleaves_rounds_and_stops_timing_a_far_slower_candidate():
+    timers = {"fp32/nchw": _FakeTimer(0.010), "fp32/channels-last": _FakeTimer(0.012),
+              "bf16/nchw": _FakeTimer(0.100)}
+    measured = autotune.measure_steps(timers, allowance=float("inf"))
+    assert measured == {"fp32/nchw": 0.010, "fp32/channels-last": 0.012, "bf16/nchw": 0.100}
+    full = 1 + autotune.ROUNDS * autotune.STEPS_PER_ROUND
+    assert [t.steps for t in timers.values()] == [full, full, 1]  # 10× slower at warm-up: not timed further
+    short = {"a": _FakeTimer(0.010), "b": _FakeTimer(0.012)}
+    autotune.measure_steps(short, allowance=0.0)  # over the allowance from the start: one step each after warm-up
+    assert [t.steps for t in short.values()] == [2, 2]
+
+
 def _tiny_problem(batch_size: int = 16):
     torch.manual_seed(0)
     data = ImageTensors(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (64,)))

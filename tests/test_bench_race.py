@@ -80,3 +80,8 @@ def test_gpu_script_is_valid_bash_and_cnnzoo_parses_each_of_its_commands():
     assert [c.split()[3] for c in commands] == ["hardware", "training", "inference", "recipes"]
     assert all("--device cuda" in command for command in commands)
     assert subprocess.run(["bash", str(script), "--bogus"], env=env, capture_output=True).returncode == 2
+
+
+def test_recipes_measured_on_other_settings_never_overwrite_the_published_table(capsys):
+    assert main(["bench", "recipes", "--recipes", "lenet5-fast", "--epochs", "1"]) == 2
+    assert "--results PATH" in capsys.readouterr().err

@@ -96,7 +96,7 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
         row = training_utilisation(name, input_size=(1, 28, 28), batch_size=args.batch_size, steps=args.steps,
                                    precision=tuning.precision, channels_last=tuning.channels_last, device=device,
                                    peaks=peaks)
-        row["chosen_by"] = tuning.source
+        row["chosen_by"], row["tuning_step_ms"] = tuning.source, tuning.to_dict()["step_ms"]
         print(f"  {name}: {tuning.precision}, {'channels-last' if tuning.channels_last else 'NCHW'} "
               f"({tuning.source}): {row['training_gflops']} GFLOP/s = {row['fraction_of_peak']:.1%} of the "
               f"{tuning.precision} peak", file=sys.stderr)
@@ -110,7 +110,7 @@ def _tuned_runtime(name: str, batch_size: int, device):
     from cnnzoo.engine.autotune import tuned_for
     from cnnzoo.models.registry import create_model
 
-    return tuned_for(name, create_model(name), batch_size=batch_size, device=device)
+    return tuned_for(name, create_model(name, in_channels=1), batch_size=batch_size, device=device)
 
 
 def _bench_race(args: argparse.Namespace) -> dict:

@@ -44,6 +44,7 @@ from cnnzoo.engine.state import Trainable
 TIE_MARGIN = 0.05  # candidates within 5% of the fastest are ties: timing noise on a shared machine is that large
 MIN_RUN_STEPS = 500  # measuring costs about 7 steps per candidate: at most ~5% of a run this long
 ROUNDS, STEPS_PER_ROUND = 3, 2  # timed steps per candidate, after one untimed warm-up step
+PRUNE_FACTOR = 3.0  # a candidate this much slower in its warm-up step is not timed further
 TUNING_SHARE = 0.05  # of the time budget, at most, spent measuring (at least one round is always timed)
 COMPILE_TRIAL_MIN_SECONDS = 300.0  # a run must be this long before it risks a cold compile to try it
 
@@ -158,17 +159,20 @@ class _StepTimer:
 
 def measure_steps(timers: dict[str, _StepTimer], allowance: float) -> dict[str, float]:
     """Median seconds per step of each timer: one warm-up step each, then up to ``ROUNDS`` interleaved rounds
-    of ``STEPS_PER_ROUND`` steps, stopping after the round that passes ``allowance`` seconds."""
+    of ``STEPS_PER_ROUND`` steps, stopping after the round that passes ``allowance`` seconds (a single step per
+    candidate when the warm-ups already did). A candidate whose warm-up took over ``PRUNE_FACTOR`` times the
+    fastest one's is not timed further (emulated bf16 on AVX2 is that slow) and keeps its warm-up time."""
     started = time.perf_counter()
-    for timer in timers.values():
-        timer.seconds(1)
-    samples: dict[str, list[float]] = {label: [] for label in timers}
+    warm = {label: timer.seconds(1) for label, timer in timers.items()}
+    timed = [label for label in timers if warm[label] <= PRUNE_FACTOR * min(warm.values())]
+    samples: dict[str, list[float]] = {label: [] for label in timed}
+    steps = STEPS_PER_ROUND if time.perf_counter() - started <= allowance else 1
     for _ in range(ROUNDS):
-        for label, timer in timers.items():
-            samples[label].append(timer.seconds(STEPS_PER_ROUND) / STEPS_PER_ROUND)
+        for label in timed:
+            samples[label].append(timers[label].seconds(steps) / steps)
         if time.perf_counter() - started > allowance:
             break
-    return {label: statistics.median(values) for label, values in samples.items()}
+    return {label: statistics.median(samples[label]) if label in samples else warm[label] for label in timers}
 
 
 def trial_compile(model: nn.Module, candidate: Candidate, batch, augment, device: torch.device) -> dict:
@@ -266,7 +270,8 @@ def tuned_for(model_name: str, model: nn.Module, *, batch_size: int, device: tor
                         torch.randint(0, model.cfg.num_classes, (batch_size,)))
     augment = InputSpec(size=side, mean=[0.5] * channels, std=[0.25] * channels).train_pipeline(flip=False,
                                                                                                pca_std=0.0)
+    # a benchmark's measuring is bounded as a 200-second run's would be (TUNING_SHARE of it)
     config = TrainConfig(model=model_name, batch_size=batch_size, compile="off", precision=precision,
-                         channels_last=channels_last)
+                         channels_last=channels_last, time_budget=200.0)
     return tune(model.to(device), data, augment, config=config, device=device, side=side,
                 expected_steps=MIN_RUN_STEPS, may_measure=True)
