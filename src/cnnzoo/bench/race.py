@@ -6,7 +6,8 @@ momentum, fp32 NCHW eager, 10 epochs, then one evaluation on the test set. cnnzo
 with the tutorial's training seconds as its time budget (its autotuning included in that time) and evaluates
 after every epoch. Both sides' seconds are training wall time, evaluation excluded. From cnnzoo's per-epoch
 test accuracies comes the time it needed to reach the tutorial's final accuracy; the tutorial's time over that
-is the speed-up. Both sides see the same training images (the same seeded subset when one is asked for) and are
+is the speed-up. That time is read at epoch ends, so it is an upper bound (and the speed-up a lower bound)
+when an epoch passes the tutorial's accuracy part-way through. Both sides see the same training images (the same seeded subset when one is asked for) and are
 scored on the same test images.
 """
 

@@ -2,8 +2,9 @@
 
 It reads as the short script it is: set up (runtime, data, model, optimiser, run directory), then for each epoch
 train, evaluate and record. The pieces live in modules named for their job: ``prepare`` (the data), ``inputs``
-(the image side), ``build`` (model and optimiser), ``state`` (what a checkpoint holds and resume restores),
-``loop`` (the steps of one epoch), ``evaluate`` and ``run_dir`` (the files written).
+(the image side), ``build`` (model and optimiser), ``autotune`` (precision, memory layout and compile, chosen by
+timing them), ``state`` (what a checkpoint holds and resume restores), ``loop`` (the steps of one epoch),
+``evaluate`` and ``run_dir`` (the files written).
 
 The fast path keeps the whole dataset as one uint8 tensor on the training device and cuts batches from it with a
 seeded permutation (no DataLoader, no per-image Python work); augmentation runs on whole batches. Every random
