@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz data bench clean figures
+.PHONY: demo test test-slow fuzz data chromium bench clean figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,21 @@ demo: $(STAMP) data
 	@echo "Open runs/demo/curves.png and runs/demo/confusion.png; classify an image with:"
 	@echo "  $(BIN)/cnnzoo predict runs/demo IMAGE.png"
 
-test: $(STAMP) data
-	$(BIN)/python -m pytest -q
+# The explorer's browser tests drive Debian's Chromium; without it they are skipped and -rs prints why.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+		echo "note: could not install chromium; the explorer's browser tests will be skipped"; \
+	else echo "note: no /usr/bin/chromium (as root: apt-get install chromium); the explorer's browser tests will be skipped"; \
+	fi
 
-test-slow: $(STAMP) data
-	$(BIN)/python -m pytest -q -m slow
+test: $(STAMP) data chromium
+	$(BIN)/python -m pytest -q -rs
+
+test-slow: $(STAMP) data chromium
+	$(BIN)/python -m pytest -q -rs -m slow
 
 # The file readers fed 100,000 damaged IDX files, CIFAR pickles and checkpoints (a few minutes; `make test` runs
 # 3,000): only cnnzoo's one-line errors may come out, within a memory limit. CNNZOO_FUZZ_SEED=N varies the inputs.
@@ -53,3 +63,5 @@ figures: $(STAMP)
 	$(BIN)/python -m cnnzoo show neighbours $(RUN) $(FIG_IMAGES)/test1_Pullover.png --out $(RUN)/show
 	cp $(RUN)/show/neighbours-test1_Pullover.png docs/figures/
 	$(BIN)/python -m cnnzoo scoremap $(RUN) --out docs/figures
+	$(BIN)/python -m cnnzoo show errors $(RUN) --out docs/figures
+	$(BIN)/python -m cnnzoo show embedding $(RUN) --out docs/figures

@@ -73,3 +73,31 @@ def tuning_cache_in_a_temporary_directory(tmp_path_factory):
         os.environ.pop(CACHE_ENV, None)
     else:
         os.environ[CACHE_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def explorer_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
+    """A folder of runs for `cnnzoo serve`'s tests: two tiny trained runs (lenet5, lenet5_bn), one whose checkpoint
+    is damaged, one whose checkpoints are links to files outside the folder, and a link to a run outside it."""
+    import shutil
+
+    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.train import train
+
+    root = tmp_path_factory.mktemp("explorer") / "runs"
+    outside = root.parent / "outside"
+    for name, model, epochs in (("lenet5-a", "lenet5", 2), ("lenet5bn-b", "lenet5_bn", 1)):
+        train(TrainConfig(model=model, dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=epochs, batch_size=128,
+                          lr=0.1, out=str(root / name)))
+    shutil.copytree(root / "lenet5-a", outside)
+    shutil.copytree(root / "lenet5-a", root / "damaged")
+    for checkpoint in (root / "damaged" / "checkpoints").glob("*.safetensors"):
+        data = bytearray(checkpoint.read_bytes())
+        data[8:40] = b"\xff" * 32  # the JSON header, garbled
+        checkpoint.write_bytes(bytes(data))
+    shutil.copytree(root / "lenet5-a", root / "leaky")
+    for checkpoint in (root / "leaky" / "checkpoints").glob("*.safetensors"):
+        checkpoint.unlink()
+        checkpoint.symlink_to(outside / "checkpoints" / checkpoint.name)
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    return root

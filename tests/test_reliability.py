@@ -1,6 +1,6 @@
 """Nothing lost: run directories written whole or not at all, killed runs that resume to the same weights, full
-and read-only disks reported in one line, runs never silently written over, torchrun jobs that report once and
-end when a process hangs, and image files that cannot block `cnnzoo predict`.
+and read-only disks reported in one line, runs never silently written over, and image files that cannot block
+`cnnzoo predict`. The torchrun jobs (reporting once, a hung rank, a killed worker) are in test_distributed.py.
 
 The kill tests run training in processes forked from a server that has imported torch and cnnzoo once
 (``multiprocessing``'s forkserver), so each killed run and each resume costs its training, not its imports.
@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import cnnzoo
 from cnnzoo.data.folder import load_image
 from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.config import TrainConfig
@@ -31,7 +30,6 @@ from cnnzoo.engine.run_dir import LAST, stale_files
 from cnnzoo.engine.train import train
 from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError, NonFiniteLossError, RunDirectoryError
 
-SOURCE = Path(cnnzoo.__file__).resolve().parents[1]
 TIMING = ("epoch_seconds", "images_per_second")  # the metrics that differ between two runs of the same steps
 
 
@@ -302,52 +300,6 @@ def test_a_real_full_disk_stops_the_run_and_resume_finishes_it(tiny_mnist_dir, t
         assert train(None, resume=disk / "run")["epochs"] == 3
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
-# ---------------------------------------------------------------------------------------------- torchrun
-
-
-def torchrun(args: list[str], *, script: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    target = [str(script)] if script else ["-m", "cnnzoo"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           *target, *args], capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def test_under_torchrun_only_rank_0_prints_the_result(tiny_mnist_dir, tmp_path):
-    result = torchrun([*tiny_argv(tiny_mnist_dir, tmp_path / "run", epochs=1), "--device", "cpu", "--json"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout)  # one document: a second would make this fail
-    assert summary["best_test_top1"] == summary["test_top1"] > 0
-    assert result.stderr.count("test accuracy") == 1
-
-
-HANG_RANK_1 = """
-import os, sys, time
-import cnnzoo.engine.train as engine
-from cnnzoo.cli import main
-
-epoch = engine.train_one_epoch
-
-def hang_on_rank_1(*args, state, **kwargs):
-    if os.environ["RANK"] == "1" and state.epoch == 1:
-        time.sleep(600)
-    return epoch(*args, state=state, **kwargs)
-
-engine.train_one_epoch = hang_on_rank_1
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def test_under_torchrun_a_hung_rank_ends_the_job_naming_it(tiny_mnist_dir, tmp_path):
-    script = tmp_path / "hang.py"
-    script.write_text(HANG_RANK_1)
-    result = torchrun([*tiny_argv(tiny_mnist_dir, tmp_path / "run"), "--device", "cpu", "--dist-timeout", "3"],
-                      script=script)
-    assert result.returncode != 0
-    assert "process 0 of 2 waited --dist-timeout 3 s" in result.stderr, result.stderr[-3000:]
-    assert "rank(s) 1 did not answer" in result.stderr and "Timed out waiting 3000ms" in result.stderr
-    assert "cnnzoo/engine" not in result.stderr  # one line from cnnzoo, no traceback (torchrun adds its own)
 
 
 # ------------------------------------------------------------------------------------ files to classify

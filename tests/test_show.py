@@ -154,8 +154,41 @@ def test_penultimate_features_are_the_last_linear_layers_input():
     torch.testing.assert_close(model.classifier[-1](features), model(x))
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n not in FC_HEADS else n for n in SMALL])
-def test_every_small_model_exports_to_onnx_and_agrees(name, tmp_path):
+def test_confident_mistakes_are_the_wrong_answers_with_the_highest_probability():
+    from cnnzoo.visualize.mistakes import confident_mistakes, confused_pairs
+
+    torch.manual_seed(0)
+    probs = torch.randn(400, 10).mul(3).softmax(-1)
+    labels = torch.randint(0, 10, (400,))
+    rows = confident_mistakes(probs, labels, 15)
+    wrong = [i for i in range(400) if probs[i].argmax() != labels[i]]
+    brute = sorted(wrong, key=lambda i: -probs[i].max().item())[:15]
+    assert [r["index"] for r in rows] == brute
+    assert all(r["true"] == labels[r["index"]] and r["predicted"] != r["true"] for r in rows)
+    assert len(confident_mistakes(probs, labels, 10_000)) == len(wrong)
+    pairs = confused_pairs(probs, labels, top=3)
+    t, p, n = pairs[0]
+    assert n == sum(1 for i in wrong if labels[i] == t and probs[i].argmax() == p) and n >= pairs[1][2]
+
+
+def test_pca_projection_keeps_the_covariances_two_largest_eigenvalues():
+    from cnnzoo.visualize.embedding import centroid_accuracy, pca_2d
+
+    torch.manual_seed(0)
+    vectors = torch.randn(300, 6) @ torch.randn(6, 6) + 5
+    result = pca_2d(vectors)
+    eigenvalues = torch.linalg.eigvalsh(torch.cov(vectors.double().T)).flip(0)
+    torch.testing.assert_close(result["points"].double().var(0), eigenvalues[:2], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(result["explained"]), (eigenvalues[:2] / eigenvalues.sum()).float())
+    labels = torch.arange(300) % 3
+    separated = torch.randn(300, 2) * 0.1 + torch.stack([labels * 5.0, labels * 0.0], 1)
+    assert centroid_accuracy(separated, labels) == 1.0
+    assert centroid_accuracy(torch.randn(300, 2), labels) < 0.6
+
+
+@pytest.mark.parametrize("name", [n if n in FC_HEADS else pytest.param(n, marks=pytest.mark.slow) for n in list_models()])
+def test_every_model_exports_to_onnx_and_agrees(name, tmp_path):
+    """Each at its own input size; the ImageNet-size ones (files of up to 575 MB) under ``make test-slow``."""
     pytest.importorskip("onnxruntime")
     from cnnzoo.visualize.export import compare, export_onnx
 
@@ -163,7 +196,8 @@ def test_every_small_model_exports_to_onnx_and_agrees(name, tmp_path):
     model = create_model(name).eval()
     c, side, _ = model.cfg.input_size
     path = export_onnx(model, tmp_path / f"{name}.onnx", torch.randn(2, c, side, side))
-    check = compare(path, model, torch.randn(5, c, side, side))  # another batch size: the axis is dynamic
+    check = compare(path, model, torch.randn(3, c, side, side))  # another batch size: the axis is dynamic
+    path.unlink()
     assert check["max_abs_logit_diff"] < 1e-3 and check["top1_agreement"] == 1.0
 
 
@@ -172,10 +206,11 @@ def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_fi
     for argv in (["show", "filters", str(tiny_run)], ["show", "maps", str(tiny_run), str(image_file)],
                  ["show", "cam", str(tiny_run), str(image_file)],
                  ["show", "neighbours", str(tiny_run), str(image_file), "--k", "4", "--queries", "100"],
+                 ["show", "errors", str(tiny_run), "--count", "5"], ["show", "embedding", str(tiny_run)],
                  ["scoremap", str(tiny_run)], ["export", str(tiny_run), "--out", str(tmp_path / "m.onnx")]):
         if argv[0] != "export":
             argv += ["--out", str(out)]
-        if argv[1] in ("neighbours", str(tiny_run)):
+        if argv[1] in ("neighbours", "errors", "embedding", str(tiny_run)):
             argv += ["--data-dir", str(tiny_mnist_dir)]
         assert main([*argv, "--json"]) == 0, argv
         report = json.loads(capsys.readouterr().out)
@@ -185,6 +220,11 @@ def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_fi
             assert (out / "features.safetensors").is_file()
         if argv[0] == "export":
             assert report["top1_agreement"] == 1.0
+        if argv[:2] == ["show", "errors"]:
+            shown = [r["probability"] for r in report["most_confident"]]
+            assert len(shown) == min(5, report["mistakes"]) and shown == sorted(shown, reverse=True)
+        if argv[:2] == ["show", "embedding"]:
+            assert all(0 < sum(s["explained_variance"]) <= 1 for s in report["spaces"].values())
 
 
 def test_unknown_layer_is_a_one_line_cli_error(capsys):

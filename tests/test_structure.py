@@ -111,19 +111,24 @@ def test_no_module_is_longer_than_400_lines():
 
 def test_data_flows_down_never_back_up():
     """models/, layers/, inspect/ and data/ never import the engine or the commands; the engine never imports
-    the commands; nothing below the CLI imports it."""
+    the commands; visualize/ never imports the explorer (serve/), which never imports the commands; nothing
+    below the CLI imports it."""
     graph = _import_graph()
-    layers = {"cnnzoo.models": ("cnnzoo.engine", "cnnzoo.commands", "cnnzoo.cli", "cnnzoo.inspect"),
-              "cnnzoo.layers": ("cnnzoo.engine", "cnnzoo.commands", "cnnzoo.cli", "cnnzoo.inspect"),
-              "cnnzoo.data": ("cnnzoo.engine", "cnnzoo.commands", "cnnzoo.cli", "cnnzoo.models"),
-              "cnnzoo.engine": ("cnnzoo.commands", "cnnzoo.cli")}
+    layers = {"cnnzoo.models": ("cnnzoo.engine", "cnnzoo.commands", "cnnzoo.cli", "cnnzoo.inspect", "cnnzoo.serve"),
+              "cnnzoo.layers": ("cnnzoo.engine", "cnnzoo.commands", "cnnzoo.cli", "cnnzoo.inspect", "cnnzoo.serve"),
+              "cnnzoo.data": ("cnnzoo.engine", "cnnzoo.commands", "cnnzoo.cli", "cnnzoo.models", "cnnzoo.serve"),
+              "cnnzoo.engine": ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve"),
+              # the explorer (cnnzoo serve) sits beside the commands: it uses the visualisations, never the reverse
+              "cnnzoo.visualize": ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve"),
+              "cnnzoo.serve": ("cnnzoo.commands", "cnnzoo.cli")}
     upward = [f"{source} imports {target}" for source, targets in graph.items() for target in targets
               for below, above in layers.items()
               if source.startswith(below) and target.startswith(above)]
     assert upward == []
 
 
-@pytest.mark.parametrize("module", ["cnnzoo", "cnnzoo.errors", "cnnzoo.cli", "cnnzoo.engine.config"])
+@pytest.mark.parametrize("module", ["cnnzoo", "cnnzoo.errors", "cnnzoo.cli", "cnnzoo.engine.config",
+                                    "cnnzoo.serve", "cnnzoo.serve.runs", "cnnzoo.serve.limits"])
 def test_light_modules_do_not_import_torch(module):
     code = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 import cnnzoo
-from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, show, train
+from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, serve, show, train
 from cnnzoo.errors import CnnzooError
 
 EXIT_USAGE = 2
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnzoo {cnnzoo.__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (models, train, evaluate, data, bench, scratch, experiment, show):
+    for module in (models, train, evaluate, data, bench, scratch, experiment, show, serve):
         module.register(commands)
     for command in commands.choices.values():  # `--debug` works after the command too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

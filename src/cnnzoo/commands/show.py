@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from cnnzoo.commands.options import positive_int
 from cnnzoo.console import print_json
 
 
@@ -144,6 +145,54 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     return _finish(args, report, started)
 
 
+def cmd_errors(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize import mistakes as m
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.source import load_data
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    test = load_data(subject, args.data_dir).test
+    images, labels = test.images.cpu(), test.labels.cpu()
+    probs = m.probabilities(subject, images)
+    rows = m.confident_mistakes(probs, labels, args.count)
+    wrong = int((probs.argmax(1) != labels).sum())
+    title = (f"{subject.label}: the {len(rows)} most confident of {wrong:,} mistakes on {len(labels):,} test images "
+             f"({wrong / len(labels):.1%} error)\ntrue class above each image, the prediction and its probability in red")
+    figure = m.draw_mistakes([_drawable(images[r["index"]]) for r in rows], rows, classes=subject.classes, title=title)
+    path = save(figure, out / "errors.png")
+    pairs = [{"true": subject.classes[t], "predicted": subject.classes[p], "count": n}
+             for t, p, n in m.confused_pairs(probs, labels)]
+    named = [{**r, "true": subject.classes[r["true"]], "predicted": subject.classes[r["predicted"]]} for r in rows]
+    return _finish(args, {"model": subject.name, "test_images": len(labels), "mistakes": wrong,
+                          "most_confident": named, "most_confused": pairs, "wrote": [str(path)]}, started)
+
+
+def cmd_embedding(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize import embedding as e
+    from cnnzoo.visualize import retrieval as r
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.source import load_data
+
+    started = time.perf_counter()
+    subject, out = _open(args)
+    test = load_data(subject, args.data_dir).test
+    count = min(args.images, len(test))
+    images, labels = test.images[:count].cpu(), test.labels[:count].cpu()
+    panels = {"raw pixels": e.pca_2d(r.pixels(images)),
+              "penultimate-layer features": e.pca_2d(r.dataset_features(subject, images))}
+    for result in panels.values():
+        result["accuracy"] = e.centroid_accuracy(result["points"], labels)
+    figure = e.draw_embedding(panels, labels, classes=subject.classes,
+                              title=f"{subject.label}: {count:,} test images projected on their first two "
+                                    "principal components")
+    path = save(figure, out / "embedding.png")
+    spaces = {name: {"explained_variance": [round(v, 4) for v in p["explained"]],
+                     "centroid_accuracy_2d": round(p["accuracy"], 4)} for name, p in panels.items()}
+    return _finish(args, {"model": subject.name, "images": count, "projection": "pca", "spaces": spaces,
+                          "wrote": [str(path)]}, started)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
@@ -225,18 +274,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_cam)
     p = views.add_parser("neighbours", help="nearest training images in penultimate features and in pixels")
     _common(p, image=True)
-    p.add_argument("--k", type=int, default=8, help="neighbours per query (default: 8)")
+    p.add_argument("--k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--space", choices=("features", "pixels"), help="only one space (default: both)")
-    p.add_argument("--queries", type=int, default=1000, help="test images for precision@k (default: 1000)")
+    p.add_argument("--queries", type=positive_int, default=1000, help="test images for precision@k (default: 1000)")
     p.add_argument("--data-dir", help="where the dataset files are")
     p.set_defaults(run=cmd_neighbours)
+    p = views.add_parser("errors", help="the test images the model gets wrong with the most confidence")
+    _common(p, image=False)
+    p.add_argument("--count", type=positive_int, default=24, help="mistakes to show (default: 24)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.set_defaults(run=cmd_errors)
+    p = views.add_parser("embedding", help="test-set features in 2-D (principal components) beside raw pixels")
+    _common(p, image=False)
+    p.add_argument("--images", type=positive_int, default=5000, help="test images to project (default: 5000)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.set_defaults(run=cmd_embedding)
     _register_scoremap(commands)
     p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
                             description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")
     p.add_argument("source", metavar="RUN|MODEL")
     p.add_argument("--format", choices=("onnx",), default="onnx")
     p.add_argument("--out", type=Path, metavar="FILE", help="the .onnx file (default: RUN/MODEL.onnx)")
-    p.add_argument("--images", type=int, default=256, help="test images to compare on (default: 256)")
+    p.add_argument("--images", type=positive_int, default=256, help="test images to compare on (default: 256)")
     p.add_argument("--data-dir", help="where the dataset files are")
     p.add_argument("--json", action="store_true", help="print max |Δlogit|, top-1 agreement and the file written")
     p.set_defaults(run=cmd_export)

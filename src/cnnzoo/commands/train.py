@@ -63,12 +63,14 @@ def given_options(args: argparse.Namespace) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnzoo.engine.distributed import is_main_process
+    from cnnzoo.engine.elastic import AUTO, restartable
     from cnnzoo.engine.state import RESUMABLE_SETTINGS
     from cnnzoo.engine.train import train
     from cnnzoo.recipes import train_config
 
     options = given_options(args)
-    if args.resume is not None:
+    auto = args.resume is not None and str(args.resume) == AUTO
+    if args.resume is not None and not auto:
         fixed = sorted(set(options) - set(RESUMABLE_SETTINGS))
         if args.recipe or fixed or args.overwrite:
             raise ConfigError(f"--resume continues a run with its own settings; only "
@@ -79,11 +81,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.recipe is None and "model" not in options:
             raise ConfigError("say what to train: --model NAME (and --dataset), --recipe NAME, or --resume RUN_DIR")
         config = train_config(args.recipe, options)
+        if config.out is None and (auto or restartable()):
+            raise ConfigError("--resume auto and torchrun --max-restarts need --out: the run directory that every "
+                              "process, and every restart, continues")
         if config.out is None:  # named here, so that an interrupted run can be pointed to
             config = dataclasses.replace(config, out=str(timestamped_run_dir(f"{config.model}-{config.dataset}")))
         run_dir = config.out
     try:
-        summary = train(config, resume=args.resume, overrides=options if config is None else None,
+        summary = train(config, resume=AUTO if auto else args.resume, overrides=options if config is None else None,
                         overwrite=args.overwrite, progress=not args.no_progress)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_interrupted_hint(Path(run_dir))) from None
@@ -122,7 +127,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                "           cnnzoo train --model lenet5 --out runs/mine --overwrite",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", help="start from a named recipe (see `cnnzoo recipes`); options given override it")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue an interrupted run exactly; `--resume auto` continues the run in --out if it has "
+                        "a checkpoint, else starts it (what a process torchrun restarted does)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its files go once the new run has written its config); "
                         "without it, a directory holding a run is refused")

@@ -4,6 +4,8 @@ Two classes implement it: ``tensors.ImageTensors`` (decoded once, held as one ui
 ``folder.StreamingImageFolder`` (an image folder too big for memory, decoded batch by batch). Training and
 evaluation use only this surface, so they never need to know which one they were given; in particular both
 draw an epoch's order with ``batch_plan``, so the same seeded generator gives the same batches from either.
+Under several processes each asks for its ``Shard`` of the plan (batch i goes to process i mod world), so a
+streamed folder decodes only the images of its own batches.
 
 This module is the leaf of ``cnnzoo.data``: it imports torch, the standard library and ``cnnzoo.errors``
 (itself standard-library only), and nothing from ``cnnzoo.data``.
@@ -28,6 +30,22 @@ from cnnzoo.errors import ConfigError
 MAX_PAD = 8
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 labels (N,)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One process's share of every epoch: batch ``i`` of the plan goes to process ``i mod world``.
+
+    Every process draws the same permutation (their generators are seeded alike and advance alike), so the
+    shares are disjoint and together cover the epoch without any index being exchanged.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world:
+            raise ConfigError(f"shard {self.rank} of {self.world}: the rank must be in [0, world)")
 
 
 @runtime_checkable
@@ -78,10 +96,12 @@ class ImageDataset(Protocol):
         shuffle: bool,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
+        shard: Shard = Shard(),
     ) -> Iterator[Batch]:
         """Yield ``(uint8 images (N, C, H, W), int64 labels (N,))`` on ``device``, in the order ``batch_plan``
-        gives. ``batch_size < 1`` raises ``ConfigError`` at the call; the permutation is drawn from
-        ``generator`` when the first batch is asked for."""
+        gives, only ``shard``'s batches (only their images are read). ``batch_size < 1`` raises
+        ``ConfigError`` at the call; the permutation is drawn from ``generator`` when the first batch is asked
+        for."""
 
 
 
@@ -114,10 +134,13 @@ def check_batch_size(batch_size: int) -> None:
 
 
 def batch_plan(
-    count: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None, drop_last: bool = False
+    count: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None, drop_last: bool = False,
+    shard: Shard = Shard(),
 ) -> tuple[torch.Tensor | None, list[slice]]:
     """One epoch of ``count`` items: the order (a CPU permutation drawn from ``generator``, or ``None`` for
-    the stored order) and the batches as consecutive slices of it, the last one short unless ``drop_last``.
+    the stored order) and the batches as consecutive slices of it, the last one short unless ``drop_last``;
+    of those, ``shard``'s (every ``world``-th from its ``rank``). The whole permutation is drawn whatever the
+    shard, so every process's generator advances alike.
 
     Every ``ImageDataset`` batches by this plan, which is why a seeded generator gives the same epoch from
     an in-memory set and from a streamed folder.
@@ -125,7 +148,8 @@ def batch_plan(
     check_batch_size(batch_size)
     order = torch.randperm(count, generator=generator) if shuffle else None
     stop = count - count % batch_size if drop_last else count
-    return order, [slice(start, start + batch_size) for start in range(0, stop, batch_size)]
+    starts = range(0, stop, batch_size)[shard.rank::shard.world]
+    return order, [slice(start, start + batch_size) for start in starts]
 
 
 def pad_images(images: torch.Tensor, side: int) -> torch.Tensor:
@@ -156,6 +180,7 @@ __all__ = [
     "Batch",
     "DatasetSplits",
     "ImageDataset",
+    "Shard",
     "batch_plan",
     "centred_padding",
     "pad_by",

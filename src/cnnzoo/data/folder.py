@@ -34,6 +34,7 @@ from cnnzoo.data.dataset import (
     Batch,
     DatasetSplits,
     ImageDataset,
+    Shard,
     batch_plan,
     centred_padding,
     check_batch_size,
@@ -62,10 +63,13 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
     anything but a regular file, refused before it is opened (opening a FIFO would wait for a writer forever);
     a missing file raises ``DataFilesMissing``.
     """
-    image = open_image(path, channels, draft_size=size)
-    array = np.asarray(_resize_and_centre_crop(image, size))
-    tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+    return image_tensor(open_image(path, channels, draft_size=size), size)
+
+
+def image_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """A decoded grey or RGB image as uint8 (channels, size, size), as ``load_image`` makes it (uploads too)."""
+    tensor = torch.from_numpy(np.array(_resize_and_centre_crop(image, size)))  # a copy Pillow does not own
+    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 def open_image(path: str | Path, channels: int = 3, draft_size: int | None = None) -> Image.Image:
@@ -253,8 +257,10 @@ def collate_decoded(items) -> tuple[torch.Tensor, torch.Tensor] | str:
 
 
 def default_num_workers(file_count: int) -> int:
-    """No worker processes for a few hundred files (starting them costs more); else up to 4."""
-    return 0 if file_count < 256 else min(4, os.cpu_count() or 1)
+    """No worker processes for a few hundred files (starting them costs more); else up to 4, the cores shared
+    among the training processes torchrun started on this machine (its LOCAL_WORLD_SIZE; see docs/distributed.md)."""
+    sharing = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return 0 if file_count < 256 else max(1, min(4, (os.cpu_count() or 1) // sharing))
 
 
 class StreamingImageFolder(ImageDataset):
@@ -318,20 +324,16 @@ class StreamingImageFolder(ImageDataset):
             return self
         return self._like(padding=(self.padding[0] + before, self.padding[1] + after))
 
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        generator: torch.Generator | None = None,
-        drop_last: bool = False,
-    ) -> Iterator[Batch]:
+    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
+                drop_last: bool = False, shard: Shard = Shard()) -> Iterator[Batch]:
+        """``dataset.batch_plan``'s batches of ``shard``: only their images are decoded."""
         check_batch_size(batch_size)
-        return self._batches(batch_size, shuffle, generator, drop_last)
+        return self._batches(batch_size, shuffle, generator, drop_last, shard)
 
-    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                 drop_last: bool) -> Iterator[Batch]:
-        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
+    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None, drop_last: bool,
+                 shard: Shard) -> Iterator[Batch]:
+        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
+                                   shard=shard)
         order = torch.arange(len(self)) if order is None else order
         loader = torch.utils.data.DataLoader(
             ImageFileDataset(self.files, self.channels, self.size),

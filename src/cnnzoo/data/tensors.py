@@ -18,6 +18,7 @@ from cnnzoo.data.dataset import (
     Batch,
     DatasetSplits,
     ImageDataset,
+    Shard,
     batch_plan,
     check_batch_size,
     pad_images,
@@ -90,15 +91,17 @@ class ImageTensors(ImageDataset):
         shuffle: bool,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
+        shard: Shard = Shard(),
     ) -> Iterator[Batch]:
         """Batches by ``dataset.batch_plan``: in order they are slices (views, no copy); shuffled, each is
         one indexing operation with a slice of the permutation (moved to the images' device once)."""
         check_batch_size(batch_size)
-        return self._batches(batch_size, shuffle, generator, drop_last)
+        return self._batches(batch_size, shuffle, generator, drop_last, shard)
 
-    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                 drop_last: bool) -> Iterator[Batch]:
-        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
+    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None, drop_last: bool,
+                 shard: Shard) -> Iterator[Batch]:
+        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
+                                   shard=shard)
         if order is None:
             for part in slices:
                 yield self.images[part], self.labels[part]

@@ -133,6 +133,17 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(path, tensors, _read_meta(path, header))
 
 
+def read_meta(path: Path) -> dict:
+    """A cnnzoo checkpoint's metadata alone, its tensors left unread (``{}`` for bare weights)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated "
+                              f"or not a cnnzoo checkpoint") from None
+    return _read_meta(path, header) if header.get("format") == FORMAT else {}
+
+
 def _read_meta(path: Path, header: dict[str, str]) -> dict:
     """The JSON object a cnnzoo checkpoint keeps under ``meta`` in its header; its contents are checked where
     they are used (``load_trained``, ``restore_last``)."""

@@ -1,8 +1,9 @@
 """Multi-process training under torchrun (``torchrun --nproc-per-node=N -m cnnzoo train ...``).
 
 torchrun sets WORLD_SIZE, RANK and LOCAL_RANK. Each process drives one GPU (or CPU process, with the gloo
-backend), sees every batch index but trains only on its own share (batch i goes to rank i mod world), and
-DistributedDataParallel averages gradients. Only rank 0 writes the run directory and shows progress.
+backend), reads and trains on its own share of every epoch (``data.dataset.Shard``: batch i goes to rank i mod
+world), evaluates its share of the test set, and DistributedDataParallel averages gradients. Only rank 0 writes
+the run directory and shows progress; ``elastic`` resumes every process of a restarted job from it.
 
 Every collective waits at most ``--dist-timeout`` seconds: a process that hung or died then ends the job with a
 ``TrainingError`` on the processes that waited for it, naming the ranks that did not answer. gloo's own message
@@ -26,6 +27,8 @@ from cnnzoo.errors import TrainingError
 
 
 def world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
@@ -49,11 +52,31 @@ def setup(device: torch.device, timeout: float = 300.0) -> bool:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         try:
-            dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout))
+            store, rank_, size = next(dist.rendezvous("env://", timeout=timedelta(seconds=timeout)))
+            dist.init_process_group(backend=backend, store=_store_of_this_attempt(store), rank=rank_, world_size=size,
+                                    timeout=timedelta(seconds=timeout))
         except RuntimeError as error:  # the store's "waiting for clients" timeout is a RuntimeError
             raise TrainingError(f"process {rank()} of {world_size()}: not every process joined within "
                                 f"--dist-timeout {timeout:g} s ({_first_line(error)}); did each one start?") from None
     return True
+
+
+def _store_of_this_attempt(store: dist.Store) -> dist.Store:
+    """The job's key-value store, with keys of their own for each attempt of a job torchrun restarted.
+
+    torchrun's processes share its agent's store (TORCHELASTIC_USE_AGENT_STORE), which outlives a restart, so the
+    restarted processes would read the addresses their dead predecessors published and fail to connect
+    (pytorch/pytorch#135712). One agent counts its restarts alike for all its processes; several nodes count
+    apart, so there ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` must give each attempt a new store (see
+    docs/distributed.md), and ``setup`` refuses to start a restartable job without it.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return store
+    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1 and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")):
+        raise TrainingError("torchrun --max-restarts on several nodes needs each restart to get a new store: launch "
+                            "torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment on every node "
+                            "(see docs/distributed.md)")
+    return dist.PrefixStore(f"cnnzoo/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 @contextmanager
@@ -125,6 +148,32 @@ def agree_max(values: list[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor.tolist()
+
+
+def sum_over_processes(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` summed over all processes (itself when not distributed), returned on ``tensor``'s device."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    summed = tensor.to(device, copy=True)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return summed.to(tensor.device)
+
+
+def concatenate_over_processes(part: torch.Tensor) -> torch.Tensor:
+    """The processes' ``part``s (alike but in length) concatenated in rank order, on every process (``part``
+    itself when not distributed). gloo and NCCL gather equal sizes, so the parts travel padded to the longest."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return part
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    length = torch.tensor([len(part)], device=device)
+    lengths = [torch.empty_like(length) for _ in range(world_size())]
+    dist.all_gather(lengths, length)
+    longest = max(int(n) for n in lengths)
+    padded = torch.zeros((longest, *part.shape[1:]), dtype=part.dtype, device=device)
+    padded[: len(part)] = part
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded)
+    return torch.cat([gathered[: int(n)] for gathered, n in zip(parts, lengths)]).to(part.device)
 
 
 def from_main_process(value: float, device: torch.device) -> float:

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.data.augment import EvalViews
-from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.data.dataset import ImageDataset, Shard
+from cnnzoo.engine import distributed
 from cnnzoo.engine.runtime import autocast
 from cnnzoo.errors import ConfigError
 
@@ -48,11 +49,13 @@ def predict_logits(model: nn.Module, batch: torch.Tensor, views: EvalViews, *, d
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_classes: int, batch_size: int = 500,
-             device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False) -> EvalResult:
+             device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False,
+             shard: Shard = Shard()) -> EvalResult:
     """Accuracy of ``model`` on ``data`` (uint8 images, in memory or streamed) seen through ``views``.
 
     ``batch_size`` counts model inputs: with ten-crop views, 50 images make a batch of 500. The model is left
-    in eval mode.
+    in eval mode. Under several processes each evaluates its ``shard`` of the batches and the counts are summed
+    over all of them, so every process returns the whole result and each image is read once.
     """
     device = torch.device(device)
     model.eval()
@@ -60,7 +63,7 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     correct5 = total = 0
     loss_sum = 0.0
-    for images, labels in data.batches(batch_size, shuffle=False):
+    for images, labels in data.batches(batch_size, shuffle=False, shard=shard):
         labels = labels.to(device)
         log_probs = predict_logits(model, images, views, device=device, precision=precision,
                                    channels_last=channels_last)
@@ -70,6 +73,11 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
         pairs = labels.cpu() * num_classes + top[:, 0].cpu()
         confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
         total += labels.numel()
+    if shard.world > 1:
+        confusion = distributed.sum_over_processes(confusion, device)
+        loss_sum, correct5, total = distributed.sum_over_processes(
+            torch.tensor([loss_sum, correct5, total], dtype=torch.float64), device).tolist()
+        total, correct5 = int(total), int(correct5)
     if total == 0:
         raise ConfigError("cannot evaluate on an empty dataset")
     return EvalResult(top1=confusion.diag().sum().item() / total, top5=correct5 / total, loss=loss_sum / total,

@@ -1,7 +1,9 @@
 """The epoch loop: one optimiser step, and one pass over the training set made of them.
 
-Under torchrun every process walks the same seeded batch order and takes every ``world``-th batch, so the
-processes see disjoint batches without exchanging indices; DistributedDataParallel averages the gradients.
+Under torchrun every process draws the same seeded batch order and asks the data set for its ``Shard`` of it
+(batch i goes to process i mod world), so the processes train on disjoint batches without exchanging indices
+and a streamed folder decodes each image once per epoch in all; DistributedDataParallel averages the gradients.
+One step of N processes with batches of B is one step of a single process with a batch of N×B (the same images).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import torch
 from torch import nn
 
 from cnnzoo.data.augment import TrainAugment
-from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.engine import distributed
+from cnnzoo.data.dataset import ImageDataset, Shard
+from cnnzoo.engine import distributed, elastic
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.runtime import autocast, synchronize
@@ -105,12 +107,12 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
     net.train()
     synchronize(device)
     started = time.perf_counter()
-    batches = data.batches(config.batch_size, shuffle=True, generator=trainable.generator, drop_last=True)
+    batches = data.batches(config.batch_size, shuffle=True, generator=trainable.generator, drop_last=True,
+                           shard=Shard(rank, world))
     for index, (images, labels) in enumerate(batches):
-        if index >= steps_per_epoch * world:
+        if index >= steps_per_epoch:  # every process takes as many steps, or one would wait for the others
             break
-        if index % world != rank:
-            continue
+        elastic.kill_if_test_asks(epoch=state.epoch + 1, step=index + 1)
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         done = state.step / total_steps
         if config.time_budget is not None:
@@ -126,13 +128,13 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
                                           trainable=trainable, settings=settings)
         except NonFiniteLossError as error:
             raise NonFiniteLossError(
-                f"the loss became {error} at epoch {state.epoch + 1}, step {index // world + 1} (learning rate "
+                f"the loss became {error} at epoch {state.epoch + 1}, step {index + 1} (learning rate "
                 f"{lr:.3g}); the best checkpoint was kept. Lower --lr, add --grad-clip, or use --precision fp32."
             ) from None
         if trainable.ema is not None:
             trainable.ema.update_parameters(trainable.model)
         state.step += 1
-        if log is not None and index // world == 4:  # five steps in: warm enough to extrapolate
+        if log is not None and index == 4:  # five steps in: warm enough to extrapolate
             _announce_cost(log, config, len(data), total_steps - state.step, (time.perf_counter() - started) / 5)
         main = outputs[0] if isinstance(outputs, tuple) else outputs
         loss_sum += loss.detach() * labels.numel()

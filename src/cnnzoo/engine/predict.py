@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn.modules.module import (register_module_buffer_registration_hook,
                                      register_module_module_registration_hook,
                                      register_module_parameter_registration_hook)
 
-from cnnzoo.data.folder import load_image, open_image
+from cnnzoo.data.folder import image_tensor, load_image, open_image
 from cnnzoo.data.photos import prepare_like_mnist, unlike_training
 from cnnzoo.data.dataset import pad_images
 from cnnzoo.data.loading import load_dataset
@@ -261,7 +262,16 @@ def _decode(loaded: LoadedModel, path: Path, prepare: bool) -> tuple[torch.Tenso
     channels = loaded.model.cfg.input_size[0]
     if not (prepare and loaded.dataset in MNIST_LIKE and channels == 1):
         return load_image(path, channels=channels, size=loaded.data_size), {}
-    array, steps = prepare_like_mnist(open_image(path, 1), loaded.data_size, MNIST_LIKE[loaded.dataset])
+    return prepare_image(loaded, open_image(path, 1), prepare)
+
+
+def prepare_image(loaded: LoadedModel, image: Image.Image, prepare: bool = True) -> tuple[torch.Tensor, dict]:
+    """A decoded image (already checked, any mode) as the model's uint8 input before padding, and what was done
+    to it: prepared as MNIST's images were for a model trained on them (see ``predict_files``), else resized."""
+    channels = loaded.model.cfg.input_size[0]
+    if not (prepare and loaded.dataset in MNIST_LIKE and channels == 1):
+        return image_tensor(image.convert("L" if channels == 1 else "RGB"), loaded.data_size), {}
+    array, steps = prepare_like_mnist(image, loaded.data_size, MNIST_LIKE[loaded.dataset])
     note = {"prepared": steps}
     warning = unlike_training(array, loaded.input.mean[0])
     if warning:

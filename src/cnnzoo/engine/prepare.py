@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import torch
 
 from cnnzoo.data.augment import TrainAugment, rgb_pca
-from cnnzoo.data.dataset import ImageDataset, pad_images
+from cnnzoo.data.dataset import ImageDataset, Shard, pad_images
 from cnnzoo.data.loading import load_dataset
+from cnnzoo.engine import distributed
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.errors import ConfigError
@@ -67,9 +68,20 @@ def _random_subset(data: ImageDataset, count: int | None, seed: int) -> ImageDat
 
 
 def _statistics_sample(data: ImageDataset, seed: int, count: int = 10_000) -> torch.Tensor:
-    """Up to ``count`` training images, drawn at random, for the normalisation statistics and PCA."""
+    """Up to ``count`` training images, drawn at random, for the normalisation statistics and PCA.
+
+    Under several processes each reads a consecutive part of the sample and the parts are gathered, so a
+    streamed folder decodes each image of it once in all, and every process holds the same sample as one
+    process alone would.
+    """
     generator = torch.Generator().manual_seed(seed)
-    return next(data.batches(count, shuffle=True, generator=generator))[0]
+    count = min(count, len(data))
+    shard = Shard(distributed.rank(), distributed.world_size())
+    part_size = max(1, -(-count // shard.world))
+    part = next(data.batches(part_size, shuffle=True, generator=generator, shard=shard), None)
+    if part is None:  # more processes than images: this one reads none
+        part = (torch.empty((0, data.num_channels, *data.image_size), dtype=torch.uint8, device=data.device),)
+    return distributed.concatenate_over_processes(part[0])[:count]
 
 
 def load_data(config: TrainConfig) -> LoadedData:

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from cnnzoo.console import Log, log_to_stderr
-from cnnzoo.engine import distributed
+from cnnzoo.data.dataset import Shard
+from cnnzoo.engine import distributed, elastic
 from cnnzoo.engine.autotune import Tuning, tune
 from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_ema, make_optimizer
 from cnnzoo.engine.checkpoint import save_checkpoint
@@ -56,23 +57,27 @@ class _Run:
         return evaluate(self.trainable.eval_model, self.data.test, self.data.spec.eval_pipeline(self.config.test_views),
                         num_classes=len(self.data.classes), device=self.settings.device,
                         precision=self.settings.precision,
-                        channels_last=self.settings.memory_format == torch.channels_last)
+                        channels_last=self.settings.memory_format == torch.channels_last,
+                        shard=Shard(distributed.rank(), distributed.world_size()))
 
 
-def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: dict | None = None,
+def train(config: TrainConfig | None, *, resume: Path | str | None = None, overrides: dict | None = None,
           overwrite: bool = False, progress: bool = False, log: Log = log_to_stderr) -> dict:
     """Train ``config.model`` on ``config.dataset``; returns the run's summary (also written to summary.json).
 
-    With ``resume``, ``config`` is ignored: the run directory's own ``config.json`` and ``checkpoints/last``
-    continue the run where it stopped; ``overrides`` may change epochs, time_budget, device, threads and
-    dist_timeout (e.g. more epochs to extend a finished run). A new run refuses a directory that holds a run
-    unless ``overwrite``; the old run's files then go once the new run has written its config.
+    With ``resume`` a run directory, ``config`` is ignored: the run directory's own ``config.json`` and
+    ``checkpoints/last`` continue the run where it stopped; ``overrides`` may change epochs, time_budget, device,
+    threads and dist_timeout (e.g. more epochs to extend a finished run). With ``resume="auto"``, and in every
+    process torchrun restarted, the run in ``config.out`` is continued if it has a checkpoint, else started
+    (``elastic.resolve_start``). A new run refuses a directory that holds a run unless ``overwrite``; the old
+    run's files then go once the new run has written its config.
     """
-    if resume is not None:
-        check_resumable(Path(resume))
-        config = resumed_config(Path(resume), overrides)
+    start = elastic.resolve_start(config, resume, overwrite, overrides)  # "auto" and torchrun's restarts
+    if start.resume is not None:
+        check_resumable(start.resume)
+        config = resumed_config(start.resume, start.overrides)
     run_dir = run_dir_of(config)
-    replacing = resume is None and check_new_run(run_dir, overwrite=overwrite)  # refused before any work
+    replacing = start.resume is None and check_new_run(run_dir, overwrite=start.overwrite)  # before any work
     device = resolve_device(config.device)
     distributed_run = distributed.setup(device, config.dist_timeout)
     main_process = distributed.is_main_process()
@@ -81,11 +86,12 @@ def train(config: TrainConfig | None, *, resume: Path | None = None, overrides: 
         torch.set_num_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
 
-    run = _build(config, device, run_dir, main_process, may_measure=resume is None and not distributed_run)
+    run = _build(config, device, run_dir, main_process, may_measure=start.resume is None and not distributed_run)
     if main_process:
         make_run_dir(run_dir)
+    elastic.agree_on_start(run_dir / LAST if start.resume is not None else None, device)
     # measuring the candidates is part of the run's cost, so it counts in its time budget
-    state = _resume(run_dir, run.trainable, config, log) if resume is not None else \
+    state = _resume(run_dir, run.trainable, config, log) if start.resume is not None else \
         RunState(train_seconds=run.tuning.seconds)
     if main_process:
         (replace_run if replacing else write_config)(run_dir, config)
@@ -189,7 +195,8 @@ def _resume(run_dir: Path, trainable: Trainable, config: TrainConfig, log: Log) 
             return state
         raise ConfigError(f"{run_dir} already ran {state.epoch} epochs ({state.train_seconds:.0f} s of training); "
                           f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
-    log(f"resuming {run_dir} after epoch {state.epoch}")
+    restart = f" (torchrun restart {elastic.restart_count()})" if elastic.restart_count() else ""
+    log(f"resuming {run_dir} after epoch {state.epoch}, step {state.step}{restart}")
     if finished_epochs(run_dir) == state.epoch and state.epoch:  # it had finished: this extends it
         _note_replanned_schedule(state, trainable, config, log)
     return state

@@ -1,0 +1,99 @@
+"""Loaded models, kept in a least-recently-used cache of bounded size and reloaded when their checkpoint changes
+(a run still training writes a better ``best`` checkpoint now and then).
+
+A cache entry holds what the page asks for again and again about one run: the model (as a
+``cnnzoo.visualize.source.Subject``), its per-layer summary and, once asked for, the penultimate features of its
+training images for the nearest-neighbour search. Data sets (for test images and neighbours) are cached apart,
+at most ``DATASETS`` of them, shared by the runs trained on the same one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnzoo.errors import CheckpointError, ConfigError
+from cnnzoo.serve import runs
+
+DATASETS = 2  # data sets kept in memory (Fashion-MNIST: 55 MB)
+
+
+@dataclass
+class Entry:
+    subject: object  # cnnzoo.visualize.source.Subject
+    stamp: tuple
+    data_dir: str | None
+    # held for any use of the model: hooks are set on the shared modules, so two forward passes at once would
+    # capture each other's outputs; requests for one run take turns, other runs go on in parallel
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    card: dict | None = None  # the model's description and per-layer summary, made on first use
+    features: object = None  # (N, D) penultimate features of the training images searched
+
+
+def _checkpoint(root: Path, name: str) -> Path:
+    for relative in runs.CHECKPOINTS:
+        path = runs.run_file(root, name, relative)
+        if path is not None:
+            return path
+    raise CheckpointError(f"{name}: no checkpoint yet (checkpoints/best.safetensors or last.safetensors); a run "
+                          f"being trained writes its first one when its first epoch ends")
+
+
+def _stamp(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+class ModelCache:
+    """Run name → ``Entry``, at most ``capacity`` of them; the least recently used goes first."""
+
+    def __init__(self, root: Path, capacity: int, data_dir: str | None = None) -> None:
+        self.root, self.capacity, self.data_dir = root, capacity, data_dir
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._lock = threading.Lock()  # loads are serialised: two requests for one run load it once
+        self._datasets: OrderedDict[tuple, object] = OrderedDict()
+        self._data_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def get(self, name: str) -> Entry:
+        """The entry of run ``name``: ``RunNotFound`` for an unknown run, ``CheckpointError`` for a damaged one."""
+        from cnnzoo.visualize.source import open_subject
+
+        path = _checkpoint(self.root, name)
+        stamp = _stamp(path)
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.stamp != stamp:
+                subject = open_subject(path)  # safetensors: no code runs; metadata checked before anything is built
+                data_dir = self.data_dir or runs.data_dir(self.root, name)
+                entry = Entry(subject, stamp, data_dir)
+                self._entries[name] = entry
+            self._entries.move_to_end(name)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+            return entry
+
+    def data_for(self, entry: Entry):
+        """The data set ``entry``'s run was trained on (``DatasetSplits``, in memory), loaded once and shared."""
+        from cnnzoo.visualize.source import load_data
+
+        subject = entry.subject
+        key = (subject.dataset, entry.data_dir, subject.model.cfg.input_size[0], subject.data_size)
+        with self._data_lock:
+            if key not in self._datasets:
+                data = load_data(subject, entry.data_dir)
+                if not hasattr(data.train, "images"):
+                    raise ConfigError(f"{subject.dataset} is streamed from disk, so the explorer cannot pick test "
+                                      f"images or search training images; give a smaller data set")
+                self._datasets[key] = data
+            self._datasets.move_to_end(key)
+            while len(self._datasets) > DATASETS:
+                self._datasets.popitem(last=False)
+            return self._datasets[key]

@@ -1,0 +1,174 @@
+"""The JSON API and the page. Every run name goes through ``runs.run_path`` (404 for anything not served),
+every upload through ``explain.decode_upload`` (400), and all model work through the inference gate (503 when
+every slot is busy). Errors come back as ``{"detail": message}``.
+
+| route | what |
+|---|---|
+| ``GET /`` | the page |
+| ``GET /api/runs`` | every run: model, data set, accuracy, date, epochs, status |
+| ``GET /api/runs/{run}`` | one run: settings, metrics per epoch, per-class accuracy, figures |
+| ``GET /api/runs/{run}/model`` | classes, input, stages and the per-layer summary (422: damaged checkpoint) |
+| ``GET /api/runs/{run}/figures/{name}`` | ``curves.png`` or ``confusion.png`` |
+| ``GET /api/runs/{run}/test-image`` | a test image (``?index=N``, else random) as base64 PNG, with its class |
+| ``POST /api/runs/{run}/predict`` | multipart ``image``: top-k, input, every stage's maps, Grad-CAM |
+| ``POST /api/runs/{run}/neighbours`` | multipart ``image``: nearest training images in penultimate features |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.datastructures import UploadFile
+
+from cnnzoo.errors import CnnzooError
+from cnnzoo.serve import runs
+from cnnzoo.serve.limits import Busy
+
+STATIC = Path(__file__).parent / "static"
+router = APIRouter()
+
+
+def _error(status: int, message: str, **headers) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers or None)
+
+
+def _status_of(error: Exception) -> int:
+    from cnnzoo.serve.explain import ImageRejected
+
+    if isinstance(error, runs.RunNotFound):
+        return 404
+    if isinstance(error, ImageRejected):
+        return 400
+    return 422  # a damaged checkpoint, missing data set, an index out of range: the run's problem, said in words
+
+
+async def _guarded(request: Request, work, *args):
+    """``work(explorer, *args)`` in a worker thread inside an inference slot; errors as JSON responses."""
+    explorer = request.app.state.explorer
+    try:
+        with explorer.gate:
+            return await run_in_threadpool(work, explorer, *args)
+    except Busy:
+        return _error(503, f"busy: all {explorer.limits.max_inference} inference slots are taken; retry in a "
+                           f"moment", **{"Retry-After": "1"})
+    except CnnzooError as error:
+        return _error(_status_of(error), _relative(error, explorer.root))
+
+
+def _relative(error: Exception, root) -> str:
+    """The message with the runs folder's path left out: a client learns nothing of the server's disk."""
+    return str(error).replace(f"{root}/", "").replace(str(root), "RUNS_DIR")
+
+
+def _plain(request: Request, work, *args):
+    root = request.app.state.explorer.root
+    try:
+        return work(root, *args)
+    except CnnzooError as error:
+        return _error(_status_of(error), _relative(error, root))
+
+
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+@router.get("/api/runs")
+def list_runs(request: Request):
+    explorer = request.app.state.explorer
+    limits = explorer.limits
+    return {"runs_dir": explorer.root.name, "runs": runs.list_runs(explorer.root),
+            "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_image_pixels": limits.max_image_pixels,
+                       "max_inference": limits.max_inference, "max_models": limits.max_models}}
+
+
+@router.get("/api/runs/{run}")
+def run_details(request: Request, run: str):
+    return _plain(request, runs.details, run)
+
+
+@router.get("/api/runs/{run}/figures/{name}")
+def run_figure(request: Request, run: str, name: str):
+    if name not in runs.FIGURES:
+        return _error(404, f"no figure {name[:80]!r}; the figures are {', '.join(runs.FIGURES)}")
+    path = _plain(request, runs.run_file, run, name)
+    if path is None:
+        return _error(404, f"{run} has no {name} yet (it is written when training ends)")
+    return path if isinstance(path, JSONResponse) else FileResponse(path, media_type="image/png")
+
+
+def _model(explorer, run: str) -> dict:
+    from cnnzoo.serve.explain import model_card
+
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        return model_card(entry)
+
+
+@router.get("/api/runs/{run}/model")
+async def run_model(request: Request, run: str):
+    return await _guarded(request, _model, run)
+
+
+def _test_image(explorer, run: str, index: int | None) -> dict:
+    from cnnzoo.serve.explain import test_image
+
+    entry = explorer.cache.get(run)
+    data = explorer.cache.data_for(entry)
+    with entry.lock:
+        return test_image(entry, data, index)
+
+
+@router.get("/api/runs/{run}/test-image")
+async def run_test_image(request: Request, run: str, index: int | None = Query(None, ge=0, le=10**9)):
+    return await _guarded(request, _test_image, run, index)
+
+
+async def _upload(request: Request) -> bytes | JSONResponse:
+    """The bytes of the multipart field ``image`` (the body limit already bounds them)."""
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except Exception as error:  # starlette's MultiPartException and malformed bodies
+        return _error(400, f"the request is not a multipart form with one file field 'image' ({error})")
+    image = form.get("image")
+    if not isinstance(image, UploadFile):
+        return _error(400, "send the image as a file in the multipart field 'image'")
+    return await image.read()
+
+
+def _predict(explorer, run: str, data: bytes, top_k: int) -> dict:
+    from cnnzoo.serve.explain import decode_upload, explain, prepare
+
+    image = decode_upload(data, explorer.limits.max_image_pixels)
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        raw, note = prepare(entry, image)
+        return {"run": run, **explain(entry.subject, raw, top_k=top_k), **note}
+
+
+@router.post("/api/runs/{run}/predict")
+async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le=100)):
+    missing = _plain(request, runs.run_path, run)  # an unknown run is 404 before the body is read
+    data = missing if isinstance(missing, JSONResponse) else await _upload(request)
+    return data if isinstance(data, JSONResponse) else await _guarded(request, _predict, run, data, top_k)
+
+
+def _neighbours(explorer, run: str, data: bytes, k: int) -> dict:
+    from cnnzoo.serve.explain import decode_upload, neighbours, prepare
+
+    image = decode_upload(data, explorer.limits.max_image_pixels)
+    entry = explorer.cache.get(run)
+    data = explorer.cache.data_for(entry)
+    with entry.lock:
+        raw, _ = prepare(entry, image)
+        return {"run": run, **neighbours(entry, data, raw, k)}
+
+
+@router.post("/api/runs/{run}/neighbours")
+async def run_neighbours(request: Request, run: str, k: int = Query(8, ge=1, le=32)):
+    missing = _plain(request, runs.run_path, run)
+    data = missing if isinstance(missing, JSONResponse) else await _upload(request)
+    return data if isinstance(data, JSONResponse) else await _guarded(request, _neighbours, run, data, k)

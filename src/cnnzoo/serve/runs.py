@@ -1,0 +1,190 @@
+"""The runs under RUNS_DIR, read without torch: what the runs list and a run's page show.
+
+A run is named by its folder's name, a direct child of RUNS_DIR. Every name and every file is checked before it
+is opened: a name with a separator, ``..`` or anything but letters, digits, ``.``, ``_`` and ``-`` is unknown,
+and a folder or file whose real path (symlinks followed) lies outside RUNS_DIR is unknown too; nothing outside
+is ever opened. Unknown means ``RunNotFound``, which the API answers with 404.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from pathlib import Path
+
+from cnnzoo.errors import CnnzooError, ConfigError
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+MAX_RUNS = 500  # folders listed; a RUNS_DIR holding more is cut, the newest kept
+MAX_TEXT_BYTES = 4 * 1024**2  # config.json, summary.json, metrics.csv, per_class.csv: read whole, so bounded
+LIVE_SECONDS = 600  # a run without summary.json whose metrics.csv changed this recently is "training"
+FIGURES = ("curves.png", "confusion.png")
+CHECKPOINTS = ("checkpoints/best.safetensors", "checkpoints/last.safetensors")
+
+
+class RunNotFound(CnnzooError, LookupError):
+    """A run name or file that is not served: absent, malformed, or leading outside RUNS_DIR."""
+
+
+def check_runs_dir(path: str | Path) -> Path:
+    """RUNS_DIR as an absolute real path; a missing folder or a run directory itself is a ``ConfigError``."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such folder of runs; train one first (`make demo` writes runs/demo)")
+    if _holds_run(root):
+        raise ConfigError(f"{root} is a run directory itself; give the folder that holds runs: "
+                          f"cnnzoo serve {root.resolve().parent}")
+    return root.resolve()
+
+
+def _holds_run(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or (folder / "checkpoints").is_dir()
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+def run_path(root: Path, name: str) -> Path:
+    """The folder of run ``name``, or ``RunNotFound``."""
+    if not NAME.fullmatch(name) or name in (".", ".."):
+        raise RunNotFound(f"no run named {name[:80]!r}")
+    path = root / name
+    if not path.is_dir() or not _inside(root, path) or not _holds_run(path):
+        raise RunNotFound(f"no run named {name!r} in the runs folder")
+    return path
+
+
+def run_file(root: Path, name: str, relative: str) -> Path | None:
+    """A file of run ``name`` (``relative`` from the code's own list, never from a request), or None when absent;
+    ``RunNotFound`` when it is a link that leads outside RUNS_DIR or not a regular file."""
+    path = run_path(root, name) / relative
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not _inside(root, path) or not path.resolve().is_file():
+        raise RunNotFound(f"{name}/{relative} is not served (it leads outside the runs folder)")
+    return path
+
+
+def _read_text(root: Path, name: str, relative: str) -> str | None:
+    path = run_file(root, name, relative)
+    if path is None:
+        return None
+    with path.open("rb") as handle:
+        data = handle.read(MAX_TEXT_BYTES + 1)
+    return data[:MAX_TEXT_BYTES].decode("utf-8", errors="replace")
+
+
+def _json(root: Path, name: str, relative: str) -> dict:
+    text = _read_text(root, name, relative)
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def metrics(root: Path, name: str) -> list[dict]:
+    """metrics.csv as one dict per epoch (numbers as floats); a row being written is left out."""
+    text = _read_text(root, name, "metrics.csv") or ""
+    rows = list(csv.DictReader(text.splitlines()))
+    return [{k: _number(v) for k, v in row.items() if k and v is not None} for row in rows
+            if row and all(v not in (None, "") for v in row.values())]
+
+
+def per_class(root: Path, name: str) -> dict[str, float]:
+    text = _read_text(root, name, "per_class.csv") or ""
+    found = {}
+    for row in csv.DictReader(text.splitlines()):
+        value = _number(row.get("test_top1") or "")
+        if isinstance(value, float) and row.get("class") is not None:
+            found[row["class"]] = value
+    return found
+
+
+def _status(root: Path, name: str, summary: dict, history: list[dict]) -> str:
+    if summary and summary.get("epochs") == (history[-1].get("epoch") if history else None):
+        return "finished"
+    path = run_file(root, name, "metrics.csv") or run_file(root, name, "config.json")
+    recent = path is not None and time.time() - path.stat().st_mtime < LIVE_SECONDS
+    return "training" if recent else ("stopped" if history else "starting")
+
+
+def describe(root: Path, name: str) -> dict:
+    """One row of the runs list: model, dataset, accuracy, date, epochs, status."""
+    config, summary = _json(root, name, "config.json"), _json(root, name, "summary.json")
+    history = metrics(root, name)
+    last = history[-1] if history else {}
+    dated = run_file(root, name, "config.json") or run_path(root, name)
+    accuracy = summary.get("test_top1", last.get("test_top1"))
+    return {"name": name, "model": config.get("model", summary.get("model")),
+            "dataset": config.get("dataset", summary.get("dataset")),
+            "test_top1": accuracy if isinstance(accuracy, (int, float)) else None,
+            "best_test_top1": max((row["test_top1"] for row in history if isinstance(row.get("test_top1"), float)),
+                                  default=None),
+            "epochs_done": len(history), "epochs_planned": config.get("epochs"),
+            "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(dated.stat().st_mtime)),
+            "modified": max((p.stat().st_mtime for p in _files(root, name)), default=0.0),
+            "status": _status(root, name, summary, history),
+            "has_checkpoint": any(_exists(root, name, c) for c in CHECKPOINTS)}
+
+
+def _files(root: Path, name: str) -> list[Path]:
+    found = []
+    for relative in ("config.json", "metrics.csv", "summary.json", *CHECKPOINTS):
+        try:
+            path = run_file(root, name, relative)
+        except RunNotFound:
+            continue
+        if path is not None:
+            found.append(path)
+    return found
+
+
+def list_runs(root: Path) -> list[dict]:
+    """Every run folder directly under ``root`` (links leading outside are left out), newest first."""
+    rows = []
+    children = [p for p in root.iterdir() if NAME.fullmatch(p.name)]
+    children.sort(key=lambda p: p.lstat().st_mtime, reverse=True)
+    for child in children[:MAX_RUNS]:
+        try:
+            rows.append(describe(root, run_path(root, child.name).name))
+        except (RunNotFound, OSError):
+            continue
+    rows.sort(key=lambda row: row["modified"], reverse=True)
+    return rows
+
+
+def details(root: Path, name: str) -> dict:
+    """A run's page: its row, settings, metrics per epoch, per-class accuracy and which figures it has."""
+    config = _json(root, name, "config.json")
+    config.pop("out", None)  # where it was written: a path on the server, not the run's business
+    config.pop("data_dir", None)
+    return {**describe(root, name), "config": config, "summary": _json(root, name, "summary.json"),
+            "metrics": metrics(root, name), "per_class": per_class(root, name),
+            "figures": [f for f in FIGURES if _exists(root, name, f)]}
+
+
+def _exists(root: Path, name: str, relative: str) -> bool:
+    try:
+        return run_file(root, name, relative) is not None
+    except RunNotFound:
+        return False
+
+
+def data_dir(root: Path, name: str) -> str | None:
+    """Where the run's data set was read from (config.json's data_dir), for test images and neighbours."""
+    value = _json(root, name, "config.json").get("data_dir")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,200 @@
+"""The explorer in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright against
+`cnnzoo serve` on a free port of 127.0.0.1. It draws a digit, uploads an image, switches runs (a damaged one
+included), compares two runs and watches a run that is still training; screenshots go to each test's tmp_path.
+Without Chromium or Playwright these tests are skipped, and the reason is printed (`make test` runs pytest -rs)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("CNNZOO_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1366, "height": 768}  # a laptop screen
+
+if not CHROMIUM.is_file():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CNNZOO_CHROMIUM)", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'cnnzoo[serve]')")
+
+
+@pytest.fixture(scope="module")
+def browser_runs(explorer_runs, tmp_path_factory) -> Path:
+    """Copies of the test runs, plus "live": a run with one epoch done whose summary is not written yet."""
+    root = tmp_path_factory.mktemp("browser") / "runs"
+    for name in ("lenet5-a", "lenet5bn-b", "damaged"):
+        shutil.copytree(explorer_runs / name, root / name)
+    shutil.copytree(explorer_runs / "lenet5-a", root / "live")
+    (root / "live" / "summary.json").unlink()
+    metrics = root / "live" / "metrics.csv"
+    metrics.write_text("\n".join(metrics.read_text().splitlines()[:2]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(browser_runs):
+    """`cnnzoo serve` (uvicorn) in a thread on a free port; stopped when the module's tests end."""
+    import uvicorn
+
+    from cnnzoo.serve.app import bind, create_app, url_of
+
+    sock = bind("127.0.0.1", 0)
+    instance = uvicorn.Server(uvicorn.Config(create_app(browser_runs), log_level="warning"))
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not instance.started:
+        thread.join(0.05)
+        assert thread.is_alive(), "the server did not start"
+    yield url_of(sock)
+    instance.should_exit = True
+    thread.join(10)
+    sock.close()
+    assert not thread.is_alive(), "the server did not stop"
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="cnnzoo-chromium-"), headless=True,
+                                                       executable_path=str(CHROMIUM), args=ARGS, viewport=VIEWPORT)
+        errors = []
+        tab = context.new_page()
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(server)
+        tab.wait_for_selector("#runs li")
+        yield tab
+        context.close()
+        assert errors == [], errors
+
+
+def _select(page, run: str) -> None:
+    page.click(f"#runs li[data-run='{run}']")
+    page.wait_for_function("name => document.querySelector('#run-title').textContent.startsWith(name)", arg=run)
+
+
+def _draw_a_seven(page) -> None:
+    box = page.locator("#canvas").bounding_box()
+    x, y, w = box["x"], box["y"], box["width"]
+    page.mouse.move(x + 0.25 * w, y + 0.2 * w)
+    page.mouse.down()
+    page.mouse.move(x + 0.75 * w, y + 0.2 * w, steps=10)
+    page.mouse.move(x + 0.4 * w, y + 0.85 * w, steps=10)
+    page.mouse.up()
+
+
+UNPAINTED = """sel => [...document.querySelectorAll(sel)].filter(c => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return false;
+  return true; }).map(c => c.title || c.id)"""
+FLAT_STAGES = """() => [...document.querySelectorAll('#stages .stage[data-stage]')].filter(stage =>
+  ![...stage.querySelectorAll('canvas.map')].some(c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 4; i < d.length; i += 4) if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return true;
+    return false; })).map(stage => stage.dataset.stage)"""
+
+
+def _api(server: str, path: str, image: bytes | None = None) -> dict:
+    import httpx
+
+    if image is None:
+        return httpx.get(server.rstrip("/") + path, timeout=30).json()
+    return httpx.post(server.rstrip("/") + path, files={"image": ("x.png", image, "image/png")}, timeout=30).json()
+
+
+def test_drawing_shows_top_k_every_stage_grad_cam_and_neighbours(page, server, tmp_path):
+    _select(page, "lenet5-a")
+    _draw_a_seven(page)
+    page.wait_for_selector("#topk li")
+    page.wait_for_selector("#neighbours figure")
+    probabilities = [float(t.rstrip("%")) for t in page.locator("#topk .prob").all_inner_texts()]
+    assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 100.1
+    stages = _api(server, "/api/runs/lenet5-a/model")["stages"]
+    assert page.locator("#stages .stage[data-stage]").evaluate_all("els => els.map(e => e.dataset.stage)") == stages
+    for stage, shown in (("C1", 6), ("S2", 6), ("C3", 16), ("S4", 16), ("C5", 1), ("F6", 1)):
+        assert page.locator(f"#stages .stage[data-stage='{stage}'] canvas.map").count() == shown
+    page.wait_for_function("document.querySelector('#cam-caption').textContent.includes('Grad-CAM for')")
+    assert page.evaluate(UNPAINTED, "#stages canvas.map, #seen, #cam") == []  # every map and the input drawn
+    assert page.evaluate(FLAT_STAGES) == []  # in every stage some map varies (a dead ReLU map may be flat)
+    assert page.locator("#neighbours figure").count() == 8
+    page.screenshot(path=str(tmp_path / "explore.png"))
+    page.locator("#stages .stage[data-stage='C1'] canvas.map").first.click()
+    assert page.locator("#zoom").is_visible()
+    assert "(28 − 5 + 2·2) / 1 + 1 = 28" in page.inner_text("#zoom-layer")
+    assert page.locator("#zoom-layer .kernels canvas").count() == 1  # C1 has one input channel
+    page.screenshot(path=str(tmp_path / "zoom.png"))
+    page.click("#zoom-close")
+
+
+def test_uploading_or_dropping_an_image_predicts_what_the_api_predicts(page, server, tiny_mnist_dir, tmp_path):
+    from PIL import Image
+
+    from cnnzoo.data.loading import load_dataset
+
+    _select(page, "lenet5-a")
+    test = load_dataset("mnist", tiny_mnist_dir, in_channels=1).test
+    path = tmp_path / "upload.png"
+    Image.fromarray(test.images[7, 0].numpy()).resize((140, 140)).save(path)
+    expected = _api(server, "/api/runs/lenet5-a/predict", path.read_bytes())["top_k"][0]["class"]
+    page.evaluate("document.querySelector('#topk').replaceChildren()")
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#topk li")
+    assert page.inner_text("#topk li.top .label") == expected
+    assert "upload.png" in page.inner_text("#truth")
+    dropped = page.evaluate_handle("""b64 => { const dt = new DataTransfer();
+        dt.items.add(new File([Uint8Array.from(atob(b64), c => c.charCodeAt(0))], 'dropped.png', {type: 'image/png'}));
+        return dt; }""", base64.b64encode(path.read_bytes()).decode())
+    page.dispatch_event("#canvas", "drop", {"dataTransfer": dropped})
+    page.wait_for_function("document.querySelector('#truth').textContent.includes('dropped.png')")
+    assert page.inner_text("#topk li.top .label") == expected
+    page.click("#random")
+    page.wait_for_function("document.querySelector('#truth').textContent.includes('test image #')")
+
+
+def test_switching_runs_and_a_damaged_run(page, server, tmp_path):
+    _select(page, "lenet5-a")
+    _draw_a_seven(page)
+    page.wait_for_selector("#topk li")
+    _select(page, "damaged")
+    page.wait_for_function("document.querySelector('#run-error').textContent.includes('damaged')")
+    assert page.locator("#run-error").is_visible()
+    page.screenshot(path=str(tmp_path / "damaged.png"))
+    _select(page, "lenet5bn-b")
+    page.wait_for_selector("#run-error", state="hidden")
+    page.wait_for_selector("#topk li")  # the drawing is predicted again, by this run's model
+    assert page.locator("#stages .stage[data-stage]").count() == 6
+
+
+def test_training_tab_and_comparing_two_runs(page, server, tmp_path):
+    _select(page, "lenet5-a")
+    page.click("#tabs button[data-tab='training']")
+    page.wait_for_function("document.querySelector('#confusion img')?.naturalWidth > 0")
+    layers = _api(server, "/api/runs/lenet5-a/model")["layers"]
+    assert page.locator("#layers tbody tr").count() == len(layers)
+    assert page.evaluate(UNPAINTED, "#training canvas.chart") == []
+    page.screenshot(path=str(tmp_path / "training.png"), full_page=True)
+    page.click("#tabs button[data-tab='compare']")
+    page.select_option("#compare-a", "lenet5-a")
+    page.select_option("#compare-b", "lenet5bn-b")
+    page.wait_for_function("document.querySelector('#compare-table').textContent.includes('B: lenet5bn-b')")
+    table = page.inner_text("#compare-table")
+    assert "A: lenet5-a" in table and "lenet5_bn" in table
+    assert page.evaluate(UNPAINTED, "#compare canvas.chart") == []
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    page.click("#tabs button[data-tab='explore']")
+
+
+def test_a_run_still_training_updates_live(page, browser_runs):
+    card = page.locator("#runs li[data-run='live']")
+    assert "training" in card.inner_text() and "1/2 epochs" in card.inner_text()
+    metrics = browser_runs / "live" / "metrics.csv"
+    full = (browser_runs / "lenet5-a" / "metrics.csv").read_text()
+    metrics.write_text(full)
+    page.wait_for_function("document.querySelector(\"#runs li[data-run='live']\").textContent.includes('2/2 epochs')",
+                           timeout=10_000)

@@ -1,0 +1,374 @@
+"""`cnnzoo serve`, the explorer's API, through FastAPI's test client on tiny trained runs: every route, what the
+page is told (checked against `cnnzoo predict`, `cnnzoo.visualize` and `cnnzoo summary` on the same image), and
+every refusal: 404 for names and links leading outside the runs folder, 400 for bad images, 413 for bodies over
+the limit (Content-Length or counted while streaming), 408 for stalled bodies, 503 when inference is busy, 422
+for a damaged checkpoint while the other runs go on being served."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'cnnzoo[serve]')")
+pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from cnnzoo.cli import main  # noqa: E402
+from cnnzoo.serve import runs  # noqa: E402
+from cnnzoo.serve.app import create_app  # noqa: E402
+from cnnzoo.serve.limits import BodyLimit, Limits  # noqa: E402
+
+LIMITS = Limits(max_upload_bytes=200_000, max_image_pixels=250_000, max_inference=1, max_models=2)
+
+
+@pytest.fixture(scope="module")
+def client(explorer_runs):
+    with TestClient(create_app(explorer_runs, LIMITS)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def digit_png(tiny_mnist_dir) -> bytes:
+    from cnnzoo.data.loading import load_dataset
+
+    test = load_dataset("mnist", tiny_mnist_dir, in_channels=1).test
+    buffer = io.BytesIO()
+    Image.fromarray(test.images[3, 0].numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _post(client, path, data: bytes, name="x.png"):
+    return client.post(path, files={"image": (name, data, "image/png")})
+
+
+def _bytes(b64: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), dtype=np.uint8)
+
+
+def test_runs_list_shows_the_runs_inside_and_nothing_that_leads_out(client):
+    body = client.get("/api/runs").json()
+    rows = {row["name"]: row for row in body["runs"]}
+    assert set(rows) == {"lenet5-a", "lenet5bn-b", "damaged", "leaky"}  # "escape" links outside: not listed
+    assert not rows["leaky"]["has_checkpoint"]  # its checkpoints link outside: as good as none
+    a = rows["lenet5-a"]
+    assert (a["model"], a["dataset"], a["epochs_done"], a["status"]) == ("lenet5", "mnist", 2, "finished")
+    assert 0 <= a["test_top1"] <= 1 and a["date"][:2] == "20" and a["has_checkpoint"]
+    assert body["limits"]["max_upload_bytes"] == LIMITS.max_upload_bytes
+
+
+def test_run_details_and_figures(client, explorer_runs):
+    details = client.get("/api/runs/lenet5-a").json()
+    summary = json.loads((explorer_runs / "lenet5-a" / "summary.json").read_text())
+    assert [row["epoch"] for row in details["metrics"]] == [1, 2]
+    assert details["metrics"][-1]["test_top1"] == pytest.approx(summary["test_top1"], abs=1e-4)
+    assert details["per_class"] == pytest.approx(summary["per_class_top1"], abs=1e-4)
+    assert "out" not in details["config"] and "data_dir" not in details["config"]  # no server paths
+    figure = client.get("/api/runs/lenet5-a/figures/confusion.png")
+    assert figure.status_code == 200 and figure.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get("/api/runs/lenet5-a/figures/config.json").status_code == 404
+
+
+def test_model_card_is_cnnzoo_summary(client):
+    from cnnzoo.inspect.summary import summary
+    from cnnzoo.models.registry import create_model
+
+    card = client.get("/api/runs/lenet5-a/model").json()
+    expected = summary(create_model("lenet5"))
+    assert card["stages"] == ["C1", "S2", "C3", "S4", "C5", "F6"] and card["classes"] == [str(i) for i in range(10)]
+    assert card["total_params"] == expected.total_params == 61_706
+    assert [(r["name"], r["output_shape"], r["params"], r["macs"], r["receptive_field"]) for r in card["layers"]] == \
+        [(r.name, r.output_shape, r.params, r.macs, r.receptive_field) for r in expected.layers]
+
+
+def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explorer_runs, digit_png, tmp_path):
+    from cnnzoo.engine.predict import load_trained, predict_files
+    from cnnzoo.visualize.activations import activations
+    from cnnzoo.visualize.cam import grad_cam
+    from cnnzoo.visualize.source import load_input, open_subject
+
+    result = _post(client, "/api/runs/lenet5-a/predict?top_k=3", digit_png).json()
+    path = tmp_path / "digit.png"
+    path.write_bytes(digit_png)
+    expected = predict_files(load_trained(explorer_runs / "lenet5-a"), [path], top_k=3)[0]["predictions"]
+    assert [p["class"] for p in result["top_k"]] == [p["class"] for p in expected]
+    assert [p["probability"] for p in result["top_k"]] == pytest.approx([p["probability"] for p in expected], abs=1e-5)
+    subject = open_subject(explorer_runs / "lenet5-a")
+    _, x = load_input(subject, path)
+    outputs = activations(subject.model, x)
+    assert [(s["name"], s["shape"]) for s in result["stages"]] == [(k, list(v.shape[1:])) for k, v in outputs.items()]
+    c1 = result["stages"][0]
+    first = outputs["C1"][0, 0].numpy()
+    sent = _bytes(c1["data"])[: 28 * 28].reshape(28, 28) / 255 * (c1["max"][0] - c1["min"][0]) + c1["min"][0]
+    assert np.abs(sent - first).max() <= (first.max() - first.min()) / 255 + 1e-4  # the map, to one grey level
+    assert c1["layer"]["formula"] == "(28 − 5 + 2·2) / 1 + 1 = 28" and c1["layer"]["weight_shape"] == [6, 1, 5, 5]
+    assert result["stages"][2]["layer"]["formula"] == "(14 − 5 + 2·0) / 1 + 1 = 10"
+    assert result["cam"]["layer"] == grad_cam(subject.model, x)["layer"] == "C3"
+    assert result["input"]["shape"] == [1, 28, 28]
+
+
+def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_runs, tiny_mnist_dir, digit_png):
+    from cnnzoo.data.loading import load_dataset
+    from cnnzoo.visualize import retrieval
+    from cnnzoo.visualize.source import model_input, open_subject
+
+    data = load_dataset("mnist", tiny_mnist_dir, in_channels=1)
+    found = _post(client, "/api/runs/lenet5-a/neighbours?k=4", digit_png).json()
+    subject = open_subject(explorer_runs / "lenet5-a")
+    bank = retrieval.dataset_features(subject, data.train.images)
+    query = retrieval.penultimate(subject.model, model_input(subject, data.test.images[3:4]))
+    assert [item["index"] for item in found["images"]] == retrieval.nearest(query, bank, 4)[1][0].tolist()
+    assert found["searched"] == len(data.train)
+    item = client.get("/api/runs/lenet5-a/test-image?index=5").json()
+    assert item["label"] == int(data.test.labels[5]) and item["count"] == len(data.test)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(item["png"])))), data.test.images[5, 0].numpy())
+    assert client.get("/api/runs/lenet5-a/test-image?index=100000").status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/api/runs/..", "/api/runs/%2e%2e", "/api/runs/..%2f..%2fetc", "/api/runs/%2fetc",
+                                  "/api/runs/.%2e/model", "/api/runs/escape", "/api/runs/escape/model",
+                                  "/api/runs/nothing", "/api/runs/lenet5-a%00", "/api/runs/" + "a" * 300,
+                                  "/api/runs/leaky/model", "/api/runs/lenet5-a/figures/..%2fconfig.json",
+                                  "/static/..%2f..%2fserve%2froutes.py", "/api/runs/%252e%252e"])
+def test_traversal_and_links_out_are_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404, response.text
+
+
+def test_links_out_are_refused_before_anything_is_read(explorer_runs, monkeypatch):
+    opened = []
+    monkeypatch.setattr("cnnzoo.visualize.source.open_subject", lambda path, **kw: opened.append(path))
+    with pytest.raises(runs.RunNotFound):
+        runs.run_path(explorer_runs.resolve(), "escape")
+    with TestClient(create_app(explorer_runs, LIMITS)) as fresh:
+        assert fresh.get("/api/runs/leaky/model").status_code == 404
+        assert _post(fresh, "/api/runs/escape/predict", b"x").status_code == 404
+    assert opened == []
+
+
+def test_bad_images_are_400_with_a_message(client, digit_png):
+    big = io.BytesIO()
+    Image.new("L", (600, 600)).save(big, format="PNG")  # 360,000 pixels: over the test's 250,000
+    cases = {"not an image": b"hello, world", "truncated": digit_png[: len(digit_png) // 2], "empty": b"",
+             "too many pixels": big.getvalue()}
+    for what, data in cases.items():
+        response = _post(client, "/api/runs/lenet5-a/predict", data)
+        assert response.status_code == 400, what
+        assert response.json()["detail"], what
+    assert "pixels" in _post(client, "/api/runs/lenet5-a/predict", big.getvalue()).json()["detail"]
+    missing = client.post("/api/runs/lenet5-a/predict", files={"picture": ("x.png", digit_png, "image/png")})
+    assert missing.status_code == 400 and "'image'" in missing.json()["detail"]
+
+
+def test_a_body_over_the_limit_is_413(client):
+    response = _post(client, "/api/runs/lenet5-a/predict", b"\0" * (LIMITS.max_upload_bytes + 1))
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+
+
+def _call(app, headers, chunks, delay=0.0):
+    """Drive an ASGI app by hand: returns (status, how many body chunks it pulled)."""
+    pulled, sent = [], []
+
+    async def receive():
+        await asyncio.sleep(delay)
+        index = len(pulled)
+        pulled.append(index)
+        if index < len(chunks):
+            return {"type": "http.request", "body": chunks[index], "more_body": index < len(chunks) - 1}
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], len(pulled)
+
+
+async def _reads_everything(scope, receive, send):
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_body_limit_reads_nothing_past_the_limit():
+    app = BodyLimit(_reads_everything, limit=1000, timeout=5)
+    chunks = [b"x" * 300] * 100  # 30 kB, chunked: no Content-Length
+    assert _call(app, [(b"content-length", b"30000")], chunks) == (413, 0)  # refused before a byte is read
+    assert _call(app, [], chunks) == (413, 4)  # counted: the fourth chunk passes 1000 bytes; no fifth is read
+    assert _call(app, [], chunks[:3]) == (200, 3)
+    assert _call(app, [(b"content-length", b"12abc")], chunks)[0] == 400
+
+
+def test_a_stalled_or_trickling_body_is_408():
+    stalls = BodyLimit(_reads_everything, limit=10_000, timeout=0.05)
+    assert _call(stalls, [], [b"x"] * 5, delay=0.2)[0] == 408
+    trickles = BodyLimit(_reads_everything, limit=10_000, timeout=0.2, deadline=0.3)
+    status, pulled = _call(trickles, [], [b"x"] * 20, delay=0.05)  # each chunk in time, the whole too late
+    assert status == 408 and pulled < 20
+    assert _call(trickles, [], [b"x"] * 3, delay=0.05) == (200, 3)
+
+
+def test_busy_inference_is_503_not_a_queue(client, digit_png):
+    gate = client.app.app.state.explorer.gate
+    with gate:  # the one slot of the test's limits is taken
+        response = _post(client, "/api/runs/lenet5-a/predict", digit_png)
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert client.get("/api/runs/lenet5-a/model").status_code == 503
+        assert client.get("/api/runs").status_code == 200  # listing needs no slot
+    assert _post(client, "/api/runs/lenet5-a/predict", digit_png).status_code == 200
+
+
+def test_a_damaged_checkpoint_is_422_for_its_run_only(client, explorer_runs, digit_png):
+    card = client.get("/api/runs/damaged/model")
+    detail = card.json()["detail"]
+    assert card.status_code == 422 and detail.startswith("damaged/checkpoints/best.safetensors: not a readable")
+    assert str(explorer_runs.resolve()) not in detail  # no server paths in answers
+    assert _post(client, "/api/runs/damaged/predict", digit_png).status_code == 422
+    assert client.get("/api/runs/damaged").status_code == 200  # its metrics are still there
+    assert _post(client, "/api/runs/lenet5bn-b/predict", digit_png).status_code == 200
+
+
+def test_models_are_cached_lru_and_reloaded_when_the_checkpoint_changes(explorer_runs, tmp_path):
+    root = tmp_path / "runs"
+    for name in ("lenet5-a", "lenet5bn-b"):
+        shutil.copytree(explorer_runs / name, root / name)
+    app = create_app(root, Limits(max_models=1))
+    cache = app.app.state.explorer.cache
+    first = cache.get("lenet5-a")
+    assert cache.get("lenet5-a") is first
+    cache.get("lenet5bn-b")
+    assert cache.names() == ["lenet5bn-b"]  # capacity 1: lenet5-a went
+    checkpoint = root / "lenet5bn-b" / "checkpoints" / "best.safetensors"
+    os.utime(checkpoint, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert cache.get("lenet5bn-b") is not cache.get("lenet5-a") and len(cache) == 1
+
+
+def test_a_run_still_training_is_live(explorer_runs, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(explorer_runs / "lenet5-a", root / "live")
+    (root / "live" / "summary.json").unlink()
+    metrics = root / "live" / "metrics.csv"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join(lines[:2]) + "\n")
+    with TestClient(create_app(root)) as live:
+        row = live.get("/api/runs").json()["runs"][0]
+        assert (row["status"], row["epochs_done"]) == ("training", 1)
+        metrics.write_text("\n".join(lines) + "\n" + lines[-1].split(",")[0][:0] + "3,0.1")  # a row being written
+        assert live.get("/api/runs").json()["runs"][0]["epochs_done"] == 2  # the half row is left out
+
+
+def test_serve_without_the_extra_is_one_line_exit_2(monkeypatch, capsys, explorer_runs):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a))
+    assert main(["serve", str(explorer_runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pip install 'cnnzoo[serve]'" in err
+
+
+def test_serve_refuses_a_missing_folder_a_run_and_a_busy_port(capsys, explorer_runs):
+    from cnnzoo.serve.app import bind
+
+    assert main(["serve", str(explorer_runs / "nothing")]) == 2
+    assert main(["serve", str(explorer_runs / "lenet5-a")]) == 2
+    with bind("127.0.0.1", 0) as taken:
+        assert main(["serve", str(explorer_runs), "--port", str(taken.getsockname()[1])]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and "no such folder" in lines[0] and "run directory itself" in lines[1] and \
+        "choose another --port" in lines[2]
+
+
+def test_binding_beyond_loopback_warns_there_is_no_authentication(monkeypatch, capsys, explorer_runs):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    assert main(["serve", str(explorer_runs), "--host", "0.0.0.0", "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "no authentication" in err and "http://0.0.0.0:" in err
+    main(["serve", str(explorer_runs), "--port", "0"])
+    assert "no authentication" not in capsys.readouterr().err
+
+
+def test_a_real_server_refuses_big_bodies_unread_and_stops_on_ctrl_c(explorer_runs):
+    """`cnnzoo serve` as a user starts it: the URL printed, 413 on a header that promises 50 MB (sent without a
+    body, so only an answer before reading can come back), 413 on a chunked stream, and Ctrl-C ends it cleanly."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs), "--port", "0",
+                               "--max-upload-mb", "1"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = server.stderr.readline()
+        host, port = re.search(r"http://([\d.]+):(\d+)/", line).groups()
+        with socket.create_connection((host, int(port)), timeout=20) as sock:
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 413")
+        with socket.create_connection((host, int(port)), timeout=20) as sock:
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+            head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+            sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))  # a well-formed start: the file goes on and on
+            chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
+            try:
+                for _ in range(40):  # 2.5 MB offered; the server answers after 1 MB and closes
+                    sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert sock.recv(100).startswith(b"HTTP/1.1 413")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=20) == 0
+        rest = server.stderr.read()
+        assert "stopped" in rest and "Traceback" not in rest
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_pickle_upload_is_refused_and_never_runs(client, tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    response = _post(client, "/api/runs/lenet5-a/predict", pickle.dumps(Payload()), name="model.pt")
+    assert response.status_code == 400 and not marker.exists()
+
+
+def test_the_page_is_shipped_in_the_wheel():
+    import tomllib
+
+    from cnnzoo.serve.routes import STATIC
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "serve/static/*" in project["tool"]["setuptools"]["package-data"]["cnnzoo"]
+    assert {p.name for p in STATIC.iterdir()} >= {"index.html", "explorer.js", "explorer.css", "charts.js", "colours.js"}
+    assert all(p.is_file() for p in STATIC.iterdir())  # the glob takes files, not folders
+    page = (STATIC / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN: works offline
+
+
+def test_runs_on_one_data_set_share_it(explorer_runs):
+    cache = create_app(explorer_runs, LIMITS).app.state.explorer.cache
+    a, b = cache.get("lenet5-a"), cache.get("lenet5bn-b")
+    assert cache.data_for(a) is cache.data_for(b)
