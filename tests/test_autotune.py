@@ -194,3 +194,11 @@ def test_a_training_run_reports_its_choice_and_counts_the_measuring_in_its_time(
     assert any(line.startswith("runtime: ") and "measured" in line for line in lines)
     cached = tuning_cache.read_entry(autotune.key_parts(config, torch.device("cpu"), 28))
     assert {label: round(s * 1e3, 2) for label, s in cached["steps"].items()} == tuning["step_ms"]
+
+
+def test_an_unwritable_cache_only_costs_a_measurement(tmp_path, monkeypatch):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    monkeypatch.setenv(tuning_cache.CACHE_ENV, str(blocked / "tuning"))
+    assert tuning_cache.write_entry(PARTS, {"steps": {"fp32/nchw": 0.02}}) is None
+    assert tuning_cache.read_entry(PARTS) == {}

@@ -62,6 +62,7 @@ def write_entry(parts: dict, entry: dict) -> Path | None:
     read-only home: the run goes on, it only measures again next time)."""
     path = _path(parts)
     text = json.dumps({"parts": {name: parts[name] for name in KEY_PARTS}, **entry}, indent=1, sort_keys=True)
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -69,5 +70,7 @@ def write_entry(parts: dict, entry: dict) -> Path | None:
             file.write(text)
         os.replace(temporary, path)
     except OSError:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         return None
     return path
