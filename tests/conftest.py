@@ -59,6 +59,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(SKIP_REASON)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def tuning_cache_in_a_temporary_directory(tmp_path_factory):
+    """The autotuner's cache goes to a temporary directory, never the user's (child processes inherit it)."""
+    import os
+
+    from cnnzoo.engine.tuning_cache import CACHE_ENV
+
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("tuning-cache"))
+    yield
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
+
+
 @pytest.fixture(scope="session")
 def explorer_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
     """A folder of runs for `cnnzoo serve`'s tests: two tiny trained runs (lenet5, lenet5_bn), one whose checkpoint

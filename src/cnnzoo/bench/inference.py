@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from cnnzoo.bench.timing import compare
 from cnnzoo.engine.inference import optimize_for_inference
+from cnnzoo.engine.runtime import synchronize
 from cnnzoo.models.registry import create_model
 
 IMAGENET_MODELS = ("resnet18", "alexnet", "googlenet", "densenet121", "vgg11")
@@ -25,29 +26,33 @@ def real_images_224(images: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def inference_throughput(model_name: str, images: torch.Tensor, *, batch_size: int = 16, repeats: int = 3,
-                         agreement_images: int = 64, method: str = "compile", precision: str = "auto") -> dict:
+                         agreement_images: int = 64, method: str = "compile", precision: str = "auto",
+                         device: torch.device | str = "cpu") -> dict:
+    device = torch.device(device)
     torch.manual_seed(0)
-    model = create_model(model_name).eval()
-    batch = real_images_224(images, batch_size)
+    model = create_model(model_name).eval().to(device)
+    batch = real_images_224(images, batch_size).to(device)
     fast = optimize_for_inference(model, batch, method=method, precision=precision)
-    eager = create_model(model_name).eval()
+    eager = create_model(model_name).eval().to(device)
     eager.load_state_dict(model.state_dict())
 
     def run_eager() -> int:
         with torch.no_grad():
             eager(batch)
+        synchronize(device)
         return batch_size
 
     def run_fast() -> int:
         fast(batch)
+        synchronize(device)
         return batch_size
 
     result = compare(run_eager, run_fast, repeats=repeats)
     agree = total = 0
     with torch.no_grad():
         for start in range(0, agreement_images, batch_size):
-            x = real_images_224(images[start:start + batch_size], batch_size)
+            x = real_images_224(images[start:start + batch_size], batch_size).to(device)
             agree += (eager(x).argmax(1) == fast(x).argmax(1)).sum().item()
             total += x.shape[0]
-    return {"model": model_name, "batch_size": batch_size, "method": method, **result, "top1_agreement": round(agree / total, 4),
+    return {"model": model_name, "device": device.type, "batch_size": batch_size, "method": method, **result, "top1_agreement": round(agree / total, 4),
             "images_compared": total}

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from cnnzoo.console import log_to_stderr
+from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.train import train
 from cnnzoo.inspect.summary import summary
 from cnnzoo.recipes import TIERS, Recipe, list_recipes, model_settings
@@ -55,8 +56,16 @@ def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Pat
             "met": all(a >= recipe.target_top1 for a in accuracies)
             and all(s <= recipe.budget_seconds * 1.05 for s in seconds),
             "seeds": seeds, "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}", "config": recipe.config,
+            "runtime": _runtime(runs[0]), "tuning": [r["tuning"] for r in runs],
+            **({"overrides": overrides} if overrides else {}),
         })
     return rows
+
+
+def _runtime(run_summary: dict) -> str:
+    """``bf16, channels-last, compiled``: what a run trained in, as its autotuning chose."""
+    layout = "channels-last" if run_summary["channels_last"] else "NCHW"
+    return f"{run_summary['precision']}, {layout}" + (", compiled" if run_summary["compile"] else "")
 
 
 def results_markdown(rows: list[dict], machine: str) -> str:
@@ -73,9 +82,13 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         "- **model**: the registered model with the builder arguments the recipe sets, so its parameter count can "
         "differ from `cnnzoo list`'s default.",
         "",
-        "| recipe | model | params | MACs/image | train s | images/s | test top-1 | target | budget s | met "
-        "| measured |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|",
+        "- **runtime**: the precision and memory layout the run trained in (and whether compiled), as the "
+        "autotuner measured fastest for the model on this machine (`engine/autotune.py`); its measuring counts "
+        "in **train s**.",
+        "",
+        "| recipe | model | params | MACs/image | train s | images/s | runtime | test top-1 | target | budget s "
+        "| met | measured |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|:---:|---|",
     ]
     configs = {recipe.name: recipe.config for recipe in list_recipes()}
     for row in rows:
@@ -84,24 +97,18 @@ def results_markdown(rows: list[dict], machine: str) -> str:
             accuracy += f" (±{row['test_top1_spread'] / 2:.2%}, {row['seeds']} seeds)"
         lines.append(
             f"| {row['recipe']} | {model_settings(row.get('config') or {**configs.get(row['recipe'], {}), 'model': row['model']})} | {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
-            f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | {accuracy} | {row['target_top1']:.0%} | "
+            f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | {row.get('runtime', '')} | {accuracy} | {row['target_top1']:.0%} | "
             f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} | {row.get('measured', '')} |")
     return "\n".join(lines) + "\n"
 
 
-def machine_description() -> str:
+def machine_description(device: str | None = None) -> str:
+    """The machine the figures were measured on, with its instruction set (and the GPU, for a CUDA run)."""
     import os
-    import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+    gpu = f"{machine_name(device)}, " if device and device.startswith("cuda") else ""
+    return (f"{gpu}{os.cpu_count()} CPU cores ({machine_name('cpu')}), torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")
 
 
 def _still_current(row: dict, recipes: dict[str, Recipe]) -> bool:
@@ -114,7 +121,7 @@ def _still_current(row: dict, recipes: dict[str, Recipe]) -> bool:
         recipe.config, recipe.budget_seconds, recipe.target_top1)
 
 
-def write_results(rows: list[dict], path: Path) -> list[dict]:
+def write_results(rows: list[dict], path: Path, device: str | None = None) -> list[dict]:
     """Write ``path`` (markdown) and its ``.json`` twin: ``rows``, and the rows already there for recipes that
     still exist unchanged (a row records the settings it was measured with; rows written before that was
     recorded are kept). Returns every row written."""
@@ -129,7 +136,7 @@ def write_results(rows: list[dict], path: Path) -> list[dict]:
     merged.update({row["recipe"]: row for row in rows})
     table = [merged[name] for name in sorted(merged)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results_markdown(table, machine_description()))
+    path.write_text(results_markdown(table, machine_description(device)))
     previous.write_text(json.dumps(table, indent=2) + "\n")
     return table
 

@@ -6,7 +6,9 @@ the usual zero_grad / backward / step. Two such datasets: ``"tensor"`` converts 
 ``"pil"`` does what torchvision's FashionMNIST with ``ToTensor()`` and ``Normalize`` does (and so what the d2l
 book's loaders do): a PIL image per sample, converted to a float array and normalised. cnnzoo's side is its
 engine's own step: the dataset as one tensor, batches cut by index, augmentation and normalisation on whole
-batches, channels-last layout, and the precision ``auto`` picks. Every side trains its own copy of the same
+batches, and the precision and memory layout the autotuner measured fastest for the model on this machine
+(``engine.autotune``; from its cache when it has them). On a GPU (``device``) the tutorial moves each batch
+to it, as tutorials do, and cnnzoo keeps the whole dataset there. Every side trains its own copy of the same
 freshly built model for the same number of images.
 """
 
@@ -21,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from cnnzoo.bench.timing import compare_each
 from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.engine.inputs import InputSpec, channel_statistics
-from cnnzoo.engine.runtime import resolve_precision
+from cnnzoo.engine.autotune import tuned_for
+from cnnzoo.engine.runtime import synchronize
 from cnnzoo.engine.loop import StepSettings, training_step
 from cnnzoo.engine.state import Trainable
 from cnnzoo.models.registry import create_model
@@ -58,10 +61,11 @@ class PILDataset(TutorialDataset):
 BASELINE_DATASETS = {"tensor": TutorialDataset, "pil": PILDataset}
 
 
-def _tutorial_epoch(model, loader, optimizer, limit: int) -> int:
+def _tutorial_epoch(model, loader, optimizer, limit: int, device: torch.device) -> int:
     model.train()
     seen = 0
     for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
         optimizer.zero_grad()
         loss = F.cross_entropy(model(images), labels)
         loss.backward()
@@ -69,6 +73,7 @@ def _tutorial_epoch(model, loader, optimizer, limit: int) -> int:
         seen += labels.numel()
         if seen >= limit:
             break
+    synchronize(device)
     return seen
 
 
@@ -82,13 +87,15 @@ def _cnnzoo_epoch(trainable: Trainable, data: ImageTensors, augment, batch_size:
         seen += labels.numel()
         if seen >= limit:
             break
+    synchronize(settings.device)
     return seen
 
 
 def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 128,
                         images_per_run: int = 10_000, repeats: int = 3, num_workers: int = 0,
                         model_kwargs: dict | None = None,
-                        baselines: tuple[str, ...] = tuple(BASELINE_DATASETS)) -> list[dict]:
+                        baselines: tuple[str, ...] = tuple(BASELINE_DATASETS),
+                        device: torch.device | str = "cpu") -> list[dict]:
     """Images/s of each tutorial loop and of cnnzoo's loop on ``images`` (uint8 N×C×H×W), one row per
     baseline with its ratio; ``baselines`` names the tutorial datasets, ``"tensor"`` and/or ``"pil"`` (see the
     module's docstring). Every loop trains its own copy of the same freshly built model."""
@@ -96,32 +103,36 @@ def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Ten
     if unknown or not baselines:
         raise ConfigError(f"baselines must be some of {sorted(BASELINE_DATASETS)}; got {list(baselines)}")
     kwargs = {"num_classes": int(labels.max()) + 1, "in_channels": images.shape[1], **(model_kwargs or {})}
+    device = torch.device(device)
     torch.manual_seed(0)
     reference = create_model(model_name, **kwargs)
     mean, std = channel_statistics(images)
 
     def tutorial_run(baseline: str):
-        model = create_model(model_name, **kwargs)
+        model = create_model(model_name, **kwargs).to(device)
         model.load_state_dict(reference.state_dict())
         loader = DataLoader(BASELINE_DATASETS[baseline](images, labels, mean, std), batch_size=batch_size,
                             shuffle=True, num_workers=num_workers, drop_last=True)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        return lambda: _tutorial_epoch(model, loader, optimizer, images_per_run)
+        return lambda: _tutorial_epoch(model, loader, optimizer, images_per_run, device)
 
-    cnnzoo_model = create_model(model_name, **kwargs).to(memory_format=torch.channels_last)
+    tuning = tuned_for(model_name, create_model(model_name, **kwargs), batch_size=batch_size, device=device,
+                       input_size=tuple(images.shape[1:]))
+    layout = torch.channels_last if tuning.channels_last else torch.contiguous_format
+    cnnzoo_model = create_model(model_name, **kwargs).to(device=device, memory_format=layout)
     cnnzoo_model.load_state_dict(reference.state_dict())
     zoo_opt = torch.optim.SGD(cnnzoo_model.parameters(), lr=0.01, momentum=0.9)
-    precision = resolve_precision("auto", torch.device("cpu"))
-    data = ImageTensors(images, labels)
+    data = ImageTensors(images, labels).to(device)
     augment = InputSpec(size=images.shape[-1], mean=mean, std=std).train_pipeline(flip=False, pca_std=0.0)
-    trainable = Trainable(cnnzoo_model, zoo_opt, torch.amp.GradScaler("cpu", enabled=False), None,
+    trainable = Trainable(cnnzoo_model, zoo_opt, torch.amp.GradScaler(device.type, enabled=tuning.precision == "fp16"), None,
                           torch.Generator().manual_seed(0))
-    settings = StepSettings(torch.device("cpu"), precision)
+    settings = StepSettings(device, tuning.precision, layout)
     results = compare_each(
         {baseline: tutorial_run(baseline) for baseline in baselines},
         lambda: _cnnzoo_epoch(trainable, data, augment, batch_size, images_per_run, settings),
         repeats=repeats,
     )
     return [{"model": model_name, "baseline": baseline, "batch_size": batch_size, "images_per_run": images_per_run,
-             "precision": precision, "dataloader_workers": num_workers, **result}
+             "device": device.type, "precision": tuning.precision, "channels_last": tuning.channels_last,
+             "chosen_by": tuning.source, "dataloader_workers": num_workers, **result}
             for baseline, result in results.items()]

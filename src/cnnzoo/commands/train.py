@@ -45,9 +45,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument("--model-kwargs", type=_json_object, metavar="JSON",
                                help='extra builder arguments as a JSON object, e.g. \'{"dropout": 0.3}\' (with '
                                     "--recipe, merged key by key into the recipe's)")
-        elif isinstance(default, bool):
+        elif isinstance(default, bool) or str(f.type) == "bool | None":
+            shown = "" if default is None else f" (default: {'on' if default else 'off'})"
             group.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None,
-                               help=f.metadata["help"] + f" (default: {'on' if default else 'off'})")
+                               help=f.metadata["help"] + shown)
         else:
             shown = "" if default is None or f.name == "model" else f" (default: {default})"
             group.add_argument(flag(f.name), type=_TYPES[str(f.type)], default=None, metavar=f.name.upper(),

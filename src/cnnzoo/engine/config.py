@@ -21,6 +21,7 @@ SCHEDULES = ("constant", "step", "plateau", "cosine", "onecycle")
 TEST_VIEWS = ("center", "flip", "ten-crop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMPILE = ("auto", "on", "off")
 
 
 # The groups of `cnnzoo train --help`, in order.
@@ -88,10 +89,13 @@ class TrainConfig:
                                              "or ten-crop (for runs with --crop-padding)", choices=TEST_VIEWS)
 
     device: str = option(RUNTIME, "auto", "auto, cpu, cuda or mps", choices=DEVICES)
-    precision: str = option(RUNTIME, "auto", "auto (fastest the hardware supports well), fp32, bf16 or fp16",
-                            choices=PRECISIONS)
-    channels_last: bool = option(RUNTIME, True, "NHWC memory layout (faster convolutions on CPU and GPU)")
-    compile: bool = option(RUNTIME, False, "compile the model with torch.compile")
+    precision: str = option(RUNTIME, "auto", "auto (the fastest measured for this model on this machine; the "
+                                             "measurement is cached), fp32, bf16 or fp16", choices=PRECISIONS)
+    channels_last: bool | None = option(RUNTIME, None, "NHWC memory layout; --no-channels-last: NCHW (default: "
+                                                       "whichever trains faster here, measured and cached)")
+    compile: str = option(RUNTIME, "auto", "torch.compile the training step: on, off, or auto (where a measured "
+                                           "trial shows it pays over the run, compile time included)",
+                          choices=COMPILE)
     threads: int | None = option(RUNTIME, None, "CPU threads (default: one per core)", minimum=1)
     seed: int = option(RUNTIME, 0, "random seed for initialisation, data order and augmentation", minimum=0)
     deterministic: bool = option(RUNTIME, False, "use deterministic algorithms only (slower on GPU)")
@@ -127,6 +131,8 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise CheckpointError(f"{path}: not a run configuration (a JSON object was expected)")
         data.pop("versions", None)
+        if isinstance(data.get("compile"), bool):  # written before --compile took auto|on|off
+            data["compile"] = "on" if data["compile"] else "off"
         try:
             return cls.from_dict(data)
         except ConfigError as error:

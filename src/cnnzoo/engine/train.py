@@ -2,8 +2,9 @@
 
 It reads as the short script it is: set up (runtime, data, model, optimiser, run directory), then for each epoch
 train, evaluate and record. The pieces live in modules named for their job: ``prepare`` (the data), ``inputs``
-(the image side), ``build`` (model and optimiser), ``state`` (what a checkpoint holds and resume restores),
-``loop`` (the steps of one epoch), ``evaluate`` and ``run_dir`` (the files written).
+(the image side), ``build`` (model and optimiser), ``autotune`` (precision, memory layout and compile, chosen by
+timing them), ``state`` (what a checkpoint holds and resume restores), ``loop`` (the steps of one epoch),
+``evaluate`` and ``run_dir`` (the files written).
 
 The fast path keeps the whole dataset as one uint8 tensor on the training device and cuts batches from it with a
 seeded permutation (no DataLoader, no per-image Python work); augmentation runs on whole batches. Every random
@@ -22,6 +23,7 @@ import torch
 from cnnzoo.console import Log, log_to_stderr
 from cnnzoo.data.dataset import Shard
 from cnnzoo.engine import distributed, elastic
+from cnnzoo.engine.autotune import Tuning, tune
 from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_ema, make_optimizer
 from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.engine.config import TrainConfig
@@ -33,7 +35,7 @@ from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.run_dir import (LAST, check_new_run, check_resumable, finished_epochs, make_run_dir, replace_run,
                                    run_dir_of, versions, write_config, write_metrics, write_outputs, writing)
 from cnnzoo.engine.schedules import lr_factor
-from cnnzoo.engine.runtime import resolve_device, resolve_precision, seed_everything
+from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, resumed_config, save_last
 from cnnzoo.errors import ConfigError, TrainingError
 
@@ -46,6 +48,7 @@ class _Run:
     data: PreparedData
     trainable: Trainable
     settings: StepSettings
+    tuning: Tuning  # the precision, layout and compile decision, and the timings behind it
     run_dir: Path
     main_process: bool
     meta: dict  # what each checkpoint records besides the state
@@ -53,7 +56,8 @@ class _Run:
     def evaluate(self) -> EvalResult:
         return evaluate(self.trainable.eval_model, self.data.test, self.data.spec.eval_pipeline(self.config.test_views),
                         num_classes=len(self.data.classes), device=self.settings.device,
-                        precision=self.settings.precision, channels_last=self.config.channels_last,
+                        precision=self.settings.precision,
+                        channels_last=self.settings.memory_format == torch.channels_last,
                         shard=Shard(distributed.rank(), distributed.world_size()))
 
 
@@ -75,7 +79,6 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
     run_dir = run_dir_of(config)
     replacing = start.resume is None and check_new_run(run_dir, overwrite=start.overwrite)  # before any work
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
     distributed_run = distributed.setup(device, config.dist_timeout)
     main_process = distributed.is_main_process()
     log = log if main_process else (lambda message: None)  # only rank 0 speaks
@@ -83,18 +86,21 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
         torch.set_num_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
 
-    run = _build(config, device, precision, run_dir, main_process)
+    run = _build(config, device, run_dir, main_process, may_measure=start.resume is None and not distributed_run)
     if main_process:
         make_run_dir(run_dir)
     elastic.agree_on_start(run_dir / LAST if start.resume is not None else None, device)
-    state = _resume(run_dir, run.trainable, config, log) if start.resume is not None else RunState()
+    # measuring the candidates is part of the run's cost, so it counts in its time budget
+    state = _resume(run_dir, run.trainable, config, log) if start.resume is not None else \
+        RunState(train_seconds=run.tuning.seconds)
     if main_process:
         (replace_run if replacing else write_config)(run_dir, config)
     params = sum(p.numel() for p in run.trainable.model.parameters() if p.requires_grad)
     _warn_if_too_few_steps(config, len(run.data.train), log)
     log(f"{config.model}: {params:,} parameters, {run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
         f"input; {config.dataset}: {len(run.data.train):,} train / {len(run.data.test):,} test images; "
-        f"{device.type}, {precision}" + (f", {distributed.world_size()} processes" if distributed_run else ""))
+        f"{device.type}" + (f", {distributed.world_size()} processes" if distributed_run else ""))
+    log(run.tuning.sentence())
     with distributed.collectives_answered(config.dist_timeout):
         last_eval, out_of_time = _train_epochs(run, state, distributed_run=distributed_run, progress=progress,
                                                log=log)
@@ -104,29 +110,34 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
         raise TrainingError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
                             f"({len(run.data.train)} images, batch {config.batch_size}) is too small for one epoch")
     summary = _summary(config, state, last_eval, params=params, out_of_time=out_of_time, device=device,
-                       precision=precision, run_dir=run_dir)
+                       tuning=run.tuning, run_dir=run_dir)
     if main_process:
         write_outputs(run_dir, summary, state.history, last_eval, run.data.classes)
     distributed.cleanup()
     return summary
 
 
-def _build(config: TrainConfig, device: torch.device, precision: str, run_dir: Path, main_process: bool) -> _Run:
-    """The data fitted to the model's input side, the model, its optimiser and what a step needs."""
+def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_process: bool, *,
+           may_measure: bool) -> _Run:
+    """The data fitted to the model's input side, the model in the fastest precision and layout measured (or
+    forced), its optimiser and what a step needs."""
     loaded = load_data(config)
     side = choose_input_side(limits_for(config, loaded.channels), loaded.side, config.input_size)
     data = prepare_data(loaded, config, side, device)
-    settings = StepSettings(device, precision, torch.channels_last if config.channels_last else torch.contiguous_format,
-                            config.label_smoothing, config.grad_clip)
-    model = build_model(config, len(data.classes), data.channels, side).to(device=device,
-                                                                           memory_format=settings.memory_format)
+    model = build_model(config, len(data.classes), data.channels, side).to(device)
+    steps = config.epochs * max(1, len(data.train) // config.batch_size // distributed.world_size())
+    tuning = tune(model, data.train, data.augmentation(config), config=config, device=device, side=side,
+                  expected_steps=steps, may_measure=may_measure)
+    layout = torch.channels_last if tuning.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    settings = StepSettings(device, tuning.precision, layout, config.label_smoothing, config.grad_clip)
     trainable = Trainable(model, make_optimizer(model, config),
-                          torch.amp.GradScaler(device.type, enabled=precision == "fp16"),  # fp16 needs loss scaling
+                          torch.amp.GradScaler(device.type, enabled=tuning.precision == "fp16"),  # fp16 needs loss scaling
                           make_ema(model, config.ema_decay), torch.Generator().manual_seed(config.seed))
     meta = {"model": config.model, "model_kwargs": builder_kwargs(model, config), "classes": data.classes,
             "input": data.spec.to_dict(), "data_size": data.native_side, "dataset": config.dataset,
-            "versions": versions()}
-    return _Run(config, data, trainable, settings, run_dir, main_process, meta)
+            "versions": versions(), "tuning": tuning.to_dict()}
+    return _Run(config, data, trainable, settings, tuning, run_dir, main_process, meta)
 
 
 def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress: bool,
@@ -134,7 +145,7 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
     """Train, evaluate and record epoch after epoch; returns the last evaluation and whether time ran out."""
     config, trainable, device = run.config, run.trainable, run.settings.device
     net = distributed.wrap(trainable.model, device) if distributed_run else trainable.model
-    net = torch.compile(net) if config.compile else net
+    net = torch.compile(net) if run.tuning.compile else net
     augment, plateau = run.data.augmentation(config), plateau_of(state, config)
     last_eval, out_of_time = None, False
     with Progress(progress and run.main_process) as bar:
@@ -160,7 +171,7 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
 
 
 def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params: int, out_of_time: bool,
-             device: torch.device, precision: str, run_dir: Path) -> dict:
+             device: torch.device, tuning: Tuning, run_dir: Path) -> dict:
     return {
         "model": config.model, "dataset": config.dataset, "epochs": state.epoch,
         "train_seconds": round(state.train_seconds, 2),
@@ -168,7 +179,8 @@ def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params
         "params": params, "test_top1": result.top1, "test_top5": result.top5,
         "best_test_top1": state.best_top1, "test_views": config.test_views,
         "stopped_by": "time_budget" if out_of_time else "epochs",
-        "device": device.type, "precision": precision, "seed": config.seed, "run_dir": str(run_dir),
+        "device": device.type, "precision": tuning.precision, "channels_last": tuning.channels_last,
+        "compile": tuning.compile, "tuning": tuning.to_dict(), "seed": config.seed, "run_dir": str(run_dir),
         "label_smoothing": config.label_smoothing,
     }
 

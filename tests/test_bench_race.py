@@ -1,0 +1,87 @@
+"""``cnnzoo bench race`` and ``cnnzoo bench hardware`` on tiny settings: well-formed output, consistent figures.
+
+No speed is asserted: the race reports both sides' accuracies and times and their ratio.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cnnzoo.bench.hardware import training_utilisation
+from cnnzoo.bench.race import seconds_to_reach
+from cnnzoo.cli import main
+
+
+def test_time_to_reach_counts_epochs_up_to_the_first_one_at_the_accuracy():
+    history = [{"epoch_seconds": "2.0", "test_top1": "0.80"}, {"epoch_seconds": "2.5", "test_top1": "0.90"},
+               {"epoch_seconds": "2.0", "test_top1": "0.95"}]
+    assert seconds_to_reach(history, tuning_seconds=0.5, accuracy=0.90) == 5.0
+    assert seconds_to_reach(history, tuning_seconds=0.0, accuracy=0.70) == 2.0
+    assert seconds_to_reach(history, tuning_seconds=0.0, accuracy=0.99) is None
+
+
+def test_race_reports_both_sides_and_the_speedup(tiny_mnist_dir, tmp_path, capsys):
+    assert main(["bench", "race", "--dataset", "mnist", "--data-dir", str(tiny_mnist_dir), "--epochs", "1",
+                 "--cnnzoo-epochs", "2", "--test-subset", "100", "--race-out", str(tmp_path / "race"),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
+    assert tutorial["model"] == "convnet" and tutorial["epochs"] == 1 and tutorial["batch_size"] == 256
+    assert 0 <= tutorial["test_top1"] <= 1 and tutorial["seconds"] > 0
+    assert 0 <= cnnzoo["test_top1"] <= 1 and cnnzoo["seconds"] > 0 and cnnzoo["recipe"] == "lenet5-fast"
+    assert result["train_images"] == 600 and result["test_images"] == 100
+    reached = cnnzoo["seconds_to_tutorial_accuracy"]
+    if reached is None:
+        assert result["speedup"] is None
+    else:
+        assert result["speedup"] == pytest.approx(tutorial["seconds"] / reached, rel=0.01)
+    assert "avx" in result["machine"].lower() or result["machine"]  # the CPU is named beside the figures
+
+
+def test_utilisation_is_against_the_peak_of_the_precision_trained_in():
+    peaks = {"fp32": 2e9, "bf16": 2e8}
+    fp32 = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=8, steps=1, precision="fp32",
+                                channels_last=False, peaks=peaks)
+    bf16 = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=8, steps=1, precision="bf16",
+                                peaks=peaks)
+    for row, peak in ((fp32, 2e9), (bf16, 2e8)):
+        achieved = 6 * row["macs_per_image"] * row["images_per_second"]
+        assert row["peak_precision"] == row["precision"]
+        assert row["fraction_of_peak"] == pytest.approx(achieved / peak, rel=0.02, abs=1e-3)
+    assert bf16["matmul_peak_bf16_gflops"] == 0.2 and bf16["fraction_of_fp32_peak"] < bf16["fraction_of_peak"]
+
+
+def test_hardware_command_measures_each_precision_and_names_the_machine(capsys):
+    assert main(["bench", "hardware", "--models", "lenet5", "--batch-size", "8", "--steps", "1", "--peak-size", "64",
+                 "--peak-seconds", "0.02", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["hardware"]
+    assert set(result["matmul_peaks_gflops"]) == {"fp32", "bf16"} and result["machine"]
+    row, = result["models"]
+    assert row["precision"] in result["matmul_peaks_gflops"] and row["peak_precision"] == row["precision"]
+    assert row["chosen_by"] in ("measured", "cache") and 0 < row["fraction_of_peak"]
+    assert torch.get_num_threads() == result["threads"]
+
+
+def test_gpu_script_is_valid_bash_and_cnnzoo_parses_each_of_its_commands():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "benchmarks" / "gpu.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(root / "src")}
+    result = subprocess.run(["bash", str(script), "--dry-run"], env=env, capture_output=True, text=True, check=True)
+    commands = [line for line in result.stderr.splitlines() if line.startswith("+ cnnzoo bench")]
+    assert [c.split()[3] for c in commands] == ["hardware", "training", "inference", "recipes"]
+    assert all("--device cuda" in command for command in commands)
+    assert subprocess.run(["bash", str(script), "--bogus"], env=env, capture_output=True).returncode == 2
+
+
+def test_recipes_measured_on_other_settings_never_overwrite_the_published_table(capsys):
+    assert main(["bench", "recipes", "--recipes", "lenet5-fast", "--epochs", "1"]) == 2
+    assert "--results PATH" in capsys.readouterr().err
