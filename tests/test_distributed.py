@@ -326,6 +326,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # it waits out a collective timeout: 15–30 s
 def test_under_torchrun_a_hung_rank_ends_the_job_naming_it(tiny_mnist_dir, tmp_path):
     script = tmp_path / "hang.py"
     script.write_text(HANG_RANK_1)
