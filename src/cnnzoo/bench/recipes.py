@@ -56,10 +56,21 @@ def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Pat
             "met": all(a >= recipe.target_top1 for a in accuracies)
             and all(s <= recipe.budget_seconds * 1.05 for s in seconds),
             "seeds": seeds, "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}", "config": recipe.config,
-            "runtime": _runtime(runs[0]), "tuning": [r["tuning"] for r in runs],
+            "runtime": _runtime(runs[0]), "tuning": [r["tuning"] for r in runs], "machine": _short_machine(overrides.get("device")),
             **({"overrides": overrides} if overrides else {}),
         })
     return rows
+
+
+def _short_machine(device: str | None) -> str:
+    """``AMD EPYC, AVX2`` or ``Intel Xeon, AMX-BF16``: the CPU (or GPU) and the instruction set that matters."""
+    name = machine_name(device or "cpu")
+    if "[" not in name:
+        return name
+    model, flags = name.split(" [", 1)
+    best = ("AMX-BF16" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags else
+            "AVX2" if "avx2" in flags else "no AVX2")
+    return f"{model}, {best}"
 
 
 def _runtime(run_summary: dict) -> str:
@@ -72,8 +83,9 @@ def results_markdown(rows: list[dict], machine: str) -> str:
     lines = [
         "# Recipe results",
         "",
-        f"Written by `cnnzoo bench recipes` on {machine}; each row is dated (UTC) by the run that measured it, and "
-        "re-running some recipes replaces only their rows. Training wall time (evaluation excluded), test accuracy "
+        f"Last written by `cnnzoo bench recipes` on {machine}. Each row is dated (UTC) by the run that measured "
+        "it and names its machine (rows from before 2026-12-01 did not record it: they were measured on a 2-core AMD "
+        "EPYC with AVX2 only); re-running some recipes replaces only their rows. Training wall time (evaluation excluded), test accuracy "
         "on the 10,000 official Fashion-MNIST test images. Do not edit by hand: re-run the command.",
         "",
         "- **tier**: " + "; ".join(f"*{name}*: {text}" for name, text in TIERS.items()) + ".",
@@ -81,13 +93,12 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         "take for that, on 2 CPU cores; **met**: the target reached within the budget by every seed.",
         "- **model**: the registered model with the builder arguments the recipe sets, so its parameter count can "
         "differ from `cnnzoo list`'s default.",
-        "",
         "- **runtime**: the precision and memory layout the run trained in (and whether compiled), as the "
         "autotuner measured fastest for the model on this machine (`engine/autotune.py`); its measuring counts "
         "in **train s**.",
         "",
         "| recipe | model | params | MACs/image | train s | images/s | runtime | test top-1 | target | budget s "
-        "| met | measured |",
+        "| met | measured on |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|---:|:---:|---|",
     ]
     configs = {recipe.name: recipe.config for recipe in list_recipes()}
@@ -98,7 +109,8 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         lines.append(
             f"| {row['recipe']} | {model_settings(row.get('config') or {**configs.get(row['recipe'], {}), 'model': row['model']})} | {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
             f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | {row.get('runtime', '')} | {accuracy} | {row['target_top1']:.0%} | "
-            f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} | {row.get('measured', '')} |")
+            f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} | "
+            f"{row.get('measured', '')}{', ' + row['machine'] if row.get('machine') else ''} |")
     return "\n".join(lines) + "\n"
 
 
