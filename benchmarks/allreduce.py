@@ -19,10 +19,8 @@ import argparse
 import json
 import math
 import os
-import platform
 import socket
 import statistics
-import subprocess
 import time
 from datetime import timedelta
 
@@ -30,6 +28,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from cnnzoo.engine.machine import machine_name
 from cnnzoo.inspect.summary import summary
 from cnnzoo.models.registry import create_model
 
@@ -98,14 +97,6 @@ def measure(sizes: dict[str, int], repeats: int) -> dict[str, list[float]]:
         return dict(results)
 
 
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
@@ -131,7 +122,7 @@ def main() -> None:
               f"{cost['forward_macs'] / 1e9:>7.2f} {seconds:>13.3f} {row['seconds_per_gb']:>6.2f} "
               f"{row['compute_ms']:>10.1f}  " + "  ".join(f"{v['exchange_ms_at_8']:>8.1f}, {v['stops_at'] or '>4096'}"
                                                           for v in links.values()))
-    report = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "processes": 2,
+    report = {"cpu": machine_name("cpu"), "cores": os.cpu_count(), "torch": torch.__version__, "processes": 2,
               "backend": "gloo", "repeats": args.repeats, "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "per_gpu_batch": PER_GPU_BATCH, "per_gpu_flops": PER_GPU_FLOPS,
               "bucket_bytes": BUCKET_BYTES, "links": LINKS, "models": rows}

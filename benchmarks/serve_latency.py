@@ -21,9 +21,7 @@ import argparse
 import base64
 import json
 import os
-import platform
 import statistics
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -31,16 +29,9 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from cnnzoo.engine.machine import machine_name
 from cnnzoo.serve.app import bind, create_app, url_of, use_threads
 from cnnzoo.serve.limits import Limits
-
-
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def start(runs_dir: Path, limits: Limits) -> tuple[uvicorn.Server, threading.Thread, str]:
@@ -113,7 +104,7 @@ def main() -> None:
         run = args.run or next(r["name"] for r in listed if r["model"] == "lenet5" and r["has_checkpoint"])
         image = httpx.get(f"{base}/api/runs/{run}/test-image?index=0", timeout=120).json()["png"]
         image = base64.b64decode(image)
-        report = {"run": run, "cpu": cpu_name(), "cores": os.cpu_count(), "load_average_before": load_before,
+        report = {"run": run, "cpu": machine_name("cpu"), "cores": os.cpu_count(), "load_average_before": load_before,
                   "max_inference": args.max_inference, "sequential": sequential(base, run, image, args.requests)}
         report["bursts"] = []
         clients = 1
