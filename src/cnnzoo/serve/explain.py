@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from cnnzoo.layers.lenet1998 import PartialConv2d
+from cnnzoo.layers.output_size import conv_output_size
 from cnnzoo.errors import ConfigError, DataFormatError
 from cnnzoo.visualize.activations import activations
 from cnnzoo.visualize.cam import grad_cam
@@ -102,7 +103,7 @@ def layer_card(path: str, module: nn.Module, width: int, out_width: int) -> dict
     d = _pair(getattr(module, "dilation", 1))
     span = d * (k - 1) + 1  # a dilated kernel covers this many pixels
     ceil = bool(getattr(module, "ceil_mode", False))  # GoogLeNet's pools round up
-    rounded = (math.ceil if ceil else math.floor)((width - span + 2 * p) / s) + 1
+    rounded = conv_output_size(width, k, s, p, d, ceil)
     card = {"module": path, "type": type(module).__name__, "kernel": k, "stride": s, "padding": p, "dilation": d,
             "in_width": width, "out_width": out_width, "ceil_mode": ceil,
             "formula": f"({width} − {span} + 2·{p}) / {s} + 1 = {rounded}" + (" (rounded up)" if ceil else "")}
