@@ -13,7 +13,6 @@ scored on the same test images.
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from cnnzoo.console import Log, log_to_stderr
 from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.prepare import subset_indices
+from cnnzoo.engine.run_dir import read_metrics
 from cnnzoo.engine.train import train
 from cnnzoo.models.registry import create_model
 from cnnzoo.recipes import load_recipe
@@ -69,11 +69,6 @@ def seconds_to_reach(history: list[dict], tuning_seconds: float, accuracy: float
     return None
 
 
-def _metrics(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
 def race(*, dataset: str = "fashion-mnist", data_dir: str | None = None, recipe: str = "lenet5-fast", epochs: int = TUTORIAL["epochs"],
          train_subset: int | None = None, test_subset: int | None = None, cnnzoo_epochs: int = 1000,
          out: Path = Path("runs/bench-race"), log: Log = log_to_stderr) -> dict:
@@ -90,7 +85,7 @@ def race(*, dataset: str = "fashion-mnist", data_dir: str | None = None, recipe:
         dataset=dataset, data_dir=data_dir, train_subset=train_subset, test_subset=test_subset, seed=0, out=str(out),
         time_budget=tutorial["seconds"], epochs=cnnzoo_epochs)
     summary = train(config, overwrite=True, log=log)
-    reached = seconds_to_reach(_metrics(Path(summary["run_dir"])), summary["tuning"]["seconds"],
+    reached = seconds_to_reach(read_metrics(Path(summary["run_dir"])), summary["tuning"]["seconds"],
                                tutorial["test_top1"])
     cnnzoo = {"recipe": recipe, "model": summary["model"], "test_top1": summary["test_top1"],
               "seconds": summary["train_seconds"], "epochs": summary["epochs"], "precision": summary["precision"],

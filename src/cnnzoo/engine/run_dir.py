@@ -179,6 +179,16 @@ def replace_run(run_dir: Path, config: TrainConfig) -> None:
         os.replace(staged, run_dir / CONFIG)
 
 
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv of a run directory as a list of dicts of floats (``epoch`` as int); [] if absent."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
 def finished_epochs(run_dir: Path) -> int | None:
     """The epochs that summary.json reports (None when it is missing or unreadable): a run whose last checkpoint
     is further on stopped before writing its end-of-run files."""

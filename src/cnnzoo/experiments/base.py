@@ -93,6 +93,7 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
     its residual twin takes) instead of ending the experiment.
     """
     from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.run_dir import read_metrics
     from cnnzoo.engine.train import train
     from cnnzoo.errors import NonFiniteLossError
 
@@ -117,16 +118,6 @@ def train_arms(settings: ExperimentSettings, name: str, seeds: Sequence[int],
             done = sum(len(arm_runs) for arm_runs in runs.values())
             runs[label].append(train_arm(settings, label, seed, config_fields, position=f"[{name} {done + 1}/{total}] "))
     return runs
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.csv of a run directory as a list of dicts of floats (``epoch`` as int); [] if absent."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
-                for row in csv.DictReader(handle)]
 
 
 # ---- numbers ------------------------------------------------------------------------------------------------------
