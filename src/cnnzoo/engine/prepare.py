@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnzoo.data.augment import TrainAugment, rgb_pca
+from cnnzoo.data.augment import TrainAugment, normalize, rgb_pca, to_float
 from cnnzoo.data.dataset import ImageDataset, Shard, pad_images
 from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine import distributed
@@ -47,7 +47,12 @@ class PreparedData:
     channels: int
     native_side: int  # the dataset's own image side
     spec: InputSpec
+    sample: torch.Tensor  # up to 10,000 training images drawn at random, padded to the model's side (uint8)
     rgb_pca: tuple[torch.Tensor, torch.Tensor] | None = None  # eigenvalues and vectors, for AlexNet's colour noise
+
+    def normalised_sample(self, count: int) -> torch.Tensor:
+        """``count`` of the sampled training images as the model sees them: float, normalised, on the CPU."""
+        return normalize(to_float(self.sample[:count].cpu()), self.spec.mean, self.spec.std)
 
     def augmentation(self, config: TrainConfig) -> TrainAugment:
         eigvals, eigvecs = self.rgb_pca or (None, None)
@@ -106,4 +111,5 @@ def prepare_data(data: LoadedData, config: TrainConfig, side: int, device: torch
             raise ConfigError(f"--pca-noise needs RGB images; {config.dataset} has {data.channels} channel(s). "
                               f"Drop --pca-noise for grey datasets.")
         pca = rgb_pca(sample)
-    return PreparedData(train.to(device), test.to(device), data.classes, data.channels, data.side, spec, pca)
+    return PreparedData(train.to(device), test.to(device), data.classes, data.channels, data.side, spec, sample,
+                        pca)

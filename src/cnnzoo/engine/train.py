@@ -40,6 +40,9 @@ from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, r
 from cnnzoo.errors import ConfigError, TrainingError
 
 
+FIT_IMAGES = 5_000  # training images a model that fits_to_data is fitted to
+
+
 @dataclass
 class _Run:
     """What every epoch of a run uses: its settings, data, model and optimiser, and where it writes."""
@@ -124,7 +127,10 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
     loaded = load_data(config)
     side = choose_input_side(limits_for(config, loaded.channels), loaded.side, config.input_size)
     data = prepare_data(loaded, config, side, device)
-    model = build_model(config, len(data.classes), data.channels, side).to(device)
+    model = build_model(config, len(data.classes), data.channels, side)
+    if model.fits_to_data:  # a layer computed from the images rather than trained (budgetnet's whitening)
+        model.fit_to_data(data.normalised_sample(FIT_IMAGES))
+    model = model.to(device)
     steps = config.epochs * max(1, len(data.train) // config.batch_size // distributed.world_size())
     tuning = tune(model, data.train, data.augmentation(config), config=config, device=device, side=side,
                   expected_steps=steps, may_measure=may_measure)

@@ -111,6 +111,7 @@ class ZooModel(nn.Module):
     ``classifier`` submodules or override ``forward_features`` / ``forward_head``."""
 
     cfg: ModelConfig
+    fits_to_data = False  # True where fit_to_data derives something from the training images
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -121,6 +122,10 @@ class ZooModel(nn.Module):
     def forward(self, x: torch.Tensor):
         check_input(self.cfg, x)
         return self.forward_head(self.forward_features(x))
+
+    def fit_to_data(self, images: torch.Tensor) -> None:
+        """Set what the model derives from its training data, given normalised training images (N, C, H, W),
+        before training starts (where ``fits_to_data``; ``budgetnet_*`` fit their whitening layer)."""
 
     def training_loss(self, outputs, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
         """The loss this model trains on, given what ``forward`` returned in training mode: cross-entropy,
