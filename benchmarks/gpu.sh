@@ -19,14 +19,14 @@ case "$MODE" in
     TRAINING=(--images 20000 --repeats 3 --batch-size 256)
     INFERENCE=(--repeats 3)
     HARDWARE=()
-    RECIPES=(--recipes lenet5-fast lenet5-balanced vgg16-bn-small-best)
+    RECIPES=(--recipes budgetnet-fast budgetnet-balanced budgetnet-best)
     ;;
   --cpu-tiny)
     DEVICE=cpu; SEEDS=1; OUT=${OUT_TINY:-$(mktemp -d)}
     TRAINING=(--models lenet5 --images 512 --repeats 1 --batch-size 64)
     INFERENCE=(--models resnet18 --repeats 1)
     HARDWARE=(--models lenet5 --steps 1 --peak-size 128 --peak-seconds 0.05 --batch-size 16)
-    RECIPES=(--recipes lenet5-fast --epochs 1 --train-subset 512 --test-subset 200)
+    RECIPES=(--recipes budgetnet-fast --epochs 1 --train-subset 512 --test-subset 200)
     ;;
   *) echo "usage: $0 [--dry-run | --cpu-tiny]" >&2; exit 2 ;;
 esac

@@ -31,7 +31,7 @@ def test_race_reports_both_sides_and_the_speedup(tiny_mnist_dir, tmp_path, capsy
     tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
     assert tutorial["model"] == "convnet" and tutorial["epochs"] == 1 and tutorial["batch_size"] == 256
     assert 0 <= tutorial["test_top1"] <= 1 and tutorial["seconds"] > 0
-    assert 0 <= cnnzoo["test_top1"] <= 1 and cnnzoo["seconds"] > 0 and cnnzoo["recipe"] == "lenet5-fast"
+    assert 0 <= cnnzoo["test_top1"] <= 1 and cnnzoo["seconds"] > 0 and cnnzoo["recipe"] == "budgetnet-fast"
     assert result["train_images"] == 600 and result["test_images"] == 100
     reached = cnnzoo["seconds_to_tutorial_accuracy"]
     if reached is None:
@@ -83,5 +83,5 @@ def test_gpu_script_is_valid_bash_and_cnnzoo_parses_each_of_its_commands():
 
 
 def test_recipes_measured_on_other_settings_never_overwrite_the_published_table(capsys):
-    assert main(["bench", "recipes", "--recipes", "lenet5-fast", "--epochs", "1"]) == 2
+    assert main(["bench", "recipes", "--recipes", "budgetnet-fast", "--epochs", "1"]) == 2
     assert "--results PATH" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def seconds_to_reach(history: list[dict], tuning_seconds: float, accuracy: float
     return None
 
 
-def race(*, dataset: str = "fashion-mnist", data_dir: str | None = None, recipe: str = "lenet5-fast", epochs: int = TUTORIAL["epochs"],
+def race(*, dataset: str = "fashion-mnist", data_dir: str | None = None, recipe: str = "budgetnet-fast", epochs: int = TUTORIAL["epochs"],
          train_subset: int | None = None, test_subset: int | None = None, cnnzoo_epochs: int = 1000,
          out: Path = Path("runs/bench-race"), log: Log = log_to_stderr) -> dict:
     """The tutorial for ``epochs``, then ``recipe`` for as long (at most ``cnnzoo_epochs`` epochs)."""

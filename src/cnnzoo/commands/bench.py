@@ -188,7 +188,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--peak-size", type=int, default=1024, help="hardware: matrix side of the peak (default: 1024)")
     p.add_argument("--peak-seconds", type=float, default=2.0, help="hardware: seconds per peak (default: 2)")
     p.add_argument("--dataset", default="fashion-mnist", help="race: the data set (default: fashion-mnist)")
-    p.add_argument("--recipe", default="lenet5-fast", help="race: cnnzoo's recipe (default: lenet5-fast)")
+    p.add_argument("--recipe", default="budgetnet-fast", help="race: cnnzoo's recipe (default: budgetnet-fast)")
     p.add_argument("--epochs", type=int, help="race: the tutorial's epochs (default: 10); recipes: the most "
                                               "epochs each runs (default: the recipe's)")
     p.add_argument("--cnnzoo-epochs", type=int, default=1000,

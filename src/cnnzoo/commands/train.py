@@ -122,7 +122,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Train a model and write a run directory: config.json, metrics.csv, summary.json, "
                     "curves.png, confusion.png, per_class.csv and checkpoints/{last,best}.safetensors.",
         epilog="Examples:  cnnzoo train --model lenet5 --dataset fashion-mnist --epochs 5\n"
-               "           cnnzoo train --recipe lenet5-fast --json\n"
+               "           cnnzoo train --recipe budgetnet-fast --json\n"
                "           cnnzoo train --resume runs/lenet5-fashion-mnist-20260101-120000\n"
                "           cnnzoo train --model lenet5 --out runs/mine --overwrite",
         formatter_class=argparse.RawDescriptionHelpFormatter)
