@@ -112,6 +112,38 @@ def test_measuring_interleaves_rounds_and_stops_timing_a_far_slower_candidate():
     assert [t.steps for t in short.values()] == [2, 2]
 
 
+class _Clock:
+    """A stand-in for the ``time`` module whose clock only the fake timers below advance."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_a_long_run_times_more_rounds_but_stays_within_its_share(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(autotune, "time", clock)
+
+    class ClockedTimer(_FakeTimer):
+        def seconds(self, steps: int = 1) -> float:
+            clock.now += self.per_step * steps
+            return super().seconds(steps)
+
+    def rounds_timed(run_steps: int | None) -> int:
+        clock.now = 0.0
+        timers = {"a": ClockedTimer(0.010), "b": ClockedTimer(0.012)}
+        autotune.measure_steps(timers, float("inf"), run_steps)
+        return (timers["a"].steps - 1) // autotune.STEPS_PER_ROUND
+
+    assert rounds_timed(None) == autotune.ROUNDS  # run length unknown: the usual rounds
+    assert rounds_timed(100_000) == autotune.MAX_ROUNDS  # 5% of 100,000 steps of 10 ms: room for every round
+    between = rounds_timed(600)  # 5% of 600 steps of 10 ms is 0.3 s; a round of both takes 44 ms
+    assert autotune.ROUNDS < between < autotune.MAX_ROUNDS
+    assert clock.now <= autotune.TUNING_SHARE * 600 * 0.010
+
+
 def _tiny_problem(batch_size: int = 16):
     torch.manual_seed(0)
     data = ImageTensors(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (64,)))
@@ -128,7 +160,7 @@ def _tune(config, model, data, augment, steps=10_000, may_measure=True):
 def test_a_run_takes_the_fastest_measured_candidate_then_reads_it_from_the_cache(cache_dir, monkeypatch):
     model, data, augment, config = _tiny_problem()
     fake = {"fp32/nchw": 0.030, "fp32/channels-last": 0.041, "bf16/nchw": 0.012, "bf16/channels-last": 0.020}
-    monkeypatch.setattr(autotune, "measure_steps", lambda timers, allowance: {k: fake[k] for k in timers})
+    monkeypatch.setattr(autotune, "measure_steps", lambda timers, allowance, run_steps: {k: fake[k] for k in timers})
     first = _tune(config, model, data, augment)
     assert (first.precision, first.channels_last, first.source) == ("bf16", False, "measured")
     assert first.to_dict()["step_ms"]["bf16/nchw"] == 12.0 and "bf16, NCHW (measured" in first.sentence()

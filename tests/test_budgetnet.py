@@ -11,10 +11,11 @@ from cnnzoo.engine.build import make_optimizer
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.predict import load_trained
 from cnnzoo.engine.train import train
+from cnnzoo.models import budgetnet
 from cnnzoo.models.budgetnet import patch_whitening
 
 
-def patch_covariance(images: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+def response_covariance(images: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """The covariance of the filter responses over every k×k patch of ``images`` (valid positions only)."""
     responses = F.conv2d(images.double(), filters.double()).transpose(0, 1).flatten(1)
     responses = responses - responses.mean(1, keepdim=True)
@@ -29,10 +30,19 @@ def correlated_images(count: int = 300, side: int = 16) -> torch.Tensor:
 
 def test_whitening_filters_decorrelate_the_patches_they_were_fitted_to():
     images = correlated_images()
-    raw = patch_covariance(images, torch.eye(9).reshape(9, 1, 3, 3))
+    raw = response_covariance(images, torch.eye(9).reshape(9, 1, 3, 3))
     assert raw[0, 1] / raw[0, 0] > 0.5  # neighbouring pixels are strongly correlated before whitening
-    whitened = patch_covariance(images, patch_whitening(images, 3, eps=1e-9))
+    whitened = response_covariance(images, patch_whitening(images, 3, eps=1e-9))
     assert torch.allclose(whitened, torch.eye(9, dtype=whitened.dtype), atol=1e-3)
+
+
+def test_the_covariance_is_the_same_however_many_images_are_unfolded_at_once(monkeypatch):
+    images = correlated_images(50, 12)
+    whole = budgetnet.patch_covariance(images, 3)
+    monkeypatch.setattr(budgetnet, "PATCHES_PER_CHUNK", 150)  # one and a half images' patches: 1 image a time
+    assert torch.allclose(budgetnet.patch_covariance(images, 3), whole, atol=1e-10)
+    patches = F.unfold(images.double(), 3).transpose(1, 2).reshape(-1, 9)
+    assert torch.allclose(whole, torch.cov(patches.T, correction=0), atol=1e-10)
 
 
 def test_the_first_whitening_filter_carries_the_most_variance_and_two_channel_images_work():
@@ -72,6 +82,6 @@ def test_training_fits_the_whitening_to_the_normalised_training_images(tiny_mnis
     images = read_idx(tiny_mnist_dir / "train-images-idx3-ubyte.gz")
     mean, std = loaded.input.mean[0], loaded.input.std[0]
     normalised = (torch.as_tensor(images, dtype=torch.float32)[:, None] / 255 - mean) / std
-    covariance = patch_covariance(normalised, filters[:9])
+    covariance = response_covariance(normalised, filters[:9])
     assert torch.allclose(covariance.diagonal(), torch.ones(9, dtype=covariance.dtype), atol=0.05)
     assert summary["test_top1"] > 0.5

@@ -44,6 +44,7 @@ from cnnzoo.engine.state import Trainable
 TIE_MARGIN = 0.05  # candidates within 5% of the fastest are ties: timing noise on a shared machine is that large
 MIN_RUN_STEPS = 500  # measuring costs about 7 steps per candidate: at most ~5% of a run this long
 ROUNDS, STEPS_PER_ROUND = 3, 2  # timed steps per candidate, after one untimed warm-up step
+MAX_ROUNDS = 9  # a long run, whose share affords it, times up to this many rounds: step times vary by 10–20%
 PRUNE_FACTOR = 3.0  # a candidate this much slower in its warm-up step is not timed further
 TUNING_SHARE = 0.05  # of the time budget, at most, spent measuring (at least one round is always timed)
 COMPILE_TRIAL_MIN_SECONDS = 300.0  # a run must be this long before it risks a cold compile to try it
@@ -157,30 +158,37 @@ class _StepTimer:
         return time.perf_counter() - started
 
 
-def measure_steps(timers: dict[str, _StepTimer], allowance: float) -> dict[str, float]:
-    """Median seconds per step of each timer: one warm-up step each, then up to ``ROUNDS`` interleaved rounds
-    of ``STEPS_PER_ROUND`` steps, stopping after the round that passes ``allowance`` seconds (a single step per
-    candidate when the warm-ups already did). A candidate whose warm-up took over ``PRUNE_FACTOR`` times the
-    fastest one's is not timed further (emulated bf16 on AVX2 is that slow) and keeps its warm-up time."""
+def measure_steps(timers: dict[str, _StepTimer], allowance: float, run_steps: int | None = None) -> dict[str, float]:
+    """Median seconds per step of each timer: one warm-up step each, then interleaved rounds of
+    ``STEPS_PER_ROUND`` steps, stopping after the round that passes ``allowance`` seconds (a single step per
+    candidate when the warm-ups already did), or after ``ROUNDS`` rounds. With ``run_steps`` (the run's length
+    in steps) rounds go on up to ``MAX_ROUNDS`` while they stay within ``TUNING_SHARE`` of the run, as the
+    fastest warm-up step estimates it, and within ``allowance``. A candidate whose warm-up took over
+    ``PRUNE_FACTOR`` times the fastest one's is not timed further (emulated bf16 on AVX2 is that slow) and keeps
+    its warm-up time."""
     started = time.perf_counter()
     warm = {label: timer.seconds(1) for label, timer in timers.items()}
     timed = [label for label in timers if warm[label] <= PRUNE_FACTOR * min(warm.values())]
     samples: dict[str, list[float]] = {label: [] for label in timed}
     steps = STEPS_PER_ROUND if time.perf_counter() - started <= allowance else 1
-    for _ in range(ROUNDS):
+    share = TUNING_SHARE * run_steps * min(warm.values()) if run_steps else 0.0
+    for rounds in range(1, MAX_ROUNDS + 1):
         for label in timed:
             samples[label].append(timers[label].seconds(steps) / steps)
-        if time.perf_counter() - started > allowance:
+        elapsed = time.perf_counter() - started
+        if elapsed > allowance or (rounds >= ROUNDS and elapsed * (rounds + 1) / rounds > min(share, allowance)):
             break
     return {label: statistics.median(samples[label]) if label in samples else warm[label] for label in timers}
 
 
-def trial_compile(model: nn.Module, candidate: Candidate, batch, augment, device: torch.device) -> dict:
-    """Compile time and seconds per step, eager against compiled, in ``candidate``'s precision and layout."""
+def trial_compile(model: nn.Module, candidate: Candidate, batch, augment, device: torch.device,
+                  run_steps: int) -> dict:
+    """Compile time and seconds per step, eager against compiled, in ``candidate``'s precision and layout, timed
+    as ``measure_steps`` times candidates for a run of ``run_steps``."""
     eager = _StepTimer(model, candidate, batch, augment, device)
     compiled = _StepTimer(model, candidate, batch, augment, device, compiled=True)
     compile_seconds = compiled.seconds(1)  # the first step compiles the forward and backward graphs
-    steps = measure_steps({"eager": eager, "compiled": compiled}, allowance=0.0)
+    steps = measure_steps({"eager": eager, "compiled": compiled}, float("inf"), run_steps)
     return {"eager_ms": round(steps["eager"] * 1e3, 3), "compiled_ms": round(steps["compiled"] * 1e3, 3),
             "compile_s": round(compile_seconds, 2)}
 
@@ -205,7 +213,7 @@ def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: Train
         elif may_measure and expected_steps >= MIN_RUN_STEPS:
             allowance = TUNING_SHARE * config.time_budget if config.time_budget else float("inf")
             timers = {c.label: _StepTimer(model, c, first_batch(), augment, device) for c in candidates}
-            measured = measure_steps(timers, allowance)
+            measured = measure_steps(timers, allowance, expected_steps)
             timed = {c: measured[c.label] for c in candidates}
             choice, source = choose_fastest(timed), "measured"
             entry["steps"] = {**entry.get("steps", {}), **{c.label: s for c, s in timed.items()}}
@@ -252,7 +260,8 @@ def _decide_compile(model: nn.Module, choice: Candidate, entry: dict, parts: dic
         run_seconds = min(config.time_budget or float("inf"), expected_steps * step_seconds)
         if run_seconds < COMPILE_TRIAL_MIN_SECONDS:
             return False, f"default: a {run_seconds:.0f} s run is too short to try a compile", None
-        trial, source = trial_compile(model, choice, first_batch(), augment, device), "measured"
+        run_steps = int(run_seconds / step_seconds)
+        trial, source = trial_compile(model, choice, first_batch(), augment, device, run_steps), "measured"
         entry["compile"] = {**entry.get("compile", {}), choice.label: trial}
         tuning_cache.write_entry(parts, entry)
     eager, compiled = trial["eager_ms"] / 1e3, trial["compiled_ms"] / 1e3

@@ -35,16 +35,30 @@ from cnnzoo.models.registry import register_model
 
 LOGIT_SCALE = 1 / 8
 MIN_SIDE = 8  # three 2×2 pools: 8 -> 4 -> 2 -> 1
+PATCHES_PER_CHUNK = 1_000_000  # patches unfolded at once while fitting the whitening (≈ 70 MB for 3×3 grey)
+
+
+def patch_covariance(images: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """The covariance (C·k², C·k²) of the k×k patches of ``images`` (N, C, H, W), in float64, accumulated a
+    few images at a time so that large images never hold all their patches in memory at once."""
+    size = images.shape[1] * kernel_size ** 2
+    per_image = max(1, (images.shape[-2] - kernel_size + 1) * (images.shape[-1] - kernel_size + 1))
+    total = torch.zeros(size, dtype=torch.float64)
+    products = torch.zeros(size, size, dtype=torch.float64)
+    for part in images.split(max(1, PATCHES_PER_CHUNK // per_image)):
+        patches = F.unfold(part.double(), kernel_size).transpose(1, 2).reshape(-1, size)
+        total += patches.sum(0)
+        products += patches.T @ patches
+    count = len(images) * per_image
+    mean = total / count
+    return products / count - torch.outer(mean, mean)
 
 
 def patch_whitening(images: torch.Tensor, kernel_size: int, eps: float = 5e-4) -> torch.Tensor:
     """Filters (C·k², C, k, k) that whiten the k×k patches of ``images`` (N, C, H, W): the eigenvectors of the
     patch covariance, largest eigenvalue first, each divided by √(eigenvalue + ``eps``)."""
     channels = images.shape[1]
-    patches = F.unfold(images.double(), kernel_size).transpose(1, 2).reshape(-1, channels * kernel_size ** 2)
-    patches = patches - patches.mean(0)
-    covariance = patches.T @ patches / len(patches)
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
+    eigenvalues, eigenvectors = torch.linalg.eigh(patch_covariance(images.cpu(), kernel_size))  # ascending
     filters = eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + eps)[:, None]
     return filters.flip(0).reshape(-1, channels, kernel_size, kernel_size).float()
 
