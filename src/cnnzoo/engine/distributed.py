@@ -132,7 +132,53 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+@contextmanager
+def process_group(device: torch.device, timeout: float = 300.0) -> Iterator[bool]:
+    """Join torchrun's process group for the ``with`` block, yielding whether training is distributed, and leave
+    it on every path: after a normal end all processes leave together (``leave_together``); after an error each
+    leaves at once, since the others may be gone (a group this process did not join is left alone)."""
+    joined_here = not (dist.is_available() and dist.is_initialized())
+    distributed_run = setup(device, timeout)
+    try:
+        yield distributed_run
+    except BaseException:
+        if joined_here:
+            cleanup()
+        raise
+    if joined_here:
+        with collectives_answered(timeout):
+            leave_together(device)
+
+
+def leave_together(device: torch.device) -> None:
+    """Wait until every process has come here (so no process leaves while process 0 still writes the run's
+    files), then leave the process group.
+
+    Why the wait for a release: gloo runs collectives on worker threads that outlive the group (a
+    DistributedDataParallel reducer keeps it referenced), and a worker drops its references to a collective's
+    tensors only after the caller has been told it finished. Dropping a tensor that Python also knows takes the
+    GIL; if the interpreter has begun to shut down by then, the worker thread is ended inside a destructor and
+    the C++ runtime aborts the process ("terminate called without an active exception", exit -6), which made
+    torchrun kill process 0 before it had written summary.json. So the last collective's tensor is held here
+    until the worker has let it go: every earlier one was released while this process waited for the others.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    arrived = torch.ones(1, device=device)
+    dist.all_reduce(arrived)
+    _wait_until_released(arrived)
+    dist.destroy_process_group()
+
+
+def _wait_until_released(tensor: torch.Tensor, limit: float = 10.0) -> None:
+    """Sleep (GIL released) until nothing but ``tensor`` itself refers to its data, at most ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while tensor._use_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def cleanup() -> None:
+    """Leave the process group without waiting for the others (on an error they may be gone)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -82,7 +82,14 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
     run_dir = run_dir_of(config)
     replacing = start.resume is None and check_new_run(run_dir, overwrite=start.overwrite)  # before any work
     device = resolve_device(config.device)
-    distributed_run = distributed.setup(device, config.dist_timeout)
+    with distributed.process_group(device, config.dist_timeout) as distributed_run:  # left on every path
+        return _train_joined(config, start, run_dir, device, distributed_run=distributed_run, replacing=replacing,
+                             progress=progress, log=log)
+
+
+def _train_joined(config: TrainConfig, start: elastic.Start, run_dir: Path, device: torch.device, *,
+                  distributed_run: bool, replacing: bool, progress: bool, log: Log) -> dict:
+    """The run once every process has joined: build, train epoch after epoch, write the end-of-run files."""
     main_process = distributed.is_main_process()
     log = log if main_process else (lambda message: None)  # only rank 0 speaks
     if config.threads:
@@ -116,7 +123,6 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
                        tuning=run.tuning, run_dir=run_dir)
     if main_process:
         write_outputs(run_dir, summary, state.history, last_eval, run.data.classes)
-    distributed.cleanup()
     return summary
 
 
