@@ -26,7 +26,7 @@ import cnnzoo
 from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.elastic import TEST_KILL_AT
-from cnnzoo.engine.run_dir import CONFIG, LAST, RUN_FILES
+from cnnzoo.rundir import CONFIG, LAST, RUN_FILES
 from cnnzoo.engine.train import train
 
 SOURCE = Path(cnnzoo.__file__).resolve().parents[1]

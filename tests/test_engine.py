@@ -348,7 +348,7 @@ def test_resume_from_a_checkpoint_file_or_a_run_with_bare_weights_is_one_line(ti
     from safetensors.torch import save_file
 
     from cnnzoo.cli import main
-    from cnnzoo.engine.run_dir import write_config
+    from cnnzoo.engine.outputs import write_config
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -26,7 +26,7 @@ import torch
 from cnnzoo.data.folder import load_image
 from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.config import TrainConfig
-from cnnzoo.engine.run_dir import LAST, stale_files
+from cnnzoo.rundir import LAST, stale_files
 from cnnzoo.engine.train import train
 from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError, NonFiniteLossError, RunDirectoryError
 

@@ -128,7 +128,8 @@ def test_data_flows_down_never_back_up():
 
 
 @pytest.mark.parametrize("module", ["cnnzoo", "cnnzoo.errors", "cnnzoo.cli", "cnnzoo.engine.config",
-                                    "cnnzoo.serve", "cnnzoo.serve.runs", "cnnzoo.serve.limits"])
+                                    "cnnzoo.serve", "cnnzoo.serve.runs", "cnnzoo.serve.limits", "cnnzoo.rundir",
+                                    "cnnzoo.files"])
 def test_light_modules_do_not_import_torch(module):
     code = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -137,5 +138,5 @@ def test_light_modules_do_not_import_torch(module):
 def test_importing_cnnzoo_leaves_matplotlib_backend_alone():
     """Training draws its figures without switching the process's matplotlib backend (a notebook's stays)."""
     code = ("import matplotlib; matplotlib.use('svg'); import cnnzoo.engine.train, cnnzoo.engine.plots, "
-            "cnnzoo.engine.run_dir; assert matplotlib.get_backend().lower() == 'svg', matplotlib.get_backend()")
+            "cnnzoo.engine.outputs; assert matplotlib.get_backend().lower() == 'svg', matplotlib.get_backend()")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -24,7 +24,7 @@ from cnnzoo.console import Log, log_to_stderr
 from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.prepare import subset_indices
-from cnnzoo.engine.run_dir import read_metrics
+from cnnzoo.rundir import read_metrics
 from cnnzoo.engine.train import train
 from cnnzoo.models.registry import create_model
 from cnnzoo.recipes import load_recipe

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from cnnzoo.console import log_to_stderr, print_json
-from cnnzoo.runs import timestamped_run_dir
+from cnnzoo.rundir import timestamped_run_dir
 
 # One line per demo for --help; the names are those of cnnzoo.scratch.run.NAMES.
 DEMOS = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from cnnzoo.console import print_json
 from cnnzoo.engine.config import TrainConfig, flag
 from cnnzoo.errors import ConfigError
-from cnnzoo.runs import timestamped_run_dir
+from cnnzoo.rundir import timestamped_run_dir
 
 _TYPES = {"float | None": float, "int | None": int, "str | None": str, "float": float, "int": int, "str": str}
 

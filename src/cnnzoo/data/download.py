@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from cnnzoo.errors import ChecksumMismatch, DataFormatError
+from cnnzoo.files import publish
 
 Fetch = Callable[[str, Path], None]
 
@@ -61,7 +62,7 @@ def download_verified(url: str, destination: Path, md5: str | None, fetch: Fetch
                     f"{url}: the downloaded file's MD5 is {found}, expected {md5}; it was not kept. The download "
                     "was damaged or the server sent another file: try again later, or get the file another way"
                 )
-        os.replace(temp, destination)
+        publish(temp, destination)
     finally:
         temp.unlink(missing_ok=True)
     return destination

@@ -15,8 +15,6 @@ read with ``torch.load(weights_only=True)``, which refuses any pickle that would
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors_bytes
 
 from cnnzoo.errors import CheckpointError
+from cnnzoo.files import atomic_write_bytes
 
 FORMAT = "cnnzoo-checkpoint-1"
 
@@ -49,30 +48,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict) -> dict:
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     return {"state": state, "param_groups": info["param_groups"]}
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # some filesystems do not support fsync on directories
-        pass
 
 
 def save_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor], meta: dict[str, Any],

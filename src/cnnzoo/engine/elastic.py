@@ -25,7 +25,7 @@ import torch.distributed as dist
 from cnnzoo.engine import distributed
 from cnnzoo.engine.checkpoint import read_meta
 from cnnzoo.engine.config import TrainConfig, flag
-from cnnzoo.engine.run_dir import CONFIG, LAST, holds_run
+from cnnzoo.rundir import CONFIG, LAST, holds_run
 from cnnzoo.engine.state import RESUMABLE_SETTINGS
 from cnnzoo.errors import ConfigError, TrainingError
 

@@ -20,6 +20,7 @@ from cnnzoo.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoin
 from cnnzoo.engine.config import TrainConfig, flag
 from cnnzoo.engine.schedules import PlateauDivider
 from cnnzoo.errors import CheckpointError, ConfigError
+from cnnzoo.rundir import CONFIG
 
 # What may change when a run is resumed: how long it goes on and where it runs, nothing that shapes the result.
 RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")
@@ -58,7 +59,7 @@ def resumed_config(run_dir: Path, overrides: dict | None) -> TrainConfig:
     if changed:
         raise ConfigError(f"a resumed run keeps its settings; only {', '.join(map(flag, RESUMABLE_SETTINGS))} "
                           f"can change (got {', '.join(map(flag, changed))})")
-    config = TrainConfig.from_json(Path(run_dir) / "config.json")
+    config = TrainConfig.from_json(Path(run_dir) / CONFIG)
     return dataclasses.replace(config, out=str(run_dir), **(overrides or {}))
 
 

@@ -32,12 +32,13 @@ from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.loop import EpochResult, StepSettings, train_one_epoch
 from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
-from cnnzoo.engine.run_dir import (LAST, check_new_run, check_resumable, finished_epochs, make_run_dir, replace_run,
-                                   run_dir_of, versions, write_config, write_metrics, write_outputs, writing)
+from cnnzoo.engine.outputs import replace_run, run_dir_of, versions, write_config, write_outputs
 from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, resumed_config, save_last
 from cnnzoo.errors import ConfigError, TrainingError
+from cnnzoo.rundir import (BEST, LAST, check_new_run, check_resumable, finished_epochs, make_run_dir, write_metrics,
+                           writing)
 
 
 FIT_IMAGES = 5_000  # training images a model that fits_to_data is fitted to
@@ -261,7 +262,7 @@ def _save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: Ev
     write_metrics(run_dir, state.history)
     meta = {**meta, "test_top1": result.top1, "run_state": vars(state)}
     if improved:
-        best = run_dir / "checkpoints" / "best.safetensors"
+        best = run_dir / BEST
         with writing(best):
             save_checkpoint(best, model_state=trainable.eval_model.state_dict(), meta=meta)
     if state.epoch % every == 0 or final:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from cnnzoo.data.dataset_files import user_cache_dir
+from cnnzoo.files import atomic_write_text
 
 CACHE_ENV = "CNNZOO_TUNING_CACHE"
 KEY_PARTS = ("machine", "threads", "model", "model_kwargs", "input_side", "batch_size", "torch")
@@ -62,15 +62,8 @@ def write_entry(parts: dict, entry: dict) -> Path | None:
     read-only home: the run goes on, it only measures again next time)."""
     path = _path(parts)
     text = json.dumps({"parts": {name: parts[name] for name in KEY_PARTS}, **entry}, indent=1, sort_keys=True)
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
+        atomic_write_text(path, text)
     except OSError:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
         return None
     return path

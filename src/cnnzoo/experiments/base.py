@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cnnzoo.console import Log, log_to_stderr, to_jsonable
 from cnnzoo.errors import ConfigError
-from cnnzoo.runs import timestamped_run_dir
+from cnnzoo.rundir import timestamped_run_dir
 
 
 RESULT_KEYS = ("experiment", "paper", "claim", "held", "verdict", "quick", "settings", "summary", "rows", "run_dir",
@@ -93,7 +93,7 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
     its residual twin takes) instead of ending the experiment.
     """
     from cnnzoo.engine.config import TrainConfig
-    from cnnzoo.engine.run_dir import read_metrics
+    from cnnzoo.rundir import read_metrics
     from cnnzoo.engine.train import train
     from cnnzoo.errors import NonFiniteLossError
 

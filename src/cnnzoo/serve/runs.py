@@ -14,14 +14,15 @@ import re
 import time
 from pathlib import Path
 
+from cnnzoo import rundir
 from cnnzoo.errors import CnnzooError, ConfigError
+from cnnzoo.files import read_bytes
+from cnnzoo.rundir import BEST, CONFIG, FIGURES, LAST, METRICS, PER_CLASS, SUMMARY, holds_run
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 MAX_RUNS = 500  # folders listed; a RUNS_DIR holding more is cut, the newest kept
-MAX_TEXT_BYTES = 4 * 1024**2  # config.json, summary.json, metrics.csv, per_class.csv: read whole, so bounded
 LIVE_SECONDS = 600  # a run without summary.json whose metrics.csv changed this recently is "training"
-FIGURES = ("curves.png", "confusion.png")
-CHECKPOINTS = ("checkpoints/best.safetensors", "checkpoints/last.safetensors")
+CHECKPOINTS = (BEST, LAST)
 
 
 class RunNotFound(CnnzooError, LookupError):
@@ -33,14 +34,10 @@ def check_runs_dir(path: str | Path) -> Path:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder of runs; train one first (`make demo` writes runs/demo)")
-    if _holds_run(root):
+    if holds_run(root):
         raise ConfigError(f"{root} is a run directory itself; give the folder that holds runs: "
                           f"cnnzoo serve {root.resolve().parent}")
     return root.resolve()
-
-
-def _holds_run(folder: Path) -> bool:
-    return (folder / "config.json").is_file() or (folder / "checkpoints").is_dir()
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -55,7 +52,7 @@ def run_path(root: Path, name: str) -> Path:
     if not NAME.fullmatch(name) or name in (".", ".."):
         raise RunNotFound(f"no run named {name[:80]!r}")
     path = root / name
-    if not path.is_dir() or not _inside(root, path) or not _holds_run(path):
+    if not path.is_dir() or not _inside(root, path) or not holds_run(path):
         raise RunNotFound(f"no run named {name!r} in the runs folder")
     return path
 
@@ -75,9 +72,10 @@ def _read_text(root: Path, name: str, relative: str) -> str | None:
     path = run_file(root, name, relative)
     if path is None:
         return None
-    with path.open("rb") as handle:
-        data = handle.read(MAX_TEXT_BYTES + 1)
-    return data[:MAX_TEXT_BYTES].decode("utf-8", errors="replace")
+    try:
+        return read_bytes(path, rundir.MAX_TEXT_BYTES).decode("utf-8", errors="replace")
+    except CnnzooError:  # too large for what it should be: shown as absent
+        return None
 
 
 def _json(root: Path, name: str, relative: str) -> dict:
@@ -97,15 +95,17 @@ def _number(text: str) -> float | str:
 
 
 def metrics(root: Path, name: str) -> list[dict]:
-    """metrics.csv as one dict per epoch (numbers as floats); a row being written is left out."""
-    text = _read_text(root, name, "metrics.csv") or ""
-    rows = list(csv.DictReader(text.splitlines()))
-    return [{k: _number(v) for k, v in row.items() if k and v is not None} for row in rows
-            if row and all(v not in (None, "") for v in row.values())]
+    """metrics.csv as one dict per epoch; a row being written is left out."""
+    if run_file(root, name, METRICS) is None:
+        return []
+    try:
+        return rundir.read_metrics(run_path(root, name))
+    except CnnzooError:
+        return []
 
 
 def per_class(root: Path, name: str) -> dict[str, float]:
-    text = _read_text(root, name, "per_class.csv") or ""
+    text = _read_text(root, name, PER_CLASS) or ""
     found = {}
     for row in csv.DictReader(text.splitlines()):
         value = _number(row.get("test_top1") or "")
@@ -117,17 +117,17 @@ def per_class(root: Path, name: str) -> dict[str, float]:
 def _status(root: Path, name: str, summary: dict, history: list[dict]) -> str:
     if summary and summary.get("epochs") == (history[-1].get("epoch") if history else None):
         return "finished"
-    path = run_file(root, name, "metrics.csv") or run_file(root, name, "config.json")
+    path = run_file(root, name, METRICS) or run_file(root, name, CONFIG)
     recent = path is not None and time.time() - path.stat().st_mtime < LIVE_SECONDS
     return "training" if recent else ("stopped" if history else "starting")
 
 
 def describe(root: Path, name: str) -> dict:
     """One row of the runs list: model, dataset, accuracy, date, epochs, status."""
-    config, summary = _json(root, name, "config.json"), _json(root, name, "summary.json")
+    config, summary = _json(root, name, CONFIG), _json(root, name, SUMMARY)
     history = metrics(root, name)
     last = history[-1] if history else {}
-    dated = run_file(root, name, "config.json") or run_path(root, name)
+    dated = run_file(root, name, CONFIG) or run_path(root, name)
     accuracy = summary.get("test_top1", last.get("test_top1"))
     return {"name": name, "model": config.get("model", summary.get("model")),
             "dataset": config.get("dataset", summary.get("dataset")),
@@ -143,7 +143,7 @@ def describe(root: Path, name: str) -> dict:
 
 def _files(root: Path, name: str) -> list[Path]:
     found = []
-    for relative in ("config.json", "metrics.csv", "summary.json", *CHECKPOINTS):
+    for relative in (CONFIG, METRICS, SUMMARY, *CHECKPOINTS):
         try:
             path = run_file(root, name, relative)
         except RunNotFound:
@@ -169,10 +169,10 @@ def list_runs(root: Path) -> list[dict]:
 
 def details(root: Path, name: str) -> dict:
     """A run's page: its row, settings, metrics per epoch, per-class accuracy and which figures it has."""
-    config = _json(root, name, "config.json")
+    config = _json(root, name, CONFIG)
     config.pop("out", None)  # where it was written: a path on the server, not the run's business
     config.pop("data_dir", None)
-    return {**describe(root, name), "config": config, "summary": _json(root, name, "summary.json"),
+    return {**describe(root, name), "config": config, "summary": _json(root, name, SUMMARY),
             "metrics": metrics(root, name), "per_class": per_class(root, name),
             "figures": [f for f in FIGURES if _exists(root, name, f)]}
 
@@ -186,5 +186,5 @@ def _exists(root: Path, name: str, relative: str) -> bool:
 
 def data_dir(root: Path, name: str) -> str | None:
     """Where the run's data set was read from (config.json's data_dir), for test images and neighbours."""
-    value = _json(root, name, "config.json").get("data_dir")
+    value = _json(root, name, CONFIG).get("data_dir")
     return value if isinstance(value, str) else None

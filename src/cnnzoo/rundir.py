@@ -1,0 +1,254 @@
+"""The run directory: its layout, what counts as a run, and reading and writing its files (torch-free).
+
+A run directory holds::
+
+    config.json                  the settings and versions (written first)
+    metrics.csv                  one row per finished epoch
+    checkpoints/last.safetensors everything a resume needs; checkpoints/best.safetensors: the best weights
+    per_class.csv, curves.png, confusion.png, tensorboard/   the end-of-run files
+    summary.json                 written last: its presence means the run finished
+    show/                        what the views wrote about it
+
+Training, evaluation, prediction, the views, export and the explorer all find these files through this module,
+so they agree on what a run is. Nothing is lost, whatever stops a run:
+
+* every file is written whole (``files.atomic_write_bytes``), so a crash never leaves one half-written; the
+  temporary files a killed write leaves behind are removed the next time that run starts, and only those;
+* a directory that holds a run is never silently written over: ``--resume`` continues it, ``--overwrite``
+  replaces it, and the old run's files go only once the new run's config.json is on disk;
+* a write that fails (disk full, read-only file system) is a ``RunDirectoryError`` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from cnnzoo.errors import CheckpointError, CnnzooError, ConfigError, DataFormatError, RunDirectoryError, \
+    TrainingError
+from cnnzoo.files import TEMPORARY_SUFFIX, atomic_write_bytes, read_bytes, sync_directory
+
+RUNS_ROOT = Path("runs")  # where a run goes when no --out is given
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+PER_CLASS = "per_class.csv"
+CURVES = "curves.png"
+CONFUSION = "confusion.png"
+CHECKPOINTS = "checkpoints"
+BEST = "checkpoints/best.safetensors"
+LAST = "checkpoints/last.safetensors"
+TENSORBOARD = "tensorboard"
+SHOW = "show"
+FIGURES = (CURVES, CONFUSION)
+# What a run writes besides its config.json, checkpoints first: --overwrite removes them in this order.
+RUN_FILES = (BEST, LAST, METRICS, PER_CLASS, CURVES, CONFUSION, SUMMARY)
+MAX_TEXT_BYTES = 4 * 1024**2  # config.json, summary.json, metrics.csv, per_class.csv are read whole: bounded
+_STAGED_CONFIG = ".config.json.new"  # --overwrite: the new run's config, on disk before the old run goes
+_PROBE = ".write-test"
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX))
+
+
+def timestamped_run_dir(name: str) -> Path:
+    """``runs/<name>-<YYYYmmdd-HHMMSS>``, with characters that would nest folders replaced."""
+    safe = name.replace("folder:", "folder-").replace("/", "_").replace("\\", "_").strip("_")
+    return RUNS_ROOT / f"{safe}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def holds_run(folder: Path) -> bool:
+    """True when ``folder`` holds a cnnzoo run: a config.json or a checkpoint."""
+    folder = Path(folder)
+    return (folder / CONFIG).is_file() or any((folder / CHECKPOINTS).glob("*.safetensors"))
+
+
+def checkpoint_of(source: Path) -> Path:
+    """The checkpoint a run directory is used through: its best (or its last, if no epoch improved on the
+    first); a file is its own checkpoint."""
+    source = Path(source)
+    if not source.is_dir():
+        return source
+    for name in (BEST, LAST):
+        if (source / name).is_file():
+            return source / name
+    raise CheckpointError(f"{source}: no {BEST} or {LAST} in this directory; is it a cnnzoo run directory "
+                          f"whose first epoch finished?")
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def read_json(path: Path, what: str = "JSON file") -> dict:
+    """A JSON object from ``path``: one ``DataFormatError`` naming the file if it is not a regular file, is too
+    large, or does not hold an object."""
+    data = read_bytes(path, MAX_TEXT_BYTES, what)
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise DataFormatError(f"{path}: not valid JSON ({error}); the file is damaged") from None
+    if not isinstance(value, dict):
+        raise DataFormatError(f"{path}: holds {type(value).__name__}, not the JSON object a {what} holds")
+    return value
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv as one dict per epoch (``epoch`` an int, the rest floats; a value that is no number stays
+    text); [] if absent. A row cut short (being written, or by a crash) is left out."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    text = read_bytes(path, MAX_TEXT_BYTES, "metrics file").decode("utf-8", errors="replace")
+    rows = []
+    for row in csv.DictReader(text.splitlines()):
+        if not row or None in row or any(value in (None, "") for value in row.values()):
+            continue
+        rows.append({key: _number(key, value) for key, value in row.items()})
+    return rows
+
+
+def _number(key: str, text: str) -> int | float | str:
+    try:
+        return int(text) if key == "epoch" else float(text)
+    except ValueError:
+        return text
+
+
+def finished_epochs(run_dir: Path) -> int | None:
+    """The epochs that summary.json reports (None when it is missing or unreadable): a run whose last checkpoint
+    is further on stopped before writing its end-of-run files."""
+    try:
+        epochs = read_json(Path(run_dir) / SUMMARY, "summary").get("epochs")
+    except (OSError, CnnzooError):
+        return None
+    return epochs if isinstance(epochs, int) else None
+
+
+# ------------------------------------------------------------------------------------------- writing
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into a ``RunDirectoryError`` that names it and the fix."""
+    try:
+        yield
+    except OSError as error:
+        if isinstance(error, CnnzooError):
+            raise
+        raise RunDirectoryError(_write_failure(Path(path), error)) from None
+
+
+def _write_failure(path: Path, error: OSError) -> str:
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+    reasons = {errno.ENOSPC: ("the disk is full", "free space on it"),
+               errno.EDQUOT: ("the disk quota is exceeded", "free space on it"),
+               errno.EROFS: ("the file system is read-only", "make it writable")}
+    reason, fix = reasons.get(error.errno, (error.strerror or str(error), "fix that"))
+    return (f"cannot write {path}: {reason}; the files written before are intact: {fix} and continue with "
+            f"`cnnzoo train --resume {run_dir}`, or start again with another --out")
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with writing(path):
+        atomic_write_bytes(path, data)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def csv_text(header: list[str], rows: list[list]) -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    header = list(history[0])
+    write_text(run_dir / METRICS, csv_text(header, [[row[key] for key in header] for row in history]))
+
+
+# ------------------------------------------------------------------------------- starting and replacing
+
+
+def check_new_run(run_dir: Path, *, overwrite: bool) -> bool:
+    """Refuse to start a new run in a directory that holds one, unless ``overwrite``; True when one is there."""
+    if not holds_run(run_dir):
+        return False
+    if not overwrite:
+        raise ConfigError(f"{run_dir} already holds a cnnzoo run (config.json or checkpoints); continue it with "
+                          f"`cnnzoo train --resume {run_dir}`, replace it with --overwrite, or choose another --out")
+    return True
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Say clearly why ``run_dir`` cannot be resumed, before anything is loaded."""
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir}: no such run directory to resume")
+    if (run_dir / LAST).is_file():
+        return
+    if holds_run(run_dir) or (run_dir / CHECKPOINTS).is_dir() or stale_files(run_dir):
+        raise TrainingError(f"{run_dir}: nothing to resume: no epoch finished before the run stopped (there is no "
+                            f"{LAST}); start it again from scratch, with the same options and "
+                            f"--out {run_dir} --overwrite")
+    raise RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no checkpoints)")
+
+
+def make_run_dir(run_dir: Path) -> Path:
+    """``run_dir`` created with its checkpoints/, checked writable, and cleared of the temporary files a killed
+    write left there."""
+    try:
+        (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        probe = run_dir / _PROBE
+        probe.write_text("ok")
+        probe.unlink()
+        remove_stale_files(run_dir)
+    except OSError as error:
+        raise RunDirectoryError(f"cannot write the run directory {run_dir} ({error.strerror or error}); "
+                                f"choose another with --out DIR") from None
+    return run_dir
+
+
+def stale_files(run_dir: Path) -> list[Path]:
+    """What killed writes of this run left behind: temporary copies of the run's own files, the staged config
+    and the write probe. Files cnnzoo did not write (other names, other patterns) are never listed."""
+    own = {CONFIG, *RUN_FILES, TENSORBOARD}
+    found = []
+    for folder in (run_dir, run_dir / CHECKPOINTS):
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            match = _TEMPORARY.fullmatch(path.name)
+            relative = path.relative_to(run_dir).parent / match["name"] if match else None
+            if (relative is not None and relative.as_posix() in own) or \
+                    (folder == run_dir and path.name in (_STAGED_CONFIG, _PROBE)):
+                found.append(path)
+    return found
+
+
+def remove_stale_files(run_dir: Path) -> None:
+    for path in stale_files(run_dir):
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+
+
+def replace_run(run_dir: Path, config_text: str) -> None:
+    """``--overwrite``: write the new run's config, then remove the old run's files, then put the config in place.
+
+    A kill at any point leaves one run's files only: the old config with some of its files, or the new config
+    alone (plus a staged config that the next start removes).
+    """
+    staged = run_dir / _STAGED_CONFIG
+    write_text(staged, config_text)
+    with writing(run_dir / CONFIG):
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / TENSORBOARD, ignore_errors=True)
+        os.replace(staged, run_dir / CONFIG)
+        sync_directory(run_dir)
