@@ -81,6 +81,7 @@ class _Checks:
         self.lrs: list[float] = []
         self.checked_at, self.checked_seconds = 0, state.train_seconds  # the last check's step index and clock
         self.seconds_per_step = 0.0  # between the last two checks
+        self.done = 0.0  # the largest share of the budget the learning rate has been set for
 
     def _estimated_seconds(self, index: int) -> float:
         return self.checked_seconds + (index - self.checked_at) * self.seconds_per_step
@@ -92,8 +93,11 @@ class _Checks:
         return early or index % CHECK_EVERY == 0 or past_budget
 
     def budget_done(self, index: int) -> float:
-        """The share of the time budget spent before step ``index`` (0 without a budget)."""
-        return 0.0 if self.budget is None else self._estimated_seconds(index) / self.budget
+        """The share of the time budget spent before step ``index`` (0 without a budget); never less than before
+        in this epoch, though a check may find the clock behind an estimate (a slow first step overestimates)."""
+        if self.budget is not None:
+            self.done = max(self.done, self._estimated_seconds(index) / self.budget)
+        return self.done
 
     def record(self, loss: torch.Tensor, lr: float) -> None:
         self.losses.append(loss.detach())
