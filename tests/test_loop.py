@@ -12,11 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from torch import nn
 
 from cnnzoo.engine import checkpoint as ckpt
-from cnnzoo.engine import distributed
-from cnnzoo.engine import loop
+from cnnzoo.engine import distributed, loop
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.inference import optimize_for_inference
 from cnnzoo.engine.loop import CHECK_EVERY, StepSettings, steps_per_epoch, training_step
@@ -31,11 +29,10 @@ CPU = torch.device("cpu")
 
 def tiny(data_dir: Path, out: Path, **changes) -> TrainConfig:
     """A fast run: a small MLP, precision, layout and compile forced (no autotuning, whose time would count)."""
-    settings = dict(model="mlp", model_kwargs={"hidden": [32]}, dataset="mnist", data_dir=str(data_dir), epochs=1,
-                    batch_size=50, lr=0.05, out=str(out), seed=3, precision="fp32", channels_last=False,
-                    compile="off", device="cpu")
-    settings.update(changes)
-    return TrainConfig(**settings)
+    settings = {"model": "mlp", "model_kwargs": {"hidden": [32]}, "dataset": "mnist", "data_dir": str(data_dir),
+                "epochs": 1, "batch_size": 50, "lr": 0.05, "out": str(out), "seed": 3, "precision": "fp32",
+                "channels_last": False, "compile": "off", "device": "cpu"}
+    return TrainConfig(**{**settings, **changes})
 
 
 def metrics(run_dir: Path) -> list[dict]:
