@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 
-def best_rate(run: Callable[[], int], repeats: int) -> list[float]:
+def rates_per_second(run: Callable[[], int], repeats: int) -> list[float]:
     """Items per second of ``run`` (which returns how many items it processed), one figure per repeat."""
     rates = []
     for _ in range(repeats):
@@ -27,8 +27,8 @@ def compare_each(baselines: dict[str, Callable[[], int]], candidate: Callable[[]
     cand_rates: list[float] = []
     for _ in range(repeats):
         for name, run in baselines.items():
-            base_rates[name] += best_rate(run, 1)
-        cand_rates += best_rate(candidate, 1)
+            base_rates[name] += rates_per_second(run, 1)
+        cand_rates += rates_per_second(candidate, 1)
     cand = statistics.median(cand_rates)
     results = {}
     for name, rates in base_rates.items():

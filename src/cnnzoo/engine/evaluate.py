@@ -33,8 +33,8 @@ class EvalResult:
         return {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images, "views": self.views}
 
 
-def predict_logits(model: nn.Module, batch: torch.Tensor, views: EvalViews, *, device: torch.device,
-                   precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
+def log_probabilities(model: nn.Module, batch: torch.Tensor, views: EvalViews, *, device: torch.device,
+                      precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
     """Average class probabilities over the test-time views of a uint8 batch; returns log-probabilities."""
     stacked = views(batch.to(device))  # (V, N, C, H, W)
     v, n = stacked.shape[:2]
@@ -65,8 +65,8 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
     loss_sum = 0.0
     for images, labels in data.batches(batch_size, shuffle=False, shard=shard):
         labels = labels.to(device)
-        log_probs = predict_logits(model, images, views, device=device, precision=precision,
-                                   channels_last=channels_last)
+        log_probs = log_probabilities(model, images, views, device=device, precision=precision,
+                                      channels_last=channels_last)
         loss_sum += F.nll_loss(log_probs, labels, reduction="sum").item()
         top = log_probs.topk(min(5, num_classes), dim=1).indices
         correct5 += (top == labels[:, None]).any(1).sum().item()

@@ -8,7 +8,9 @@ One step of N processes with batches of B is one step of a single process with a
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 
 from cnnzoo.data.augment import TrainAugment
 from cnnzoo.data.dataset import ImageDataset, Shard
-from cnnzoo.engine import distributed, elastic
+from cnnzoo.engine import distributed
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.runtime import autocast, synchronize
@@ -45,21 +47,98 @@ class EpochResult:
     out_of_time: bool  # the time budget ended the epoch early
 
 
+CHECK_EVERY = 25  # steps between checks after an epoch's first 17: each costs a host sync and, under torchrun, an
+# all-reduce; a non-finite loss trains on at most this many steps before the run stops
+
+
+def steps_per_epoch(images: int, batch_size: int, world: int) -> int:
+    """Optimiser steps each of ``world`` processes takes per epoch over ``images``: whole batches of its share,
+    at least one (every process takes as many, or one would wait for the others)."""
+    return max(1, images // batch_size // world)
+
+
+class _Checks:
+    """The decisions every process must take alike — stop for a non-finite loss, stop for the time budget, and the
+    learning rate a budget stretches — taken at checks rather than at every step.
+
+    A check comes before an epoch's steps 1, 2, 3, 5, 9 and 17, then every ``CHECK_EVERY`` steps, before a step the
+    clock (extrapolated at the rate measured between the last two checks) says is past the budget, and after the
+    epoch's last step. It reads the losses kept on the device since the last check in one transfer; under torchrun
+    the processes then agree, in one all-reduce, on the clock and on the first step whose loss was not finite.
+    Between checks a budget's progress, for the learning rate, is that extrapolation: agreed figures only, so every
+    process sets the same learning rate.
+
+    A non-finite loss stops the run at the next check, at most ``CHECK_EVERY`` steps later. The steps in between
+    trained on (NaN gradients make the weights NaN), but the epoch is abandoned: ``NonFiniteLossError`` names the
+    first bad step, its loss and learning rate, and nothing of the epoch is saved, so ``best`` and ``last`` keep
+    the weights of the epochs before it.
+    """
+
+    def __init__(self, config: TrainConfig, state: RunState, device: torch.device, started: float) -> None:
+        self.budget, self.device, self.epoch = config.time_budget, device, state.epoch + 1
+        self.seconds_before, self.started = state.train_seconds, started
+        self.losses: list[torch.Tensor] = []  # of the steps since the last check, still on the device
+        self.lrs: list[float] = []
+        self.checked_at, self.checked_seconds = 0, state.train_seconds  # the last check's step index and clock
+        self.seconds_per_step = 0.0  # between the last two checks
+        self.done = 0.0  # the largest share of the budget the learning rate has been set for
+
+    def _estimated_seconds(self, index: int) -> float:
+        return self.checked_seconds + (index - self.checked_at) * self.seconds_per_step
+
+    def due(self, index: int) -> bool:
+        """Whether a check comes before step ``index`` (0-based) of the epoch."""
+        early = index < CHECK_EVERY and index & (index - 1) == 0  # a step rate to extrapolate from, soon
+        past_budget = self.budget is not None and self._estimated_seconds(index) >= self.budget
+        return early or index % CHECK_EVERY == 0 or past_budget
+
+    def budget_done(self, index: int) -> float:
+        """The share of the time budget spent before step ``index`` (0 without a budget); never less than before
+        in this epoch, though a check may find the clock behind an estimate (a slow first step overestimates)."""
+        if self.budget is not None:
+            self.done = max(self.done, self._estimated_seconds(index) / self.budget)
+        return self.done
+
+    def record(self, loss: torch.Tensor, lr: float) -> None:
+        self.losses.append(loss.detach())
+        self.lrs.append(lr)
+
+    def check(self, index: int) -> bool:
+        """Before step ``index`` (0-based; the epoch's length after its last step): raises ``NonFiniteLossError``
+        if a loss since the last check was not finite on any process; returns whether the time budget is spent."""
+        losses = torch.stack(self.losses).float().tolist() if self.losses else []
+        bad = next((at for at, loss in enumerate(losses) if not math.isfinite(loss)), None)
+        elapsed = self.seconds_before + time.perf_counter() - self.started
+        # the maximum of minus the step is the earliest bad step over the processes
+        elapsed, earliest = distributed.agree_max([elapsed, -math.inf if bad is None else -(self.checked_at + bad)],
+                                                  self.device)
+        if earliest > -math.inf:
+            at = int(-earliest) - self.checked_at
+            value = f"{losses[at]}" if at == bad else "non-finite on another process"
+            raise NonFiniteLossError(
+                f"the loss became {value} at epoch {self.epoch}, step {self.checked_at + at + 1} (learning rate "
+                f"{self.lrs[at]:.3g}); the best checkpoint was kept. Lower --lr, add --grad-clip, or use "
+                f"--precision fp32.")
+        if index > self.checked_at:
+            self.seconds_per_step = (elapsed - self.checked_seconds) / (index - self.checked_at)
+        self.checked_at, self.checked_seconds = index, elapsed
+        self.losses.clear()
+        self.lrs.clear()
+        return self.budget is not None and elapsed >= self.budget
+
+
 def training_step(net: nn.Module, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                   augment: TrainAugment, trainable: Trainable, settings: StepSettings) -> tuple[torch.Tensor, object]:
     """One optimiser step on a uint8 batch: augment, forward (under autocast), loss, backward, step.
 
     ``net`` is what runs (``model`` itself, or wrapped for several processes or compiled); ``model`` declares
-    its training loss. Raises ``NonFiniteLossError`` before touching the weights if the loss is not finite.
+    its training loss. Returns the loss without reading it: whether it is finite is the caller's to check, when it
+    next reads the device (see ``_Checks``), since a read per step would wait for the step to finish.
     """
     x = augment(images, trainable.generator).contiguous(memory_format=settings.memory_format)
     with autocast(settings.device, settings.precision):
         outputs = net(x)
     loss = model.training_loss(outputs, labels, label_smoothing=settings.label_smoothing)
-    # every process must see the same verdict before backward, or the others would wait for its gradients
-    non_finite, = distributed.agree_max([float(not torch.isfinite(loss))], loss.device)
-    if non_finite:
-        raise NonFiniteLossError(str(loss.item()))
     optimizer, scaler = trainable.optimizer, trainable.scaler
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()  # the scaler is inert unless the precision is fp16
@@ -94,46 +173,40 @@ def _announce_cost(log, config: TrainConfig, data_size: int, steps_left: int, st
 
 def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, augment: TrainAugment, *,
                     config: TrainConfig, settings: StepSettings, state: RunState, plateau: PlateauDivider,
-                    bar: Progress, log=None) -> EpochResult:
+                    bar: Progress, log=None, before_step: Callable[..., None] | None = None) -> EpochResult:
     """One pass over ``data`` (or until the time budget runs out); advances ``state.step``. With ``log``, the
-    cost of the whole run is estimated from the first steps and announced when it is long."""
+    cost of the whole run is estimated from the first steps and announced when it is long. ``before_step`` is
+    called with ``epoch=`` and ``step=`` (1-based) before each step: tests use it to kill a process there."""
     world, rank, device = distributed.world_size(), distributed.rank(), settings.device
-    steps_per_epoch = max(1, len(data) // config.batch_size // world)
-    total_steps = config.epochs * steps_per_epoch
-    task = bar.start(f"epoch {state.epoch + 1}/{config.epochs}", steps_per_epoch)
+    steps = steps_per_epoch(len(data), config.batch_size, world)
+    total_steps = config.epochs * steps
+    task = bar.start(f"epoch {state.epoch + 1}/{config.epochs}", steps)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    seen, out_of_time = 0, False
+    seen, taken, out_of_time = 0, 0, False
     net.train()
     synchronize(device)
     started = time.perf_counter()
+    checks = _Checks(config, state, device, started)
     batches = data.batches(config.batch_size, shuffle=True, generator=trainable.generator, drop_last=True,
                            shard=Shard(rank, world))
     for index, (images, labels) in enumerate(batches):
-        if index >= steps_per_epoch:  # every process takes as many steps, or one would wait for the others
+        if index >= steps:  # every process takes as many steps, or one would wait for the others
             break
-        elastic.kill_if_test_asks(epoch=state.epoch + 1, step=index + 1)
+        if before_step is not None:
+            before_step(epoch=state.epoch + 1, step=index + 1)
+        if checks.due(index) and checks.check(index):
+            out_of_time = True
+            break
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        done = state.step / total_steps
-        if config.time_budget is not None:
-            # every process must stop at the same step: they agree on the largest elapsed time
-            elapsed, = distributed.agree_max([state.train_seconds + time.perf_counter() - started], device)
-            done = max(done, elapsed / config.time_budget)
-            if elapsed >= config.time_budget:
-                out_of_time = True
-                break
+        done = max(state.step / total_steps, checks.budget_done(index))
         lr = _set_learning_rate(trainable.optimizer, config, state, done, plateau)
-        try:
-            loss, outputs = training_step(net, trainable.model, images, labels, augment=augment,
-                                          trainable=trainable, settings=settings)
-        except NonFiniteLossError as error:
-            raise NonFiniteLossError(
-                f"the loss became {error} at epoch {state.epoch + 1}, step {index + 1} (learning rate "
-                f"{lr:.3g}); the best checkpoint was kept. Lower --lr, add --grad-clip, or use --precision fp32."
-            ) from None
+        loss, outputs = training_step(net, trainable.model, images, labels, augment=augment, trainable=trainable,
+                                      settings=settings)
+        checks.record(loss, lr)
         if trainable.ema is not None:
             trainable.ema.update_parameters(trainable.model)
-        state.step += 1
+        state.step, taken = state.step + 1, taken + 1
         if log is not None and index == 4:  # five steps in: warm enough to extrapolate
             _announce_cost(log, config, len(data), total_steps - state.step, (time.perf_counter() - started) / 5)
         main = outputs[0] if isinstance(outputs, tuple) else outputs
@@ -146,6 +219,8 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
                 stats = (f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.3f}  "
                          f"{seen * world / max(time.perf_counter() - started, 1e-9):,.0f} img/s")
             bar.update(task, stats)
+    if not out_of_time:  # the epoch's last losses are read before anything of it is saved; a budget spent
+        checks.check(taken)  # now is found before the next epoch's first step, as it always was
     synchronize(device)
     bar.finish(task)
     seconds = time.perf_counter() - started

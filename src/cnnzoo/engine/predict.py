@@ -21,7 +21,7 @@ from cnnzoo.data.photos import prepare_like_mnist, unlike_training
 from cnnzoo.data.dataset import pad_images
 from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
-from cnnzoo.engine.evaluate import EvalResult, evaluate, predict_logits
+from cnnzoo.engine.evaluate import EvalResult, evaluate, log_probabilities
 from cnnzoo.engine.inputs import InputSpec, choose_input_side
 from cnnzoo.engine.runtime import resolve_device
 from cnnzoo.errors import CnnzooError, ConfigError, suggest
@@ -298,7 +298,7 @@ def predict_files(loaded: LoadedModel, paths: list[Path], *, top_k: int = 5, vie
     # pad as training did (e.g. 28 → 32 for LeNet-1998)
     images = pad_images(torch.stack([image for image, _ in decoded]), loaded.input.size)
     device = next(loaded.model.parameters()).device
-    log_probs = predict_logits(loaded.model, images, loaded.input.eval_pipeline(views), device=device)
+    log_probs = log_probabilities(loaded.model, images, loaded.input.eval_pipeline(views), device=device)
     probabilities = log_probs.exp().cpu()
     k = min(top_k, probabilities.shape[1])
     results = []

@@ -29,7 +29,7 @@ from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import choose_input_side
-from cnnzoo.engine.loop import EpochResult, StepSettings, train_one_epoch
+from cnnzoo.engine.loop import EpochResult, StepSettings, steps_per_epoch, train_one_epoch
 from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.outputs import replace_run, run_dir_of, versions, write_config, write_outputs
@@ -138,7 +138,7 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
     if model.fits_to_data:  # a layer computed from the images rather than trained (budgetnet's whitening)
         model.fit_to_data(data.normalised_sample(FIT_IMAGES))
     model = model.to(device)
-    steps = config.epochs * max(1, len(data.train) // config.batch_size // distributed.world_size())
+    steps = config.epochs * steps_per_epoch(len(data.train), config.batch_size, distributed.world_size())
     tuning = tune(model, data.train, data.augmentation(config), config=config, device=device, side=side,
                   expected_steps=steps, may_measure=may_measure)
     layout = torch.channels_last if tuning.channels_last else torch.contiguous_format
@@ -164,7 +164,8 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
     with Progress(progress and run.main_process) as bar:
         while state.epoch < config.epochs and not out_of_time:
             epoch = train_one_epoch(net, trainable, run.data.train, augment, config=config, settings=run.settings,
-                                    state=state, plateau=plateau, bar=bar, log=log if state.epoch == 0 else None)
+                                    state=state, plateau=plateau, bar=bar, log=log if state.epoch == 0 else None,
+                                    before_step=elastic.kill_if_test_asks)  # a no-op unless a test asks
             out_of_time = epoch.out_of_time
             if epoch.images == 0:
                 break
@@ -216,8 +217,8 @@ def _resume(run_dir: Path, trainable: Trainable, config: TrainConfig, log: Log) 
 
 
 def _note_replanned_schedule(state: RunState, trainable: Trainable, config: TrainConfig, log: Log) -> None:
-    steps_per_epoch = state.step / state.epoch
-    factor = lr_factor(config.schedule, state.step / (steps_per_epoch * config.epochs),
+    epoch_steps = state.step / state.epoch
+    factor = lr_factor(config.schedule, state.step / (epoch_steps * config.epochs),
                        warmup=config.warmup_epochs / config.epochs, epoch=state.epoch, step_epochs=config.step_epochs)
     log(f"note: extending a finished run; its {config.schedule} schedule is re-planned over {config.epochs} epochs, "
         f"so the learning rate goes from {trainable.optimizer.param_groups[0]['lr']:.3g} (where it ended) to "
@@ -225,7 +226,7 @@ def _note_replanned_schedule(state: RunState, trainable: Trainable, config: Trai
 
 
 def _warn_if_too_few_steps(config: TrainConfig, images: int, log: Log) -> None:
-    steps = config.epochs * max(1, images // config.batch_size // distributed.world_size())
+    steps = config.epochs * steps_per_epoch(images, config.batch_size, distributed.world_size())
     if steps < 100:
         log(f"note: {config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images:,} images in batches of "
             f"{config.batch_size} are only {steps} optimiser steps, too few for most networks to learn much; "
