@@ -20,9 +20,9 @@ def parse_input_size(text: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if len(values) not in (1, 3) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"takes a side (28) or C,H,W (1,28,28) of positive integers; got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a side (28) or C,H,W (1,28,28) of positive integers; got {text!r}")
     if max(values[-2:]) > MAX_SIDE:
-        raise argparse.ArgumentTypeError(f"takes images of side at most {MAX_SIDE}; got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a side of at most {MAX_SIDE}; got {text!r}")
     return values
 
 

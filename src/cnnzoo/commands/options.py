@@ -138,6 +138,8 @@ def writable_file(text: str) -> str:
     path = Path(text).expanduser()
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"names a folder; give a file name inside it: {text!r}")
+    if path.is_symlink() and not path.exists():
+        raise argparse.ArgumentTypeError(f"is a broken symbolic link: {text!r}")
     _creatable(path.parent, text)
     return text
 
