@@ -47,7 +47,10 @@ for command in "${commands[@]}"; do
   read -r -a words <<< "$command"
   echo "+ cnnzoo $command" >&2
   if [[ "$MODE" == --dry-run ]]; then
-    "$PYTHON" -c "import sys; from cnnzoo.cli import build_parser; build_parser().parse_args(sys.argv[1:])" "${words[@]}"
+    # parsed as on the GPU machine: --device cuda is checked against the devices this one has
+    "$PYTHON" -c "import sys; from cnnzoo.cli import build_parser; from cnnzoo.commands import options
+options.available_devices = lambda: ('auto', 'cpu', 'cuda', 'cuda:0')
+build_parser().parse_args(sys.argv[1:])" "${words[@]}"
   else
     "$CNNZOO" "${words[@]}"
   fi

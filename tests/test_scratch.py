@@ -416,6 +416,7 @@ def test_cli_scratch_help_and_bad_name(capsys, cli_with_scratch):
 
 
 def test_cli_scratch_missing_data_is_a_user_error(tmp_path, capsys, no_fashion_mnist, cli_with_scratch):
+    (tmp_path / "none").mkdir()  # a folder without the files (one that does not exist is refused as it is parsed)
     code = cli_with_scratch(["scratch", "mlp", "--quick", "--out", str(tmp_path / "o"),
                              "--data-dir", str(tmp_path / "none")])
     assert code == 2

@@ -20,8 +20,16 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error reported as one line like every other user error (the usage is a
+    ``--help`` away); sub-commands are built with the same class, at every level."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="cnnzoo",
         description="The classic CNNs of image classification: inspect, train, evaluate and predict.",
         epilog="Run `cnnzoo COMMAND --help` for a command's options. Model names: `cnnzoo list`.",
@@ -31,10 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (models, train, evaluate, data, bench, scratch, experiment, show, serve):
         module.register(commands)
-    for command in commands.choices.values():  # `--debug` works after the command too
+    _accept_global_options(commands)
+    return parser
+
+
+def _accept_global_options(commands: argparse._SubParsersAction) -> None:
+    """``--debug`` anywhere on the line: after the command and after a sub-command too. Left unset unless given
+    there, so a sub-parser does not undo the one given before the command."""
+    for command in commands.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show full tracebacks for errors")
-    return parser
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_global_options(action)
 
 
 def main(argv: list[str] | None = None) -> int:

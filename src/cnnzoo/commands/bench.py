@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from cnnzoo.commands import options
+from cnnzoo.commands.options import number, whole_number, writable_file
 from cnnzoo.console import print_json
 from cnnzoo.errors import ConfigError
 
@@ -65,7 +67,7 @@ def _bench_inference(args: argparse.Namespace) -> list[dict]:
 
     _, _, test_images = _fashion_mnist_images(args.data_dir, 1)
     rows = []
-    for name in args.models if args.what == "inference" and args.models else IMAGENET_MODELS:
+    for name in args.models or IMAGENET_MODELS:
         print(f"inference throughput: {name} ...", file=sys.stderr)
         row = inference_throughput(name, test_images, repeats=args.repeats, device=args.device or "cpu")
         print(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo {row['cnnzoo_per_second']:,.1f} "
@@ -91,7 +93,7 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
     print(f"{machine_name(device)}: matmul peak " + ", ".join(f"{name} {value / 1e9:,.1f}" for name, value in
                                                                peaks.items()) + " GFLOP/s", file=sys.stderr)
     rows = []
-    for name in (args.models if args.what == "hardware" and args.models else HARDWARE_MODELS):
+    for name in args.models or HARDWARE_MODELS:
         tuning = _tuned_runtime(name, args.batch_size, device)
         row = training_utilisation(name, input_size=(1, 28, 28), batch_size=args.batch_size, steps=args.steps,
                                    precision=tuning.precision, channels_last=tuning.channels_last, device=device,
@@ -129,29 +131,34 @@ def _bench_race(args: argparse.Namespace) -> dict:
     return result
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    results: dict = {"what": args.what}
-    if args.what in ("training", "all"):
-        results["training"] = _bench_training(args)
-    if args.what in ("inference", "all"):
-        results["inference"] = _bench_inference(args)
-    if args.what in ("hardware", "all"):
-        results["hardware"] = _bench_hardware(args)
-    if args.what == "race":
-        results["race"] = _bench_race(args)
-    if args.what == "recipes":
-        from cnnzoo.bench.recipes import run_recipes, write_results
+def _bench_recipes(args: argparse.Namespace) -> list[dict]:
+    from cnnzoo.bench.recipes import run_recipes, write_results
 
-        settings = {"device": args.device, "epochs": args.epochs, "train_subset": args.train_subset,
-                    "test_subset": args.test_subset, "data_dir": args.data_dir}
-        if args.results == RESULTS and any(settings[name] is not None for name in ("epochs", "train_subset",
-                                                                                  "test_subset", "device")):
-            raise ConfigError(f"--epochs, --train-subset, --test-subset and --device change what the recipes "
-                              f"measure; write such results elsewhere with --results PATH, not to {RESULTS}")
-        results["recipes"] = run_recipes(args.recipes, seeds=args.seeds,
-                                         **{name: value for name, value in settings.items() if value is not None})
-        write_results(results["recipes"], Path(args.results), args.device)
-        print(f"wrote {args.results}", file=sys.stderr)
+    settings = {"device": args.device, "epochs": args.epochs, "train_subset": args.train_subset,
+                "test_subset": args.test_subset, "data_dir": args.data_dir}
+    if args.results == RESULTS and any(settings[name] is not None for name in ("epochs", "train_subset",
+                                                                              "test_subset", "device")):
+        raise ConfigError(f"--epochs, --train-subset, --test-subset and --device change what the recipes "
+                          f"measure; write such results elsewhere with --results PATH, not to {RESULTS}")
+    rows = run_recipes(args.recipes, seeds=args.seeds,
+                       **{name: value for name, value in settings.items() if value is not None})
+    write_results(rows, Path(args.results), args.device)
+    print(f"wrote {args.results}", file=sys.stderr)
+    return rows
+
+
+def _bench_all(args: argparse.Namespace) -> dict:
+    return {"training": _bench_training(args), "inference": _bench_inference(args),
+            "hardware": _bench_hardware(args)}
+
+
+RUNS = {"training": _bench_training, "inference": _bench_inference, "hardware": _bench_hardware,
+        "race": _bench_race, "recipes": _bench_recipes, "all": _bench_all}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    measured = RUNS[args.what](args)
+    results = {"what": args.what, **(measured if args.what == "all" else {args.what: measured})}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
@@ -164,39 +171,107 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("recipes", help="list the training recipes",
                             description="Named training settings, each with the budget and accuracy it was "
                                         "measured at; run one with `cnnzoo train --recipe NAME`.")
-    p.add_argument("--json", action="store_true")
+    options.add(p, "json")
     p.set_defaults(run=cmd_recipes)
 
-    p = commands.add_parser(
+    bench = commands.add_parser(
         "bench", help="measure cnnzoo against plain PyTorch in the same run",
-        description="training: images/s of cnnzoo's engine vs a tutorial-style DataLoader loop (same model, batch, "
-                    "data). inference: ImageNet models with cnnzoo's inference path vs plain fp32 eager, with top-1 "
-                    "agreement. hardware: each precision's matmul peak and the fraction of it training reaches in the "
-                    "precision it runs in. recipes: re-run the recipes and write docs/results.md. race: the notes' "
-                    "tutorial loop, then cnnzoo's fast recipe given the same time. Ratios, not absolute times, "
-                    "are the result.")
-    p.add_argument("what", choices=("training", "inference", "hardware", "recipes", "race", "all"))
-    p.add_argument("--models", nargs="+", help="models to measure (default: a standard set)")
-    p.add_argument("--recipes", nargs="+", help="recipes to run (default: all)")
-    p.add_argument("--seeds", type=int, default=1, help="runs per recipe, seeds 0..N-1 (default: 1)")
-    p.add_argument("--images", type=int, default=10_000, help="training images per timed run (default: 10000)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per side, interleaved (default: 3)")
-    p.add_argument("--data-dir", help="where Fashion-MNIST is")
-    p.add_argument("--device", help="where to measure: cpu or cuda (default: cpu; recipes: the recipe's, auto)")
-    p.add_argument("--steps", type=int, default=10, help="hardware: timed training steps per model (default: 10)")
-    p.add_argument("--peak-size", type=int, default=1024, help="hardware: matrix side of the peak (default: 1024)")
-    p.add_argument("--peak-seconds", type=float, default=2.0, help="hardware: seconds per peak (default: 2)")
-    p.add_argument("--dataset", default="fashion-mnist", help="race: the data set (default: fashion-mnist)")
-    p.add_argument("--recipe", default="budgetnet-fast", help="race: cnnzoo's recipe (default: budgetnet-fast)")
-    p.add_argument("--epochs", type=int, help="race: the tutorial's epochs (default: 10); recipes: the most "
-                                              "epochs each runs (default: the recipe's)")
-    p.add_argument("--cnnzoo-epochs", type=int, default=1000,
-                   help="race: most epochs cnnzoo may run in the tutorial's time (default: as many as fit)")
-    p.add_argument("--train-subset", type=int, help="race, recipes: train on a seeded random N images")
-    p.add_argument("--test-subset", type=int, help="race, recipes: score on a seeded random N test images")
-    p.add_argument("--race-out", default="runs/bench-race", help="race: cnnzoo's run directory")
-    p.add_argument("--results", default=RESULTS, help="where `bench recipes` writes its table")
-    p.add_argument("--out", help="also save the JSON results to this file")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_bench)
+        description="cnnzoo measured against plain PyTorch in the same run: ratios, not absolute times, are the "
+                    "result. `cnnzoo bench BENCHMARK --help` shows a benchmark's options.")
+    benchmarks = bench.add_subparsers(dest="what", metavar="BENCHMARK", required=True)
+    for name, (summary, description, declare) in BENCHMARKS.items():
+        p = benchmarks.add_parser(name, help=summary, description=description)
+        declare(p)
+        options.add(p, "out_file")
+        options.add(p, "json")
+        p.set_defaults(run=cmd_bench)
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", type=whole_number(1, 10**7), default=10_000, metavar="N",
+                   help="training images per timed run (default: 10000)")
+    options.add(p, "batch_size")
+    options.add(p, "repeats")
+    options.add(p, "data_dir", help="where Fashion-MNIST is")
+    options.add(p, "device")
+
+
+def _hardware_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=whole_number(1, 10**5), default=10, metavar="N",
+                   help="timed training steps per model (default: 10)")
+    p.add_argument("--peak-size", type=whole_number(1, 16_384), default=1024, metavar="N",
+                   help="matrix side of the matmul peak (default: 1024)")
+    p.add_argument("--peak-seconds", type=number(above=0, high=3600), default=2.0, metavar="S",
+                   help="seconds per precision's peak (default: 2)")
+
+
+def _declare_training(p: argparse.ArgumentParser) -> None:
+    options.add(p, "models", help="models to train (default: lenet5, convnet, resnet20)")
+    _training_options(p)
+
+
+def _declare_inference(p: argparse.ArgumentParser) -> None:
+    options.add(p, "models", help="models to run (default: five ImageNet models, resnet18 to vgg11)")
+    options.add(p, "repeats")
+    options.add(p, "data_dir", help="where Fashion-MNIST is")
+    options.add(p, "device")
+
+
+def _declare_hardware(p: argparse.ArgumentParser) -> None:
+    options.add(p, "models", help="models to train (default: " + ", ".join(HARDWARE_MODELS) + ")")
+    options.add(p, "batch_size")
+    _hardware_options(p)
+    options.add(p, "device")
+
+
+def _declare_all(p: argparse.ArgumentParser) -> None:
+    _training_options(p)
+    _hardware_options(p)
+    p.set_defaults(models=None)  # each benchmark its standard models: one --models would mean three things here
+
+
+def _declare_race(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="fashion-mnist", help="the data set (default: fashion-mnist)")
+    options.add(p, "data_dir")
+    p.add_argument("--recipe", default="budgetnet-fast", help="cnnzoo's recipe (default: budgetnet-fast)")
+    options.add(p, "epochs", help="the tutorial's epochs (default: 10)")
+    options.add(p, "epochs", dest="cnnzoo_epochs", flags=("--cnnzoo-epochs",), default=1000,
+                help="most epochs cnnzoo may run in the tutorial's time (default: as many as fit)")
+    options.add(p, "train_subset")
+    options.add(p, "test_subset")
+    options.add(p, "out_dir", flags=("--race-out",), dest="race_out", default="runs/bench-race",
+                help="cnnzoo's run directory (default: runs/bench-race)")
+
+
+def _declare_recipes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipes", nargs="+", metavar="RECIPE", help="recipes to run (default: all)")
+    options.add(p, "seeds", default=1, help="runs per recipe, seeds 0..N-1 (default: 1)")
+    options.add(p, "epochs", help="the most epochs each recipe runs (default: the recipe's)")
+    options.add(p, "train_subset")
+    options.add(p, "test_subset")
+    options.add(p, "data_dir", help="where Fashion-MNIST is")
+    options.add(p, "device", help="auto, cpu, cuda, cuda:N or mps (default: the recipe's, auto)")
+    p.add_argument("--results", type=writable_file, default=RESULTS, metavar="FILE",
+                   help=f"where the table is written (default: {RESULTS})")
+
+
+# name: (one line for `cnnzoo bench --help`, the description of `cnnzoo bench NAME --help`, its options)
+BENCHMARKS = {
+    "training": ("cnnzoo's training loop vs a tutorial DataLoader loop",
+                 "Images/s of cnnzoo's engine against tutorial-style Dataset + DataLoader loops: the same model, "
+                 "batch and data, timed interleaved.", _declare_training),
+    "inference": ("cnnzoo's inference path vs eager fp32 (ImageNet models)",
+                  "Images/s of ImageNet-sized models on cnnzoo's inference path against plain fp32 eager, with "
+                  "their top-1 agreement.", _declare_inference),
+    "hardware": ("matmul peaks, and the share of them training reaches",
+                 "Each precision's matmul peak, then each model trained in the precision and layout the autotuner "
+                 "picks for it, as a fraction of that precision's peak.", _declare_hardware),
+    "recipes": (f"re-run the recipes, write {RESULTS}",
+                f"Re-run the training recipes and write their measured accuracy and time to {RESULTS} (or "
+                f"--results).", _declare_recipes),
+    "race": ("the tutorial's loop, then the fast recipe in its time",
+             "The notes' tutorial loop trains first; then cnnzoo's recipe gets the same wall time. Both accuracies "
+             "and the time cnnzoo took to reach the tutorial's.", _declare_race),
+    "all": ("training, inference and hardware", "training, inference and hardware in one go, each on its "
+                                                "standard models.", _declare_all),
+}

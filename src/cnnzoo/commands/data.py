@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cnnzoo.commands import options
 from cnnzoo.console import print_json
 
 
@@ -50,6 +51,6 @@ def register(commands: argparse._SubParsersAction) -> None:
                                         "checksums and a parse check of the files found.")
     p.add_argument("action", choices=("list", "verify"))
     p.add_argument("name", nargs="?", help="dataset to verify (default: every one found)")
-    p.add_argument("--data-dir", help="also look here")
-    p.add_argument("--json", action="store_true")
+    options.add(p, "data_dir", help="also look here")
+    options.add(p, "json")
     p.set_defaults(run=cmd_data)

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from cnnzoo.commands.options import mebibytes, positive_int
+from cnnzoo.commands import options
+from cnnzoo.commands.options import positive_int
 from cnnzoo.console import print_json
-
-VIEWS = ("center", "flip", "ten-crop")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -63,16 +62,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                             description="Evaluate a run's best checkpoint (or any checkpoint) on a test set.")
     p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
-    p.add_argument("--data-dir", help="where the dataset files are")
-    p.add_argument("--views", choices=VIEWS, default="center",
-                   help="test-time views averaged per image (default: center); flip helps models trained with "
-                        "--flip and hurts others, ten-crop needs a model trained with --crop-padding")
-    p.add_argument("--memory-budget", type=mebibytes, metavar="MIB",
-                   help="MiB of decoded images an image folder may take in memory; bigger ones are streamed "
-                        "(0: always stream; default 2048)")
+    options.add(p, "data_dir")
+    options.add(p, "test_views", dest="views")
+    options.add(p, "memory_budget")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not record it")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
-    p.add_argument("--json", action="store_true", help="print {top1, top5, loss, images, ...} on stdout")
+    options.add(p, "device", default="cpu")
+    options.add(p, "json", help="print {top1, top5, loss, images, ...} on stdout")
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("predict", help="classify image files with a trained model",
@@ -81,11 +76,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                    help="how many classes to show per image (default: 5)")
-    p.add_argument("--views", choices=VIEWS, default="center")
+    options.add(p, "test_views", dest="views")
     p.add_argument("--prepare", action=argparse.BooleanOptionalAction, default=True,
                    help="for models trained on MNIST or Fashion-MNIST, prepare each photo as those datasets were: "
                         "invert a light background, trim, resize the longest side, pad to a square (default: on)")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    options.add(p, "device", default="cpu")
+    options.add(p, "json")
     p.set_defaults(run=cmd_predict)

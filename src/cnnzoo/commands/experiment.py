@@ -11,7 +11,7 @@ import argparse
 import sys
 import textwrap
 
-from cnnzoo.commands.options import positive_int
+from cnnzoo.commands import options
 from cnnzoo.console import log_to_stderr, print_json
 
 from cnnzoo.experiments.catalog import EXPERIMENTS
@@ -50,11 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a smoke test of under a minute: a few hundred images, one or two epochs, one seed; "
                         "its numbers are not evidence")
-    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/experiment-NAME-TIMESTAMP)")
-    p.add_argument("--seeds", type=positive_int, metavar="N",
-                   help="train every arm with seeds 0..N-1 (default: the experiment's own, 1 to 5; 1 with --quick)")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="folder holding Fashion-MNIST (default: $CNNZOO_DATA, /usr/share/datasets/fashion-mnist, "
-                        "~/.cache/cnnzoo)")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    options.add(p, "out_dir", help="run directory (default: runs/experiment-NAME-TIMESTAMP)")
+    options.add(p, "seeds",
+                help="train every arm with seeds 0..N-1 (default: the experiment's own, 1 to 5; 1 with --quick)")
+    options.add(p, "data_dir",
+                help="folder holding Fashion-MNIST (default: $CNNZOO_DATA, /usr/share/datasets/fashion-mnist, "
+                     "~/.cache/cnnzoo)")
+    options.add(p, "json", help="print the result as one JSON object on stdout")
     p.set_defaults(run=cmd_experiment)

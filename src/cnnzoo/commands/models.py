@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cnnzoo.commands.options import positive_int
+from cnnzoo.commands import options
+from cnnzoo.commands.options import positive_int, whole_number
 from cnnzoo.console import print_json
 
 MAX_SIDE = 4096  # a summary runs one image of this side at most (a 100,000-px side would need terabytes)
@@ -19,9 +20,9 @@ def parse_input_size(text: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if len(values) not in (1, 3) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"takes a side (28) or C,H,W (1,28,28) of positive integers; got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a side (28) or C,H,W (1,28,28) of positive integers; got {text!r}")
     if max(values[-2:]) > MAX_SIDE:
-        raise argparse.ArgumentTypeError(f"takes images of side at most {MAX_SIDE}; got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a side of at most {MAX_SIDE}; got {text!r}")
     return values
 
 
@@ -64,7 +65,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("list", help="list the registered models",
                             description="List registered models with their parameters and default input size.")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*' (default: all)")
-    p.add_argument("--json", action="store_true", help="print a JSON array on stdout")
+    options.add(p, "json", help="print a JSON array on stdout")
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser(
@@ -75,9 +76,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=parse_input_size, metavar="SIDE|C,H,W",
                    help="image side, or the whole input shape (default: the model's own, e.g. 1,32,32 for "
                         "lenet5_1998)")
-    p.add_argument("--depth", type=int, metavar="N",
+    p.add_argument("--depth", type=whole_number(0, 100), metavar="N",
                    help="show modules N levels down the module path, each adding up the layers inside it "
                         "(e.g. --depth 2 gives resnet50's stages and blocks; default: every layer)")
-    p.add_argument("--num-classes", type=positive_int, help="number of output classes (default: the model's)")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--num-classes", type=positive_int, metavar="N",
+                   help="number of output classes (default: the model's)")
+    options.add(p, "json")
     p.set_defaults(run=cmd_summary)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from cnnzoo.commands import options
 from cnnzoo.console import log_to_stderr, print_json
 from cnnzoo.rundir import timestamped_run_dir
 
@@ -56,11 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "and epochs so that each demo takes seconds.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("demo", choices=list(DEMOS), metavar="{" + ",".join(DEMOS) + "}", help="which demo to run")
-    p.add_argument("--out", metavar="DIR", help="folder for the plot (default: runs/scratch-NAME-TIMESTAMP)")
+    options.add(p, "out_dir", help="folder for the plot (default: runs/scratch-NAME-TIMESTAMP)")
     p.add_argument("--quick", action="store_true",
                    help="a few seconds: 1,000 training images and 2 epochs for mlp and cnn")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="folder holding Fashion-MNIST's four IDX files (default: $CNNZOO_DATA, "
-                        "/usr/share/datasets/fashion-mnist, ~/.cache/cnnzoo/fashion-mnist)")
-    p.add_argument("--json", action="store_true", help="print the demo's figures as one JSON object on stdout")
+    options.add(p, "data_dir", help="folder holding Fashion-MNIST's four IDX files (default: $CNNZOO_DATA, "
+                                    "/usr/share/datasets/fashion-mnist, ~/.cache/cnnzoo/fashion-mnist)")
+    options.add(p, "json", help="print the demo's figures as one JSON object on stdout")
     p.set_defaults(run=cmd_scratch)

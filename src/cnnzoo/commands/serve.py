@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
+from cnnzoo.commands import options
+from cnnzoo.commands.options import number, whole_number
 from cnnzoo.errors import ConfigError
 
 EXTRA = ("fastapi", "uvicorn", "multipart")  # the `serve` extra: FastAPI, uvicorn, python-multipart
@@ -17,8 +19,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cnnzoo.serve.app import serve
     from cnnzoo.serve.limits import MB, Limits
 
-    if args.max_upload_mb <= 0 or args.max_models < 1 or args.max_inference < 1:
-        raise ConfigError("--max-upload-mb must be positive, --max-models and --max-inference at least 1")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB), max_models=args.max_models,
                     max_inference=args.max_inference)
     serve(args.runs_dir, host=args.host, port=args.port, limits=limits, data_dir=args.data_dir)
@@ -34,10 +34,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="the folder holding run directories (default: runs)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1; anything else is reachable without a password)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 takes a free one)")
-    p.add_argument("--data-dir", help="where the runs' data sets are (default: as each run was trained)")
-    p.add_argument("--max-upload-mb", type=float, default=10, help="largest upload in MB (default: 10)")
-    p.add_argument("--max-models", type=int, default=4, help="models kept loaded (default: 4)")
-    p.add_argument("--max-inference", type=int, default=2,
+    p.add_argument("--port", type=whole_number(0, 65535), default=8000,
+                   help="port (default: 8000; 0 takes a free one)")
+    options.add(p, "data_dir", help="where the runs' data sets are (default: as each run was trained)")
+    p.add_argument("--max-upload-mb", type=number(above=0, high=10_000), default=10,
+                   help="largest upload in MB (default: 10)")
+    p.add_argument("--max-models", type=whole_number(1, 1000), default=4, help="models kept loaded (default: 4)")
+    p.add_argument("--max-inference", type=whole_number(1, 1000), default=2,
                    help="predictions computed at once; more get 503 (default: 2)")
     p.set_defaults(run=cmd_serve)

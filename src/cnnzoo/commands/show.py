@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from cnnzoo.commands import options
 from cnnzoo.commands.options import positive_int
 from cnnzoo.console import print_json
 
@@ -241,9 +242,9 @@ def _register_scoremap(commands: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="RUN|MODEL")
     p.add_argument("image", type=Path, nargs="?", metavar="IMAGE",
                    help="an image larger than the model's input (default: 3×3 test images tiled on one canvas)")
-    p.add_argument("--data-dir", help="where the dataset files are (for the default canvas)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="where to write the PNG (default: RUN/show)")
-    p.add_argument("--json", action="store_true", help="print the score map's shape, argmax and what was written")
+    options.add(p, "data_dir", help="where the dataset files are (for the default canvas)")
+    options.add(p, "out_dir", help="where to write the PNG (default: RUN/show)")
+    options.add(p, "json", help="print the score map's shape, argmax and what was written")
     p.set_defaults(run=cmd_scoremap)
 
 
@@ -251,8 +252,8 @@ def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
     p.add_argument("source", metavar="RUN|MODEL", help="a run directory or checkpoint, or a model name (random weights)")
     if image:
         p.add_argument("image", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, …)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="where to write the PNGs (default: RUN/show)")
-    p.add_argument("--json", action="store_true", help="print what was written and the numbers behind it")
+    options.add(p, "out_dir", help="where to write the PNGs (default: RUN/show)")
+    options.add(p, "json", help="print what was written and the numbers behind it")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -277,25 +278,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--space", choices=("features", "pixels"), help="only one space (default: both)")
     p.add_argument("--queries", type=positive_int, default=1000, help="test images for precision@k (default: 1000)")
-    p.add_argument("--data-dir", help="where the dataset files are")
+    options.add(p, "data_dir")
     p.set_defaults(run=cmd_neighbours)
     p = views.add_parser("errors", help="the test images the model gets wrong with the most confidence")
     _common(p, image=False)
     p.add_argument("--count", type=positive_int, default=24, help="mistakes to show (default: 24)")
-    p.add_argument("--data-dir", help="where the dataset files are")
+    options.add(p, "data_dir")
     p.set_defaults(run=cmd_errors)
     p = views.add_parser("embedding", help="test-set features in 2-D (principal components) beside raw pixels")
     _common(p, image=False)
     p.add_argument("--images", type=positive_int, default=5000, help="test images to project (default: 5000)")
-    p.add_argument("--data-dir", help="where the dataset files are")
+    options.add(p, "data_dir")
     p.set_defaults(run=cmd_embedding)
     _register_scoremap(commands)
     p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
                             description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")
     p.add_argument("source", metavar="RUN|MODEL")
     p.add_argument("--format", choices=("onnx",), default="onnx")
-    p.add_argument("--out", type=Path, metavar="FILE", help="the .onnx file (default: RUN/MODEL.onnx)")
+    options.add(p, "out_file", help="the .onnx file (default: RUN/MODEL.onnx)")
     p.add_argument("--images", type=positive_int, default=256, help="test images to compare on (default: 256)")
-    p.add_argument("--data-dir", help="where the dataset files are")
-    p.add_argument("--json", action="store_true", help="print max |Δlogit|, top-1 agreement and the file written")
+    options.add(p, "data_dir")
+    options.add(p, "json", help="print max |Δlogit|, top-1 agreement and the file written")
     p.set_defaults(run=cmd_export)

@@ -12,12 +12,16 @@ import json
 import sys
 from pathlib import Path
 
+from cnnzoo.commands import options
 from cnnzoo.console import print_json
 from cnnzoo.engine.config import TrainConfig, flag
 from cnnzoo.errors import ConfigError
 from cnnzoo.rundir import timestamped_run_dir
 
-_TYPES = {"float | None": float, "int | None": int, "str | None": str, "float": float, "int": int, "str": str}
+# The settings declared in commands.options, shared with other commands: their name there.
+_SHARED = {"data_dir": "data_dir", "device": "device", "out": "out_dir", "seed": "seed", "threads": "threads",
+           "memory_budget": "memory_budget", "test_views": "test_views", "epochs": "epochs",
+           "train_subset": "train_subset", "test_subset": "test_subset", "batch_size": "batch_size"}
 
 
 def _json_object(text: str) -> dict:
@@ -32,7 +36,9 @@ def _json_object(text: str) -> dict:
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per ``TrainConfig`` field; each defaults to None, meaning "not given"."""
+    """One option per ``TrainConfig`` field; each defaults to None, meaning "not given". A number is checked
+    against the field's declaration as it is parsed; the options other commands share keep their shared checks
+    (a data folder that exists, a device this machine has, an output folder that can be written)."""
     defaults = TrainConfig()
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(TrainConfig):
@@ -41,6 +47,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             groups[group_name] = parser.add_argument_group(group_name)
         group = groups[group_name]
         default = getattr(defaults, f.name)
+        shown = "" if default is None or f.name == "model" else f" (default: {default})"
         if f.name == "model_kwargs":
             group.add_argument("--model-kwargs", type=_json_object, metavar="JSON",
                                help='extra builder arguments as a JSON object, e.g. \'{"dropout": 0.3}\' (with '
@@ -49,10 +56,13 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             shown = "" if default is None else f" (default: {'on' if default else 'off'})"
             group.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None,
                                help=f.metadata["help"] + shown)
+        elif f.name in _SHARED:
+            options.add(group, _SHARED[f.name], default=None, help=f.metadata["help"] + shown,
+                        **({"type": options.setting("device", options.device_name)} if f.name == "device" else {}))
         else:
-            shown = "" if default is None or f.name == "model" else f" (default: {default})"
-            group.add_argument(flag(f.name), type=_TYPES[str(f.type)], default=None, metavar=f.name.upper(),
-                               help=f.metadata["help"] + shown)
+            numeric = str(f.type).split(" ")[0] in ("int", "float")
+            group.add_argument(flag(f.name), type=options.setting(f.name) if numeric else str, default=None,
+                               metavar=f.name.upper(), help=f.metadata["help"] + shown)
 
 
 def given_options(args: argparse.Namespace) -> dict:
@@ -133,7 +143,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its files go once the new run has written its config); "
                         "without it, a directory holding a run is refused")
-    p.add_argument("--json", action="store_true", help="print summary.json's contents on stdout")
+    options.add(p, "json", help="print summary.json's contents on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
     add_config_options(p)
     p.set_defaults(run=cmd_train)

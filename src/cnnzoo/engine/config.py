@@ -22,6 +22,7 @@ TEST_VIEWS = ("center", "flip", "ten-crop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE = ("auto", "on", "off")
+MAX_SIDE = 4096  # pixels: a side beyond it would need terabytes per batch
 
 
 # The groups of `cnnzoo train --help`, in order.
@@ -30,10 +31,12 @@ WHAT, HOW_LONG, OPTIMISATION, DATA, RUNTIME = ("what to train", "how long", "opt
 
 
 def option(group: str, default, help: str, *, minimum: float | None = None, above: float | None = None,
-           below: float | None = None, choices: tuple[str, ...] | None = None):
+           below: float | None = None, maximum: float | None = None, choices: tuple[str, ...] | None = None):
     """A dataclass field: its ``group`` in ``cnnzoo train --help``, default, help text and allowed values
-    (``minimum`` ≤ v, ``above`` < v, v < ``below``, or one of ``choices``)."""
-    meta = {"help": help, "group": group, "minimum": minimum, "above": above, "below": below, "choices": choices}
+    (``minimum`` ≤ v, ``above`` < v, v < ``below``, v ≤ ``maximum``, or one of ``choices``). Every number has
+    an upper end: a value past it is a typo (``--epochs 10000000``), not a plan, and would fail much later."""
+    meta = {"help": help, "group": group, "minimum": minimum, "above": above, "below": below, "maximum": maximum,
+            "choices": choices}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -48,43 +51,48 @@ class TrainConfig:
     data_dir: str | None = option(WHAT, None, "where the dataset files are (default: $CNNZOO_DATA, Debian's "
                                               "packages, ~/.cache/cnnzoo)")
     model_kwargs: dict = option(WHAT, {}, "extra builder arguments, e.g. {\"dropout\": 0.3}")
-    train_subset: int | None = option(WHAT, None, "train on a seeded random N of the training images", minimum=1)
-    test_subset: int | None = option(WHAT, None, "evaluate on a seeded random N of the test images", minimum=1)
+    train_subset: int | None = option(WHAT, None, "train on a seeded random N of the training images", minimum=1,
+                                      maximum=10**8)
+    test_subset: int | None = option(WHAT, None, "evaluate on a seeded random N of the test images", minimum=1,
+                                     maximum=10**8)
     memory_budget: float | None = option(WHAT, None, "MiB of decoded images an image folder may take in memory; "
                                                      "bigger folders are streamed (0: always; default 2048)",
-                                         minimum=0)
+                                         minimum=0, maximum=2**24)
 
     epochs: int = option(HOW_LONG, 10, "passes over the training set (with --time-budget, the most that run)",
-                         minimum=1)
+                         minimum=1, maximum=10**5)
     time_budget: float | None = option(HOW_LONG, None, "stop after this many seconds of training (the schedule "
-                                                       "is stretched to fit it)", above=0)
+                                                       "is stretched to fit it)", above=0, maximum=10**7)
 
-    batch_size: int = option(OPTIMISATION, 256, "images per optimiser step", minimum=1)
+    batch_size: int = option(OPTIMISATION, 256, "images per optimiser step", minimum=1, maximum=2**20)
     optimizer: str = option(OPTIMISATION, "sgd", "sgd, adam or adamw", choices=OPTIMIZERS)
-    lr: float = option(OPTIMISATION, 0.05, "peak learning rate", above=0)
+    lr: float = option(OPTIMISATION, 0.05, "peak learning rate", above=0, maximum=100)
     momentum: float = option(OPTIMISATION, 0.9, "SGD momentum", minimum=0, below=1)
     nesterov: bool = option(OPTIMISATION, True, "Nesterov momentum for SGD")
     weight_decay: float = option(OPTIMISATION, 5e-4, "L2 penalty on weights (not on biases or BatchNorm scales)",
-                                 minimum=0)
+                                 minimum=0, maximum=1)
     schedule: str = option(OPTIMISATION, "onecycle", "learning-rate schedule: constant, step, plateau (AlexNet's "
                                                      "÷10), cosine, onecycle", choices=SCHEDULES)
     warmup_epochs: float = option(OPTIMISATION, 0.0, "linear warm-up length, in epochs (cosine, step, constant)",
-                                  minimum=0)
-    step_epochs: int = option(OPTIMISATION, 30, "step schedule: divide the rate by 10 every N epochs", minimum=1)
+                                  minimum=0, maximum=10**5)
+    step_epochs: int = option(OPTIMISATION, 30, "step schedule: divide the rate by 10 every N epochs", minimum=1,
+                              maximum=10**5)
     plateau_patience: int = option(OPTIMISATION, 2, "plateau schedule: epochs without progress before dividing "
-                                                    "by 10", minimum=1)
+                                                    "by 10", minimum=1, maximum=10**5)
     label_smoothing: float = option(OPTIMISATION, 0.0, "label smoothing of the cross-entropy (e.g. 0.1)", minimum=0,
                                     below=1)
-    grad_clip: float | None = option(OPTIMISATION, None, "clip the global gradient norm to this value", above=0)
+    grad_clip: float | None = option(OPTIMISATION, None, "clip the global gradient norm to this value", above=0,
+                                     maximum=10**6)
     ema_decay: float | None = option(OPTIMISATION, None, "evaluate an exponential moving average of the weights "
                                                          "(e.g. 0.999)", above=0, below=1)
 
     input_size: int | None = option(DATA, None, "image side fed to the model (default: the data's, or the "
-                                                "model's if it needs its own)", minimum=1)
-    crop_padding: int = option(DATA, 0, "random crops after zero-padding each side by N pixels (0: off)", minimum=0)
+                                                "model's if it needs its own)", minimum=1, maximum=MAX_SIDE)
+    crop_padding: int = option(DATA, 0, "random crops after zero-padding each side by N pixels (0: off)", minimum=0,
+                               maximum=MAX_SIDE)
     flip: bool = option(DATA, False, "random horizontal flips (off by default: wrong for digits)")
     pca_noise: float = option(DATA, 0.0, "AlexNet's PCA colour noise, std of α (the paper: 0.1); RGB data only",
-                              minimum=0)
+                              minimum=0, maximum=10)
     test_views: str = option(DATA, "center", "center, flip (average with the mirror image; for runs with --flip) "
                                              "or ten-crop (for runs with --crop-padding)", choices=TEST_VIEWS)
 
@@ -96,13 +104,15 @@ class TrainConfig:
     compile: str = option(RUNTIME, "auto", "torch.compile the training step: on, off, or auto (where a measured "
                                            "trial shows it pays over the run, compile time included)",
                           choices=COMPILE)
-    threads: int | None = option(RUNTIME, None, "CPU threads (default: one per core)", minimum=1)
-    seed: int = option(RUNTIME, 0, "random seed for initialisation, data order and augmentation", minimum=0)
+    threads: int | None = option(RUNTIME, None, "CPU threads (default: one per core)", minimum=1, maximum=4096)
+    seed: int = option(RUNTIME, 0, "random seed for initialisation, data order and augmentation", minimum=0,
+                       maximum=2**32 - 1)  # NumPy's seeds end there
     deterministic: bool = option(RUNTIME, False, "use deterministic algorithms only (slower on GPU)")
     out: str | None = option(RUNTIME, None, "run directory (default runs/<model>-<dataset>-<timestamp>)")
-    checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs", minimum=1)
+    checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs", minimum=1, maximum=10**5)
     dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the others before "
-                                                 "the job stops, naming the ranks that did not answer", above=0)
+                                                 "the job stops, naming the ranks that did not answer", above=0,
+                                  maximum=10**6)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -146,22 +156,31 @@ def flag(name: str) -> str:
 
 def check_value(f: dataclasses.Field, value) -> None:
     """Raise ``ConfigError`` naming the option unless ``value`` is allowed for the field ``f``."""
+    problem = value_problem(f, value)
+    if problem:
+        raise ConfigError(f"{flag(f.name)} {problem}")
+
+
+def value_problem(f: dataclasses.Field, value) -> str | None:
+    """What is wrong with ``value`` for the field ``f`` (``must be ≥ 1; got 0``), or None when it is allowed.
+    The command line reports it after the option's name, as argparse does; ``check_value`` raises it."""
     meta = f.metadata
     if value is None and f.default is None:
-        return
+        return None
     expected = {"bool": bool, "str": str, "dict": dict}.get(str(f.type).split(" ")[0])
     if expected is not None:
         if not isinstance(value, expected):
-            raise ConfigError(f"{flag(f.name)} must be a {expected.__name__}; got {value!r}")
+            return f"must be a {expected.__name__}; got {value!r}"
     elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{flag(f.name)} must be a finite number; got {value!r}")
+        return f"must be a finite number; got {value!r}"
     elif str(f.type).startswith("int") and value != int(value):
-        raise ConfigError(f"{flag(f.name)} must be a whole number; got {value!r}")
+        return f"must be a whole number; got {value!r}"
     if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{flag(f.name)} must be one of {', '.join(meta['choices'])}; got {value!r}")
-    low, above, below = meta.get("minimum"), meta.get("above"), meta.get("below")
+        return f"must be one of {', '.join(meta['choices'])}; got {value!r}"
+    low, above, below, high = (meta.get(key) for key in ("minimum", "above", "below", "maximum"))
     if (low is not None and value < low) or (above is not None and value <= above) or \
-            (below is not None and value >= below):
+            (below is not None and value >= below) or (high is not None and value > high):
         bounds = [f"≥ {low}" if low is not None else "", f"> {above}" if above is not None else "",
-                  f"< {below}" if below is not None else ""]
-        raise ConfigError(f"{flag(f.name)} must be {' and '.join(b for b in bounds if b)}; got {value!r}")
+                  f"< {below}" if below is not None else "", f"≤ {high:,}" if high is not None else ""]
+        return f"must be {' and '.join(b for b in bounds if b)}; got {value!r}"
+    return None

@@ -81,8 +81,8 @@ class InputSpec:
             return base
         if self.crop_padding == 0:
             raise ConfigError("ten-crop views are crops of a larger image, but this model was trained on whole "
-                             "images (no --crop-padding), so all ten would be the same; use --views flip, or train "
-                             "with --crop-padding N")
+                             "images (no --crop-padding), so all ten would be the same; use --test-views flip, or "
+                             "train with --crop-padding N")
         return PaddedTenCrop(base, self.crop_padding)
 
     def to_dict(self) -> dict:
