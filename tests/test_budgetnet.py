@@ -9,7 +9,7 @@ import cnnzoo
 from cnnzoo.data.idx import read_idx
 from cnnzoo.engine.build import make_optimizer
 from cnnzoo.engine.config import TrainConfig
-from cnnzoo.engine.predict import load_trained
+from cnnzoo.engine.run import load_run
 from cnnzoo.engine.train import train
 from cnnzoo.models import budgetnet
 from cnnzoo.models.budgetnet import patch_whitening
@@ -76,7 +76,7 @@ def test_training_fits_the_whitening_to_the_normalised_training_images(tiny_mnis
                          batch_size=50, lr=0.2, out=str(tmp_path / "run"), precision="fp32", channels_last=False,
                          compile="off")
     summary = train(config)
-    loaded = load_trained(tmp_path / "run")
+    loaded = load_run(tmp_path / "run")
     filters = loaded.model.features.whitening.weight.detach()
     # the tiny set has 600 training images, fewer than the engine fits to, so the fit saw all of them
     images = read_idx(tiny_mnist_dir / "train-images-idx3-ubyte.gz")

@@ -14,7 +14,9 @@ from PIL import Image
 
 from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.config import TrainConfig
-from cnnzoo.engine.predict import evaluate_trained, load_trained, predict_files
+from cnnzoo.engine.evaluate import evaluate_run
+from cnnzoo.engine.predict import predict_files
+from cnnzoo.engine.run import load_run
 from cnnzoo.engine.schedules import PlateauDivider, lr_factor
 from cnnzoo.engine.train import train
 from cnnzoo.errors import RunDirectoryError
@@ -132,11 +134,11 @@ def test_a_plain_state_dict_loads_with_the_model_named(tmp_path):
 
     model = cnnzoo.create_model("lenet5")
     torch.save(model.state_dict(), tmp_path / "lenet.pt")
-    loaded = load_trained(tmp_path / "lenet.pt", model_name="lenet5")
+    loaded = load_run(tmp_path / "lenet.pt", model_name="lenet5")
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[name], value)
     with pytest.raises(ckpt.CheckpointError, match="--model"):
-        load_trained(tmp_path / "lenet.pt")
+        load_run(tmp_path / "lenet.pt")
 
 
 def test_unwritable_output_directory_is_a_clear_error(tiny_mnist_dir, tmp_path):
@@ -149,11 +151,11 @@ def test_unwritable_output_directory_is_a_clear_error(tiny_mnist_dir, tmp_path):
 def test_evaluate_and_predict_from_a_run(tiny_mnist_dir, tmp_path):
     run = tmp_path / "run"
     summary = train(tiny_config(tiny_mnist_dir, run, model="lenet5_1998", epochs=3, lr=0.01))
-    loaded = load_trained(run)
+    loaded = load_run(run)
     assert loaded.model.cfg.input_size == (1, 32, 32) and loaded.data_size == 28
-    result = evaluate_trained(loaded, data_dir=str(tiny_mnist_dir))
+    result = evaluate_run(loaded, data_dir=str(tiny_mnist_dir))
     assert result.top1 == pytest.approx(summary["best_test_top1"])
-    assert evaluate_trained(loaded, data_dir=str(tiny_mnist_dir), views="flip").images == 200
+    assert evaluate_run(loaded, data_dir=str(tiny_mnist_dir), views="flip").images == 200
     # PNG files written from the test set are classified as the dataset's labels say
     from cnnzoo.data.idx import read_idx_pair
 
@@ -201,7 +203,7 @@ def test_ten_crop_needs_crops_and_uses_padded_images(tiny_mnist_dir, tmp_path):
         train(tiny_config(tiny_mnist_dir, tmp_path / "a", epochs=1, test_views="ten-crop"))
     summary = train(tiny_config(tiny_mnist_dir, tmp_path / "b", epochs=1, test_views="ten-crop", crop_padding=2))
     assert summary["test_views"] == "ten-crop"
-    loaded = load_trained(tmp_path / "b")
+    loaded = load_run(tmp_path / "b")
     views = loaded.input.eval_pipeline("ten-crop")(torch.full((3, 1, 28, 28), 255, dtype=torch.uint8))
     assert views.shape == (10, 3, 1, 28, 28)
     corner, centre = views[0], views[4]
@@ -278,7 +280,7 @@ def _lenet_checkpoint(path: Path, changes: dict | None = None) -> Path:
 def test_damaged_checkpoint_metadata_is_refused_before_building(tmp_path, changes, message):
     path = _lenet_checkpoint(tmp_path / "best.safetensors", changes)
     with pytest.raises(ckpt.CheckpointError, match=message) as err:
-        load_trained(path)
+        load_run(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
@@ -293,7 +295,7 @@ def test_a_checkpoint_header_without_usable_metadata(tmp_path, header, message):
     path = tmp_path / "best.safetensors"
     save_file({"model.w": torch.ones(2)}, path, metadata=header)
     with pytest.raises(ckpt.CheckpointError, match=message) as err:
-        load_trained(path)
+        load_run(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 

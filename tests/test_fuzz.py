@@ -8,8 +8,8 @@ then damaged: cut at every length (files up to 1 KB; beyond, every length in the
 (IDX magic, dimensions and sizes, inside an intact gzip stream too; pickle byte counts, memo indices and the names
 a pickle asks for; the checkpoint header's entries and tensors), and the checkpoint's metadata JSON changed value
 by value. Each damaged file goes to every reader of its format: ``read_idx``, ``read_idx_images``/``labels`` and
-``idx_dims``; ``read_cifar_batch`` or ``read_cifar_meta``; ``load_trained`` (which calls ``load_checkpoint``) and
-``restore_last``; ``load_checkpoint`` and ``load_trained`` for ``.pt`` files. Only ``CnnzooError`` subclasses may
+``idx_dims``; ``read_cifar_batch`` or ``read_cifar_meta``; ``load_run`` (which calls ``load_checkpoint``) and
+``restore_last``; ``load_checkpoint`` and ``load_run`` for ``.pt`` files. Only ``CnnzooError`` subclasses may
 come out, each one line naming the file.
 
 Memory is bounded with ``resource.setrlimit(RLIMIT_AS)``: each format runs in a worker process whose address
@@ -330,16 +330,16 @@ def pt_seeds(work: Path) -> list[dict]:
 
 def pt_readers(seed: dict) -> list:
     from cnnzoo.engine.checkpoint import load_checkpoint
-    from cnnzoo.engine.predict import load_trained
+    from cnnzoo.engine.run import load_run
 
-    return [load_checkpoint, lambda path: load_trained(path, model_name="mlp")]  # mlp's defaults do not fit
+    return [load_checkpoint, lambda path: load_run(path, model_name="mlp")]  # mlp's defaults do not fit
 
 
 def checkpoint_readers(seed: dict) -> list:
-    from cnnzoo.engine.predict import load_trained
+    from cnnzoo.engine.run import load_run
     from cnnzoo.engine.state import restore_last
 
-    return [load_trained, lambda path: restore_last(path, seed["trainable"])]
+    return [load_run, lambda path: restore_last(path, seed["trainable"])]
 
 
 # ------------------------------------------------------------------------------------------------------ worker

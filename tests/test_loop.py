@@ -18,7 +18,8 @@ from cnnzoo.engine import distributed, loop
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.inference import optimize_for_inference
 from cnnzoo.engine.loop import CHECK_EVERY, StepSettings, steps_per_epoch, training_step
-from cnnzoo.engine.predict import evaluate_trained, load_trained
+from cnnzoo.engine.evaluate import evaluate_run
+from cnnzoo.engine.run import load_run
 from cnnzoo.engine.state import RunState, Trainable
 from cnnzoo.engine.train import train
 from cnnzoo.errors import NonFiniteLossError
@@ -109,7 +110,7 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tiny_mnist_dir, tmp_path):
     assert all(torch.equal(value, average[name]) for name, value in best.model_state.items())
     assert any(not torch.equal(value, last.model_state[name]) for name, value in best.model_state.items())
     # the test loss the run reported is the average's (the raw weights' is another)
-    result = evaluate_trained(load_trained(tmp_path / "run/checkpoints/best.safetensors"), data_dir=str(tiny_mnist_dir))
+    result = evaluate_run(load_run(tmp_path / "run/checkpoints/best.safetensors"), data_dir=str(tiny_mnist_dir))
     assert result.loss == pytest.approx(float(metrics(tmp_path / "run")[-1]["test_loss"]), abs=1e-4)
 
 

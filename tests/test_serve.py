@@ -92,18 +92,20 @@ def test_model_card_is_cnnzoo_summary(client):
 
 
 def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explorer_runs, digit_png, tmp_path):
-    from cnnzoo.engine.predict import load_trained, predict_files
+    from cnnzoo.engine.predict import predict_files
+    from cnnzoo.engine.run import load_run
     from cnnzoo.visualize.activations import activations
     from cnnzoo.visualize.cam import grad_cam
-    from cnnzoo.visualize.source import load_input, open_subject
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize.source import load_input
 
     result = _post(client, "/api/runs/lenet5-a/predict?top_k=3", digit_png).json()
     path = tmp_path / "digit.png"
     path.write_bytes(digit_png)
-    expected = predict_files(load_trained(explorer_runs / "lenet5-a"), [path], top_k=3)[0]["predictions"]
+    expected = predict_files(load_run(explorer_runs / "lenet5-a"), [path], top_k=3)[0]["predictions"]
     assert [p["class"] for p in result["top_k"]] == [p["class"] for p in expected]
     assert [p["probability"] for p in result["top_k"]] == pytest.approx([p["probability"] for p in expected], abs=1e-5)
-    subject = open_subject(explorer_runs / "lenet5-a")
+    subject = open_run(explorer_runs / "lenet5-a")
     _, x = load_input(subject, path)
     outputs = activations(subject.model, x)
     assert [(s["name"], s["shape"]) for s in result["stages"]] == [(k, list(v.shape[1:])) for k, v in outputs.items()]
@@ -120,11 +122,12 @@ def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explo
 def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_runs, tiny_mnist_dir, digit_png):
     from cnnzoo.data.loading import load_dataset
     from cnnzoo.visualize import retrieval
-    from cnnzoo.visualize.source import model_input, open_subject
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize.source import model_input
 
     data = load_dataset("mnist", tiny_mnist_dir, in_channels=1)
     found = _post(client, "/api/runs/lenet5-a/neighbours?k=4", digit_png).json()
-    subject = open_subject(explorer_runs / "lenet5-a")
+    subject = open_run(explorer_runs / "lenet5-a")
     bank = retrieval.dataset_features(subject, data.train.images)
     query = retrieval.penultimate(subject.model, model_input(subject, data.test.images[3:4]))
     assert [item["index"] for item in found["images"]] == retrieval.nearest(query, bank, 4)[1][0].tolist()
@@ -147,7 +150,7 @@ def test_traversal_and_links_out_are_404(client, path):
 
 def test_links_out_are_refused_before_anything_is_read(explorer_runs, monkeypatch):
     opened = []
-    monkeypatch.setattr("cnnzoo.visualize.source.open_subject", lambda path, **kw: opened.append(path))
+    monkeypatch.setattr("cnnzoo.engine.run.open_run", lambda path, **kw: opened.append(path))
     with pytest.raises(runs.RunNotFound):
         runs.run_path(explorer_runs.resolve(), "escape")
     with TestClient(create_app(explorer_runs, LIMITS)) as fresh:

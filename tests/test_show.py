@@ -133,9 +133,10 @@ def test_models_without_an_fc_head_get_a_one_line_error(name):
 
 
 def test_grad_cam_agrees_with_occlusion_on_a_trained_model(tiny_run, tiny_mnist_dir):
-    from cnnzoo.visualize.source import load_data, model_input, open_subject
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize.source import load_data, model_input
 
-    subject = open_subject(tiny_run)
+    subject = open_run(tiny_run)
     images = load_data(subject, tiny_mnist_dir).test.images
     correlations = []
     for image in images[:6]:

@@ -20,9 +20,9 @@ from cnnzoo.errors import ConfigError
 
 def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:
     """Parameters and multiply-adds per image of the model exactly as the recipe trained it."""
-    from cnnzoo.engine.predict import load_trained
+    from cnnzoo.engine.run import load_run
 
-    loaded = load_trained(Path(run_summary["run_dir"]))
+    loaded = load_run(Path(run_summary["run_dir"]))
     cfg = loaded.model.cfg
     macs = summary(loaded.model, (cfg.input_size[0], loaded.input.size, loaded.input.size)).total_macs
     return run_summary["params"], macs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,37 +12,44 @@ from cnnzoo.console import print_json
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnnzoo.engine.predict import evaluate_trained, load_trained
+    from cnnzoo.engine.evaluate import evaluate_run
+    from cnnzoo.engine.run import load_run
 
-    loaded = load_trained(args.source, model_name=args.model, device=args.device)
-    result = evaluate_trained(loaded, args.dataset, data_dir=args.data_dir, views=args.views, device=args.device,
-                              memory_budget=args.memory_budget)
-    report = {**result.to_dict(), "model": loaded.name, "checkpoint": str(loaded.checkpoint),
-              "dataset": args.dataset or loaded.dataset}
-    print(f"{loaded.name} on {report['dataset']} ({result.images:,} images, {args.views} view, fp32): top-1 "
-          f"{result.top1:.2%}, top-5 {result.top5:.2%}{_precision_note(args.source)}", file=sys.stderr)
+    run = load_run(args.source, model_name=args.model, device=args.device)
+    result = evaluate_run(run, args.dataset, data_dir=args.data_dir, views=args.views, device=args.device,
+                          memory_budget=args.memory_budget)
+    report = {**result.to_dict(), "model": run.name, "checkpoint": str(run.checkpoint),
+              "dataset": args.dataset or run.dataset}
+    print(f"{run.name} on {report['dataset']} ({result.images:,} images, {args.views} view, fp32): top-1 "
+          f"{result.top1:.2%}, top-5 {result.top5:.2%}{_precision_note(run)}", file=sys.stderr)
     if args.json:
         print_json(report)
     return 0
 
 
-def _precision_note(source: Path) -> str:
+def _precision_note(run) -> str:
     """Why this figure may differ from the run's own: training evaluated in its training precision."""
+    from cnnzoo import rundir
+    from cnnzoo.errors import CnnzooError
+
+    if run.run_dir is None or not (run.run_dir / rundir.SUMMARY).exists():
+        return ""
     try:
-        precision = json.loads((Path(source) / "summary.json").read_text()).get("precision", "fp32")
-    except (OSError, ValueError):
+        precision = rundir.read_json(run.run_dir / rundir.SUMMARY, "summary").get("precision", "fp32")
+    except CnnzooError:
         return ""
     return "" if precision == "fp32" else (f" (the run's summary.json was evaluated in {precision}, as it trained, "
                                            f"so it can differ by a few tenths of a point)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnnzoo.engine.predict import load_trained, predict_files
+    from cnnzoo.engine.predict import predict_files
+    from cnnzoo.engine.run import load_run
 
-    loaded = load_trained(args.source, model_name=args.model, device=args.device)
-    results = predict_files(loaded, args.images, top_k=args.top_k, views=args.views, prepare=args.prepare)
+    run = load_run(args.source, model_name=args.model, device=args.device)
+    results = predict_files(run, args.images, top_k=args.top_k, views=args.views, prepare=args.prepare)
     if args.json:
-        print_json({"model": loaded.name, "checkpoint": str(loaded.checkpoint), "results": results})
+        print_json({"model": run.name, "checkpoint": str(run.checkpoint), "results": results})
         return 0
     for item in results:
         best = item["predictions"][0]

@@ -17,11 +17,11 @@ from cnnzoo.console import print_json
 
 
 def _open(args: argparse.Namespace):
-    from cnnzoo.visualize.source import open_subject
+    from cnnzoo.engine.run import open_run
 
-    subject = open_subject(args.source)
-    out = Path(args.out) if args.out else subject.default_out()
-    return subject, out
+    run = open_run(args.source)
+    out = Path(args.out) if args.out else run.default_out()
+    return run, out
 
 
 def _finish(args: argparse.Namespace, report: dict, started: float) -> int:
@@ -38,11 +38,11 @@ def cmd_filters(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.filters import draw_filters, kernels
 
     started = time.perf_counter()
-    subject, out = _open(args)
-    data = kernels(subject.model, args.layer)
-    path = save(draw_filters(data, title=subject.label), out / f"filters-{data['layer']}.png")
+    run, out = _open(args)
+    data = kernels(run.model, args.layer)
+    path = save(draw_filters(data, title=run.label), out / f"filters-{data['layer']}.png")
     weights = [w.abs().max().item() for w in data["weights"]]
-    return _finish(args, {"model": subject.name, "layer": data["layer"], "shape": data["shape"],
+    return _finish(args, {"model": run.name, "layer": data["layer"], "shape": data["shape"],
                           "groups": data["groups"], "max_abs_weight": max(weights), "wrote": [str(path)]}, started)
 
 
@@ -53,13 +53,13 @@ def cmd_maps(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import display_image, load_input
 
     started = time.perf_counter()
-    subject, out = _open(args)
-    _, x = load_input(subject, args.image)
-    outputs = activations(subject.model, x, args.layers)
-    figure = draw_maps(display_image(x[0], subject).numpy(), outputs,
-                       paths=resolve_layers(subject.model, args.layers), title=f"{subject.label}: {args.image.name}")
+    run, out = _open(args)
+    _, x = load_input(run, args.image)
+    outputs = activations(run.model, x, args.layers)
+    figure = draw_maps(display_image(x[0], run).numpy(), outputs,
+                       paths=resolve_layers(run.model, args.layers), title=f"{run.label}: {args.image.name}")
     path = save(figure, out / f"maps-{args.image.stem}.png")
-    return _finish(args, {"model": subject.name, "image": str(args.image), "stages": stage_summary(outputs),
+    return _finish(args, {"model": run.name, "image": str(args.image), "stages": stage_summary(outputs),
                           "wrote": [str(path)]}, started)
 
 
@@ -69,19 +69,19 @@ def cmd_cam(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import display_image, load_input
 
     started = time.perf_counter()
-    subject, out = _open(args)
-    _, x = load_input(subject, args.image)
-    target = _class_index(args.target_class, subject.classes)
-    result = grad_cam(subject.model, x, target, args.layer)
-    sal = saliency(subject.model, x, result["class"])
-    figure = draw_cam(display_image(x[0], subject).numpy(), result, sal, classes=subject.classes,
-                      title=f"{subject.label}: {args.image.name}")
+    run, out = _open(args)
+    _, x = load_input(run, args.image)
+    target = _class_index(args.target_class, run.classes)
+    result = grad_cam(run.model, x, target, args.layer)
+    sal = saliency(run.model, x, result["class"])
+    figure = draw_cam(display_image(x[0], run).numpy(), result, sal, classes=run.classes,
+                      title=f"{run.label}: {args.image.name}")
     path = save(figure, out / f"cam-{args.image.stem}.png")
     probabilities = result["logits"].float().softmax(-1)
-    return _finish(args, {"model": subject.name, "image": str(args.image), "layer": result["layer"],
-                          "module": result["module"], "class": subject.classes[result["class"]],
+    return _finish(args, {"model": run.name, "image": str(args.image), "layer": result["layer"],
+                          "module": result["module"], "class": run.classes[result["class"]],
                           "class_index": result["class"], "probability": round(float(probabilities[result["class"]]), 6),
-                          "predicted": subject.classes[int(probabilities.argmax())], "wrote": [str(path)]}, started)
+                          "predicted": run.classes[int(probabilities.argmax())], "wrote": [str(path)]}, started)
 
 
 def cmd_scoremap(args: argparse.Namespace) -> int:
@@ -90,21 +90,21 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import display_image, load_canvas, load_data, normalise, tile_canvas
 
     started = time.perf_counter()
-    subject, out = _open(args)
-    head = convolutional_head(subject.model)  # refuses models without an FC head before any data is read
-    report = {"model": subject.name}
+    run, out = _open(args)
+    head = convolutional_head(run.model)  # refuses models without an FC head before any data is read
+    report = {"model": run.name}
     if args.image is None:  # the demonstration: 3×3 test images on one canvas
-        test = load_data(subject, args.data_dir).test
+        test = load_data(run, args.data_dir).test
         raw = tile_canvas(test.images[:9].cpu())
-        x, stem, labels = normalise(subject, raw[None]), "canvas", test.labels[:9].tolist()
-        report["canvas_classes"] = [subject.classes[i] for i in labels]
+        x, stem, labels = normalise(run, raw[None]), "canvas", test.labels[:9].tolist()
+        report["canvas_classes"] = [run.classes[i] for i in labels]
     else:
-        raw, x = load_canvas(subject, args.image)
+        raw, x = load_canvas(run, args.image)
         stem = args.image.stem
-    result = score_map(subject.model, x, head)
+    result = score_map(run.model, x, head)
     scores = result["scores"]
-    figure = draw_score_map(display_image(x[0], subject).numpy(), result, classes=subject.classes,
-                            title=f"{subject.label}: its FC layers as convolutions, run once over the image")
+    figure = draw_score_map(display_image(x[0], run).numpy(), result, classes=run.classes,
+                            title=f"{run.label}: its FC layers as convolutions, run once over the image")
     path = save(figure, out / f"scoremap-{stem}.png")
     report.update({"image_size": list(x.shape[-2:]), "score_map": list(scores.shape), "stride": result["stride"],
                    "window": result["window"], "argmax": scores.argmax(0).tolist(), "wrote": [str(path)]})
@@ -117,30 +117,30 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import load_data, load_input
 
     started = time.perf_counter()
-    subject, out = _open(args)
-    data = load_data(subject, args.data_dir)
+    run, out = _open(args)
+    data = load_data(run, args.data_dir)
     train_images, train_labels = data.train.images.cpu(), data.train.labels.cpu()
-    bank, cached = r.cached_features(subject, train_images, out / r.CACHE_NAME)
-    raw, x = load_input(subject, args.image)
-    spaces = {"features": (bank, r.penultimate(subject.model, x)), "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
+    bank, cached = r.cached_features(run, train_images, out / r.CACHE_NAME)
+    raw, x = load_input(run, args.image)
+    spaces = {"features": (bank, r.penultimate(run.model, x)), "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
     queries = data.test.subset(range(min(args.queries, len(data.test)))) if hasattr(data.test, "subset") else data.test
     q_images, q_labels = queries.images.cpu(), queries.labels.cpu()
-    q_vectors = {"features": r.dataset_features(subject, q_images), "pixels": r.pixels(q_images)}
+    q_vectors = {"features": r.dataset_features(run, q_images), "pixels": r.pixels(q_images)}
     rows, precision = [], {}
-    predicted = subject.classes[int(subject.model(x).argmax())]
+    predicted = run.classes[int(run.model(x).argmax())]
     for space in ([args.space] if args.space else ["features", "pixels"]):
         vectors, query = spaces[space]
         distances, indices = r.nearest(query, vectors, args.k)
         precision[space] = r.precision_at_k(q_labels, train_labels[r.nearest(q_vectors[space], vectors, args.k)[1]])
         rows.append({"space": f"{space} (precision@{args.k} {precision[space]:.1%})", "query_label": predicted,
                      "images": [_drawable(train_images[i]) for i in indices[0]],
-                     "labels": [subject.classes[int(train_labels[i])] for i in indices[0]],
+                     "labels": [run.classes[int(train_labels[i])] for i in indices[0]],
                      "distances": distances[0].tolist(), "indices": indices[0].tolist()})
-    figure = r.draw_neighbours(_drawable(raw), rows, title=f"{subject.label}: nearest training images to "
+    figure = r.draw_neighbours(_drawable(raw), rows, title=f"{run.label}: nearest training images to "
                                f"{args.image.name} (predicted {predicted}); red: another class than predicted\n"
                                f"precision@{args.k} over {len(q_labels):,} test queries")
     path = save(figure, out / f"neighbours-{args.image.stem}.png")
-    report = {"model": subject.name, "image": str(args.image), "k": args.k, "queries": len(q_labels),
+    report = {"model": run.name, "image": str(args.image), "k": args.k, "queries": len(q_labels),
               "precision_at_k": precision, "features_cached": cached, "wrote": [str(path)],
               "neighbours": [{key: row[key] for key in ("space", "labels", "distances", "indices")} for row in rows]}
     return _finish(args, report, started)
@@ -152,20 +152,20 @@ def cmd_errors(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import load_data
 
     started = time.perf_counter()
-    subject, out = _open(args)
-    test = load_data(subject, args.data_dir).test
+    run, out = _open(args)
+    test = load_data(run, args.data_dir).test
     images, labels = test.images.cpu(), test.labels.cpu()
-    probs = m.probabilities(subject, images)
+    probs = m.probabilities(run, images)
     rows = m.confident_mistakes(probs, labels, args.count)
     wrong = int((probs.argmax(1) != labels).sum())
-    title = (f"{subject.label}: the {len(rows)} most confident of {wrong:,} mistakes on {len(labels):,} test images "
+    title = (f"{run.label}: the {len(rows)} most confident of {wrong:,} mistakes on {len(labels):,} test images "
              f"({wrong / len(labels):.1%} error)\ntrue class above each image, the prediction and its probability in red")
-    figure = m.draw_mistakes([_drawable(images[r["index"]]) for r in rows], rows, classes=subject.classes, title=title)
+    figure = m.draw_mistakes([_drawable(images[r["index"]]) for r in rows], rows, classes=run.classes, title=title)
     path = save(figure, out / "errors.png")
-    pairs = [{"true": subject.classes[t], "predicted": subject.classes[p], "count": n}
+    pairs = [{"true": run.classes[t], "predicted": run.classes[p], "count": n}
              for t, p, n in m.confused_pairs(probs, labels)]
-    named = [{**r, "true": subject.classes[r["true"]], "predicted": subject.classes[r["predicted"]]} for r in rows]
-    return _finish(args, {"model": subject.name, "test_images": len(labels), "mistakes": wrong,
+    named = [{**r, "true": run.classes[r["true"]], "predicted": run.classes[r["predicted"]]} for r in rows]
+    return _finish(args, {"model": run.name, "test_images": len(labels), "mistakes": wrong,
                           "most_confident": named, "most_confused": pairs, "wrote": [str(path)]}, started)
 
 
@@ -176,21 +176,21 @@ def cmd_embedding(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import load_data
 
     started = time.perf_counter()
-    subject, out = _open(args)
-    test = load_data(subject, args.data_dir).test
+    run, out = _open(args)
+    test = load_data(run, args.data_dir).test
     count = min(args.images, len(test))
     images, labels = test.images[:count].cpu(), test.labels[:count].cpu()
     panels = {"raw pixels": e.pca_2d(r.pixels(images)),
-              "penultimate-layer features": e.pca_2d(r.dataset_features(subject, images))}
+              "penultimate-layer features": e.pca_2d(r.dataset_features(run, images))}
     for result in panels.values():
         result["accuracy"] = e.centroid_accuracy(result["points"], labels)
-    figure = e.draw_embedding(panels, labels, classes=subject.classes,
-                              title=f"{subject.label}: {count:,} test images projected on their first two "
+    figure = e.draw_embedding(panels, labels, classes=run.classes,
+                              title=f"{run.label}: {count:,} test images projected on their first two "
                                     "principal components")
     path = save(figure, out / "embedding.png")
     spaces = {name: {"explained_variance": [round(v, 4) for v in p["explained"]],
                      "centroid_accuracy_2d": round(p["accuracy"], 4)} for name, p in panels.items()}
-    return _finish(args, {"model": subject.name, "images": count, "projection": "pca", "spaces": spaces,
+    return _finish(args, {"model": run.name, "images": count, "projection": "pca", "spaces": spaces,
                           "wrote": [str(path)]}, started)
 
 
@@ -201,19 +201,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import load_data, model_input
 
     started = time.perf_counter()
-    subject, _ = _open(args)
-    out = Path(args.out) if args.out else (subject.run or Path(".")) / f"{subject.name}.onnx"
-    c, side, _ = subject.model.cfg.input_size
-    path = export_onnx(subject.model, out, torch.zeros(2, c, side, side))
-    if subject.run is not None and subject.dataset is not None:
-        test = load_data(subject, args.data_dir).test
-        x, source = model_input(subject, test.images[: args.images].cpu()), f"{subject.dataset} test images"
+    run, _ = _open(args)
+    out = Path(args.out) if args.out else (run.run_dir or Path(".")) / f"{run.name}.onnx"
+    c, side, _ = run.model.cfg.input_size
+    path = export_onnx(run.model, out, torch.zeros(2, c, side, side))
+    if run.checkpoint is not None and run.dataset is not None:
+        test = load_data(run, args.data_dir).test
+        x, source = model_input(run, test.images[: args.images].cpu()), f"{run.dataset} test images"
     else:
         x, source = torch.randn(args.images, c, side, side, generator=torch.Generator().manual_seed(0)), "random inputs"
-    check = compare(path, subject.model, x)
-    print(f"{subject.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max |Δlogit| "
+    check = compare(path, run.model, x)
+    print(f"{run.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max |Δlogit| "
           f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}", file=sys.stderr)
-    return _finish(args, {"model": subject.name, "format": "onnx", "checked_on": source, **check,
+    return _finish(args, {"model": run.name, "format": "onnx", "checked_on": source, **check,
                           "wrote": [str(path)]}, started)
 
 

@@ -121,7 +121,7 @@ def read_meta(path: Path) -> dict:
 
 def _read_meta(path: Path, header: dict[str, str]) -> dict:
     """The JSON object a cnnzoo checkpoint keeps under ``meta`` in its header; its contents are checked where
-    they are used (``load_trained``, ``restore_last``)."""
+    they are used (``engine.run.load_run``, ``restore_last``)."""
 
     def damaged(what: str) -> CheckpointError:
         return CheckpointError(f"{path}: a cnnzoo checkpoint whose metadata {what}; the file is damaged: use "

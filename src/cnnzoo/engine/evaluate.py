@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -10,9 +11,14 @@ from torch import nn
 
 from cnnzoo.data.augment import EvalViews
 from cnnzoo.data.dataset import ImageDataset, Shard
+from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine import distributed
-from cnnzoo.engine.runtime import autocast
+from cnnzoo.engine.inputs import choose_input_side
+from cnnzoo.engine.runtime import autocast, resolve_device
 from cnnzoo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cnnzoo.engine.run import Run
 
 
 @dataclass
@@ -82,3 +88,24 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
         raise ConfigError("cannot evaluate on an empty dataset")
     return EvalResult(top1=confusion.diag().sum().item() / total, top5=correct5 / total, loss=loss_sum / total,
                       images=total, views=views.views, confusion=confusion)
+
+
+def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None = None, views: str = "center",
+                 device: str = "cpu", batch_size: int = 250, memory_budget: float | None = None) -> EvalResult:
+    """Test accuracy of a run's model on ``dataset`` (default: the one it was trained on).
+
+    An image folder is decoded at the side the model was trained from, in memory or streamed as
+    ``memory_budget`` (MiB; 0 always streams) allows.
+    """
+    dataset = dataset or run.dataset
+    if dataset is None:
+        raise ConfigError("this checkpoint does not record its dataset; pass --dataset NAME")
+    budget = None if memory_budget is None else int(memory_budget * 1024**2)
+    data = load_dataset(dataset, data_dir, in_channels=run.model.cfg.input_size[0], image_size=run.data_size,
+                        memory_budget_bytes=budget)
+    if len(data.classes) != len(run.classes):
+        raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts {len(run.classes)}")
+    side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
+    target = resolve_device(device)
+    return evaluate(run.model, data.test.pad_to(side).to(target), run.input.eval_pipeline(views),
+                    num_classes=len(run.classes), batch_size=batch_size, device=target)

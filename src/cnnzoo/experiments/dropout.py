@@ -45,9 +45,10 @@ def eval_mode_accuracy(run_dir: Path, images, labels) -> float:
     from cnnzoo.data.tensors import ImageTensors
     from cnnzoo.engine.evaluate import evaluate
     from cnnzoo.data.dataset import pad_images
-    from cnnzoo.engine.predict import load_trained
+    from cnnzoo.engine.run import load_run
+    from cnnzoo.rundir import LAST
 
-    loaded = load_trained(Path(run_dir) / "checkpoints" / "last.safetensors")
+    loaded = load_run(Path(run_dir) / LAST)
     data = ImageTensors(pad_images(images, loaded.input.size), labels)
     return evaluate(loaded.model, data, loaded.input.eval_pipeline("center"), num_classes=len(loaded.classes)).top1
 

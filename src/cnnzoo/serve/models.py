@@ -2,7 +2,7 @@
 (a run still training writes a better ``best`` checkpoint now and then).
 
 A cache entry holds what the page asks for again and again about one run: the model (as a
-``cnnzoo.visualize.source.Subject``), its per-layer summary and, once asked for, the penultimate features of its
+``cnnzoo.engine.run.Run``), its per-layer summary and, once asked for, the penultimate features of its
 training images for the nearest-neighbour search. Data sets (for test images and neighbours) are cached apart,
 at most ``DATASETS`` of them, shared by the runs trained on the same one.
 """
@@ -22,7 +22,7 @@ DATASETS = 2  # data sets kept in memory (Fashion-MNIST: 55 MB)
 
 @dataclass
 class Entry:
-    subject: object  # cnnzoo.visualize.source.Subject
+    subject: object  # cnnzoo.engine.run.Run
     stamp: tuple
     data_dir: str | None
     # held for any use of the model: hooks are set on the shared modules, so two forward passes at once would
@@ -64,14 +64,14 @@ class ModelCache:
 
     def get(self, name: str) -> Entry:
         """The entry of run ``name``: ``RunNotFound`` for an unknown run, ``CheckpointError`` for a damaged one."""
-        from cnnzoo.visualize.source import open_subject
+        from cnnzoo.engine.run import open_run
 
         path = _checkpoint(self.root, name)
         stamp = _stamp(path)
         with self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.stamp != stamp:
-                subject = open_subject(path)  # safetensors: no code runs; metadata checked before anything is built
+                subject = open_run(path)  # safetensors: no code runs; metadata checked before anything is built
                 data_dir = self.data_dir or runs.data_dir(self.root, name)
                 entry = Entry(subject, stamp, data_dir)
                 self._entries[name] = entry

@@ -14,14 +14,15 @@ import numpy as np
 import torch
 
 from cnnzoo.visualize.drawing import grid_figure, hide_unused, show_image
-from cnnzoo.visualize.source import Subject, model_input
+from cnnzoo.engine.run import Run
+from cnnzoo.visualize.source import model_input
 
 
 @torch.no_grad()
-def probabilities(subject: Subject, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def probabilities(run: Run, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Class probabilities (N, classes) for uint8 images (N, C, h, w), as the model sees them at test time."""
-    device = next(subject.model.parameters()).device
-    parts = [subject.model(model_input(subject, chunk.to(device))).float().softmax(-1).cpu()
+    device = next(run.model.parameters()).device
+    parts = [run.model(model_input(run, chunk.to(device))).float().softmax(-1).cpu()
              for chunk in images.split(batch_size)]
     return torch.cat(parts)
 

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from cnnzoo.visualize.drawing import show_image
-from cnnzoo.visualize.source import Subject, model_input
+from cnnzoo.engine.run import Run
+from cnnzoo.visualize.source import model_input
 
 CACHE_NAME = "features.safetensors"
 
@@ -46,10 +47,10 @@ def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def dataset_features(subject: Subject, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def dataset_features(run: Run, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Penultimate features of uint8 images (N, C, h, w), a batch at a time."""
-    device = next(subject.model.parameters()).device
-    return torch.cat([penultimate(subject.model, model_input(subject, chunk.to(device))).cpu()
+    device = next(run.model.parameters()).device
+    return torch.cat([penultimate(run.model, model_input(run, chunk.to(device))).cpu()
                       for chunk in images.split(batch_size)])
 
 
@@ -58,19 +59,19 @@ def checkpoint_key(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def cached_features(subject: Subject, images: torch.Tensor, cache: Path) -> tuple[torch.Tensor, bool]:
+def cached_features(run: Run, images: torch.Tensor, cache: Path) -> tuple[torch.Tensor, bool]:
     """The training set's features from ``cache`` when it belongs to this checkpoint, else computed and saved.
     Returns (features, whether they came from the cache)."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    key = checkpoint_key(subject.checkpoint) if subject.checkpoint else "untrained"
+    key = checkpoint_key(run.checkpoint) if run.checkpoint else "untrained"
     if cache.is_file():
         with safe_open(str(cache), framework="pt") as stored:
             meta = stored.metadata() or {}
             if meta.get("checkpoint") == key and meta.get("count") == str(len(images)):
                 return stored.get_tensor("features"), True
-    features = dataset_features(subject, images)
+    features = dataset_features(run, images)
     cache.parent.mkdir(parents=True, exist_ok=True)
     temporary = cache.with_suffix(".tmp")
     save_file({"features": features.contiguous()}, str(temporary), metadata={"checkpoint": key, "count": str(len(images))})
