@@ -211,15 +211,15 @@ def test_asking_for_pretrained_weights_says_none_ship():
 def test_ctrl_c_says_whether_the_run_can_be_resumed(capsys, tmp_path, monkeypatch):
     import cnnzoo.engine.train as engine
 
-    def interrupted(config, **kwargs):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "train", interrupted)
+    monkeypatch.setattr(engine, "_train_joined", interrupted)
     assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r")]) == 130
     assert "nothing to resume" in capsys.readouterr().err
     (tmp_path / "r" / "checkpoints").mkdir(parents=True)
     (tmp_path / "r" / "checkpoints" / "last.safetensors").write_bytes(b"")
-    assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r")]) == 130
+    assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r"), "--overwrite"]) == 130
     assert f"cnnzoo train --resume {tmp_path / 'r'}" in capsys.readouterr().err
 
 
@@ -261,7 +261,7 @@ def test_train_refuses_an_out_directory_holding_a_run_unless_overwrite(capsys, t
     assert f"{tiny_run} already holds a cnnzoo run" in err and f"--resume {tiny_run}" in err and "--overwrite" in err
     assert _files(tiny_run) == before
     code, _, err = run(capsys, "train", "--resume", str(tiny_run), "--overwrite")
-    assert code == 2 and "(got --overwrite)" in err
+    assert code == 2 and "takes no --overwrite" in err
     copy = tmp_path / "copy"
     shutil.copytree(tiny_run, copy)
     code, out, _ = run(capsys, *_tiny_train(tiny_mnist_dir, copy), "--overwrite", "--json")

@@ -266,34 +266,6 @@ def test_resume_auto_continues_a_run_with_a_checkpoint_and_starts_one_without(ti
     assert ckpt.load_checkpoint(run_dir / LAST).meta["epoch"] == 2
 
 
-def test_where_a_start_resumes_from(tmp_path, monkeypatch):
-    """elastic.resolve_start, case by case: a plain start; then, in a job torchrun may restart, the run in --out
-    resumed only when it has a checkpoint and the same settings."""
-    from cnnzoo.engine.elastic import resolve_start
-    from cnnzoo.errors import ConfigError
-
-    config = TrainConfig(model="mlp", dataset="mnist", epochs=3, out=str(tmp_path / "run"))
-    assert resolve_start(config, None, False).resume is None  # not under torchrun: a new run, as asked
-    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "1")
-    start = resolve_start(config, None, False)
-    assert (start.resume, start.overwrite) == (None, False)  # nothing there yet
-    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "run" / "config.json").write_text(json.dumps(config.to_dict()))
-    start = resolve_start(config, None, False)
-    assert (start.resume, start.overwrite) == (None, True)  # no epoch finished: start again in place
-    (tmp_path / "run" / LAST).write_bytes(b"")
-    longer = TrainConfig(**{**config.to_dict(), "epochs": 5})
-    start = resolve_start(longer, None, False)
-    assert start.resume == tmp_path / "run" and start.overrides["epochs"] == 5  # resumed, and extended
-    other = TrainConfig(**{**config.to_dict(), "lr": 0.2})
-    with pytest.raises(ConfigError, match="holds another run .*--lr"):
-        resolve_start(other, None, False)
-    assert resolve_start(other, None, True).overwrite  # first attempt of an --overwrite job: replace it
-    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
-    assert resolve_start(config, None, True).resume == tmp_path / "run"  # its restart: resume what it wrote
-    assert resolve_start(other, None, True).overwrite  # ... or replace a run it had not yet replaced
-
-
 def _agree_in_child(rank: int, store: str, cases: list[list[str | None]], answers) -> None:
     """One of two gloo processes: ``agree_on_start`` on each case's path for this rank; the errors go back."""
     import torch.distributed as dist

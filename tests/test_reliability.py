@@ -199,7 +199,8 @@ def test_only_the_temporary_files_cnnzoo_wrote_are_removed(tiny_mnist_dir, tmp_p
 # ------------------------------------------------------------------------------- runs never written over
 
 
-def test_a_directory_holding_a_run_is_refused_and_overwrite_never_mixes_two_runs(tiny_mnist_dir, tmp_path):
+def test_a_directory_holding_a_run_is_refused_and_overwrite_never_mixes_two_runs(tiny_mnist_dir, tmp_path,
+                                                                                 monkeypatch):
     run_dir = tmp_path / "run"
     train(tiny(tiny_mnist_dir, run_dir, epochs=1))
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
@@ -212,9 +213,14 @@ def test_a_directory_holding_a_run_is_refused_and_overwrite_never_mixes_two_runs
         train(tiny(tiny_mnist_dir, run_dir, model_kwargs={"hidden": [16], "dropuot": 0.1}), overwrite=True)
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     # a run that fails in its first epoch leaves its own config and none of the old run's files
-    with pytest.raises(NonFiniteLossError):
-        train(tiny(tiny_mnist_dir, run_dir, model="lenet5", model_kwargs={}, lr=1e12, schedule="constant",
-                   momentum=0.0, epochs=1), overwrite=True)
+    import cnnzoo.engine.train as engine
+
+    def diverged(*args, **kwargs):
+        raise NonFiniteLossError("the loss became nan at epoch 1, step 1")
+
+    with monkeypatch.context() as patch, pytest.raises(NonFiniteLossError):
+        patch.setattr(engine, "train_one_epoch", diverged)
+        train(tiny(tiny_mnist_dir, run_dir, model="lenet5", model_kwargs={}, epochs=1), overwrite=True)
     assert json.loads((run_dir / "config.json").read_text())["model"] == "lenet5"
     assert sorted(p.name for p in run_dir.rglob("*")) == ["checkpoints", "config.json"]
     train(tiny(tiny_mnist_dir, run_dir, model="lenet5", model_kwargs={}, epochs=1), overwrite=True)

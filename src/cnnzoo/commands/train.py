@@ -16,7 +16,6 @@ from cnnzoo.commands import options
 from cnnzoo.console import print_json
 from cnnzoo.engine.config import TrainConfig, flag
 from cnnzoo.errors import ConfigError
-from cnnzoo.rundir import timestamped_run_dir
 
 # The settings declared in commands.options, shared with other commands: their name there.
 _SHARED = {"data_dir": "data_dir", "device": "device", "out": "out_dir", "seed": "seed", "threads": "threads",
@@ -73,35 +72,23 @@ def given_options(args: argparse.Namespace) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnzoo.engine.distributed import is_main_process
-    from cnnzoo.engine.elastic import AUTO, restartable
-    from cnnzoo.engine.state import RESUMABLE_SETTINGS
+    from cnnzoo.engine.resume import AUTO
     from cnnzoo.engine.train import train
     from cnnzoo.recipes import train_config
 
     options = given_options(args)
     auto = args.resume is not None and str(args.resume) == AUTO
-    if args.resume is not None and not auto:
-        fixed = sorted(set(options) - set(RESUMABLE_SETTINGS))
-        if args.recipe or fixed or args.overwrite:
-            raise ConfigError(f"--resume continues a run with its own settings; only "
-                              f"{', '.join(map(flag, RESUMABLE_SETTINGS))} can change "
-                              f"(got {', '.join(map(flag, fixed)) or ('--overwrite' if args.overwrite else '--recipe')})")
-        config, run_dir = None, args.resume
+    if args.resume is not None and not auto:  # the run's own settings; what may change is engine.resume's call
+        if args.recipe or args.overwrite:
+            raise ConfigError(f"--resume continues a run with its own settings, so it takes no "
+                              f"{'--recipe' if args.recipe else '--overwrite'}")
+        config = None
     else:
         if args.recipe is None and "model" not in options:
             raise ConfigError("say what to train: --model NAME (and --dataset), --recipe NAME, or --resume RUN_DIR")
         config = train_config(args.recipe, options)
-        if config.out is None and (auto or restartable()):
-            raise ConfigError("--resume auto and torchrun --max-restarts need --out: the run directory that every "
-                              "process, and every restart, continues")
-        if config.out is None:  # named here, so that an interrupted run can be pointed to
-            config = dataclasses.replace(config, out=str(timestamped_run_dir(f"{config.model}-{config.dataset}")))
-        run_dir = config.out
-    try:
-        summary = train(config, resume=AUTO if auto else args.resume, overrides=options if config is None else None,
-                        overwrite=args.overwrite, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(_interrupted_hint(Path(run_dir))) from None
+    summary = train(config, resume=AUTO if auto else args.resume, overrides=options if config is None else None,
+                    overwrite=args.overwrite, progress=not args.no_progress)
     if not is_main_process():  # under torchrun, process 0 reports for the job: one result, one JSON document
         return 0
     print(result_sentence(summary), file=sys.stderr)
@@ -117,12 +104,6 @@ def result_sentence(summary: dict) -> str:
     return (f"test accuracy {summary['test_top1']:.2%} (top-5 {summary['test_top5']:.2%}) after {epochs} "
             f"epoch{'s' if epochs != 1 else ''}{cut}, {summary['train_seconds']:.0f} s of training; plots and "
             f"checkpoints in {summary['run_dir']}")
-
-
-def _interrupted_hint(run_dir: Path) -> str:
-    if (run_dir / "checkpoints" / "last.safetensors").is_file():
-        return f"interrupted; continue with: cnnzoo train --resume {run_dir}"
-    return f"interrupted before the first epoch ended, so {run_dir} holds nothing to resume; start it again"
 
 
 def register(commands: argparse._SubParsersAction) -> None:

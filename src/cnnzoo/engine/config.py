@@ -9,7 +9,6 @@ can trust it. This module imports no torch.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,14 +131,11 @@ class TrainConfig:
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
         """The configuration saved in a run directory's ``config.json``."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: no such file; is {Path(path).parent} a cnnzoo run directory?") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{path}: not a readable run configuration ({error})") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path}: not a run configuration (a JSON object was expected)")
+        from cnnzoo.rundir import read_json
+
+        if not Path(path).exists():
+            raise CheckpointError(f"{path}: no such file; is {Path(path).parent} a cnnzoo run directory?")
+        data = read_json(Path(path), "run configuration")
         data.pop("versions", None)
         if isinstance(data.get("compile"), bool):  # written before --compile took auto|on|off
             data["compile"] = "on" if data["compile"] else "off"

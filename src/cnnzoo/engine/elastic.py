@@ -1,9 +1,9 @@
-"""Runs that survive a lost process: where a start resumes from, and the processes' agreement on it.
+"""Runs that survive a lost process: torchrun's restarts, and the processes' agreement on where they resume.
 
 torchrun restarts every process of a job when one of them dies (``--max-restarts``), with the same command line
 and ``TORCHELASTIC_RESTART_COUNT`` raised by one. A restarted process, or one started with ``--resume auto``,
 continues the run in ``--out`` from its last complete checkpoint (``checkpoints/last`` is written whole or not at
-all), or starts it afresh when no epoch had finished; the epoch that was cut short is trained again, exactly as
+all), or starts it afresh when no epoch had finished (``resume.decide_start`` decides); the epoch that was cut short is trained again, exactly as
 the first time, because the checkpoint holds every random state, the optimiser and the step count.
 
 Before anything is loaded, the processes compare what they found (epoch, step and a digest of the file): a node
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,24 +23,10 @@ import torch.distributed as dist
 
 from cnnzoo.engine import distributed
 from cnnzoo.engine.checkpoint import read_meta
-from cnnzoo.engine.config import TrainConfig, flag
-from cnnzoo.rundir import CONFIG, LAST, holds_run
-from cnnzoo.engine.state import RESUMABLE_SETTINGS
-from cnnzoo.errors import ConfigError, TrainingError
+from cnnzoo.errors import TrainingError
 
-AUTO = "auto"  # --resume auto: continue the run in --out if it has a checkpoint, else start it
 RESTART_COUNT = "TORCHELASTIC_RESTART_COUNT"  # set by torchrun: 0 on the first attempt, then 1, 2, ...
 TEST_KILL_AT = "CNNZOO_TEST_KILL_AT"  # tests only: "EPOCH:STEP[:RANK]", see kill_if_test_asks
-
-
-@dataclass(frozen=True)
-class Start:
-    """How a run starts: the run directory it resumes (None: a new run), the settings the resumed run may
-    change, and whether a new run replaces what its directory holds."""
-
-    resume: Path | None
-    overrides: dict | None
-    overwrite: bool
 
 
 def restart_count() -> int:
@@ -51,50 +36,6 @@ def restart_count() -> int:
 def restartable() -> bool:
     """True when torchrun may restart this process (``--max-restarts`` above 0)."""
     return int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0
-
-
-def resolve_start(config: TrainConfig | None, resume: Path | str | None, overwrite: bool,
-                  overrides: dict | None = None) -> Start:
-    """``resume`` as given (a run directory, ``"auto"`` or None) turned into a ``Start``.
-
-    A run directory resumes that run; None starts a new one, except in a job torchrun may restart, which
-    behaves as ``"auto"``: the run in ``config.out`` resumes when it has a complete checkpoint and is the same
-    run (its settings equal ``config``'s but for those a resume may change), else starts again in place.
-    Every attempt of such a job behaves so, the first too (``--overwrite`` aside): torchrun counts restarts per
-    node, and a node restarted because another failed still reads 0, so the count alone cannot tell the nodes
-    whether to resume; the run directory, which they share, can.
-    """
-    auto = resume is not None and str(resume) == AUTO
-    if resume is not None and not auto:
-        return Start(Path(resume), overrides, False)
-    if not auto and not restartable():
-        return Start(None, None, overwrite)
-    if auto and overwrite:
-        raise ConfigError("--resume auto continues the run in --out, --overwrite replaces it: give one of them")
-    if overwrite and restart_count() == 0:  # a restartable job's first attempt, told to replace the run
-        return Start(None, None, True)
-    if config is None or config.out is None:
-        raise ConfigError("--resume auto needs --out: the run directory to continue (or to start)")
-    run_dir = Path(config.out)
-    if not holds_run(run_dir):
-        return Start(None, None, False)
-    differences = _differences(run_dir, config)
-    if differences and not overwrite:  # (a restart of an --overwrite run may find the old run still there)
-        raise ConfigError(f"{run_dir} holds another run (its {', '.join(map(flag, differences))} differ from this "
-                          f"command's), so it is not resumed; choose another --out, or continue that run with "
-                          f"`cnnzoo train --resume {run_dir}`")
-    if not differences and (run_dir / LAST).is_file():
-        return Start(run_dir, {name: getattr(config, name) for name in RESUMABLE_SETTINGS}, False)
-    return Start(None, None, True)  # no epoch finished, or the replacement was cut short: start again in place
-
-
-def _differences(run_dir: Path, config: TrainConfig) -> list[str]:
-    """The settings of the run in ``run_dir`` that differ from ``config``'s, besides those a resume may change."""
-    if not (run_dir / CONFIG).is_file():
-        return ["config.json"]
-    saved, given = TrainConfig.from_json(run_dir / CONFIG).to_dict(), config.to_dict()
-    return sorted(name for name, value in given.items()
-                  if name not in (*RESUMABLE_SETTINGS, "out") and saved.get(name) != value)
 
 
 def checkpoint_identity(path: Path | None) -> tuple[int, int, int]:
@@ -147,5 +88,4 @@ def kill_if_test_asks(*, epoch: int, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-__all__ = ["AUTO", "Start", "agree_on_start", "checkpoint_identity", "kill_if_test_asks", "resolve_start",
-           "restart_count", "restartable"]
+__all__ = ["agree_on_start", "checkpoint_identity", "kill_if_test_asks", "restart_count", "restartable"]

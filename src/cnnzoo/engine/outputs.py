@@ -22,11 +22,6 @@ from cnnzoo.engine.evaluate import EvalResult
 from cnnzoo.files import publish
 
 
-def run_dir_of(config: TrainConfig) -> Path:
-    """Where ``config`` writes: ``config.out``, or a new timestamped folder under runs/."""
-    return Path(config.out) if config.out else rundir.timestamped_run_dir(f"{config.model}-{config.dataset}")
-
-
 def versions() -> dict:
     return {"cnnzoo": cnnzoo.__version__, "torch": torch.__version__, "python": sys.version.split()[0]}
 

@@ -8,7 +8,6 @@ what makes an interrupted-and-resumed run end with the same weights as an uninte
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +16,11 @@ import torch
 from torch import nn
 
 from cnnzoo.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnzoo.engine.config import TrainConfig, flag
+from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.schedules import PlateauDivider
-from cnnzoo.errors import CheckpointError, ConfigError
-from cnnzoo.rundir import CONFIG
+from cnnzoo.errors import CheckpointError
 
 # What may change when a run is resumed: how long it goes on and where it runs, nothing that shapes the result.
-RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")
 
 
 @dataclass
@@ -51,16 +48,6 @@ class Trainable:
     @property
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
-
-
-def resumed_config(run_dir: Path, overrides: dict | None) -> TrainConfig:
-    """The run directory's own configuration, with the few settings a resumed run may change replaced."""
-    changed = sorted(set(overrides or {}) - set(RESUMABLE_SETTINGS))
-    if changed:
-        raise ConfigError(f"a resumed run keeps its settings; only {', '.join(map(flag, RESUMABLE_SETTINGS))} "
-                          f"can change (got {', '.join(map(flag, changed))})")
-    config = TrainConfig.from_json(Path(run_dir) / CONFIG)
-    return dataclasses.replace(config, out=str(run_dir), **(overrides or {}))
 
 
 def rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -32,13 +32,13 @@ from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.loop import EpochResult, StepSettings, steps_per_epoch, train_one_epoch
 from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
-from cnnzoo.engine.outputs import replace_run, run_dir_of, versions, write_config, write_outputs
+from cnnzoo.engine.outputs import replace_run, versions, write_config, write_outputs
 from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.runtime import resolve_device, seed_everything
-from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, resumed_config, save_last
-from cnnzoo.errors import ConfigError, TrainingError
-from cnnzoo.rundir import (BEST, LAST, check_new_run, check_resumable, finished_epochs, make_run_dir, write_metrics,
-                           writing)
+from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, decide_start, look_at
+from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, save_last
+from cnnzoo.errors import TrainingError
+from cnnzoo.rundir import BEST, LAST, make_run_dir, timestamped_run_dir, write_metrics, writing
 
 
 FIT_IMAGES = 5_000  # training images a model that fits_to_data is fitted to
@@ -73,39 +73,46 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
     ``checkpoints/last`` continue the run where it stopped; ``overrides`` may change epochs, time_budget, device,
     threads and dist_timeout (e.g. more epochs to extend a finished run). With ``resume="auto"``, and in every
     process torchrun restarted, the run in ``config.out`` is continued if it has a checkpoint, else started
-    (``elastic.resolve_start``). A new run refuses a directory that holds a run unless ``overwrite``; the old
+    (``resume.decide_start``). A new run refuses a directory that holds a run unless ``overwrite``; the old
     run's files then go once the new run has written its config.
     """
-    start = elastic.resolve_start(config, resume, overwrite, overrides)  # "auto" and torchrun's restarts
-    if start.resume is not None:
-        check_resumable(start.resume)
-        config = resumed_config(start.resume, start.overrides)
-    run_dir = run_dir_of(config)
-    replacing = start.resume is None and check_new_run(run_dir, overwrite=start.overwrite)  # before any work
-    device = resolve_device(config.device)
-    with distributed.process_group(device, config.dist_timeout) as distributed_run:  # left on every path
-        return _train_joined(config, start, run_dir, device, distributed_run=distributed_run, replacing=replacing,
-                             progress=progress, log=log)
+    if resume is None and config.out is None and not elastic.restartable():  # named now, to be pointed to
+        config = dataclasses.replace(config, out=str(timestamped_run_dir(f"{config.model}-{config.dataset}")))
+    looked_at = Path(resume) if resume is not None and str(resume) != AUTO else config.out
+    start = decide_start(config, resume, overwrite, look_at(Path(looked_at)) if looked_at else Found(),
+                         overrides=overrides, restartable=elastic.restartable(),
+                         restart_count=elastic.restart_count())  # before any work
+    device = resolve_device(start.config.device)
+    try:
+        with distributed.process_group(device, start.config.dist_timeout) as distributed_run:  # left on every path
+            return _train_joined(start, device, distributed_run=distributed_run, progress=progress, log=log)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_interrupted_hint(start.run_dir)) from None
 
 
-def _train_joined(config: TrainConfig, start: elastic.Start, run_dir: Path, device: torch.device, *,
-                  distributed_run: bool, replacing: bool, progress: bool, log: Log) -> dict:
+def _interrupted_hint(run_dir: Path) -> str:
+    if (run_dir / LAST).is_file():
+        return f"interrupted; continue with: cnnzoo train --resume {run_dir}"
+    return f"interrupted before the first epoch ended, so {run_dir} holds nothing to resume; start it again"
+
+
+def _train_joined(start: Start, device: torch.device, *, distributed_run: bool, progress: bool, log: Log) -> dict:
     """The run once every process has joined: build, train epoch after epoch, write the end-of-run files."""
+    config, run_dir = start.config, start.run_dir
     main_process = distributed.is_main_process()
     log = log if main_process else (lambda message: None)  # only rank 0 speaks
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
 
-    run = _build(config, device, run_dir, main_process, may_measure=start.resume is None and not distributed_run)
+    run = _build(config, device, run_dir, main_process, may_measure=not start.resumes and not distributed_run)
     if main_process:
         make_run_dir(run_dir)
-    elastic.agree_on_start(run_dir / LAST if start.resume is not None else None, device)
+    elastic.agree_on_start(run_dir / LAST if start.resumes else None, device)
     # measuring the candidates is part of the run's cost, so it counts in its time budget
-    state = _resume(run_dir, run.trainable, config, log) if start.resume is not None else \
-        RunState(train_seconds=run.tuning.seconds)
+    state = _resume(start, run.trainable, log) if start.resumes else RunState(train_seconds=run.tuning.seconds)
     if main_process:
-        (replace_run if replacing else write_config)(run_dir, config)
+        (replace_run if start.kind == REPLACE else write_config)(run_dir, config)
     params = sum(p.numel() for p in run.trainable.model.parameters() if p.requires_grad)
     _warn_if_too_few_steps(config, len(run.data.train), log)
     log(f"{config.model}: {params:,} parameters, {run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
@@ -199,20 +206,16 @@ def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params
     }
 
 
-def _resume(run_dir: Path, trainable: Trainable, config: TrainConfig, log: Log) -> RunState:
-    state = restore_last(run_dir / LAST, trainable)
-    budget_left = config.time_budget is None or state.train_seconds < config.time_budget
-    if state.epoch >= config.epochs or not budget_left:
-        if finished_epochs(run_dir) != state.epoch:  # stopped after its last checkpoint, before summary.json
-            log(f"{run_dir} trained its {state.epoch} epochs but stopped before writing its end-of-run files; "
-                f"writing them")
-            return state
-        raise ConfigError(f"{run_dir} already ran {state.epoch} epochs ({state.train_seconds:.0f} s of training); "
-                          f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
+def _resume(start: Start, trainable: Trainable, log: Log) -> RunState:
+    state = restore_last(start.run_dir / LAST, trainable)
+    if start.kind == FINISH:
+        log(f"{start.run_dir} trained its {state.epoch} epochs but stopped before writing its end-of-run files; "
+            f"writing them")
+        return state
     restart = f" (torchrun restart {elastic.restart_count()})" if elastic.restart_count() else ""
-    log(f"resuming {run_dir} after epoch {state.epoch}, step {state.step}{restart}")
-    if finished_epochs(run_dir) == state.epoch and state.epoch:  # it had finished: this extends it
-        _note_replanned_schedule(state, trainable, config, log)
+    log(f"resuming {start.run_dir} after epoch {state.epoch}, step {state.step}{restart}")
+    if start.kind == EXTEND:
+        _note_replanned_schedule(state, trainable, start.config, log)
     return state
 
 
