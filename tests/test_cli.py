@@ -216,7 +216,7 @@ def test_ctrl_c_says_whether_the_run_can_be_resumed(capsys, tmp_path, monkeypatc
 
     monkeypatch.setattr(engine, "_train_joined", interrupted)
     assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r")]) == 130
-    assert "nothing to resume" in capsys.readouterr().err
+    assert "nothing of it was kept; run the same command again" in capsys.readouterr().err
     (tmp_path / "r" / "checkpoints").mkdir(parents=True)
     (tmp_path / "r" / "checkpoints" / "last.safetensors").write_bytes(b"")
     assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r"), "--overwrite"]) == 130

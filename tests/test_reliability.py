@@ -163,18 +163,25 @@ def test_a_run_killed_at_any_write_resumes_to_the_same_weights(forks, tiny_mnist
     _kill_and_resume(forks, tiny_mnist_dir, tmp_path, uninterrupted, (name, writes[: index + 1].count(name)))
 
 
-def test_an_overwrite_killed_while_replacing_leaves_one_run_only(forks, tiny_mnist_dir, tmp_path, uninterrupted):
-    """--overwrite killed between removing the old run's files and renaming its own config into place."""
+@pytest.mark.parametrize("kill_at", [("config.json", 1), ("last.safetensors", 1)], ids=lambda point: point[0])
+def test_an_overwrite_killed_before_its_first_checkpoint_gives_the_old_run_back(forks, tiny_mnist_dir, tmp_path,
+                                                                                uninterrupted, kill_at):
+    """--overwrite moves the old run aside; killed (kill -9) before its first checkpoint is whole, the next start
+    puts the old run back, byte for byte, and then replaces it as asked."""
     import shutil
 
     run_dir, log = tmp_path / "run", tmp_path / "log.txt"
     shutil.copytree(uninterrupted[0], run_dir)
+    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     argv = [*tiny_argv(tiny_mnist_dir, run_dir, epochs=1), "--seed", "4", "--overwrite"]
-    assert run_forked(forks, argv, log, kill_at=("config.json", 1)) == -signal.SIGKILL, log.read_text()
-    assert json.loads((run_dir / "config.json").read_text())["seed"] == 3  # the old run's, alone
-    assert sorted(p.name for p in run_dir.rglob("*")) == [".config.json.new", "checkpoints", "config.json"]
+    assert run_forked(forks, argv, log, kill_at=kill_at) == -signal.SIGKILL, log.read_text()
+    aside = tmp_path / ".run.replaced"
+    assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == before
+    assert run_forked(forks, [*argv[:-1], "--epochs", "3"], log) == 2  # refused: the old run is back first
+    assert "put back the run" in log.read_text() and "already holds a cnnzoo run" in log.read_text()
+    assert {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert run_forked(forks, argv, log) == 0, log.read_text()
-    assert json.loads((run_dir / "config.json").read_text())["seed"] == 4
+    assert json.loads((run_dir / "config.json").read_text())["seed"] == 4 and not aside.exists()
     assert ckpt.load_checkpoint(run_dir / LAST).meta["epoch"] == 1 and temporary_files(run_dir) == []
 
 
@@ -182,8 +189,8 @@ def test_only_the_temporary_files_cnnzoo_wrote_are_removed(tiny_mnist_dir, tmp_p
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     ours = [".config.json.a1b2c3d4.tmp", ".metrics.csv.zz_9zz9z.tmp", "checkpoints/.last.safetensors.k2j4h5g6.tmp",
-            ".config.json.new", ".write-test"]
-    theirs = [".notes.txt.a1b2c3d4.tmp", ".config.json.tmp", "config.json.a1b2c3d4.tmp", ".last.safetensors.x.tmp",
+            ".write-test"]
+    theirs = [".notes.txt.a1b2c3d4.tmp", ".config.json.tmp", ".config.json.new", "config.json.a1b2c3d4.tmp", ".last.safetensors.x.tmp",
               "checkpoints/.config.json.a1b2c3d4.tmp", "checkpoints/.mine.tmp", "summary.json.bak"]
     for name in ours + theirs:
         (run_dir / name).write_text("x")
@@ -212,7 +219,7 @@ def test_a_directory_holding_a_run_is_refused_and_overwrite_never_mixes_two_runs
     with pytest.raises(ConfigError, match="dropuot"):
         train(tiny(tiny_mnist_dir, run_dir, model_kwargs={"hidden": [16], "dropuot": 0.1}), overwrite=True)
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
-    # a run that fails in its first epoch leaves its own config and none of the old run's files
+    # a replacement that fails in its first epoch (it diverged) gives the old run back whole
     import cnnzoo.engine.train as engine
 
     def diverged(*args, **kwargs):
@@ -221,8 +228,8 @@ def test_a_directory_holding_a_run_is_refused_and_overwrite_never_mixes_two_runs
     with monkeypatch.context() as patch, pytest.raises(NonFiniteLossError):
         patch.setattr(engine, "train_one_epoch", diverged)
         train(tiny(tiny_mnist_dir, run_dir, model="lenet5", model_kwargs={}, epochs=1), overwrite=True)
-    assert json.loads((run_dir / "config.json").read_text())["model"] == "lenet5"
-    assert sorted(p.name for p in run_dir.rglob("*")) == ["checkpoints", "config.json"]
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run"]
     train(tiny(tiny_mnist_dir, run_dir, model="lenet5", model_kwargs={}, epochs=1), overwrite=True)
     for name in ("best", "last"):
         assert ckpt.load_checkpoint(run_dir / f"checkpoints/{name}.safetensors").meta["model"] == "lenet5"

@@ -14,8 +14,10 @@ so they agree on what a run is. Nothing is lost, whatever stops a run:
 
 * every file is written whole (``files.atomic_write_bytes``), so a crash never leaves one half-written; the
   temporary files a killed write leaves behind are removed the next time that run starts, and only those;
+* a run directory has one writer at a time (``writer_lock``);
 * a directory that holds a run is never silently written over: ``--resume`` continues it, ``--overwrite``
-  replaces it, and the old run's files go only once the new run's config.json is on disk;
+  replaces it, and the old run stays whole (moved aside) until the new one has saved its first checkpoint;
+  a start that fails before that leaves the folder as it found it (``Provisional``);
 * a write that fails (disk full, read-only file system) is a ``RunDirectoryError`` naming the file and the fix.
 """
 
@@ -53,7 +55,6 @@ FIGURES = (CURVES, CONFUSION)
 # What a run writes besides its config.json, checkpoints first: --overwrite removes them in this order.
 RUN_FILES = (BEST, LAST, METRICS, PER_CLASS, CURVES, CONFUSION, SUMMARY)
 MAX_TEXT_BYTES = 4 * 1024**2  # config.json, summary.json, metrics.csv, per_class.csv are read whole: bounded
-_STAGED_CONFIG = ".config.json.new"  # --overwrite: the new run's config, on disk before the old run goes
 _PROBE = ".write-test"
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX))
 
@@ -219,8 +220,8 @@ def make_run_dir(run_dir: Path) -> Path:
 
 
 def stale_files(run_dir: Path) -> list[Path]:
-    """What killed writes of this run left behind: temporary copies of the run's own files, the staged config
-    and the write probe. Files cnnzoo did not write (other names, other patterns) are never listed."""
+    """What killed writes of this run left behind: temporary copies of the run's own files and the write
+    probe. Files cnnzoo did not write (other names, other patterns) are never listed."""
     own = {CONFIG, *RUN_FILES, TENSORBOARD}
     found = []
     for folder in (run_dir, run_dir / CHECKPOINTS):
@@ -228,7 +229,7 @@ def stale_files(run_dir: Path) -> list[Path]:
             match = _TEMPORARY.fullmatch(path.name)
             relative = path.relative_to(run_dir).parent / match["name"] if match else None
             if (relative is not None and relative.as_posix() in own) or \
-                    (folder == run_dir and path.name in (_STAGED_CONFIG, _PROBE)):
+                    (folder == run_dir and path.name == _PROBE):
                 found.append(path)
     return found
 
@@ -238,17 +239,98 @@ def remove_stale_files(run_dir: Path) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
 
 
-def replace_run(run_dir: Path, config_text: str) -> None:
-    """``--overwrite``: write the new run's config, then remove the old run's files, then put the config in place.
+# ------------------------------------------------------------------------------------- one writer
 
-    A kill at any point leaves one run's files only: the old config with some of its files, or the new config
-    alone (plus a staged config that the next start removes).
+
+@contextmanager
+def writer_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the one-writer lock of ``run_dir`` for the ``with`` block, or refuse at once with a
+    ``RunDirectoryError`` naming the process that holds it.
+
+    The lock is an ``flock`` on ``.NAME.lock`` beside the run directory (beside it, not in it, so that it stays
+    the same file while an --overwrite moves the old run aside); the kernel releases it when its holder ends,
+    however it ends, so a killed run never leaves a stale lock.
     """
-    staged = run_dir / _STAGED_CONFIG
-    write_text(staged, config_text)
-    with writing(run_dir / CONFIG):
-        for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / TENSORBOARD, ignore_errors=True)
-        os.replace(staged, run_dir / CONFIG)
-        sync_directory(run_dir)
+    import fcntl
+
+    run_dir = Path(run_dir)
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(run_dir.parent / f".{run_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise RunDirectoryError(f"cannot write beside {run_dir} ({error.strerror or error}); choose another "
+                                f"--out") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunDirectoryError(f"{run_dir} is being written by another cnnzoo process (PID {holder}); wait "
+                                    f"for it to end or stop it, or choose another --out") from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(handle)
+
+
+# ------------------------------------------------------------------- a start that is not yet kept
+
+
+def _aside(run_dir: Path) -> Path:
+    return run_dir.parent / f".{run_dir.name}.replaced"
+
+
+class Provisional:
+    """A new run's directory until its first checkpoint: ``keep()`` then makes it the run, and ``undo()`` before
+    that puts the folder back as it was (the old run an --overwrite replaces, or nothing at all), so a start
+    that fails, is interrupted or diverges in its first epoch loses nothing and leaves nothing that blocks the
+    same command from running again.
+
+    An --overwrite moves the old run aside (``.NAME.replaced`` beside it) rather than deleting it; a process
+    killed before ``keep()`` or ``undo()`` leaves it there, and ``recover`` (run at the next start) puts it back.
+    """
+
+    def __init__(self, run_dir: Path, *, replacing: bool) -> None:
+        self.run_dir, self.replacing, self.kept = Path(run_dir), replacing, False
+        self.created = not self.run_dir.exists()
+        if replacing:
+            with writing(self.run_dir):
+                os.replace(self.run_dir, _aside(self.run_dir))
+                sync_directory(self.run_dir.parent)
+
+    def keep(self) -> None:
+        if not self.kept and self.replacing:
+            shutil.rmtree(_aside(self.run_dir), ignore_errors=True)
+        self.kept = True
+
+    def undo(self) -> None:
+        """Remove what this start wrote, and put back what it replaced (nothing, once kept)."""
+        if self.kept:
+            return
+        if self.replacing or self.created:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        else:  # a folder that was there before: only this run's own files go
+            remove_stale_files(self.run_dir)
+            for name in (CONFIG, *RUN_FILES):
+                (self.run_dir / name).unlink(missing_ok=True)
+            checkpoints = self.run_dir / CHECKPOINTS
+            if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+                checkpoints.rmdir()
+        if self.replacing:
+            os.replace(_aside(self.run_dir), self.run_dir)
+        sync_directory(self.run_dir.parent)
+
+
+def recover(run_dir: Path) -> str | None:
+    """Finish what a process killed between moving an old run aside and keeping or undoing its replacement left:
+    the replacement is kept if it wrote its first checkpoint, else the old run is put back. Says what it did."""
+    aside = _aside(Path(run_dir))
+    if not aside.is_dir():
+        return None
+    if (run_dir / LAST).is_file():
+        shutil.rmtree(aside, ignore_errors=True)
+        return f"removed the run that --overwrite replaced in {run_dir} (its replacement had saved a checkpoint)"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.replace(aside, run_dir)
+    return f"put back the run in {run_dir}: the --overwrite that replaced it stopped before its first checkpoint"

@@ -34,11 +34,6 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
     rundir.write_text(run_dir / rundir.CONFIG, config_text(config))
 
 
-def replace_run(run_dir: Path, config: TrainConfig) -> None:
-    """``--overwrite``: the new run's config takes the old run's place (see ``rundir.replace_run``)."""
-    rundir.replace_run(run_dir, config_text(config))
-
-
 def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: EvalResult, classes: list[str]) -> None:
     """The end-of-run files: per-class accuracy, the two figures, TensorBoard events and, last, summary.json."""
     from cnnzoo.engine.plots import confusion_png, curves_png

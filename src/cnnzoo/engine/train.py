@@ -15,6 +15,8 @@ checkpoint, so a resumed run continues exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +34,14 @@ from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.loop import EpochResult, StepSettings, steps_per_epoch, train_one_epoch
 from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
-from cnnzoo.engine.outputs import replace_run, versions, write_config, write_outputs
+from cnnzoo.engine.outputs import versions, write_config, write_outputs
 from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, decide_start, look_at
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, save_last
 from cnnzoo.errors import TrainingError
-from cnnzoo.rundir import BEST, LAST, make_run_dir, timestamped_run_dir, write_metrics, writing
+from cnnzoo.rundir import (BEST, LAST, Provisional, make_run_dir, recover, timestamped_run_dir, write_metrics,
+                           writer_lock, writing)
 
 
 FIT_IMAGES = 5_000  # training images a model that fits_to_data is fitted to
@@ -56,6 +59,7 @@ class _Run:
     run_dir: Path
     main_process: bool
     meta: dict  # what each checkpoint records besides the state
+    provisional: Provisional | None = None  # a new run not yet kept (see rundir.Provisional)
 
     def evaluate(self) -> EvalResult:
         return evaluate(self.trainable.eval_model, self.data.test, self.data.spec.eval_pipeline(self.config.test_views),
@@ -78,22 +82,37 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
     """
     if resume is None and config.out is None and not elastic.restartable():  # named now, to be pointed to
         config = dataclasses.replace(config, out=str(timestamped_run_dir(f"{config.model}-{config.dataset}")))
-    looked_at = Path(resume) if resume is not None and str(resume) != AUTO else config.out
-    start = decide_start(config, resume, overwrite, look_at(Path(looked_at)) if looked_at else Found(),
-                         overrides=overrides, restartable=elastic.restartable(),
-                         restart_count=elastic.restart_count())  # before any work
-    device = resolve_device(start.config.device)
-    try:
-        with distributed.process_group(device, start.config.dist_timeout) as distributed_run:  # left on every path
-            return _train_joined(start, device, distributed_run=distributed_run, progress=progress, log=log)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(_interrupted_hint(start.run_dir)) from None
+    where = Path(resume) if resume is not None and str(resume) != AUTO else (config.out and Path(config.out))
+    with _one_writer(where, log):  # held from before the directory is read to the run's last file
+        start = decide_start(config, resume, overwrite, look_at(where) if where else Found(), overrides=overrides,
+                             restartable=elastic.restartable(), restart_count=elastic.restart_count())
+        device = resolve_device(start.config.device)
+        try:
+            with distributed.process_group(device, start.config.dist_timeout) as distributed_run:  # left on every path
+                return _train_joined(start, device, distributed_run=distributed_run, progress=progress, log=log)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_interrupted_hint(start)) from None
 
 
-def _interrupted_hint(run_dir: Path) -> str:
-    if (run_dir / LAST).is_file():
-        return f"interrupted; continue with: cnnzoo train --resume {run_dir}"
-    return f"interrupted before the first epoch ended, so {run_dir} holds nothing to resume; start it again"
+@contextmanager
+def _one_writer(run_dir: Path | None, log: Log) -> Iterator[None]:
+    """The run directory's writer lock, held by process 0 (the one that writes); what an --overwrite killed
+    halfway left is put right first."""
+    if run_dir is None or not distributed.is_main_process():
+        yield
+        return
+    with writer_lock(run_dir):
+        note = recover(run_dir)
+        if note:
+            log(f"note: {note}")
+        yield
+
+
+def _interrupted_hint(start: Start) -> str:
+    if (start.run_dir / LAST).is_file():
+        return f"interrupted; continue with: cnnzoo train --resume {start.run_dir}"
+    kept = "the run it was replacing is back as it was" if start.kind == REPLACE else "nothing of it was kept"
+    return f"interrupted before the first checkpoint of {start.run_dir}, so {kept}; run the same command again"
 
 
 def _train_joined(start: Start, device: torch.device, *, distributed_run: bool, progress: bool, log: Log) -> dict:
@@ -106,13 +125,25 @@ def _train_joined(start: Start, device: torch.device, *, distributed_run: bool, 
     seed_everything(config.seed, config.deterministic)
 
     run = _build(config, device, run_dir, main_process, may_measure=not start.resumes and not distributed_run)
+    if main_process and not start.resumes:  # kept once its first checkpoint is saved; until then undone on failure
+        run.provisional = Provisional(run_dir, replacing=start.kind == REPLACE)
+    try:
+        return _train_built(run, start, distributed_run=distributed_run, progress=progress, log=log)
+    except BaseException:
+        if run.provisional is not None:
+            run.provisional.undo()
+        raise
+
+
+def _train_built(run: _Run, start: Start, *, distributed_run: bool, progress: bool, log: Log) -> dict:
+    config, run_dir, device, main_process = run.config, run.run_dir, run.settings.device, run.main_process
     if main_process:
         make_run_dir(run_dir)
     elastic.agree_on_start(run_dir / LAST if start.resumes else None, device)
     # measuring the candidates is part of the run's cost, so it counts in its time budget
     state = _resume(start, run.trainable, log) if start.resumes else RunState(train_seconds=run.tuning.seconds)
     if main_process:
-        (replace_run if start.kind == REPLACE else write_config)(run_dir, config)
+        write_config(run_dir, config)  # a resumed run's too: the epochs or budget it now runs to
     params = sum(p.numel() for p in run.trainable.model.parameters() if p.requires_grad)
     _warn_if_too_few_steps(config, len(run.data.train), log)
     log(f"{config.model}: {params:,} parameters, {run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
@@ -188,6 +219,8 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
                 _save_epoch(run.run_dir, state, trainable, last_eval, {**run.meta, "epoch": state.epoch},
                             improved=improved, final=state.epoch == config.epochs or out_of_time,
                             every=config.checkpoint_every)
+                if run.provisional is not None and (run.run_dir / LAST).is_file():
+                    run.provisional.keep()  # resumable from here on: the run it replaced can go
     return last_eval, out_of_time
 
 
