@@ -29,11 +29,11 @@ def test_no_public_name_is_shadowed_by_a_submodule():
 
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'load_trained'"):
-        cnnzoo.load_trained  # noqa: B018 (the attribute access is the test)
+        cnnzoo.load_trained  # noqa: B018 - the attribute access is the test
 
 
 def test_the_error_base_is_the_one_the_cli_catches():
-    from cnnzoo.errors import CnnzooError, UnknownModelError
+    from cnnzoo.errors import CnnzooError
 
     assert cnnzoo.CnnzooError is CnnzooError
     with pytest.raises(cnnzoo.CnnzooError, match="unknown model"):

@@ -8,7 +8,6 @@ Importing this module imports neither torch nor the experiments.
 from __future__ import annotations
 
 import argparse
-import sys
 import textwrap
 
 from cnnzoo.commands import options
