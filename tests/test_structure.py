@@ -1,6 +1,7 @@
 """The code's shape, checked: no import cycles between cnnzoo's modules, no function over 80 lines, no module
 over 400 lines, and the torch-free parts stay torch-free. Read statically (ast), so it checks every module,
-imports inside functions included, without running any of them."""
+imports inside functions included, without running any of them. Style that a linter can check (unused names,
+import order, line length) is ruff's: `make lint`."""
 
 from __future__ import annotations
 
