@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz data chromium bench clean figures
+.PHONY: demo test test-slow lint fuzz data chromium bench clean figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,13 +47,18 @@ test: $(STAMP) data chromium
 test-slow: $(STAMP) data chromium
 	$(BIN)/python -m pytest -q -rs -m slow
 
+# Style a linter can check (pyproject.toml's [tool.ruff] says which rules and why); tests/test_structure.py checks
+# the shape it cannot: import cycles, data flowing down, function and module sizes.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
 # The file readers fed 100,000 damaged IDX files, CIFAR pickles and checkpoints (a few minutes; `make test` runs
 # 3,000): only cnnzoo's one-line errors may come out, within a memory limit. CNNZOO_FUZZ_SEED=N varies the inputs.
 fuzz: $(STAMP)
 	CNNZOO_FUZZ_CASES=100000 $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
 
 # The figures of README's "Seeing inside", from a trained lenet5 run: make figures RUN=runs/demo
 FIG_IMAGES ?= docs/figures/inputs

@@ -21,7 +21,7 @@ def tiny_mnist_dir(tmp_path_factory) -> Path:
     def make(count: int) -> tuple[np.ndarray, np.ndarray]:
         labels = rng.integers(0, 10, count).astype(np.uint8)
         images = rng.integers(0, 40, (count, 28, 28)).astype(np.uint8)
-        for image, label in zip(images, labels):
+        for image, label in zip(images, labels, strict=True):
             row, col = divmod(int(label), 5)
             image[4 + row * 12: 12 + row * 12, 2 + col * 5: 6 + col * 5] = 220
         return images, labels

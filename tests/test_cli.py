@@ -318,8 +318,8 @@ def test_predict_names_missing_files_directories_and_fifos(capsys, tiny_run, tmp
              ("fifo.png", "fifo.png: not a regular file (a FIFO, socket or device), give image files")]
     for name, message in cases:
         outcome = []
-        worker = threading.Thread(target=lambda: outcome.append(main(["predict", str(tiny_run),
-                                                                       str(tmp_path / name)])), daemon=True)
+        argv = ["predict", str(tiny_run), str(tmp_path / name)]
+        worker = threading.Thread(target=lambda argv=argv, outcome=outcome: outcome.append(main(argv)), daemon=True)
         worker.start()
         worker.join(60)
         if worker.is_alive():

@@ -57,8 +57,8 @@ def test_random_flip():
     assert torch.equal(augment.random_flip(x, _gen(), p=0.0), x)
     assert torch.equal(augment.random_flip(x, _gen(), p=1.0), x.flip(-1))
     out = augment.random_flip(x, _gen(), p=0.5)
-    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x)]
-    assert all(torch.equal(o, i) or f for o, i, f in zip(out, x, flipped))
+    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True)]
+    assert all(torch.equal(o, i) or f for o, i, f in zip(out, x, flipped, strict=True))
     assert 16 < sum(flipped) < 48
     assert torch.equal(out, augment.random_flip(x, _gen(), p=0.5))
 

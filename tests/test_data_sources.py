@@ -12,8 +12,6 @@ import dataclasses
 import hashlib
 import io
 import pickle
-import subprocess
-import sys
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -383,7 +381,7 @@ def _assert_same_batches(a: ImageDataset, b: ImageDataset, batch_size: int, *, s
 
     first, second = epoch(a), epoch(b)
     assert len(first) == len(second) > 0
-    for (a_images, a_labels), (b_images, b_labels) in zip(first, second):
+    for (a_images, a_labels), (b_images, b_labels) in zip(first, second, strict=True):
         assert a_images.dtype == b_images.dtype == torch.uint8 and a_labels.dtype == b_labels.dtype == torch.int64
         assert a_images.shape[1:] == (a.num_channels, *a.image_size)
         assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)

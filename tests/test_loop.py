@@ -128,7 +128,8 @@ def _one_step(trainable: Trainable, settings: StepSettings) -> float:
     images, labels = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8), torch.arange(8)
     training_step(trainable.model, trainable.model, images, labels, augment=lambda x, generator: x.float() / 255,
                   trainable=trainable, settings=settings)
-    return torch.cat([(p.detach() - b).flatten() for p, b in zip(trainable.model.parameters(), before)]).norm().item()
+    changes = [(p.detach() - b).flatten() for p, b in zip(trainable.model.parameters(), before, strict=True)]
+    return torch.cat(changes).norm().item()
 
 
 def test_grad_clip_bounds_the_step_by_the_clipped_gradient_norm():

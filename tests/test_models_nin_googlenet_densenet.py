@@ -63,7 +63,7 @@ NAMES = ["nin", "nin_small", "googlenet", "googlenet_small", "densenet121", "den
          "densenet201", "densenet_bc_100_k12", "densenet_bc_40_k12"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(name: str, kw_items: tuple) -> nn.Module:
     torch.manual_seed(0)
     return create_model(name, **dict(kw_items))

@@ -278,10 +278,10 @@ def test_sgd_momentum_matches_torch(rng):
     for _ in range(4):
         grads = {name: rng.standard_normal(value.shape) for name, value in params.items()}
         ours.step(grads)
-        for tensor, grad in zip(tensors, grads.values()):
+        for tensor, grad in zip(tensors, grads.values(), strict=True):
             tensor.grad = torch.tensor(grad)
         theirs.step()
-    for value, tensor in zip(params.values(), tensors):
+    for value, tensor in zip(params.values(), tensors, strict=True):
         np.testing.assert_allclose(value, tensor.detach().numpy(), rtol=1e-12)
 
 

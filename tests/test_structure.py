@@ -1,6 +1,7 @@
 """The code's shape, checked: no import cycles between cnnzoo's modules, no function over 80 lines, no module
 over 400 lines, and the torch-free parts stay torch-free. Read statically (ast), so it checks every module,
-imports inside functions included, without running any of them."""
+imports inside functions included, without running any of them. Style that a linter can check (unused names,
+import order, line length) is ruff's: `make lint`."""
 
 from __future__ import annotations
 
@@ -127,11 +128,26 @@ def test_data_flows_down_never_back_up():
     assert upward == []
 
 
-@pytest.mark.parametrize("module", ["cnnzoo", "cnnzoo.errors", "cnnzoo.cli", "cnnzoo.engine.config",
+def test_only_the_package_root_imports_the_public_api():
+    """cnnzoo.api sits beside the commands, for Python callers: nothing inside cnnzoo builds on it."""
+    graph = _import_graph()
+    assert [source for source, targets in graph.items() if "cnnzoo.api" in targets and source != "cnnzoo"] == []
+
+
+@pytest.mark.parametrize("module", ["cnnzoo", "cnnzoo.version", "cnnzoo.errors", "cnnzoo.cli", "cnnzoo.engine.config",
                                     "cnnzoo.serve", "cnnzoo.serve.runs", "cnnzoo.serve.limits", "cnnzoo.rundir",
                                     "cnnzoo.files"])
 def test_light_modules_do_not_import_torch(module):
     code = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_public_api_imports_torch_only_when_a_name_needs_it():
+    """``import cnnzoo``, ``dir(cnnzoo)`` and its torch-free names load no torch (PEP 562's lazy ``__getattr__``);
+    the first model function does."""
+    code = ("import cnnzoo, sys; dir(cnnzoo); cnnzoo.__version__, cnnzoo.CnnzooError; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; cnnzoo.create_model; "
+            "assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,5 +1,5 @@
-"""README's tour, run verbatim: every command of its shell block and its Python block, in order, in a fresh
-folder. If the README drifts from what cnnzoo does, this fails. Slow (a few minutes: it trains the demo run), so
+"""README's tour, run verbatim: every command of its shell block, then the Python block of its "Python API"
+section, in a fresh folder. If the README drifts from what cnnzoo does, this fails. Slow (a few minutes: it trains the demo run), so
 it runs in `make test-slow`."""
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def tour_blocks() -> tuple[list[list[str]], str]:
-    """The shell commands (one per line, comments dropped) and the Python code of README's tour."""
+    """The shell commands of README's tour (one per line, comments dropped) and the Python code of its Python
+    API section, which runs after them."""
     text = README.read_text()
-    tour = text[text.index("## A short tour"):text.index("## Models")]
+    tour = text[text.index("## A short tour"):text.index("## Python API")]
+    api = text[text.index("## Python API"):text.index("## Models")]
     shell = re.search(r"```sh\n(.*?)```", tour, re.S).group(1)
-    python = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
+    python = re.search(r"```python\n(.*?)```", api, re.S).group(1)
     commands = [shlex.split(line, comments=True) for line in shell.splitlines()]
     return [c for c in commands if c], python
 
@@ -29,7 +31,7 @@ def tour_blocks() -> tuple[list[list[str]], str]:
 def test_the_tour_block_is_found_and_uses_cnnzoo_only():
     commands, python = tour_blocks()
     assert len(commands) > 15 and all(command[0] == "cnnzoo" for command in commands)
-    assert "train(TrainConfig(" in python
+    assert "cnnzoo.train(cnnzoo.TrainConfig(" in python and "from cnnzoo." not in python  # public names only
 
 
 def _user_images(folder: Path, fashion_mnist_dir: Path) -> None:

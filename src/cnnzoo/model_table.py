@@ -15,7 +15,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-import cnnzoo
+from cnnzoo.version import __version__
 
 _SOURCES = [Path(__file__).parent / "models", Path(__file__).parent / "layers"]
 
@@ -23,7 +23,7 @@ _SOURCES = [Path(__file__).parent / "models", Path(__file__).parent / "layers"]
 def _cache_file() -> Path:
     from cnnzoo.data.dataset_files import user_cache_dir
 
-    digest = hashlib.sha256(cnnzoo.__version__.encode())
+    digest = hashlib.sha256(__version__.encode())
     try:
         digest.update(metadata.version("torch").encode())
     except metadata.PackageNotFoundError:

@@ -7,9 +7,9 @@ import argparse
 from cnnzoo.commands import options
 from cnnzoo.commands.options import positive_int, whole_number
 from cnnzoo.console import print_json
+from cnnzoo.errors import ConfigError
 
 MAX_SIDE = 4096  # a summary runs one image of this side at most (a 100,000-px side would need terabytes)
-from cnnzoo.errors import ConfigError
 
 
 def parse_input_size(text: str) -> tuple[int, ...]:

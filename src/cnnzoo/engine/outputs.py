@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-import cnnzoo
 from cnnzoo import rundir
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.evaluate import EvalResult
 from cnnzoo.files import publish
+from cnnzoo.version import __version__
 
 
 def versions() -> dict:
-    return {"cnnzoo": cnnzoo.__version__, "torch": torch.__version__, "python": sys.version.split()[0]}
+    return {"cnnzoo": __version__, "torch": torch.__version__, "python": sys.version.split()[0]}
 
 
 def config_text(config: TrainConfig) -> str:

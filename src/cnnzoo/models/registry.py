@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 
     from cnnzoo.models.base import ModelConfig
 
-_BUILDERS: dict[str, Callable[..., "nn.Module"]] = {}
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(builder: Callable[..., "nn.Module"]) -> Callable[..., "nn.Module"]:
+def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Decorator: register ``builder`` under its function name."""
     name = builder.__name__
     if name in _BUILDERS:
@@ -42,7 +42,7 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted((name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern)), key=natural_key)
 
 
-def get_builder(name: str) -> Callable[..., "nn.Module"]:
+def get_builder(name: str) -> Callable[..., nn.Module]:
     try:
         return _BUILDERS[name]
     except KeyError:
@@ -51,7 +51,7 @@ def get_builder(name: str) -> Callable[..., "nn.Module"]:
         ) from None
 
 
-def create_model(name: str, **kwargs) -> "nn.Module":
+def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments go to its builder: ``num_classes``,
     ``in_channels``, ``input_size`` (the square side; every builder takes it) and the family's own options."""
     if kwargs.pop("pretrained", False):
@@ -62,7 +62,7 @@ def create_model(name: str, **kwargs) -> "nn.Module":
     return get_builder(name)(**kwargs)
 
 
-def model_limits(name: str, **options) -> "ModelConfig":
+def model_limits(name: str, **options) -> ModelConfig:
     """The configuration ``name`` declares when built with ``options``: its default input size (C, H, W),
     ``min_size``, ``fixed_size``, ``small_variant``, ``num_classes``… Built on the meta device, so it costs the
     construction of the modules only: no memory for the weights (VGG's 140M included), no initialisation."""

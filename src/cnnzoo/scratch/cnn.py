@@ -69,7 +69,7 @@ class SmallLeNet:
         }
         widths = (c2 * side * side, *hidden, num_classes)
         self.num_fc = len(widths) - 1
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True), start=1):
             gain = 1.0 if i == self.num_fc else 2.0
             self.params[f"fc{i}.weight"] = (rng.standard_normal((fan_in, fan_out))
                                             * np.sqrt(gain / fan_in)).astype(dtype)

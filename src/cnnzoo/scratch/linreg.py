@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -274,7 +275,7 @@ def conditioning_experiment(*, seed: int = 0, tol: float = 1e-4, max_steps: int 
             features, to_original = x, None
         else:
             features, mean, std = standardise(x, scale=name == "standardised")
-            to_original = (lambda w, b, mean=mean, std=std: to_original_scale(w, b, mean, std))
+            to_original = partial(to_original_scale, mean=mean, std=std)
         result.condition_numbers[name] = condition_number(features)
         lr = result.learning_rates[name] = learning_rate_rule(features)
         if name == "raw":

@@ -168,7 +168,7 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
             cards[name] = layer_card(items[0][0], items[0][1], *widths[items[0][0]])
     shown = display_image(x[0], subject).numpy()
     return {"top_k": [{"class": subject.classes[int(i)], "index": int(i), "probability": round(float(v), 6)}
-                      for v, i in zip(values, indices)],
+                      for v, i in zip(values, indices, strict=True)],
             "input": {"png": png_base64(shown), "height": shown.shape[0], "width": shown.shape[1],
                       "shape": list(x.shape[1:])},
             "stages": [_maps(name, stages[name], value, cards.get(name)) for name, value in outputs.items()],
@@ -203,7 +203,7 @@ def neighbours(entry, data, raw: torch.Tensor, k: int = 8) -> dict:
     return {"space": f"penultimate features ({entry.features.shape[1]}-d)", "searched": len(train_images),
             "images": [{"index": int(i) * step, "class": subject.classes[int(labels[i])],
                         "distance": round(float(d), 4), "png": png_base64(_unit(train_images[i]))}
-                       for d, i in zip(distances[0], indices[0])]}
+                       for d, i in zip(distances[0], indices[0], strict=True)]}
 
 
 def _unit(image: torch.Tensor) -> np.ndarray:

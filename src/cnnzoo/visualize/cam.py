@@ -92,7 +92,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: int, *, patch: int = 6,
         batch[i, :, r:r + patch, c:c + patch] = 0
     drops = torch.cat([base - model(chunk)[:, target] for chunk in batch.split(256)])
     total, count = torch.zeros(h, w), torch.zeros(h, w)
-    for drop, (r, c) in zip(drops, starts):
+    for drop, (r, c) in zip(drops, starts, strict=True):
         total[r:r + patch, c:c + patch] += drop
         count[r:r + patch, c:c + patch] += 1
     return total / count.clamp_min(1)

@@ -48,7 +48,7 @@ def draw_embedding(panels: dict[str, dict], labels: torch.Tensor, *, classes: li
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))  # no class drawn over all others
     colours = cmap(labels[order].numpy() % cmap.N)
-    for ax, (space, result) in zip(axes, panels.items()):
+    for ax, (space, result) in zip(axes, panels.items(), strict=True):
         points = result["points"][order].numpy()
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6, c=colours, rasterized=True, linewidths=0)
         first, second = result["explained"]

@@ -73,7 +73,7 @@ def draw_filters(data: dict, *, title: str):
     aspect = min(max(sheets[0].shape[0] / sheets[0].shape[1], 0.4), 2.0)
     figure, axes = new_figure(len(groups), width=width, height=width * aspect + 1.1)
     how = drawn[0][2]
-    for index, (ax, weight, sheet) in enumerate(zip(axes, groups, sheets)):
+    for index, (ax, weight, sheet) in enumerate(zip(axes, groups, sheets, strict=True)):
         inputs = weight.shape[1]
         shown = min(len(weight), MAX_KERNELS if inputs in (1, 3) else MAX_ROWS)
         label = f"{shown} of {len(weight)} kernels" if shown < len(weight) else f"{len(weight)} kernels"

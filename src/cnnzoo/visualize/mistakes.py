@@ -41,7 +41,7 @@ def confused_pairs(probs: torch.Tensor, labels: torch.Tensor, top: int = 5) -> l
     """The ``top`` most frequent (true, predicted, count) mistakes."""
     predicted = probs.argmax(1)
     wrong = predicted != labels
-    pairs = Counter(zip(labels[wrong].tolist(), predicted[wrong].tolist()))
+    pairs = Counter(zip(labels[wrong].tolist(), predicted[wrong].tolist(), strict=True))
     return [(t, p, n) for (t, p), n in pairs.most_common(top)]
 
 
@@ -51,7 +51,7 @@ def draw_mistakes(images: list[np.ndarray], rows: list[dict], *, classes: list[s
     grid_rows = max(1, -(-count // columns))
     figure, axes = grid_figure(grid_rows, columns, cell=1.45, extra_height=0.9)
     flat = list(np.ravel(axes))
-    for ax, image, row in zip(flat, images, rows):
+    for ax, image, row in zip(flat, images, rows, strict=False):
         show_image(ax, image)
         ax.set_title(f"{classes[row['true']]}\n", fontsize=7, color="black")
         ax.text(0.5, 1.02, f"→ {classes[row['predicted']]} {_percent(row['probability'])}", transform=ax.transAxes,
