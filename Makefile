@@ -41,7 +41,7 @@ chromium:
 	else echo "note: no /usr/bin/chromium (as root: apt-get install chromium); the explorer's browser tests will be skipped"; \
 	fi
 
-test: $(STAMP) data chromium
+test: $(STAMP) data chromium lint
 	$(BIN)/python -m pytest -q -rs
 
 test-slow: $(STAMP) data chromium

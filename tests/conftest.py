@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnzoo.errors import DataFilesMissing
 from cnnzoo.data.idx import write_idx
 from cnnzoo.data.sources import find_dataset_files
+from cnnzoo.errors import DataFilesMissing
 
 
 @pytest.fixture(scope="session")

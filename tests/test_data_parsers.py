@@ -18,8 +18,15 @@ import numpy as np
 import pytest
 
 from cnnzoo.data import cifar
+from cnnzoo.data.idx import (
+    idx_dims,
+    read_idx,
+    read_idx_images,
+    read_idx_labels,
+    read_idx_pair,
+    write_idx,
+)
 from cnnzoo.errors import DataFormatError
-from cnnzoo.data.idx import idx_dims, read_idx, read_idx_images, read_idx_labels, read_idx_pair, write_idx
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

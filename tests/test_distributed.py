@@ -26,8 +26,8 @@ import cnnzoo
 from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.elastic import TEST_KILL_AT
-from cnnzoo.rundir import CONFIG, LAST, RUN_FILES
 from cnnzoo.engine.train import train
+from cnnzoo.rundir import CONFIG, LAST, RUN_FILES
 
 SOURCE = Path(cnnzoo.__file__).resolve().parents[1]
 TIMING = ("epoch_seconds", "images_per_second")  # the metrics that differ between two runs of the same steps
@@ -371,7 +371,7 @@ def test_two_torchrun_agents_form_one_job_as_two_nodes_and_survive_a_lost_worker
     agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
               for _ in range(2)]
     outputs = [agent.communicate(timeout=300) for agent in agents]
-    for agent, (_, stderr) in zip(agents, outputs):
+    for agent, (_, stderr) in zip(agents, outputs, strict=True):
         assert agent.returncode == 0, stderr[-3000:]
     stderr = "".join(err for _, err in outputs)
     assert "failed (exitcode: -9)" in stderr and f"resuming {tmp_path / 'run'} after epoch 1, step 3" in stderr

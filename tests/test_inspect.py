@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
-
 import reference
+from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
 
 
 class TwoBranches(nn.Module):

@@ -16,9 +16,9 @@ import torch
 from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine import distributed, loop
 from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.evaluate import evaluate_run
 from cnnzoo.engine.inference import optimize_for_inference
 from cnnzoo.engine.loop import CHECK_EVERY, StepSettings, steps_per_epoch, training_step
-from cnnzoo.engine.evaluate import evaluate_run
 from cnnzoo.engine.run import load_run
 from cnnzoo.engine.state import RunState, Trainable
 from cnnzoo.engine.train import train

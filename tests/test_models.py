@@ -15,10 +15,9 @@ from torch import nn
 
 import cnnzoo
 import cnnzoo.models
+import reference
 from cnnzoo.errors import ConfigError, InputShapeError, UnknownModelError
 from cnnzoo.models.registry import get_builder, model_limits
-
-import reference
 
 ALL_MODELS = cnnzoo.list_models()
 

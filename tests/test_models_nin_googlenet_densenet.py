@@ -18,13 +18,12 @@ import cnnzoo.models.base as base_module
 import cnnzoo.models.densenet as densenet_module
 import cnnzoo.models.googlenet as googlenet_module
 import cnnzoo.models.nin as nin_module
+import reference
 from cnnzoo.errors import InputShapeError
 from cnnzoo.layers.inception import Inception, InceptionSpec
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.googlenet import GoogLeNetOutputs
 from cnnzoo.models.registry import create_model, get_builder, list_models
-
-import reference
 
 # Trainable parameters with 3-channel input and 1000 classes unless the kwargs say otherwise; the figures and
 # their sources are in tests/reference.py.

@@ -26,9 +26,15 @@ import torch
 from cnnzoo.data.folder import load_image
 from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.config import TrainConfig
-from cnnzoo.rundir import LAST, stale_files
 from cnnzoo.engine.train import train
-from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError, NonFiniteLossError, RunDirectoryError
+from cnnzoo.errors import (
+    ConfigError,
+    DataFilesMissing,
+    DataFormatError,
+    NonFiniteLossError,
+    RunDirectoryError,
+)
+from cnnzoo.rundir import LAST, stale_files
 
 TIMING = ("epoch_seconds", "images_per_second")  # the metrics that differ between two runs of the same steps
 

@@ -12,8 +12,17 @@ import torch
 from cnnzoo import rundir
 from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.engine.config import TrainConfig
-from cnnzoo.engine.resume import (AUTO, CONTINUE, EXTEND, FINISH, NEW, REPLACE, Found, decide_start,
-                                  look_at)
+from cnnzoo.engine.resume import (
+    AUTO,
+    CONTINUE,
+    EXTEND,
+    FINISH,
+    NEW,
+    REPLACE,
+    Found,
+    decide_start,
+    look_at,
+)
 from cnnzoo.errors import CnnzooError
 
 RUN = TrainConfig(model="mlp", dataset="mnist", epochs=3, lr=0.1)

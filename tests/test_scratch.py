@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from cnnzoo.errors import DataFilesMissing
 from cnnzoo.scratch import cnn, layers, linreg, tiny_net
 
-
 needs_data = pytest.mark.needs_fashion_mnist
 
 

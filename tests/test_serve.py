@@ -92,10 +92,9 @@ def test_model_card_is_cnnzoo_summary(client):
 
 def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explorer_runs, digit_png, tmp_path):
     from cnnzoo.engine.predict import predict_files
-    from cnnzoo.engine.run import load_run
+    from cnnzoo.engine.run import load_run, open_run
     from cnnzoo.visualize.activations import activations
     from cnnzoo.visualize.cam import grad_cam
-    from cnnzoo.engine.run import open_run
     from cnnzoo.visualize.source import load_input
 
     result = _post(client, "/api/runs/lenet5-a/predict?top_k=3", digit_png).json()
@@ -120,8 +119,8 @@ def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explo
 
 def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_runs, tiny_mnist_dir, digit_png):
     from cnnzoo.data.loading import load_dataset
-    from cnnzoo.visualize import retrieval
     from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize import retrieval
     from cnnzoo.visualize.source import model_input
 
     data = load_dataset("mnist", tiny_mnist_dir, in_channels=1)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from cnnzoo.engine.evaluate import EvalResult
-from cnnzoo.engine.predict import LoadedModel as Run
-from cnnzoo.engine.predict import evaluate_trained, load_trained, predict_files
+from cnnzoo.engine.evaluate import EvalResult, evaluate_run
+from cnnzoo.engine.predict import predict_files
+from cnnzoo.engine.run import Run
+from cnnzoo.engine.run import load_run as _load_run
 
 __all__ = ["Run", "evaluate", "load_run", "predict"]
 
@@ -24,7 +25,7 @@ PathLike = str | Path
 def load_run(source: PathLike, *, model_name: str | None = None, device: str = "cpu") -> Run:
     """The model a run directory (its best checkpoint) or a checkpoint file holds, in eval mode on ``device``,
     with its class names and the input it takes. A plain state dict (``.pt``) needs ``model_name``."""
-    return load_trained(Path(source), model_name=model_name, device=device)
+    return _load_run(Path(source), model_name=model_name, device=device)
 
 
 def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k: int = 5,
@@ -41,8 +42,8 @@ def evaluate(run: Run | PathLike, dataset: str | None = None, *, data_dir: PathL
              views: str = "center", device: str = "cpu", batch_size: int = 250) -> EvalResult:
     """Test-set accuracy of ``run`` (a ``Run`` or a path for ``load_run``) on ``dataset``, by default the one it
     was trained on: ``top1``, ``top5``, ``loss``, ``images``, the confusion matrix and ``per_class_accuracy``."""
-    return evaluate_trained(_loaded(run, device), dataset, data_dir=None if data_dir is None else str(data_dir),
-                            views=views, device=device, batch_size=batch_size)
+    return evaluate_run(_loaded(run, device), dataset, data_dir=None if data_dir is None else str(data_dir),
+                        views=views, device=device, batch_size=batch_size)
 
 
 def _loaded(run: Run | PathLike, device: str = "cpu") -> Run:

@@ -35,8 +35,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from cnnzoo.errors import CheckpointError, CnnzooError, ConfigError, DataFormatError, RunDirectoryError, \
-    TrainingError
+from cnnzoo.errors import (
+    CheckpointError,
+    CnnzooError,
+    ConfigError,
+    DataFormatError,
+    RunDirectoryError,
+    TrainingError,
+)
 from cnnzoo.files import TEMPORARY_SUFFIX, atomic_write_bytes, read_bytes, sync_directory
 
 RUNS_ROOT = Path("runs")  # where a run goes when no --out is given

@@ -24,10 +24,10 @@ from cnnzoo.console import Log, log_to_stderr
 from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.prepare import subset_indices
-from cnnzoo.rundir import read_metrics
 from cnnzoo.engine.train import train
 from cnnzoo.models.registry import create_model
 from cnnzoo.recipes import load_recipe
+from cnnzoo.rundir import read_metrics
 
 TUTORIAL = {"model": "convnet", "batch_size": 256, "lr": 0.05, "epochs": 10}
 

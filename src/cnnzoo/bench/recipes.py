@@ -13,9 +13,9 @@ import torch
 from cnnzoo.console import log_to_stderr
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.train import train
+from cnnzoo.errors import ConfigError
 from cnnzoo.inspect.summary import summary
 from cnnzoo.recipes import TIERS, Recipe, list_recipes, model_settings
-from cnnzoo.errors import ConfigError
 
 
 def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:

@@ -22,13 +22,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from cnnzoo.bench.timing import compare_each
 from cnnzoo.data.tensors import ImageTensors
-from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.autotune import tuned_for
-from cnnzoo.engine.runtime import synchronize
+from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.loop import StepSettings, training_step
+from cnnzoo.engine.runtime import synchronize
 from cnnzoo.engine.state import Trainable
-from cnnzoo.models.registry import create_model
 from cnnzoo.errors import ConfigError
+from cnnzoo.models.registry import create_model
 
 
 class TutorialDataset(Dataset):

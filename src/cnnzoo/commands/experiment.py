@@ -12,7 +12,6 @@ import textwrap
 
 from cnnzoo.commands import options
 from cnnzoo.console import log_to_stderr, print_json
-
 from cnnzoo.experiments.catalog import EXPERIMENTS
 
 

@@ -87,7 +87,13 @@ def cmd_cam(args: argparse.Namespace) -> int:
 def cmd_scoremap(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.drawing import save
     from cnnzoo.visualize.scoremap import convolutional_head, draw_score_map, score_map
-    from cnnzoo.visualize.source import display_image, load_canvas, load_data, normalise, tile_canvas
+    from cnnzoo.visualize.source import (
+        display_image,
+        load_canvas,
+        load_data,
+        normalise,
+        tile_canvas,
+    )
 
     started = time.perf_counter()
     run, out = _open(args)

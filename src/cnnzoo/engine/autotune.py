@@ -60,7 +60,7 @@ class Candidate:
         return f"{self.precision}/{'channels-last' if self.channels_last else 'nchw'}"
 
     @classmethod
-    def from_label(cls, label: str) -> "Candidate":
+    def from_label(cls, label: str) -> Candidate:
         precision, layout = label.split("/")
         return cls(precision, layout == "channels-last")
 

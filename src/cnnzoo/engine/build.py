@@ -10,7 +10,6 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.models.base import ModelConfig
 from cnnzoo.models.registry import create_model, model_limits
 
-
 # Builder arguments the data decides: the classes and channels it has, and the side choose_input_side picks.
 FROM_THE_DATA = ("num_classes", "in_channels", "input_size")
 

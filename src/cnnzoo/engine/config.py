@@ -121,7 +121,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -129,7 +129,7 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def from_json(cls, path: Path) -> "TrainConfig":
+    def from_json(cls, path: Path) -> TrainConfig:
         """The configuration saved in a run directory's ``config.json``."""
         from cnnzoo.rundir import read_json
 

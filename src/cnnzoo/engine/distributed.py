@@ -219,7 +219,7 @@ def concatenate_over_processes(part: torch.Tensor) -> torch.Tensor:
     padded[: len(part)] = part
     parts = [torch.empty_like(padded) for _ in range(world_size())]
     dist.all_gather(parts, padded)
-    return torch.cat([gathered[: int(n)] for gathered, n in zip(parts, lengths)]).to(part.device)
+    return torch.cat([gathered[: int(n)] for gathered, n in zip(parts, lengths, strict=True)]).to(part.device)
 
 
 def from_main_process(value: float, device: torch.device) -> float:

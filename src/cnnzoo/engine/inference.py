@@ -55,7 +55,8 @@ def optimize_for_inference(model: nn.Module, example: torch.Tensor, *, precision
             try:
                 function = _compiled(model, example)
             except Exception as error:  # no compiler, unsupported platform: fall back, but say so
-                warnings.warn(f"torch.compile failed ({type(error).__name__}); using TorchScript freezing")
+                warnings.warn(f"torch.compile failed ({type(error).__name__}); using TorchScript freezing",
+                              stacklevel=2)
                 function = _scripted(model, example)
         elif method == "script":
             function = _scripted(model, example)

@@ -40,8 +40,8 @@ def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: Eva
 
     per_class = result.per_class_accuracy
     rundir.write_text(run_dir / rundir.PER_CLASS, rundir.csv_text(
-        ["class", "test_top1"], [[name, round(acc, 5)] for name, acc in zip(classes, per_class)]))
-    summary["per_class_top1"] = {name: round(acc, 5) for name, acc in zip(classes, per_class)}
+        ["class", "test_top1"], [[name, round(acc, 5)] for name, acc in zip(classes, per_class, strict=True)]))
+    summary["per_class_top1"] = {name: round(acc, 5) for name, acc in zip(classes, per_class, strict=True)}
     rundir.write_bytes(run_dir / rundir.CURVES, curves_png(
         history, title=f"{summary['model']} on {summary['dataset']}",
         label_smoothing=summary.get("label_smoothing", 0.0)))

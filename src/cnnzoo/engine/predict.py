@@ -14,7 +14,6 @@ from cnnzoo.data.photos import prepare_like_mnist, unlike_training
 from cnnzoo.engine.evaluate import log_probabilities
 from cnnzoo.engine.run import Run
 
-
 # Datasets of light objects centred on black, and the side of the box their objects fill: photos are prepared
 # as these were (see cnnzoo.data.photos). MNIST's digits were fitted in 20×20, Fashion-MNIST's items fill 28×28.
 MNIST_LIKE = {"mnist": 20, "fashion-mnist": None}
@@ -65,9 +64,9 @@ def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "
     probabilities = log_probs.exp().cpu()
     k = min(top_k, probabilities.shape[1])
     results = []
-    for path, row, (_, note) in zip(paths, probabilities, decoded):
+    for path, row, (_, note) in zip(paths, probabilities, decoded, strict=True):
         values, indices = row.topk(k)
         results.append({"file": str(path), "predictions": [
             {"class": run.classes[i], "index": int(i), "probability": round(float(v), 6)}
-            for v, i in zip(values, indices)], **note})
+            for v, i in zip(values, indices, strict=True)], **note})
     return results

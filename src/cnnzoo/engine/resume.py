@@ -23,7 +23,13 @@ from pathlib import Path
 from cnnzoo import rundir
 from cnnzoo.engine.checkpoint import read_meta
 from cnnzoo.engine.config import TrainConfig, flag
-from cnnzoo.errors import CheckpointError, CnnzooError, ConfigError, RunDirectoryError, TrainingError
+from cnnzoo.errors import (
+    CheckpointError,
+    CnnzooError,
+    ConfigError,
+    RunDirectoryError,
+    TrainingError,
+)
 
 AUTO = "auto"  # --resume auto: continue the run in --out if it has a checkpoint, else start it
 RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")  # a resume may change these

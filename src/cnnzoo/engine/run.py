@@ -18,9 +18,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.modules.module import (register_module_buffer_registration_hook,
-                                     register_module_module_registration_hook,
-                                     register_module_parameter_registration_hook)
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_module_registration_hook,
+    register_module_parameter_registration_hook,
+)
 
 from cnnzoo import rundir
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint

@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import torch
+
 from cnnzoo.errors import ConfigError
 
 

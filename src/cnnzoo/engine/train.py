@@ -32,17 +32,25 @@ from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.loop import EpochResult, StepSettings, steps_per_epoch, train_one_epoch
+from cnnzoo.engine.outputs import versions, write_config, write_outputs
 from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
-from cnnzoo.engine.outputs import versions, write_config, write_outputs
-from cnnzoo.engine.schedules import lr_factor
-from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, decide_start, look_at
+from cnnzoo.engine.runtime import resolve_device, seed_everything
+from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, save_last
 from cnnzoo.errors import TrainingError
-from cnnzoo.rundir import (BEST, LAST, Provisional, make_run_dir, recover, timestamped_run_dir, write_metrics,
-                           writer_lock, writing)
-
+from cnnzoo.rundir import (
+    BEST,
+    LAST,
+    Provisional,
+    make_run_dir,
+    recover,
+    timestamped_run_dir,
+    write_metrics,
+    writer_lock,
+    writing,
+)
 
 FIT_IMAGES = 5_000  # training images a model that fits_to_data is fitted to
 

@@ -27,9 +27,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, pct, train_arms
 from cnnzoo.figures import integer_ticks, new_figure
-from cnnzoo.experiments.base import (ExperimentSettings, Outcome, finish, mean_std, pct,
-                                     train_arms)
 
 ALEXNET_PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet)"
 # alexnet_small has no normalisation layer to keep its 8 layers' signal in range, and plain SGD leaves its

@@ -29,7 +29,6 @@ from cnnzoo.console import Log, log_to_stderr, to_jsonable
 from cnnzoo.errors import ConfigError
 from cnnzoo.rundir import timestamped_run_dir
 
-
 RESULT_KEYS = ("experiment", "paper", "claim", "held", "verdict", "quick", "settings", "summary", "rows", "run_dir",
                "results_csv", "results_md", "plot", "seconds")
 
@@ -93,9 +92,9 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
     its residual twin takes) instead of ending the experiment.
     """
     from cnnzoo.engine.config import TrainConfig
-    from cnnzoo.rundir import read_metrics
     from cnnzoo.engine.train import train
     from cnnzoo.errors import NonFiniteLossError
+    from cnnzoo.rundir import read_metrics
 
     out = settings.run_dir / "arms" / f"{label}-seed{seed}"
     config = TrainConfig(**config_fields, seed=seed, data_dir=settings.data_dir, out=str(out))

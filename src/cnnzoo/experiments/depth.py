@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import time
 
-from cnnzoo.figures import new_figure
 from cnnzoo.experiments.base import ArmRun, ExperimentSettings, Outcome, finish, pct, train_arms
+from cnnzoo.figures import new_figure
 
 NAME = "depth"
 PAPER = "He, Zhang, Ren & Sun, 2016 (ResNet), section 4.2, Figs. 1 and 6"

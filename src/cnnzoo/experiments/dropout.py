@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cnnzoo.figures import integer_ticks, new_figure
 from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, pct, train_arms
+from cnnzoo.figures import integer_ticks, new_figure
 
 NAME = "dropout"
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 4.2"
@@ -42,9 +42,9 @@ def label(rate: float) -> str:
 
 def eval_mode_accuracy(run_dir: Path, images, labels) -> float:
     """Top-1 accuracy of a run's final weights on the given uint8 images, in eval mode (dropout off)."""
+    from cnnzoo.data.dataset import pad_images
     from cnnzoo.data.tensors import ImageTensors
     from cnnzoo.engine.evaluate import evaluate
-    from cnnzoo.data.dataset import pad_images
     from cnnzoo.engine.run import load_run
     from cnnzoo.rundir import LAST
 

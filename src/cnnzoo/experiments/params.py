@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import time
 
-from cnnzoo.figures import new_figure
 from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish
+from cnnzoo.figures import new_figure
 
 NAME = "params"
 PAPER = ("He, Zhang, Ren & Sun, 2016 (ResNet), section 4.1 and Fig. 5; Szegedy et al., 2015 (GoogLeNet), "

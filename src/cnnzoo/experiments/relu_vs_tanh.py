@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import time
 
-from cnnzoo.figures import new_figure
 from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, pct, train_arms
+from cnnzoo.figures import new_figure
 
 NAME = "relu-vs-tanh"
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 3.1, Fig. 1"

@@ -5,7 +5,18 @@ Importing this package imports every family, which registers its builders (``@re
 family module's docstring names its paper and every deviation from it.
 """
 
-from cnnzoo.models import alexnet, budgetnet, convnet, densenet, googlenet, lenet, mlp, nin, resnet, vgg  # noqa: F401 - registers the builders
+from cnnzoo.models import (  # noqa: F401 - registers the builders
+    alexnet,
+    budgetnet,
+    convnet,
+    densenet,
+    googlenet,
+    lenet,
+    mlp,
+    nin,
+    resnet,
+    vgg,
+)
 from cnnzoo.models.registry import create_model, get_builder, list_models, model_limits
 
 __all__ = ["create_model", "get_builder", "list_models", "model_limits"]

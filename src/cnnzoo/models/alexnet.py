@@ -32,9 +32,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
 from cnnzoo.layers.initialisation import he_init_, on_meta
 from cnnzoo.layers.lrn import LocalResponseNorm2d
+from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
 from cnnzoo.models.base import ModelConfig, ZooModel, check_fixed_side, check_min_side
 from cnnzoo.models.registry import register_model
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnzoo.errors import ConfigError
 from cnnzoo.layers.initialisation import on_meta
 from cnnzoo.layers.output_size import conv_output_size
 from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
-from cnnzoo.errors import ConfigError
-
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "tanh": nn.Tanh}
 

@@ -37,12 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnzoo.errors import ConfigError
 from cnnzoo.layers.inception import AuxHeadSpec, ConvReLU, Inception, InceptionAux, InceptionSpec
-from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.layers.initialisation import on_meta
+from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.models.base import ModelConfig, ZooModel, check_input, check_min_side
 from cnnzoo.models.registry import register_model
-from cnnzoo.errors import ConfigError
 
 PAPER = 'Szegedy et al., 2014, "Going deeper with convolutions"'
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.layers.output_size import conv_output_size
+from cnnzoo.errors import ConfigError
 from cnnzoo.layers.lenet1998 import (
     C3_CONNECTION_TABLE,
     EuclideanRBF,
@@ -35,9 +35,9 @@ from cnnzoo.layers.lenet1998 import (
     digit_prototypes,
     lecun_uniform_,
 )
+from cnnzoo.layers.output_size import conv_output_size
 from cnnzoo.models.base import ModelConfig, ZooModel, check_fixed_side, check_min_side
 from cnnzoo.models.registry import register_model
-from cnnzoo.errors import ConfigError
 
 PAPER = "LeCun, Bottou, Bengio & Haffner, 1998"
 

@@ -31,10 +31,10 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from cnnzoo.errors import ConfigError
 from cnnzoo.layers.initialisation import on_meta
 from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
-from cnnzoo.errors import ConfigError
 
 PAPER = 'Lin, Chen & Yan, 2013, "Network In Network"'
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnzoo.errors import ConfigError
 from cnnzoo.layers.initialisation import he_init_, on_meta
 from cnnzoo.models.base import ModelConfig, ZooModel, check_min_side
 from cnnzoo.models.registry import register_model
-from cnnzoo.errors import ConfigError
 
 PAPER = "Simonyan & Zisserman, 2015"
 

@@ -36,9 +36,18 @@ import numpy as np
 
 from cnnzoo.errors import ConfigError
 from cnnzoo.scratch._blas import single_threaded_blas
-from cnnzoo.scratch.layers import (conv2d_backward, conv2d_forward, conv_output_size, linear_backward,
-                                   linear_forward, maxpool_backward, maxpool_forward, relu_backward,
-                                   relu_forward, softmax_cross_entropy)
+from cnnzoo.scratch.layers import (
+    conv2d_backward,
+    conv2d_forward,
+    conv_output_size,
+    linear_backward,
+    linear_forward,
+    maxpool_backward,
+    maxpool_forward,
+    relu_backward,
+    relu_forward,
+    softmax_cross_entropy,
+)
 
 Params = dict[str, np.ndarray]
 

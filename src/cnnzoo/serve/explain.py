@@ -17,9 +17,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from cnnzoo.errors import ConfigError, DataFormatError
 from cnnzoo.layers.lenet1998 import PartialConv2d
 from cnnzoo.layers.output_size import conv_output_size
-from cnnzoo.errors import ConfigError, DataFormatError
 from cnnzoo.visualize.activations import activations
 from cnnzoo.visualize.cam import grad_cam
 from cnnzoo.visualize.filters import dense_weight

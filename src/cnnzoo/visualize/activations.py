@@ -13,7 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.visualize.drawing import MAGNITUDE_CMAP, colourise, grid_figure, hide_unused, mosaic, show_image
+from cnnzoo.visualize.drawing import (
+    MAGNITUDE_CMAP,
+    colourise,
+    grid_figure,
+    hide_unused,
+    mosaic,
+    show_image,
+)
 from cnnzoo.visualize.layers import resolve_layers
 
 MAX_MAPS = 32  # feature maps drawn per stage

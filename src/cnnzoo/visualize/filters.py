@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.layers.lenet1998 import PartialConv2d
 from cnnzoo.figures import new_figure
+from cnnzoo.layers.lenet1998 import PartialConv2d
 from cnnzoo.visualize.drawing import SIGNED_CMAP, mosaic, rescale_rgb, show_image
 from cnnzoo.visualize.layers import find_conv
 

@@ -13,8 +13,8 @@ from collections import Counter
 import numpy as np
 import torch
 
-from cnnzoo.visualize.drawing import grid_figure, hide_unused, show_image
 from cnnzoo.engine.run import Run
+from cnnzoo.visualize.drawing import grid_figure, hide_unused, show_image
 from cnnzoo.visualize.source import model_input
 
 

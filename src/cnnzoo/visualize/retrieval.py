@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.visualize.drawing import show_image
 from cnnzoo.engine.run import Run
+from cnnzoo.visualize.drawing import show_image
 from cnnzoo.visualize.source import model_input
 
 CACHE_NAME = "features.safetensors"

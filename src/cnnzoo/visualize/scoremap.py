@@ -150,8 +150,8 @@ def draw_score_map(image: np.ndarray, result: dict, *, classes: list[str], title
                    extent=extent, interpolation="nearest")
     axes[1].set_xlim(-0.5, image.shape[1] - 0.5)
     axes[1].set_ylim(image.shape[0] - 0.5, -0.5)
-    from matplotlib.patches import Patch
     from matplotlib import colormaps
+    from matplotlib.patches import Patch
 
     handles = [Patch(color=colormaps[cmap](i), label=classes[i]) for i in sorted(set(best.ravel().tolist()))]
     axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
