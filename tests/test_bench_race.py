@@ -14,7 +14,7 @@ from cnnzoo.bench.hardware import training_utilisation
 from cnnzoo.bench.race import seconds_to_reach
 from cnnzoo.cli import main
 from cnnzoo.engine.machine import machine_name
-from cnnzoo.engine.run_dir import read_metrics
+from cnnzoo.rundir import read_metrics
 
 
 def test_time_to_reach_counts_epochs_up_to_the_first_one_at_the_accuracy():

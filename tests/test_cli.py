@@ -208,21 +208,6 @@ def test_asking_for_pretrained_weights_says_none_ship():
         cnnzoo.create_model("resnet50", pretrained=True)
 
 
-def test_ctrl_c_says_whether_the_run_can_be_resumed(capsys, tmp_path, monkeypatch):
-    import cnnzoo.engine.train as engine
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(engine, "_train_joined", interrupted)
-    assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r")]) == 130
-    assert "nothing of it was kept; run the same command again" in capsys.readouterr().err
-    (tmp_path / "r" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "r" / "checkpoints" / "last.safetensors").write_bytes(b"")
-    assert main(["train", "--model", "lenet5", "--out", str(tmp_path / "r"), "--overwrite"]) == 130
-    assert f"cnnzoo train --resume {tmp_path / 'r'}" in capsys.readouterr().err
-
-
 def test_a_run_of_few_optimiser_steps_says_so(tiny_mnist_dir, tmp_path):
     from cnnzoo.engine.config import TrainConfig
     from cnnzoo.engine.train import train

@@ -10,14 +10,16 @@ below it, and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cnnzoo
 from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, serve, show, train
-from cnnzoo.errors import CnnzooError
+from cnnzoo.errors import CnnzooError, Stopped
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class CommandLineParser(argparse.ArgumentParser):
@@ -57,6 +59,29 @@ def _accept_global_options(commands: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _stopped_by_sigterm():
+        return _run(args)
+
+
+@contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM stops a command as Ctrl-C does (its ``finally`` blocks run, a run in progress is left resumable)
+    instead of ending the process on the spot; the handler before is put back after."""
+    def stop(signal_number: int, frame) -> None:
+        raise Stopped("", signal_number)
+
+    try:
+        before = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.run(args)
     except CnnzooError as error:
@@ -65,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnzoo {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
-        print(str(interrupt) or "interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        number = getattr(interrupt, "signal_number", signal.SIGINT)
+        print(str(interrupt) or f"stopped by {signal.Signals(number).name}", file=sys.stderr)
+        return 128 + number
     except BrokenPipeError:  # `cnnzoo list | head`: the reader left; nothing more to say
         sys.stderr.close()
         return 0

@@ -12,6 +12,7 @@ demos and the CLI's error handling use it without torch.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 
@@ -80,6 +81,19 @@ class TrainingError(CnnzooError, RuntimeError):
 
 class NonFiniteLossError(TrainingError):
     """The loss became NaN or infinite; the run stopped and its best checkpoint was left as it was."""
+
+
+class Stopped(KeyboardInterrupt):
+    """Work stopped by a signal: Ctrl-C (SIGINT), or SIGTERM from a scheduler, ``kill`` or torchrun. The command
+    line prints its message and exits with 128 + the signal's number, as a shell does."""
+
+    def __init__(self, message: str = "", signal_number: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signal_number = int(signal_number)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
 
 
 def suggest(name: str, choices, *, count: int = 3) -> str:

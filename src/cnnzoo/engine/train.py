@@ -15,6 +15,7 @@ checkpoint, so a resumed run continues exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, de
 from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, save_last
-from cnnzoo.errors import TrainingError
+from cnnzoo.errors import Stopped, TrainingError
 from cnnzoo.rundir import (
     BEST,
     LAST,
@@ -86,7 +87,8 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
     threads and dist_timeout (e.g. more epochs to extend a finished run). With ``resume="auto"``, and in every
     process torchrun restarted, the run in ``config.out`` is continued if it has a checkpoint, else started
     (``resume.decide_start``). A new run refuses a directory that holds a run unless ``overwrite``; the old
-    run's files then go once the new run has written its config.
+    run is then moved aside and goes only once the new run has saved its first checkpoint (``rundir.Provisional``:
+    a failure, Ctrl-C or SIGTERM before that puts it back).
     """
     if resume is None and config.out is None and not elastic.restartable():  # named now, to be pointed to
         config = dataclasses.replace(config, out=str(timestamped_run_dir(f"{config.model}-{config.dataset}")))
@@ -95,11 +97,21 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
         start = decide_start(config, resume, overwrite, look_at(where) if where else Found(), overrides=overrides,
                              restartable=elastic.restartable(), restart_count=elastic.restart_count())
         device = resolve_device(start.config.device)
+        # a new run is kept once its first checkpoint is saved (the run it replaces goes then); until then undone
+        provisional = Provisional(start.run_dir, replacing=start.kind == REPLACE) \
+            if distributed.is_main_process() and not start.resumes else None
         try:
             with distributed.process_group(device, start.config.dist_timeout) as distributed_run:  # left on every path
-                return _train_joined(start, device, distributed_run=distributed_run, progress=progress, log=log)
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(_interrupted_hint(start)) from None
+                return _train_joined(start, device, provisional, distributed_run=distributed_run, progress=progress,
+                                     log=log)
+        except BaseException as error:
+            kept = provisional is None or provisional.kept
+            if provisional is not None:
+                provisional.undo()
+            if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (see cli): what is left, how to go on
+                stopped = Stopped("", getattr(error, "signal_number", signal.SIGINT))
+                raise Stopped(_stopped_hint(start, stopped.signal_name, kept), stopped.signal_number) from None
+            raise
 
 
 @contextmanager
@@ -116,14 +128,16 @@ def _one_writer(run_dir: Path | None, log: Log) -> Iterator[None]:
         yield
 
 
-def _interrupted_hint(start: Start) -> str:
-    if (start.run_dir / LAST).is_file():
-        return f"interrupted; continue with: cnnzoo train --resume {start.run_dir}"
+def _stopped_hint(start: Start, signal_name: str, kept: bool) -> str:
+    if kept and (start.run_dir / LAST).is_file():
+        return f"stopped by {signal_name}; continue with: cnnzoo train --resume {start.run_dir}"
     kept = "the run it was replacing is back as it was" if start.kind == REPLACE else "nothing of it was kept"
-    return f"interrupted before the first checkpoint of {start.run_dir}, so {kept}; run the same command again"
+    return (f"stopped by {signal_name} before the first checkpoint of {start.run_dir}, so {kept}; run the same "
+            f"command again")
 
 
-def _train_joined(start: Start, device: torch.device, *, distributed_run: bool, progress: bool, log: Log) -> dict:
+def _train_joined(start: Start, device: torch.device, provisional: Provisional | None, *, distributed_run: bool,
+                  progress: bool, log: Log) -> dict:
     """The run once every process has joined: build, train epoch after epoch, write the end-of-run files."""
     config, run_dir = start.config, start.run_dir
     main_process = distributed.is_main_process()
@@ -133,18 +147,7 @@ def _train_joined(start: Start, device: torch.device, *, distributed_run: bool, 
     seed_everything(config.seed, config.deterministic)
 
     run = _build(config, device, run_dir, main_process, may_measure=not start.resumes and not distributed_run)
-    if main_process and not start.resumes:  # kept once its first checkpoint is saved; until then undone on failure
-        run.provisional = Provisional(run_dir, replacing=start.kind == REPLACE)
-    try:
-        return _train_built(run, start, distributed_run=distributed_run, progress=progress, log=log)
-    except BaseException:
-        if run.provisional is not None:
-            run.provisional.undo()
-        raise
-
-
-def _train_built(run: _Run, start: Start, *, distributed_run: bool, progress: bool, log: Log) -> dict:
-    config, run_dir, device, main_process = run.config, run.run_dir, run.settings.device, run.main_process
+    run.provisional = provisional
     if main_process:
         make_run_dir(run_dir)
     elastic.agree_on_start(run_dir / LAST if start.resumes else None, device)
