@@ -60,18 +60,26 @@ def server(browser_runs):
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="cnnzoo-chromium-"), headless=True,
-                                                       executable_path=str(CHROMIUM), args=ARGS, viewport=VIEWPORT)
-        errors = []
-        tab = context.new_page()
-        tab.on("pageerror", lambda error: errors.append(str(error)))
-        tab.goto(server)
-        tab.wait_for_selector("#runs li")
-        yield tab
-        context.close()
-        assert errors == [], errors
+def playwright():
+    with playwright_api.sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def page(server, playwright):
+    # the tests' own page.evaluate and wait_for_function run as page scripts, which the explorer's
+    # Content-Security-Policy forbids: bypassed here, and tested in test_the_page_works_under_its_own_policy
+    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="cnnzoo-chromium-"),
+                                                            headless=True, executable_path=str(CHROMIUM), args=ARGS,
+                                                            viewport=VIEWPORT, bypass_csp=True)
+    errors = []
+    tab = context.new_page()
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.goto(server)
+    tab.wait_for_selector("#runs li")
+    yield tab
+    context.close()
+    assert errors == [], errors
 
 
 def _select(page, run: str) -> None:
@@ -198,3 +206,25 @@ def test_a_run_still_training_updates_live(page, browser_runs):
     metrics.write_text(full)
     page.wait_for_function("document.querySelector(\"#runs li[data-run='live']\").textContent.includes('2/2 epochs')",
                            timeout=10_000)
+
+
+def test_the_page_works_under_its_own_policy(server, playwright):
+    """The explorer sends a Content-Security-Policy (scripts and connections from itself only, no framing): its
+    page loads, draws, predicts and fetches a test image with the policy in force, and breaks none of it."""
+    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="cnnzoo-chromium-"),
+                                                            headless=True, executable_path=str(CHROMIUM), args=ARGS,
+                                                            viewport=VIEWPORT)
+    messages, errors = [], []
+    tab = context.new_page()
+    tab.on("console", lambda message: messages.append(message.text))
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    response = tab.goto(server)
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    tab.click("#runs li[data-run='lenet5-a']")
+    tab.wait_for_selector("#run-title:has-text('lenet5-a')")
+    _draw_a_seven(tab)
+    tab.wait_for_selector("#topk li.top")
+    tab.click("#random")
+    tab.wait_for_selector("#truth:has-text('test image #')")
+    context.close()
+    assert errors == [] and not [m for m in messages if "Content Security Policy" in m], messages

@@ -319,11 +319,13 @@ def test_a_real_server_refuses_big_bodies_unread_and_stops_on_ctrl_c(explorer_ru
         line = server.stderr.readline()
         host, port = re.search(r"http://([\d.]+):(\d+)/", line).groups()
         with socket.create_connection((host, int(port)), timeout=20) as sock:
-            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n"
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: %s:%s\r\nContent-Length: 50000000\r\n"
+                         % (host.encode(), port.encode()) +
                          b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
             assert sock.recv(100).startswith(b"HTTP/1.1 413")
         with socket.create_connection((host, int(port)), timeout=20) as sock:
-            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: %s:%s\r\nTransfer-Encoding: chunked\r\n"
+                         % (host.encode(), port.encode()) +
                          b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
             head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
             sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))  # a well-formed start: the file goes on and on
@@ -373,3 +375,50 @@ def test_runs_on_one_data_set_share_it(explorer_runs):
     cache = create_app(explorer_runs, LIMITS).app.state.explorer.cache
     a, b = cache.get("lenet5-a"), cache.get("lenet5bn-b")
     assert cache.data_for(a) is cache.data_for(b)
+
+
+def test_a_real_server_answers_only_its_own_page_and_names(explorer_runs, tmp_path):
+    """Another site's page can make a browser POST to the explorer, and a DNS-rebinding page can reach it by a
+    name of its own: refused (403, 421), while the explorer's own page is served with headers that forbid
+    framing and scripts from elsewhere."""
+    import http.client
+    import re
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    image = tmp_path / "x.png"
+    Image.new("L", (28, 28), 200).save(image)
+    body = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + image.read_bytes() + b"\r\n--b--\r\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs), "--port", "0"],
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        host, port = re.search(r"http://([\d.]+):(\d+)/", server.stderr.readline()).groups()
+        own = f"{host}:{port}"
+
+        def ask(method: str, path: str, **headers: str) -> http.client.HTTPResponse:
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            connection.request(method, path, body=body if method == "POST" else None,
+                               headers={"Host": own, "Content-Type": "multipart/form-data; boundary=b", **headers})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            return response
+
+        page = ask("GET", "/")
+        assert page.status == 200 and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert page.headers["Referrer-Policy"] == "no-referrer"
+        assert ask("GET", "/api/runs", Host=f"rebound.example:{port}").status == 421
+        predict = "/api/runs/lenet5-a/predict"
+        assert ask("POST", predict, Origin="http://evil.example", **{"Sec-Fetch-Site": "cross-site"}).status == 403
+        assert ask("POST", predict, Origin="http://evil.example").status == 403
+        assert ask("POST", predict, Origin="null").status == 403
+        assert ask("POST", predict, Origin=f"http://{own}", **{"Sec-Fetch-Site": "same-origin"}).status == 200
+        assert ask("POST", predict).status == 200  # not a browser: no Origin, no Sec-Fetch-Site
+    finally:
+        server.kill()
+        server.wait()

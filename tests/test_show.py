@@ -243,3 +243,25 @@ def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_fi
 def test_unknown_layer_is_a_one_line_cli_error(capsys):
     assert main(["show", "filters", "lenet5", "--layer", "conv9", "--out", "/tmp/never"]) == 2
     assert "features.0, features.3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "bomb"])
+def test_scoremap_reads_an_image_with_predicts_checks(tiny_run, tmp_path, capsys, kind):
+    """scoremap opened the file itself: a FIFO hung it and a decompression bomb was a traceback."""
+    import os
+    import time
+
+    from PIL import Image
+
+    path = tmp_path / "image.png"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        Image.new("L", (20_000, 20_000)).save(path)  # 400 M pixels, a small file
+    started = time.monotonic()
+    assert main(["scoremap", str(tiny_run), str(path), "--out", str(tmp_path / "out")]) == 2
+    assert time.monotonic() - started < 5
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(path) in error and "Traceback" not in error

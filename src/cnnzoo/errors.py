@@ -83,6 +83,10 @@ class NonFiniteLossError(TrainingError):
     """The loss became NaN or infinite; the run stopped and its best checkpoint was left as it was."""
 
 
+class NonFiniteOutputError(CnnzooError, ArithmeticError):
+    """A model gave NaN or infinite outputs: shown as an error, never as a class with "nan%"."""
+
+
 class Stopped(KeyboardInterrupt):
     """Work stopped by a signal: Ctrl-C (SIGINT), or SIGTERM from a scheduler, ``kill`` or torchrun. The command
     line prints its message and exits with 128 + the signal's number, as a shell does."""

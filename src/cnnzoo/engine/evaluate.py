@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine import distributed
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.runtime import autocast, resolve_device
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ConfigError, NonFiniteOutputError
 
 if TYPE_CHECKING:
     from cnnzoo.engine.run import Run
@@ -107,5 +108,9 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
         raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts {len(run.classes)}")
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
     target = resolve_device(device)
-    return evaluate(run.model, data.test.pad_to(side).to(target), run.input.eval_pipeline(views),
-                    num_classes=len(run.classes), batch_size=batch_size, device=target)
+    result = evaluate(run.model, data.test.pad_to(side).to(target), run.input.eval_pipeline(views),
+                      num_classes=len(run.classes), batch_size=batch_size, device=target)
+    if not math.isfinite(result.loss):
+        raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs on {dataset}'s test images (loss "
+                                   f"{result.loss}); its accuracy would mean nothing")
+    return result

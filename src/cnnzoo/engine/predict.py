@@ -13,6 +13,7 @@ from cnnzoo.data.folder import image_tensor, load_image, open_image
 from cnnzoo.data.photos import prepare_like_mnist, unlike_training
 from cnnzoo.engine.evaluate import log_probabilities
 from cnnzoo.engine.run import Run
+from cnnzoo.errors import NonFiniteOutputError
 
 # Datasets of light objects centred on black, and the side of the box their objects fill: photos are prepared
 # as these were (see cnnzoo.data.photos). MNIST's digits were fitted in 20×20, Fashion-MNIST's items fill 28×28.
@@ -62,6 +63,10 @@ def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "
     device = next(run.model.parameters()).device
     log_probs = log_probabilities(run.model, images, run.input.eval_pipeline(views), device=device)
     probabilities = log_probs.exp().cpu()
+    broken = [str(path) for path, row in zip(paths, probabilities, strict=True) if not torch.isfinite(row).all()]
+    if broken:
+        raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs for {', '.join(broken[:3])}; its "
+                                   f"weights are finite, so the input drove it out of range: check the image")
     k = min(top_k, probabilities.shape[1])
     results = []
     for path, row, (_, note) in zip(paths, probabilities, decoded, strict=True):

@@ -89,6 +89,7 @@ def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu"
     if not isinstance(kwargs, dict):
         raise _damaged(path, f"'model_kwargs' is {_shown(kwargs)}, not an object of builder arguments")
     cfg = _check_model(path, name, kwargs, checkpoint.model_state)
+    _check_finite(path, checkpoint.model_state)
     spec = _input_spec(path, meta.get("input"), cfg)
     classes = _classes(path, meta.get("classes"), cfg)
     data_size = _whole(path, "data_size", meta.get("data_size", spec.size), 1, MAX_SIDE)
@@ -106,6 +107,15 @@ def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu"
     has_config = run_dir is not None and (run_dir / rundir.CONFIG).is_file()
     config = rundir.read_json(run_dir / rundir.CONFIG, "run's settings") if has_config else {}
     return Run(model, name, classes, spec, data_size, dataset, run_dir, path, config)
+
+
+def _check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """A checkpoint whose weights or buffers hold NaN or inf is refused: every answer it gave would be one."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: its tensor {name} holds NaN or infinite values (the run diverged before "
+                                  f"this checkpoint was saved); use another checkpoint of the run, or train again "
+                                  f"with a lower --lr or with --grad-clip")
 
 
 def _run_dir_of(checkpoint: Path) -> Path | None:

@@ -15,6 +15,7 @@ checkpoint, so a resumed run continues exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, de
 from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, save_last
-from cnnzoo.errors import Stopped, TrainingError
+from cnnzoo.errors import NonFiniteLossError, Stopped, TrainingError
 from cnnzoo.rundir import (
     BEST,
     LAST,
@@ -219,6 +220,7 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
             if epoch.images == 0:
                 break
             last_eval = run.evaluate()
+            _refuse_non_finite(trainable, last_eval, state.epoch + 1)  # before anything of the epoch is saved
             if config.schedule == "plateau":
                 # process 0's test error decides, so every process keeps the same learning rate
                 plateau.update(distributed.from_main_process(1.0 - last_eval.top1, device))
@@ -298,6 +300,20 @@ def _record_epoch(state: RunState, epoch: EpochResult, result: EvalResult, train
     improved = result.top1 > state.best_top1
     state.best_top1 = max(state.best_top1, result.top1)
     return row, improved
+
+
+def _refuse_non_finite(trainable: Trainable, result: EvalResult, epoch: int) -> None:
+    """A checkpoint is good only if its weights and its evaluation are finite. The loss is checked as the epoch
+    trains, but the last steps' update can still make weights NaN (the loss before it was finite), and so can
+    a weight average: checked here, once an epoch, before anything of it is saved (the same on every process)."""
+    state = {name: t for name, t in trainable.eval_model.state_dict().items() if t.is_floating_point()}
+    if math.isfinite(result.loss) and bool(torch.stack([torch.isfinite(t).all() for t in state.values()]).all()):
+        return
+    bad = next((name for name, t in state.items() if not bool(torch.isfinite(t).all())), None)
+    what = f"the weight {bad}" if bad else f"the test loss ({result.loss})"
+    raise NonFiniteLossError(f"{what} became NaN or infinite in epoch {epoch} while the training loss stayed "
+                             f"finite; the checkpoints of the epochs before it were kept. Lower --lr, or add "
+                             f"--grad-clip")
 
 
 def _save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: EvalResult, meta: dict, *,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.serve.guard import Guard
 from cnnzoo.serve.limits import BodyLimit, InferenceGate, Limits
 from cnnzoo.serve.models import ModelCache
 from cnnzoo.serve.runs import check_runs_dir
@@ -30,8 +31,10 @@ class Explorer:
     gate: InferenceGate
 
 
-def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str | None = None):
-    """The ASGI application: FastAPI (the page and the API) wrapped in ``BodyLimit``; ``.app`` is the FastAPI."""
+def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str | None = None,
+               hosts: tuple[str, ...] | None = None):
+    """The ASGI application: FastAPI (the page and the API, behind ``guard.Guard``: ``hosts`` are the host names
+    it answers to, None for any) wrapped in ``BodyLimit``; ``.app`` is the FastAPI."""
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
@@ -42,6 +45,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
     api.state.explorer = Explorer(root, limits, ModelCache(root, limits.max_models, data_dir),
                                   InferenceGate(limits.max_inference))
     api.include_router(router)
+    api.add_middleware(Guard, hosts=hosts)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return BodyLimit(api, limit=limits.max_upload_bytes, timeout=limits.body_timeout, deadline=limits.body_deadline)
 
@@ -81,7 +85,8 @@ def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, li
     """Serve the explorer until Ctrl-C (uvicorn stops cleanly: open requests finish, then it returns)."""
     import uvicorn
 
-    app = create_app(runs_dir, limits, data_dir=data_dir)
+    everywhere = host in ("0.0.0.0", "::", "")  # reached by names this process cannot know
+    app = create_app(runs_dir, limits, data_dir=data_dir, hosts=None if everywhere else (*LOOPBACK, host))
     sock = bind(host, port)
     use_threads(limits)
     if host not in LOOPBACK:

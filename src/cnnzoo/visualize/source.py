@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from cnnzoo.data.dataset import DatasetSplits, pad_images
-from cnnzoo.data.folder import load_image
+from cnnzoo.data.folder import load_image, open_image
 from cnnzoo.engine.run import Run
 from cnnzoo.errors import ConfigError
 
@@ -45,18 +45,12 @@ def display_image(x: torch.Tensor, run: Run) -> torch.Tensor:
 
 
 def load_canvas(run: Run, image: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """An image file at its own size (for score maps): (uint8 (C, H, W), normalised float (1, C, H, W))."""
+    """An image file at its own size (for score maps): (uint8 (C, H, W), normalised float (1, C, H, W)). Read with
+    ``predict``'s checks: a FIFO, a directory or a decompression bomb is one clear error, never a hang."""
     import numpy as np
-    from PIL import Image
-
-    from cnnzoo.errors import DataFormatError
 
     channels = run.model.cfg.input_size[0]
-    try:
-        with Image.open(image) as opened:
-            array = np.asarray(opened.convert("L" if channels == 1 else "RGB"))
-    except (OSError, ValueError) as error:
-        raise DataFormatError(f"{image}: cannot be read as an image ({error})") from None
+    array = np.asarray(open_image(image, channels))
     raw = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], channels).permute(2, 0, 1)
     return raw, normalise(run, raw[None])
 
