@@ -29,11 +29,13 @@ RUN = TrainConfig(model="mlp", dataset="mnist", epochs=3, lr=0.1)
 SETTINGS = RUN.to_dict()
 EMPTY = Found()
 STARTED = Found(True, SETTINGS)  # config.json written, no epoch finished
-MIDWAY = Found(True, SETTINGS, last_epoch=1, last_seconds=10.0)
-FINISHED = Found(True, SETTINGS, last_epoch=3, last_seconds=30.0, summary_epochs=3)
-CUT_AT_THE_END = Found(True, SETTINGS, last_epoch=3, last_seconds=30.0)  # killed before summary.json
-OTHER_RUN = Found(True, {**SETTINGS, "lr": 0.2}, last_epoch=1, last_seconds=10.0)
-BUDGETED = Found(True, {**SETTINGS, "time_budget": 20.0}, last_epoch=2, last_seconds=25.0, summary_epochs=2)
+MIDWAY = Found(True, SETTINGS, last_epoch=1, last_seconds=10.0, checkpoints=True)
+FINISHED = Found(True, SETTINGS, last_epoch=3, last_seconds=30.0, summary_epochs=3, checkpoints=True)
+CUT_AT_THE_END = Found(True, SETTINGS, last_epoch=3, last_seconds=30.0, checkpoints=True)  # before summary.json
+OTHER_RUN = Found(True, {**SETTINGS, "lr": 0.2}, last_epoch=1, last_seconds=10.0, checkpoints=True)
+BUDGETED = Found(True, {**SETTINGS, "time_budget": 20.0}, last_epoch=2, last_seconds=25.0, summary_epochs=2,
+                 checkpoints=True)
+BEST_ONLY = Found(True, SETTINGS, checkpoints=True)  # --checkpoint-every 5, stopped in epoch 3
 NOT_A_RUN = Found()  # a folder without config.json or checkpoints
 DAMAGED = Found(True, damaged="r/checkpoints/last.safetensors: not a readable safetensors checkpoint")
 
@@ -43,6 +45,8 @@ CASES = [
     ("a new run in an empty folder", None, False, None, False, 0, EMPTY, NEW),
     ("a new run over a run", None, False, None, False, 0, MIDWAY, "already holds a cnnzoo run"),
     ("--overwrite over a run", None, True, None, False, 0, MIDWAY, REPLACE),
+    ("a rerun over a start killed in its first epoch", None, False, None, False, 0, STARTED, REPLACE),
+    ("a new run over a run with only a best checkpoint", None, False, None, False, 0, BEST_ONLY, "already holds"),
     ("--resume a run halfway", "DIR", False, None, False, 0, MIDWAY, CONTINUE),
     ("--resume a finished run", "DIR", False, None, False, 0, FINISHED, "already ran 3 epochs"),
     ("--resume a finished run with more epochs", "DIR", False, {"epochs": 5}, False, 0, FINISHED, EXTEND),
@@ -111,9 +115,10 @@ def _write_run(folder, *, epoch=None, summary_epochs=None, run_state=None):
 def test_look_at_reads_the_run_directory_without_its_tensors(tmp_path):
     assert look_at(tmp_path / "absent") == Found()
     _write_run(tmp_path / "a", epoch=2, summary_epochs=2)
-    assert look_at(tmp_path / "a") == Found(True, SETTINGS, last_epoch=2, last_seconds=4.5, summary_epochs=2)
+    assert look_at(tmp_path / "a") == Found(True, SETTINGS, last_epoch=2, last_seconds=4.5, summary_epochs=2,
+                                            checkpoints=True)
     _write_run(tmp_path / "b")
-    assert look_at(tmp_path / "b") == Found(True, SETTINGS)
+    assert look_at(tmp_path / "b") == Found(True, SETTINGS) and look_at(tmp_path / "b").debris
 
 
 @pytest.mark.parametrize("run_state, problem", [({"epoch": -1_000_000}, "epoch is -1000000"),

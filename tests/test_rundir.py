@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cnnzoo import files, rundir
-from cnnzoo.errors import CheckpointError, DataFormatError
+from cnnzoo.errors import CheckpointError, DataFilesMissing, DataFormatError
 from cnnzoo.serve import runs as served
 
 
@@ -52,7 +52,7 @@ def test_reading_what_is_not_a_regular_file_is_one_error_at_once(tmp_path, kind)
     def read():
         try:
             rundir.read_json(path, "run's settings")
-        except DataFormatError as error:
+        except (DataFormatError, DataFilesMissing) as error:
             result["error"] = str(error)
 
     reader = threading.Thread(target=read, daemon=True)
@@ -62,7 +62,8 @@ def test_reading_what_is_not_a_regular_file_is_one_error_at_once(tmp_path, kind)
     assert not reader.is_alive(), "reading a FIFO blocked"
     assert time.monotonic() - started < 1
     assert str(path) in result["error"]
-    assert {"fifo": "is a FIFO", "directory": "is a directory", "missing": "no such"}[kind] in result["error"]
+    assert {"fifo": "not a regular file (a FIFO", "directory": "is a directory", "missing": "no such file"}[kind] \
+        in result["error"]
 
 
 def test_a_file_over_the_readers_limit_is_refused(tmp_path):

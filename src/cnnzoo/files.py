@@ -17,7 +17,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from cnnzoo.errors import DataFormatError
+from cnnzoo.errors import DataFilesMissing, DataFormatError
 
 TEMPORARY_SUFFIX = ".tmp"  # ".NAME.<8 random characters>.tmp" beside NAME, while it is being written
 
@@ -67,24 +67,26 @@ def sync_directory(folder: Path) -> None:
         os.close(handle)
 
 
-def check_regular_file(path: str | Path, what: str = "file") -> Path:
-    """``path`` if it is a regular file (links followed); else one ``DataFormatError`` naming it and what it is."""
+def check_regular_file(path: str | Path, give: str = "a regular file") -> Path:
+    """``path`` if it is a regular file (links followed); else one error naming it, what it is, and what to
+    ``give`` instead (a missing file is ``DataFilesMissing``, anything else ``DataFormatError``)."""
     path = Path(path)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such {what}") from None
+        raise DataFilesMissing(f"{path}: no such file") from None
     except OSError as error:
-        raise DataFormatError(f"{path}: cannot be read ({error.strerror or error})") from None
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise DataFormatError(f"{path} is {kind}; give a {what}")
+        raise DataFormatError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if stat.S_ISDIR(mode):
+        raise DataFormatError(f"{path}: is a directory, give {give}")
+    if not stat.S_ISREG(mode):  # a FIFO would block the reader until a writer came
+        raise DataFormatError(f"{path}: not a regular file (a FIFO, socket or device), give {give}")
     return path
 
 
 def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
     """The bytes of the regular file ``path``, refusing one over ``limit`` bytes with a ``DataFormatError``."""
-    path = check_regular_file(path, what)
+    path = check_regular_file(path, f"a {what}")
     with open(path, "rb") as file:
         data = file.read(limit + 1)
     if len(data) > limit:

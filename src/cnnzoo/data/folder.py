@@ -20,7 +20,6 @@ one they got.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from cnnzoo.data.dataset import (
 )
 from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError
+from cnnzoo.files import check_regular_file
 
 DEFAULT_IMAGE_SIZE = 224  # ImageNet's crop size, what the full-size models are built for
 DEFAULT_HOLDOUT_FRACTION = 0.2
@@ -78,16 +78,7 @@ def open_image(path: str | Path, channels: int = 3, draft_size: int | None = Non
     path = Path(path)
     if channels not in _MODES:
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise DataFilesMissing(f"{path}: no such file") from None
-    except OSError as err:
-        raise DataFormatError(f"{path}: cannot read it ({err.strerror or err})") from None
-    if stat.S_ISDIR(mode):
-        raise DataFormatError(f"{path}: is a directory, give image files")
-    if not stat.S_ISREG(mode):
-        raise DataFormatError(f"{path}: not a regular file (a FIFO, socket or device), give image files")
+    check_regular_file(path, "image files")
     try:
         with Image.open(path) as image:
             width, height = image.size

@@ -46,12 +46,19 @@ class Found:
     last_seconds: float = 0.0  # its seconds of training
     summary_epochs: int | None = None  # the epochs summary.json reports: the run finished there
     damaged: str | None = None  # why the last checkpoint cannot be read (a resume fails; --overwrite replaces it)
+    checkpoints: bool = False  # any checkpoint at all (best or last)
+
+    @property
+    def debris(self) -> bool:
+        """Only the start of a run that never saved a checkpoint (killed in its first epoch): nothing to keep."""
+        return self.holds_run and not self.checkpoints and self.last_epoch is None and self.damaged is None
 
 
 @dataclass(frozen=True)
 class Start:
     kind: str  # NEW, REPLACE (--overwrite, or starting again in place), CONTINUE, EXTEND or FINISH
     config: TrainConfig  # the settings the run goes on with (a resumed run's own, with the changes allowed)
+    note: str | None = None  # what the user should be told about this start
 
     @property
     def resumes(self) -> bool:
@@ -66,15 +73,15 @@ def look_at(run_dir: Path) -> Found:
     """What ``run_dir`` holds (``Found()`` when it does not exist)."""
     if not rundir.holds_run(run_dir):
         return Found()
+    checkpoints = any((run_dir / rundir.CHECKPOINTS).glob("*.safetensors"))
     try:
         settings = TrainConfig.from_json(run_dir / rundir.CONFIG).to_dict() \
             if (run_dir / rundir.CONFIG).exists() else None
         state = _run_state(run_dir / rundir.LAST) if (run_dir / rundir.LAST).exists() else None
     except CnnzooError as error:
-        return Found(True, damaged=str(error))
-    if state is None:
-        return Found(True, settings, summary_epochs=rundir.finished_epochs(run_dir))
-    return Found(True, settings, state[0], state[1], rundir.finished_epochs(run_dir))
+        return Found(True, damaged=str(error), checkpoints=checkpoints)
+    epoch, seconds = state if state is not None else (None, 0.0)
+    return Found(True, settings, epoch, seconds, rundir.finished_epochs(run_dir), checkpoints=checkpoints)
 
 
 def _run_state(path: Path) -> tuple[int, float]:
@@ -128,6 +135,9 @@ def decide_start(config: TrainConfig | None, resume: Path | str | None, overwrit
 def _new(config: TrainConfig, found: Found, overwrite: bool) -> Start:
     if not found.holds_run:
         return Start(NEW, config)
+    if found.debris and not overwrite:  # a rerun of a command that was killed in its first epoch
+        return Start(REPLACE, config, f"{config.out} held only the start of a run that never saved a checkpoint; "
+                                      f"starting again in its place")
     if not overwrite:
         raise ConfigError(f"{config.out} already holds a cnnzoo run (config.json or checkpoints); continue it with "
                           f"`cnnzoo train --resume {config.out}`, replace it with --overwrite, or choose another "

@@ -97,6 +97,8 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
     with _one_writer(where, log):  # held from before the directory is read to the run's last file
         start = decide_start(config, resume, overwrite, look_at(where) if where else Found(), overrides=overrides,
                              restartable=elastic.restartable(), restart_count=elastic.restart_count())
+        if start.note:
+            log(f"note: {start.note}")
         device = resolve_device(start.config.device)
         # a new run is kept once its first checkpoint is saved (the run it replaces goes then); until then undone
         provisional = Provisional(start.run_dir, replacing=start.kind == REPLACE) \
