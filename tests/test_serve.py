@@ -422,3 +422,25 @@ def test_a_real_server_answers_only_its_own_page_and_names(explorer_runs, tmp_pa
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_request_never_makes_the_server_download_a_data_set(explorer_runs, tmp_path, monkeypatch):
+    """Asking for a test image of a run whose data set is not installed made the server try to download it."""
+    import json
+    import shutil
+
+    import cnnzoo.data.download as download
+
+    fetched = []
+    monkeypatch.setattr(download, "urllib_fetch", lambda url, destination: fetched.append(url))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no copy in the user's cache either
+    root = tmp_path / "runs"
+    shutil.copytree(explorer_runs / "lenet5-a", root / "elsewhere")
+    config = json.loads((root / "elsewhere" / "config.json").read_text())
+    (tmp_path / "empty").mkdir()
+    config["data_dir"] = str(tmp_path / "empty")
+    (root / "elsewhere" / "config.json").write_text(json.dumps(config))
+    with TestClient(create_app(root, LIMITS)) as fresh:
+        response = fresh.get("/api/runs/elsewhere/test-image?index=0")
+    assert response.status_code >= 400 and fetched == []
+    assert str(tmp_path) not in response.text  # paths named relative to the served folder, never absolutely

@@ -88,7 +88,7 @@ class ModelCache:
         key = (subject.dataset, entry.data_dir, subject.model.cfg.input_size[0], subject.data_size)
         with self._data_lock:
             if key not in self._datasets:
-                data = load_data(subject, entry.data_dir)
+                data = load_data(subject, entry.data_dir, download=False)  # a request never reaches out
                 if not hasattr(data.train, "images"):
                     raise ConfigError(f"{subject.dataset} is streamed from disk, so the explorer cannot pick test "
                                       f"images or search training images; give a smaller data set")

@@ -16,6 +16,7 @@ every slot is busy). Errors come back as ``{"detail": message}``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, Query, Request
@@ -58,9 +59,14 @@ async def _guarded(request: Request, work, *args):
         return _error(_status_of(error), _relative(error, explorer.root))
 
 
+_ABSOLUTE = re.compile(r"(?<![\w.~])/(?:[^\s'\",;:()/]+/)*([^\s'\",;:()/]*)")
+
+
 def _relative(error: Exception, root) -> str:
-    """The message with the runs folder's path left out: a client learns nothing of the server's disk."""
-    return str(error).replace(f"{root}/", "").replace(str(root), "RUNS_DIR")
+    """The message with paths relative to the runs folder, and any other path cut to its last part: a client
+    learns nothing of the server's disk."""
+    text = str(error).replace(f"{root}/", "").replace(str(root), "RUNS_DIR")
+    return _ABSOLUTE.sub(lambda match: f"…/{match[1]}", text)
 
 
 def _plain(request: Request, work, *args):

@@ -26,13 +26,14 @@ def load_input(run: Run, image: str | Path) -> tuple[torch.Tensor, torch.Tensor]
     return raw, model_input(run, raw[None])
 
 
-def load_data(run: Run, data_dir: str | Path | None = None) -> DatasetSplits:
-    """The data set the run was trained on (train and test parts, uint8 at the training images' size)."""
+def load_data(run: Run, data_dir: str | Path | None = None, *, download: bool = True) -> DatasetSplits:
+    """The data set the run was trained on (train and test parts, uint8 at the training images' size); a
+    missing one is downloaded only when ``download`` (never for the explorer's clients)."""
     from cnnzoo.data.loading import load_dataset
 
     if run.dataset is None:
         raise ConfigError(f"{run.name} is not a trained run, so it has no data set; give a run directory")
-    return load_dataset(run.dataset, data_dir, in_channels=run.model.cfg.input_size[0],
+    return load_dataset(run.dataset, data_dir, download=download, in_channels=run.model.cfg.input_size[0],
                         image_size=run.data_size)
 
 
