@@ -158,6 +158,7 @@ def _tune(config, model, data, augment, steps=10_000, may_measure=True):
 
 
 def test_a_run_takes_the_fastest_measured_candidate_then_reads_it_from_the_cache(cache_dir, monkeypatch):
+    monkeypatch.setattr(autotune.os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # an idle machine: cached
     model, data, augment, config = _tiny_problem()
     fake = {"fp32/nchw": 0.030, "fp32/channels-last": 0.041, "bf16/nchw": 0.012, "bf16/channels-last": 0.020}
     monkeypatch.setattr(autotune, "measure_steps", lambda timers, allowance, run_steps: {k: fake[k] for k in timers})
@@ -234,3 +235,44 @@ def test_an_unwritable_cache_only_costs_a_measurement(tmp_path, monkeypatch):
     monkeypatch.setenv(tuning_cache.CACHE_ENV, str(blocked / "tuning"))
     assert tuning_cache.write_entry(PARTS, {"steps": {"fp32/nchw": 0.02}}) is None
     assert tuning_cache.read_entry(PARTS) == {}
+
+
+class _UnsteadyTimer(_FakeTimer):
+    """A candidate whose second round ran while something else took the cores."""
+
+    def __init__(self, per_step: float) -> None:
+        super().__init__(per_step)
+        self.calls = 0
+
+    def seconds(self, steps: int = 1) -> float:
+        self.calls += 1
+        return super().seconds(steps) * (3.0 if self.calls == 3 else 1.0)  # warm-up, round 1, round 2 ...
+
+
+def test_rounds_that_disagree_are_reported_as_unsteady():
+    steady = autotune.measure_steps({"a": _FakeTimer(0.010), "b": _FakeTimer(0.012)}, float("inf"))
+    assert steady.steady and steady.spread == {"a": 0.0, "b": 0.0}
+    disturbed = autotune.measure_steps({"a": _FakeTimer(0.010), "b": _UnsteadyTimer(0.012)}, float("inf"))
+    assert not disturbed.steady and disturbed.spread["b"] == pytest.approx(2.0)
+    assert disturbed == {"a": 0.010, "b": 0.012}  # the median of three rounds still gives the step's time
+
+
+@pytest.mark.parametrize("spread, load, why", [(2.0, 0.5, "rounds differ by 200%"), (0.1, 9.0, "busy (load 9.0")])
+def test_a_disturbed_or_busy_measurement_is_used_but_never_cached(cache_dir, monkeypatch, spread, load, why):
+    """Autotune measured while another training ran once cached 286 ms a step where the truth was 7.9, and later
+    runs used it: such a measurement now serves only the run that took it."""
+    model, data, augment, config = _tiny_problem()
+    fake = {"fp32/nchw": 0.030, "fp32/channels-last": 0.041, "bf16/nchw": 0.012, "bf16/channels-last": 0.020}
+    monkeypatch.setattr(autotune.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(autotune, "measure_steps", lambda timers, allowance, run_steps: autotune.Timings(
+        {k: fake[k] for k in timers}, {k: spread for k in timers}))
+    first = _tune(config, model, data, augment)
+    assert (first.precision, first.channels_last) == ("bf16", False)  # still the run's choice
+    assert first.source.startswith("measured (not cached: ") and why in first.source
+    assert not cache_dir.exists() or list(cache_dir.iterdir()) == []
+    measured_again = []
+    monkeypatch.setattr(autotune.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    monkeypatch.setattr(autotune, "measure_steps", lambda timers, allowance, run_steps: measured_again.append(1) or
+                        autotune.Timings({k: fake[k] for k in timers}, {k: 0.0 for k in timers}))
+    assert _tune(config, model, data, augment).source == "measured" and measured_again == [1]
+    assert _tune(config, model, data, augment).source == "cache"

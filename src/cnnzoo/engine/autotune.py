@@ -24,6 +24,7 @@ processes never measure: they use the cache when it answers, else the untuned de
 from __future__ import annotations
 
 import copy
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ MAX_ROUNDS = 9  # a long run, whose share affords it, times up to this many roun
 PRUNE_FACTOR = 3.0  # a candidate this much slower in its warm-up step is not timed further
 TUNING_SHARE = 0.05  # of the time budget, at most, spent measuring (at least one round is always timed)
 COMPILE_TRIAL_MIN_SECONDS = 300.0  # a run must be this long before it risks a cold compile to try it
+MAX_SPREAD = 0.5  # rounds of one candidate further apart than this (slowest / fastest - 1) were disturbed
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,32 @@ class _StepTimer:
         return time.perf_counter() - started
 
 
-def measure_steps(timers: dict[str, _StepTimer], allowance: float, run_steps: int | None = None) -> dict[str, float]:
+class Timings(dict):
+    """Median seconds per step by label, and ``spread``: by how much each one's rounds disagreed (slowest over
+    fastest, minus one). Rounds that disagree were disturbed (another process took the cores for a while):
+    such a measurement is used for the run that took it, but never cached (see ``trustworthy``)."""
+
+    def __init__(self, medians: dict[str, float], spread: dict[str, float]) -> None:
+        super().__init__(medians)
+        self.spread = spread
+
+    @property
+    def steady(self) -> bool:
+        return all(value <= MAX_SPREAD for value in self.spread.values())
+
+
+def trustworthy(timings: dict, load: float, cores: int) -> str | None:
+    """Why a measurement must not be cached (None when it may be): its rounds disagreed, or the machine was
+    busier than its cores when it was taken (the one-minute load average), which slows every round alike."""
+    if not getattr(timings, "steady", True):
+        worst = max(timings.spread, key=timings.spread.get)
+        return f"not cached: {worst}'s rounds differ by {timings.spread[worst]:.0%}"
+    if load > cores + 0.5:
+        return f"not cached: the machine was busy (load {load:.1f} on {cores} cores)"
+    return None
+
+
+def measure_steps(timers: dict[str, _StepTimer], allowance: float, run_steps: int | None = None) -> Timings:
     """Median seconds per step of each timer: one warm-up step each, then interleaved rounds of
     ``STEPS_PER_ROUND`` steps, stopping after the round that passes ``allowance`` seconds (a single step per
     candidate when the warm-ups already did), or after ``ROUNDS`` rounds. With ``run_steps`` (the run's length
@@ -178,7 +205,9 @@ def measure_steps(timers: dict[str, _StepTimer], allowance: float, run_steps: in
         elapsed = time.perf_counter() - started
         if elapsed > allowance or (rounds >= ROUNDS and elapsed * (rounds + 1) / rounds > min(share, allowance)):
             break
-    return {label: statistics.median(samples[label]) if label in samples else warm[label] for label in timers}
+    medians = {label: statistics.median(samples[label]) if label in samples else warm[label] for label in timers}
+    spread = {label: max(times) / min(times) - 1 for label, times in samples.items() if len(times) > 1}
+    return Timings(medians, spread)
 
 
 def trial_compile(model: nn.Module, candidate: Candidate, batch, augment, device: torch.device,
@@ -189,8 +218,9 @@ def trial_compile(model: nn.Module, candidate: Candidate, batch, augment, device
     compiled = _StepTimer(model, candidate, batch, augment, device, compiled=True)
     compile_seconds = compiled.seconds(1)  # the first step compiles the forward and backward graphs
     steps = measure_steps({"eager": eager, "compiled": compiled}, float("inf"), run_steps)
+    doubt = trustworthy(steps, os.getloadavg()[0], os.cpu_count() or 1)
     return {"eager_ms": round(steps["eager"] * 1e3, 3), "compiled_ms": round(steps["compiled"] * 1e3, 3),
-            "compile_s": round(compile_seconds, 2)}
+            "compile_s": round(compile_seconds, 2), **({"not_cached": doubt} if doubt else {})}
 
 
 def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: TrainConfig, device: torch.device,
@@ -216,8 +246,13 @@ def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: Train
             measured = measure_steps(timers, allowance, expected_steps)
             timed = {c: measured[c.label] for c in candidates}
             choice, source = choose_fastest(timed), "measured"
-            entry["steps"] = {**entry.get("steps", {}), **{c.label: s for c, s in timed.items()}}
-            tuning_cache.write_entry(parts, entry)
+            doubt = trustworthy(measured, os.getloadavg()[0], os.cpu_count() or 1)
+            if doubt is None:
+                entry["steps"] = {**entry.get("steps", {}), **{c.label: s for c, s in timed.items()}}
+                entry["load"] = round(os.getloadavg()[0], 2)
+                tuning_cache.write_entry(parts, entry)
+            else:
+                source += f" ({doubt})"
         else:
             choice = Candidate(resolve_precision(config.precision, device), bool(config.channels_last))
             source, timed = "default: " + ("no measuring in this run" if not may_measure else "run too short"), {}
@@ -262,8 +297,9 @@ def _decide_compile(model: nn.Module, choice: Candidate, entry: dict, parts: dic
             return False, f"default: a {run_seconds:.0f} s run is too short to try a compile", None
         run_steps = int(run_seconds / step_seconds)
         trial, source = trial_compile(model, choice, first_batch(), augment, device, run_steps), "measured"
-        entry["compile"] = {**entry.get("compile", {}), choice.label: trial}
-        tuning_cache.write_entry(parts, entry)
+        if "not_cached" not in trial:
+            entry["compile"] = {**entry.get("compile", {}), choice.label: trial}
+            tuning_cache.write_entry(parts, entry)
     eager, compiled = trial["eager_ms"] / 1e3, trial["compiled_ms"] / 1e3
     steps = expected_steps if not config.time_budget else min(expected_steps, int(config.time_budget / compiled))
     return compile_pays(eager, compiled, trial["compile_s"], steps), source, trial
