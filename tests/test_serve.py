@@ -444,3 +444,40 @@ def test_a_request_never_makes_the_server_download_a_data_set(explorer_runs, tmp
         response = fresh.get("/api/runs/elsewhere/test-image?index=0")
     assert response.status_code >= 400 and fetched == []
     assert str(tmp_path) not in response.text  # paths named relative to the served folder, never absolutely
+
+
+def test_a_real_server_serves_a_client_while_100_connections_never_finish_their_headers(explorer_runs):
+    """100 connections that send a request line and stop used to make every other request a 503 (or wait
+    forever); their headers are now due within a few seconds, and a normal client is answered meanwhile."""
+    import http.client
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs), "--port", "0"],
+                              stderr=subprocess.PIPE, text=True, env=env)
+    slow = []
+    try:
+        host, port = re.search(r"http://([\d.]+):(\d+)/", server.stderr.readline()).groups()
+        for _ in range(100):
+            connection = socket.create_connection((host, int(port)), timeout=30)
+            connection.sendall(b"GET /api/runs HTTP/1.1\r\n")  # and never the rest
+            slow.append(connection)
+        for _ in range(3):
+            started = time.monotonic()
+            normal = http.client.HTTPConnection(host, int(port), timeout=30)
+            normal.request("GET", "/api/runs", headers={"Host": f"{host}:{port}"})
+            answer = normal.getresponse()
+            assert answer.status == 200 and json.loads(answer.read())["runs"]
+            assert time.monotonic() - started < 5
+            normal.close()
+        time.sleep(7)  # past the headers' deadline: the server has closed every slow connection
+        assert all(connection.recv(1) == b"" for connection in slow)
+    finally:
+        for connection in slow:
+            connection.close()
+        server.kill()
+        server.wait()

@@ -65,6 +65,29 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def headers_in_time(seconds: float) -> type:
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose first request's headers have not all come
+    ``seconds`` after it opened: without it, connections that send a request line and stop hold their places
+    forever, and enough of them deny service to everyone else. (uvicorn's keep-alive timer only starts after a
+    response; a request starts its ``cycle`` once its headers are complete.)"""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadersInTime(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.headers_due = self.loop.call_later(seconds, self.headers_late)
+
+        def headers_late(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.headers_due.cancel()
+            super().connection_lost(exc)
+
+    return HeadersInTime
+
+
 def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -93,7 +116,8 @@ def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, li
         print(f"warning: listening on {host}: the explorer has no authentication; anyone who can reach this "
               f"address can use it", file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=limits.keep_alive_timeout,
-                            limit_concurrency=limits.max_connections, timeout_graceful_shutdown=5)
+                            limit_concurrency=limits.max_connections, timeout_graceful_shutdown=5,
+                            http=headers_in_time(limits.headers_timeout))
     print(f"cnnzoo explorer on {url_of(sock)} serving {app.app.state.explorer.root} (Ctrl-C stops it)",
           file=sys.stderr, flush=True)
     try:

@@ -27,7 +27,9 @@ class Limits:
     body_timeout: float = 15.0  # seconds to wait for the next chunk of a request body
     body_deadline: float = 60.0  # seconds for a whole request body (10 MB at 170 kB/s)
     keep_alive_timeout: int = 5  # seconds an idle connection is kept open (uvicorn)
-    max_connections: int = 64  # open connections before uvicorn answers 503
+    headers_timeout: float = 5.0  # seconds a new connection has to send its request's headers
+    max_connections: int = 512  # open connections before uvicorn answers 503 (idle ones cost little; inference
+    # is bounded by max_inference)
 
 
 class Busy(Exception):
