@@ -5,6 +5,7 @@ disagreement (they used to give "test accuracy 10.00%", "Bag (nan%)" and "agreem
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -103,3 +104,31 @@ def test_an_export_counts_a_nan_output_as_a_disagreement(tmp_path):
     check = compare(path, model, x)
     assert check["non_finite"] == 1 and check["top1_agreement"] == 0.75
     assert json.dumps(check)  # plain numbers, for --json
+
+
+@pytest.mark.parametrize("allowed, bad_steps", [(2, (3, 8)), (1, (3, 8))], ids=["within", "past"])
+def test_skip_nonfinite_skips_up_to_n_steps_and_counts_them(tiny_mnist_dir, tmp_path, monkeypatch, allowed,
+                                                            bad_steps):
+    """--skip-nonfinite N: a step whose loss is not finite makes no update and is counted in metrics.csv; the
+    (N+1)-th stops the run as without it."""
+    from cnnzoo.models.base import ZooModel
+
+    loss_of, calls = ZooModel.training_loss, []
+
+    def nan_at_some_steps(self, outputs, targets, **kwargs):
+        calls.append(1)
+        loss = loss_of(self, outputs, targets, **kwargs)
+        return loss * float("nan") if len(calls) in bad_steps else loss
+
+    monkeypatch.setattr(ZooModel, "training_loss", nan_at_some_steps)
+    config = tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={}, skip_nonfinite=allowed)
+    if allowed < len(bad_steps):
+        with pytest.raises(NonFiniteLossError, match="more than 1 steps .* epoch 2, step 2"):
+            train(config)
+        return
+    summary = train(config)
+    assert [row["skipped_steps"] for row in rundir.read_metrics(tmp_path / "run")] == [1, 1]
+    assert summary["epochs"] == 2 and math.isfinite(rundir.read_metrics(tmp_path / "run")[-1]["train_loss"])
+    state = ckpt.load_checkpoint(tmp_path / "run" / rundir.LAST)
+    assert state.meta["run_state"]["skipped_steps"] == 2
+    assert all(torch.isfinite(t).all() for t in state.model_state.values())

@@ -84,6 +84,10 @@ class TrainConfig:
                                      maximum=10**6)
     ema_decay: float | None = option(OPTIMISATION, None, "evaluate an exponential moving average of the weights "
                                                          "(e.g. 0.999)", above=0, below=1)
+    skip_nonfinite: int = option(OPTIMISATION, 0, "skip up to N steps whose loss is NaN or infinite (counted in "
+                                                  "metrics.csv) instead of stopping at the first; each loss is then "
+                                                  "checked before its update, one host sync a step", minimum=0,
+                                 maximum=10**6)
 
     input_size: int | None = option(DATA, None, "image side fed to the model (default: the data's, or the "
                                                 "model's if it needs its own)", minimum=1, maximum=MAX_SIDE)

@@ -36,6 +36,7 @@ class StepSettings:
     memory_format: torch.memory_format = torch.channels_last
     label_smoothing: float = 0.0
     grad_clip: float | None = None
+    skip_nonfinite: bool = False  # check each loss before its update, and skip the update if it is not finite
 
 
 @dataclass
@@ -45,6 +46,7 @@ class EpochResult:
     images: int  # images this process trained on
     seconds: float
     out_of_time: bool  # the time budget ended the epoch early
+    skipped: int | None = None  # steps skipped for a non-finite loss (None: not asked to skip)
 
 
 CHECK_EVERY = 25  # steps between checks after an epoch's first 17: each costs a host sync and, under torchrun, an
@@ -139,6 +141,10 @@ def training_step(net: nn.Module, model: nn.Module, images: torch.Tensor, labels
     with autocast(settings.device, settings.precision):
         outputs = net(x)
     loss = model.training_loss(outputs, labels, label_smoothing=settings.label_smoothing)
+    if settings.skip_nonfinite:  # opt-in: every process must skip alike, so they agree, every step
+        bad, = distributed.agree_max([float(not torch.isfinite(loss))], loss.device)
+        if bad:
+            return loss, None  # no backward, no update
     optimizer, scaler = trainable.optimizer, trainable.scaler
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()  # the scaler is inert unless the precision is fp16
@@ -184,6 +190,7 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen, taken, out_of_time = 0, 0, False
+    skipped_before = state.skipped_steps
     net.train()
     synchronize(device)
     started = time.perf_counter()
@@ -203,6 +210,11 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
         lr = _set_learning_rate(trainable.optimizer, config, state, done, plateau)
         loss, outputs = training_step(net, trainable.model, images, labels, augment=augment, trainable=trainable,
                                       settings=settings)
+        if outputs is None:  # skipped: its loss was not finite (--skip-nonfinite)
+            _skipped_one(state, config, lr, index)
+            checks.record(torch.zeros((), device=device), lr)  # keeps the checks' step count; nothing to flag
+            state.step, taken = state.step + 1, taken + 1
+            continue
         checks.record(loss, lr)
         if trainable.ema is not None:
             trainable.ema.update_parameters(trainable.model)
@@ -224,4 +236,15 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
     synchronize(device)
     bar.finish(task)
     seconds = time.perf_counter() - started
-    return EpochResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds, out_of_time)
+    return EpochResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds, out_of_time,
+                       state.skipped_steps - skipped_before if settings.skip_nonfinite else None)
+
+
+def _skipped_one(state: RunState, config: TrainConfig, lr: float, index: int) -> None:
+    """Count a step skipped for its non-finite loss; past ``--skip-nonfinite`` of them the run stops."""
+    state.skipped_steps += 1
+    if state.skipped_steps > config.skip_nonfinite:
+        raise NonFiniteLossError(
+            f"the loss was not finite at more than {config.skip_nonfinite} steps (the last at epoch "
+            f"{state.epoch + 1}, step {index + 1}, learning rate {lr:.3g}); the best checkpoint was kept. Lower "
+            f"--lr, add --grad-clip, or use --precision fp32.")

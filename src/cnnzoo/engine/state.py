@@ -30,6 +30,7 @@ class RunState:
     train_seconds: float = 0.0
     images_seen: int = 0
     best_top1: float = -1.0
+    skipped_steps: int = 0  # steps skipped for a non-finite loss (--skip-nonfinite)
     plateau: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
 

@@ -195,7 +195,8 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
                   expected_steps=steps, may_measure=may_measure)
     layout = torch.channels_last if tuning.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
-    settings = StepSettings(device, tuning.precision, layout, config.label_smoothing, config.grad_clip)
+    settings = StepSettings(device, tuning.precision, layout, config.label_smoothing, config.grad_clip,
+                            skip_nonfinite=config.skip_nonfinite > 0)
     trainable = Trainable(model, make_optimizer(model, config),
                           torch.amp.GradScaler(device.type, enabled=tuning.precision == "fp16"),  # fp16 needs loss scaling
                           make_ema(model, config.ema_decay), torch.Generator().manual_seed(config.seed))
@@ -296,7 +297,8 @@ def _record_epoch(state: RunState, epoch: EpochResult, result: EvalResult, train
            "train_loss": round(epoch.loss, 5), "train_top1": round(epoch.top1, 5),
            "test_loss": round(result.loss, 5), "test_top1": round(result.top1, 5),
            "test_top5": round(result.top5, 5), "epoch_seconds": round(epoch.seconds, 3),
-           "images_per_second": round(epoch.images * world / epoch.seconds, 1)}
+           "images_per_second": round(epoch.images * world / epoch.seconds, 1),
+           **({} if epoch.skipped is None else {"skipped_steps": epoch.skipped})}
     state.history.append(row)
     state.plateau = dataclasses.asdict(plateau)
     improved = result.top1 > state.best_top1
