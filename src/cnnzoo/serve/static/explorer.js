@@ -1,6 +1,6 @@
 // The explorer page: runs list (polled), drawing/upload/test image → predict, stages, training, compare.
 "use strict";
-const state = { runs: [], run: null, model: null, details: null, blob: null, predicted: null, seq: 0 };
+const state = { runs: [], run: null, model: null, details: null, blob: null, predicted: null, seq: 0, compareSeq: 0 };
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -321,8 +321,10 @@ function fillCompareSelects() {
 }
 
 async function renderCompare() {
+  const ticket = ++state.compareSeq;  // two quick choices: the answers can come back in either order
   const names = [$("#compare-a").value, $("#compare-b").value].filter(Boolean);
   const runs = await Promise.all(names.map((n) => api(`/api/runs/${encodeURIComponent(n)}`)));
+  if (ticket !== state.compareSeq) return;  // a newer choice is being drawn
   const label = (r, i) => `${"AB"[i]}: ${r.name}`;
   lineChart($("#compare-acc"), runs.map((r, i) => series(r.metrics, "test_top1", label(r, i), PALETTE[i])), { xLabel: "epoch", yLabel: "test top-1 accuracy", percent: true });
   lineChart($("#compare-loss"), runs.map((r, i) => series(r.metrics, "test_loss", label(r, i), PALETTE[i])), { xLabel: "epoch", yLabel: "test loss" });
