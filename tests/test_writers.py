@@ -130,3 +130,22 @@ def test_a_run_stopped_by_sigterm_after_its_first_checkpoint_resumes(tiny_mnist_
     resumed = start(gated_script, ["train", "--resume", str(out), "--no-progress"], gate)
     assert resumed.wait(300) == 0, resumed.communicate()[1][-3000:]
     assert [row["epoch"] for row in rundir.read_metrics(out)] == [1, 2, 3]
+
+
+def test_a_view_does_not_write_into_a_run_being_written(tiny_mnist_dir, tmp_path, capsys):
+    """`show … ` and `export` write into RUN/show and RUN: while another process holds the run (here this
+    test, through the same lock a training takes), they are refused by name; written elsewhere, they run."""
+    from cnnzoo.cli import main
+    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.train import train
+
+    run = tmp_path / "run"
+    train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1, batch_size=100,
+                      out=str(run)))
+    capsys.readouterr()
+    with rundir.writer_lock(run):
+        assert main(["show", "filters", str(run)]) == 2
+        assert f"{run} is being written by another cnnzoo process (PID {os.getpid()})" in capsys.readouterr().err
+        assert not (run / rundir.SHOW).exists()
+        assert main(["show", "filters", str(run), "--out", str(tmp_path / "elsewhere")]) == 0
+    assert main(["show", "filters", str(run)]) == 0 and (run / rundir.SHOW).is_dir()

@@ -7,6 +7,8 @@ and with ``--json`` prints what it wrote and the numbers behind it. The work is 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import sys
 import time
 from pathlib import Path
@@ -17,11 +19,26 @@ from cnnzoo.console import print_json
 
 
 def _open(args: argparse.Namespace):
+    """The run (or fresh model) and where to write; writing into a run directory takes its writer lock (held
+    until the command ends, see ``_one_writer``), so a view never writes beside a training that is under way."""
     from cnnzoo.engine.run import open_run
+    from cnnzoo.rundir import writer_lock
 
     run = open_run(args.source)
     out = Path(args.out) if args.out else run.default_out()
+    if run.run_dir is not None and out.resolve().is_relative_to(run.run_dir.resolve()):
+        args.held.enter_context(writer_lock(run.run_dir))
     return run, out
+
+
+def _one_writer(command):
+    """``command`` with a place (``args.held``) for the locks it takes, released when it returns."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with contextlib.ExitStack() as args.held:
+            return command(args)
+
+    return run
 
 
 def _finish(args: argparse.Namespace, report: dict, started: float) -> int:
@@ -251,7 +268,7 @@ def _register_scoremap(commands: argparse._SubParsersAction) -> None:
     options.add(p, "data_dir", help="where the dataset files are (for the default canvas)")
     options.add(p, "out_dir", help="where to write the PNG (default: RUN/show)")
     options.add(p, "json", help="print the score map's shape, argmax and what was written")
-    p.set_defaults(run=cmd_scoremap)
+    p.set_defaults(run=_one_writer(cmd_scoremap))
 
 
 def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
@@ -269,33 +286,33 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = views.add_parser("filters", help="a convolution's kernels as a grid (one panel per group)")
     _common(p, image=False)
     p.add_argument("--layer", help="module path or convN (default: the first convolution)")
-    p.set_defaults(run=cmd_filters)
+    p.set_defaults(run=_one_writer(cmd_filters))
     p = views.add_parser("maps", help="the image as the model sees it, then every stage's feature maps")
     _common(p, image=True)
     p.add_argument("--layers", nargs="+", metavar="NAME", help="stage names or module paths (default: every stage)")
-    p.set_defaults(run=cmd_maps)
+    p.set_defaults(run=_one_writer(cmd_maps))
     p = views.add_parser("cam", help="Grad-CAM and gradient saliency for the predicted (or a chosen) class")
     _common(p, image=True)
     p.add_argument("--class", dest="target_class", metavar="C", help="class name or index (default: predicted)")
     p.add_argument("--layer", help="stage for Grad-CAM (default: the last convolutional stage)")
-    p.set_defaults(run=cmd_cam)
+    p.set_defaults(run=_one_writer(cmd_cam))
     p = views.add_parser("neighbours", help="nearest training images in penultimate features and in pixels")
     _common(p, image=True)
     p.add_argument("--k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--space", choices=("features", "pixels"), help="only one space (default: both)")
     p.add_argument("--queries", type=positive_int, default=1000, help="test images for precision@k (default: 1000)")
     options.add(p, "data_dir")
-    p.set_defaults(run=cmd_neighbours)
+    p.set_defaults(run=_one_writer(cmd_neighbours))
     p = views.add_parser("errors", help="the test images the model gets wrong with the most confidence")
     _common(p, image=False)
     p.add_argument("--count", type=positive_int, default=24, help="mistakes to show (default: 24)")
     options.add(p, "data_dir")
-    p.set_defaults(run=cmd_errors)
+    p.set_defaults(run=_one_writer(cmd_errors))
     p = views.add_parser("embedding", help="test-set features in 2-D (principal components) beside raw pixels")
     _common(p, image=False)
     p.add_argument("--images", type=positive_int, default=5000, help="test images to project (default: 5000)")
     options.add(p, "data_dir")
-    p.set_defaults(run=cmd_embedding)
+    p.set_defaults(run=_one_writer(cmd_embedding))
     _register_scoremap(commands)
     p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
                             description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")
@@ -305,4 +322,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=positive_int, default=256, help="test images to compare on (default: 256)")
     options.add(p, "data_dir")
     options.add(p, "json", help="print max |Δlogit|, top-1 agreement and the file written")
-    p.set_defaults(run=cmd_export)
+    p.set_defaults(run=_one_writer(cmd_export))
