@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+import cnnzoo
 from cnnzoo import rundir
 from cnnzoo.cli import main
 from cnnzoo.engine import checkpoint as ckpt
@@ -82,6 +87,11 @@ def test_a_checkpoint_holding_nan_is_refused_by_name(poisoned_run, tiny_mnist_di
         captured = capsys.readouterr()
         assert captured.out == "" and "nan%" not in captured.err
         assert captured.err.count("\n") == 1 and f"{rundir.BEST}: its tensor {name} holds NaN" in captured.err
+    # and as a user runs it, in a process of its own
+    source = str(Path(cnnzoo.__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-m", "cnnzoo", "predict", str(run_dir), str(image)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": source})
+    assert done.returncode == 2 and done.stdout == "" and "holds NaN" in done.stderr and "nan%" not in done.stderr
 
 
 class _LogOfFirstPixels(nn.Module):

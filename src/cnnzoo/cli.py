@@ -10,6 +10,7 @@ below it, and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -91,7 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
         number = getattr(interrupt, "signal_number", signal.SIGINT)
-        print(str(interrupt) or f"stopped by {signal.Signals(number).name}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process stops; process 0 says so
+            print(str(interrupt) or f"stopped by {signal.Signals(number).name}", file=sys.stderr)
         return 128 + number
     except BrokenPipeError:  # `cnnzoo list | head`: the reader left; nothing more to say
         sys.stderr.close()
