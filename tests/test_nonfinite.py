@@ -142,3 +142,16 @@ def test_skip_nonfinite_skips_up_to_n_steps_and_counts_them(tiny_mnist_dir, tmp_
     state = ckpt.load_checkpoint(tmp_path / "run" / rundir.LAST)
     assert state.meta["run_state"]["skipped_steps"] == 2
     assert all(torch.isfinite(t).all() for t in state.model_state.values())
+
+
+def test_a_new_run_that_diverges_in_its_first_epoch_leaves_nothing_and_says_so(tiny_mnist_dir, tmp_path,
+                                                                              monkeypatch):
+    from cnnzoo.models.base import ZooModel
+
+    loss_of = ZooModel.training_loss
+    monkeypatch.setattr(ZooModel, "training_loss", lambda self, *a, **k: loss_of(self, *a, **k) * float("nan"))
+    with pytest.raises(NonFiniteLossError, match="nothing of it was kept; run the same command again once"):
+        train(tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={}))
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(ZooModel, "training_loss", loss_of)
+    assert train(tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={}))["epochs"] == 2

@@ -231,7 +231,7 @@ def test_a_directory_holding_a_run_is_refused_and_overwrite_never_mixes_two_runs
     def diverged(*args, **kwargs):
         raise NonFiniteLossError("the loss became nan at epoch 1, step 1")
 
-    with monkeypatch.context() as patch, pytest.raises(NonFiniteLossError):
+    with monkeypatch.context() as patch, pytest.raises(NonFiniteLossError, match="the run it was replacing is back"):
         patch.setattr(engine, "train_one_epoch", diverged)
         train(tiny(tiny_mnist_dir, run_dir, model="lenet5", model_kwargs={}, epochs=1), overwrite=True)
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before

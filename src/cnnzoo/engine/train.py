@@ -41,7 +41,7 @@ from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, de
 from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, save_last
-from cnnzoo.errors import NonFiniteLossError, Stopped, TrainingError
+from cnnzoo.errors import CnnzooError, NonFiniteLossError, Stopped, TrainingError
 from cnnzoo.rundir import (
     BEST,
     LAST,
@@ -114,6 +114,8 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
             if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (see cli): what is left, how to go on
                 stopped = Stopped("", getattr(error, "signal_number", signal.SIGINT))
                 raise Stopped(_stopped_hint(start, stopped.signal_name, kept), stopped.signal_number) from None
+            if isinstance(error, CnnzooError) and not kept:  # say what the failed start left: nothing of it
+                error.args = (f"{error}; {_left_behind(start)} once that is fixed", *error.args[1:])
             raise
 
 
@@ -134,9 +136,13 @@ def _one_writer(run_dir: Path | None, log: Log) -> Iterator[None]:
 def _stopped_hint(start: Start, signal_name: str, kept: bool) -> str:
     if kept and (start.run_dir / LAST).is_file():
         return f"stopped by {signal_name}; continue with: cnnzoo train --resume {start.run_dir}"
+    return f"stopped by {signal_name} before the first checkpoint of {start.run_dir}; {_left_behind(start)}"
+
+
+def _left_behind(start: Start) -> str:
+    """What a start that never saved a checkpoint left: nothing of itself, and the run it replaced as it was."""
     kept = "the run it was replacing is back as it was" if start.kind == REPLACE else "nothing of it was kept"
-    return (f"stopped by {signal_name} before the first checkpoint of {start.run_dir}, so {kept}; run the same "
-            f"command again")
+    return f"{kept}; run the same command again"
 
 
 def _train_joined(start: Start, device: torch.device, provisional: Provisional | None, *, distributed_run: bool,
