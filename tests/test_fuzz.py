@@ -1,4 +1,5 @@
-"""Fuzzing the file readers: damaged IDX files, CIFAR pickles and checkpoints raise only cnnzoo's errors.
+"""Fuzzing the file readers: damaged IDX files, CIFAR pickles, checkpoints, run settings (config.json) and images
+(grey, RGB and 16-bit PNG, JPEG, CMYK JPEG, animated GIF) raise only cnnzoo's errors.
 
 In the spirit of safetensors' own fuzzing: valid files are written in the real formats (IDX by ``write_idx``, raw
 and gzipped; CIFAR batches and meta files as Python 3 pickles at protocols 2 and 5 and as Python 2's cPickle wrote
@@ -41,7 +42,8 @@ import pytest
 
 CASES = int(os.environ.get("CNNZOO_FUZZ_CASES", "3000"))
 SEED = int(os.environ.get("CNNZOO_FUZZ_SEED", "0"))
-SHARE = {"idx": 0.4, "cifar": 0.4, "checkpoint": 0.15, "pt": 0.05}  # checkpoint inputs cost ten times more
+SHARE = {"idx": 0.4, "cifar": 0.4, "checkpoint": 0.15, "pt": 0.05,  # checkpoint inputs cost ten times more
+         "json": 0.3, "image": 0.3}
 MEMORY_HEADROOM_MIB = 512
 SHORT_FILE = 1024  # files up to this size are cut at every length
 EDGE_VALUES = (0, 1, 2, 3, 127, 128, 255, 256, 3072, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1,
@@ -342,9 +344,67 @@ def checkpoint_readers(seed: dict) -> list:
     return [load_run, lambda path: restore_last(path, seed["trainable"])]
 
 
+def json_seeds(work: Path) -> list[dict]:
+    """A run's config.json as training writes it (with its versions), for two runs."""
+    from cnnzoo.engine.config import TrainConfig
+
+    settings = [TrainConfig(model="lenet5", dataset="mnist").to_dict(),
+                TrainConfig(model="mlp", dataset="fashion-mnist", model_kwargs={"hidden": [16]}, epochs=3,
+                            time_budget=60.0, out="runs/x").to_dict()]
+    return [{"kind": "json", "value": {**value, "versions": {"cnnzoo": "0", "torch": "2"}},
+             "bytes": json.dumps({**value, "versions": {"cnnzoo": "0", "torch": "2"}}, indent=2).encode()}
+            for value in settings]
+
+
+def json_mutation(seed: dict, rng: random.Random) -> tuple[str, bytes]:
+    if rng.random() < 0.5:
+        return mutate_bytes(seed["bytes"], rng)
+    what, value = mutate_meta(seed["value"], rng)
+    return what, json.dumps(value).encode()
+
+
+def json_readers(seed: dict) -> list:
+    from cnnzoo import rundir
+    from cnnzoo.engine.config import TrainConfig
+
+    return [TrainConfig.from_json, lambda path: rundir.read_json(path, "run's settings")]
+
+
+def image_seeds(work: Path) -> list[dict]:
+    """Images as users have them: grey and RGB PNGs, a 16-bit PNG, a JPEG, a CMYK JPEG and an animated GIF."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pictures = [("PNG", Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8))),
+                ("PNG", Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))),
+                ("PNG", Image.fromarray(rng.integers(0, 65535, (20, 20), dtype=np.uint16))),
+                ("JPEG", Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))),
+                ("JPEG", Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).convert("CMYK"))]
+    seeds = []
+    for fmt, picture in pictures:
+        buffer = io.BytesIO()
+        picture.save(buffer, format=fmt)
+        seeds.append({"kind": "image", "bytes": buffer.getvalue()})
+    frames = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).convert("P") for _ in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return [*seeds, {"kind": "image", "bytes": buffer.getvalue()}]
+
+
+def image_readers(seed: dict) -> list:
+    from cnnzoo.data.folder import load_image, open_image
+
+    return [lambda path: load_image(path, channels=1, size=28), lambda path: open_image(path, 3)]
+
+
 # ------------------------------------------------------------------------------------------------------ worker
 
-FORMATS = {"idx": (idx_seeds, idx_mutation, idx_readers), "cifar": (cifar_seeds, cifar_mutation, cifar_readers),
+FORMATS = {"json": (json_seeds, json_mutation, json_readers), "image": (image_seeds, lambda seed, rng:
+                                                                         mutate_bytes(seed["bytes"], rng),
+                                                                         image_readers),
+           "idx": (idx_seeds, idx_mutation, idx_readers), "cifar": (cifar_seeds, cifar_mutation, cifar_readers),
            "checkpoint": (checkpoint_seeds, checkpoint_mutation, checkpoint_readers),
            "pt": (pt_seeds, lambda seed, rng: mutate_bytes(seed["bytes"], rng), pt_readers)}
 
@@ -428,7 +488,7 @@ def test_damaged_files_raise_only_cnnzoo_errors_naming_the_file(fmt, tmp_path):
           f"MiB); {json.dumps(report['outcomes'], sort_keys=True)}")
     assert report["escaped"] == []
     assert report["badly_worded"] == []
-    assert report["outcomes"].get("DataFormatError" if fmt in ("idx", "cifar") else "CheckpointError", 0) > 0
+    assert report["outcomes"].get("CheckpointError" if fmt in ("checkpoint", "pt") else "DataFormatError", 0) > 0
 
 
 def test_the_python2_batch_reads_as_the_official_files_do(tmp_path):

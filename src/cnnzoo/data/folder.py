@@ -94,6 +94,10 @@ def open_image(path: str | Path, channels: int = 3, draft_size: int | None = Non
         raise
     except Image.DecompressionBombError as err:
         raise DataFormatError(f"{path}: refused as a possible decompression bomb ({err}); remove the file") from None
+    except MemoryError:  # a damaged chunk can declare gigabytes; an image within MAX_IMAGE_PIXELS never needs them
+        raise DataFormatError(f"{path}: decoding it asked for more memory than an image of at most "
+                              f"{MAX_IMAGE_PIXELS:,} pixels needs; the file is damaged: re-save it or remove it "
+                              f"from the folder") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:  # Pillow's ways of saying "cannot decode"
         raise DataFormatError(
             f"{path}: cannot decode the image ({type(err).__name__}: {err}); the file is damaged, truncated or "
