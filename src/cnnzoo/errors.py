@@ -95,10 +95,6 @@ class Stopped(KeyboardInterrupt):
         super().__init__(message)
         self.signal_number = int(signal_number)
 
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signal_number).name
-
 
 def suggest(name: str, choices, *, count: int = 3) -> str:
     """`` Did you mean a, b?`` for the choices closest to ``name`` (empty when none is close)."""

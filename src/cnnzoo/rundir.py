@@ -38,10 +38,8 @@ from pathlib import Path
 from cnnzoo.errors import (
     CheckpointError,
     CnnzooError,
-    ConfigError,
     DataFormatError,
     RunDirectoryError,
-    TrainingError,
 )
 from cnnzoo.files import TEMPORARY_SUFFIX, atomic_write_bytes, read_bytes, sync_directory
 
@@ -185,29 +183,6 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------------- starting and replacing
-
-
-def check_new_run(run_dir: Path, *, overwrite: bool) -> bool:
-    """Refuse to start a new run in a directory that holds one, unless ``overwrite``; True when one is there."""
-    if not holds_run(run_dir):
-        return False
-    if not overwrite:
-        raise ConfigError(f"{run_dir} already holds a cnnzoo run (config.json or checkpoints); continue it with "
-                          f"`cnnzoo train --resume {run_dir}`, replace it with --overwrite, or choose another --out")
-    return True
-
-
-def check_resumable(run_dir: Path) -> None:
-    """Say clearly why ``run_dir`` cannot be resumed, before anything is loaded."""
-    if not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir}: no such run directory to resume")
-    if (run_dir / LAST).is_file():
-        return
-    if holds_run(run_dir) or (run_dir / CHECKPOINTS).is_dir() or stale_files(run_dir):
-        raise TrainingError(f"{run_dir}: nothing to resume: no epoch finished before the run stopped (there is no "
-                            f"{LAST}); start it again from scratch, with the same options and "
-                            f"--out {run_dir} --overwrite")
-    raise RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no checkpoints)")
 
 
 def make_run_dir(run_dir: Path) -> Path:

@@ -246,10 +246,11 @@ def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: Train
             measured = measure_steps(timers, allowance, expected_steps)
             timed = {c: measured[c.label] for c in candidates}
             choice, source = choose_fastest(timed), "measured"
-            doubt = trustworthy(measured, os.getloadavg()[0], os.cpu_count() or 1)
+            load = os.getloadavg()[0]
+            doubt = trustworthy(measured, load, os.cpu_count() or 1)
             if doubt is None:
                 entry["steps"] = {**entry.get("steps", {}), **{c.label: s for c, s in timed.items()}}
-                entry["load"] = round(os.getloadavg()[0], 2)
+                entry["load"] = round(load, 2)
                 tuning_cache.write_entry(parts, entry)
             else:
                 source += f" ({doubt})"

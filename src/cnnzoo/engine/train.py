@@ -112,8 +112,8 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None, overr
             if provisional is not None:
                 provisional.undo()
             if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (see cli): what is left, how to go on
-                stopped = Stopped("", getattr(error, "signal_number", signal.SIGINT))
-                raise Stopped(_stopped_hint(start, stopped.signal_name, kept), stopped.signal_number) from None
+                number = getattr(error, "signal_number", signal.SIGINT)
+                raise Stopped(_stopped_hint(start, signal.Signals(number).name, kept), number) from None
             if isinstance(error, CnnzooError) and not kept:  # say what the failed start left: nothing of it
                 error.args = (f"{error}; {_left_behind(start)} once that is fixed", *error.args[1:])
             raise
