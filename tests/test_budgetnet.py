@@ -1,4 +1,5 @@
-"""The budget networks' frozen patch-whitening layer: what it computes, that it stays frozen, that training fits it."""
+"""The budget networks' frozen patch-whitening layer: what it computes, that it stays frozen, that
+training fits it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from cnnzoo.models.budgetnet import patch_whitening
 
 
 def response_covariance(images: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """The covariance of the filter responses over every k×k patch of ``images`` (valid positions only)."""
+    """The covariance of the filter responses over every k×k patch of ``images`` (valid positions
+    only)."""
     responses = F.conv2d(images.double(), filters.double()).transpose(0, 1).flatten(1)
     responses = responses - responses.mean(1, keepdim=True)
     return responses @ responses.T / responses.shape[1]
@@ -31,7 +33,8 @@ def correlated_images(count: int = 300, side: int = 16) -> torch.Tensor:
 def test_whitening_filters_decorrelate_the_patches_they_were_fitted_to():
     images = correlated_images()
     raw = response_covariance(images, torch.eye(9).reshape(9, 1, 3, 3))
-    assert raw[0, 1] / raw[0, 0] > 0.5  # neighbouring pixels are strongly correlated before whitening
+    # neighbouring pixels are strongly correlated before whitening
+    assert raw[0, 1] / raw[0, 0] > 0.5
     whitened = response_covariance(images, patch_whitening(images, 3, eps=1e-9))
     assert torch.allclose(whitened, torch.eye(9, dtype=whitened.dtype), atol=1e-3)
 
@@ -39,7 +42,8 @@ def test_whitening_filters_decorrelate_the_patches_they_were_fitted_to():
 def test_the_covariance_is_the_same_however_many_images_are_unfolded_at_once(monkeypatch):
     images = correlated_images(50, 12)
     whole = budgetnet.patch_covariance(images, 3)
-    monkeypatch.setattr(budgetnet, "PATCHES_PER_CHUNK", 150)  # one and a half images' patches: 1 image a time
+    # one and a half images' patches: 1 image a time
+    monkeypatch.setattr(budgetnet, "PATCHES_PER_CHUNK", 150)
     assert torch.allclose(budgetnet.patch_covariance(images, 3), whole, atol=1e-10)
     patches = F.unfold(images.double(), 3).transpose(1, 2).reshape(-1, 9)
     assert torch.allclose(whole, torch.cov(patches.T, correction=0), atol=1e-10)
@@ -49,7 +53,8 @@ def test_the_first_whitening_filter_carries_the_most_variance_and_two_channel_im
     images = torch.cat([correlated_images(), correlated_images().flip(-1) * 2], dim=1)
     filters = patch_whitening(images, 2, eps=0.0)
     assert filters.shape == (8, 2, 2, 2)
-    # unit output variance means |filter| = 1/sqrt(eigenvalue): the largest eigenvalue gives the shortest filter
+    # unit output variance means |filter| = 1/sqrt(eigenvalue): the largest eigenvalue gives the
+    # shortest filter
     norms = filters.flatten(1).norm(dim=1)
     assert torch.all(norms[:-1] <= norms[1:] + 1e-6)
 
@@ -72,13 +77,15 @@ def test_the_whitening_layer_is_fitted_with_both_signs_and_never_trained():
 
 
 def test_training_fits_the_whitening_to_the_normalised_training_images(tiny_mnist_dir, tmp_path):
-    config = TrainConfig(model="budgetnet_s", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1,
-                         batch_size=50, lr=0.2, out=str(tmp_path / "run"), precision="fp32", channels_last=False,
-                         compile="off")
+    config = TrainConfig(model="budgetnet_s", dataset="mnist", data_dir=str(tiny_mnist_dir),
+                         epochs=1,
+                         batch_size=50, lr=0.2, out=str(tmp_path / "run"), precision="fp32",
+                         channels_last=False, compile="off")
     summary = train(config)
     loaded = load_run(tmp_path / "run")
     filters = loaded.model.features.whitening.weight.detach()
-    # the tiny set has 600 training images, fewer than the engine fits to, so the fit saw all of them
+    # the tiny set has 600 training images, fewer than the engine fits to, so the fit saw all of
+    # them
     images = read_idx(tiny_mnist_dir / "train-images-idx3-ubyte.gz")
     mean, std = loaded.input.mean[0], loaded.input.std[0]
     normalised = (torch.as_tensor(images, dtype=torch.float32)[:, None] / 255 - mean) / std

@@ -1,12 +1,13 @@
-"""Chaos: a small training run hit at a random moment by one fault, then recovered as a user would, with real
-processes and real signals. After each fault the run directory must be whole and, once recovered, hold exactly
-what an uninterrupted run with the same seed holds (every tensor of the last checkpoint, every metric), or be
-untouched (a second writer is refused; a killed --overwrite gives the old run back).
+"""Chaos: a small training run hit at a random moment by one fault, then recovered as a user would,
+with real processes and real signals. After each fault the run directory must be whole and, once
+recovered, hold exactly what an uninterrupted run with the same seed holds (every tensor of the last
+checkpoint, every metric), or be untouched (a second writer is refused; a killed --overwrite gives
+the old run back).
 
-The faults: kill -9, SIGTERM, SIGINT, a second writer on the same --out, an --overwrite killed, a full disk (a
-write that fails with ENOSPC, injected at a random write), and a truncated newest checkpoint. `make chaos` runs
-CNNZOO_CHAOS_ROUNDS rounds (100) and prints the count per fault; `make test` runs a few (CNNZOO_CHAOS_SEED varies
-the draws).
+The faults: kill -9, SIGTERM, SIGINT, a second writer on the same --out, an --overwrite killed, a
+full disk (a write that fails with ENOSPC, injected at a random write), and a truncated newest
+checkpoint. `make chaos` runs CNNZOO_CHAOS_ROUNDS rounds (100) and prints the count per fault; `make
+test` runs a few (CNNZOO_CHAOS_SEED varies the draws).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from cnnzoo.engine import checkpoint as ckpt
 SOURCE = Path(cnnzoo.__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("CNNZOO_CHAOS_ROUNDS", "3"))
 SEED = int(os.environ.get("CNNZOO_CHAOS_SEED", "0"))
-FAULTS = ("kill", "SIGTERM", "SIGINT", "second writer", "overwrite killed", "disk full", "corrupt checkpoint")
+FAULTS = ("kill", "SIGTERM", "SIGINT", "second writer", "overwrite killed", "disk full",
+          "corrupt checkpoint")
 TIMING = ("epoch_seconds", "images_per_second")
 
 # `cnnzoo ARGV`; with CHAOS_ENOSPC_AT=N the N-th file flushed to disk fails as a full disk would
@@ -55,9 +57,12 @@ sys.exit(main(sys.argv[1:]))
 
 
 def argv(data_dir: Path, out: Path, seed: int = 3) -> list[str]:
-    return ["train", "--model", "mlp", "--model-kwargs", '{"hidden": [16]}', "--dataset", "mnist", "--data-dir",
-            str(data_dir), "--epochs", "3", "--batch-size", "100", "--crop-padding", "2", "--seed", str(seed),
-            "--threads", "1", "--no-progress", "--device", "cpu", "--precision", "fp32", "--out", str(out)]
+    return ["train", "--model", "mlp", "--model-kwargs", '{"hidden": [16]}', "--dataset", "mnist",
+            "--data-dir",
+            str(data_dir), "--epochs", "3", "--batch-size", "100", "--crop-padding", "2", "--seed",
+            str(seed),
+            "--threads", "1", "--no-progress", "--device", "cpu", "--precision", "fp32", "--out",
+            str(out)]
 
 
 class Runner:
@@ -67,8 +72,8 @@ class Runner:
     def start(self, args: list[str], **env: str) -> subprocess.Popen:
         full = {**os.environ, "PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", **env}
         with open(self.log, "a") as log:
-            return subprocess.Popen([sys.executable, str(self.script), *args], stdout=subprocess.DEVNULL,
-                                    stderr=log, env=full)
+            return subprocess.Popen([sys.executable, str(self.script), *args],
+                                    stdout=subprocess.DEVNULL, stderr=log, env=full)
 
     def run(self, args: list[str], **env: str) -> int:
         return self.start(args, **env).wait(300)
@@ -76,7 +81,9 @@ class Runner:
 
 def state_of(run_dir: Path) -> tuple[dict, list[dict]]:
     last = ckpt.load_checkpoint(run_dir / rundir.LAST)
-    metrics = [{k: v for k, v in row.items() if k not in TIMING} for row in rundir.read_metrics(run_dir)]
+    metrics = [
+        {k: v for k, v in row.items() if k not in TIMING} for row in rundir.read_metrics(run_dir)
+    ]
     return {name: tensor.clone() for name, tensor in last.tensors.items()}, metrics
 
 
@@ -86,8 +93,9 @@ def files(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def chaos(tiny_mnist_dir, tmp_path_factory):
-    """The worker, and two uninterrupted runs: the one every round must end equal to (seed 3) and another
-    (seed 4) that an --overwrite replaces; and how long a whole run takes, start-up included."""
+    """The worker, and two uninterrupted runs: the one every round must end equal to (seed 3) and
+    another (seed 4) that an --overwrite replaces; and how long a whole run takes, start-up
+    included."""
     root = tmp_path_factory.mktemp("chaos")
     script = root / "worker.py"
     script.write_text(WORKER)
@@ -100,7 +108,8 @@ def chaos(tiny_mnist_dir, tmp_path_factory):
 
 
 def recover(runner: Runner, data_dir: Path, run_dir: Path) -> None:
-    """What a user does next: continue a run that has a checkpoint, else run the same command again."""
+    """What a user does next: continue a run that has a checkpoint, else run the same command
+    again."""
     for _ in range(3):
         if (run_dir / rundir.SUMMARY).is_file():
             return
@@ -111,7 +120,8 @@ def recover(runner: Runner, data_dir: Path, run_dir: Path) -> None:
     assert (run_dir / rundir.SUMMARY).is_file()
 
 
-def stop_at_random(runner: Runner, args: list[str], rng: random.Random, seconds: float, sent: int) -> int:
+def stop_at_random(runner: Runner, args: list[str], rng: random.Random, seconds: float,
+                   sent: int) -> int:
     process = runner.start(args)
     time.sleep(rng.uniform(0.0, seconds))
     if process.poll() is None:
@@ -135,18 +145,23 @@ def one_round(chaos, data_dir: Path, folder: Path, fault: str, rng: random.Rando
     elif fault == "overwrite killed":
         shutil.copytree(other, run_dir)
         before = files(run_dir)
-        stop_at_random(runner, [*argv(data_dir, run_dir), "--overwrite"], rng, seconds, signal.SIGKILL)
+        stop_at_random(runner, [*argv(data_dir, run_dir), "--overwrite"], rng, seconds,
+                       signal.SIGKILL)
         aside = folder / ".run.replaced"
         replacement_kept = (run_dir / rundir.LAST).is_file() and \
             rundir.read_json(run_dir / rundir.CONFIG)["seed"] == 3
-        if not replacement_kept:  # the old run is whole: set aside (killed in the first epoch), or never moved
+        # the old run is whole: set aside (killed in the first epoch), or never moved
+        if not replacement_kept:
             assert files(aside if aside.exists() else run_dir) == before
             assert runner.run([*argv(data_dir, run_dir), "--overwrite"]) == 0
     elif fault == "disk full":
         code = runner.run(argv(data_dir, run_dir), CHAOS_ENOSPC_AT=str(rng.randint(1, 14)))
         assert code == 2 and "the disk is full" in runner.log.read_text().splitlines()[-1]
     else:  # a truncated newest checkpoint: refused by name, then the run is started again
-        assert stop_at_random(runner, argv(data_dir, run_dir), rng, seconds, signal.SIGKILL) in (0, -signal.SIGKILL)
+        assert stop_at_random(runner, argv(data_dir, run_dir), rng, seconds, signal.SIGKILL) in (
+            0,
+            -signal.SIGKILL,
+        )
         if (run_dir / rundir.LAST).is_file():
             data = (run_dir / rundir.LAST).read_bytes()
             (run_dir / rundir.LAST).write_bytes(data[: len(data) // 2])

@@ -1,4 +1,5 @@
-"""Batch-wise augmentation: each operation against a plain reference, and reproducibility from a generator."""
+"""Batch-wise augmentation: each operation against a plain reference, and reproducibility from a
+generator."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 def _distinct_images(count: int = 16, channels: int = 2, side: int = 8) -> torch.Tensor:
     """Images whose every value is unique and nonzero, so a crop's position can be recovered."""
-    return torch.arange(1, count * channels * side * side + 1, dtype=torch.float32).view(count, channels, side, side)
+    return torch.arange(1, count * channels * side * side + 1, dtype=torch.float32).view(
+        count, channels, side, side
+    )
 
 
 def test_to_float():
@@ -38,7 +41,8 @@ def test_random_crop_equals_a_window_of_the_padded_image():
         assert len(matches) == 1, f"image {n}: crop is not a window of its padded image"
         offsets.append(matches[0])
     assert len(set(offsets)) > 1  # every image draws its own offset
-    assert torch.equal(out, augment.random_crop(x, size, padding, _gen()))  # same generator, same crops
+    # same generator, same crops
+    assert torch.equal(out, augment.random_crop(x, size, padding, _gen()))
     assert not torch.equal(out, augment.random_crop(x, size, padding, _gen(1)))
 
 
@@ -81,7 +85,9 @@ def test_center_crop_and_ten_crop_views():
 
 def test_resize_and_normalize():
     x = torch.full((2, 3, 16, 16), 0.25)
-    assert augment.resize(x, 8).shape == (2, 3, 8, 8) and augment.resize(x, 8).allclose(torch.tensor(0.25))
+    assert augment.resize(x, 8).shape == (2, 3, 8, 8) and augment.resize(x, 8).allclose(
+        torch.tensor(0.25)
+    )
     assert augment.resize(x, (20, 24)).shape == (2, 3, 20, 24)
     assert augment.resize(x, 16) is x
     as_bytes = torch.full((1, 1, 9, 9), 200, dtype=torch.uint8)
@@ -101,14 +107,20 @@ def test_rgb_pca_matches_numpy():
     rng = np.random.default_rng(0)
     mix = np.array([[1.0, 0.5, 0.2], [0.0, 0.6, 0.3], [0.0, 0.0, 0.2]])
     pixels = np.clip(0.5 + 0.1 * rng.standard_normal((20000, 3)) @ mix, 0, 1)
-    images = torch.from_numpy(np.round(pixels * 255).astype(np.uint8)).view(200, 10, 10, 3).permute(0, 3, 1, 2)
+    images = (
+        torch.from_numpy(np.round(pixels * 255).astype(np.uint8))
+        .view(200, 10, 10, 3)
+        .permute(0, 3, 1, 2)
+    )
     eigvals, eigvecs = augment.rgb_pca(images)
     reference = np.cov(images.permute(0, 2, 3, 1).reshape(-1, 3).numpy().T / 255.0)
     expected_vals, expected_vecs = np.linalg.eigh(reference)
     assert eigvals.numpy() == pytest.approx(expected_vals[::-1], rel=1e-4)
     assert (eigvals[:-1] >= eigvals[1:]).all()
     for i in range(3):  # eigenvectors up to sign
-        assert abs(float(eigvecs[:, i] @ torch.from_numpy(expected_vecs[:, 2 - i]).float())) == pytest.approx(1, abs=1e-4)
+        assert abs(
+            float(eigvecs[:, i] @ torch.from_numpy(expected_vecs[:, 2 - i]).float())
+        ) == pytest.approx(1, abs=1e-4)
 
 
 def test_pca_lighting_offsets_have_the_expected_statistics():
@@ -117,11 +129,13 @@ def test_pca_lighting_offsets_have_the_expected_statistics():
     std, count = 0.1, 20000
     x = torch.rand(count, 3, 2, 2)
     offsets = augment.pca_lighting(x, eigvals, q, std, _gen()) - x
-    assert torch.allclose(offsets, offsets[:, :, :1, :1].expand_as(offsets), atol=1e-6)  # one shift per image
+    # one shift per image
+    assert torch.allclose(offsets, offsets[:, :, :1, :1].expand_as(offsets), atol=1e-6)
     per_image = offsets[:, :, 0, 0].double()
     expected_cov = (q.double() * (eigvals.double() * std) ** 2) @ q.double().T
     assert per_image.mean(0).abs().max() < 4 * (eigvals.max() * std) / count**0.5
-    assert torch.allclose(torch.cov(per_image.T), expected_cov, atol=0.05 * expected_cov.abs().max())
+    assert torch.allclose(torch.cov(per_image.T), expected_cov,
+                          atol=0.05 * expected_cov.abs().max())
     assert torch.equal(augment.pca_lighting(x, eigvals, q, std, _gen()) - x, offsets)
 
 
@@ -134,9 +148,11 @@ def test_train_augment_pipelines():
     assert out.min() >= (0 - 0.5) / 0.25 and out.max() <= (1 - 0.5) / 0.25
 
     eigvals, eigvecs = augment.rgb_pca(batch)
-    alexnet = augment.TrainAugment(24, flip=True, pca_std=0.1, eigvals=eigvals, eigvecs=eigvecs, resize_to=28)
+    alexnet = augment.TrainAugment(24, flip=True, pca_std=0.1, eigvals=eigvals, eigvecs=eigvecs,
+                                   resize_to=28)
     assert alexnet(batch, _gen()).shape == (8, 3, 24, 24)
-    upsized = augment.TrainAugment(64)(torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8), _gen())
+    upsized = augment.TrainAugment(64)(torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8),
+                                       _gen())
     assert upsized.shape == (2, 1, 64, 64)
     plain = augment.TrainAugment(None)(batch, _gen())
     assert torch.equal(plain, batch.float() / 255)
@@ -160,13 +176,14 @@ def test_eval_views():
 
 
 def test_a_photo_on_a_light_background_is_prepared_as_fashion_mnist_was():
-    """A dataset image turned into a 'photo' (dark object on white, small, off-centre, 300×200) comes back
-    close to the original: inverted, trimmed, resized by its longest side and centred."""
+    """A dataset image turned into a 'photo' (dark object on white, small, off-centre, 300×200)
+    comes back close to the original: inverted, trimmed, resized by its longest side and centred."""
     from PIL import Image
 
     from cnnzoo.data.photos import prepare_like_mnist, unlike_training
 
-    garment = np.full((28, 16), 200, dtype=np.uint8)  # light on black, filling the frame's height, as they do
+    # light on black, filling the frame's height, as they do
+    garment = np.full((28, 16), 200, dtype=np.uint8)
     garment[8:20, 4:12] = 120
     original = np.zeros((28, 28), dtype=np.uint8)
     original[:, 6:22] = garment

@@ -1,7 +1,8 @@
-"""The file parsers: IDX (MNIST family), CIFAR pickle batches, image files, and the real Fashion-MNIST.
+"""The file parsers: IDX (MNIST family), CIFAR pickle batches, image files, and the real
+Fashion-MNIST.
 
-Test files are written in the real formats (gzip or raw IDX, CIFAR dicts pickled with bytes keys) so what
-passes here is what reads the published files.
+Test files are written in the real formats (gzip or raw IDX, CIFAR dicts pickled with bytes keys) so
+what passes here is what reads the published files.
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ def _images(count: int = 100, side: int = 28, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, side, side), dtype=np.uint8)
 
 
-# ------------------------------------------------------------------------------------------------ IDX
+# ------------------------------------------------------------------------------------------------
+# IDX
 
 
 @pytest.mark.parametrize("name", ["images-idx3-ubyte.gz", "images-idx3-ubyte"])
 def test_idx_round_trip_gzipped_and_raw(tmp_path, name):
     images = _images()
     write_idx(tmp_path / name, images)
-    assert (tmp_path / name).read_bytes()[:2] == (b"\x1f\x8b" if name.endswith(".gz") else b"\x00\x00")
+    assert (tmp_path / name).read_bytes()[:2] == (
+        b"\x1f\x8b" if name.endswith(".gz") else b"\x00\x00"
+    )
     parsed = read_idx_images(tmp_path / name)
     assert parsed.dtype == np.uint8 and parsed.shape == (100, 28, 28)
     np.testing.assert_array_equal(parsed, images)
@@ -61,7 +65,11 @@ def test_idx_pair_gives_int64_labels(tmp_path):
     write_idx(tmp_path / "i.gz", _images(5))
     write_idx(tmp_path / "l.gz", np.array([0, 1, 2, 3, 9], dtype=np.uint8))
     images, labels = read_idx_pair(tmp_path / "i.gz", tmp_path / "l.gz")
-    assert images.shape == (5, 28, 28) and labels.dtype == np.int64 and labels.tolist() == [0, 1, 2, 3, 9]
+    assert (
+        images.shape == (5, 28, 28)
+        and labels.dtype == np.int64
+        and labels.tolist() == [0, 1, 2, 3, 9]
+    )
 
 
 def test_idx_limit_reads_a_prefix(tmp_path):
@@ -74,7 +82,8 @@ def test_idx_limit_reads_a_prefix(tmp_path):
     assert read_idx(tmp_path / "l.gz", limit=500).shape == (50,)
     write_idx(tmp_path / "l.gz", np.arange(49, dtype=np.uint8))
     with pytest.raises(DataFormatError, match="50 images but .* 49 labels"):
-        read_idx_pair(tmp_path / "i.gz", tmp_path / "l.gz", limit=7)  # counts compared from the headers
+        # counts compared from the headers
+        read_idx_pair(tmp_path / "i.gz", tmp_path / "l.gz", limit=7)
 
 
 def test_idx_truncated_data_is_reported_with_counts(tmp_path):
@@ -118,7 +127,8 @@ def test_idx_extra_bytes_are_refused(tmp_path):
 def test_idx_wrong_magic(tmp_path):
     labels_path = tmp_path / "train-labels-idx1-ubyte.gz"
     write_idx(labels_path, np.arange(10, dtype=np.uint8))
-    with pytest.raises(DataFormatError, match="magic number is 0x00000801, expected 0x00000803") as err:
+    with pytest.raises(DataFormatError,
+                       match="magic number is 0x00000801, expected 0x00000803") as err:
         read_idx_images(labels_path)  # a label file where images are expected
     assert str(labels_path) in str(err.value)
 
@@ -146,12 +156,15 @@ def test_idx_images_and_labels_count_mismatch(tmp_path):
 
 
 def test_idx_module_does_not_import_torch():
-    code = "import sys, cnnzoo.data, cnnzoo.data.idx, cnnzoo.data.sources, cnnzoo.data.cifar; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = ("import sys, cnnzoo.data, cnnzoo.data.idx, cnnzoo.data.sources, cnnzoo.data.cifar; "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
     assert result.stdout.strip() == "False"
 
 
-# ------------------------------------------------------------------------------------------------ CIFAR
+# ------------------------------------------------------------------------------------------------
+# CIFAR
 
 
 def _cifar_images(count: int, seed: int = 0) -> np.ndarray:
@@ -162,7 +175,8 @@ def _cifar_images(count: int, seed: int = 0) -> np.ndarray:
 def test_cifar10_batch_round_trip(tmp_path, protocol):
     images, labels = _cifar_images(20), np.arange(20) % 10
     path = tmp_path / "data_batch_1"
-    cifar.write_cifar_batch(path, images, labels, protocol=protocol, batch_label=b"training batch 1 of 5",
+    cifar.write_cifar_batch(path, images, labels, protocol=protocol,
+                            batch_label=b"training batch 1 of 5",
                             filenames=[f"img_{i}.png".encode() for i in range(20)])
     parsed_images, parsed_labels = cifar.read_cifar_batch(path, "labels", 10)
     np.testing.assert_array_equal(parsed_images, images)
@@ -186,15 +200,19 @@ def _write_cifar10_folder(folder: Path, per_batch: int = 6) -> tuple[np.ndarray,
         cifar.write_cifar_batch(folder / name, images, labels)
         all_images.append(images)
         all_labels.append(labels)
-    names = [n.encode() for n in ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]]
+    names = [n.encode() for n in ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                  "horse", "ship", "truck"]]
     with open(folder / "batches.meta", "wb") as stream:
-        pickle.dump({b"label_names": names, b"num_cases_per_batch": per_batch, b"num_vis": 3072}, stream, protocol=2)
+        pickle.dump({b"label_names": names, b"num_cases_per_batch": per_batch, b"num_vis": 3072},
+                    stream, protocol=2)
     return np.concatenate(all_images), np.concatenate(all_labels)
 
 
 def test_cifar10_folder(tmp_path):
     images, labels = _write_cifar10_folder(tmp_path)
-    train_images, train_labels, test_images, test_labels, classes = cifar.read_cifar(tmp_path, cifar.CIFAR10)
+    train_images, train_labels, test_images, test_labels, classes = cifar.read_cifar(
+        tmp_path, cifar.CIFAR10
+    )
     assert train_images.shape == (30, 3, 32, 32) and test_images.shape == (6, 3, 32, 32)
     np.testing.assert_array_equal(np.concatenate([train_images, test_images]), images)
     assert np.concatenate([train_labels, test_labels]).tolist() == labels.tolist()
@@ -205,10 +223,12 @@ def test_cifar100_fine_labels(tmp_path):
     images = _cifar_images(8)
     fine, coarse = [0, 5, 17, 99, 42, 3, 3, 64], [0, 1, 2, 19, 5, 3, 3, 7]
     for name in ("train", "test"):
-        cifar.write_cifar_batch(tmp_path / name, images, fine, label_key="fine_labels", coarse_labels=coarse)
+        cifar.write_cifar_batch(tmp_path / name, images, fine, label_key="fine_labels",
+                                coarse_labels=coarse)
     with open(tmp_path / "meta", "wb") as stream:
         pickle.dump({b"fine_label_names": [f"class{i}".encode() for i in range(100)],
-                     b"coarse_label_names": [f"super{i}".encode() for i in range(20)]}, stream, protocol=2)
+                     b"coarse_label_names": [f"super{i}".encode() for i in range(20)]}, stream,
+                    protocol=2)
     train_images, train_labels, _, test_labels, classes = cifar.read_cifar(tmp_path, cifar.CIFAR100)
     assert train_labels.tolist() == fine and test_labels.tolist() == fine
     assert len(classes) == 100 and classes[99] == "class99"
@@ -217,7 +237,8 @@ def test_cifar100_fine_labels(tmp_path):
 
 def test_cifar_wrong_shape_and_label_range(tmp_path):
     with open(tmp_path / "bad_shape", "wb") as stream:
-        pickle.dump({b"data": np.zeros((4, 1000), np.uint8), b"labels": [0, 1, 2, 3]}, stream, protocol=2)
+        pickle.dump({b"data": np.zeros((4, 1000), np.uint8), b"labels": [0, 1, 2, 3]}, stream,
+                    protocol=2)
     with pytest.raises(DataFormatError, match="N×3072 uint8") as err:
         cifar.read_cifar_batch(tmp_path / "bad_shape", "labels", 10)
     assert "bad_shape" in str(err.value)
@@ -280,12 +301,13 @@ def test_crafted_pickle_is_refused_and_never_runs(tmp_path, payload):
 def test_safe_unpickler_refuses_other_numpy_functions(tmp_path):
     path = tmp_path / "meta"
     with open(path, "wb") as stream:
-        pickle.dump({b"label_names": np.load}, stream, protocol=2)  # a global outside the allow-list
+        # a global outside the allow-list
+        pickle.dump({b"label_names": np.load}, stream, protocol=2)
     with pytest.raises(DataFormatError, match="refusing to load numpy.*load"):
         cifar.read_cifar_meta(path, "label_names")
 
 
-# ------------------------------------------------------------------------------------------------ images
+# ------------------------------------------------------------------------------------------- images
 
 
 def test_load_image_resizes_shorter_side_and_centre_crops(tmp_path):
@@ -293,14 +315,16 @@ def test_load_image_resizes_shorter_side_and_centre_crops(tmp_path):
 
     from cnnzoo.data.folder import load_image
 
-    array = np.zeros((40, 80, 3), dtype=np.uint8)  # 80 wide, 40 high: left quarter red, right quarter blue
+    # 80 wide, 40 high: left quarter red, right quarter blue
+    array = np.zeros((40, 80, 3), dtype=np.uint8)
     array[:, :20, 0] = 255
     array[:, 60:, 2] = 255
     array[:, 20:60, 1] = 255
     Image.fromarray(array).save(tmp_path / "wide.png")
     rgb = load_image(tmp_path / "wide.png", channels=3, size=20)
     assert rgb.shape == (3, 20, 20) and rgb.dtype.is_floating_point is False
-    assert rgb[1].float().mean() > 250 and rgb[0].float().mean() < 5  # only the green centre is kept
+    # only the green centre is kept
+    assert rgb[1].float().mean() > 250 and rgb[0].float().mean() < 5
     grey = load_image(tmp_path / "wide.png", channels=1, size=20)
     assert grey.shape == (1, 20, 20)
     assert abs(int(grey[0, 10, 10]) - round(0.587 * 255)) <= 1
@@ -330,7 +354,7 @@ def test_bad_image_files_are_named(tmp_path, monkeypatch):
     assert "big.png" in str(err.value)
 
 
-# ------------------------------------------------------------------------------------------------ real data
+# ---------------------------------------------------------------------------------------- real data
 
 
 @pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
@@ -339,7 +363,12 @@ def test_real_fashion_mnist_from_debian():
     from cnnzoo.data.loading import load_dataset
 
     data = load_dataset("fashion-mnist", data_dir=DEBIAN_FASHION_MNIST, download=False)
-    assert data.train.images.shape == (60000, 1, 28, 28) and data.test.images.shape == (10000, 1, 28, 28)
+    assert data.train.images.shape == (60000, 1, 28, 28) and data.test.images.shape == (
+        10000,
+        1,
+        28,
+        28,
+    )
     assert data.num_classes == 10 and data.classes[9] == "Ankle boot"
     assert data.train.labels.bincount().tolist() == [6000] * 10  # Fashion-MNIST is balanced
     assert data.test.labels.bincount().tolist() == [1000] * 10
@@ -347,19 +376,23 @@ def test_real_fashion_mnist_from_debian():
     assert abs(mean - 0.2860) < 0.001  # the statistic the models normalise with
 
 
-# ------------------------------------------------------------------------------------------------ damaged files
-# Each of these raised something other than DataFormatError before the hardening (named in the comment).
+# ------------------------------------------------------------------------------------------------
+# damaged files Each of these raised something other than DataFormatError before the hardening
+# (named in the comment).
 
 
 @pytest.mark.parametrize("reader", [read_idx, read_idx_images, read_idx_labels, idx_dims])
-@pytest.mark.parametrize("damage", ["cut to 2 bytes", "cut to 12 bytes", "deflate data broken", "bad method"])
+@pytest.mark.parametrize("damage", ["cut to 2 bytes", "cut to 12 bytes", "deflate data broken",
+                                    "bad method"])
 def test_damaged_gzip_is_a_data_format_error_naming_the_file(tmp_path, reader, damage):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     write_idx(path, _images(4))
     data = path.read_bytes()
     deflate = data.index(b"\x00", 10) + 1  # after the 10-byte header and the file name
-    data = {"cut to 2 bytes": data[:2], "cut to 12 bytes": data[:12],  # EOFError from read_idx_images, idx_dims
-            "deflate data broken": data[:deflate] + b"\x07" + data[deflate + 1:],  # zlib.error: block type 3
+    # EOFError from read_idx_images, idx_dims
+    data = {"cut to 2 bytes": data[:2], "cut to 12 bytes": data[:12],
+            # zlib.error: block type 3
+            "deflate data broken": data[:deflate] + b"\x07" + data[deflate + 1:],
             "bad method": data[:2] + b"\x07" + data[3:]}[damage]  # gzip.BadGzipFile
     path.write_bytes(data)
     with pytest.raises(DataFormatError) as err:
@@ -375,14 +408,17 @@ def test_a_cut_gzip_file_is_one_line_from_the_command_line(tiny_mnist_dir, tmp_p
     shutil.copytree(tiny_mnist_dir, tmp_path / "mnist")
     images = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
     images.write_bytes(images.read_bytes()[:2])  # was: EOFError traceback
-    assert main(["train", "--model", "lenet5", "--dataset", "mnist", "--data-dir", str(tmp_path / "mnist"),
+    assert main(["train", "--model", "lenet5", "--dataset", "mnist", "--data-dir",
+                 str(tmp_path / "mnist"),
                  "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and str(images) in error and "damaged or cut short" in error
 
 
-@pytest.mark.parametrize("ndim, sizes", [(40, [1] * 40),  # NumPy has at most 32 (64) dimensions: ValueError
-                                         (3, [0, 2**32 - 1, 2**32 - 1])])  # an "empty" array too big to exist
+# NumPy has at most 32 (64) dimensions: ValueError
+@pytest.mark.parametrize("ndim, sizes", [(40, [1] * 40),
+                                         # an "empty" array too big to exist
+                                         (3, [0, 2**32 - 1, 2**32 - 1])])
 def test_idx_headers_no_array_can_have(tmp_path, ndim, sizes):
     path = tmp_path / "images"
     path.write_bytes(struct.pack(">HBB", 0, 8, ndim) + struct.pack(f">{ndim}I", *sizes) + b"\x00")
@@ -419,7 +455,8 @@ def _pickle_bytes(path: Path, data: bytes) -> Path:
     # OverflowError: a frame longer than sys.maxsize
     ("overlong frame", b"\x80\x04\x95" + struct.pack("<Q", 2**63 + 5) + b"}.", "-"),
     # LookupError: _codecs.encode asked for an encoding that does not exist
-    ("unknown codec", b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00latxn1\x86R.", "-"),
+    ("unknown codec", b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00latxn1\x86R.",
+     "-"),
     # 256 MB: the C unpickler sized its memo for index 2**24 (a 9-byte file)
     ("memo index", b"\x80\x02}r" + struct.pack("<I", 2**24) + b".", "256 MB"),
     # 2 GB: numpy.ndarray((2**28,)) called directly
@@ -443,14 +480,16 @@ def test_crafted_pickles_are_damaged_files_read_in_little_memory(tmp_path, name,
 
 
 def test_a_forged_object_dtype_is_refused_without_reaching_numpy(tmp_path):
-    # An object array whose dtype state claims every flag: NumPy's __setstate__ crashed the process (SIGSEGV),
-    # so the load runs in a child process.
+    # An object array whose dtype state claims every flag: NumPy's __setstate__ crashed the process
+    # (SIGSEGV), so the load runs in a child process.
     path = _pickle_bytes(tmp_path / "data_batch_1", (
         b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01J\x80\xc3\xc9"
         b"\x01\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89]tb."))
-    code = ("import sys; from cnnzoo.data import cifar\ntry:\n    cifar.safe_load_pickle(sys.argv[1])\n"
-            "except cifar.DataFormatError as error:\n    print(error)")
-    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    code = ("import sys; from cnnzoo.data import safe_pickle\ntry:\n    "
+            "safe_pickle.safe_load_pickle(sys.argv[1])\n"
+            "except safe_pickle.DataFormatError as error:\n    print(error)")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert str(path) in result.stdout and "not a plain number type" in result.stdout
 

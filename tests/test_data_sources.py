@@ -1,8 +1,8 @@
 """Finding, downloading and checking data sets; in-memory tensors and batches; image folders; the
 ``ImageDataset`` contract both kinds of data set meet, and the import graph of ``cnnzoo.data``.
 
-Nothing here touches the network: downloads go through ``file://`` URLs or a fake ``fetch``, the system
-locations and the cache are redirected into tmp_path.
+Nothing here touches the network: downloads go through ``file://`` URLs or a fake ``fetch``, the
+system locations and the cache are redirected into tmp_path.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from cnnzoo.data.loading import load_dataset
 from cnnzoo.data.tensors import ImageTensors, convert_channels
 from cnnzoo.errors import ChecksumMismatch, ConfigError, DataFilesMissing, DataFormatError
 
-IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,9 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _write_idx_set(folder: Path, train: int = 30, test: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
+def _write_idx_set(
+    folder: Path, train: int = 30, test: int = 10, seed: int = 0
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {
@@ -64,15 +67,22 @@ def _write_idx_set(folder: Path, train: int = 30, test: int = 10, seed: int = 0)
 def _use_local_mirror(monkeypatch, name: str, mirror: Path) -> None:
     """Point data set ``name`` at a file:// mirror whose files' MD5s are the published ones."""
     spec = sources.DATASETS[name]
-    files = tuple(dataclasses.replace(f, md5=_md5(mirror / f.name), content_sha256=None) for f in spec.files)
-    monkeypatch.setitem(sources.DATASETS, name, dataclasses.replace(spec, files=files, urls=(mirror.as_uri() + "/",)))
+    files = tuple(
+        dataclasses.replace(f, md5=_md5(mirror / f.name), content_sha256=None) for f in spec.files
+    )
+    monkeypatch.setitem(sources.DATASETS, name, dataclasses.replace(spec, files=files,
+                                                                    urls=(mirror.as_uri() + "/",)))
 
 
-# ------------------------------------------------------------------------------------------------ finding
+# ------------------------------------------------------------------------------------------ finding
 
 
 def test_search_order(tmp_path, monkeypatch, isolated_locations):
-    argument, env, cache = tmp_path / "arg", tmp_path / "env", tmp_path / "cache" / "cnnzoo" / "fashion-mnist"
+    argument, env, cache = (
+        tmp_path / "arg",
+        tmp_path / "env",
+        tmp_path / "cache" / "cnnzoo" / "fashion-mnist",
+    )
     for folder in (argument, env / "fashion-mnist", isolated_locations, cache):
         _write_idx_set(folder)
     monkeypatch.setenv("CNNZOO_DATA", str(env))
@@ -80,7 +90,8 @@ def test_search_order(tmp_path, monkeypatch, isolated_locations):
     assert sources.find_dataset_files("fashion-mnist", argument) == argument
     (tmp_path / "empty").mkdir()  # a --data-dir without the files: the other places are searched
     assert sources.find_dataset_files("fashion-mnist", tmp_path / "empty") == env / "fashion-mnist"
-    with pytest.raises(DataFilesMissing, match="nowhere is not a folder"):  # a mistyped one is an error
+    # a mistyped one is an error
+    with pytest.raises(DataFilesMissing, match="nowhere is not a folder"):
         sources.find_dataset_files("fashion-mnist", tmp_path / "nowhere")
     monkeypatch.delenv("CNNZOO_DATA")
     assert sources.find_dataset_files("fashion-mnist") == isolated_locations
@@ -112,7 +123,8 @@ def test_missing_files_message(tmp_path, isolated_locations):
     assert f"Missing: {IDX_NAMES[2]}, {IDX_NAMES[3]}." in message
     assert err.value.missing == IDX_NAMES[2:]
     for expected in (str(partial), str(isolated_locations), "--data-dir", "CNNZOO_DATA",
-                     "apt-get install dataset-fashion-mnist", "fashion-mnist.s3-website", "download=True"):
+                     "apt-get install dataset-fashion-mnist", "fashion-mnist.s3-website",
+                     "download=True"):
         assert expected in message, expected
 
 
@@ -121,7 +133,7 @@ def test_unknown_dataset_suggests_names():
         sources.find_dataset_files("cifar-10")
 
 
-# ------------------------------------------------------------------------------------------------ downloading
+# -------------------------------------------------------------------------------------- downloading
 
 
 def test_download_from_file_url_into_cache(tmp_path, monkeypatch):
@@ -169,7 +181,9 @@ def _cifar10_tarball(tmp_path: Path, evil_member: bool = False) -> Path:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for index, name in enumerate(cifar.CIFAR10.train_files + cifar.CIFAR10.test_files):
-        cifar.write_cifar_batch(folder / name, rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8), [index, 1, 2, 3])
+        cifar.write_cifar_batch(folder / name,
+                                rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8),
+                                [index, 1, 2, 3])
     with open(folder / "batches.meta", "wb") as stream:
         pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, stream, protocol=2)
     archive = tmp_path / "mirror" / "cifar-10-python.tar.gz"
@@ -188,8 +202,16 @@ def test_cifar_archive_download_and_extraction(tmp_path, monkeypatch):
     spec = sources.DATASETS["cifar10"]
     built = tmp_path / "build" / "cifar-10-batches-py"
     files = tuple(dataclasses.replace(f, md5=_md5(built / f.name)) for f in spec.files)
-    monkeypatch.setitem(sources.DATASETS, "cifar10", dataclasses.replace(
-        spec, files=files, urls=(archive.as_uri(),), archive=dataclasses.replace(spec.archive, md5=_md5(archive))))
+    monkeypatch.setitem(
+        sources.DATASETS,
+        "cifar10",
+        dataclasses.replace(
+            spec,
+            files=files,
+            urls=(archive.as_uri(),),
+            archive=dataclasses.replace(spec.archive, md5=_md5(archive)),
+        ),
+    )
 
     data = load_dataset("cifar10")
     cache = tmp_path / "cache" / "cnnzoo" / "cifar10"
@@ -200,7 +222,7 @@ def test_cifar_archive_download_and_extraction(tmp_path, monkeypatch):
     assert sources.verify_dataset("cifar10")["ok"]
 
 
-# ------------------------------------------------------------------------------------------------ reports
+# ------------------------------------------------------------------------------------------ reports
 
 
 def test_describe_and_verify(tmp_path, monkeypatch, isolated_locations):
@@ -232,7 +254,7 @@ def test_label_out_of_range_is_a_format_error(tmp_path):
         sources.load_arrays("fashion-mnist", folder)
 
 
-# ------------------------------------------------------------------------------------------------ tensors
+# ------------------------------------------------------------------------------------------ tensors
 
 
 def test_image_tensors_checks_and_helpers():
@@ -259,15 +281,19 @@ def test_batches_order_and_reproducibility():
     assert epoch(1) == epoch(1) and epoch(1) != epoch(2)
     assert sorted(epoch(1)) == list(range(10))
     for images, labels in data.batches(3, shuffle=True, generator=torch.Generator().manual_seed(0)):
-        assert images.view(-1).long().tolist() == labels.tolist()  # images stay paired with their labels
+        # images stay paired with their labels
+        assert images.view(-1).long().tolist() == labels.tolist()
 
 
 def test_channel_conversion():
     grey = torch.randint(0, 256, (3, 1, 5, 5), dtype=torch.uint8)
     rgb = convert_channels(grey, 3)
     assert rgb.shape == (3, 3, 5, 5) and torch.equal(rgb[:, 2], grey[:, 0])
-    colour = torch.tensor([255, 0, 0, 0, 255, 0, 0, 0, 255, 100, 100, 100], dtype=torch.uint8).view(4, 3, 1, 1)
-    assert convert_channels(colour, 1).view(-1).tolist() == [76, 150, 29, 100]  # 0.299, 0.587, 0.114 of 255
+    colour = torch.tensor([255, 0, 0, 0, 255, 0, 0, 0, 255, 100, 100, 100], dtype=torch.uint8).view(
+        4, 3, 1, 1
+    )
+    # 0.299, 0.587, 0.114 of 255
+    assert convert_channels(colour, 1).view(-1).tolist() == [76, 150, 29, 100]
     assert convert_channels(grey, None) is grey
     with pytest.raises(ValueError, match="grey"):
         convert_channels(grey, 4)
@@ -276,10 +302,14 @@ def test_channel_conversion():
 def test_load_dataset_in_channels(tmp_path):
     _write_idx_set(tmp_path / "d")
     data = load_dataset("fashion-mnist", tmp_path / "d", download=False, in_channels=3)
-    assert data.train.images.shape == (30, 3, 28, 28) and data.in_channels == 3 and data.num_classes == 10
+    assert (
+        data.train.images.shape == (30, 3, 28, 28)
+        and data.in_channels == 3
+        and data.num_classes == 10
+    )
 
 
-# ------------------------------------------------------------------------------------------------ folders
+# ------------------------------------------------------------------------------------------ folders
 
 
 def _write_png(path: Path, value: int, size: tuple[int, int] = (12, 10)) -> None:
@@ -313,7 +343,8 @@ def test_folder_split_is_seeded_and_stratified(tmp_path):
     _class_folder(tmp_path, {"a": 10, "b": 5, "c": 1})
     layout = scan_image_folder(tmp_path, holdout_fraction=0.2, seed=0)
     assert layout.held_out_from is None
-    assert sorted(layout.test.labels) == [0, 0, 1]  # 20 % of 10, of 5 (rounded), none of a single image
+    # 20 % of 10, of 5 (rounded), none of a single image
+    assert sorted(layout.test.labels) == [0, 0, 1]
     assert len(layout.train) + len(layout.test) == 16
     assert not set(layout.train.files) & set(layout.test.files)
     assert scan_image_folder(tmp_path, 0.2, seed=0) == layout
@@ -340,18 +371,22 @@ def test_folder_errors(tmp_path):
 def test_big_folder_streams_the_same_batches(tmp_path):
     _class_folder(tmp_path, {"a": 7, "b": 6})
     in_memory = load_dataset(f"folder:{tmp_path}", image_size=8)
-    streamed = load_dataset(f"folder:{tmp_path}", image_size=8, memory_budget_bytes=0, num_workers=2)
-    assert isinstance(streamed.train, StreamingImageFolder) and isinstance(in_memory.train, ImageTensors)
+    streamed = load_dataset(f"folder:{tmp_path}", image_size=8, memory_budget_bytes=0,
+                            num_workers=2)
+    assert isinstance(streamed.train, StreamingImageFolder) and isinstance(
+        in_memory.train, ImageTensors
+    )
     assert len(streamed.train) == len(in_memory.train) and streamed.in_channels == 3
 
     def batches(data):
         return list(data.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3)))
 
-    for (a_images, a_labels), (b_images, b_labels) in zip(batches(in_memory.train), batches(streamed.train), strict=True):
+    for (a_images, a_labels), (b_images, b_labels) in zip(batches(in_memory.train),
+                                                          batches(streamed.train), strict=True):
         assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)
 
 
-# ------------------------------------------------------------------------------------------------ the contract
+# ------------------------------------------------------------------------------------- the contract
 
 
 def _noise_folder(root: Path, counts: dict[str, int], side: int = 28) -> None:
@@ -362,27 +397,34 @@ def _noise_folder(root: Path, counts: dict[str, int], side: int = 28) -> None:
     for name, count in counts.items():
         (root / name).mkdir(parents=True, exist_ok=True)
         for index in range(count):
-            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(root / name / f"{index}.png")
+            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(
+                root / name / f"{index}.png"
+            )
 
 
 def _both_kinds(root: Path) -> tuple[ImageTensors, StreamingImageFolder]:
     """The train part of one folder, decoded into memory and streamed (no worker processes)."""
     in_memory = load_dataset(f"folder:{root}", image_size=28, num_workers=0).train
-    streamed = load_dataset(f"folder:{root}", image_size=28, memory_budget_bytes=0, num_workers=0).train
+    streamed = load_dataset(f"folder:{root}", image_size=28, memory_budget_bytes=0,
+                            num_workers=0).train
     assert isinstance(in_memory, ImageTensors) and isinstance(streamed, StreamingImageFolder)
     return in_memory, streamed
 
 
-def _assert_same_batches(a: ImageDataset, b: ImageDataset, batch_size: int, *, shuffle: bool, seed: int = 0,
-                         drop_last: bool = False) -> None:
+def _assert_same_batches(a: ImageDataset, b: ImageDataset, batch_size: int, *, shuffle: bool,
+                         seed: int = 0, drop_last: bool = False) -> None:
     def epoch(data):
         generator = torch.Generator().manual_seed(seed)
-        return list(data.batches(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last))
+        return list(data.batches(batch_size, shuffle=shuffle, generator=generator,
+                                 drop_last=drop_last))
 
     first, second = epoch(a), epoch(b)
     assert len(first) == len(second) > 0
     for (a_images, a_labels), (b_images, b_labels) in zip(first, second, strict=True):
-        assert a_images.dtype == b_images.dtype == torch.uint8 and a_labels.dtype == b_labels.dtype == torch.int64
+        assert (
+            a_images.dtype == b_images.dtype == torch.uint8
+            and a_labels.dtype == b_labels.dtype == torch.int64
+        )
         assert a_images.shape[1:] == (a.num_channels, *a.image_size)
         assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)
 
@@ -394,7 +436,11 @@ def test_in_memory_and_streamed_sets_meet_the_contract_and_agree(tmp_path):
         a, b = in_memory.pad_to(side), streamed.pad_to(side)
         for data in (a, b):
             assert isinstance(data, ImageDataset)
-            assert data.num_channels == 3 and data.image_size == (side, side) and data.device.type == "cpu"
+            assert (
+                data.num_channels == 3
+                and data.image_size == (side, side)
+                and data.device.type == "cpu"
+            )
             assert data.labels.dtype == torch.int64 and len(data.labels) == len(data) == 10
             assert data.to("cpu") is data
         assert torch.equal(a.labels, b.labels)
@@ -405,7 +451,8 @@ def test_in_memory_and_streamed_sets_meet_the_contract_and_agree(tmp_path):
         assert len(a_part) == len(b_part) == 5 and torch.equal(a_part.labels, a.labels[chosen])
         assert torch.equal(b_part.labels, a.labels[chosen])
         _assert_same_batches(a_part, b_part, 2, shuffle=True, seed=1)
-        _assert_same_batches(a_part, in_memory.subset(chosen).pad_to(side), 5, shuffle=False)  # pad, subset commute
+        # pad, subset commute
+        _assert_same_batches(a_part, in_memory.subset(chosen).pad_to(side), 5, shuffle=False)
 
 
 def test_pad_to_adds_a_centred_zero_border_of_at_most_max_pad(tmp_path):
@@ -413,30 +460,34 @@ def test_pad_to_adds_a_centred_zero_border_of_at_most_max_pad(tmp_path):
     padded = pad_images(images, 32)
     assert padded.shape == (2, 3, 32, 32) and torch.equal(padded[..., 2:30, 2:30], images)
     assert padded.long().sum() == images.long().sum()  # the border is zeros
-    assert torch.equal(pad_images(images, 29)[..., :28, :28], images)  # the odd row and column go after
+    # the odd row and column go after
+    assert torch.equal(pad_images(images, 29)[..., :28, :28], images)
     assert pad_images(images, 28) is images and pad_images(images, 28 + MAX_PAD + 1) is images
 
     _noise_folder(tmp_path, {"a": 3, "b": 3})
     in_memory, streamed = _both_kinds(tmp_path)
     for data in (in_memory, streamed):
-        assert data.pad_to(28) is data and data.pad_to(28 + MAX_PAD + 1) is data  # too far: the resize's job
+        # too far: the resize's job
+        assert data.pad_to(28) is data and data.pad_to(28 + MAX_PAD + 1) is data
         assert data.pad_to(29).pad_to(32).image_size == (32, 32)
         with pytest.raises(ConfigError, match="batch_size"):
             data.batches(0, shuffle=False)  # at the call, not at the first batch
-    _assert_same_batches(in_memory.pad_to(29).pad_to(32), streamed.pad_to(29).pad_to(32), 2, shuffle=True)
+    _assert_same_batches(in_memory.pad_to(29).pad_to(32), streamed.pad_to(29).pad_to(32), 2,
+                         shuffle=True)
     first, _ = next(in_memory.batches(10, shuffle=False))
     padded_in_memory, _ = next(in_memory.pad_to(32).batches(10, shuffle=False))
     assert torch.equal(padded_in_memory, pad_images(first, 32))
     assert torch.equal(streamed.pad_to(32).load_all().images, padded_in_memory)
 
 
-# ------------------------------------------------------------------------------------------------ imports
+# ------------------------------------------------------------------------------------------ imports
 
 DATA_DIR = Path(cnnzoo.data.__file__).parent
 
 
 def _data_imports(path: Path) -> set[str]:
-    """The ``cnnzoo.data`` modules that ``path`` imports anywhere: at the top, under TYPE_CHECKING, in functions."""
+    """The ``cnnzoo.data`` modules that ``path`` imports anywhere: at the top, under TYPE_CHECKING,
+    in functions."""
     modules = {p.stem for p in DATA_DIR.glob("*.py")} - {"__init__"}
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -477,11 +528,15 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_among_the_data_modules(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("def late():\n    from cnnzoo.data.loading import load_dataset\n\nfrom . import folder\n")
-    assert _data_imports(probe) == {"loading", "folder"}  # function-level and relative imports count
+    probe.write_text("def late():\n    from cnnzoo.data.loading import load_dataset\n\nfrom . "
+                     "import folder\n")
+    # function-level and relative imports count
+    assert _data_imports(probe) == {"loading", "folder"}
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
-    graph = {path.stem: _data_imports(path) for path in DATA_DIR.glob("*.py") if path.stem != "__init__"}
+    graph = {
+        path.stem: _data_imports(path) for path in DATA_DIR.glob("*.py") if path.stem != "__init__"
+    }
     assert _cycle(graph) is None
     assert graph["dataset"] == set()  # the contract is the leaf
     assert not graph["tensors"] & {"folder", "loading"} and not graph["folder"] & {"loading"}

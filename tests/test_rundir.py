@@ -1,5 +1,5 @@
-"""The run directory's one home (``cnnzoo.rundir``) and the one atomic write and safe read (``cnnzoo.files``):
-what every writer and reader in cnnzoo goes through."""
+"""The run directory's one home (``cnnzoo.rundir``) and the one atomic write and safe read
+(``cnnzoo.files``): what every writer and reader in cnnzoo goes through."""
 
 from __future__ import annotations
 
@@ -31,8 +31,14 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_pat
 def test_an_atomic_write_replaces_the_file_and_flushes_the_directory(tmp_path, monkeypatch):
     flushed = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda descriptor: (flushed.append(os.readlink(f"/proc/self/fd/{descriptor}")),
-                                                          real_fsync(descriptor)))
+    monkeypatch.setattr(
+        os,
+        "fsync",
+        lambda descriptor: (
+            flushed.append(os.readlink(f"/proc/self/fd/{descriptor}")),
+            real_fsync(descriptor),
+        ),
+    )
     files.atomic_write_bytes(tmp_path / "a" / "b.bin", b"1")
     files.atomic_write_bytes(tmp_path / "a" / "b.bin", b"22")
     assert (tmp_path / "a" / "b.bin").read_bytes() == b"22"
@@ -62,7 +68,8 @@ def test_reading_what_is_not_a_regular_file_is_one_error_at_once(tmp_path, kind)
     assert not reader.is_alive(), "reading a FIFO blocked"
     assert time.monotonic() - started < 1
     assert str(path) in result["error"]
-    assert {"fifo": "not a regular file (a FIFO", "directory": "is a directory", "missing": "no such file"}[kind] \
+    assert {"fifo": "not a regular file (a FIFO", "directory": "is a directory",
+            "missing": "no such file"}[kind] \
         in result["error"]
 
 

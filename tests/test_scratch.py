@@ -1,5 +1,6 @@
-"""Tests for cnnzoo.scratch: closed forms vs lstsq, every hand-written backward vs finite differences and vs
-PyTorch autograd, training steps that lower the loss, the demos, and that the package never imports torch."""
+"""Tests for cnnzoo.scratch: closed forms vs lstsq, every hand-written backward vs finite
+differences and vs PyTorch autograd, training steps that lower the loss, the demos, and that the
+package never imports torch."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from cnnzoo.scratch import cnn, layers, linreg, tiny_net
 needs_data = pytest.mark.needs_fashion_mnist
 
 
-def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6, entries: np.ndarray | None = None) -> np.ndarray:
-    """Central differences (f(x + ε) − f(x − ε)) / 2ε of the scalar f() for every (or the listed) entry of x,
-    perturbing x in place. Where `entries` is given, the other entries are left NaN."""
+def numerical_gradient(
+    f, x: np.ndarray, eps: float = 1e-6, entries: np.ndarray | None = None
+) -> np.ndarray:
+    """Central differences (f(x + ε) − f(x − ε)) / 2ε of the scalar f() for every (or the listed)
+    entry of x, perturbing x in place. Where `entries` is given, the other entries are left NaN."""
     grad = np.full(x.shape, np.nan) if entries is not None else np.zeros(x.shape)
     for index in (range(x.size) if entries is None else entries):
         i = np.unravel_index(index, x.shape)
@@ -44,19 +47,21 @@ def rng():
     return np.random.default_rng(1234)
 
 
-# ---------------------------------------------------------------------------------------------- linear regression
+# -------------------------------------------------------------------------------- linear regression
 
 
 def test_fit_line_and_normal_equation_equal_lstsq():
     x, y = linreg.make_line_example()
     slope, intercept = linreg.fit_line(x, y)
-    np.testing.assert_allclose([intercept, slope], np.linalg.lstsq(linreg.design_matrix(x), y, rcond=None)[0],
+    np.testing.assert_allclose([intercept, slope], np.linalg.lstsq(linreg.design_matrix(x), y,
+                                                                   rcond=None)[0],
                                rtol=1e-10)
 
     x, y = linreg.make_multivariate_example()
     assert x.shape == (20, 5)
     weights, bias = linreg.normal_equation(x, y)
-    np.testing.assert_allclose(np.r_[bias, weights], np.linalg.lstsq(linreg.design_matrix(x), y, rcond=None)[0],
+    np.testing.assert_allclose(np.r_[bias, weights], np.linalg.lstsq(linreg.design_matrix(x), y,
+                                                                     rcond=None)[0],
                                rtol=1e-9, atol=1e-9)
 
 
@@ -64,8 +69,10 @@ def test_standardised_gradient_descent_reaches_closed_form():
     x, y = linreg.make_multivariate_example()
     target = linreg.normal_equation(x, y)
     z, mean, std = linreg.standardise(x)
-    run = linreg.batch_gradient_descent(z, y, lr=linreg.learning_rate_rule(z), max_steps=1000, target=target,
-                                        tol=1e-9, to_original=lambda w, b: linreg.to_original_scale(w, b, mean, std))
+    run = linreg.batch_gradient_descent(z, y, lr=linreg.learning_rate_rule(z), max_steps=1000,
+                                        target=target,
+                                        tol=1e-9, to_original=lambda w,
+                                        b: linreg.to_original_scale(w, b, mean, std))
     assert run.converged and run.steps < 150
     np.testing.assert_allclose(run.weights, target[0], atol=1e-9)
     assert abs(run.bias - target[1]) < 1e-9
@@ -85,8 +92,10 @@ def test_fast_gradient_descent_gives_the_plain_iterates():
     z, _, _ = linreg.standardise(x)
     target_z = linreg.normal_equation(z, y)
     lr_z = linreg.learning_rate_rule(z)
-    plain = linreg.batch_gradient_descent(z, y, lr=lr_z, max_steps=10_000, target=target_z, tol=1e-10)
-    fast = linreg.batch_gradient_descent_fast(z, y, lr=lr_z, max_steps=10_000, target=target_z, tol=1e-10, block=7)
+    plain = linreg.batch_gradient_descent(z, y, lr=lr_z, max_steps=10_000, target=target_z,
+                                          tol=1e-10)
+    fast = linreg.batch_gradient_descent_fast(z, y, lr=lr_z, max_steps=10_000, target=target_z,
+                                              tol=1e-10, block=7)
     assert plain.converged and fast.converged and plain.steps == fast.steps
 
 
@@ -103,12 +112,15 @@ def test_conditioning_experiment():
 def test_minibatch_gradient_descent_lowers_the_loss():
     x, y = linreg.make_multivariate_example()
     z, _, _ = linreg.standardise(x)
-    run = linreg.minibatch_gradient_descent(z, y, lr=linreg.learning_rate_rule(z) / 2, epochs=50, batch_size=5)
+    run = linreg.minibatch_gradient_descent(z, y, lr=linreg.learning_rate_rule(z) / 2, epochs=50,
+                                            batch_size=5)
     assert run.steps == 200
-    assert run.losses[-1] < 1.2 * linreg.mse(x, y, *linreg.normal_equation(x, y)) < run.losses[0] / 100
+    assert (
+        run.losses[-1] < 1.2 * linreg.mse(x, y, *linreg.normal_equation(x, y)) < run.losses[0] / 100
+    )
 
 
-# -------------------------------------------------------------------------------------------------- the layers
+# --------------------------------------------------------------------------------------- the layers
 
 
 def test_linear_and_relu_forward_backward(rng):
@@ -141,11 +153,13 @@ def test_linear_and_relu_forward_backward(rng):
 
 
 def test_im2col_and_col2im_are_adjoint(rng):
-    # <im2col(x), c> = <x, col2im(c)> for all x and c is what makes col2im the correct backward of im2col.
+    # <im2col(x), c> = <x, col2im(c)> for all x and c is what makes col2im the correct backward of
+    # im2col.
     x = rng.standard_normal((2, 3, 7, 6))
     cols = layers.im2col(x, 3, 2, stride=2, padding=1)
     c = rng.standard_normal(cols.shape)
-    assert np.sum(cols * c) == pytest.approx(np.sum(x * layers.col2im(c, x.shape, 3, 2, 2, 1)), rel=1e-12)
+    assert np.sum(cols * c) == pytest.approx(np.sum(x * layers.col2im(c, x.shape, 3, 2, 2, 1)),
+                                             rel=1e-12)
 
 
 @pytest.mark.parametrize("stride, padding, kernel", [(1, 0, (3, 3)), (1, 2, (5, 5)), (2, 1, (3, 3)),
@@ -155,7 +169,8 @@ def test_conv2d_matches_finite_differences_and_torch(rng, stride, padding, kerne
     w = rng.standard_normal((4, 3, *kernel))
     b = rng.standard_normal(4)
     out, cache = layers.conv2d_forward(x, w, b, stride, padding)
-    expected = F.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=stride, padding=padding)
+    expected = F.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=stride,
+                        padding=padding)
     np.testing.assert_allclose(out, expected.numpy(), rtol=1e-10, atol=1e-10)
 
     upstream = rng.standard_normal(out.shape)
@@ -174,12 +189,15 @@ def test_conv2d_matches_finite_differences_and_torch(rng, stride, padding, kerne
 
 @pytest.mark.parametrize("shape, size", [((2, 3, 6, 8), 2), ((2, 2, 7, 5), 2), ((1, 2, 9, 9), 3)])
 def test_maxpool_matches_finite_differences_and_torch(rng, shape, size):
-    x = rng.standard_normal(shape)  # distinct values: no ties, and no window's top two within ε of each other
+    # distinct values: no ties, and no window's top two within ε of each other
+    x = rng.standard_normal(shape)
     out, cache = layers.maxpool_forward(x, size)
     np.testing.assert_allclose(out, F.max_pool2d(torch.tensor(x), size).numpy())
     upstream = rng.standard_normal(out.shape)
     analytic = layers.maxpool_backward(upstream, cache)
-    numeric = numerical_gradient(lambda: float(np.sum(layers.maxpool_forward(x, size)[0] * upstream)), x)
+    numeric = numerical_gradient(
+        lambda: float(np.sum(layers.maxpool_forward(x, size)[0] * upstream)), x
+    )
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
     xt = t(x)
     F.max_pool2d(xt, size).backward(torch.tensor(upstream))
@@ -207,16 +225,20 @@ def test_logistic_neuron_gradient_and_training(rng):
     loss, grad_w, grad_b = tiny_net.logistic_loss_and_grads(x, y, w, b)
     expected = F.binary_cross_entropy_with_logits(torch.tensor(x @ w + b), torch.tensor(y))
     assert loss == pytest.approx(expected.item(), rel=1e-12)
-    np.testing.assert_allclose(grad_w, numerical_gradient(lambda: tiny_net.logistic_loss_and_grads(x, y, w, b)[0], w),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        grad_w,
+        numerical_gradient(lambda: tiny_net.logistic_loss_and_grads(x, y, w, b)[0], w),
+        rtol=1e-6,
+    )
     bias = np.array([b])
-    numeric_b = numerical_gradient(lambda: tiny_net.logistic_loss_and_grads(x, y, w, bias[0])[0], bias)
+    numeric_b = numerical_gradient(lambda: tiny_net.logistic_loss_and_grads(x, y, w, bias[0])[0],
+                                   bias)
     assert grad_b == pytest.approx(numeric_b[0], rel=1e-6)
     _, _, losses = tiny_net.train_logistic_neuron(x, y, steps=50)
     assert losses[-1] < losses[0] / 2
 
 
-# ---------------------------------------------------------------------------------------------- whole networks
+# ----------------------------------------------------------------------------------- whole networks
 
 
 def test_mlp_backward_matches_finite_differences_and_torch(rng):
@@ -227,7 +249,8 @@ def test_mlp_backward_matches_finite_differences_and_torch(rng):
     loss, grads = model.loss_and_grads(x, labels)
 
     p = {name: t(value) for name, value in model.params.items()}
-    expected = F.cross_entropy(torch.relu(t(x, False) @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"], torch.tensor(labels))
+    expected = F.cross_entropy(torch.relu(t(x, False) @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"],
+                               torch.tensor(labels))
     expected.backward()
     assert loss == pytest.approx(expected.item(), rel=1e-12)
     for name, grad in grads.items():
@@ -236,9 +259,10 @@ def test_mlp_backward_matches_finite_differences_and_torch(rng):
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8, err_msg=name)
 
 
-def torch_lenet_loss(params: dict[str, torch.Tensor], x: torch.Tensor, labels: torch.Tensor, first_padding: int,
-                     num_fc: int) -> torch.Tensor:
-    h = F.max_pool2d(torch.relu(F.conv2d(x, params["conv1.weight"], params["conv1.bias"], padding=first_padding)), 2)
+def torch_lenet_loss(params: dict[str, torch.Tensor], x: torch.Tensor, labels: torch.Tensor,
+                     first_padding: int, num_fc: int) -> torch.Tensor:
+    h = F.max_pool2d(torch.relu(F.conv2d(x, params["conv1.weight"], params["conv1.bias"],
+                                         padding=first_padding)), 2)
     h = F.max_pool2d(torch.relu(F.conv2d(h, params["conv2.weight"], params["conv2.bias"])), 2)
     h = h.flatten(1)
     for i in range(1, num_fc + 1):
@@ -249,7 +273,8 @@ def torch_lenet_loss(params: dict[str, torch.Tensor], x: torch.Tensor, labels: t
 
 
 def test_cnn_backward_matches_finite_differences_and_torch(rng):
-    model = cnn.SmallLeNet(image_size=16, channels=(3, 4), hidden=(7,), num_classes=5, seed=2, dtype=np.float64)
+    model = cnn.SmallLeNet(image_size=16, channels=(3, 4), hidden=(7,), num_classes=5, seed=2,
+                           dtype=np.float64)
     for name, value in model.params.items():
         if name.endswith("bias"):
             value += rng.standard_normal(value.shape) * 0.1
@@ -258,15 +283,17 @@ def test_cnn_backward_matches_finite_differences_and_torch(rng):
     assert set(grads) == set(model.params)
 
     p = {name: t(value) for name, value in model.params.items()}
-    expected = torch_lenet_loss(p, t(x, False), torch.tensor(labels), model.first_padding, model.num_fc)
+    expected = torch_lenet_loss(p, t(x, False), torch.tensor(labels), model.first_padding,
+                                model.num_fc)
     expected.backward()
     assert loss == pytest.approx(expected.item(), rel=1e-12)
     for name, grad in grads.items():
         np.testing.assert_allclose(grad, p[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
         entries = rng.choice(grad.size, size=min(grad.size, 12), replace=False)
-        numeric = numerical_gradient(lambda: model.loss_and_grads(x, labels)[0], model.params[name], entries=entries)
-        np.testing.assert_allclose(grad.ravel()[entries], numeric.ravel()[entries], rtol=1e-5, atol=1e-8,
-                                   err_msg=name)
+        numeric = numerical_gradient(lambda: model.loss_and_grads(x, labels)[0],
+                                     model.params[name], entries=entries)
+        np.testing.assert_allclose(grad.ravel()[entries], numeric.ravel()[entries], rtol=1e-5,
+                                   atol=1e-8, err_msg=name)
 
 
 def test_sgd_momentum_matches_torch(rng):
@@ -303,14 +330,15 @@ def test_a_few_sgd_steps_reduce_the_loss(rng):
     assert losses[-1] < 0.8 * losses[0]
 
 
-# ------------------------------------------------------------------------------------------------ demos, imports
+# ----------------------------------------------------------------------------------- demos, imports
 
 
 @pytest.mark.parametrize("name, keys", [
     ("linreg", {"slope", "intercept", "weights", "bias", "lstsq_max_abs_difference"}),
-    ("gd", {"weights", "bias", "closed_form_weights", "closed_form_bias", "steps_raw", "steps_standardised",
-            "condition_number_raw", "condition_number_standardised"}),
-    pytest.param("mlp", {"test_accuracy", "train_seconds", "images", "neuron_accuracy"}, marks=needs_data),
+    ("gd", {"weights", "bias", "closed_form_weights", "closed_form_bias", "steps_raw",
+            "steps_standardised", "condition_number_raw", "condition_number_standardised"}),
+    pytest.param("mlp", {"test_accuracy", "train_seconds", "images", "neuron_accuracy"},
+                 marks=needs_data),
     pytest.param("cnn", {"test_accuracy", "train_seconds", "images", "epochs"}, marks=needs_data),
 ])
 def test_run_quick_writes_plot_and_returns_figures(tmp_path, name, keys):
@@ -329,7 +357,8 @@ def test_run_quick_writes_plot_and_returns_figures(tmp_path, name, keys):
         assert figures["steps_raw"] > 1000 * figures["steps_standardised"]
         np.testing.assert_allclose(figures["weights"], figures["closed_form_weights"], atol=1e-4)
     if name == "cnn":
-        assert figures["test_accuracy"] > 0.3  # quick: 1000 images, 2 epochs; far above chance (0.1)
+        # quick: 1000 images, 2 epochs; far above chance (0.1)
+        assert figures["test_accuracy"] > 0.3
 
 
 def test_run_rejects_unknown_names(tmp_path):
@@ -345,19 +374,25 @@ def test_fashion_mnist_loader():
 
     images, labels = load_fashion_mnist("test", 300)
     assert images.shape == (300, 28, 28) and images.dtype == np.uint8
-    assert labels.shape == (300,) and labels.dtype == np.int64 and set(np.unique(labels)) <= set(range(10))
+    assert (
+        labels.shape == (300,)
+        and labels.dtype == np.int64
+        and set(np.unique(labels)) <= set(range(10))
+    )
     with pytest.raises(ValueError, match="split"):
         load_fashion_mnist("validation", 10)
 
 
 @pytest.fixture
 def no_fashion_mnist(tmp_path, monkeypatch):
-    """Hide every real copy of Fashion-MNIST: no environment folder, an empty Debian folder and cache."""
+    """Hide every real copy of Fashion-MNIST: no environment folder, an empty Debian folder and
+    cache."""
     from cnnzoo.data import sources
 
     monkeypatch.delenv(sources.ENV_DATA_DIR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    hidden = dataclasses.replace(sources.DATASETS["fashion-mnist"], system_dirs=(tmp_path / "no-debian-copy",))
+    hidden = dataclasses.replace(sources.DATASETS["fashion-mnist"],
+                                 system_dirs=(tmp_path / "no-debian-copy",))
     monkeypatch.setattr(sources, "DATASETS", {**sources.DATASETS, "fashion-mnist": hidden})
 
 
@@ -414,16 +449,20 @@ def test_cli_scratch_help_and_bad_name(capsys, cli_with_scratch):
     assert exit_info.value.code == 2
 
 
-def test_cli_scratch_missing_data_is_a_user_error(tmp_path, capsys, no_fashion_mnist, cli_with_scratch):
-    (tmp_path / "none").mkdir()  # a folder without the files (one that does not exist is refused as it is parsed)
+def test_cli_scratch_missing_data_is_a_user_error(tmp_path, capsys, no_fashion_mnist,
+                                                  cli_with_scratch):
+    # a folder without the files (one that does not exist is refused as it is parsed)
+    (tmp_path / "none").mkdir()
     code = cli_with_scratch(["scratch", "mlp", "--quick", "--out", str(tmp_path / "o"),
                              "--data-dir", str(tmp_path / "none")])
     assert code == 2
     assert "data files not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["cnnzoo.scratch", "cnnzoo.scratch.linreg", "cnnzoo.scratch.tiny_net",
-                                    "cnnzoo.scratch.layers", "cnnzoo.scratch.cnn", "cnnzoo.scratch.run",
+@pytest.mark.parametrize("module", ["cnnzoo.scratch", "cnnzoo.scratch.linreg",
+                                    "cnnzoo.scratch.tiny_net",
+                                    "cnnzoo.scratch.layers", "cnnzoo.scratch.cnn",
+                                    "cnnzoo.scratch.run",
                                     "cnnzoo.scratch._fashion_mnist", "cnnzoo.scratch._blas",
                                     "cnnzoo.commands.scratch"])
 def test_scratch_never_imports_torch(module):

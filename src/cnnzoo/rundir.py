@@ -1,24 +1,28 @@
-"""The run directory: its layout, what counts as a run, and reading and writing its files (torch-free).
+"""The run directory: its layout, what counts as a run, and reading and writing its files
+(torch-free).
 
 A run directory holds::
 
     config.json                  the settings and versions (written first)
     metrics.csv                  one row per finished epoch
-    checkpoints/last.safetensors everything a resume needs; checkpoints/best.safetensors: the best weights
-    per_class.csv, curves.png, confusion.png, tensorboard/   the end-of-run files
+    checkpoints/last.safetensors everything a resume needs; checkpoints/best.safetensors: the best
+    weights per_class.csv, curves.png, confusion.png, tensorboard/   the end-of-run files
     summary.json                 written last: its presence means the run finished
     show/                        what the views wrote about it
 
-Training, evaluation, prediction, the views, export and the explorer all find these files through this module,
-so they agree on what a run is. Nothing is lost, whatever stops a run:
+Training, evaluation, prediction, the views, export and the explorer all find these files through
+this module, so they agree on what a run is. Nothing is lost, whatever stops a run:
 
-* every file is written whole (``files.atomic_write_bytes``), so a crash never leaves one half-written; the
-  temporary files a killed write leaves behind are removed the next time that run starts, and only those;
+* every file is written whole (``files.atomic_write_bytes``), so a crash never leaves one
+  half-written; the temporary files a killed write leaves behind are removed the next time that run
+  starts, and only those;
 * a run directory has one writer at a time (``writer_lock``);
-* a directory that holds a run is never silently written over: ``--resume`` continues it, ``--overwrite``
-  replaces it, and the old run stays whole (moved aside) until the new one has saved its first checkpoint;
-  a start that fails before that leaves the folder as it found it (``Provisional``);
-* a write that fails (disk full, read-only file system) is a ``RunDirectoryError`` naming the file and the fix.
+* a directory that holds a run is never silently written over: ``--resume`` continues it,
+  ``--overwrite`` replaces it, and the old run stays whole (moved aside) until the new one has saved
+  its first checkpoint; a start that fails before that leaves the folder as it found it
+  (``Provisional``);
+* a write that fails (disk full, read-only file system) is a ``RunDirectoryError`` naming the file
+  and the fix.
 """
 
 from __future__ import annotations
@@ -56,9 +60,11 @@ LAST = "checkpoints/last.safetensors"
 TENSORBOARD = "tensorboard"
 SHOW = "show"
 FIGURES = (CURVES, CONFUSION)
-# What a run writes besides its config.json, checkpoints first: --overwrite removes them in this order.
+# What a run writes besides its config.json, checkpoints first: --overwrite removes them in this
+# order.
 RUN_FILES = (BEST, LAST, METRICS, PER_CLASS, CURVES, CONFUSION, SUMMARY)
-MAX_TEXT_BYTES = 4 * 1024**2  # config.json, summary.json, metrics.csv, per_class.csv are read whole: bounded
+# config.json, summary.json, metrics.csv, per_class.csv are read whole: bounded
+MAX_TEXT_BYTES = 4 * 1024**2
 _PROBE = ".write-test"
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX))
 
@@ -76,37 +82,39 @@ def holds_run(folder: Path) -> bool:
 
 
 def checkpoint_of(source: Path) -> Path:
-    """The checkpoint a run directory is used through: its best (or its last, if no epoch improved on the
-    first); a file is its own checkpoint."""
+    """The checkpoint a run directory is used through: its best (or its last, if no epoch improved
+    on the first); a file is its own checkpoint."""
     source = Path(source)
     if not source.is_dir():
         return source
     for name in (BEST, LAST):
         if (source / name).is_file():
             return source / name
-    raise CheckpointError(f"{source}: no {BEST} or {LAST} in this directory; is it a cnnzoo run directory "
-                          f"whose first epoch finished?")
+    raise CheckpointError(f"{source}: no {BEST} or {LAST} in this directory; is it a cnnzoo run "
+                          f"directory whose first epoch finished?")
 
 
-# ------------------------------------------------------------------------------------------- reading
+# ------------------------------------------------------------------------------------------ reading
 
 
 def read_json(path: Path, what: str = "JSON file") -> dict:
-    """A JSON object from ``path``: one ``DataFormatError`` naming the file if it is not a regular file, is too
-    large, or does not hold an object."""
+    """A JSON object from ``path``: one ``DataFormatError`` naming the file if it is not a regular
+    file, is too large, or does not hold an object."""
     data = read_bytes(path, MAX_TEXT_BYTES, what)
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise DataFormatError(f"{path}: not valid JSON ({error}); the file is damaged") from None
     if not isinstance(value, dict):
-        raise DataFormatError(f"{path}: holds {type(value).__name__}, not the JSON object a {what} holds")
+        raise DataFormatError(
+            f"{path}: holds {type(value).__name__}, not the JSON object a {what} holds"
+        )
     return value
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.csv as one dict per epoch (``epoch`` an int, the rest floats; a value that is no number stays
-    text); [] if absent. A row cut short (being written, or by a crash) is left out."""
+    """metrics.csv as one dict per epoch (``epoch`` an int, the rest floats; a value that is no
+    number stays text); [] if absent. A row cut short (being written, or by a crash) is left out."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
@@ -127,8 +135,8 @@ def _number(key: str, text: str) -> int | float | str:
 
 
 def finished_epochs(run_dir: Path) -> int | None:
-    """The epochs that summary.json reports (None when it is missing or unreadable): a run whose last checkpoint
-    is further on stopped before writing its end-of-run files."""
+    """The epochs that summary.json reports (None when it is missing or unreadable): a run whose
+    last checkpoint is further on stopped before writing its end-of-run files."""
     try:
         epochs = read_json(Path(run_dir) / SUMMARY, "summary").get("epochs")
     except (OSError, CnnzooError):
@@ -136,12 +144,13 @@ def finished_epochs(run_dir: Path) -> int | None:
     return epochs if isinstance(epochs, int) else None
 
 
-# ------------------------------------------------------------------------------------------- writing
+# ------------------------------------------------------------------------------------------ writing
 
 
 @contextmanager
 def writing(path: Path) -> Iterator[None]:
-    """Turn an ``OSError`` while writing ``path`` into a ``RunDirectoryError`` that names it and the fix."""
+    """Turn an ``OSError`` while writing ``path`` into a ``RunDirectoryError`` that names it and the
+    fix."""
     try:
         yield
     except OSError as error:
@@ -156,8 +165,8 @@ def _write_failure(path: Path, error: OSError) -> str:
                errno.EDQUOT: ("the disk quota is exceeded", "free space on it"),
                errno.EROFS: ("the file system is read-only", "make it writable")}
     reason, fix = reasons.get(error.errno, (error.strerror or str(error), "fix that"))
-    return (f"cannot write {path}: {reason}; the files written before are intact: {fix} and continue with "
-            f"`cnnzoo train --resume {run_dir}`, or start again with another --out")
+    return (f"cannot write {path}: {reason}; the files written before are intact: {fix} and "
+            f"continue with `cnnzoo train --resume {run_dir}`, or start again with another --out")
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -179,15 +188,16 @@ def csv_text(header: list[str], rows: list[list]) -> str:
 
 def write_metrics(run_dir: Path, history: list[dict]) -> None:
     header = list(history[0])
-    write_text(run_dir / METRICS, csv_text(header, [[row[key] for key in header] for row in history]))
+    write_text(run_dir / METRICS, csv_text(header,
+                                           [[row[key] for key in header] for row in history]))
 
 
-# ------------------------------------------------------------------------------- starting and replacing
+# --------------------------------------------------------------------------- starting and replacing
 
 
 def make_run_dir(run_dir: Path) -> Path:
-    """``run_dir`` created with its checkpoints/, checked writable, and cleared of the temporary files a killed
-    write left there."""
+    """``run_dir`` created with its checkpoints/, checked writable, and cleared of the temporary
+    files a killed write left there."""
     try:
         (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         probe = run_dir / _PROBE
@@ -195,14 +205,15 @@ def make_run_dir(run_dir: Path) -> Path:
         probe.unlink()
         remove_stale_files(run_dir)
     except OSError as error:
-        raise RunDirectoryError(f"cannot write the run directory {run_dir} ({error.strerror or error}); "
+        raise RunDirectoryError(f"cannot write the run directory {run_dir} "
+                                f"({error.strerror or error}); "
                                 f"choose another with --out DIR") from None
     return run_dir
 
 
 def stale_files(run_dir: Path) -> list[Path]:
-    """What killed writes of this run left behind: temporary copies of the run's own files and the write
-    probe. Files cnnzoo did not write (other names, other patterns) are never listed."""
+    """What killed writes of this run left behind: temporary copies of the run's own files and the
+    write probe. Files cnnzoo did not write (other names, other patterns) are never listed."""
     own = {CONFIG, *RUN_FILES, TENSORBOARD}
     found = []
     for folder in (run_dir, run_dir / CHECKPOINTS):
@@ -217,7 +228,9 @@ def stale_files(run_dir: Path) -> list[Path]:
 
 def remove_stale_files(run_dir: Path) -> None:
     for path in stale_files(run_dir):
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(
+            missing_ok=True
+        )
 
 
 # ------------------------------------------------------------------------------------- one writer
@@ -228,9 +241,9 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
     """Hold the one-writer lock of ``run_dir`` for the ``with`` block, or refuse at once with a
     ``RunDirectoryError`` naming the process that holds it.
 
-    The lock is an ``flock`` on ``.NAME.lock`` beside the run directory (beside it, not in it, so that it stays
-    the same file while an --overwrite moves the old run aside); the kernel releases it when its holder ends,
-    however it ends, so a killed run never leaves a stale lock.
+    The lock is an ``flock`` on ``.NAME.lock`` beside the run directory (beside it, not in it, so
+    that it stays the same file while an --overwrite moves the old run aside); the kernel releases
+    it when its holder ends, however it ends, so a killed run never leaves a stale lock.
     """
     import fcntl
 
@@ -239,14 +252,15 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         handle = os.open(run_dir.parent / f".{run_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise RunDirectoryError(f"cannot write beside {run_dir} ({error.strerror or error}); choose another "
-                                f"--out") from None
+        raise RunDirectoryError(f"cannot write beside {run_dir} ({error.strerror or error}); "
+                                f"choose another --out") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise RunDirectoryError(f"{run_dir} is being written by another cnnzoo process (PID {holder}); wait "
+            raise RunDirectoryError(f"{run_dir} is being written by another cnnzoo process (PID "
+                                    f"{holder}); wait "
                                     f"for it to end or stop it, or choose another --out") from None
         os.ftruncate(handle, 0)
         os.pwrite(handle, str(os.getpid()).encode(), 0)
@@ -263,13 +277,14 @@ def _aside(run_dir: Path) -> Path:
 
 
 class Provisional:
-    """A new run's directory until its first checkpoint: ``keep()`` then makes it the run, and ``undo()`` before
-    that puts the folder back as it was (the old run an --overwrite replaces, or nothing at all), so a start
-    that fails, is interrupted or diverges in its first epoch loses nothing and leaves nothing that blocks the
-    same command from running again.
+    """A new run's directory until its first checkpoint: ``keep()`` then makes it the run, and
+    ``undo()`` before that puts the folder back as it was (the old run an --overwrite replaces, or
+    nothing at all), so a start that fails, is interrupted or diverges in its first epoch loses
+    nothing and leaves nothing that blocks the same command from running again.
 
-    An --overwrite moves the old run aside (``.NAME.replaced`` beside it) rather than deleting it; a process
-    killed before ``keep()`` or ``undo()`` leaves it there, and ``recover`` (run at the next start) puts it back.
+    An --overwrite moves the old run aside (``.NAME.replaced`` beside it) rather than deleting it; a
+    process killed before ``keep()`` or ``undo()`` leaves it there, and ``recover`` (run at the next
+    start) puts it back.
     """
 
     def __init__(self, run_dir: Path, *, replacing: bool) -> None:
@@ -304,14 +319,19 @@ class Provisional:
 
 
 def recover(run_dir: Path) -> str | None:
-    """Finish what a process killed between moving an old run aside and keeping or undoing its replacement left:
-    the replacement is kept if it wrote its first checkpoint, else the old run is put back. Says what it did."""
+    """Finish what a process killed between moving an old run aside and keeping or undoing its
+    replacement left: the replacement is kept if it wrote its first checkpoint, else the old run is
+    put back. Says what it did."""
     aside = _aside(Path(run_dir))
     if not aside.is_dir():
         return None
     if (run_dir / LAST).is_file():
         shutil.rmtree(aside, ignore_errors=True)
-        return f"removed the run that --overwrite replaced in {run_dir} (its replacement had saved a checkpoint)"
+        return (
+            f"removed the run that --overwrite replaced in {run_dir} (its replacement had saved "
+            "a checkpoint)"
+        )
     shutil.rmtree(run_dir, ignore_errors=True)
     os.replace(aside, run_dir)
-    return f"put back the run in {run_dir}: the --overwrite that replaced it stopped before its first checkpoint"
+    return (f"put back the run in {run_dir}: the --overwrite that replaced it stopped before its "
+            "first checkpoint")

@@ -1,18 +1,18 @@
 """Batch-wise augmentation on tensors, the papers' recipes, reproducible from an explicit generator.
 
-Everything works on a whole (N, C, H, W) batch at once: on a CPU one indexing operation for 256 images
-is far cheaper than 256 per-image calls. Every random draw comes from the ``torch.Generator`` passed in,
-never from the global RNG, so a run seeded once gives the same crops and flips every time, and the model's
-own randomness (dropout) does not shift the data's.
+Everything works on a whole (N, C, H, W) batch at once: on a CPU one indexing operation for 256
+images is far cheaper than 256 per-image calls. Every random draw comes from the ``torch.Generator``
+passed in, never from the global RNG, so a run seeded once gives the same crops and flips every
+time, and the model's own randomness (dropout) does not shift the data's.
 
 The pieces: ``to_float``, ``resize``, ``center_crop``, ``random_crop`` (zero padding, per-image
 offsets), ``random_flip`` (horizontal), ``pca_lighting`` with ``rgb_pca`` (AlexNet's colour noise),
 ``normalize``, and the test-time views ``flip_views`` and ``ten_crop_views``. ``TrainAugment`` and
 ``EvalViews`` compose them the way the engine uses them.
 
-A horizontal flip changes nothing about what a T-shirt or a car is, but it does about digits (a flipped
-2 or 7 is not a digit), so the caller decides: recipes turn ``flip`` on for CIFAR, Fashion-MNIST and
-photos, and leave it off for MNIST.
+A horizontal flip changes nothing about what a T-shirt or a car is, but it does about digits (a
+flipped 2 or 7 is not a digit), so the caller decides: recipes turn ``flip`` on for CIFAR,
+Fashion-MNIST and photos, and leave it off for MNIST.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def _pair(size: Size) -> tuple[int, int]:
 
 def _check_batch(x: torch.Tensor, what: str) -> None:
     if x.dim() != 4:
-        raise ValueError(f"{what} takes an (N, C, H, W) batch; got shape {tuple(x.shape)}. Use x.unsqueeze(0) for one image.")
+        raise ValueError(f"{what} takes an (N, C, H, W) batch; got shape {tuple(x.shape)}. Use "
+                         "x.unsqueeze(0) for one image.")
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,8 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def resize(x: torch.Tensor, size: Size) -> torch.Tensor:
-    """Bilinear resize of a batch to ``size`` (antialiased when shrinking, so no aliasing of fine detail).
+    """Bilinear resize of a batch to ``size`` (antialiased when shrinking, so no aliasing of fine
+    detail).
 
     A uint8 batch is resized in float and rounded back to uint8.
     """
@@ -56,7 +58,8 @@ def resize(x: torch.Tensor, size: Size) -> torch.Tensor:
         return x
     shrinking = height < x.shape[-2] or width < x.shape[-1]
     floats = x.float() if x.dtype == torch.uint8 else x
-    out = F.interpolate(floats, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking)
+    out = F.interpolate(floats, size=(height, width), mode="bilinear", align_corners=False,
+                        antialias=shrinking)
     return out.round_().clamp_(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else out
 
 
@@ -74,18 +77,20 @@ def _offsets_within(x: torch.Tensor, height: int, width: int, what: str) -> tupl
     spare_h, spare_w = x.shape[-2] - height, x.shape[-1] - width
     if spare_h < 0 or spare_w < 0:
         raise ValueError(
-            f"{what}: a {height}×{width} window does not fit in {x.shape[-2]}×{x.shape[-1]} images; "
-            "resize them first or crop smaller"
+            f"{what}: a {height}×{width} window does not fit in {x.shape[-2]}×{x.shape[-1]} "
+            "images; resize them first or crop smaller"
         )
     return spare_h, spare_w
 
 
-def random_crop(x: torch.Tensor, size: Size, padding: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_crop(
+    x: torch.Tensor, size: Size, padding: int = 0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """A random ``size`` window of every image, after zero-padding each side by ``padding``.
 
-    Each image gets its own offset. The batch is padded once; ``unfold`` then views every possible window
-    of every image without copying, and one advanced-indexing operation picks each image's window (no
-    loop over images). The output is always exactly ``size``, with the input's dtype.
+    Each image gets its own offset. The batch is padded once; ``unfold`` then views every possible
+    window of every image without copying, and one advanced-indexing operation picks each image's
+    window (no loop over images). The output is always exactly ``size``, with the input's dtype.
     """
     _check_batch(x, "random_crop")
     height, width = _pair(size)
@@ -96,11 +101,14 @@ def random_crop(x: torch.Tensor, size: Size, padding: int = 0, generator: torch.
     count = x.shape[0]
     tops = torch.randint(0, spare_h + 1, (count,), generator=generator).to(x.device)
     lefts = torch.randint(0, spare_w + 1, (count,), generator=generator).to(x.device)
-    windows = padded.unfold(2, height, 1).unfold(3, width, 1)  # (N, C, spare_h + 1, spare_w + 1, h, w), a view
+    # (N, C, spare_h + 1, spare_w + 1, h, w), a view
+    windows = padded.unfold(2, height, 1).unfold(3, width, 1)
     return windows[torch.arange(count, device=x.device), :, tops, lefts].contiguous()
 
 
-def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
+def random_flip(
+    x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
+) -> torch.Tensor:
     """Mirror each image left-right with probability ``p`` (one draw per image, whatever ``p``)."""
     _check_batch(x, "random_flip")
     flip = torch.rand(x.shape[0], generator=generator).to(x.device) < p
@@ -112,8 +120,8 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     _check_batch(x, "normalize")
     if len(mean) != x.shape[1] or len(std) != x.shape[1]:
         raise ValueError(
-            f"normalize: {x.shape[1]}-channel images need {x.shape[1]} means and stds; got {len(mean)} and "
-            f"{len(std)}. Use the statistics of a data set with the same channels."
+            f"normalize: {x.shape[1]}-channel images need {x.shape[1]} means and stds; got "
+            f"{len(mean)} and {len(std)}. Use the statistics of a data set with the same channels."
         )
     mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
@@ -123,14 +131,17 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
 def rgb_pca(
     images: torch.Tensor, max_pixels: int = 1_000_000, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (3,) descending and eigenvectors (3, 3), one per column, of the RGB pixel covariance.
+    """Eigenvalues (3,) descending and eigenvectors (3, 3), one per column, of the RGB pixel
+    covariance.
 
-    Computed on the [0, 1] scale from at most ``max_pixels`` pixels drawn at random (from ``generator``,
-    or a fixed seed, so the result is reproducible): AlexNet's statistics, for ``pca_lighting``.
+    Computed on the [0, 1] scale from at most ``max_pixels`` pixels drawn at random (from
+    ``generator``, or a fixed seed, so the result is reproducible): AlexNet's statistics, for
+    ``pca_lighting``.
     """
     _check_batch(images, "rgb_pca")
     if images.shape[1] != 3:
-        raise ValueError(f"rgb_pca needs RGB images; got {images.shape[1]} channels. PCA lighting is for colour data.")
+        raise ValueError(f"rgb_pca needs RGB images; got {images.shape[1]} channels. PCA lighting "
+                         "is for colour data.")
     pixels = images.permute(0, 2, 3, 1).reshape(-1, 3)
     if len(pixels) > max_pixels:
         if generator is None:
@@ -150,15 +161,18 @@ def pca_lighting(
     std: float = 0.1,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """AlexNet's colour noise: add ``Σ_i α_i λ_i p_i`` to every pixel of an image, α_i ~ N(0, std²) per image.
+    """AlexNet's colour noise: add ``Σ_i α_i λ_i p_i`` to every pixel of an image, α_i ~ N(0, std²)
+    per image.
 
-    ``eigvals`` (λ) and ``eigvecs`` (columns p_i) come from ``rgb_pca``. The shift is the same for all the
-    pixels of an image, so it changes the colour and brightness of the lighting, not the objects.
+    ``eigvals`` (λ) and ``eigvecs`` (columns p_i) come from ``rgb_pca``. The shift is the same for
+    all the pixels of an image, so it changes the colour and brightness of the lighting, not the
+    objects.
     """
     _check_batch(x, "pca_lighting")
     if x.shape[1] != 3:
         raise ValueError(f"pca_lighting needs RGB images; got {x.shape[1]} channels")
-    alphas = torch.randn(x.shape[0], 3, generator=generator).to(device=x.device, dtype=x.dtype) * std
+    alphas = torch.randn(x.shape[0], 3, generator=generator).to(device=x.device,
+                                                                dtype=x.dtype) * std
     values = eigvals.to(device=x.device, dtype=x.dtype)
     vectors = eigvecs.to(device=x.device, dtype=x.dtype)
     offsets = (alphas * values) @ vectors.T  # row n: Σ_i α_ni λ_i p_i
@@ -172,8 +186,9 @@ def flip_views(x: torch.Tensor) -> torch.Tensor:
 
 
 def ten_crop_views(x: torch.Tensor, size: Size) -> torch.Tensor:
-    """(10, N, C, h, w): AlexNet's test views. Views 0–4 are the top-left, top-right, bottom-left and
-    bottom-right corners and the centre; views 5–9 are those five crops mirrored, in the same order."""
+    """(10, N, C, h, w): AlexNet's test views. Views 0–4 are the top-left, top-right, bottom-left
+    and bottom-right corners and the centre; views 5–9 are those five crops mirrored, in the same
+    order."""
     _check_batch(x, "ten_crop_views")
     height, width = _pair(size)
     spare_h, spare_w = _offsets_within(x, height, width, "ten_crop_views")
@@ -182,7 +197,7 @@ def ten_crop_views(x: torch.Tensor, size: Size) -> torch.Tensor:
     return torch.cat([crops, crops.flip(-1)])
 
 
-# ------------------------------------------------------------------------------------------------ pipelines
+# ---------------------------------------------------------------------------------------- pipelines
 
 
 def _check_statistics(mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
@@ -196,11 +211,12 @@ def _check_statistics(mean: Sequence[float] | None, std: Sequence[float] | None)
 class TrainAugment:
     """The training-time pipeline: uint8 batch → float, augmented, normalised batch.
 
-    In order: ``to_float``; resize to ``resize_to`` if given, else to ``out_size`` if the images differ;
-    random crop of ``out_size`` after zero padding ``crop_padding`` (the CIFAR recipe: pad 4, crop 32;
-    AlexNet's: ``resize_to=256, out_size=224``); random horizontal flip when ``flip`` (leave it off for
-    digits); PCA colour noise when ``pca_std > 0`` (needs ``eigvals``/``eigvecs`` from ``rgb_pca``);
-    ``normalize`` when ``mean``/``std`` are given. ``out_size=None`` keeps the images' size.
+    In order: ``to_float``; resize to ``resize_to`` if given, else to ``out_size`` if the images
+    differ; random crop of ``out_size`` after zero padding ``crop_padding`` (the CIFAR recipe: pad
+    4, crop 32; AlexNet's: ``resize_to=256, out_size=224``); random horizontal flip when ``flip``
+    (leave it off for digits); PCA colour noise when ``pca_std > 0`` (needs ``eigvals``/``eigvecs``
+    from ``rgb_pca``); ``normalize`` when ``mean``/``std`` are given. ``out_size=None`` keeps the
+    images' size.
     """
 
     out_size: int | None
@@ -216,18 +232,22 @@ class TrainAugment:
     def __post_init__(self) -> None:
         _check_statistics(self.mean, self.std)
         if self.pca_std > 0 and (self.eigvals is None or self.eigvecs is None):
-            raise ValueError("pca_std > 0 needs eigvals and eigvecs; compute them with rgb_pca(train images)")
+            raise ValueError("pca_std > 0 needs eigvals and eigvecs; compute them with "
+                             "rgb_pca(train images)")
         if self.crop_padding < 0:
             raise ValueError(f"crop_padding must be ≥ 0; got {self.crop_padding}")
 
-    def __call__(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, batch: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         x = batch
         size = self.out_size or x.shape[-1]
         resize_target = self.resize_to or size
         if (resize_target, resize_target) != tuple(x.shape[-2:]):
             x = resize(to_float(x), resize_target)
-        # Cropping and flipping only move values (padding adds zeros), so when no resize needed floats they
-        # run on the uint8 batch, 4× fewer bytes, with exactly the result of converting first.
+        # Cropping and flipping only move values (padding adds zeros), so when no resize needed
+        # floats they run on the uint8 batch, 4× fewer bytes, with exactly the result of converting
+        # first.
         if self.crop_padding or x.shape[-1] != size or x.shape[-2] != size:
             x = random_crop(x, size, self.crop_padding, generator)
         if self.flip:
@@ -242,12 +262,14 @@ class TrainAugment:
 
 @dataclass
 class EvalViews:
-    """The test-time pipeline: uint8 batch → (V, N, C, H, W) float views whose predictions get averaged.
+    """The test-time pipeline: uint8 batch → (V, N, C, H, W) float views whose predictions get
+    averaged.
 
-    ``views``: ``"center"`` (V = 1), ``"flip"`` (the centre view and its mirror, V = 2) or ``"ten-crop"``
-    (V = 10, see ``ten_crop_views``). With ``resize_to``, images are resized to it and the views are
-    ``out_size`` crops of it (AlexNet: 256 → 224); without, they are resized to ``out_size`` (ten crops
-    then need images larger than ``out_size``, or all ten are the same window).
+    ``views``: ``"center"`` (V = 1), ``"flip"`` (the centre view and its mirror, V = 2) or
+    ``"ten-crop"`` (V = 10, see ``ten_crop_views``). With ``resize_to``, images are resized to it
+    and the views are ``out_size`` crops of it (AlexNet: 256 → 224); without, they are resized to
+    ``out_size`` (ten crops then need images larger than ``out_size``, or all ten are the same
+    window).
     """
 
     out_size: int | None

@@ -1,14 +1,15 @@
-"""The data sets we know: each one's files, where they are published, and their checksums. Standard library only.
+"""The data sets we know: each one's files, where they are published, and their checksums. Standard
+library only.
 
-Checksums. The MD5s are those the data sets publish for their files (the Fashion-MNIST README, the CIFAR
-page) and that torchvision's dataset classes check, for MNIST the same. Fashion-MNIST also carries the
-SHA-256 of each *decompressed* IDX file: Debian's package re-gzips the upstream files (its .gz lack the
-stored file name, so their MD5 differs from the published one) while the content is the upstream content;
-those SHA-256s were computed from the package ``dataset-fashion-mnist 0.0~git20200523.55506a9-1``, and let
-``verify_dataset`` accept a re-compressed or gunzipped copy.
+Checksums. The MD5s are those the data sets publish for their files (the Fashion-MNIST README, the
+CIFAR page) and that torchvision's dataset classes check, for MNIST the same. Fashion-MNIST also
+carries the SHA-256 of each *decompressed* IDX file: Debian's package re-gzips the upstream files
+(its .gz lack the stored file name, so their MD5 differs from the published one) while the content
+is the upstream content; those SHA-256s were computed from the package ``dataset-fashion-mnist
+0.0~git20200523.55506a9-1``, and let ``verify_dataset`` accept a re-compressed or gunzipped copy.
 
-Look data sets up by name with ``sources.get_source``, not in ``DATASETS`` directly: tests swap the table that
-``cnnzoo.data.sources`` holds.
+Look data sets up by name with ``sources.get_source``, not in ``DATASETS`` directly: tests swap the
+table that ``cnnzoo.data.sources`` holds.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class DatasetSource:
     title: str
     kind: str  # "idx" (MNIST family: four IDX files) or "cifar10" / "cifar100" (pickle batches)
     files: tuple[SourceFile, ...]  # the files the loader reads, all in one folder
-    urls: tuple[str, ...]  # idx: base URLs, a file name is appended; cifar: the archive's URLs; in order
+    # idx: base URLs, a file name is appended; cifar: the archive's URLs; in order
+    urls: tuple[str, ...]
     classes: tuple[str, ...] = ()  # idx only: CIFAR's names are in its meta file
     archive: SourceFile | None = None  # cifar: the .tar.gz the files come in
     archive_folder: str | None = None  # cifar: the folder the archive unpacks to
@@ -50,7 +52,9 @@ class DatasetSource:
         return [f.name for f in self.files]
 
 
-def _idx_files(md5s: dict[str, str], content_sha256: dict[str, str] | None = None) -> tuple[SourceFile, ...]:
+def _idx_files(
+    md5s: dict[str, str], content_sha256: dict[str, str] | None = None
+) -> tuple[SourceFile, ...]:
     content_sha256 = content_sha256 or {}
     return tuple(SourceFile(name, md5, content_sha256.get(name)) for name, md5 in md5s.items())
 
@@ -63,10 +67,14 @@ _FASHION_MNIST_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
 _FASHION_MNIST_CONTENT_SHA256 = {
-    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    "train-images-idx3-ubyte.gz":
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz":
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz":
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz":
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 _MNIST_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -96,7 +104,8 @@ DATASETS: dict[str, DatasetSource] = {
         title="MNIST (LeCun, Cortes & Burges, 1998): 28×28 grey handwritten digits, 10 classes",
         kind="idx",
         files=_idx_files(_MNIST_MD5),
-        urls=("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        urls=("http://yann.lecun.com/exdb/mnist/",
+              "https://ossci-datasets.s3.amazonaws.com/mnist/"),
         classes=tuple(str(digit) for digit in range(10)),
         homepage="http://yann.lecun.com/exdb/mnist/",
     ),

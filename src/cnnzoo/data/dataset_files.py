@@ -1,4 +1,5 @@
-"""Finding, fetching and checking one data set's files, given its ``catalogue.DatasetSource``. No torch.
+"""Finding, fetching and checking one data set's files, given its ``catalogue.DatasetSource``. No
+torch.
 
 Lookup order, first folder holding every file wins (``locations_for`` lists it):
 
@@ -6,10 +7,11 @@ Lookup order, first folder holding every file wins (``locations_for`` lists it):
 2. ``$CNNZOO_DATA`` (several folders may be joined with ``os.pathsep``), the same two ways;
 3. the system copy a Debian package installs (``apt-get install dataset-fashion-mnist`` puts
    Fashion-MNIST in ``/usr/share/datasets/fashion-mnist``);
-4. the user cache, ``$XDG_CACHE_HOME/cnnzoo/<name>`` or ``~/.cache/cnnzoo/<name>``, where downloads go.
+4. the user cache, ``$XDG_CACHE_HOME/cnnzoo/<name>`` or ``~/.cache/cnnzoo/<name>``, where downloads
+   go.
 
-For CIFAR each of those folders may also hold the archive's own folder (``cifar-10-batches-py``), so an
-archive unpacked anywhere on the list is found as it is.
+For CIFAR each of those folders may also hold the archive's own folder (``cifar-10-batches-py``), so
+an archive unpacked anywhere on the list is found as it is.
 
 Everything here takes the ``DatasetSource`` itself; ``sources`` offers the same by data set name.
 """
@@ -49,7 +51,8 @@ class SearchLocation:
 
 
 def locations_for(spec: DatasetSource, data_dir: str | Path | None = None) -> list[SearchLocation]:
-    """The folders looked in for ``spec``, in order (see the module docstring), without duplicates."""
+    """The folders looked in for ``spec``, in order (see the module docstring), without
+    duplicates."""
     name = spec.name
     bases: list[tuple[Path, str, bool]] = []  # folder, why, whether <folder>/<name> is also tried
     if data_dir is not None:
@@ -58,7 +61,9 @@ def locations_for(spec: DatasetSource, data_dir: str | Path | None = None) -> li
         if entry:
             bases.append((Path(entry).expanduser(), f"${ENV_DATA_DIR}", True))
     for system_dir in spec.system_dirs:
-        bases.append((system_dir, f"Debian package {spec.apt_package}" if spec.apt_package else "system", False))
+        bases.append((system_dir,
+                      f"Debian package {spec.apt_package}" if spec.apt_package else "system",
+                      False))
     bases.append((dataset_cache_dir(name), "user cache", False))
 
     locations: list[SearchLocation] = []
@@ -75,7 +80,8 @@ def locations_for(spec: DatasetSource, data_dir: str | Path | None = None) -> li
 
 
 def resolve_file(folder: Path, file: SourceFile | str) -> Path | None:
-    """The path of ``file`` in ``folder``, accepting ``name.gz`` gunzipped to ``name``; None if absent."""
+    """The path of ``file`` in ``folder``, accepting ``name.gz`` gunzipped to ``name``; None if
+    absent."""
     name = file.name if isinstance(file, SourceFile) else file
     for candidate in (name, name.removesuffix(".gz")):
         path = folder / candidate
@@ -90,23 +96,34 @@ def missing_files(spec: DatasetSource, folder: Path) -> list[str]:
 
 def complete_folder(spec: DatasetSource, locations: list[SearchLocation]) -> Path | None:
     """The first of ``locations`` that holds every file of ``spec``; None when none does."""
-    return next((loc.folder for loc in locations if loc.folder.is_dir() and not missing_files(spec, loc.folder)), None)
+    return next(
+        (
+            loc.folder
+            for loc in locations
+            if loc.folder.is_dir() and not missing_files(spec, loc.folder)
+        ),
+        None,
+    )
 
 
 def find_files(
-    spec: DatasetSource, data_dir: str | Path | None = None, *, download: bool = False, fetch: Fetch | None = None
+    spec: DatasetSource, data_dir: str | Path | None = None, *, download: bool = False,
+               fetch: Fetch | None = None
 ) -> Path:
     """The folder holding every file of ``spec``, searched in the documented order.
 
     When none has them and ``download`` is true, they are downloaded from the official URLs into the
-    user cache, checksums verified (``fetch(url, path)`` does the transfer; tests pass their own). Raises
-    ``DataFilesMissing`` (which files, where we looked, how to provide them) when they cannot be had, and
-    ``ChecksumMismatch`` when a download arrived but was not the published file.
+    user cache, checksums verified (``fetch(url, path)`` does the transfer; tests pass their own).
+    Raises ``DataFilesMissing`` (which files, where we looked, how to provide them) when they cannot
+    be had, and ``ChecksumMismatch`` when a download arrived but was not the published file.
     """
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise DataFilesMissing(f"data files not found: --data-dir {data_dir} is not a folder; give the folder that "
-                               f"holds {spec.name}'s files, or leave --data-dir out to search the usual places",
-                               missing=spec.file_names, searched=[Path(data_dir)])
+        raise DataFilesMissing(
+            f"data files not found: --data-dir {data_dir} is not a folder; give the folder that "
+            f"holds {spec.name}'s files, or leave --data-dir out to search the usual places",
+            missing=spec.file_names,
+            searched=[Path(data_dir)],
+        )
     locations = locations_for(spec, data_dir)
     found = complete_folder(spec, locations)
     if found is not None:
@@ -135,31 +152,46 @@ def best_missing(spec: DatasetSource, locations: list[SearchLocation]) -> list[s
 
 
 def _missing_message(
-    spec: DatasetSource, locations: list[SearchLocation], failures: list[str], *, tried_download: bool
+    spec: DatasetSource, locations: list[SearchLocation], failures: list[str], *,
+                     tried_download: bool
 ) -> str:
     missing = best_missing(spec, locations)
-    lines = [f"{spec.name}: data files not found. Missing: {', '.join(missing)}.", "Looked in, in order:"]
+    lines = [f"{spec.name}: data files not found. Missing: {', '.join(missing)}.",
+             "Looked in, in order:"]
     for location in locations:
         if not location.folder.is_dir():
             state = "no such folder"
         else:
             absent = missing_files(spec, location.folder)
-            state = "no data files" if len(absent) == len(spec.files) else f"missing {', '.join(absent)}"
+            state = (
+                "no data files"
+                if len(absent) == len(spec.files)
+                else f"missing {', '.join(absent)}"
+            )
         lines.append(f"  {location.folder}  ({location.why}: {state})")
     if failures:
         lines.append("The download failed:")
         lines.extend(f"  {failure}" for failure in failures)
     lines.append("Provide them in one of these ways:")
-    layouts = [f"DIR/{spec.name}/"] + ([f"DIR/{spec.archive_folder}/"] if spec.archive_folder else [])
-    lines.append(f"  - pass --data-dir DIR, a folder holding these files (or holding them in {' or '.join(layouts)})")
+    layouts = [f"DIR/{spec.name}/"] + (
+        [f"DIR/{spec.archive_folder}/"] if spec.archive_folder else []
+    )
+    lines.append("  - pass --data-dir DIR, a folder holding these files (or holding them in "
+                 f"{' or '.join(layouts)})")
     lines.append(f"  - set {ENV_DATA_DIR}=DIR in the environment (same layout)")
     if spec.apt_package:
-        lines.append(f"  - sudo apt-get install {spec.apt_package}  (installs them to {spec.system_dirs[0]})")
+        lines.append(f"  - sudo apt-get install {spec.apt_package}  (installs them to "
+                     f"{spec.system_dirs[0]})")
     sources = spec.urls if spec.archive else [url + spec.file_names[0] for url in spec.urls[:1]]
-    what = f"the archive {sources[0]} and unpack it" if spec.archive else f"the files from {spec.urls[0]} (e.g. {sources[0]})"
+    what = (
+        f"the archive {sources[0]} and unpack it"
+        if spec.archive
+        else f"the files from {spec.urls[0]} (e.g. {sources[0]})"
+    )
     lines.append(f"  - download {what} into {dataset_cache_dir(spec.name)}")
     if not tried_download:
-        lines.append("  - or allow downloading (download=True), which fetches them there and checks their MD5s")
+        lines.append("  - or allow downloading (download=True), which fetches them there and "
+                     "checks their MD5s")
     return "\n".join(lines)
 
 
@@ -171,14 +203,17 @@ def _download(spec: DatasetSource, fetch: Fetch | None) -> tuple[Path | None, li
     for file in spec.files:
         if resolve_file(target, file) is not None:
             continue
-        path, attempts = download_first_working((url + file.name for url in spec.urls), target / file.name, file.md5, fetch)
+        path, attempts = download_first_working((url + file.name for url in spec.urls),
+                                                target / file.name, file.md5, fetch)
         failures.extend(attempts)
         if path is None:
             return None, failures
     return target, failures
 
 
-def _download_archive(spec: DatasetSource, target: Path, fetch: Fetch | None) -> tuple[Path | None, list[str]]:
+def _download_archive(
+    spec: DatasetSource, target: Path, fetch: Fetch | None
+) -> tuple[Path | None, list[str]]:
     assert spec.archive is not None and spec.archive_folder is not None
     archive_path = target / spec.archive.name
     path, failures = download_first_working(spec.urls, archive_path, spec.archive.md5, fetch)
@@ -190,9 +225,11 @@ def _download_archive(spec: DatasetSource, target: Path, fetch: Fetch | None) ->
         for file in spec.files:
             found = resolve_file(folder, file)
             if found is None:
-                raise DataFormatError(f"{archive_path}: the archive has no {spec.archive_folder}/{file.name}; download it again")
+                raise DataFormatError(f"{archive_path}: the archive has no "
+                                      f"{spec.archive_folder}/{file.name}; download it again")
             if file.md5 is not None and (digest := file_digest(found)) != file.md5:
-                raise ChecksumMismatch(f"{found}: MD5 {digest}, expected {file.md5}; the archive is not the official one")
+                raise ChecksumMismatch(f"{found}: MD5 {digest}, expected {file.md5}; the archive "
+                                       "is not the official one")
     except DataFormatError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -201,13 +238,15 @@ def _download_archive(spec: DatasetSource, target: Path, fetch: Fetch | None) ->
     return folder, failures
 
 
-# ------------------------------------------------------------------------------------------------ checking
+# ----------------------------------------------------------------------------------------- checking
 
 
 def verify_file(folder: Path | None, file: SourceFile) -> dict:
-    """One entry of ``sources.verify_dataset``'s report: ``file``'s path in ``folder``, its MD5 and status."""
+    """One entry of ``sources.verify_dataset``'s report: ``file``'s path in ``folder``, its MD5 and
+    status."""
     path = resolve_file(folder, file) if folder is not None else None
-    entry = {"file": file.name, "path": str(path) if path else None, "expected_md5": file.md5, "md5": None}
+    entry = {"file": file.name, "path": str(path) if path else None, "expected_md5": file.md5,
+             "md5": None}
     if path is None:
         return {**entry, "status": "missing", "detail": "not found"}
     entry["md5"] = file_digest(path)
@@ -216,10 +255,13 @@ def verify_file(folder: Path | None, file: SourceFile) -> dict:
     if file.content_sha256 is not None:
         content = _content_sha256(path)
         if content == file.content_sha256:
-            return {**entry, "status": "ok-content", "detail": "re-compressed copy; its content matches the official"}
-        return {**entry, "status": "mismatch", "detail": f"content SHA-256 {content}, expected {file.content_sha256}"}
+            return {**entry, "status": "ok-content", "detail": "re-compressed copy; its content "
+                                                               "matches the official"}
+        return {**entry, "status": "mismatch", "detail": f"content SHA-256 {content}, expected "
+                                                         f"{file.content_sha256}"}
     if path.name != file.name:  # gunzipped copy: the published MD5 is of the .gz
-        return {**entry, "status": "unchecked", "detail": "uncompressed copy; the published MD5 is of the .gz file"}
+        return {**entry, "status": "unchecked", "detail": "uncompressed copy; the published MD5 "
+                                                          "is of the .gz file"}
     return {**entry, "status": "mismatch", "detail": f"MD5 {entry['md5']}, expected {file.md5}"}
 
 

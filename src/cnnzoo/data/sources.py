@@ -1,9 +1,11 @@
-"""Data sets by name: find, fetch, check and parse the built-in ones. NumPy and the standard library only.
+"""Data sets by name: find, fetch, check and parse the built-in ones. NumPy and the standard library
+only.
 
-Each data set's files, URLs and checksums are in ``catalogue``; the search order for its files, downloading
-and checksum checks are in ``dataset_files``. This module is the way in by name (``get_source``,
-``find_dataset_files``, ``verify_dataset``, ``load_arrays``), and it holds ``DATASETS``, the table every
-lookup by name reads (tests swap it), so it re-exports the names of both for its callers.
+Each data set's files, URLs and checksums are in ``catalogue``; the search order for its files,
+downloading and checksum checks are in ``dataset_files``. This module is the way in by name
+(``get_source``, ``find_dataset_files``, ``verify_dataset``, ``load_arrays``), and it holds
+``DATASETS``, the table every lookup by name reads (tests swap it), so it re-exports the names of
+both for its callers.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def get_source(name: str) -> DatasetSource:
     except KeyError:
         hint = suggest(name, DATASETS, count=2)
         raise UnknownDatasetError(
-            f"unknown dataset {name!r}.{hint} Known: {', '.join(DATASETS)}, or folder:PATH for a folder of images "
-            "with one sub-folder per class."
+            f"unknown dataset {name!r}.{hint} Known: {', '.join(DATASETS)}, or folder:PATH for a "
+            "folder of images with one sub-folder per class."
         ) from None
 
 
@@ -59,19 +61,21 @@ def search_locations(name: str, data_dir: str | Path | None = None) -> list[Sear
 
 
 def find_dataset_files(
-    name: str, data_dir: str | Path | None = None, *, download: bool = False, fetch: Fetch | None = None
+    name: str, data_dir: str | Path | None = None, *, download: bool = False,
+                       fetch: Fetch | None = None
 ) -> Path:
-    """The folder holding every file of data set ``name`` (``dataset_files.find_files``: the search order,
-    downloading into the user cache when ``download``, ``DataFilesMissing`` saying what to do otherwise)."""
+    """The folder holding every file of data set ``name`` (``dataset_files.find_files``: the search
+    order, downloading into the user cache when ``download``, ``DataFilesMissing`` saying what to do
+    otherwise)."""
     return find_files(get_source(name), data_dir, download=download, fetch=fetch)
 
 
-# ------------------------------------------------------------------------------------------------ reports
+# ------------------------------------------------------------------------------------------ reports
 
 
 def describe_sources(data_dir: str | Path | None = None) -> list[dict]:
-    """One entry per data set for ``cnnzoo data list``: where it was found (or None) and which files are
-    present or missing there (in the most complete folder when none is complete)."""
+    """One entry per data set for ``cnnzoo data list``: where it was found (or None) and which files
+    are present or missing there (in the most complete folder when none is complete)."""
     report = []
     for name, spec in DATASETS.items():
         locations = locations_for(spec, data_dir)
@@ -94,10 +98,10 @@ def describe_sources(data_dir: str | Path | None = None) -> list[dict]:
 def verify_dataset(name: str, data_dir: str | Path | None = None) -> dict:
     """Check the files of ``name`` against the published checksums and parse them.
 
-    Each file gets a status: ``"ok"`` (the published file), ``"ok-content"`` (a re-compressed or gunzipped
-    copy whose content matches the known content hash), ``"unchecked"`` (no reference checksum applies,
-    e.g. a gunzipped MNIST file), ``"mismatch"`` or ``"missing"``. ``"ok"`` in the result is true when no
-    file is missing or mismatched and the files parse.
+    Each file gets a status: ``"ok"`` (the published file), ``"ok-content"`` (a re-compressed or
+    gunzipped copy whose content matches the known content hash), ``"unchecked"`` (no reference
+    checksum applies, e.g. a gunzipped MNIST file), ``"mismatch"`` or ``"missing"``. ``"ok"`` in the
+    result is true when no file is missing or mismatched and the files parse.
     """
     spec = get_source(name)
     try:
@@ -110,7 +114,8 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> dict:
         try:
             arrays = load_arrays(name, folder)
             parse = {
-                "ok": True, "error": None, "train": len(arrays.train_labels), "test": len(arrays.test_labels),
+                "ok": True, "error": None, "train": len(arrays.train_labels),
+                     "test": len(arrays.test_labels),
                 "classes": len(arrays.classes), "image_shape": list(arrays.train_images.shape[1:]),
             }
         except DataFormatError as err:
@@ -125,7 +130,7 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> dict:
     }
 
 
-# ------------------------------------------------------------------------------------------------ arrays
+# ------------------------------------------------------------------------------------------- arrays
 
 
 @dataclass
@@ -141,9 +146,11 @@ class ArraySplits:
 
 
 def load_arrays(
-    name: str, data_dir: str | Path | None = None, *, download: bool = False, fetch: Fetch | None = None
+    name: str, data_dir: str | Path | None = None, *, download: bool = False,
+                fetch: Fetch | None = None
 ) -> ArraySplits:
-    """Find (and with ``download``, fetch) data set ``name`` and parse it into NumPy arrays, no torch."""
+    """Find (and with ``download``, fetch) data set ``name`` and parse it into NumPy arrays, no
+    torch."""
     spec = get_source(name)
     folder = find_dataset_files(name, data_dir, download=download, fetch=fetch)
     if spec.kind == "idx":
@@ -156,15 +163,18 @@ def load_arrays(
         train_images, test_images = train_images[:, None], test_images[:, None]
     else:
         layout = cifar.CIFAR10 if spec.kind == "cifar10" else cifar.CIFAR100
-        train_images, train_labels, test_images, test_labels, classes = cifar.read_cifar(folder, layout)
+        train_images, train_labels, test_images, test_labels, classes = cifar.read_cifar(
+            folder, layout
+        )
     return ArraySplits(name, train_images, train_labels, test_images, test_labels, classes)
 
 
-def _check_label_range(labels: np.ndarray, num_classes: int, labels_path: Path, spec: DatasetSource) -> None:
+def _check_label_range(labels: np.ndarray, num_classes: int, labels_path: Path,
+                       spec: DatasetSource) -> None:
     if labels.size and labels.max() >= num_classes:
         raise DataFormatError(
-            f"{labels_path}: labels must lie in 0..{num_classes - 1} for {spec.name}; found {labels.max()}. "
-            "Is this another data set's file?"
+            f"{labels_path}: labels must lie in 0..{num_classes - 1} for {spec.name}; found "
+            f"{labels.max()}. Is this another data set's file?"
         )
 
 

@@ -1,9 +1,10 @@
 """GoogLeNet's building blocks: the Inception module and the auxiliary classifier.
 
-Szegedy et al. (2014), "Going deeper with convolutions": an Inception module runs four branches side by side
-on the same map and concatenates them along the channels: a 1×1 convolution; a 1×1 "reduce" then a 3×3; a
-1×1 "reduce" then a 5×5; a 3×3/1 max-pool then a 1×1 "pool projection". Every convolution, reductions
-included, is followed by a ReLU. The 1×1 reductions are what keep the 3×3 and 5×5 branches affordable.
+Szegedy et al. (2014), "Going deeper with convolutions": an Inception module runs four branches side
+by side on the same map and concatenates them along the channels: a 1×1 convolution; a 1×1 "reduce"
+then a 3×3; a 1×1 "reduce" then a 5×5; a 3×3/1 max-pool then a 1×1 "pool projection". Every
+convolution, reductions included, is followed by a ReLU. The 1×1 reductions are what keep the 3×3
+and 5×5 branches affordable.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from torch import nn
 
 
 class ConvReLU(nn.Sequential):
-    """A biased convolution and its ReLU, GoogLeNet's only kind of convolution (no batch norm in 2014)."""
+    """A biased convolution and its ReLU, GoogLeNet's only kind of convolution (no batch norm in
+    2014)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0) -> None:
@@ -28,8 +30,8 @@ class ConvReLU(nn.Sequential):
 
 @dataclass(frozen=True)
 class InceptionSpec:
-    """One row of the paper's Table 1, with its column names: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5,
-    pool proj (output channels of each convolution)."""
+    """One row of the paper's Table 1, with its column names: #1×1, #3×3 reduce, #3×3, #5×5 reduce,
+    #5×5, pool proj (output channels of each convolution)."""
 
     n1x1: int
     n3x3_reduce: int
@@ -45,7 +47,8 @@ class InceptionSpec:
 
 
 class Inception(nn.Module):
-    """Four parallel branches, concatenated along channels; the spatial size is kept (padding 'same')."""
+    """Four parallel branches, concatenated along channels; the spatial size is kept (padding
+    'same')."""
 
     def __init__(self, in_channels: int, spec: InceptionSpec) -> None:
         super().__init__()
@@ -70,13 +73,15 @@ class Inception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Concatenation order is the paper's figure 2 from left to right; checkpoints depend on it.
-        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch5x5(x), self.branch_pool(x)], dim=1)
+        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch5x5(x),
+                          self.branch_pool(x)], dim=1)
 
 
 @dataclass(frozen=True)
 class AuxHeadSpec:
-    """The auxiliary classifier's pooling: a ``kernel``×``kernel``/``stride`` average pool that should give
-    a ``pooled``×``pooled`` map, and the widths after it (paper: 5×5/3 → 4×4, 128 maps, FC 1024)."""
+    """The auxiliary classifier's pooling: a ``kernel``×``kernel``/``stride`` average pool that
+    should give a ``pooled``×``pooled`` map, and the widths after it (paper: 5×5/3 → 4×4, 128 maps,
+    FC 1024)."""
 
     kernel: int = 5
     stride: int = 3
@@ -87,15 +92,18 @@ class AuxHeadSpec:
 
 
 class InceptionAux(nn.Module):
-    """An auxiliary classifier on an intermediate map: average pool, 1×1 conv + ReLU, FC + ReLU, dropout, FC.
+    """An auxiliary classifier on an intermediate map: average pool, 1×1 conv + ReLU, FC + ReLU,
+    dropout, FC.
 
-    The first FC is sized for the ``pooled``×``pooled`` map that the pool gives at the design input (4×4 from
-    the 14×14 map of a 224 px image). An adaptive average pool to that size follows the fixed pool, so the
-    head also takes other input sizes; where the fixed pool already gives ``pooled``×``pooled`` (as at 224)
-    the adaptive pool is the identity and the head is exactly the paper's.
+    The first FC is sized for the ``pooled``×``pooled`` map that the pool gives at the design input
+    (4×4 from the 14×14 map of a 224 px image). An adaptive average pool to that size follows the
+    fixed pool, so the head also takes other input sizes; where the fixed pool already gives
+    ``pooled``×``pooled`` (as at 224) the adaptive pool is the identity and the head is exactly the
+    paper's.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, spec: AuxHeadSpec = AuxHeadSpec()) -> None:
+    def __init__(self, in_channels: int, num_classes: int,
+                 spec: AuxHeadSpec = AuxHeadSpec()) -> None:
         super().__init__()
         self.spec = spec
         self.pool = nn.AvgPool2d(spec.kernel, stride=spec.stride)

@@ -1,15 +1,16 @@
 """The pieces of LeNet-5 as LeCun, Bottou, Bengio & Haffner published it in 1998
 ("Gradient-based learning applied to document recognition", Proc. IEEE 86(11)).
 
-- ``ScaledTanh``: the squashing function f(a) = A·tanh(S·a) with A = 1.7159, S = 2/3 (Appendix A), chosen so
-  that f(±1) = ±1 and the gain is near 1 around the operating point.
-- ``Subsampling2d``: S2/S4. Each unit adds its 2×2 inputs, multiplies the sum by one trainable coefficient per
-  map and adds one trainable bias per map; the paper then applies its sigmoidal (squashing) function.
-- ``PartialConv2d``: C3, a 5×5 convolution in which each output map sees only the input maps its row of the
-  connection table names (Table I). The paper gives two reasons: fewer connections, and broken symmetry so
-  that different maps are forced to extract different features.
-- ``EuclideanRBF``: the output layer. Unit i computes y_i = Σ_j (x_j − w_ij)², a penalty: the smaller, the
-  likelier class i. The w_i are fixed ±1 images of the characters drawn on a 7×12 grid.
+- ``ScaledTanh``: the squashing function f(a) = A·tanh(S·a) with A = 1.7159, S = 2/3 (Appendix A),
+  chosen so that f(±1) = ±1 and the gain is near 1 around the operating point.
+- ``Subsampling2d``: S2/S4. Each unit adds its 2×2 inputs, multiplies the sum by one trainable
+  coefficient per map and adds one trainable bias per map; the paper then applies its sigmoidal
+  (squashing) function.
+- ``PartialConv2d``: C3, a 5×5 convolution in which each output map sees only the input maps its row
+  of the connection table names (Table I). The paper gives two reasons: fewer connections, and
+  broken symmetry so that different maps are forced to extract different features.
+- ``EuclideanRBF``: the output layer. Unit i computes y_i = Σ_j (x_j − w_ij)², a penalty: the
+  smaller, the likelier class i. The w_i are fixed ±1 images of the characters drawn on a 7×12 grid.
 - ``map_loss``: the paper's maximum a posteriori criterion (eq. 9).
 """
 
@@ -44,7 +45,8 @@ class ScaledTanh(nn.Module):
 
 
 class Subsampling2d(nn.Module):
-    """Trainable subsampling: (sum of each 2×2 window) × coefficient + bias, one coefficient and bias per map."""
+    """Trainable subsampling: (sum of each 2×2 window) × coefficient + bias, one coefficient and
+    bias per map."""
 
     def __init__(self, channels: int, kernel_size: int = 2) -> None:
         super().__init__()
@@ -68,25 +70,31 @@ class Subsampling2d(nn.Module):
 class PartialConv2d(nn.Module):
     """A convolution whose output map o reads only the input maps ``table[o]``.
 
-    Only the connected kernels are parameters (60 × 5 × 5 for C3), kept in one flat tensor and scattered into a
-    dense, mostly-zero weight at each call so the whole layer is still one fast convolution.
+    Only the connected kernels are parameters (60 × 5 × 5 for C3), kept in one flat tensor and
+    scattered into a dense, mostly-zero weight at each call so the whole layer is still one fast
+    convolution.
     """
 
-    def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int) -> None:
+    def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...],
+                 kernel_size: int) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, len(table)
         self.kernel_size, self.stride, self.padding = kernel_size, 1, 0
         pairs = [(out, inp) for out, inputs in enumerate(table) for inp in inputs]
-        self.register_buffer("connection_index", torch.tensor(pairs, dtype=torch.long), persistent=False)
+        self.register_buffer("connection_index", torch.tensor(pairs, dtype=torch.long),
+                             persistent=False)
         self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(len(table)))
         self.reset_parameters(table)
 
     def reset_parameters(self, table: tuple[tuple[int, ...], ...]) -> None:
-        # The paper's initialisation: uniform in ±2.4 / fan-in, fan-in counting only connected inputs.
-        if self.weight.is_meta:  # shapes only (cnnzoo.models.registry.model_limits): arithmetic on meta is slow
+        # The paper's initialisation: uniform in ±2.4 / fan-in, fan-in counting only connected
+        # inputs. shapes only (cnnzoo.models.registry.model_limits): arithmetic on meta is slow
+        if self.weight.is_meta:
             return
-        fan_in = torch.tensor([len(inputs) for inputs in table for _ in inputs]) * self.kernel_size**2
+        fan_in = (
+            torch.tensor([len(inputs) for inputs in table for _ in inputs]) * self.kernel_size**2
+        )
         bound = (2.4 / fan_in).view(-1, 1, 1)
         with torch.no_grad():
             self.weight.copy_((torch.rand_like(self.weight) * 2 - 1) * bound)
@@ -129,7 +137,9 @@ DIGIT_BITMAPS: tuple[str, ...] = (
 
 def digit_prototypes() -> torch.Tensor:
     """The 10 × 84 matrix of ±1 prototypes, one row per digit (12 rows × 7 columns, row-major)."""
-    rows = [[1.0 if c == "#" else -1.0 for c in bitmap.replace("|", "")] for bitmap in DIGIT_BITMAPS]
+    rows = [
+        [1.0 if c == "#" else -1.0 for c in bitmap.replace("|", "")] for bitmap in DIGIT_BITMAPS
+    ]
     return torch.tensor(rows)
 
 
@@ -138,8 +148,8 @@ class EuclideanRBF(nn.Module):
 
     def __init__(self, prototypes: torch.Tensor) -> None:
         super().__init__()
-        # A parameter that never receives gradients: it is part of the model and its checkpoint, and the
-        # inspector counts it as a fixed parameter, as the paper does (840 "fixed" weights).
+        # A parameter that never receives gradients: it is part of the model and its checkpoint, and
+        # the inspector counts it as a fixed parameter, as the paper does (840 "fixed" weights).
         self.prototypes = nn.Parameter(prototypes.clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,10 +161,12 @@ class EuclideanRBF(nn.Module):
 
 
 def map_loss(penalties: torch.Tensor, targets: torch.Tensor, j: float = 0.1) -> torch.Tensor:
-    """The paper's MAP criterion (eq. 9): E = y_target + log(exp(−j) + Σ_i exp(−y_i)), averaged over the batch.
+    """The paper's MAP criterion (eq. 9): E = y_target + log(exp(−j) + Σ_i exp(−y_i)), averaged over
+    the batch.
 
-    The first term pulls the output towards the right prototype; the second pushes the wrong ones away, the
-    exp(−j) term standing for a "rubbish" class so that penalties already large are not pushed further.
+    The first term pulls the output towards the right prototype; the second pushes the wrong ones
+    away, the exp(−j) term standing for a "rubbish" class so that penalties already large are not
+    pushed further.
     """
     target_penalty = penalties.gather(1, targets.view(-1, 1)).squeeze(1)
     rubbish = torch.full_like(target_penalty, -j).unsqueeze(1)
@@ -172,6 +184,7 @@ def lecun_uniform_(module: nn.Module) -> None:
 
 
 __all__ = [
-    "C3_CONNECTION_TABLE", "ScaledTanh", "Subsampling2d", "PartialConv2d", "EuclideanRBF", "digit_prototypes",
+    "C3_CONNECTION_TABLE", "ScaledTanh", "Subsampling2d", "PartialConv2d", "EuclideanRBF",
+           "digit_prototypes",
     "map_loss", "lecun_uniform_",
 ]

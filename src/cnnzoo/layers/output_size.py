@@ -1,12 +1,13 @@
 """The output-size formula of convolution and pooling, and its inverse.
 
-For an input of width W, kernel K, padding P, stride S and dilation D, a convolution or pooling window
-produces ``floor((W + 2P - D·(K - 1) - 1) / S) + 1`` outputs; with D = 1 this is the familiar
+For an input of width W, kernel K, padding P, stride S and dilation D, a convolution or pooling
+window produces ``floor((W + 2P - D·(K - 1) - 1) / S) + 1`` outputs; with D = 1 this is the familiar
 ``floor((W - K + 2P) / S) + 1``. An input is too small when this is below 1.
 
-This is the one home of the formula in the torch models: the builders size their heads with it and the
-inspector reports with it. It imports nothing but ``math``, so it stays cheap to import. (The NumPy-only
-``cnnzoo.scratch`` keeps its own copy on purpose: it depends on nothing else in the package.)
+This is the one home of the formula in the torch models: the builders size their heads with it and
+the inspector reports with it. It imports nothing but ``math``, so it stays cheap to import. (The
+NumPy-only ``cnnzoo.scratch`` keeps its own copy on purpose: it depends on nothing else in the
+package.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import math
 
 
 def conv_output_size(
-    size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1, ceil_mode: bool = False
+    size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                     ceil_mode: bool = False
 ) -> int:
     """Output width of a convolution or pooling window over ``size`` inputs (may be ≤ 0: too small).
 
@@ -35,5 +37,6 @@ def conv_output_size(
 def conv_input_size_needed(
     out_size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
 ) -> int:
-    """Smallest input width for which a layer gives at least ``out_size`` outputs (the formula inverted)."""
+    """Smallest input width for which a layer gives at least ``out_size`` outputs (the formula
+    inverted)."""
     return max(1, (out_size - 1) * stride + dilation * (kernel - 1) + 1 - 2 * padding)

@@ -1,10 +1,13 @@
-"""Residual blocks (He, Zhang, Ren & Sun, "Deep residual learning for image recognition", CVPR 2016).
+"""Residual blocks (He, Zhang, Ren & Sun, "Deep residual learning for image recognition", CVPR
+2016).
 
 A block learns a residual F(x) and adds it to a shortcut of its input: y = relu(F(x) + shortcut(x)).
 Where the block changes width or resolution the shortcut must change too; the paper offers
-- option A: take every other pixel and pad the new channels with zeros (no parameters; its CIFAR nets), and
+- option A: take every other pixel and pad the new channels with zeros (no parameters; its CIFAR
+  nets), and
 - option B: a 1×1 convolution with stride and BatchNorm, a "projection" (its ImageNet nets).
-With ``shortcut=None`` the block is a plain stack of the same layers, for the degradation experiment.
+With ``shortcut=None`` the block is a plain stack of the same layers, for the degradation
+experiment.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ Shortcut = Literal["A", "B"] | None
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option A: subsample by ``stride`` and zero-pad the channels up to ``out_channels``; no parameters."""
+    """Option A: subsample by ``stride`` and zero-pad the channels up to ``out_channels``; no
+    parameters."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
@@ -38,7 +42,9 @@ def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.
                          nn.BatchNorm2d(out_channels))
 
 
-def make_shortcut(kind: Shortcut, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+def make_shortcut(
+    kind: Shortcut, in_channels: int, out_channels: int, stride: int
+) -> nn.Module | None:
     if kind is None:
         return None
     if stride == 1 and in_channels == out_channels:
@@ -49,8 +55,8 @@ def make_shortcut(kind: Shortcut, in_channels: int, out_channels: int, stride: i
 
 
 def conv_bn(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2,
-                                   bias=False), nn.BatchNorm2d(out_channels))
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride=stride,
+                                   padding=kernel // 2, bias=False), nn.BatchNorm2d(out_channels))
 
 
 class BasicBlock(nn.Module):
@@ -58,7 +64,8 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, shortcut: Shortcut = "B") -> None:
+    def __init__(self, in_channels: int, width: int, stride: int = 1,
+                 shortcut: Shortcut = "B") -> None:
         super().__init__()
         self.conv1 = conv_bn(in_channels, width, 3, stride)
         self.relu1 = nn.ReLU(inplace=True)
@@ -74,12 +81,14 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1×1 reduce, 3×3, 1×1 expand ×4 (ResNet-50/101/152). The stride sits on the 3×3 convolution, as in
-    torchvision's "ResNet v1.5"; the paper puts it on the first 1×1 (same parameters, better accuracy)."""
+    """1×1 reduce, 3×3, 1×1 expand ×4 (ResNet-50/101/152). The stride sits on the 3×3 convolution,
+    as in torchvision's "ResNet v1.5"; the paper puts it on the first 1×1 (same parameters, better
+    accuracy)."""
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, shortcut: Shortcut = "B") -> None:
+    def __init__(self, in_channels: int, width: int, stride: int = 1,
+                 shortcut: Shortcut = "B") -> None:
         super().__init__()
         out_channels = width * self.expansion
         self.conv1 = conv_bn(in_channels, width, 1)
@@ -100,6 +109,7 @@ class Bottleneck(nn.Module):
 
 
 def zero_init_last_bn(block: nn.Module) -> None:
-    """Start each residual branch at zero (Goyal et al., 2017), so a deep net begins as a shallow one."""
+    """Start each residual branch at zero (Goyal et al., 2017), so a deep net begins as a shallow
+    one."""
     last = block.conv3 if isinstance(block, Bottleneck) else block.conv2
     nn.init.zeros_(last[1].weight)

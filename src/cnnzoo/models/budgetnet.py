@@ -1,23 +1,26 @@
 """Budget networks: small convolutional networks designed for a training-time budget on a CPU.
 
-Not from one paper. They were designed, by timing candidates on a 2-core CPU, for the ``fast`` and ``balanced``
-recipes (≥ 91% on Fashion-MNIST in 30 s, ≥ 93% in 2 min), taking their ideas from Keller Jordan's airbench
-(2024), which trains CIFAR-10 networks in seconds on a GPU:
+Not from one paper. They were designed, by timing candidates on a 2-core CPU, for the ``fast`` and
+``balanced`` recipes (≥ 91% on Fashion-MNIST in 30 s, ≥ 93% in 2 min), taking their ideas from
+Keller Jordan's airbench (2024), which trains CIFAR-10 networks in seconds on a GPU:
 
-- **A frozen patch-whitening first layer.** Its filters are the eigenvectors of the covariance of the training
-  images' k×k patches, each divided by the square root of its eigenvalue, and their negatives (so that the ReLU
-  after it keeps both signs): every output channel is a decorrelated, unit-variance view of the patch. They are
-  computed from the data once, before training (``fit_to_data``), and never trained, so the one layer that runs
-  at full resolution needs no backward pass; on a 2-core CPU that backward was the largest cost of a step.
-- **Pool early, normalise after pooling.** A 2×2 max-pool follows the whitening at once; in later stages the
-  pool comes between the convolution and its BatchNorm, which then normalises a quarter of the values.
-- **A global max-pool and a bias-free linear classifier whose logits are scaled by 1/8**, a fixed temperature
-  that lets the recipes use large learning rates.
+- **A frozen patch-whitening first layer.** Its filters are the eigenvectors of the covariance of
+  the training images' k×k patches, each divided by the square root of its eigenvalue, and their
+  negatives (so that the ReLU after it keeps both signs): every output channel is a decorrelated,
+  unit-variance view of the patch. They are computed from the data once, before training
+  (``fit_to_data``), and never trained, so the one layer that runs at full resolution needs no
+  backward pass; on a 2-core CPU that backward was the largest cost of a step.
+- **Pool early, normalise after pooling.** A 2×2 max-pool follows the whitening at once; in later
+  stages the pool comes between the convolution and its BatchNorm, which then normalises a quarter
+  of the values.
+- **A global max-pool and a bias-free linear classifier whose logits are scaled by 1/8**, a fixed
+  temperature that lets the recipes use large learning rates.
 
-Layout at 28×28 (``widths=(a, b, c)``): whitening 3×3 → 2·C·9 maps, ReLU, pool (14×14); conv a, BN, ReLU, pool
-(7×7); conv b, pool (3×3), BN, ReLU; conv c, BN, ReLU; global max-pool; linear. ``budgetnet_s`` is (24, 48, 96),
-``budgetnet_m`` (32, 64, 128) and ``budgetnet_l`` (64, 128, 256). Until ``fit_to_data`` runs (the training
-engine calls it with a sample of the normalised training images) the whitening filters are random.
+Layout at 28×28 (``widths=(a, b, c)``): whitening 3×3 → 2·C·9 maps, ReLU, pool (14×14); conv a, BN,
+ReLU, pool (7×7); conv b, pool (3×3), BN, ReLU; conv c, BN, ReLU; global max-pool; linear.
+``budgetnet_s`` is (24, 48, 96), ``budgetnet_m`` (32, 64, 128) and ``budgetnet_l`` (64, 128, 256).
+Until ``fit_to_data`` runs (the training engine calls it with a sample of the normalised training
+images) the whitening filters are random.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ from cnnzoo.models.registry import register_model
 
 LOGIT_SCALE = 1 / 8
 MIN_SIDE = 8  # three 2×2 pools: 8 -> 4 -> 2 -> 1
-PATCHES_PER_CHUNK = 1_000_000  # patches unfolded at once while fitting the whitening (≈ 70 MB for 3×3 grey)
+# patches unfolded at once while fitting the whitening (≈ 70 MB for 3×3 grey)
+PATCHES_PER_CHUNK = 1_000_000
 
 
 def patch_covariance(images: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """The covariance (C·k², C·k²) of the k×k patches of ``images`` (N, C, H, W), in float64, accumulated a
-    few images at a time so that large images never hold all their patches in memory at once."""
+    """The covariance (C·k², C·k²) of the k×k patches of ``images`` (N, C, H, W), in float64,
+    accumulated a few images at a time so that large images never hold all their patches in memory
+    at once."""
     size = images.shape[1] * kernel_size ** 2
     per_image = max(1, (images.shape[-2] - kernel_size + 1) * (images.shape[-1] - kernel_size + 1))
     total = torch.zeros(size, dtype=torch.float64)
@@ -55,20 +60,23 @@ def patch_covariance(images: torch.Tensor, kernel_size: int) -> torch.Tensor:
 
 
 def patch_whitening(images: torch.Tensor, kernel_size: int, eps: float = 5e-4) -> torch.Tensor:
-    """Filters (C·k², C, k, k) that whiten the k×k patches of ``images`` (N, C, H, W): the eigenvectors of the
-    patch covariance, largest eigenvalue first, each divided by √(eigenvalue + ``eps``)."""
+    """Filters (C·k², C, k, k) that whiten the k×k patches of ``images`` (N, C, H, W): the
+    eigenvectors of the patch covariance, largest eigenvalue first, each divided by √(eigenvalue +
+    ``eps``)."""
     channels = images.shape[1]
-    eigenvalues, eigenvectors = torch.linalg.eigh(patch_covariance(images.cpu(), kernel_size))  # ascending
+    # ascending
+    eigenvalues, eigenvectors = torch.linalg.eigh(patch_covariance(images.cpu(), kernel_size))
     filters = eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + eps)[:, None]
     return filters.flip(0).reshape(-1, channels, kernel_size, kernel_size).float()
 
 
 class PatchWhitening(nn.Conv2d):
-    """A k×k 'same' convolution whose filters are ``patch_whitening``'s and their negatives, fitted once by
-    ``fit`` and frozen (weight and bias are not trained)."""
+    """A k×k 'same' convolution whose filters are ``patch_whitening``'s and their negatives, fitted
+    once by ``fit`` and frozen (weight and bias are not trained)."""
 
     def __init__(self, in_channels: int, kernel_size: int = 3) -> None:
-        super().__init__(in_channels, 2 * in_channels * kernel_size ** 2, kernel_size, padding=kernel_size // 2)
+        super().__init__(in_channels, 2 * in_channels * kernel_size ** 2, kernel_size,
+                         padding=kernel_size // 2)
         self.requires_grad_(False)
 
     @torch.no_grad()
@@ -78,8 +86,11 @@ class PatchWhitening(nn.Conv2d):
         self.bias.zero_()
 
 
-def _conv_bn_relu(cin: int, cout: int, *, pool_before_norm: bool = False) -> OrderedDict[str, nn.Module]:
-    layers: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(cin, cout, 3, padding=1, bias=False))
+def _conv_bn_relu(
+    cin: int, cout: int, *, pool_before_norm: bool = False
+) -> OrderedDict[str, nn.Module]:
+    layers: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(cin, cout, 3, padding=1,
+                                                                     bias=False))
     if pool_before_norm:
         layers["pool"] = nn.MaxPool2d(2)
     layers["bn"] = nn.BatchNorm2d(cout)
@@ -95,9 +106,11 @@ class BudgetNet(ZooModel):
         super().__init__()
         widths = tuple(widths)
         if len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths):
-            raise ConfigError(f"{name}: widths must be three positive whole numbers; got {widths!r}")
+            raise ConfigError(f"{name}: widths must be three positive whole numbers; got "
+                              f"{widths!r}")
         check_min_side(name, input_size, MIN_SIDE, reason=" (three 2×2 poolings)")
-        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=MIN_SIDE,
+        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes,
+                               min_size=MIN_SIDE,
                                paper="a budget design after Jordan, 2024, airbench")
         a, b, c = widths
         whitening = PatchWhitening(in_channels)
@@ -110,7 +123,8 @@ class BudgetNet(ZooModel):
             stage2=nn.Sequential(_conv_bn_relu(a, b, pool_before_norm=True)),
             stage3=nn.Sequential(_conv_bn_relu(b, c)),
         ))
-        self.classifier = nn.Sequential(OrderedDict(pool=nn.AdaptiveMaxPool2d(1), flatten=nn.Flatten(),
+        self.classifier = nn.Sequential(OrderedDict(pool=nn.AdaptiveMaxPool2d(1),
+                                                    flatten=nn.Flatten(),
                                                     fc=nn.Linear(c, num_classes, bias=False)))
         if not on_meta(self):
             for m in self.modules():
@@ -118,7 +132,8 @@ class BudgetNet(ZooModel):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
     def fit_to_data(self, images: torch.Tensor) -> None:
-        """Fit the whitening filters to normalised training images (N, C, H, W); a few thousand suffice."""
+        """Fit the whitening filters to normalised training images (N, C, H, W); a few thousand
+        suffice."""
         self.features.whitening.fit(images)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,22 +143,22 @@ class BudgetNet(ZooModel):
 @register_model
 def budgetnet_s(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (24, 48, 96)) -> BudgetNet:
-    """Budget network, 24-48-96 wide: the ``fast`` recipe's (≥ 91% on Fashion-MNIST in 30 s on 2 cores)."""
-    return BudgetNet(name="budgetnet_s", num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-                     widths=widths)
+    """Budget network, 24-48-96 wide: the ``fast`` recipe's (≥ 91% in 30 s on 2 cores)."""
+    return BudgetNet(name="budgetnet_s", num_classes=num_classes, in_channels=in_channels,
+                     input_size=input_size, widths=widths)
 
 
 @register_model
 def budgetnet_m(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (32, 64, 128)) -> BudgetNet:
     """Budget network, 32-64-128 wide: the ``balanced`` recipe's (≥ 93% in 2 min on 2 cores)."""
-    return BudgetNet(name="budgetnet_m", num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-                     widths=widths)
+    return BudgetNet(name="budgetnet_m", num_classes=num_classes, in_channels=in_channels,
+                     input_size=input_size, widths=widths)
 
 
 @register_model
 def budgetnet_l(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (64, 128, 256)) -> BudgetNet:
     """Budget network, 64-128-256 wide, for budgets of ten minutes and more."""
-    return BudgetNet(name="budgetnet_l", num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-                     widths=widths)
+    return BudgetNet(name="budgetnet_l", num_classes=num_classes, in_channels=in_channels,
+                     input_size=input_size, widths=widths)

@@ -1,21 +1,23 @@
-"""DenseNet: Huang, Liu, van der Maaten & Weinberger (2017), "Densely Connected Convolutional Networks".
+"""DenseNet: Huang, Liu, van der Maaten & Weinberger (2017), "Densely Connected Convolutional
+Networks".
 
-DenseNet-BC throughout: dense blocks of bottleneck layers (BN-ReLU-conv 1×1 to 4k, BN-ReLU-conv 3×3 to k)
-joined by compressing transitions (θ = 0.5: BN-ReLU-conv 1×1, 2×2 average pool), then BN, ReLU, global
-average pooling and one FC layer. The ImageNet networks (the paper's Table 1) start with a 7×7/2 conv, BN,
-ReLU and a 3×3/2 max-pool; the CIFAR network DenseNet-BC (L=100, k=12) starts with a single 3×3 conv of
-2k maps and has three blocks of 16 layers.
+DenseNet-BC throughout: dense blocks of bottleneck layers (BN-ReLU-conv 1×1 to 4k, BN-ReLU-conv 3×3
+to k) joined by compressing transitions (θ = 0.5: BN-ReLU-conv 1×1, 2×2 average pool), then BN,
+ReLU, global average pooling and one FC layer. The ImageNet networks (the paper's Table 1) start
+with a 7×7/2 conv, BN, ReLU and a 3×3/2 max-pool; the CIFAR network DenseNet-BC (L=100, k=12) starts
+with a single 3×3 conv of 2k maps and has three blocks of 16 layers.
 
 Deviations:
-- DenseNet-161 (k=48, 96 initial maps) is not among the paper's Table 1 architectures; its configuration
-  is the one of the authors' released ImageNet models.
-- Initialisation: He-normal (fan-out) conv weights as the paper cites He et al. (2015); BN weight 1 and
-  bias 0, FC bias 0.
-- The global average pool is adaptive, where the paper's is 7×7 (ImageNet) or 8×8 (CIFAR): the same at the
-  design input, and it lets other sizes through: ``input_size`` sets the side a network declares as its
-  default, at least its ``min_size``.
+- DenseNet-161 (k=48, 96 initial maps) is not among the paper's Table 1 architectures; its
+  configuration is the one of the authors' released ImageNet models.
+- Initialisation: He-normal (fan-out) conv weights as the paper cites He et al. (2015); BN weight 1
+  and bias 0, FC bias 0.
+- The global average pool is adaptive, where the paper's is 7×7 (ImageNet) or 8×8 (CIFAR): the same
+  at the design input, and it lets other sizes through: ``input_size`` sets the side a network
+  declares as its default, at least its ``min_size``.
 - ``drop_rate`` (default 0, as in the paper's runs with data augmentation) puts dropout after every
-  convolution of the dense layers and transitions, as the paper does for its runs without augmentation.
+  convolution of the dense layers and transitions, as the paper does for its runs without
+  augmentation.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ class DenseNetSpec:
     cifar_stem: bool = False  # one 3×3 conv instead of 7×7/2 conv + BN + ReLU + 3×3/2 max-pool
     bn_size: int = 4  # the bottleneck is bn_size·k wide
     compression: float = 0.5  # θ
-    # Smallest side: three 2×2/2 transitions need a 8-px map after the stem, so the 3×3/2 max-pool needs
-    # 15 px and the 7×7/2 conv 29 px. The CIFAR stem keeps the size and two transitions need 4 px.
+    # Smallest side: three 2×2/2 transitions need a 8-px map after the stem, so the 3×3/2 max-pool
+    # needs 15 px and the 7×7/2 conv 29 px. The CIFAR stem keeps the size and two transitions need 4
+    # px.
     min_size: int = 29
 
 
@@ -53,10 +56,11 @@ DENSENET_TABLE: dict[str, DenseNetSpec] = {
     "densenet161": DenseNetSpec(48, (6, 12, 36, 24), 96),
     "densenet169": DenseNetSpec(32, (6, 12, 32, 32), 64),
     "densenet201": DenseNetSpec(32, (6, 12, 48, 32), 64),
-    # L = 100 = 3 blocks · 16 layers · 2 convs + stem conv + 2 transition convs + FC; 2k initial maps.
+    # L = 100 = 3 blocks · 16 layers · 2 convs + stem conv + 2 transition convs + FC; 2k initial
+    # maps.
     "densenet_bc_100_k12": DenseNetSpec(12, (16, 16, 16), 24, cifar_stem=True, min_size=4),
-    # Not in the paper's tables: the bottleneck-compression form of its smallest depth (L = 40, 6 layers per
-    # block), a DenseNet-BC that trains on a CPU in minutes.
+    # Not in the paper's tables: the bottleneck-compression form of its smallest depth (L = 40, 6
+    # layers per block), a DenseNet-BC that trains on a CPU in minutes.
     "densenet_bc_40_k12": DenseNetSpec(12, (6, 6, 6), 24, cifar_stem=True, min_size=4),
 }
 
@@ -90,7 +94,8 @@ class DenseNet(ZooModel):
                 transition = Transition(channels, int(channels * spec.compression), drop_rate)
                 layers[f"transition{i}"] = transition
                 channels = transition.out_channels
-        # The blocks end on a conv (pre-activation), so the map is normalised and rectified once more.
+        # The blocks end on a conv (pre-activation), so the map is normalised and rectified once
+        # more.
         layers["norm_final"] = nn.BatchNorm2d(channels)
         layers["relu_final"] = nn.ReLU(inplace=True)
         self.features = nn.Sequential(layers)
@@ -110,20 +115,21 @@ class DenseNet(ZooModel):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # densenet121 at 224: stem (N, 64, 56, 56); block1 (N, 256, 56, 56), transition1 (N, 128, 28, 28);
-        # block2 (N, 512, 28, 28), transition2 (N, 256, 14, 14); block3 (N, 1024, 14, 14),
-        # transition3 (N, 512, 7, 7); block4 (N, 1024, 7, 7).
-        # densenet_bc_100_k12 at 32: stem (N, 24, 32, 32); block1 (N, 216, 32, 32), transition1
-        # (N, 108, 16, 16); block2 (N, 300, 16, 16), transition2 (N, 150, 8, 8); block3 (N, 342, 8, 8).
+        # densenet121 at 224: stem (N, 64, 56, 56); block1 (N, 256, 56, 56), transition1 (N, 128,
+        # 28, 28); block2 (N, 512, 28, 28), transition2 (N, 256, 14, 14); block3 (N, 1024, 14, 14),
+        # transition3 (N, 512, 7, 7); block4 (N, 1024, 7, 7). densenet_bc_100_k12 at 32: stem (N,
+        # 24, 32, 32); block1 (N, 216, 32, 32), transition1 (N, 108, 16, 16); block2 (N, 300, 16,
+        # 16), transition2 (N, 150, 8, 8); block3 (N, 342, 8, 8).
         return self.features(x)
 
 
-def _densenet(name: str, num_classes: int, in_channels: int, input_size: int, drop_rate: float) -> DenseNet:
+def _densenet(name: str, num_classes: int, in_channels: int, input_size: int,
+              drop_rate: float) -> DenseNet:
     spec = DENSENET_TABLE[name]
     small_variant = None if spec.cifar_stem else "densenet_bc_100_k12"
     check_min_side(name, input_size, spec.min_size, small_variant)
-    cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=spec.min_size,
-                      small_variant=small_variant, paper=PAPER)
+    cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes,
+                      min_size=spec.min_size, small_variant=small_variant, paper=PAPER)
     return DenseNet(cfg=cfg, spec=spec, drop_rate=drop_rate)
 
 
@@ -158,12 +164,12 @@ def densenet201(*, num_classes: int = 1000, in_channels: int = 3, input_size: in
 @register_model
 def densenet_bc_40_k12(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
                        drop_rate: float = 0.0) -> DenseNet:
-    """DenseNet-BC, L=40, k=12 (three blocks of 6 layers) for 32×32 images: not the paper's, a CPU-sized one."""
+    """DenseNet-BC, L=40, k=12 (three blocks of 6 layers), 32 px: CPU-sized, not the paper's."""
     return _densenet("densenet_bc_40_k12", num_classes, in_channels, input_size, drop_rate)
 
 
 @register_model
 def densenet_bc_100_k12(*, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
                         drop_rate: float = 0.0) -> DenseNet:
-    """CIFAR DenseNet-BC, L=100, k=12: a 3×3 stem of 24 maps, three blocks of 16 layers, for 32×32 images."""
+    """CIFAR DenseNet-BC, L=100, k=12: a 3×3 stem of 24 maps, three blocks of 16 layers, 32 px."""
     return _densenet("densenet_bc_100_k12", num_classes, in_channels, input_size, drop_rate)

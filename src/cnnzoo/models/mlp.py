@@ -1,8 +1,8 @@
 """The fully connected baseline: flatten the image, then hidden layers of ReLU units.
 
-Not from one paper: the multilayer perceptron every CNN is measured against (Rumelhart, Hinton & Williams,
-1986, for backpropagation). It ignores that neighbouring pixels belong together, which is the point of the
-comparison with the convolutional families.
+Not from one paper: the multilayer perceptron every CNN is measured against (Rumelhart, Hinton &
+Williams, 1986, for backpropagation). It ignores that neighbouring pixels belong together, which is
+the point of the comparison with the convolutional families.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from cnnzoo.models.registry import register_model
 
 
 class MLP(ZooModel):
-    def __init__(self, *, num_classes: int, in_channels: int, input_size: int, hidden: tuple[int, ...],
-                 dropout: float) -> None:
+    def __init__(self, *, num_classes: int, in_channels: int, input_size: int,
+                 hidden: tuple[int, ...], dropout: float) -> None:
         super().__init__()
         check_min_side("mlp", input_size, 1)
-        self.cfg = ModelConfig("mlp", (in_channels, input_size, input_size), num_classes, min_size=1,
+        self.cfg = ModelConfig("mlp", (in_channels, input_size, input_size), num_classes,
+                               min_size=1,
                                fixed_size=True, paper="Rumelhart, Hinton & Williams, 1986")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * input_size * input_size
@@ -37,4 +38,5 @@ class MLP(ZooModel):
 def mlp(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
         hidden: tuple[int, ...] = (512, 256), dropout: float = 0.2) -> MLP:
     """Fully connected baseline: 784-512-256-10 with ReLU and dropout for 28×28 grey images."""
-    return MLP(num_classes=num_classes, in_channels=in_channels, input_size=input_size, hidden=hidden, dropout=dropout)
+    return MLP(num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               hidden=hidden, dropout=dropout)

@@ -1,9 +1,10 @@
 """The model registry: every builder is registered under its own name.
 
 The name a builder is registered under is the name used everywhere: ``create_model("resnet18")``,
-``cnnzoo train --model resnet18`` and the run directories ``runs/resnet18-...``. Each builder is written out
-by name in its family's module (``grep "def resnet50"`` finds it) with one keyword-only signature:
-``num_classes``, ``in_channels``, ``input_size`` (the variant's defaults), then the family's own options.
+``cnnzoo train --model resnet18`` and the run directories ``runs/resnet18-...``. Each builder is
+written out by name in its family's module (``grep "def resnet50"`` finds it) with one keyword-only
+signature: ``num_classes``, ``in_channels``, ``input_size`` (the variant's defaults), then the
+family's own options.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module
 
 
 def natural_key(name: str) -> list:
-    """Sort key that orders numbers by value: resnet18 < resnet34 < resnet101 (as timm's list_models does)."""
+    """Sort key that orders numbers by value: resnet18 < resnet34 < resnet101 (as timm's list_models
+    does)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern`` (``"resnet*"``), in natural order."""
-    return sorted((name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern)), key=natural_key)
+    """Registered model names matching a shell-style ``pattern`` (``"resnet*"``), in natural
+    order."""
+    return sorted((name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern)),
+                  key=natural_key)
 
 
 def get_builder(name: str) -> Callable[..., nn.Module]:
@@ -47,25 +51,30 @@ def get_builder(name: str) -> Callable[..., nn.Module]:
         return _BUILDERS[name]
     except KeyError:
         raise UnknownModelError(
-            f"unknown model {name!r}.{suggest(name, _BUILDERS)} `cnnzoo list` shows all {len(_BUILDERS)} models."
+            f"unknown model {name!r}.{suggest(name, _BUILDERS)} `cnnzoo list` shows all "
+            f"{len(_BUILDERS)} models."
         ) from None
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments go to its builder: ``num_classes``,
-    ``in_channels``, ``input_size`` (the square side; every builder takes it) and the family's own options."""
+    ``in_channels``, ``input_size`` (the square side; every builder takes it) and the family's own
+    options."""
     if kwargs.pop("pretrained", False):
-        raise ConfigError(f"cnnzoo ships no pretrained weights: its models are built from their papers and trained "
-                          f"with cnnzoo (`cnnzoo train --model {name} ...`); no ImageNet run of them is bundled. "
-                          f"Load weights of your own with model.load_state_dict(...) or `cnnzoo eval FILE --model "
-                          f"{name}`.")
+        raise ConfigError("cnnzoo ships no pretrained weights: its models are built from their "
+                          "papers and trained "
+                          f"with cnnzoo (`cnnzoo train --model {name} ...`); no ImageNet run of "
+                          "them is bundled. "
+                          "Load weights of your own with model.load_state_dict(...) or `cnnzoo "
+                          f"eval FILE --model {name}`.")
     return get_builder(name)(**kwargs)
 
 
 def model_limits(name: str, **options) -> ModelConfig:
-    """The configuration ``name`` declares when built with ``options``: its default input size (C, H, W),
-    ``min_size``, ``fixed_size``, ``small_variant``, ``num_classes``… Built on the meta device, so it costs the
-    construction of the modules only: no memory for the weights (VGG's 140M included), no initialisation."""
+    """The configuration ``name`` declares when built with ``options``: its default input size (C,
+    H, W), ``min_size``, ``fixed_size``, ``small_variant``, ``num_classes``… Built on the meta
+    device, so it costs the construction of the modules only: no memory for the weights (VGG's 140M
+    included), no initialisation."""
     import torch
 
     with torch.device("meta"):

@@ -1,23 +1,23 @@
 """ResNet: He, Zhang, Ren & Sun, "Deep residual learning for image recognition", CVPR 2016.
 
-``resnet18 … resnet152``: the ImageNet networks of the paper's Table 1 — a 7×7/2 stem, 3×3/2 max-pool, four
-stages of basic or bottleneck blocks (widths 64-128-256-512, the first block of stages 2-4 halving the
-resolution), global average pooling and one FC layer; projection shortcuts (option B) where shapes change.
-Deviations: the bottleneck's stride sits on its 3×3 convolution ("ResNet v1.5", as torchvision; the paper
-strides the first 1×1); parameter counts are unchanged.
+``resnet18 … resnet152``: the ImageNet networks of the paper's Table 1 — a 7×7/2 stem, 3×3/2
+max-pool, four stages of basic or bottleneck blocks (widths 64-128-256-512, the first block of
+stages 2-4 halving the resolution), global average pooling and one FC layer; projection shortcuts
+(option B) where shapes change. Deviations: the bottleneck's stride sits on its 3×3 convolution
+("ResNet v1.5", as torchvision; the paper strides the first 1×1); parameter counts are unchanged.
 
-``resnet20 … resnet110``: the CIFAR-10 networks of section 4.2 — a 3×3 conv to 16 maps, three stages of n
-basic blocks at 16, 32 and 64 maps (depth = 6n + 2), option A (parameter-free) shortcuts, global average
-pooling, FC. ``plain20 … plain110`` are the same stacks without shortcuts, the paper's "plain" baselines for the
-degradation experiment (Fig. 6).
+``resnet20 … resnet110``: the CIFAR-10 networks of section 4.2 — a 3×3 conv to 16 maps, three stages
+of n basic blocks at 16, 32 and 64 maps (depth = 6n + 2), option A (parameter-free) shortcuts,
+global average pooling, FC. ``plain20 … plain110`` are the same stacks without shortcuts, the
+paper's "plain" baselines for the degradation experiment (Fig. 6).
 
-``resnet18_small`` is ResNet-18 for 28–32 px images: the stem is a 3×3 stride-1 convolution and the max-pool is
-dropped (a common CIFAR adaptation), so 28×28 inputs leave 4×4 maps for the last stage.
+``resnet18_small`` is ResNet-18 for 28–32 px images: the stem is a 3×3 stride-1 convolution and the
+max-pool is dropped (a common CIFAR adaptation), so 28×28 inputs leave 4×4 maps for the last stage.
 
-Every network ends in global average pooling, so ``input_size`` only sets the side it declares as its default;
-any side of at least 1 px goes through. ``zero_init_residual=True`` (ImageNet networks and ``resnet18_small``)
-starts the last BatchNorm scale of each residual branch at zero (Goyal et al., 2017), so every block begins as
-the identity.
+Every network ends in global average pooling, so ``input_size`` only sets the side it declares as
+its default; any side of at least 1 px goes through. ``zero_init_residual=True`` (ImageNet networks
+and ``resnet18_small``) starts the last BatchNorm scale of each residual branch at zero (Goyal et
+al., 2017), so every block begins as the identity.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
 class ResNet(ZooModel):
     """The ImageNet ResNets, and with ``small_input`` the 3×3-stem version for 28–32 px images."""
 
-    def __init__(self, *, name: str, block: type[nn.Module], blocks: tuple[int, ...], num_classes: int,
-                 in_channels: int, input_size: int, small_input: bool = False,
+    def __init__(self, *, name: str, block: type[nn.Module], blocks: tuple[int, ...],
+                 num_classes: int, in_channels: int, input_size: int, small_input: bool = False,
                  zero_init_residual: bool = False) -> None:
         super().__init__()
         small_variant = None if small_input else "resnet18_small"
@@ -74,11 +74,13 @@ class ResNet(ZooModel):
         self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=1,
                                small_variant=small_variant, paper=PAPER)
         if small_input:
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64),
-                                      nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, padding=1, bias=False),
+                                      nn.BatchNorm2d(64), nn.ReLU(inplace=True))
         else:
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
-                                      nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, padding=1))
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, stride=2, padding=3,
+                                                bias=False),
+                                      nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(3, 2, padding=1))
         channels = 64
         self.layer1, channels = make_stage(block, channels, 64, blocks[0], 1, "B")
         self.layer2, channels = make_stage(block, channels, 128, blocks[1], 2, "B")
@@ -100,19 +102,22 @@ class ResNet(ZooModel):
 
 
 class CifarResNet(ZooModel):
-    """The CIFAR-10 ResNets (and plain nets) of the paper's section 4.2: depth 6n + 2, widths 16-32-64."""
+    """The CIFAR-10 ResNets (and plain nets) of the paper's section 4.2: depth 6n + 2, widths
+    16-32-64."""
 
-    def __init__(self, *, name: str, depth: int, num_classes: int, in_channels: int, input_size: int,
-                 residual: bool) -> None:
+    def __init__(self, *, name: str, depth: int, num_classes: int, in_channels: int,
+                 input_size: int, residual: bool) -> None:
         super().__init__()
         if (depth - 2) % 6:
-            raise ConfigError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110…); got {depth}")
+            raise ConfigError("CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110…); got "
+                              f"{depth}")
         check_min_side(name, input_size, 1)
         n = (depth - 2) // 6
-        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=1, paper=PAPER)
+        self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes,
+                               min_size=1, paper=PAPER)
         shortcut: Shortcut = "A" if residual else None
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
-                                  nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(16), nn.ReLU(inplace=True))
         self.layer1, channels = make_stage(BasicBlock, 16, 16, n, 1, shortcut)
         self.layer2, channels = make_stage(BasicBlock, channels, 32, n, 2, shortcut)
         self.layer3, channels = make_stage(BasicBlock, channels, 64, n, 2, shortcut)
@@ -130,21 +135,25 @@ class CifarResNet(ZooModel):
         return self.fc(torch.flatten(self.pool(x), 1))  # (N, 64) -> (N, classes)
 
 
-def _resnet(depth: int, num_classes: int, in_channels: int, input_size: int, zero_init_residual: bool,
-            small_input: bool = False) -> ResNet:
+def _resnet(depth: int, num_classes: int, in_channels: int, input_size: int,
+            zero_init_residual: bool, small_input: bool = False) -> ResNet:
     block, blocks = IMAGENET_DEPTHS[depth]
     name = f"resnet{depth}" + ("_small" if small_input else "")
-    return ResNet(name=name, block=block, blocks=blocks, num_classes=num_classes, in_channels=in_channels,
-                  input_size=input_size, small_input=small_input, zero_init_residual=zero_init_residual)
+    return ResNet(name=name, block=block, blocks=blocks, num_classes=num_classes,
+                  in_channels=in_channels,
+                  input_size=input_size, small_input=small_input,
+                  zero_init_residual=zero_init_residual)
 
 
-def _cifar_resnet(depth: int, num_classes: int, in_channels: int, input_size: int, residual: bool) -> CifarResNet:
+def _cifar_resnet(
+    depth: int, num_classes: int, in_channels: int, input_size: int, residual: bool
+) -> CifarResNet:
     name = f"{'resnet' if residual else 'plain'}{depth}"
     return CifarResNet(name=name, depth=depth, num_classes=num_classes, in_channels=in_channels,
                        input_size=input_size, residual=residual)
 
 
-# ---- ImageNet (Table 1) -----------------------------------------------------------------------------------
+# ---- ImageNet (Table 1) --------------------------------------------------------------------------
 
 
 @register_model
@@ -189,7 +198,7 @@ def resnet18_small(*, num_classes: int = 10, in_channels: int = 1, input_size: i
     return _resnet(18, num_classes, in_channels, input_size, zero_init_residual, small_input=True)
 
 
-# ---- CIFAR-10 (section 4.2): option A shortcuts, and the plain nets without them -----------------------
+# ---- CIFAR-10 (section 4.2): option A shortcuts, and the plain nets without them -----------------
 
 
 @register_model

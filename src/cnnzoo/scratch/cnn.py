@@ -6,23 +6,24 @@ Architecture (for 28×28 grey images, default sizes):
     conv 5×5, 16 maps            → ReLU → max-pool 2×2     → (N, 16, 5, 5)
     flatten → linear 400→120 → ReLU → linear 120→84 → ReLU → linear 84→10 → softmax cross-entropy
 
-The forward pass runs the layers of ``layers.py`` in order and keeps each one's cache; the backward pass
-walks the same list in reverse, handing each layer the gradient of its output and collecting the gradients
-of the parameters. That is all backpropagation is.
+The forward pass runs the layers of ``layers.py`` in order and keeps each one's cache; the backward
+pass walks the same list in reverse, handing each layer the gradient of its output and collecting
+the gradients of the parameters. That is all backpropagation is.
 
-Initialisation.  Weights are drawn N(0, 2/fan_in) (He et al., 2015), fan_in = inputs per output unit
+Initialisation. Weights are drawn N(0, 2/fan_in) (He et al., 2015), fan_in = inputs per output unit
 (C·kH·kW for a conv). A ReLU zeroes about half its inputs, so this variance keeps the size of the
-activations roughly constant from layer to layer instead of shrinking or growing geometrically. The last
-layer, which no ReLU follows, gets N(0, 1/fan_in): smaller initial logits, so the first loss is near
-ln(10) ≈ 2.3 (a uniform guess) rather than confidently wrong.
+activations roughly constant from layer to layer instead of shrinking or growing geometrically. The
+last layer, which no ReLU follows, gets N(0, 1/fan_in): smaller initial logits, so the first loss is
+near ln(10) ≈ 2.3 (a uniform guess) rather than confidently wrong.
 
 SGD with momentum (the form PyTorch uses):
 
     v ← μ·v + g,     θ ← θ − η·v
 
-v is a running, exponentially decaying sum of past gradients (μ = 0.9 averages over roughly 1/(1−μ) = 10
-steps). Gradient components that keep their sign add up and components that flip from batch to batch
-cancel, so the step is longer along consistent directions and the zig-zag across narrow valleys is damped.
+v is a running, exponentially decaying sum of past gradients (μ = 0.9 averages over roughly 1/(1−μ)
+= 10 steps). Gradient components that keep their sign add up and components that flip from batch to
+batch cancel, so the step is longer along consistent directions and the zig-zag across narrow
+valleys is damped.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ Params = dict[str, np.ndarray]
 
 
 class SmallLeNet:
-    """LeNet-shaped CNN with parameters in ``self.params`` (conv{1,2}.{weight,bias}, fc{1..}.{weight,bias})."""
+    """LeNet-shaped CNN with parameters in ``self.params`` (conv{1,2}.{weight,bias},
+    fc{1..}.{weight,bias})."""
 
-    def __init__(self, *, image_size: int = 28, in_channels: int = 1, channels: tuple[int, int] = (6, 16),
+    def __init__(self, *, image_size: int = 28, in_channels: int = 1,
+                 channels: tuple[int, int] = (6, 16),
                  kernel_size: int = 5, first_padding: int = 2, hidden: tuple[int, ...] = (120, 84),
                  num_classes: int = 10, seed: int = 0, dtype: type = np.float32) -> None:
         self.kernel_size, self.first_padding = kernel_size, first_padding
@@ -67,9 +70,11 @@ class SmallLeNet:
         c1, c2 = channels
         k = kernel_size
         side = conv_output_size(image_size, k, 1, first_padding) // 2   # conv1 then pool
-        side = conv_output_size(side, k, 1, 0) // 2                      # conv2 (no padding) then pool
+        # conv2 (no padding) then pool
+        side = conv_output_size(side, k, 1, 0) // 2
         if side < 1:
-            raise ConfigError(f"image_size {image_size} is too small for two {k}×{k} conv + 2×2 pool stages")
+            raise ConfigError(f"image_size {image_size} is too small for two {k}×{k} conv + 2×2 "
+                              "pool stages")
         self.params: Params = {
             "conv1.weight": he_normal((c1, in_channels, k, k), in_channels * k * k),
             "conv1.bias": np.zeros(c1, dtype),
@@ -85,7 +90,8 @@ class SmallLeNet:
             self.params[f"fc{i}.bias"] = np.zeros(fan_out, dtype)
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, list]:
-        """Logits (N, num_classes) for images x (N, C, H, W), and the caches the backward pass needs."""
+        """Logits (N, num_classes) for images x (N, C, H, W), and the caches the backward pass
+        needs."""
         p = self.params
         caches: list = []
         for i, padding in ((1, self.first_padding), (2, 0)):
@@ -106,7 +112,8 @@ class SmallLeNet:
         return x, caches
 
     def backward(self, grad_logits: np.ndarray, caches: list) -> Params:
-        """Gradients of the loss for every parameter, given ∂L/∂logits; walks the forward's layers in reverse."""
+        """Gradients of the loss for every parameter, given ∂L/∂logits; walks the forward's layers
+        in reverse."""
         p = self.params
         grads: Params = {}
         g = grad_logits
@@ -114,7 +121,9 @@ class SmallLeNet:
             fc_in, pre_relu = caches[2 + i]
             if i < self.num_fc:
                 g = relu_backward(g, pre_relu)
-            g, grads[f"fc{i}.weight"], grads[f"fc{i}.bias"] = linear_backward(g, fc_in, p[f"fc{i}.weight"])
+            g, grads[f"fc{i}.weight"], grads[f"fc{i}.bias"] = linear_backward(
+                g, fc_in, p[f"fc{i}.weight"]
+            )
         g = g.reshape(caches[2])  # un-flatten
         for i in (2, 1):
             conv_cache, pre_relu, pool_cache = caches[i - 1]
@@ -135,7 +144,8 @@ class SmallLeNet:
 
 
 class SGDMomentum:
-    """v ← μ·v + g;  θ ← θ − η·v, updating the parameter arrays in place (matches ``torch.optim.SGD``)."""
+    """v ← μ·v + g; θ ← θ − η·v, updating the parameter arrays in place (matches
+    ``torch.optim.SGD``)."""
 
     def __init__(self, params: Params, lr: float, momentum: float = 0.9) -> None:
         self.params, self.lr, self.momentum = params, lr, momentum
@@ -152,12 +162,15 @@ class SGDMomentum:
 def standardise_images(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """uint8 (N, H, W) images → float32 (N, 1, H, W) with zero mean and unit variance.
 
-    The mean and standard deviation come from the training images only and are applied to the others too;
-    inputs centred on 0 keep the first layer's pre-activations centred, which makes training faster.
+    The mean and standard deviation come from the training images only and are applied to the others
+    too; inputs centred on 0 keep the first layer's pre-activations centred, which makes training
+    faster.
     """
     mean = float(train.mean()) / 255.0
     std = float(train.std()) / 255.0
-    return [((images.astype(np.float32) / 255.0 - mean) / std)[:, None] for images in (train, *others)]
+    return [
+        ((images.astype(np.float32) / 255.0 - mean) / std)[:, None] for images in (train, *others)
+    ]
 
 
 @dataclass
@@ -167,10 +180,22 @@ class TrainHistory:
     seconds: float = 0.0                                     # training time, evaluation excluded
 
 
-def train(model: SmallLeNet, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int, batch_size: int = 64,
-          lr: float = 0.02, momentum: float = 0.9, seed: int = 0, x_test: np.ndarray | None = None,
-          y_test: np.ndarray | None = None, log: Callable[[str], None] = lambda message: None) -> TrainHistory:
-    """Mini-batch SGD with momentum, reshuffling the data every epoch (so each pass sees different batches).
+def train(
+    model: SmallLeNet,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 0.02,
+    momentum: float = 0.9,
+    seed: int = 0,
+    x_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> TrainHistory:
+    """Mini-batch SGD with momentum, reshuffling the data every epoch (so each pass sees different
+    batches).
 
     The learning rate follows a cosine from ``lr`` down to 0 over the whole run,
     η_t = lr · ½(1 + cos(π t / T)): large steps early to make progress, small ones at the end so the

@@ -1,12 +1,13 @@
-"""Linear regression three ways — closed form, normal equation, gradient descent — and why scaling matters.
+"""Linear regression three ways — closed form, normal equation, gradient descent — and why scaling
+matters.
 
-The model is ŷ = w·x + b (one feature) or ŷ = Xw + b (d features), fitted by minimising the mean-squared
-error  L(w, b) = (1/n) Σ_i (ŷ_i − y_i)².
+The model is ŷ = w·x + b (one feature) or ŷ = Xw + b (d features), fitted by minimising the
+mean-squared error L(w, b) = (1/n) Σ_i (ŷ_i − y_i)².
 
 One feature: the closed form
     Setting ∂L/∂w = 0 and ∂L/∂b = 0 gives two linear equations in w and b, whose solution is
-        slope     = (mean(xy) − mean(x)·mean(y)) / (mean(x²) − mean(x)²)     (= cov(x, y) / var(x))
-        intercept = mean(y) − slope·mean(x)                                  (the line passes through the means)
+        slope     = (mean(xy) − mean(x)·mean(y)) / (mean(x²) − mean(x)²)   (= cov(x, y) / var(x))
+        intercept = mean(y) − slope·mean(x)        (the line passes through the means)
 
 Many features: the normal equation
     Prepend a column of ones, A = [1 | X], and stack θ = (b, w₁, …, w_d), so that ŷ = Aθ and
@@ -16,26 +17,29 @@ Many features: the normal equation
     multiplying would do more work and lose more digits to rounding.
 
 Gradient descent
-    Start from θ = 0 and repeat θ ← θ − η∇L(θ). Batch GD uses all n samples for every step; mini-batch GD
-    uses a few at a time (cheaper steps, noisy gradients, several steps per pass over the data).
-    L is a quadratic with the constant Hessian H = (2/n)AᵀA, and the error e = θ − θ* obeys exactly
+    Start from θ = 0 and repeat θ ← θ − η∇L(θ). Batch GD uses all n samples for every step;
+    mini-batch GD uses a few at a time (cheaper steps, noisy gradients, several steps per pass over
+    the data). L is a quadratic with the constant Hessian H = (2/n)AᵀA, and the error e = θ − θ*
+    obeys exactly
         e ← (I − ηH) e.
-    Along the eigenvector of H with eigenvalue λ the error is multiplied by (1 − ηλ) each step. The step is
-    stable only for η < 2/λ_max; with the usual choice η = 1/λ_max the slowest direction (λ_min) shrinks by
-    (1 − 1/κ) per step, where κ = λ_max/λ_min is the *condition number* of H. Reaching a tolerance therefore
-    takes about κ·ln(initial error / tolerance) steps.
+    Along the eigenvector of H with eigenvalue λ the error is multiplied by (1 − ηλ) each step. The
+    step is stable only for η < 2/λ_max; with the usual choice η = 1/λ_max the slowest direction
+    (λ_min) shrinks by (1 − 1/κ) per step, where κ = λ_max/λ_min is the *condition number* of H.
+    Reaching a tolerance therefore takes about κ·ln(initial error / tolerance) steps.
 
 Why features around 10 make gradient descent crawl
-    When every feature is ≈ 10, the column of ones in A is nearly a combination of the feature columns:
-    raising the bias by 10 and lowering the weights so that they sum to 1 less barely changes any
-    prediction. The loss is almost flat along that direction — an eigenvector of H with a tiny eigenvalue —
-    so κ is huge (about 5·10⁵ in the example below) and GD needs millions of steps. The loss itself falls
-    quickly: what stays wrong for millions of steps is the split between bias and weights.
+    When every feature is ≈ 10, the column of ones in A is nearly a combination of the feature
+    columns: raising the bias by 10 and lowering the weights so that they sum to 1 less barely
+    changes any prediction. The loss is almost flat along that direction — an eigenvector of H with
+    a tiny eigenvalue — so κ is huge (about 5·10⁵ in the example below) and GD needs millions of
+    steps. The loss itself falls quickly: what stays wrong for millions of steps is the split
+    between bias and weights.
 
-    Standardising, z_j = (x_j − mean_j) / std_j, fixes it. Centring makes the ones column orthogonal to every
-    feature column (Σ_i z_ij = 0), so bias and weights no longer trade off; scaling gives every feature the
-    same spread. κ drops to a few and the same learning-rate rule converges in tens of steps. Because
-    ŷ = b′ + Σ_j w′_j (x_j − mean_j)/std_j, the fitted parameters map back to the original features as
+    Standardising, z_j = (x_j − mean_j) / std_j, fixes it. Centring makes the ones column orthogonal
+    to every feature column (Σ_i z_ij = 0), so bias and weights no longer trade off; scaling gives
+    every feature the same spread. κ drops to a few and the same learning-rate rule converges in
+    tens of steps. Because ŷ = b′ + Σ_j w′_j (x_j − mean_j)/std_j, the fitted parameters map back to
+    the original features as
         w_j = w′_j / std_j,        b = b′ − Σ_j w′_j · mean_j / std_j.
 """
 
@@ -47,7 +51,7 @@ from functools import partial
 
 import numpy as np
 
-# --------------------------------------------------------------------------------------------- the examples
+# ------------------------------------------------------------------------------------- the examples
 
 
 def make_line_example(n: int = 50, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,13 +66,14 @@ TRUE_BIAS = 2.0
 
 
 def make_multivariate_example(*, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The notes' example: 20 samples × 5 features drawn from N(10, 1), y = X·(6, 4, 5, 3, 2) + 2 + N(0, 1)."""
+    """The notes' example: 20 samples × 5 features drawn from N(10, 1), y = X·(6, 4, 5, 3, 2) + 2 +
+    N(0, 1)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(10, 1, (20, 5))
     return x, x @ TRUE_WEIGHTS + TRUE_BIAS + rng.normal(0, 1, 20)
 
 
-# ---------------------------------------------------------------------------------------- the closed forms
+# --------------------------------------------------------------------------------- the closed forms
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -94,24 +99,29 @@ def mse(x: np.ndarray, y: np.ndarray, weights: np.ndarray, bias: float) -> float
 
 
 def mse_hessian(x: np.ndarray) -> np.ndarray:
-    """H = (2/n) AᵀA, the (constant) matrix of second derivatives of the MSE with respect to θ = (b, w)."""
+    """H = (2/n) AᵀA, the (constant) matrix of second derivatives of the MSE with respect to θ = (b,
+    w)."""
     a = design_matrix(x)
     return 2.0 / len(x) * a.T @ a
 
 
 def condition_number(x: np.ndarray) -> float:
-    """κ = λ_max / λ_min of the MSE's Hessian: how much more curved the steepest direction is than the flattest."""
-    eigenvalues = np.linalg.eigvalsh(mse_hessian(x))  # symmetric matrix: real eigenvalues, ascending
+    """κ = λ_max / λ_min of the MSE's Hessian: how much more curved the steepest direction is than
+    the flattest."""
+    # symmetric matrix: real eigenvalues, ascending
+    eigenvalues = np.linalg.eigvalsh(mse_hessian(x))
     return float(eigenvalues[-1] / eigenvalues[0])
 
 
 def learning_rate_rule(x: np.ndarray) -> float:
-    """η = 1/λ_max: the largest eigen-direction is solved in one step, and every direction shrinks monotonically."""
+    """η = 1/λ_max: the largest eigen-direction is solved in one step, and every direction shrinks
+    monotonically."""
     return float(1.0 / np.linalg.eigvalsh(mse_hessian(x))[-1])
 
 
 def standardise(x: np.ndarray, *, scale: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(z, mean, std) with z = (x − mean) / std per feature; with scale=False only centre (std = 1)."""
+    """(z, mean, std) with z = (x − mean) / std per feature; with scale=False only centre (std =
+    1)."""
     mean = x.mean(axis=0)
     std = x.std(axis=0) if scale else np.ones(x.shape[1])
     return (x - mean) / std, mean, std
@@ -123,7 +133,7 @@ def to_original_scale(weights: np.ndarray, bias: float, mean: np.ndarray, std: n
     return weights / std, float(bias - np.sum(weights * mean / std))
 
 
-# ------------------------------------------------------------------------------------------ gradient descent
+# --------------------------------------------------------------------------------- gradient descent
 
 
 @dataclass
@@ -131,7 +141,8 @@ class GDResult:
     weights: np.ndarray
     bias: float
     steps: int                  # parameter updates made
-    recorded_steps: np.ndarray  # after how many updates each entry of `losses` and `errors` was taken
+    # after how many updates each entry of `losses` and `errors` was taken
+    recorded_steps: np.ndarray
     losses: np.ndarray          # mean-squared error on all the data
     errors: np.ndarray          # ‖θ − target‖₂ in original units (empty when no target was given)
     converged: bool             # reached ‖θ − target‖ ≤ tol
@@ -149,8 +160,8 @@ def batch_gradient_descent(x: np.ndarray, y: np.ndarray, *, lr: float, max_steps
                            to_original: ToOriginal | None = None) -> GDResult:
     """Full-batch gradient descent on the MSE from θ = 0, recording the loss after every step.
 
-    With a ``target`` (weights, bias) it stops at the first step where ‖θ − target‖₂ ≤ tol, θ being taken
-    back to the original features by ``to_original`` when x was standardised.
+    With a ``target`` (weights, bias) it stops at the first step where ‖θ − target‖₂ ≤ tol, θ being
+    taken back to the original features by ``to_original`` when x was standardised.
     """
     n, d = x.shape
     a = design_matrix(x)
@@ -170,24 +181,26 @@ def batch_gradient_descent(x: np.ndarray, y: np.ndarray, *, lr: float, max_steps
             break
         theta -= lr * (2.0 / n) * (a.T @ residual)  # θ ← θ − η ∇L,  ∇L = (2/n) Aᵀ(Aθ − y)
     weights, bias = to_original(theta[1:], float(theta[0]))
-    return GDResult(weights, float(bias), step, np.arange(len(losses)), np.array(losses), np.array(errors),
-                    converged)
+    return GDResult(weights, float(bias), step, np.arange(len(losses)), np.array(losses),
+                    np.array(errors), converged)
 
 
 def batch_gradient_descent_fast(x: np.ndarray, y: np.ndarray, *, lr: float, max_steps: int,
-                                target: tuple[np.ndarray, float], tol: float = 1e-4, block: int = 1000
-                                ) -> GDResult:
-    """The same iterates as ``batch_gradient_descent`` (no standardising), computed ``block`` steps at a time.
+                                target: tuple[np.ndarray, float], tol: float = 1e-4,
+                                block: int = 1000 ) -> GDResult:
+    """The same iterates as ``batch_gradient_descent`` (no standardising), computed ``block`` steps
+    at a time.
 
-    Millions of steps of a Python loop take a minute; this takes milliseconds. One step is the affine map
+    Millions of steps of a Python loop take a minute; this takes milliseconds. One step is the
+    affine map
         θ ← (I − ηH)θ + η·(2/n)Aᵀy,
-    written as one (d+2)×(d+2) matrix T acting on (θ, 1). Then ``block`` steps are T^block (computed once,
-    by repeated squaring), so we jump from step k to step k + block with one matrix–vector product.
-    The error obeys e ← (I − ηH)e with I − ηH symmetric and all its eigenvalues in (−1, 1) for a stable η,
-    so ‖e‖ never grows: if a block ends outside the tolerance, no step inside it was within. We therefore
-    step singly only through the block where the tolerance is first met, and count exactly. Loss and
-    error are recorded after each of the first ``block`` steps and of the last (single) steps, and at
-    every block boundary in between.
+    written as one (d+2)×(d+2) matrix T acting on (θ, 1). Then ``block`` steps are T^block (computed
+    once, by repeated squaring), so we jump from step k to step k + block with one matrix–vector
+    product. The error obeys e ← (I − ηH)e with I − ηH symmetric and all its eigenvalues in (−1, 1)
+    for a stable η, so ‖e‖ never grows: if a block ends outside the tolerance, no step inside it was
+    within. We therefore step singly only through the block where the tolerance is first met, and
+    count exactly. Loss and error are recorded after each of the first ``block`` steps and of the
+    last (single) steps, and at every block boundary in between.
     """
     n, d = x.shape
     a = design_matrix(x)
@@ -210,24 +223,27 @@ def batch_gradient_descent_fast(x: np.ndarray, y: np.ndarray, *, lr: float, max_
         after_block = one_block @ state
         if step >= block and step + block <= max_steps and loss_and_error(after_block)[1] > tol:
             state, step = after_block, step + block
-        else:  # the first block (for a detailed start of the curve), and the block where the tolerance is met
+        # the first block (for a detailed start of the curve), and the block where the tolerance is
+        # met
+        else:
             state, step = one_step @ state, step + 1
         loss, error = loss_and_error(state)
         recorded.append(step)
         losses.append(loss)
         errors.append(error)
         converged = error <= tol
-    return GDResult(state[1:-1], float(state[0]), step, np.array(recorded), np.array(losses), np.array(errors),
-                    converged)
+    return GDResult(state[1:-1], float(state[0]), step, np.array(recorded), np.array(losses),
+                    np.array(errors), converged)
 
 
-def minibatch_gradient_descent(x: np.ndarray, y: np.ndarray, *, lr: float, epochs: int, batch_size: int,
-                               seed: int = 0) -> GDResult:
-    """Mini-batch gradient descent: each epoch shuffles the samples and takes one step per batch, the
-    gradient estimated from that batch alone. Records the full-data loss after every epoch.
+def minibatch_gradient_descent(x: np.ndarray, y: np.ndarray, *, lr: float, epochs: int,
+                               batch_size: int, seed: int = 0) -> GDResult:
+    """Mini-batch gradient descent: each epoch shuffles the samples and takes one step per batch,
+    the gradient estimated from that batch alone. Records the full-data loss after every epoch.
 
-    With a constant η the noise in the batch gradients keeps θ jittering around θ*, so the loss levels off
-    slightly above the minimum instead of reaching it (a decaying η would remove that floor).
+    With a constant η the noise in the batch gradients keeps θ jittering around θ*, so the loss
+    levels off slightly above the minimum instead of reaching it (a decaying η would remove that
+    floor).
     """
     rng = np.random.default_rng(seed)
     n, d = x.shape
@@ -243,11 +259,11 @@ def minibatch_gradient_descent(x: np.ndarray, y: np.ndarray, *, lr: float, epoch
             theta -= lr * (2.0 / len(batch)) * (a[batch].T @ residual)
             steps += 1
         losses.append(float(np.mean((a @ theta - y) ** 2)))
-    return GDResult(theta[1:], float(theta[0]), steps, np.arange(epochs + 1), np.array(losses), np.array([]),
-                    False)
+    return GDResult(theta[1:], float(theta[0]), steps, np.arange(epochs + 1), np.array(losses),
+                    np.array([]), False)
 
 
-# ------------------------------------------------------------------------------ the conditioning experiment
+# ---------------------------------------------------------------------- the conditioning experiment
 
 
 @dataclass
@@ -257,15 +273,17 @@ class ConditioningResult:
     learning_rates: dict[str, float]
     runs: dict[str, GDResult]            # weights and errors in original units
     tol: float
-    raw_at_standardised_steps: GDResult | None = None  # raw GD stopped after as many steps as standardised took
+    # raw GD stopped after as many steps as standardised took
+    raw_at_standardised_steps: GDResult | None = None
 
 
 def conditioning_experiment(*, seed: int = 0, tol: float = 1e-4, max_steps: int = 20_000_000
                             ) -> ConditioningResult:
     """Batch GD on the multivariate example with raw, centred and standardised features.
 
-    The same rule picks the learning rate each time (η = 1/λ_max of that problem's Hessian) and each run
-    stops when its parameters, mapped back to the original features, are within ``tol`` of the closed form.
+    The same rule picks the learning rate each time (η = 1/λ_max of that problem's Hessian) and each
+    run stops when its parameters, mapped back to the original features, are within ``tol`` of the
+    closed form.
     """
     x, y = make_multivariate_example(seed=seed)
     target = normal_equation(x, y)
@@ -279,10 +297,13 @@ def conditioning_experiment(*, seed: int = 0, tol: float = 1e-4, max_steps: int 
         result.condition_numbers[name] = condition_number(features)
         lr = result.learning_rates[name] = learning_rate_rule(features)
         if name == "raw":
-            result.runs[name] = batch_gradient_descent_fast(x, y, lr=lr, max_steps=max_steps, target=target, tol=tol)
+            result.runs[name] = batch_gradient_descent_fast(x, y, lr=lr, max_steps=max_steps,
+                                                            target=target, tol=tol)
         else:
-            result.runs[name] = batch_gradient_descent(features, y, lr=lr, max_steps=max_steps, target=target,
+            result.runs[name] = batch_gradient_descent(features, y, lr=lr, max_steps=max_steps,
+                                                       target=target,
                                                        tol=tol, to_original=to_original)
     result.raw_at_standardised_steps = batch_gradient_descent(
-        x, y, lr=result.learning_rates["raw"], max_steps=result.runs["standardised"].steps, target=target, tol=tol)
+        x, y, lr=result.learning_rates["raw"], max_steps=result.runs["standardised"].steps,
+                                                              target=target, tol=tol)
     return result
