@@ -29,6 +29,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from cnnzoo.models.base import parameter_count
+
 _TAG = "_cnnzoo_rf"  # attribute set on tensors during the pass: (receptive_field, jump)
 
 
@@ -109,9 +111,11 @@ class ModelSummary:
         unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. auxiliary "
                   f"classifiers, which run in training only), so the rows add up to "
                   f"{self.total_params - self.unused_params:,}") if self.unused_params else ""
+        # the trainable count leads, as `cnnzoo list` and the recipes show it (parameter_count)
+        fixed = (f" trainable, as `cnnzoo list` counts; {self.fixed_params:,} fixed, "
+                 f"{self.total_params:,} in all") if self.fixed_params else ""
         lines += ["-" * len(header),
-                  f"parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
-                  f"{self.fixed_params:,} fixed){unused}",
+                  f"parameters: {self.trainable_params:,}{fixed}{unused}",
                   f"multiply-adds: {self.total_macs:,} ({self.total_macs / 1e9:.3f} G)"]
         return "\n".join(lines)
 
@@ -227,7 +231,7 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *,
         model.train(was_training)
 
     total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = parameter_count(model)
     name = cfg.name if cfg is not None else type(model).__name__
     return ModelSummary(model=name, input_size=list(input_size), total_params=total, trainable_params=trainable,
                         total_macs=sum(layer.macs for layer in layers), layers=layers)
