@@ -1,5 +1,5 @@
-"""Progress of long commands: a bar on a terminal, a line per stage elsewhere, nothing on stdout, and a
-time left measured from this run's own pace; and the experiment's printed table and readable plots."""
+"""Progress of long commands: a bar on a terminal, a line per stage elsewhere, nothing on stdout,
+and a time left measured from this run's own pace; the experiment's printed table and its plots."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def test_on_a_terminal_one_bar_is_redrawn_and_cleared():
         progress.advance(50)
     progress.close()
     text = stream.getvalue()
-    assert text.count("\r\x1b[2K") >= 5 and "[" + "#" * 24 + "]" in text  # redrawn in place, then full
+    # redrawn in place, up to a full bar
+    assert text.count("\r\x1b[2K") >= 5 and "[" + "#" * 24 + "]" in text
     assert text.endswith("\r\x1b[2Keval: done in 8 s\n") and text.count("\n") == 1
 
 
@@ -62,7 +63,8 @@ def test_the_time_left_over_alike_stages_follows_the_pace_so_far():
     progress.step("convnet", 1, 3)
     assert stream.getvalue().splitlines() == ["bench: lenet5 (1/3) …",
                                               "bench: convnet (2/3, about 38 s left) …"]
-    assert [duration(s) for s in (8, 200, 1920, 3900)] == ["8 s", "3 min 20 s", "32 min", "1 h 05 min"]
+    shown = [duration(s) for s in (8, 200, 1920, 3900)]
+    assert shown == ["8 s", "3 min 20 s", "32 min", "1 h 05 min"]
 
 
 def test_eval_reports_its_stages_on_stderr_and_keeps_stdout_json(tiny_mnist_dir, tmp_path, capsys):
@@ -100,7 +102,8 @@ def test_experiment_plots_count_whole_epochs_in_plain_numbers():
     from cnnzoo.experiments.relu_vs_tanh import _plot
 
     def arm(errors):
-        return ArmRun("a", 0, {}, [{"epoch": e + 1, "train_top1": 1 - x} for e, x in enumerate(errors)])
+        history = [{"epoch": e + 1, "train_top1": 1 - x} for e, x in enumerate(errors)]
+        return ArmRun("a", 0, {}, history)
 
     figure = _plot({"relu": [arm([0.9, 0.63])], "tanh": [arm([0.75, 0.65])]}, 500, "t")
     figure.canvas.draw()

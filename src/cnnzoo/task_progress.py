@@ -63,8 +63,8 @@ class TaskProgress:
             self._write(f"{self.label}: {name}" + (f" ({total:,})" if total else "") + " …")
 
     def step(self, name: str, index: int, count: int) -> None:
-        """Start stage ``index`` (0-based) of ``count`` alike ones (a model of a benchmark), with the
-        time left at this task's pace so far: none before the first has finished."""
+        """Start stage ``index`` (0-based) of ``count`` alike ones (a benchmark's models), with
+        the time left at this task's pace so far: none before the first has finished."""
         left = ""
         if index:
             elapsed = self.clock() - self.started
@@ -101,7 +101,9 @@ class TaskProgress:
 
     def _status(self) -> str:
         share = min(1.0, self.done / self.total) if self.total else None
-        text = f"{share:.0%} ({self.done:,}/{self.total:,})" if share is not None else f"{self.done:,}"
+        text = f"{self.done:,}"
+        if share is not None:
+            text = f"{share:.0%} ({self.done:,}/{self.total:,})"
         left = self.seconds_left()
         return text + (f", about {duration(left)} left" if left is not None else "")
 

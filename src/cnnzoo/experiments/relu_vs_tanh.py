@@ -59,7 +59,8 @@ def _plot(arms: dict, images_per_epoch: int, title: str):
     for activation, runs in arms.items():
         for index, arm in enumerate(runs):
             epochs = [row["epoch"] for row in arm.history]
-            ax.plot(epochs, [1.0 - row["train_top1"] for row in arm.history], color=colours[activation],
+            errors = [1.0 - row["train_top1"] for row in arm.history]
+            ax.plot(epochs, errors, color=colours[activation],
                     linestyle="-" if activation == "relu" else "--", alpha=0.8,
                     label=activation if index == 0 else None)
     ax.axhline(THRESHOLD, color="grey", linestyle=":", label=f"{pct(THRESHOLD, 0)} training error")
