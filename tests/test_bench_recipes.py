@@ -15,6 +15,7 @@ from cnnzoo.bench.inference import inference_throughput
 from cnnzoo.bench.recipes import results_markdown, run_recipes, write_results
 from cnnzoo.bench.training import PILDataset, TutorialDataset, training_throughput
 from cnnzoo.cli import main
+from cnnzoo.model_table import recipe_table
 from cnnzoo.recipes import list_recipes, load_recipe
 
 RECIPES = [r.name for r in list_recipes()]
@@ -38,6 +39,8 @@ def test_each_recipe_trains_one_step(name, tiny_mnist_dir, tmp_path):
         "batch_size", 256), test_subset=50, epochs=1, time_budget=None, out=str(tmp_path / name))
     summary = train(config)
     assert summary["epochs"] == 1 and summary["model"] == recipe.config["model"]
+    # tiny MNIST has Fashion-MNIST's shape: the run counts what `cnnzoo recipes` shows
+    assert summary["params"] == recipe_table()[name]["params"]
 
 
 def test_unknown_recipe_lists_the_known_ones():

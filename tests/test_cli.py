@@ -161,7 +161,8 @@ def test_model_table_is_cached_and_rebuilt_when_the_model_code_changes(tmp_path,
     sources.mkdir()
     (sources / "vgg.py").write_text("# changed")
     monkeypatch.setattr(model_table, "_SOURCES", [sources])
-    monkeypatch.setattr(model_table, "_build_table", lambda: [{"name": "rebuilt"}])
+    rebuilt = {"models": [{"name": "rebuilt"}], "recipes": []}
+    monkeypatch.setattr(model_table, "_build_table", lambda: rebuilt)
     assert model_table.model_table() == [{"name": "rebuilt"}]
 
 

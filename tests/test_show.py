@@ -226,7 +226,13 @@ def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_fi
         if argv[1] in ("neighbours", "errors", "embedding", str(tiny_run)):
             argv += ["--data-dir", str(tiny_mnist_dir)]
         assert main([*argv, "--json"]) == 0, argv
-        report = json.loads(capsys.readouterr().out)
+        captured = capsys.readouterr()
+        report = json.loads(captured.out)  # progress goes to stderr: stdout stays one JSON document
+        if argv[1] in ("neighbours", "embedding") or argv[0] == "export":
+            label = argv[0] if argv[0] == "export" else argv[1]
+            assert f"{label}: done in" in captured.err, captured.err
+        if argv[1] == "neighbours":
+            assert "neighbours: indexing the training images" in captured.err
         assert all(p.endswith((".png", ".onnx")) and __import__("os").path.getsize(p) > 1000 for p in report["wrote"])
         if argv[:2] == ["show", "neighbours"]:
             assert report["precision_at_k"]["features"] > 0.5

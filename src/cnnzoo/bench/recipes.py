@@ -15,6 +15,7 @@ from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.train import train
 from cnnzoo.errors import ConfigError
 from cnnzoo.inspect.summary import summary
+from cnnzoo.models.base import parameter_count
 from cnnzoo.recipes import TIERS, Recipe, list_recipes, model_settings
 
 
@@ -25,7 +26,7 @@ def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:
     loaded = load_run(Path(run_summary["run_dir"]))
     cfg = loaded.model.cfg
     macs = summary(loaded.model, (cfg.input_size[0], loaded.input.size, loaded.input.size)).total_macs
-    return run_summary["params"], macs
+    return parameter_count(loaded.model), macs
 
 
 def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Path = Path("runs/bench-recipes"),
@@ -91,8 +92,10 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         "- **tier**: " + "; ".join(f"*{name}*: {text}" for name, text in TIERS.items()) + ".",
         "- **target**: the test accuracy the recipe is meant to reach; **budget**: the training wall time it may "
         "take for that, on 2 CPU cores; **met**: the target reached within the budget by every seed.",
-        "- **model**: the registered model with the builder arguments the recipe sets, so its parameter count can "
-        "differ from `cnnzoo list`'s default.",
+        "- **model**, **params**: the network as the recipe trains it: a *variant* where the "
+        "recipe sets builder arguments, built for the data's channels (1 for Fashion-MNIST); "
+        "`cnnzoo recipes` shows the same count, and `cnnzoo list` shows it under the model where "
+        "it differs from the model's default.",
         "- **runtime**: the precision and memory layout the run trained in (and whether compiled), as the "
         "autotuner measured fastest for the model on this machine (`engine/autotune.py`); its measuring counts "
         "in **train s**.",

@@ -12,29 +12,37 @@ from cnnzoo.commands import options
 from cnnzoo.commands.options import number, whole_number, writable_file
 from cnnzoo.console import print_json
 from cnnzoo.errors import ConfigError
+from cnnzoo.task_progress import TaskProgress
 
 RESULTS = "docs/results.md"  # the table of the recipes measured on the reference machine
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from cnnzoo.recipes import TIERS, list_recipes, measured_results, model_settings
+    from cnnzoo.model_table import recipe_table
+    from cnnzoo.recipes import TIERS, list_recipes, measured_results
 
-    recipes, measured = list_recipes(), measured_results()
+    recipes, measured, networks = list_recipes(), measured_results(), recipe_table()
     if args.json:
         print_json([{"name": r.name, "model": r.config["model"], "model_kwargs": r.config.get("model_kwargs", {}),
+                     "variant": networks[r.name]["variant"], "params": networks[r.name]["params"],
+                     "input_size": networks[r.name]["input_size"],
                      "family": r.family, "tier": r.tier, "budget_seconds": r.budget_seconds,
                      "target_top1": r.target_top1, "measured_top1": measured.get(r.name, {}).get("test_top1"),
                      "description": r.description} for r in recipes])
         return 0
-    print(f"{'recipe':<20} {'tier':<9} {'model':<52} {'budget':>7} {'target':>7} {'measured':>9}")
+    print(f"{'recipe':<19} {'tier':<9} {'model':<58} {'params':>9} {'input':<8} {'budget':>7} "
+          f"{'target':>6} {'measured':>8}")
     for r in recipes:
-        result = measured.get(r.name)
+        result, network = measured.get(r.name), networks[r.name]
         shown = f"{result['test_top1']:.2%}" if result else "-"
-        print(f"{r.name:<20} {r.tier:<9} {model_settings(r.config):<52.52} {r.budget_seconds:>6.0f}s "
-              f"{r.target_top1:>7.0%} {shown:>9}")
+        size = "×".join(map(str, network["input_size"]))
+        print(f"{r.name:<19} {r.tier:<9} {network['variant']:<58} {network['params']:>9,} "
+              f"{size:<8} {r.budget_seconds:>6.0f}s {r.target_top1:>6.0%} {shown:>8}")
     print("\ntiers: " + "; ".join(f"{name}: {text}" for name, text in TIERS.items()))
-    print("budget: training wall time on 2 CPU cores; target: test accuracy meant to be reached within it; "
-          "measured: docs/results.md (`cnnzoo bench recipes`). Run one: cnnzoo train --recipe NAME")
+    print("params: the network as the recipe trains it (its widths, its data's channels), which "
+          "a variant's differs from `cnnzoo list`'s default; budget: training wall time on 2 CPU "
+          "cores; target: test accuracy meant to be reached within it; measured: docs/results.md "
+          "(`cnnzoo bench recipes`). Run one: cnnzoo train --recipe NAME")
     return 0
 
 
@@ -51,14 +59,17 @@ def _bench_training(args: argparse.Namespace) -> list[dict]:
 
     images, labels, _ = _fashion_mnist_images(args.data_dir, args.images)
     rows = []
-    for name in args.models or ["lenet5", "convnet", "resnet20"]:
-        print(f"training throughput: {name} ...", file=sys.stderr)
-        for row in training_throughput(name, images, labels, batch_size=args.batch_size,
-                                       images_per_run=args.images, repeats=args.repeats,
-                                       device=args.device or "cpu"):
-            print(f"  tutorial loop on a {row['baseline']} dataset {row['baseline_per_second']:,.0f} img/s, "
-                  f"cnnzoo {row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×", file=sys.stderr)
-            rows.append(row)
+    names = args.models or ["lenet5", "convnet", "resnet20"]
+    with TaskProgress("bench training") as progress:
+        for index, name in enumerate(names):
+            progress.step(f"training throughput: {name}", index, len(names))
+            for row in training_throughput(name, images, labels, batch_size=args.batch_size,
+                                           images_per_run=args.images, repeats=args.repeats,
+                                           device=args.device or "cpu"):
+                print(f"  tutorial loop on a {row['baseline']} dataset "
+                      f"{row['baseline_per_second']:,.0f} img/s, cnnzoo "
+                      f"{row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×", file=sys.stderr)
+                rows.append(row)
     return rows
 
 
@@ -67,12 +78,16 @@ def _bench_inference(args: argparse.Namespace) -> list[dict]:
 
     _, _, test_images = _fashion_mnist_images(args.data_dir, 1)
     rows = []
-    for name in args.models or IMAGENET_MODELS:
-        print(f"inference throughput: {name} ...", file=sys.stderr)
-        row = inference_throughput(name, test_images, repeats=args.repeats, device=args.device or "cpu")
-        print(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo {row['cnnzoo_per_second']:,.1f} "
-              f"img/s: {row['ratio']}×, top-1 agreement {row['top1_agreement']:.1%}", file=sys.stderr)
-        rows.append(row)
+    names = args.models or IMAGENET_MODELS
+    with TaskProgress("bench inference") as progress:
+        for index, name in enumerate(names):
+            progress.step(f"inference throughput: {name}", index, len(names))
+            row = inference_throughput(name, test_images, repeats=args.repeats,
+                                       device=args.device or "cpu")
+            print(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo "
+                  f"{row['cnnzoo_per_second']:,.1f} img/s: {row['ratio']}×, top-1 agreement "
+                  f"{row['top1_agreement']:.1%}", file=sys.stderr)
+            rows.append(row)
     return rows
 
 
@@ -89,11 +104,15 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
     from cnnzoo.engine.runtime import resolve_device
 
     device = resolve_device(args.device or "cpu")
+    progress = TaskProgress("bench hardware")
+    progress.stage("matmul peak of each precision")
     peaks = matmul_peaks(device, args.peak_size, args.peak_seconds)
     print(f"{machine_name(device)}: matmul peak " + ", ".join(f"{name} {value / 1e9:,.1f}" for name, value in
                                                                peaks.items()) + " GFLOP/s", file=sys.stderr)
     rows = []
-    for name in args.models or HARDWARE_MODELS:
+    names = args.models or HARDWARE_MODELS
+    for index, name in enumerate(names):
+        progress.step(f"training utilisation: {name}", index, len(names))
         tuning = _tuned_runtime(name, args.batch_size, device)
         row = training_utilisation(name, input_size=(1, 28, 28), batch_size=args.batch_size, steps=args.steps,
                                    precision=tuning.precision, channels_last=tuning.channels_last, device=device,
@@ -103,6 +122,7 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
               f"({tuning.source}): {row['training_gflops']} GFLOP/s = {row['fraction_of_peak']:.1%} of the "
               f"{tuning.precision} peak", file=sys.stderr)
         rows.append(row)
+    progress.close()
     return {"machine": machine_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "matmul_peaks_gflops": {name: round(value / 1e9, 2) for name, value in peaks.items()}, "models": rows}
 

@@ -14,10 +14,13 @@ from cnnzoo.console import print_json
 def cmd_eval(args: argparse.Namespace) -> int:
     from cnnzoo.engine.evaluate import evaluate_run
     from cnnzoo.engine.run import load_run
+    from cnnzoo.task_progress import TaskProgress
 
     run = load_run(args.source, model_name=args.model, device=args.device)
-    result = evaluate_run(run, args.dataset, data_dir=args.data_dir, views=args.views, device=args.device,
-                          memory_budget=args.memory_budget)
+    with TaskProgress("eval") as progress:
+        result = evaluate_run(run, args.dataset, data_dir=args.data_dir, views=args.views,
+                              device=args.device, memory_budget=args.memory_budget,
+                              progress=progress)
     report = {**result.to_dict(), "model": run.name, "checkpoint": str(run.checkpoint),
               "dataset": args.dataset or run.dataset}
     print(f"{run.name} on {report['dataset']} ({result.images:,} images, {args.views} view, fp32): top-1 "

@@ -23,7 +23,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"{result['experiment']}: {result['claim']}")
+    from cnnzoo.experiments.base import markdown_table
+
+    print(f"{result['experiment']}: {result['claim']}\n")
+    print(markdown_table(result["rows"]) + "\n")
     print(f"the claim {'HELD' if result['held'] else 'DID NOT HOLD'} here"
           f"{' (quick mode: not evidence)' if result['quick'] else ''}. {result['verdict']}")
     print(f"table: {result['results_md']}  plot: {result['plot']}")

@@ -27,19 +27,30 @@ def parse_input_size(text: str) -> tuple[int, ...]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from cnnzoo.model_table import model_table
+    from cnnzoo.model_table import model_table, recipe_variants
 
     rows = model_table(args.pattern)
     if not rows:
         raise ConfigError(f"no model matches {args.pattern!r}; `cnnzoo list` shows them all")
+    variants = recipe_variants(rows)
     if args.json:
-        print_json(rows)
+        print_json([{**row, "recipe_variants": variants.get(row["name"], [])} for row in rows])
         return 0
-    print(f"{'model':<22} {'params':>13}  {'input':<12} {'classes':>7}  paper")
+    print(f"{'model':<30} {'params':>13}  {'input':<12} {'classes':>7}  paper")
     for row in rows:
-        size = "×".join(map(str, row["input_size"]))
-        print(f"{row['name']:<22} {row['params']:>13,}  {size:<12} {row['num_classes']:>7}  {row['paper']}")
+        print(_list_line(row["name"], row, row["paper"]))
+        for variant in variants.get(row["name"], []):
+            note = f"{variant['variant']} on {variant['dataset']}"
+            print(_list_line(f"  └ recipe {variant['recipe']}", variant, note))
+    if args.pattern == "*":
+        print(f"\n{len(rows)} models; └ a recipe's variant of the model above (`cnnzoo recipes`), "
+              f"counted as that recipe trains it")
     return 0
+
+
+def _list_line(name: str, row: dict, note: str) -> str:
+    size = "×".join(map(str, row["input_size"]))
+    return f"{name:<30} {row['params']:>13,}  {size:<12} {row['num_classes']:>7}  {note}"
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

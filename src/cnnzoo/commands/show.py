@@ -16,6 +16,7 @@ from pathlib import Path
 from cnnzoo.commands import options
 from cnnzoo.commands.options import positive_int
 from cnnzoo.console import print_json
+from cnnzoo.task_progress import TaskProgress
 
 
 def _open(args: argparse.Namespace):
@@ -141,20 +142,29 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run, out = _open(args)
+    progress = args.held.enter_context(TaskProgress("neighbours"))
+    progress.stage("loading the data")
     data = load_data(run, args.data_dir)
     train_images, train_labels = data.train.images.cpu(), data.train.labels.cpu()
-    bank, cached = r.cached_features(run, train_images, out / r.CACHE_NAME)
+    progress.stage(f"indexing the training images (kept in {r.CACHE_NAME} for the next query)",
+                   total=len(train_images))
+    bank, cached = r.cached_features(run, train_images, out / r.CACHE_NAME,
+                                     advance=progress.advance)
     raw, x = load_input(run, args.image)
     spaces = {"features": (bank, r.penultimate(run.model, x)), "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
     queries = data.test.subset(range(min(args.queries, len(data.test)))) if hasattr(data.test, "subset") else data.test
     q_images, q_labels = queries.images.cpu(), queries.labels.cpu()
-    q_vectors = {"features": r.dataset_features(run, q_images), "pixels": r.pixels(q_images)}
+    progress.stage("features of the test queries", total=len(q_images))
+    q_vectors = {"features": r.dataset_features(run, q_images, advance=progress.advance),
+                 "pixels": r.pixels(q_images)}
     rows, precision = [], {}
     predicted = run.classes[int(run.model(x).argmax())]
     for space in ([args.space] if args.space else ["features", "pixels"]):
         vectors, query = spaces[space]
         distances, indices = r.nearest(query, vectors, args.k)
-        precision[space] = r.precision_at_k(q_labels, train_labels[r.nearest(q_vectors[space], vectors, args.k)[1]])
+        progress.stage(f"precision@{args.k} in {space}", total=len(q_images))
+        found = r.nearest(q_vectors[space], vectors, args.k, advance=progress.advance)[1]
+        precision[space] = r.precision_at_k(q_labels, train_labels[found])
         rows.append({"space": f"{space} (precision@{args.k} {precision[space]:.1%})", "query_label": predicted,
                      "images": [_drawable(train_images[i]) for i in indices[0]],
                      "labels": [run.classes[int(train_labels[i])] for i in indices[0]],
@@ -163,6 +173,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
                                f"{args.image.name} (predicted {predicted}); red: another class than predicted\n"
                                f"precision@{args.k} over {len(q_labels):,} test queries")
     path = save(figure, out / f"neighbours-{args.image.stem}.png")
+    progress.close()
     report = {"model": run.name, "image": str(args.image), "k": args.k, "queries": len(q_labels),
               "precision_at_k": precision, "features_cached": cached, "wrote": [str(path)],
               "neighbours": [{key: row[key] for key in ("space", "labels", "distances", "indices")} for row in rows]}
@@ -200,17 +211,23 @@ def cmd_embedding(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run, out = _open(args)
+    progress = args.held.enter_context(TaskProgress("embedding"))
+    progress.stage("loading the data")
     test = load_data(run, args.data_dir).test
     count = min(args.images, len(test))
     images, labels = test.images[:count].cpu(), test.labels[:count].cpu()
+    progress.stage("features of the test images", total=count)
+    features = r.dataset_features(run, images, advance=progress.advance)
+    progress.stage("principal components and the figure")
     panels = {"raw pixels": e.pca_2d(r.pixels(images)),
-              "penultimate-layer features": e.pca_2d(r.dataset_features(run, images))}
+              "penultimate-layer features": e.pca_2d(features)}
     for result in panels.values():
         result["accuracy"] = e.centroid_accuracy(result["points"], labels)
     figure = e.draw_embedding(panels, labels, classes=run.classes,
                               title=f"{run.label}: {count:,} test images projected on their first two "
                                     "principal components")
     path = save(figure, out / "embedding.png")
+    progress.close()
     spaces = {name: {"explained_variance": [round(v, 4) for v in p["explained"]],
                      "centroid_accuracy_2d": round(p["accuracy"], 4)} for name, p in panels.items()}
     return _finish(args, {"model": run.name, "images": count, "projection": "pca", "spaces": spaces,
@@ -227,13 +244,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     run, _ = _open(args)
     out = Path(args.out) if args.out else (run.run_dir or Path(".")) / f"{run.name}.onnx"
     c, side, _ = run.model.cfg.input_size
+    progress = args.held.enter_context(TaskProgress("export"))
+    progress.stage(f"writing {out} (torch.onnx traces the model)")
     path = export_onnx(run.model, out, torch.zeros(2, c, side, side))
+    progress.stage("checking it with onnxruntime")
     if run.checkpoint is not None and run.dataset is not None:
         test = load_data(run, args.data_dir).test
         x, source = model_input(run, test.images[: args.images].cpu()), f"{run.dataset} test images"
     else:
         x, source = torch.randn(args.images, c, side, side, generator=torch.Generator().manual_seed(0)), "random inputs"
     check = compare(path, run.model, x)
+    progress.close()
     print(f"{run.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max |Δlogit| "
           f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}", file=sys.stderr)
     return _finish(args, {"model": run.name, "format": "onnx", "checked_on": source, **check,

@@ -295,7 +295,11 @@ def _decide_compile(model: nn.Module, choice: Candidate, entry: dict, parts: dic
             step_seconds = probe.seconds(1)
         run_seconds = min(config.time_budget or float("inf"), expected_steps * step_seconds)
         if run_seconds < COMPILE_TRIAL_MIN_SECONDS:
-            return False, f"default: a {run_seconds:.0f} s run is too short to try a compile", None
+            # an estimate from one step timed alone is no forecast of the run (data loading and
+            # augmentation are left out), so it is said as what it is, not as "a 19 s run"
+            run = (f"a {run_seconds:.0f} s run" if run_seconds == config.time_budget else
+                   f"{expected_steps:,} steps of {step_seconds * 1e3:.1f} ms (a step timed alone)")
+            return False, f"default: {run} is too short to try a compile", None
         run_steps = int(run_seconds / step_seconds)
         trial, source = trial_compile(model, choice, first_batch(), augment, device, run_steps), "measured"
         if "not_cached" not in trial:

@@ -17,6 +17,7 @@ from cnnzoo.engine import distributed
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.runtime import autocast, resolve_device
 from cnnzoo.errors import ConfigError, NonFiniteOutputError
+from cnnzoo.task_progress import Advance, TaskProgress
 
 if TYPE_CHECKING:
     from cnnzoo.engine.run import Run
@@ -57,7 +58,7 @@ def log_probabilities(model: nn.Module, batch: torch.Tensor, views: EvalViews, *
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_classes: int, batch_size: int = 500,
              device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False,
-             shard: Shard = Shard()) -> EvalResult:
+             shard: Shard = Shard(), advance: Advance | None = None) -> EvalResult:
     """Accuracy of ``model`` on ``data`` (uint8 images, in memory or streamed) seen through ``views``.
 
     ``batch_size`` counts model inputs: with ten-crop views, 50 images make a batch of 500. The model is left
@@ -80,6 +81,8 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
         pairs = labels.cpu() * num_classes + top[:, 0].cpu()
         confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
         total += labels.numel()
+        if advance is not None:
+            advance(labels.numel())
     if shard.world > 1:
         confusion = distributed.sum_over_processes(confusion, device)
         loss_sum, correct5, total = distributed.sum_over_processes(
@@ -92,8 +95,10 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
 
 
 def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None = None, views: str = "center",
-                 device: str = "cpu", batch_size: int = 250, memory_budget: float | None = None) -> EvalResult:
-    """Test accuracy of a run's model on ``dataset`` (default: the one it was trained on).
+                 device: str = "cpu", batch_size: int = 250, memory_budget: float | None = None,
+                 progress: TaskProgress | None = None) -> EvalResult:
+    """Test accuracy of a run's model on ``dataset`` (default: the one it was trained on); its
+    stages and images reported to ``progress`` where one is given.
 
     An image folder is decoded at the side the model was trained from, in memory or streamed as
     ``memory_budget`` (MiB; 0 always streams) allows.
@@ -102,14 +107,19 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
     if dataset is None:
         raise ConfigError("this checkpoint does not record its dataset; pass --dataset NAME")
     budget = None if memory_budget is None else int(memory_budget * 1024**2)
+    if progress is not None:
+        progress.stage(f"loading {dataset}")
     data = load_dataset(dataset, data_dir, in_channels=run.model.cfg.input_size[0], image_size=run.data_size,
                         memory_budget_bytes=budget)
     if len(data.classes) != len(run.classes):
         raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts {len(run.classes)}")
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
     target = resolve_device(device)
+    if progress is not None:
+        progress.stage(f"{views} view of each test image", total=len(data.test))
     result = evaluate(run.model, data.test.pad_to(side).to(target), run.input.eval_pipeline(views),
-                      num_classes=len(run.classes), batch_size=batch_size, device=target)
+                      num_classes=len(run.classes), batch_size=batch_size, device=target,
+                      advance=progress.advance if progress is not None else None)
     if not math.isfinite(result.loss):
         raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs on {dataset}'s test images (loss "
                                    f"{result.loss}); its accuracy would mean nothing")

@@ -112,11 +112,23 @@ def train_arms(settings: ExperimentSettings, name: str, seeds: Sequence[int],
     """Train every arm (label → TrainConfig fields) with every seed, seed by seed, numbering the runs in the log."""
     runs: dict[str, list[ArmRun]] = {label: [] for label in arms}
     total = len(seeds) * len(arms)
+    started = time.perf_counter()
     for seed in seeds:
         for label, config_fields in arms.items():
             done = sum(len(arm_runs) for arm_runs in runs.values())
-            runs[label].append(train_arm(settings, label, seed, config_fields, position=f"[{name} {done + 1}/{total}] "))
+            position = f"[{name} {done + 1}/{total}{_time_left(started, done, total)}] "
+            runs[label].append(train_arm(settings, label, seed, config_fields, position=position))
     return runs
+
+
+def _time_left(started: float, done: int, total: int) -> str:
+    """``, about 4 min 10 s left``, at the pace of the runs this experiment has finished (none yet:
+    nothing, rather than a guess)."""
+    from cnnzoo.task_progress import duration
+
+    if done == 0:
+        return ""
+    return f", about {duration((time.perf_counter() - started) / done * (total - done))} left"
 
 
 # ---- numbers ------------------------------------------------------------------------------------------------------

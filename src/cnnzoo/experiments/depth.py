@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 from cnnzoo.experiments.base import ArmRun, ExperimentSettings, Outcome, finish, pct, train_arms
-from cnnzoo.figures import new_figure
+from cnnzoo.figures import new_figure, plain_numbers
 
 NAME = "depth"
 PAPER = "He, Zhang, Ren & Sun, 2016 (ResNet), section 4.2, Figs. 1 and 6"
@@ -93,6 +93,7 @@ def run(settings: ExperimentSettings) -> dict:
     train_ax.set(xlabel="training images seen", ylabel="training error (epoch mean)", title="Training error")
     test_ax.set(xlabel="training images seen", ylabel="test error", title="Test error")
     for ax in (train_ax, test_ax):
+        plain_numbers(ax, "x")  # images seen: 30,000, not 3 with "1e4" above the axis
         ax.grid(alpha=0.3)
         ax.legend()
     figure.suptitle("Plain vs residual CIFAR networks at depth 20 and 56 (dashed: plain, thick: 56 layers)")

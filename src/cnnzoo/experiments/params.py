@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish
-from cnnzoo.figures import new_figure
+from cnnzoo.figures import new_figure, plain_numbers
 
 NAME = "params"
 PAPER = ("He, Zhang, Ren & Sun, 2016 (ResNet), section 4.1 and Fig. 5; Szegedy et al., 2015 (GoogLeNet), "
@@ -97,6 +97,7 @@ def run(settings: ExperimentSettings) -> dict:
     macs_ax.set(xscale="log", xlabel="multiply-adds per image", title="Multiply-adds")
     macs_ax.set_yticklabels([])
     for ax in (weights_ax, macs_ax):
+        plain_numbers(ax, "x")
         ax.grid(alpha=0.3, axis="x", which="both")
     figure.suptitle("1×1 reductions: ResNet's bottleneck and GoogLeNet's inception 3a")
 

@@ -19,7 +19,7 @@ import math
 import time
 
 from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish, mean_std, pct, train_arms
-from cnnzoo.figures import new_figure
+from cnnzoo.figures import integer_ticks, new_figure, plain_numbers
 
 NAME = "relu-vs-tanh"
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 3.1, Fig. 1"
@@ -50,6 +50,27 @@ def seconds_to_epoch(history: list[dict], epoch: int | None) -> float | None:
     if epoch is None:
         return None
     return sum(row["epoch_seconds"] for row in history if row["epoch"] <= epoch)
+
+
+def _plot(arms: dict, images_per_epoch: int, title: str):
+    """Training error per epoch of every run, on a log scale labelled in plain numbers."""
+    figure, (ax,) = new_figure(1, width=7.0)
+    colours = {"relu": "tab:blue", "tanh": "tab:red"}
+    for activation, runs in arms.items():
+        for index, arm in enumerate(runs):
+            epochs = [row["epoch"] for row in arm.history]
+            errors = [1.0 - row["train_top1"] for row in arm.history]
+            ax.plot(epochs, errors, color=colours[activation],
+                    linestyle="-" if activation == "relu" else "--", alpha=0.8,
+                    label=activation if index == 0 else None)
+    ax.axhline(THRESHOLD, color="grey", linestyle=":", label=f"{pct(THRESHOLD, 0)} training error")
+    ax.set(xlabel=f"epoch ({images_per_epoch:,} images each)", ylabel="training error (epoch mean)",
+           yscale="log", title=title)
+    integer_ticks(ax)
+    plain_numbers(ax, "y")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return figure
 
 
 def run(settings: ExperimentSettings) -> dict:
@@ -103,19 +124,8 @@ def run(settings: ExperimentSettings) -> dict:
     verdict = how + (f" In training seconds: ReLU {mean_seconds['relu']:.1f} s, tanh {mean_seconds['tanh']:.1f} s."
                      if relu_all and tanh_all else "")
 
-    figure, (ax,) = new_figure(1, width=7.0)
-    colours = {"relu": "tab:blue", "tanh": "tab:red"}
-    for activation, runs in arms.items():
-        for index, arm in enumerate(runs):
-            epochs = [row["epoch"] for row in arm.history]
-            ax.plot(epochs, [1.0 - row["train_top1"] for row in arm.history], color=colours[activation],
-                    linestyle="-" if activation == "relu" else "--", alpha=0.8,
-                    label=activation if index == 0 else None)
-    ax.axhline(THRESHOLD, color="grey", linestyle=":", label=f"{pct(THRESHOLD, 0)} training error")
-    ax.set(xlabel=f"epoch ({images_per_epoch:,} images each)", ylabel="training error (epoch mean)",
-           yscale="log", title=f"ReLU vs tanh, 4-layer CNN, SGD lr {plan['lr']} ({len(seeds)} seed(s))")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    title = f"ReLU vs tanh, 4-layer CNN, SGD lr {plan['lr']} ({len(seeds)} seed(s))"
+    figure = _plot(arms, images_per_epoch, title)
 
     outcome = Outcome(
         name=NAME, title="ReLU vs tanh: epochs to 25% training error", paper=PAPER, claim=CLAIM, held=held,

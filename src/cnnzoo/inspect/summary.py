@@ -31,6 +31,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from cnnzoo.models.base import parameter_count
+
 _TAG = "_cnnzoo_rf"  # attribute set on tensors during the pass: (receptive_field, jump)
 
 
@@ -123,9 +125,11 @@ class ModelSummary:
         unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. "
                   f"auxiliary classifiers, which run in training only), so the rows add up to "
                   f"{self.total_params - self.unused_params:,}") if self.unused_params else ""
+        # the trainable count leads, as `cnnzoo list` and the recipes show it (parameter_count)
+        fixed = (f" trainable, as `cnnzoo list` counts; {self.fixed_params:,} fixed, "
+                 f"{self.total_params:,} in all") if self.fixed_params else ""
         lines += ["-" * len(header),
-                  f"parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
-                  f"{self.fixed_params:,} fixed){unused}",
+                  f"parameters: {self.trainable_params:,}{fixed}{unused}",
                   f"multiply-adds: {self.total_macs:,} ({self.total_macs / 1e9:.3f} G)"]
         return "\n".join(lines)
 
@@ -256,7 +260,7 @@ def summary(
         model.train(was_training)
 
     total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = parameter_count(model)
     name = cfg.name if cfg is not None else type(model).__name__
     return ModelSummary(model=name, input_size=list(input_size), total_params=total,
                         trainable_params=trainable,

@@ -26,6 +26,14 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 
 
+def parameter_count(model: nn.Module) -> int:
+    """The one parameter count every view shows (`cnnzoo list`, `summary`, `recipes`, a run's
+    log, docs/results.md): the trainable parameters, as the papers count them. LeNet-5's 60,000
+    leaves out its 840 fixed RBF prototypes; a budget network's whitening layer is fitted to the
+    images, not learnt."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def default_normalisation(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """ImageNet's statistics for 3 channels, Fashion-MNIST's for one, 0.5/0.5 otherwise."""
     if in_channels == 3:

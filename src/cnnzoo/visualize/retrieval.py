@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from cnnzoo.engine.run import Run
+from cnnzoo.task_progress import Advance
 from cnnzoo.visualize.drawing import show_image
 from cnnzoo.visualize.source import model_input
 
@@ -47,11 +48,17 @@ def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def dataset_features(run: Run, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Penultimate features of uint8 images (N, C, h, w), a batch at a time."""
+def dataset_features(run: Run, images: torch.Tensor, batch_size: int = 1000,
+                     advance: Advance | None = None) -> torch.Tensor:
+    """Penultimate features of uint8 images (N, C, h, w), a batch at a time (each reported to
+    ``advance``: 60,000 training images take a minute or more on a CPU)."""
     device = next(run.model.parameters()).device
-    return torch.cat([penultimate(run.model, model_input(run, chunk.to(device))).cpu()
-                      for chunk in images.split(batch_size)])
+    features = []
+    for chunk in images.split(batch_size):
+        features.append(penultimate(run.model, model_input(run, chunk.to(device))).cpu())
+        if advance is not None:
+            advance(len(chunk))
+    return torch.cat(features)
 
 
 def checkpoint_key(path: Path) -> str:
@@ -59,7 +66,8 @@ def checkpoint_key(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def cached_features(run: Run, images: torch.Tensor, cache: Path) -> tuple[torch.Tensor, bool]:
+def cached_features(run: Run, images: torch.Tensor, cache: Path,
+                    advance: Advance | None = None) -> tuple[torch.Tensor, bool]:
     """The training set's features from ``cache`` when it belongs to this checkpoint, else computed and saved.
     Returns (features, whether they came from the cache)."""
     from safetensors import safe_open
@@ -71,7 +79,7 @@ def cached_features(run: Run, images: torch.Tensor, cache: Path) -> tuple[torch.
             meta = stored.metadata() or {}
             if meta.get("checkpoint") == key and meta.get("count") == str(len(images)):
                 return stored.get_tensor("features"), True
-    features = dataset_features(run, images)
+    features = dataset_features(run, images, advance=advance)
     cache.parent.mkdir(parents=True, exist_ok=True)
     temporary = cache.with_suffix(".tmp")
     save_file({"features": features.contiguous()}, str(temporary), metadata={"checkpoint": key, "count": str(len(images))})
@@ -79,7 +87,8 @@ def cached_features(run: Run, images: torch.Tensor, cache: Path) -> tuple[torch.
     return features, False
 
 
-def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 512,
+            advance: Advance | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean k nearest rows of ``bank`` for each query row: (distances, indices), both (Q, k), sorted."""
     bank = bank.float()
     bank_norms = (bank * bank).sum(1)
@@ -89,6 +98,8 @@ def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 512)
         d, i = squared.clamp_min(0).topk(k, dim=1, largest=False)
         distances.append(d.sqrt())
         indices.append(i)
+        if advance is not None:
+            advance(len(part))
     return torch.cat(distances), torch.cat(indices)
 
 
