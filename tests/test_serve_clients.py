@@ -151,7 +151,7 @@ def test_10_clients_sending_a_byte_a_second_neither_block_others_nor_stay(start,
     """8 clients trickle an image to predict: 408 at the body's deadline, and closed. 2 trickle
     one to a run that does not exist: 404 at once, the body unread, and closed then (they used to
     be kept open as long as they went on sending: each byte put off uvicorn's keep-alive)."""
-    deadline = 3.0
+    deadline = 4.0
     server = start(max_inference=2, body_timeout=2.0, body_deadline=deadline)
     assert server.ask("POST", PREDICT, upload)[0] == 200
     results = []
@@ -160,12 +160,12 @@ def test_10_clients_sending_a_byte_a_second_neither_block_others_nor_stay(start,
             for path in paths]
     for thread in slow:
         thread.start()
-    time.sleep(1.5)  # every slow client is in the middle of its body
+    time.sleep(1.0)  # every slow client is in the middle of its body
     for _ in range(3):
-        began = time.monotonic()
         assert server.ask("POST", PREDICT, upload, timeout=10)[0] == 200
         assert server.ask("GET", "/api/runs", timeout=10)[0] == 200
-        assert time.monotonic() - began < 1.5
+    # served while every slow predict still held its connection, not after their 408s
+    assert not any(answer.startswith(b"HTTP/1.1 408") for answer, _ in results), results
     for thread in slow:
         thread.join(timeout=deadline + 10)
     assert sorted(answer for answer, _ in results) == [b"HTTP/1.1 404 Not Found"] * 2 + [
