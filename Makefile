@@ -53,7 +53,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # The file readers fed 100,000 damaged IDX files, CIFAR pickles, checkpoints, config.json files and images (a few
-# minutes; `make test` runs 3,000): only cnnzoo's one-line errors may come out, within a memory limit.
+# minutes; `make test` runs 3,000), and 100,000 tuning cache files and recipes each: only
+# cnnzoo's one-line errors (or the cache's one-line warning) may come out, within a memory limit.
 # CNNZOO_FUZZ_SEED=N varies the inputs.
 fuzz: $(STAMP)
 	CNNZOO_FUZZ_CASES=100000 $(BIN)/python -m pytest -q -s tests/test_fuzz.py

@@ -216,10 +216,15 @@ def test_a_training_run_reports_its_choice_and_counts_the_measuring_in_its_time(
                                                                                 cache_dir, monkeypatch):
     monkeypatch.setattr(autotune, "MIN_RUN_STEPS", 1)
     monkeypatch.setattr(autotune, "ROUNDS", 1)
+    monkeypatch.setattr(autotune.os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # else busy: not cached
     lines = []
     config = TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1, batch_size=100,
                          test_subset=100, out=str(tmp_path / "run"), compile="off")
+    damaged = tuning_cache.write_entry(autotune.key_parts(config, torch.device("cpu"), 28),
+                                       {"steps": {"fp32/nchw": "fast"}})
     summary = train(config, log=lines.append)
+    warned = [line for line in lines if line.startswith("warning: the tuning cache file")]
+    assert len(warned) == 1 and str(damaged) in warned[0]
     tuning = summary["tuning"]
     assert tuning["source"] == "measured" and len(tuning["step_ms"]) == 4
     assert summary["precision"] == tuning["precision"] and summary["channels_last"] == tuning["channels_last"]
@@ -227,6 +232,46 @@ def test_a_training_run_reports_its_choice_and_counts_the_measuring_in_its_time(
     assert any(line.startswith("runtime: ") and "measured" in line for line in lines)
     cached = tuning_cache.read_entry(autotune.key_parts(config, torch.device("cpu"), 28))
     assert {label: round(s * 1e3, 2) for label, s in cached["steps"].items()} == tuning["step_ms"]
+
+
+LABELS = ("fp32/nchw", "fp32/channels-last", "bf16/nchw", "bf16/channels-last")
+GOOD_STEPS = dict(zip(LABELS, (0.030, 0.041, 0.012, 0.020), strict=True))
+
+
+@pytest.mark.parametrize("damage, named", [
+    ({"steps": dict.fromkeys(LABELS, float("nan"))}, "is NaN"),  # StopIteration: nothing chosen
+    ({"steps": {**GOOD_STEPS, "bf16/nchw": -1}}, "steps.bf16/nchw is -1"),  # would always be chosen
+    ({"steps": {**GOOD_STEPS, "fp32/nchw": True}}, "steps.fp32/nchw is true"),
+    ({"steps": GOOD_STEPS, "compile": {"bf16/nchw": {"eager_ms": 30.0}}},
+     "compile.bf16/nchw.compiled_ms"),
+    ({"steps": GOOD_STEPS, "compile": {"bf16/nchw": {"eager_ms": 3, "compiled_ms": 0,
+                                                     "compile_s": 1}}},
+     "compile.bf16/nchw.compiled_ms is 0"),  # divided by
+    ({"steps": GOOD_STEPS, "compile": []}, "compile is list"),
+    ({"steps": ["fp32/nchw", 0.01]}, "steps is list")])
+def test_a_damaged_cache_file_is_ignored_with_a_warning_and_rewritten(cache_dir, monkeypatch,
+                                                                       damage, named):
+    """Values no measurement gives (NaN, negative, true, a trial without its times) crashed the run
+    (KeyError, StopIteration) or chose by them; now the file is ignored whole, named in a warning,
+    and rewritten by the run's own measurement."""
+    monkeypatch.setattr(autotune.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    monkeypatch.setattr(autotune, "COMPILE_TRIAL_MIN_SECONDS", 0.0)
+    model, data, augment, config = _tiny_problem()
+    auto = TrainConfig(**{**config.to_dict(), "compile": "auto"})
+    parts = autotune.key_parts(auto, torch.device("cpu"), 28)
+    path = tuning_cache.write_entry(parts, damage)
+    trial = {"eager_ms": 30.0, "compiled_ms": 20.0, "compile_s": 5.0}
+    monkeypatch.setattr(autotune, "trial_compile", lambda *a: trial)
+    steady = lambda timers, allowance, run_steps: autotune.Timings(  # noqa: E731
+        {k: GOOD_STEPS[k] for k in timers}, dict.fromkeys(timers, 0.0))
+    monkeypatch.setattr(autotune, "measure_steps", steady)
+    tuning = _tune(auto, model, data, augment)
+    assert (tuning.precision, tuning.channels_last, tuning.source) == ("bf16", False, "measured")
+    assert tuning.warning.startswith(f"the tuning cache file {path} is damaged")
+    assert named in tuning.warning
+    assert len(tuning.warning.splitlines()) == 1
+    rewritten = {"steps": GOOD_STEPS, "compile": {"bf16/nchw": trial}}
+    assert tuning_cache.load_entry(parts) == (rewritten, None)
 
 
 def test_an_unwritable_cache_only_costs_a_measurement(tmp_path, monkeypatch):

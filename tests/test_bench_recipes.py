@@ -48,6 +48,32 @@ def test_unknown_recipe_lists_the_known_ones():
         load_recipe("lenet6")
 
 
+@pytest.mark.parametrize("damage, named", [
+    ('{"description": "cut', "not valid JSON"),  # JSONDecodeError escaped
+    ("[1, 2]", "holds list"),
+    ({"hidden": 3}, "field 'hidden' is unknown"),  # TypeError out of Recipe(**data) escaped
+    ({"tier": None}, "tier is null"),
+    ({"tier": "fastest"}, "tier is 'fastest'"),
+    ({"budget_seconds": "2 min"}, "budget_seconds is \"2 min\""),  # failed printing the list
+    ({"target_top1": 93}, "target_top1 is 93"),
+    ({"config": {"dataset": "mnist"}}, "config names no model"),  # KeyError listing the recipes
+    ({"config": {"model": "lenet5", "epochs": -1}}, "config: --epochs must be")])
+def test_a_damaged_recipe_file_is_one_line_naming_the_file_and_the_field(tmp_path, damage, named):
+    from cnnzoo.errors import DataFormatError
+    from cnnzoo.recipes import read_recipe
+
+    path = tmp_path / "lenet5-demo.json"
+    shipped = json.loads(json.dumps(vars(load_recipe("lenet5-demo"))))
+    del shipped["name"]
+    path.write_text(json.dumps(shipped))
+    assert read_recipe(path) == load_recipe("lenet5-demo")  # the copy reads as the shipped file
+    path.write_text(damage if isinstance(damage, str) else json.dumps({**shipped, **damage}))
+    with pytest.raises(DataFormatError) as error:
+        read_recipe(path)
+    assert str(error.value).startswith(f"{path}: ") and named in str(error.value)
+    assert len(str(error.value).splitlines()) == 1
+
+
 def test_bench_recipes_writes_a_table(tiny_mnist_dir, tmp_path):
     rows = run_recipes(["lenet5-demo"], seeds=2, out_root=tmp_path, dataset="mnist", data_dir=str(tiny_mnist_dir),
                        epochs=1, train_subset=300, log=lambda message: None)

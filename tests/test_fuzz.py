@@ -13,6 +13,11 @@ by value. Each damaged file goes to every reader of its format: ``read_idx``, ``
 ``restore_last``; ``load_checkpoint`` and ``load_run`` for ``.pt`` files. Only ``CnnzooError`` subclasses may
 come out, each one line naming the file.
 
+Two JSON readers more: the autotuner's cache files (as ``write_entry`` writes them) through
+``tuning_cache.load_entry``, whose warning for a damaged file must name it in one line and whose
+answer must hold only timings the autotuner can use; and every shipped recipe through
+``recipes.read_recipe``, then what ``--recipe`` and ``cnnzoo recipes`` make of it.
+
 Memory is bounded with ``resource.setrlimit(RLIMIT_AS)``: each format runs in a worker process whose address
 space may grow only ``MEMORY_HEADROOM_MIB`` past what it had after start-up, so an allocation the file does not
 justify fails there (a ``MemoryError`` or PyTorch's allocation error is an escape, not an answer); the worker also
@@ -43,7 +48,7 @@ import pytest
 CASES = int(os.environ.get("CNNZOO_FUZZ_CASES", "3000"))
 SEED = int(os.environ.get("CNNZOO_FUZZ_SEED", "0"))
 SHARE = {"idx": 0.4, "cifar": 0.4, "checkpoint": 0.15, "pt": 0.05,  # checkpoint inputs cost ten times more
-         "json": 0.3, "image": 0.3}
+         "json": 0.3, "image": 0.3, "tuning": 1.0, "recipe": 1.0}
 MEMORY_HEADROOM_MIB = 512
 SHORT_FILE = 1024  # files up to this size are cut at every length
 EDGE_VALUES = (0, 1, 2, 3, 127, 128, 255, 256, 3072, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1,
@@ -399,6 +404,81 @@ def image_readers(seed: dict) -> list:
     return [lambda path: load_image(path, channels=1, size=28), lambda path: open_image(path, 3)]
 
 
+# ------------------------------------------------------------------------ tuning cache, recipes
+
+TUNING_PARTS = {"machine": "AMD EPYC [avx, avx2, fma]", "threads": 2, "model": "lenet5_bn",
+                "model_kwargs": {"width": 0.5}, "input_side": 28, "batch_size": 256,
+                "torch": "2.13.0+cpu"}
+
+
+def tuning_seeds(work: Path) -> list[dict]:
+    """Cache files as the autotuner writes them: step times (and the load), and with a trial."""
+    from cnnzoo.engine import tuning_cache
+
+    steps = {"fp32/nchw": 0.0301, "fp32/channels-last": 0.041, "bf16/nchw": 0.012,
+             "bf16/channels-last": 0.0205}
+    trial = {"eager_ms": 12.0, "compiled_ms": 9.5, "compile_s": 41.25}
+    seeds = []
+    for entry in ({"steps": steps, "load": 0.4}, {"steps": steps, "compile": {"bf16/nchw": trial}}):
+        data = tuning_cache.write_entry(TUNING_PARTS, entry).read_bytes()
+        seeds.append({"kind": "tuning", "bytes": data, "value": json.loads(data)})
+    return seeds
+
+
+def tuning_readers(seed: dict) -> list:
+    """The cache as the autotuner reads it. A damaged file is no error there but a warning: raised
+    here, so that the campaign checks it as it checks errors (one line naming the file)."""
+    from cnnzoo.engine import tuning_cache
+    from cnnzoo.errors import DataFormatError
+
+    def read(path: Path) -> None:
+        entry, warning = tuning_cache.load_entry(TUNING_PARTS)
+        trials = entry.get("compile", {}).values()
+        times = [*entry.get("steps", {}).values(), *(t for trial in trials for t in trial.values())]
+        assert set(entry) <= {"steps", "compile"} and (warning is None or entry == {}), entry
+        assert all(set(trial) == {"eager_ms", "compiled_ms", "compile_s"}
+                   and trial["compiled_ms"] > 0 for trial in trials), entry  # read, divided by
+        assert all(type(t) is float and 0 <= t < float("inf") for t in times), entry
+        assert all(s > 0 for s in entry.get("steps", {}).values()), entry
+        if warning is not None:
+            raise DataFormatError(warning)
+
+    return [read]
+
+
+def recipe_seeds(work: Path) -> list[dict]:
+    """Every recipe cnnzoo ships, as it lies beside ``cnnzoo.recipes``."""
+    import cnnzoo.recipes
+
+    files = sorted(Path(cnnzoo.recipes.__file__).parent.glob("*.json"))
+    return [{"kind": "recipe", "bytes": p.read_bytes(), "value": json.loads(p.read_bytes())}
+            for p in files]
+
+
+def recipe_readers(seed: dict) -> list:
+    from cnnzoo.recipes import model_settings, read_recipe
+
+    def read(path: Path) -> None:
+        recipe = read_recipe(path)
+        recipe.train_config()  # what `cnnzoo train --recipe` runs
+        # what `cnnzoo recipes` prints of it
+        assert f"{model_settings(recipe.config)} {recipe.budget_seconds:>6.0f}s"
+        assert f"{recipe.target_top1:>7.0%}"
+
+    return [read]
+
+
+def input_path(fmt: str, work: Path) -> Path:
+    """Where ``fmt``'s inputs are written (every message must name it): for the tuning cache, the
+    file ``TUNING_PARTS`` name in the folder ``$CNNZOO_TUNING_CACHE`` names (set here, a worker)."""
+    if fmt == "tuning":
+        from cnnzoo.engine import tuning_cache
+
+        os.environ[tuning_cache.CACHE_ENV] = str(work)
+        return work / f"{tuning_cache.cache_key(TUNING_PARTS)}.json"
+    return work / f"fuzz-{fmt}-input{ {'pt': '.pt', 'recipe': '.json'}.get(fmt, '') }"
+
+
 # ------------------------------------------------------------------------------------------------------ worker
 
 FORMATS = {"json": (json_seeds, json_mutation, json_readers), "image": (image_seeds, lambda seed, rng:
@@ -406,7 +486,9 @@ FORMATS = {"json": (json_seeds, json_mutation, json_readers), "image": (image_se
                                                                          image_readers),
            "idx": (idx_seeds, idx_mutation, idx_readers), "cifar": (cifar_seeds, cifar_mutation, cifar_readers),
            "checkpoint": (checkpoint_seeds, checkpoint_mutation, checkpoint_readers),
-           "pt": (pt_seeds, lambda seed, rng: mutate_bytes(seed["bytes"], rng), pt_readers)}
+           "pt": (pt_seeds, lambda seed, rng: mutate_bytes(seed["bytes"], rng), pt_readers),
+           "tuning": (tuning_seeds, json_mutation, tuning_readers),
+           "recipe": (recipe_seeds, json_mutation, recipe_readers)}
 
 
 def _address_space() -> int:
@@ -419,8 +501,8 @@ def campaign(fmt: str, cases: int, seed: int, work: Path) -> dict:
     from cnnzoo.errors import CnnzooError
 
     make_seeds, mutate, readers = FORMATS[fmt]
+    path = input_path(fmt, work)
     seeds, rng = make_seeds(work), random.Random(seed)
-    path = work / f"fuzz-{fmt}-input{'.pt' if fmt == 'pt' else ''}"  # every message must name it
     for item in seeds:  # the seeds are valid (the first reader accepts each), and the readers warm up
         path.write_bytes(item["bytes"])
         first, *others = readers(item)
@@ -473,7 +555,7 @@ def run_worker(fmt: str, cases: int, work: Path) -> dict:
     result = subprocess.run([sys.executable, __file__, fmt, str(cases), str(SEED), str(work)], capture_output=True,
                             text=True, env=env, timeout=120 + cases * 0.05)
     if result.returncode != 0:
-        kept = next(work.glob("fuzz-*-input*"), work)
+        kept = max(work.iterdir(), key=lambda path: path.stat().st_mtime, default=work)
         pytest.fail(f"the {fmt} worker failed with status {result.returncode} (the input it was reading: {kept}):\n"
                     f"{result.stderr[-3000:]}")
     return json.loads(result.stdout.splitlines()[-1])

@@ -79,6 +79,7 @@ class Tuning:
     step_seconds: dict[str, float] = field(default_factory=dict)  # candidate label → median seconds per step
     compile_trial: dict | None = None  # eager and compiled seconds per step, compile seconds
     seconds: float = 0.0  # spent measuring in this run
+    warning: str | None = None  # the cache file was damaged, and ignored
 
     def to_dict(self) -> dict:
         return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile,
@@ -231,7 +232,7 @@ def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: Train
     started = time.perf_counter()
     candidates = candidates_for(device, config.precision, config.channels_last)
     parts = key_parts(config, device, side)
-    entry = tuning_cache.read_entry(parts)
+    entry, damage = tuning_cache.load_entry(parts)
     cached = {c: entry.get("steps", {}).get(c.label) for c in candidates}
     first_batch = _BatchOnce(batch_source, config.batch_size, device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's draws stay as seeded
@@ -260,8 +261,9 @@ def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: Train
         compiled, compile_source, trial = _decide_compile(
             model, choice, entry, parts, augment, first_batch, config=config, device=device,
             expected_steps=expected_steps, step_seconds=timed.get(choice), may_measure=may_measure)
-    return Tuning(choice.precision, choice.channels_last, compiled, source, compile_source,
-                  {c.label: s for c, s in timed.items()}, trial, time.perf_counter() - started)
+    timings = {c.label: s for c, s in timed.items()}
+    return Tuning(choice.precision, choice.channels_last, compiled, source, compile_source, timings,
+                  trial, time.perf_counter() - started, damage)
 
 
 class _BatchOnce:

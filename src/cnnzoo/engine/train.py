@@ -169,6 +169,8 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
     log(f"{config.model}: {params:,} parameters, {run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
         f"input; {config.dataset}: {len(run.data.train):,} train / {len(run.data.test):,} test images; "
         f"{device.type}" + (f", {distributed.world_size()} processes" if distributed_run else ""))
+    if run.tuning.warning:
+        log(f"warning: {run.tuning.warning}")
     log(run.tuning.sentence())
     with distributed.collectives_answered(config.dist_timeout):
         last_eval, out_of_time = _train_epochs(run, state, distributed_run=distributed_run, progress=progress,

@@ -3,17 +3,24 @@
 Each recipe is a small JSON file beside this module: a description, the budget and target it was measured
 against (on the reference machine: 2 CPU cores), and the ``TrainConfig`` settings. ``cnnzoo recipes`` lists
 them, ``cnnzoo train --recipe NAME`` runs one, and options given on the command line override its settings.
+
+``read_recipe`` checks a file field by field: a damaged or edited one (an installation gone
+wrong) is one ``DataFormatError`` naming the file and the field, never a traceback out of every
+``--recipe``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from cnnzoo.engine.config import TrainConfig
-from cnnzoo.errors import ConfigError, UnknownNameError
+from cnnzoo.errors import ConfigError, DataFormatError, UnknownNameError
+from cnnzoo.files import read_bytes
+
+MAX_RECIPE_BYTES = 64 * 1024  # a recipe is under 1 kB
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,7 @@ def measured_results() -> dict[str, dict]:
 
 
 def list_recipes() -> list[Recipe]:
-    files = sorted(p for p in resources.files(__package__).iterdir() if p.name.endswith(".json"))
-    return [_parse(p.name[:-5], json.loads(p.read_text())) for p in files]
+    return [read_recipe(path) for path in sorted(Path(__file__).parent.glob("*.json"))]
 
 
 def load_recipe(name: str) -> Recipe:
@@ -109,8 +115,51 @@ def load_recipe(name: str) -> Recipe:
     return recipes[name]
 
 
-def _parse(name: str, data: dict) -> Recipe:
-    recipe = Recipe(name=name, **data)
-    TrainConfig.from_dict(recipe.config)  # a broken recipe file fails here, naming its setting
-    check_tier(recipe)
+def read_recipe(path: Path) -> Recipe:
+    """The recipe in the file ``path`` (named by the file's stem), every field checked: a
+    ``DataFormatError`` naming the file and the first field that is missing, unknown or wrong."""
+    data = read_bytes(path, MAX_RECIPE_BYTES, "recipe file")
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise DataFormatError(f"{path}: not valid JSON ({reason}); the recipe is damaged") from None
+    if not isinstance(value, dict):
+        raise DataFormatError(f"{path}: holds {type(value).__name__}, not a recipe's JSON object")
+    fields = [f.name for f in dataclasses.fields(Recipe) if f.name != "name"]
+    wrong = sorted(set(value) ^ set(fields))
+    if wrong:
+        state = "unknown" if wrong[0] in value else "missing"
+        raise DataFormatError(f"{path}: field {wrong[0][:80]!r} is {state}; a recipe has {fields}")
+    problem = _field_problem(value)
+    if problem:
+        raise DataFormatError(f"{path}: {problem}")
+    try:
+        TrainConfig.from_dict(value["config"])
+    except ConfigError as error:
+        raise DataFormatError(f"{path}: config: {str(error).splitlines()[0][:300]}") from None
+    recipe = Recipe(name=Path(path).stem, **value)
+    try:
+        check_tier(recipe)
+    except ConfigError as error:
+        raise DataFormatError(f"{path}: {error}") from None
     return recipe
+
+
+def _field_problem(value: dict) -> str | None:
+    """What is wrong with a recipe's fields other than ``config``'s settings, or None."""
+    for name in ("description", "family", "tier"):
+        if not isinstance(value[name], str):
+            return f"{name} is {json.dumps(value[name])[:60]}, not text"
+    if value["tier"] not in TIERS:
+        return f"tier is {value['tier'][:60]!r}, not one of {', '.join(TIERS)}"
+    budget, target = value["budget_seconds"], value["target_top1"]
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 10**6:
+        return f"budget_seconds is {json.dumps(budget)[:60]}, not a number of seconds in (0, 10^6]"
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        return f"target_top1 is {json.dumps(target)[:60]}, not an accuracy in (0, 1]"
+    if not isinstance(value["config"], dict):
+        return f"config is {type(value['config']).__name__}, not an object of training settings"
+    if "model" not in value["config"]:  # a recipe is listed by its model
+        return "config names no model"
+    return None

@@ -1,10 +1,12 @@
 """The server's bounds, and the ASGI middleware that keeps request bodies within them.
 
-Every request is treated as hostile: a body is refused with 413 as soon as it is known to be too long (its
-Content-Length, before a byte is read; or, for a chunked body, the moment the bytes counted so far pass the
-limit), a body that stalls for ``body_timeout`` seconds or is not whole after ``body_deadline`` seconds gets 408
-(reading a body holds no worker thread, only a coroutine; the thread comes after), and inference runs
-at most ``max_inference`` at a time: a request that finds them all busy gets 503 at once instead of queueing.
+Every request is treated as hostile: a body is refused with 413 as soon as it is known to be too
+long (its Content-Length, before a byte is read; or, for a chunked body, the moment the bytes
+counted so far pass the limit), a body that stalls for ``body_timeout`` seconds or is not whole
+after ``body_deadline`` seconds gets 408 (reading a body holds no worker thread, only a coroutine;
+the thread comes after), an answer given before the whole body was read closes the connection
+(else a client could trickle the rest for ever), and inference runs at most ``max_inference`` at a
+time: a request that finds them all busy gets 503 at once instead of queueing.
 """
 
 from __future__ import annotations
@@ -75,11 +77,14 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         too_large = f"the request body is over the {self.limit / MB:g} MB limit"
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _answer(send, 413 if length.isdigit() else 400,
                           too_large if length.isdigit() else "malformed Content-Length")
             return
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        has_body = chunked or length not in (None, b"0")
         state = {"received": 0, "body_done": False, "started": False, "answered": False}
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.deadline
@@ -111,7 +116,12 @@ class BodyLimit:
         async def watched_send(message):
             if state["answered"]:
                 return
-            state["started"] = state["started"] or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                if has_body and not state["body_done"]:  # answered unread (404, 403, 421): close
+                    # after it, or each byte a client trickles puts off uvicorn's keep-alive timeout
+                    closing = [*message.get("headers", []), (b"connection", b"close")]
+                    message = {**message, "headers": closing}
             await send(message)
 
         try:
