@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 
 import numpy as np
 import torch
@@ -29,8 +28,6 @@ from cnnzoo.visualize.source import display_image, model_input
 MAX_MAPS = 64  # feature maps sent per stage
 MAX_UNITS = 1024  # values sent for a fully connected stage
 MAX_KERNELS, MAX_KERNEL_INPUTS = 32, 16  # kernels (rows) × input channels (columns) sent per convolution
-MAX_SEARCHED = 20_000  # training images searched for neighbours, evenly spaced (a third of Fashion-MNIST's): the
-# first search computes their features once per loaded model, so its cost grows with the data set and the model
 CONVS = (nn.Conv2d, PartialConv2d)
 LAYERS = (*CONVS, *POOLS)
 
@@ -187,22 +184,17 @@ def _cam(model: nn.Module, x: torch.Tensor) -> tuple[dict, torch.Tensor | None]:
             **uint8_base64(cam[None])}, result["logits"]
 
 
-def neighbours(entry, data, raw: torch.Tensor, k: int = 8) -> dict:
+def neighbours(entry, index, raw: torch.Tensor, k: int = 8) -> dict:
     """The ``k`` training images nearest to the image in penultimate features (``cnnzoo show neighbours``),
-    searched among at most ``MAX_SEARCHED`` of them, evenly spaced (the first search computes their features)."""
+    searched in ``index`` (a ready ``index.NeighbourIndex``); the caller holds ``entry.lock``."""
     from cnnzoo.visualize import retrieval
 
     subject = entry.subject
-    step = math.ceil(len(data.train) / MAX_SEARCHED)
-    train_images, labels = data.train.images[::step].cpu(), data.train.labels[::step].cpu()
-    with entry.lock:
-        if entry.features is None:
-            entry.features = retrieval.dataset_features(subject, train_images)
     query = retrieval.penultimate(subject.model, model_input(subject, raw[None]))
-    distances, indices = retrieval.nearest(query, entry.features, k)
-    return {"space": f"penultimate features ({entry.features.shape[1]}-d)", "searched": len(train_images),
-            "images": [{"index": int(i) * step, "class": subject.classes[int(labels[i])],
-                        "distance": round(float(d), 4), "png": png_base64(_unit(train_images[i]))}
+    distances, indices = retrieval.nearest(query, index.features, k)
+    return {"space": f"penultimate features ({index.features.shape[1]}-d)", "searched": index.total,
+            "images": [{"index": int(i) * index.step, "class": subject.classes[int(index.labels[i])],
+                        "distance": round(float(d), 4), "png": png_base64(_unit(index.images[i]))}
                        for d, i in zip(distances[0], indices[0], strict=True)]}
 
 

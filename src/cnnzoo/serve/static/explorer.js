@@ -12,17 +12,23 @@ const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "–");
 const thousands = (n) => (n ?? 0).toLocaleString("en");
 
 // fetch JSON; a 503 (every inference slot busy) is retried after a moment; errors carry the server's detail.
-async function api(path, options = {}, tries = 6) {
-  for (let attempt = 0; ; attempt++) {
-    const response = await fetch(path, options);
-    if (response.status === 503 && attempt < tries) {
-      await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
-      continue;
+// A wait over half a second shows the spinner (waits.js) unless `label` is false (the caller shows progress).
+async function api(path, options = {}, tries = 6, label = waitLabel(path)) {
+  const done = label === false ? () => {} : startWait(label);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const response = await fetch(path, options);
+      if (response.status === 503 && attempt < tries) {
+        await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+        continue;
+      }
+      const body = await response.json().catch(() => ({ detail: response.statusText }));
+      if (!response.ok) {
+        throw Object.assign(new Error(body.detail || response.statusText), { status: response.status });
+      }
+      return body;
     }
-    const body = await response.json().catch(() => ({ detail: response.statusText }));
-    if (!response.ok) throw Object.assign(new Error(body.detail || response.statusText), { status: response.status });
-    return body;
-  }
+  } finally { done(); }
 }
 
 function showError(message) {
@@ -32,8 +38,8 @@ function showError(message) {
 }
 
 // ---- runs list -------------------------------------------------------------------------------------------
-async function refreshRuns() {
-  const data = await api("/api/runs");
+async function refreshRuns(label) {
+  const data = await api("/api/runs", {}, 6, label);  // the background poll shows no spinner
   $("#runs-dir").textContent = `in ${data.runs_dir}/`;
   const previous = new Map(state.runs.map((r) => [r.name, r.modified]));
   state.runs = data.runs;
@@ -151,9 +157,7 @@ async function predict(blob, caption = "your drawing") {
     showError("");
     renderPrediction(result);
     $("#truth").textContent = caption;
-    api(`/api/runs/${encodeURIComponent(run)}/neighbours`, { method: "POST", body: form() })
-      .then((n) => seq === state.seq && renderNeighbours(n))
-      .catch((error) => { $("#neighbours").textContent = error.message; });
+    loadNeighbours(run, seq, form).catch((error) => { $("#neighbours").textContent = error.message; });
   } catch (error) {
     if (seq === state.seq) showError(error.message);
   }
@@ -353,4 +357,4 @@ function setupTabs() {
 setupDrawing();
 setupTabs();
 refreshRuns().catch((error) => showError(error.message));
-setInterval(() => refreshRuns().catch(() => {}), 3000);
+setInterval(() => refreshRuns(false).catch(() => {}), 3000);
