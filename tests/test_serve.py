@@ -533,3 +533,39 @@ def test_a_real_server_serves_a_client_while_100_connections_never_finish_their_
             connection.close()
         server.kill()
         server.wait()
+
+
+def test_a_position_grad_cam_and_softmax_come_from_the_model(client, explorer_runs, digit_png, tmp_path):
+    """The position route's arithmetic equals the model's own activations (a convolution, a pool and a fully
+    connected stage), Grad-CAM of any class at any stage is ``grad_cam``'s (an all-zero map flagged), and the
+    softmax table's numbers are the model's logits and probabilities."""
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize.activations import activations
+    from cnnzoo.visualize.cam import grad_cam
+    from cnnzoo.visualize.source import load_input
+
+    path = tmp_path / "digit.png"
+    path.write_bytes(digit_png)
+    subject = open_run(explorer_runs / "lenet5-a")
+    _, x = load_input(subject, path)
+    outputs = activations(subject.model, x)
+    for stage, channel, y, column in (("C1", 3, 0, 27), ("S2", 1, 7, 6), ("C3", 9, 4, 5), ("C5", 17, 0, 0)):
+        query = f"stage={stage}&channel={channel}&y={y}&x={column}"
+        answer = _post(client, f"/api/runs/lenet5-a/position?{query}", digit_png).json()
+        value = outputs[stage][0, channel, y, column] if stage != "C5" else outputs[stage][0, channel]
+        assert answer["value"] == pytest.approx(float(value), abs=1e-5), stage
+        for step in answer["steps"]:
+            if "computed" in step:
+                assert step["computed"] == pytest.approx(step["model_value"], abs=1e-5), (stage, step)
+    c1 = _post(client, "/api/runs/lenet5-a/position?stage=C1&channel=3&y=0&x=27", digit_png).json()
+    assert c1["image_window"]["top"] == -2 and c1["image_window"]["size"] == 5
+    assert c1["animation"]["padding"] == 2 and len(c1["animation"]["output"]) == 28
+    assert _post(client, "/api/runs/lenet5-a/position?stage=C1&channel=6", digit_png).status_code == 422
+    result = _post(client, "/api/runs/lenet5-a/predict", digit_png).json()
+    logits = subject.model(x)[0]
+    assert result["softmax"]["logits"] == pytest.approx(logits.tolist(), abs=1e-5)
+    assert sum(result["softmax"]["probabilities"]) == pytest.approx(1, abs=1e-5)
+    for target in range(10):
+        cam = _post(client, f"/api/runs/lenet5-a/cam?class_index={target}&layer=C1", digit_png).json()
+        expected = grad_cam(subject.model, x, target, "C1")["cam"]
+        assert cam["class_index"] == target and cam["all_zero"] == (float(expected.max()) == 0)

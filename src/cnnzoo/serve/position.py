@@ -20,8 +20,9 @@ from torch import nn
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.lrn import LocalResponseNorm2d
 from cnnzoo.serve.explain import CONVS, layer_card
+from cnnzoo.serve.stages import stage_leaves
 from cnnzoo.visualize.filters import dense_weight
-from cnnzoo.visualize.layers import POOLS, SKIPPED, default_stages, resolve_layers
+from cnnzoo.visualize.layers import POOLS, SKIPPED
 from cnnzoo.visualize.source import model_input
 
 MAX_CHANNELS = 8  # input channels whose window and kernel are sent in full; the sum covers all of them
@@ -37,32 +38,21 @@ def _grid(values: torch.Tensor) -> list[list[float]]:
     return [[_round(v) for v in row] for row in values.tolist()]
 
 
-def stage_leaves(model: nn.Module, stage: str) -> tuple[str, list[tuple[str, nn.Module]]]:
-    """The module path ending ``stage`` and the leaf modules from the previous stage's end to it, in
-    registration order (forward order for every cnnzoo model with plain stages)."""
-    stages = default_stages(model)
-    if stage not in stages:
-        path = resolve_layers(model, [stage])[stage]  # a module path: explained on its own
-        return path, [(path, dict(model.named_modules())[path])]
-    leaves = [(p, m) for p, m in model.named_modules() if p and not any(True for _ in m.children())]
-    ends = {}
-    for name, end in stages.items():
-        hits = [i for i, (p, _) in enumerate(leaves) if p == end or p.startswith(end + ".")]
-        ends[name] = hits[-1] + 1 if hits else 0
-    names = list(stages)
-    index = names.index(stage)
-    start = ends[names[index - 1]] if index else 0
-    return stages[stage], leaves[start:ends[stage]]
-
-
 def _capture(model: nn.Module, x: torch.Tensor, modules: list[tuple[str, nn.Module]]) -> dict:
-    """path → (input, output) of each module's first call on ``x``, copied before in-place ops."""
+    """path → (input, output) of each module's first call on ``x``; the input is copied before the module
+    runs, since an in-place ReLU overwrites it."""
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    before: dict[str, torch.Tensor] = {}
     handles = []
     for path, module in modules:
+        def keep_input(module, inputs, path=path):
+            if path not in before and inputs and isinstance(inputs[0], torch.Tensor):
+                before[path] = inputs[0].detach().clone()
+
         def keep(module, inputs, output, path=path):
-            if path not in seen and inputs and isinstance(output, torch.Tensor):
-                seen[path] = (inputs[0].detach().clone(), output.detach().clone())
+            if path not in seen and path in before and isinstance(output, torch.Tensor):
+                seen[path] = (before[path], output.detach().clone())
+        handles.append(module.register_forward_pre_hook(keep_input))
         handles.append(module.register_forward_hook(keep))
     try:
         with torch.no_grad():

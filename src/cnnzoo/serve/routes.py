@@ -14,6 +14,7 @@ every slot is busy). Errors come back as ``{"detail": message}``.
 | ``POST /api/runs/{run}/neighbours`` | multipart ``image``: nearest training images in penultimate features |
 |  | (202 with the index's progress while it is built in the background) |
 | ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one map position's arithmetic, step by step |
+| ``POST /api/runs/{run}/cam`` | ``?class_index=&layer=``: Grad-CAM for any class at any stage |
 | ``GET /api/runs/{run}/index`` | the nearest-neighbour index's progress: state, done, total, seconds |
 """
 
@@ -231,3 +232,24 @@ async def run_position(request: Request, run: str, stage: str = Query(..., max_l
         return data
     where = {"stage": stage, "channel": channel, "y": y, "x": x, "in_channel": in_channel}
     return await _guarded(request, _position, run, data, where)
+
+
+def _class_cam(explorer, run: str, data: bytes, target: int, layer: str | None) -> dict:
+    from cnnzoo.serve.explain import class_cam, decode_upload, prepare
+
+    image = decode_upload(data, explorer.limits.max_image_pixels)
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        raw, _ = prepare(entry, image)
+        return {"run": run, **class_cam(entry.subject, raw, target, layer)}
+
+
+@router.post("/api/runs/{run}/cam")
+async def run_cam(request: Request, run: str, class_index: int = Query(..., ge=0, le=10**6),
+                  layer: str | None = Query(None, max_length=200)):
+    """Grad-CAM for any class at any convolutional stage."""
+    missing = _plain(request, runs.run_path, run)
+    data = missing if isinstance(missing, JSONResponse) else await _upload(request)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _class_cam, run, data, class_index, layer)
