@@ -233,7 +233,8 @@ def test_the_page_works_under_its_own_policy(server, playwright):
 
 
 def _shots(tmp_path: Path) -> Path:
-    """Where screenshots go: CNNZOO_SCREENSHOTS (docs/figures when refreshing the docs), else tmp_path."""
+    """Where screenshots go: CNNZOO_SCREENSHOTS (docs/figures when refreshing the docs), else
+    tmp_path."""
     folder = Path(os.environ.get("CNNZOO_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -254,7 +255,8 @@ def digit_file(tiny_mnist_dir, tmp_path_factory) -> Path:
 def _upload(page, path: Path) -> None:
     _select(page, "lenet5-a")
     page.set_input_files("#file", str(path))
-    page.wait_for_function("name => document.querySelector('#truth').textContent.includes(name)", arg=path.name)
+    page.wait_for_function("name => document.querySelector('#truth').textContent.includes(name)",
+                           arg=path.name)
 
 
 def _model_view(browser_runs: Path, path: Path):
@@ -277,9 +279,10 @@ def _number(page, selector: str) -> float:
 
 def test_a_clicked_position_shows_the_arithmetic_the_model_computes(page, browser_runs, digit_file,
                                                                       tmp_path):
-    """Map 2 of C1 at row 1, column 14: its 5×5 window (its top row in the padding) times the kernel,
-    plus the bias, through ReLU, read from the page and checked against the model's own convolution and
-    activation; then the keyboard moves one position down and explains that one too."""
+    """Map 2 of C1 at row 1, column 14: its 5×5 window (its top row in the padding) times the
+    kernel, plus the bias, through ReLU, read from the page and checked against the model's own
+    convolution and activation; then the keyboard moves one position down and explains that one
+    too."""
     import torch.nn.functional as F
 
     from cnnzoo.visualize.activations import activations
@@ -292,22 +295,27 @@ def test_a_clicked_position_shows_the_arithmetic_the_model_computes(page, browse
     page.locator("#stages .stage[data-stage='C1'] canvas.map").nth(2).click()
     _click_cell(page, "#zoom-map", 1, 14, 28, 28)
     page.wait_for_selector("#position [data-role=value]")
-    assert _number(page, "#position [data-role=computed]") == pytest.approx(float(before[1, 14]), abs=2e-6)
-    terms = [float(t) for t in page.locator("#position [data-role=channel-term]").all_inner_texts()]
-    total = _number(page, "#position [data-role=channel-sum]") + _number(page, "#position [data-role=bias]")
-    assert total == pytest.approx(float(before[1, 14]), abs=2e-6) and len(terms) == 1  # one input channel
-    assert _number(page, "#position [data-role=value]") == pytest.approx(float(after[1, 14]), abs=2e-6)
-    assert f"max(0, {float(before[1, 14]):.6f})" in page.inner_text("#position")  # ReLU gets the sum
+    summed, shown = float(before[1, 14]), float(after[1, 14])
+    assert _number(page, "#position [data-role=computed]") == pytest.approx(summed, abs=2e-6)
+    terms = page.locator("#position [data-role=channel-term]").all_inner_texts()
+    total = _number(page, "#position [data-role=channel-sum]") + \
+        _number(page, "#position [data-role=bias]")
+    assert total == pytest.approx(summed, abs=2e-6) and len(terms) == 1  # one input channel
+    assert _number(page, "#position [data-role=value]") == pytest.approx(shown, abs=2e-6)
+    assert f"max(0, {summed:.6f})" in page.inner_text("#position")  # ReLU gets the sum
     assert page.locator("#position table.window td").count() == 25
-    assert page.locator("#position table.window tr").first.locator("td.pad").count() == 5  # padding row
+    top_row = page.locator("#position table.window tr").first
+    assert top_row.locator("td.pad").count() == 5  # the window's top row lies in the padding
     assert "(28 − 5 + 2·2) / 1 + 1 = 28" in page.inner_text("#position")
     assert "5×5 receptive field" in page.inner_text("#zoom-input-caption")
     page.screenshot(path=str(_shots(tmp_path) / "explorer-position.png"))
     page.focus("#zoom-map")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#position h4')?.textContent.includes('row 2, column 14')")
-    assert _number(page, "#position [data-role=value]") == pytest.approx(float(after[2, 14]), abs=2e-6)
+    page.wait_for_function("document.querySelector('#position h4')?.textContent"
+                           ".includes('row 2, column 14')")
+    assert _number(page, "#position [data-role=value]") == pytest.approx(float(after[2, 14]),
+                                                                         abs=2e-6)
     page.click("#zoom-close")
 
 
@@ -343,7 +351,8 @@ def test_choosing_a_grad_cam_class_and_layer(page, server, browser_runs, digit_f
     expected = grad_cam(subject.model, x, chosen, "C1")
     page.select_option("#cam-layer", "C1")
     page.select_option("#cam-class", str(chosen))
-    page.wait_for_function("c => document.querySelector('#cam-caption').textContent.includes(`“${c}” at C1`)",
+    page.wait_for_function("c => document.querySelector('#cam-caption').textContent"
+                           ".includes(`“${c}” at C1`)",
                            arg=subject.classes[chosen])
     caption = page.inner_text("#cam-caption")
     if float(expected["cam"].max()) == 0:
@@ -370,7 +379,8 @@ OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElemen
 
 
 @pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
-def test_nothing_overflows_on_a_laptop_and_the_confusion_numbers_are_readable(page, digit_file, size):
+def test_nothing_overflows_on_a_laptop_and_the_confusion_numbers_are_readable(page, digit_file,
+                                                                              size):
     page.set_viewport_size({"width": size[0], "height": size[1]})
     try:
         _upload(page, digit_file)
@@ -398,8 +408,8 @@ def test_nothing_overflows_on_a_laptop_and_the_confusion_numbers_are_readable(pa
 
 
 def test_the_page_answers_while_the_index_builds(page, digit_file, monkeypatch, tmp_path):
-    """The index of lenet5-a is built again, held half-way by the test: the page shows its progress, and
-    predict and a position's explanation answer meanwhile; released, the neighbours appear."""
+    """The index of lenet5-a is built again, held half-way by the test: the page shows its progress,
+    and predict and a position's explanation answer meanwhile; released, the neighbours appear."""
     from cnnzoo.visualize import retrieval
 
     release, real = threading.Event(), retrieval.penultimate
@@ -416,10 +426,12 @@ def test_the_page_answers_while_the_index_builds(page, digit_file, monkeypatch, 
     try:
         _upload(page, digit_file)
         page.wait_for_selector("#index-progress:not([hidden])")
-        page.wait_for_function("document.querySelector('#index-progress').textContent.includes('indexing')")
+        page.wait_for_function("document.querySelector('#index-progress').textContent"
+                               ".includes('indexing')")
         page.screenshot(path=str(_shots(tmp_path) / "explorer-index-building.png"))
         _draw_a_seven(page)  # a new prediction answers while the index is still held
-        page.wait_for_function("document.querySelector('#truth').textContent.includes('your drawing')")
+        page.wait_for_function("document.querySelector('#truth').textContent"
+                               ".includes('your drawing')")
         page.locator("#stages .stage[data-stage='S2'] canvas.map").first.click()
         _click_cell(page, "#zoom-map", 3, 3, 14, 14)
         page.wait_for_selector("#position [data-role=value]")

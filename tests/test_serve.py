@@ -149,10 +149,11 @@ def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_run
     assert client.get("/api/runs/lenet5-a/test-image?index=100000").status_code == 422
 
 
-def test_the_index_builds_in_the_background_while_predict_answers(explorer_runs, digit_png, monkeypatch):
-    """The first search starts the index in a thread of its own and answers 202 with its progress at once;
-    meanwhile predict and the model card answer (200, not 503, with the test's one inference slot), the
-    progress is served, and once built the index is searched, never built again."""
+def test_the_index_builds_in_the_background_while_predict_answers(explorer_runs, digit_png,
+                                                                  monkeypatch):
+    """The first search starts the index in a thread of its own and answers 202 with its progress at
+    once; meanwhile predict and the model card answer (200, not 503, with the test's one inference
+    slot), the progress is served, and once built the index is searched, never built again."""
     import threading
 
     from cnnzoo.serve import index as index_module
@@ -170,7 +171,8 @@ def test_the_index_builds_in_the_background_while_predict_answers(explorer_runs,
     monkeypatch.setattr(index_module, "BATCH", 100)
     with TestClient(create_app(explorer_runs, LIMITS)) as fresh:
         first = _post(fresh, "/api/runs/lenet5-a/neighbours", digit_png)
-        assert first.status_code == 202 and first.json()["index"]["state"] in ("loading", "building")
+        assert first.status_code == 202
+        assert first.json()["index"]["state"] in ("loading", "building")
         for _ in range(3):
             assert _post(fresh, "/api/runs/lenet5-a/predict", digit_png).status_code == 200
             assert fresh.get("/api/runs/lenet5-a/model").status_code == 200
@@ -535,10 +537,11 @@ def test_a_real_server_serves_a_client_while_100_connections_never_finish_their_
         server.wait()
 
 
-def test_a_position_grad_cam_and_softmax_come_from_the_model(client, explorer_runs, digit_png, tmp_path):
-    """The position route's arithmetic equals the model's own activations (a convolution, a pool and a fully
-    connected stage), Grad-CAM of any class at any stage is ``grad_cam``'s (an all-zero map flagged), and the
-    softmax table's numbers are the model's logits and probabilities."""
+def test_a_position_grad_cam_and_softmax_come_from_the_model(client, explorer_runs, digit_png,
+                                                              tmp_path):
+    """The position route's arithmetic equals the model's own activations (a convolution, a pool and
+    a fully connected stage), Grad-CAM of any class at any stage is ``grad_cam``'s (an all-zero map
+    flagged), and the softmax table's numbers are the model's logits and probabilities."""
     from cnnzoo.engine.run import open_run
     from cnnzoo.visualize.activations import activations
     from cnnzoo.visualize.cam import grad_cam
@@ -549,23 +552,27 @@ def test_a_position_grad_cam_and_softmax_come_from_the_model(client, explorer_ru
     subject = open_run(explorer_runs / "lenet5-a")
     _, x = load_input(subject, path)
     outputs = activations(subject.model, x)
-    for stage, channel, y, column in (("C1", 3, 0, 27), ("S2", 1, 7, 6), ("C3", 9, 4, 5), ("C5", 17, 0, 0)):
+    places = (("C1", 3, 0, 27), ("S2", 1, 7, 6), ("C3", 9, 4, 5), ("C5", 17, 0, 0))
+    for stage, channel, y, column in places:
         query = f"stage={stage}&channel={channel}&y={y}&x={column}"
         answer = _post(client, f"/api/runs/lenet5-a/position?{query}", digit_png).json()
-        value = outputs[stage][0, channel, y, column] if stage != "C5" else outputs[stage][0, channel]
+        value = outputs[stage][0, channel]
+        value = value if stage == "C5" else value[y, column]
         assert answer["value"] == pytest.approx(float(value), abs=1e-5), stage
         for step in answer["steps"]:
             if "computed" in step:
-                assert step["computed"] == pytest.approx(step["model_value"], abs=1e-5), (stage, step)
+                assert step["computed"] == pytest.approx(step["model_value"], abs=1e-5), stage
     c1 = _post(client, "/api/runs/lenet5-a/position?stage=C1&channel=3&y=0&x=27", digit_png).json()
     assert c1["image_window"]["top"] == -2 and c1["image_window"]["size"] == 5
     assert c1["animation"]["padding"] == 2 and len(c1["animation"]["output"]) == 28
-    assert _post(client, "/api/runs/lenet5-a/position?stage=C1&channel=6", digit_png).status_code == 422
+    outside = _post(client, "/api/runs/lenet5-a/position?stage=C1&channel=6", digit_png)
+    assert outside.status_code == 422
     result = _post(client, "/api/runs/lenet5-a/predict", digit_png).json()
     logits = subject.model(x)[0]
     assert result["softmax"]["logits"] == pytest.approx(logits.tolist(), abs=1e-5)
     assert sum(result["softmax"]["probabilities"]) == pytest.approx(1, abs=1e-5)
     for target in range(10):
-        cam = _post(client, f"/api/runs/lenet5-a/cam?class_index={target}&layer=C1", digit_png).json()
+        query = f"class_index={target}&layer=C1"
+        cam = _post(client, f"/api/runs/lenet5-a/cam?{query}", digit_png).json()
         expected = grad_cam(subject.model, x, target, "C1")["cam"]
         assert cam["class_index"] == target and cam["all_zero"] == (float(expected.max()) == 0)

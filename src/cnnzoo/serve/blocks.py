@@ -1,8 +1,9 @@
-"""A block stage at one clicked position, in words and real numbers: an Inception module's concatenation, a
-residual block's addition, a dense block's concatenation, or (any other block) what went in and came out.
+"""A block stage at one clicked position, in words and real numbers: an Inception module's
+concatenation, a residual block's addition, a dense block's concatenation, or (any other block) what
+went in and came out.
 
-Each function gets the block and a ``values(module)`` lookup (the module's output at the clicked position,
-captured by ``position``'s hooks) and returns a small dict the page prints.
+Each function gets the block and a ``values(module)`` lookup (the module's output at the clicked
+position, captured by ``position``'s hooks) and returns a small dict the page prints.
 """
 
 from __future__ import annotations
@@ -29,13 +30,21 @@ def inception(block: Inception, captured: dict, path: str, channel: int, y: int,
         count = _channels(output)
         rows.append({"branch": name, "channels": [start, start + count - 1]})
         if found is None and channel < start + count:
-            found = {"branch": name, "channel": channel - start,
-                     "value": round(float(output[0, channel - start, y, x]), 6)}
+            found = {
+                "branch": name,
+                "channel": channel - start,
+                "value": round(float(output[0, channel - start, y, x]), 6),
+            }
         start += count
-    return {"op": "inception", "branches": rows, "from": found, "value": found and found["value"],
-            "words": "the four branches see the same input and their maps are stacked: "
-                     + " + ".join(str(r["channels"][1] - r["channels"][0] + 1) for r in rows)
-                     + f" = {start} channels"}
+    return {
+        "op": "inception",
+        "branches": rows,
+        "from": found,
+        "value": found and found["value"],
+        "words": "the four branches see the same input and their maps are stacked: "
+        + " + ".join(str(r["channels"][1] - r["channels"][0] + 1) for r in rows)
+        + f" = {start} channels",
+    }
 
 
 def residual(block: nn.Module, captured: dict, path: str, channel: int, y: int, x: int) -> dict:
@@ -47,10 +56,16 @@ def residual(block: nn.Module, captured: dict, path: str, channel: int, y: int, 
     else:
         shortcut, how = float(captured[path][0][0, channel, y, x]), "identity"
     out = float(captured[path][1][0, channel, y, x])
-    return {"op": "residual", "main": round(main, 6), "shortcut": round(shortcut, 6),
-            "shortcut_kind": how, "sum": round(main + shortcut, 6), "value": round(out, 6),
-            "words": f"the main branch ({last_conv} after BatchNorm) plus the {how} shortcut, "
-                     "then ReLU: max(0, main + shortcut)"}
+    return {
+        "op": "residual",
+        "main": round(main, 6),
+        "shortcut": round(shortcut, 6),
+        "shortcut_kind": how,
+        "sum": round(main + shortcut, 6),
+        "value": round(out, 6),
+        "words": f"the main branch ({last_conv} after BatchNorm) plus the {how} shortcut, "
+        "then ReLU: max(0, main + shortcut)",
+    }
 
 
 def dense(block: DenseBlock, captured: dict, path: str, channel: int, y: int, x: int) -> dict:
@@ -59,25 +74,42 @@ def dense(block: DenseBlock, captured: dict, path: str, channel: int, y: int, x:
     before = _channels(x_in)
     value = round(float(out[0, channel, y, x]), 6)
     if channel < before:
-        return {"op": "dense", "from": "input", "channel": channel, "value": value,
-                "words": f"channels 0–{before - 1} are the block's input, passed on unchanged"}
+        return {
+            "op": "dense",
+            "from": "input",
+            "channel": channel,
+            "value": value,
+            "words": f"channels 0–{before - 1} are the block's input, passed on unchanged",
+        }
     layers = [name for name, _ in block.named_children()]
     growth = (_channels(out) - before) // max(len(layers), 1)
     layer = layers[(channel - before) // growth]
-    return {"op": "dense", "from": layer, "channel": (channel - before) % growth, "value": value,
-            "words": f"the block's input ({before} channels) and each layer's {growth} new maps are "
-                     f"concatenated; this channel is new map {(channel - before) % growth} of {layer}"}
+    return {
+        "op": "dense",
+        "from": layer,
+        "channel": (channel - before) % growth,
+        "value": value,
+        "words": f"the block's input ({before} channels) and each layer's {growth} new maps are "
+        f"concatenated; this channel is new map {(channel - before) % growth} of {layer}",
+    }
 
 
 def generic(block: nn.Module, captured: dict, path: str, channel: int, y: int, x: int) -> dict:
     x_in, out = captured[path]
-    return {"op": "block", "type": type(block).__name__, "in_shape": list(x_in.shape[1:]),
-            "out_shape": list(out.shape[1:]), "value": round(float(out[0, channel, y, x]), 6),
-            "words": f"a {type(block).__name__} block: {'×'.join(map(str, x_in.shape[1:]))} in, "
-                     f"{'×'.join(map(str, out.shape[1:]))} out"}
+    return {
+        "op": "block",
+        "type": type(block).__name__,
+        "in_shape": list(x_in.shape[1:]),
+        "out_shape": list(out.shape[1:]),
+        "value": round(float(out[0, channel, y, x]), 6),
+        "words": f"a {type(block).__name__} block: {'×'.join(map(str, x_in.shape[1:]))} in, "
+        f"{'×'.join(map(str, out.shape[1:]))} out",
+    }
 
 
-def explain_block(block: nn.Module, captured: dict, path: str, channel: int, y: int, x: int) -> dict:
+def explain_block(
+    block: nn.Module, captured: dict, path: str, channel: int, y: int, x: int
+) -> dict:
     if isinstance(block, Inception):
         return inception(block, captured, path, channel, y, x)
     if isinstance(block, (BasicBlock, Bottleneck)):

@@ -175,14 +175,15 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
 
 def _cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
          layer: str | None = None) -> tuple[dict, torch.Tensor | None]:
-    """Grad-CAM for class ``target`` (default: the predicted one) at ``layer`` (default: the last map of
-    2×2 or more), packed, and the logits of its forward pass (None without one)."""
+    """Grad-CAM for class ``target`` (default: the predicted one) at ``layer`` (default: the last
+    map of 2×2 or more), packed, and the logits of its forward pass (None without one)."""
     try:
         result = grad_cam(model, x, target, layer)
     except ConfigError as error:  # a model without 2-D maps (mlp), or a layer it does not have
         return {"error": str(error)}, None
     cam = result["cam"].numpy()
-    all_zero = not cam.any()  # no map weighs positively for this class: ReLU of the sum left nothing
+    # no map weighs positively for this class: the ReLU of the weighted sum left nothing
+    all_zero = not cam.any()
     return {"layer": result["layer"], "module": result["module"], "class_index": result["class"],
             "map_size": result["map_size"], "height": cam.shape[0], "width": cam.shape[1],
             "all_zero": bool(all_zero), **uint8_base64(cam[None])}, result["logits"]
@@ -196,8 +197,9 @@ def class_cam(subject, raw: torch.Tensor, target: int, layer: str | None) -> dic
 
 
 def softmax_table(model: nn.Module, logits: torch.Tensor) -> dict:
-    """The softmax with its numbers: logits, exp(logit − max) (the shift keeps exp finite and changes no
-    probability), their sum, and each exp divided by it; the temperature where the model scales its logits."""
+    """The softmax with its numbers: logits, exp(logit − max) (the shift keeps exp finite and
+    changes no probability), their sum, and each exp divided by it; the temperature where the model
+    scales its logits."""
     values = logits.double()[:MAX_UNITS]
     shifted = (values - values.max()).exp()
     total = shifted.sum()
@@ -217,7 +219,8 @@ def neighbours(entry, index, raw: torch.Tensor, k: int = 8) -> dict:
     query = retrieval.penultimate(subject.model, model_input(subject, raw[None]))
     distances, indices = retrieval.nearest(query, index.features, k)
     return {"space": f"penultimate features ({index.features.shape[1]}-d)", "searched": index.total,
-            "images": [{"index": int(i) * index.step, "class": subject.classes[int(index.labels[i])],
+            "images": [{"index": int(i) * index.step,
+                        "class": subject.classes[int(index.labels[i])],
                         "distance": round(float(d), 4), "png": png_base64(_unit(index.images[i]))}
                        for d, i in zip(distances[0], indices[0], strict=True)]}
 
@@ -266,7 +269,8 @@ def model_card(entry) -> dict:
                           "stages": list(default_stages(subject.model)), "total_params": table.total_params,
                           "total_macs": table.total_macs,
                           "layers": [{"name": row.name, "type": row.type, "output_shape": row.output_shape,
-                                      "params": row.params, "macs": row.macs, "receptive_field": row.receptive_field,
+                                      "params": row.params, "macs": row.macs,
+                                      "receptive_field": row.receptive_field,
                                       "stage": stages.get(row.name)}
                                      for row in table.layers]}
         return entry.card

@@ -1,12 +1,14 @@
-"""The nearest-neighbour index of one loaded run, built in a background thread so that nothing waits for it.
+"""The nearest-neighbour index of one loaded run, built in a background thread so that nothing waits
+for it.
 
-Searching training images needs their penultimate features: for alexnet_small on Fashion-MNIST that is a
-forward pass over 20,000 images, about 45 s on 2 cores. Built inside a request it held the run's lock (and an
-inference slot) all that time, so predict, maps and Grad-CAM of that run froze behind it. Here a daemon thread
-builds it on a private copy of the model (forward hooks on the shared model would capture each other's
-outputs), batch by batch, at a lower scheduling priority, and reports its progress; requests ask for
-``progress()`` and search only once it is ``ready``. An index is built once per loaded checkpoint: a newer
-checkpoint makes a new cache entry and a new index, and the old one is cancelled.
+Searching training images needs their penultimate features: for alexnet_small on Fashion-MNIST that
+is a forward pass over 20,000 images, about 45 s on 2 cores. Built inside a request it held the
+run's lock (and an inference slot) all that time, so predict, maps and Grad-CAM of that run froze
+behind it. Here a daemon thread builds it on a private copy of the model (forward hooks on the
+shared model would capture each other's outputs), batch by batch, at a lower scheduling priority,
+and reports its progress; requests ask for ``progress()`` and search only once it is ``ready``. An
+index is built once per loaded checkpoint: a newer checkpoint makes a new cache entry and a new
+index, and the old one is cancelled.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ import time
 
 import torch
 
-MAX_SEARCHED = 20_000  # training images searched, evenly spaced (a third of Fashion-MNIST's): the build's cost
+MAX_SEARCHED = (
+    20_000  # training images searched, evenly spaced (a third of Fashion-MNIST's): the build's cost
+)
 # grows with the data set and the model, and 20,000 already finds neighbours of every class
-BATCH = 250  # images per forward pass: progress moves every fraction of a second, memory stays small
+BATCH = (
+    250  # images per forward pass: progress moves every fraction of a second, memory stays small
+)
 NICENESS = 10  # the builder yields the CPU to requests (Linux schedules threads as tasks)
 
 
@@ -30,7 +36,8 @@ class Cancelled(Exception):
 
 
 class NeighbourIndex:
-    """Penultimate features of (a spaced subset of) a run's training images, being built or built."""
+    """Penultimate features of (a spaced subset of) a run's training images, being built or
+    built."""
 
     def __init__(self, subject, load_data) -> None:
         self.subject, self._load_data = subject, load_data
@@ -55,8 +62,13 @@ class NeighbourIndex:
     def progress(self) -> dict:
         """What the page shows: the state, images done of the total, and seconds since the start."""
         end = self.finished or time.monotonic()
-        return {"state": self.state, "done": self.done, "total": self.total,
-                "seconds": round(end - self.started, 1), "error": self.error}
+        return {
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "seconds": round(end - self.started, 1),
+            "error": self.error,
+        }
 
     def _run(self) -> None:
         try:
@@ -67,7 +79,8 @@ class NeighbourIndex:
             self._build()
         except Cancelled:
             self.state = "cancelled"
-        except Exception as error:  # noqa: BLE001 - a damaged data set or model: shown on the page, in words
+        # a damaged data set or model: shown on the page, in words
+        except Exception as error:  # noqa: BLE001
             self.state, self.error = "failed", str(error) or type(error).__name__
         self.finished = time.monotonic()
 
@@ -78,7 +91,10 @@ class NeighbourIndex:
 
         data = self._load_data()
         self.step = math.ceil(len(data.train) / MAX_SEARCHED)
-        images, labels = data.train.images[::self.step].cpu(), data.train.labels[::self.step].cpu()
+        images, labels = (
+            data.train.images[:: self.step].cpu(),
+            data.train.labels[:: self.step].cpu(),
+        )
         self.total, self.state = len(images), "building"
         model = copy.deepcopy(self.subject.model).eval()
         parts = []

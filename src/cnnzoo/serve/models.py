@@ -3,7 +3,8 @@
 
 A cache entry holds what the page asks for again and again about one run: the model (as a
 ``cnnzoo.engine.run.Run``), its per-layer summary and, once asked for, its nearest-neighbour index
-(``index.NeighbourIndex``, built in the background; cancelled when the entry is replaced or evicted). Data sets (for test images and neighbours) are cached apart,
+(``index.NeighbourIndex``, built in the background; cancelled when the entry is replaced or
+evicted). Data sets (for test images and neighbours) are cached apart,
 at most ``DATASETS`` of them, shared by the runs trained on the same one.
 """
 

@@ -1,15 +1,16 @@
-"""One position of one feature map, explained with the real model's numbers: what the page shows when a
-student clicks a map, then a place in it.
+"""One position of one feature map, explained with the real model's numbers: what the page shows
+when a student clicks a map, then a place in it.
 
-A stage (``default_stages``) ends at a module whose output the page draws; the leaf modules from the previous
-stage's end to its own are run once with forward hooks, and each gets a step with its real inputs and output at
-the clicked position: a convolution its window (zeros where it lies in the padding) times its kernel, summed
-over every input channel, plus the bias; BatchNorm, ReLU and LRN their formulas; a pool its window. A block
-(Inception, residual, dense) says what went in and what came out instead. Every step's arithmetic is done here
-in float64 and returned beside the value the model itself computed, so the page shows both and they agree.
+A stage (``default_stages``) ends at a module whose output the page draws; the leaf modules from the
+previous stage's end to its own are run once with forward hooks, and each gets a step with its real
+inputs and output at the clicked position: a convolution its window (zeros where it lies in the
+padding) times its kernel, summed over every input channel, plus the bias; BatchNorm, ReLU and LRN
+their formulas; a pool its window. A block (Inception, residual, dense) says what went in and what
+came out instead. Every step's arithmetic is done here in float64 and returned beside the value the
+model itself computed, so the page shows both and they agree.
 
-The window on the input image comes from ``cnnzoo summary``'s receptive field and jump for the layer, placed
-by the padding met on the way (``image_window``).
+The window on the input image comes from ``cnnzoo summary``'s receptive field and jump for the
+layer, placed by the padding met on the way (``image_window``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cnnzoo.visualize.filters import dense_weight
 from cnnzoo.visualize.layers import POOLS, SKIPPED
 from cnnzoo.visualize.source import model_input
 
-MAX_CHANNELS = 8  # input channels whose window and kernel are sent in full; the sum covers all of them
+MAX_CHANNELS = 8  # input channels whose window and kernel are sent in full; the sum covers all
 MAX_ANIMATED = 96 * 96  # input maps larger than this are not sent for the convolution animation
 DIGITS = 6
 
@@ -39,8 +40,8 @@ def _grid(values: torch.Tensor) -> list[list[float]]:
 
 
 def _capture(model: nn.Module, x: torch.Tensor, modules: list[tuple[str, nn.Module]]) -> dict:
-    """path → (input, output) of each module's first call on ``x``; the input is copied before the module
-    runs, since an in-place ReLU overwrites it."""
+    """path → (input, output) of each module's first call on ``x``; the input is copied before the
+    module runs, since an in-place ReLU overwrites it."""
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     before: dict[str, torch.Tensor] = {}
     handles = []
@@ -68,8 +69,10 @@ def _at(tensor: torch.Tensor, channel: int, y: int, x: int) -> float:
     return float(sample[channel, y, x]) if sample.dim() == 3 else float(sample.flatten()[channel])
 
 
-def _window(plane: torch.Tensor, top: int, left: int, k: int, d: int, fill: float = 0.0) -> torch.Tensor:
-    """The k×k window (dilation d) of a 2-d map starting at (top, left), ``fill`` outside it (padding)."""
+def _window(plane: torch.Tensor, top: int, left: int, k: int, d: int,
+            fill: float = 0.0) -> torch.Tensor:
+    """The k×k window (dilation d) of a 2-d map starting at (top, left), ``fill`` outside it
+    (padding)."""
     h, w = plane.shape
     rows = torch.arange(k) * d + top
     cols = torch.arange(k) * d + left
@@ -89,12 +92,13 @@ def _numbers(module: nn.Module) -> tuple[int, int, int, int]:
 
 def conv_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.Tensor, channel: int,
               y: int, x: int) -> dict:
-    """Window × kernel over every input channel of the group, plus the bias: the convolution at one place."""
+    """Window × kernel over every input channel of the group, plus the bias: the convolution at one
+    place."""
     k, s, p, d = _numbers(module)
     weight = dense_weight(module).double()[channel]  # (C_in / groups, k, k)
     groups = getattr(module, "groups", 1)
     per_group = weight.shape[0]
-    first_in = channel // (module.out_channels // groups) * per_group  # the group's first input channel
+    first_in = channel // (module.out_channels // groups) * per_group  # its group's first input
     planes = x_in[0, first_in:first_in + per_group].double()
     top, left = y * s - p, x * s - p
     windows = torch.stack([_window(plane, top, left, k, d) for plane in planes])
@@ -106,8 +110,8 @@ def conv_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.Tenso
     return {"op": "conv", "module": path, "type": type(module).__name__,
             "card": layer_card(path, module, int(x_in.shape[-1]), int(out.shape[-1])),
             "window_at": {"top": top, "left": left, "size": d * (k - 1) + 1, "dilation": d},
-            "channels": [{"channel": first_in + i, "window": _grid(windows[i]), "kernel": _grid(weight[i]),
-                          "sum": _round(products[i])} for i in shown],
+            "channels": [{"channel": first_in + i, "window": _grid(windows[i]),
+                          "kernel": _grid(weight[i]), "sum": _round(products[i])} for i in shown],
             "channels_total": per_group, "channel_sum": _round(total), "bias": _round(bias),
             "computed": _round(total + bias), "model_value": _round(_at(out, channel, y, x))}
 
@@ -124,7 +128,7 @@ def pool_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.Tenso
     else:
         k, s, p, d = _numbers(module)
         top, left = y * s - p, x * s - p
-        # PyTorch pads a max pool with −∞ and an average pool with zeros that count, unless told not to
+        # PyTorch pads a max pool with −∞, an average pool with zeros that count (unless told not)
         counted = getattr(module, "count_include_pad", True)
         fill = 0.0 if isinstance(module, nn.AvgPool2d) and counted else float("-inf")
         window = _window(plane, top, left, k, d, fill)
@@ -140,9 +144,10 @@ def pool_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.Tenso
             "computed": _round(computed), "model_value": _round(_at(out, channel, y, x))}
 
 
-def pointwise_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.Tensor, channel: int,
-                   y: int, x: int) -> dict:
-    """BatchNorm, an activation or LRN at one position: its formula with the numbers that went in."""
+def pointwise_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.Tensor,
+                   channel: int, y: int, x: int) -> dict:
+    """BatchNorm, an activation or LRN at one position: its formula with the numbers that went
+    in."""
     a = _at(x_in, channel, y, x)
     step = {"module": path, "type": type(module).__name__, "input": _round(a),
             "model_value": _round(_at(out, channel, y, x))}
@@ -151,8 +156,9 @@ def pointwise_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.
         gamma = float(module.weight[channel]) if module.weight is not None else 1.0
         beta = float(module.bias[channel]) if module.bias is not None else 0.0
         computed = (a - mean) / (var + module.eps) ** 0.5 * gamma + beta
-        return {**step, "op": "batchnorm", "mean": _round(mean), "var": _round(var), "eps": module.eps,
-                "gamma": _round(gamma), "beta": _round(beta), "computed": _round(computed)}
+        return {**step, "op": "batchnorm", "mean": _round(mean), "var": _round(var),
+                "eps": module.eps, "gamma": _round(gamma), "beta": _round(beta),
+                "computed": _round(computed)}
     if isinstance(module, nn.ReLU):
         return {**step, "op": "relu", "computed": _round(max(a, 0.0))}
     if isinstance(module, LocalResponseNorm2d):
@@ -160,13 +166,15 @@ def pointwise_step(path: str, module: nn.Module, x_in: torch.Tensor, out: torch.
         near = range(max(0, channel - n // 2), min(count, channel + (n - 1) // 2 + 1))
         squares = sum(float(x_in[0, c, y, x]) ** 2 for c in near)
         computed = a / (module.k + module.alpha * squares) ** module.beta
-        return {**step, "op": "lrn", "n": n, "k": module.k, "alpha": module.alpha, "beta": module.beta,
+        return {**step, "op": "lrn", "n": n, "k": module.k, "alpha": module.alpha,
+                "beta": module.beta,
                 "channels": [near.start, near.stop - 1], "squares": _round(squares),
                 "computed": _round(computed)}
     return {**step, "op": "function"}
 
 
-def linear_step(path: str, module: nn.Linear, x_in: torch.Tensor, out: torch.Tensor, unit: int) -> dict:
+def linear_step(path: str, module: nn.Linear, x_in: torch.Tensor, out: torch.Tensor,
+                unit: int) -> dict:
     """A fully connected unit: Σ w·x over every input, plus the bias; the largest terms shown."""
     inputs, weights = x_in[0].flatten().double(), module.weight[unit].double()
     terms = inputs * weights
@@ -193,10 +201,10 @@ def _step(path, module, captured, channel, y, x) -> dict | None:
 
 
 def image_window(model: nn.Module, x: torch.Tensor, path: str, y: int, x_pos: int) -> dict | None:
-    """The square of the input image that position (y, x) of ``path``'s output sees: its side and step are
-    ``cnnzoo summary``'s receptive field and jump for that layer; its corner moves back by the padding of
-    every sliding window on the way (followed tensor by tensor: exact for a chain of layers; after a sum or
-    concatenation, the branch that ran last)."""
+    """The square of the input image that position (y, x) of ``path``'s output sees: its side and
+    step are ``cnnzoo summary``'s receptive field and jump for that layer; its corner moves back by
+    the padding of every sliding window on the way (followed tensor by tensor: exact for a chain of
+    layers; after a sum or concatenation, the branch that ran last)."""
     from cnnzoo.inspect.summary import summary
 
     rows = [row for row in summary(model, tuple(x.shape[1:])).layers
@@ -234,8 +242,9 @@ def image_window(model: nn.Module, x: torch.Tensor, path: str, y: int, x_pos: in
     top, left = start + y * jump, start + x_pos * jump
     height, width = x.shape[-2:]
     return {"size": size, "jump": jump, "top": top, "left": left, "bottom": top + size - 1,
-            "right": left + size - 1, "clipped": [max(top, 0), max(left, 0), min(top + size, height) - 1,
-                                                  min(left + size, width) - 1]}
+            "right": left + size - 1,
+            "clipped": [max(top, 0), max(left, 0), min(top + size, height) - 1,
+                        min(left + size, width) - 1]}
 
 
 class _Reached(Exception):
@@ -243,8 +252,9 @@ class _Reached(Exception):
 
 
 def animation(step: dict, captured: dict, in_channel: int | None, channel: int) -> dict | None:
-    """For the stage's sliding window (a convolution or pool): one input map, the kernel over it, and the
-    output map it fills, so the page can slide the window step by step with padding and stride drawn."""
+    """For the stage's sliding window (a convolution or pool): one input map, the kernel over it,
+    and the output map it fills, so the page can slide the window step by step with padding and
+    stride drawn."""
     x_in, out = captured[step["module"]]
     if x_in.dim() != 4 or x_in.shape[-1] * x_in.shape[-2] > MAX_ANIMATED or out.dim() != 4:
         return None
@@ -264,7 +274,8 @@ def animation(step: dict, captured: dict, in_channel: int | None, channel: int) 
 @torch.no_grad()
 def explain_position(subject, raw: torch.Tensor, stage: str, channel: int, y: int, x: int,
                      in_channel: int | None = None) -> dict:
-    """Everything the page shows about output (channel, y, x) of ``stage`` for one image (uint8, C×s×s)."""
+    """Everything the page shows about output (channel, y, x) of ``stage`` for one image (uint8,
+    C×s×s)."""
     from cnnzoo.serve import blocks
 
     model = subject.model
@@ -273,7 +284,8 @@ def explain_position(subject, raw: torch.Tensor, stage: str, channel: int, y: in
     block = dict(model.named_modules())[end]
     windows = sum(isinstance(m, (*CONVS, *POOLS)) for _, m in leaves)
     # a chain whose one sliding window comes first keeps the clicked position from step to step
-    is_block = isinstance(block, blocks.BLOCKS) or any(True for _ in block.children()) and windows > 1
+    is_block = isinstance(block, blocks.BLOCKS) or (any(True for _ in block.children())
+                                                     and windows > 1)
     watched = blocks.watched(block, end) if is_block else leaves
     captured = _capture(model, inputs, watched)
     output = captured[end][1] if end in captured else captured[leaves[-1][0]][1]
@@ -281,14 +293,16 @@ def explain_position(subject, raw: torch.Tensor, stage: str, channel: int, y: in
     if is_block:
         steps = [blocks.explain_block(block, captured, end, channel, y, x)]
     else:
-        steps = [s for p, m in leaves if p in captured and (s := _step(p, m, captured, channel, y, x))]
+        steps = [s for p, m in leaves
+                 if p in captured and (s := _step(p, m, captured, channel, y, x))]
     spatial = output.dim() == 4
     first = next((s for s in steps if s["op"] in ("conv", "max", "mean")), None)
     return {"stage": stage, "module": end, "type": type(block).__name__,
             "position": {"channel": channel, "y": y, "x": x}, "shape": list(output.shape[1:]),
             "value": _round(_at(output, channel, y, x)), "steps": steps,
             "image_window": image_window(model, inputs, end, y, x) if spatial else None,
-            "animation": animation(first, captured, in_channel, channel) if first and spatial else None}
+            "animation": animation(first, captured, in_channel, channel)
+            if first and spatial else None}
 
 
 def _check_position(stage: str, output: torch.Tensor, channel: int, y: int, x: int) -> None:

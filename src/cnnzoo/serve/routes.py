@@ -13,9 +13,9 @@ every slot is busy). Errors come back as ``{"detail": message}``.
 | ``POST /api/runs/{run}/predict`` | multipart ``image``: top-k, input, every stage's maps, Grad-CAM |
 | ``POST /api/runs/{run}/neighbours`` | multipart ``image``: nearest training images in penultimate features |
 |  | (202 with the index's progress while it is built in the background) |
-| ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one map position's arithmetic, step by step |
+| ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one position's arithmetic |
 | ``POST /api/runs/{run}/cam`` | ``?class_index=&layer=``: Grad-CAM for any class at any stage |
-| ``GET /api/runs/{run}/index`` | the nearest-neighbour index's progress: state, done, total, seconds |
+| ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
 """
 
 from __future__ import annotations
@@ -169,8 +169,8 @@ async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le
 
 
 def _neighbours(explorer, run: str, data: bytes, k: int) -> dict | JSONResponse:
-    """The neighbours once the run's index is built; until then 202 with its progress (the build runs in
-    the background, started here, and holds no inference slot)."""
+    """The neighbours once the run's index is built; until then 202 with its progress (the build
+    runs in the background, started here, and holds no inference slot)."""
     from cnnzoo.serve.explain import decode_upload, neighbours, prepare
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
@@ -180,7 +180,8 @@ def _neighbours(explorer, run: str, data: bytes, k: int) -> dict | JSONResponse:
         return JSONResponse({"run": run, "index": _progress(index, explorer.root)}, status_code=202)
     with entry.lock:
         raw, _ = prepare(entry, image)
-        return {"run": run, **neighbours(entry, index, raw, k), "index": _progress(index, explorer.root)}
+        found = neighbours(entry, index, raw, k)
+    return {"run": run, **found, "index": _progress(index, explorer.root)}
 
 
 def _progress(index, root) -> dict:
@@ -200,7 +201,8 @@ async def run_neighbours(request: Request, run: str, k: int = Query(8, ge=1, le=
 
 @router.get("/api/runs/{run}/index")
 def run_index(request: Request, run: str):
-    """How far the run's nearest-neighbour index is: never loads or builds anything, needs no slot."""
+    """How far the run's nearest-neighbour index is: never loads or builds anything, needs no
+    slot."""
     explorer = request.app.state.explorer
     missing = _plain(request, runs.run_path, run)
     if isinstance(missing, JSONResponse):
@@ -225,7 +227,8 @@ async def run_position(request: Request, run: str, stage: str = Query(..., max_l
                        channel: int = Query(0, ge=0, le=10**6), y: int = Query(0, ge=0, le=10**5),
                        x: int = Query(0, ge=0, le=10**5),
                        in_channel: int | None = Query(None, ge=0, le=10**6)):
-    """One position of one stage's map explained: the layer's arithmetic with the model's numbers."""
+    """One position of one stage's map explained: the layer's arithmetic with the model's
+    numbers."""
     missing = _plain(request, runs.run_path, run)
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
     if isinstance(data, JSONResponse):

@@ -1,5 +1,5 @@
-"""Which leaf modules make up a stage: the layer table names a layer "C1 / features.0" by it, and a clicked
-position is explained through the same modules."""
+"""Which leaf modules make up a stage: the layer table names a layer "C1 / features.0" by it, and a
+clicked position is explained through the same modules."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ def stage_leaves(model: nn.Module, stage: str) -> tuple[str, list[tuple[str, nn.
     names = list(stages)
     index = names.index(stage)
     start = ends[names[index - 1]] if index else 0
-    return stages[stage], leaves[start:ends[stage]]
+    return stages[stage], leaves[start : ends[stage]]
 
 
 def stage_of(model: nn.Module) -> dict[str, str]:
     """Module path → the stage it belongs to (C1 for features.0)."""
-    return {path: stage for stage in default_stages(model) for path, _ in stage_leaves(model, stage)[1]}
+    return {
+        path: stage for stage in default_stages(model) for path, _ in stage_leaves(model, stage)[1]
+    }
