@@ -18,6 +18,7 @@ CHROMIUM = Path(os.environ.get("CNNZOO_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1366, "height": 768}  # a laptop screen
+SERVED = {}  # the application the module's server runs, for tests that look inside it
 
 if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CNNZOO_CHROMIUM)", allow_module_level=True)
@@ -46,7 +47,8 @@ def server(browser_runs):
     from cnnzoo.serve.app import bind, create_app, url_of
 
     sock = bind("127.0.0.1", 0)
-    instance = uvicorn.Server(uvicorn.Config(create_app(browser_runs), log_level="warning"))
+    SERVED["app"] = create_app(browser_runs)
+    instance = uvicorn.Server(uvicorn.Config(SERVED["app"], log_level="warning"))
     thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not instance.started:
@@ -228,3 +230,214 @@ def test_the_page_works_under_its_own_policy(server, playwright):
     tab.wait_for_selector("#truth:has-text('test image #')")
     context.close()
     assert errors == [] and not [m for m in messages if "Content Security Policy" in m], messages
+
+
+def _shots(tmp_path: Path) -> Path:
+    """Where screenshots go: CNNZOO_SCREENSHOTS (docs/figures when refreshing the docs), else
+    tmp_path."""
+    folder = Path(os.environ.get("CNNZOO_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digit_file(tiny_mnist_dir, tmp_path_factory) -> Path:
+    from PIL import Image
+
+    from cnnzoo.data.loading import load_dataset
+
+    test = load_dataset("mnist", tiny_mnist_dir, in_channels=1).test
+    path = tmp_path_factory.mktemp("digit") / "digit.png"
+    Image.fromarray(test.images[7, 0].numpy()).save(path)
+    return path
+
+
+def _upload(page, path: Path) -> None:
+    _select(page, "lenet5-a")
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("name => document.querySelector('#truth').textContent.includes(name)",
+                           arg=path.name)
+
+
+def _model_view(browser_runs: Path, path: Path):
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize.source import load_input
+
+    subject = open_run(browser_runs / "lenet5-a")
+    return subject, load_input(subject, path)[1]
+
+
+def _click_cell(page, selector: str, row: int, column: int, rows: int, columns: int) -> None:
+    box = page.locator(selector).bounding_box()
+    page.mouse.click(box["x"] + (column + 0.5) / columns * box["width"],
+                     box["y"] + (row + 0.5) / rows * box["height"])
+
+
+def _number(page, selector: str) -> float:
+    return float(page.locator(selector).first.inner_text())
+
+
+def test_a_clicked_position_shows_the_arithmetic_the_model_computes(page, browser_runs, digit_file,
+                                                                      tmp_path):
+    """Map 2 of C1 at row 1, column 14: its 5×5 window (its top row in the padding) times the
+    kernel, plus the bias, through ReLU, read from the page and checked against the model's own
+    convolution and activation; then the keyboard moves one position down and explains that one
+    too."""
+    import torch.nn.functional as F
+
+    from cnnzoo.visualize.activations import activations
+
+    _upload(page, digit_file)
+    subject, x = _model_view(browser_runs, digit_file)
+    conv = subject.model.features[0]
+    before = F.conv2d(x, conv.weight, conv.bias, padding=2)[0, 2].detach()
+    after = activations(subject.model, x)["C1"][0, 2]
+    page.locator("#stages .stage[data-stage='C1'] canvas.map").nth(2).click()
+    _click_cell(page, "#zoom-map", 1, 14, 28, 28)
+    page.wait_for_selector("#position [data-role=value]")
+    summed, shown = float(before[1, 14]), float(after[1, 14])
+    assert _number(page, "#position [data-role=computed]") == pytest.approx(summed, abs=2e-6)
+    terms = page.locator("#position [data-role=channel-term]").all_inner_texts()
+    total = _number(page, "#position [data-role=channel-sum]") + \
+        _number(page, "#position [data-role=bias]")
+    assert total == pytest.approx(summed, abs=2e-6) and len(terms) == 1  # one input channel
+    assert _number(page, "#position [data-role=value]") == pytest.approx(shown, abs=2e-6)
+    assert f"max(0, {summed:.6f})" in page.inner_text("#position")  # ReLU gets the sum
+    assert page.locator("#position table.window td").count() == 25
+    top_row = page.locator("#position table.window tr").first
+    assert top_row.locator("td.pad").count() == 5  # the window's top row lies in the padding
+    assert "(28 − 5 + 2·2) / 1 + 1 = 28" in page.inner_text("#position")
+    assert "5×5 receptive field" in page.inner_text("#zoom-input-caption")
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-position.png"))
+    page.focus("#zoom-map")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#position h4')?.textContent"
+                           ".includes('row 2, column 14')")
+    assert _number(page, "#position [data-role=value]") == pytest.approx(float(after[2, 14]),
+                                                                         abs=2e-6)
+    page.click("#zoom-close")
+
+
+def test_stepping_the_convolution_animation(page, digit_file, tmp_path):
+    _upload(page, digit_file)
+    page.locator("#stages .stage[data-stage='C3'] canvas.map").first.click()
+    _click_cell(page, "#zoom-map", 4, 4, 10, 10)
+    page.wait_for_selector("#convolution:not([hidden])")
+    assert page.locator("#conv-status").get_attribute("data-step") == "0"
+    for _ in range(3):
+        page.click("#conv-step")
+    assert page.locator("#conv-status").get_attribute("data-step") == "3"
+    assert "output (0, 3)" in page.inner_text("#conv-status")
+    assert "K = 5, S = 1, P = 0" in page.inner_text("#conv-caption")
+    page.fill("#conv-speed", "30")
+    page.click("#conv-play")
+    page.wait_for_function("Number(document.querySelector('#conv-status').dataset.step) > 8")
+    page.click("#conv-play")  # pause: the step no longer moves
+    paused = page.locator("#conv-status").get_attribute("data-step")
+    page.wait_for_timeout(300)
+    assert page.locator("#conv-status").get_attribute("data-step") == paused
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-convolution.png"))
+    page.click("#zoom-close")
+
+
+def test_choosing_a_grad_cam_class_and_layer(page, server, browser_runs, digit_file, tmp_path):
+    from cnnzoo.visualize.cam import grad_cam
+
+    _upload(page, digit_file)
+    subject, x = _model_view(browser_runs, digit_file)
+    predicted = int(subject.model(x)[0].argmax())
+    chosen = (predicted + 1) % 10
+    expected = grad_cam(subject.model, x, chosen, "C1")
+    page.select_option("#cam-layer", "C1")
+    page.select_option("#cam-class", str(chosen))
+    page.wait_for_function("c => document.querySelector('#cam-caption').textContent"
+                           ".includes(`“${c}” at C1`)",
+                           arg=subject.classes[chosen])
+    caption = page.inner_text("#cam-caption")
+    if float(expected["cam"].max()) == 0:
+        assert "zero everywhere" in caption
+    else:
+        assert "scaled to its maximum" in caption
+        assert page.locator("#cam").get_attribute("data-all-zero") == "false"
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-grad-cam.png"))
+
+
+def test_the_softmax_panel_adds_up(page, browser_runs, digit_file, tmp_path):
+    _upload(page, digit_file)
+    subject, x = _model_view(browser_runs, digit_file)
+    expected = subject.model(x)[0].softmax(-1).tolist()
+    page.wait_for_selector("#softmax tbody tr")
+    shown = [float(t) for t in page.locator("#softmax [data-role=probability]").all_inner_texts()]
+    assert sum(shown) == pytest.approx(1, abs=1e-5) and len(shown) == 10
+    assert sorted(shown, reverse=True) == pytest.approx(sorted(expected, reverse=True), abs=2e-6)
+    assert _number(page, "#softmax [data-role=probability-sum]") == pytest.approx(1, abs=1e-5)
+    page.locator("#softmax-panel").screenshot(path=str(_shots(tmp_path) / "explorer-softmax.png"))
+
+
+OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
+def test_nothing_overflows_on_a_laptop_and_the_confusion_numbers_are_readable(page, digit_file,
+                                                                              size):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    try:
+        _upload(page, digit_file)
+        page.wait_for_selector("#neighbours figure")
+        assert page.evaluate(OVERFLOW) <= 0
+        page.locator("#stages .stage[data-stage='C1'] canvas.map").first.click()
+        _click_cell(page, "#zoom-map", 5, 5, 28, 28)
+        page.wait_for_selector("#convolution:not([hidden])")
+        assert page.evaluate(OVERFLOW) <= 0
+        assert page.evaluate("() => { const d = document.querySelector('#zoom'); "
+                             "return d.scrollWidth - d.clientWidth; }") <= 0
+        page.click("#zoom-close")
+        for tab in ("training", "compare"):
+            page.click(f"#tabs button[data-tab='{tab}']")
+            page.wait_for_timeout(200)
+            assert page.evaluate(OVERFLOW) <= 0, tab
+        page.click("#tabs button[data-tab='training']")
+        page.wait_for_function("document.querySelector('#confusion img')?.style.width")
+        px = page.evaluate("""() => { const img = document.querySelector('#confusion img');
+            return img.getBoundingClientRect().width / img.naturalWidth * 7 * 110 / 72; }""")
+        assert px >= 11
+    finally:
+        page.click("#tabs button[data-tab='explore']")
+        page.set_viewport_size(VIEWPORT)
+
+
+def test_the_page_answers_while_the_index_builds(page, digit_file, monkeypatch, tmp_path):
+    """The index of lenet5-a is built again, held half-way by the test: the page shows its progress,
+    and predict and a position's explanation answer meanwhile; released, the neighbours appear."""
+    from cnnzoo.visualize import retrieval
+
+    release, real = threading.Event(), retrieval.penultimate
+
+    def held(model, x):
+        if threading.current_thread().name == "cnnzoo-index":
+            assert release.wait(60)
+        return real(model, x)
+
+    monkeypatch.setattr(retrieval, "penultimate", held)
+    cache = SERVED["app"].app.state.explorer.cache
+    entry = cache.get("lenet5-a")
+    entry.index = None  # as if never searched: the next search builds it
+    try:
+        _upload(page, digit_file)
+        page.wait_for_selector("#index-progress:not([hidden])")
+        page.wait_for_function("document.querySelector('#index-progress').textContent"
+                               ".includes('indexing')")
+        page.screenshot(path=str(_shots(tmp_path) / "explorer-index-building.png"))
+        _draw_a_seven(page)  # a new prediction answers while the index is still held
+        page.wait_for_function("document.querySelector('#truth').textContent"
+                               ".includes('your drawing')")
+        page.locator("#stages .stage[data-stage='S2'] canvas.map").first.click()
+        _click_cell(page, "#zoom-map", 3, 3, 14, 14)
+        page.wait_for_selector("#position [data-role=value]")
+        page.click("#zoom-close")
+        assert entry.index.state in ("loading", "building")
+    finally:
+        release.set()
+    page.wait_for_selector("#neighbours figure", timeout=60_000)
+    page.wait_for_selector("#index-progress", state="hidden")

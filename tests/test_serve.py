@@ -117,6 +117,19 @@ def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explo
     assert result["input"]["shape"] == [1, 28, 28]
 
 
+def _neighbours_when_built(client, path: str, image: bytes, seconds: float = 60) -> dict:
+    """The neighbours answer, asking again while the index is built (202) as the page does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = _post(client, path, image)
+        if response.status_code != 202:
+            assert response.status_code == 200, response.text
+            return response.json()
+        assert response.json()["index"]["state"] in ("loading", "building"), response.text
+        assert time.monotonic() < deadline, "the index was not built in time"
+        time.sleep(0.05)
+
+
 def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_runs, tiny_mnist_dir, digit_png):
     from cnnzoo.data.loading import load_dataset
     from cnnzoo.engine.run import open_run
@@ -124,7 +137,7 @@ def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_run
     from cnnzoo.visualize.source import model_input
 
     data = load_dataset("mnist", tiny_mnist_dir, in_channels=1)
-    found = _post(client, "/api/runs/lenet5-a/neighbours?k=4", digit_png).json()
+    found = _neighbours_when_built(client, "/api/runs/lenet5-a/neighbours?k=4", digit_png)
     subject = open_run(explorer_runs / "lenet5-a")
     bank = retrieval.dataset_features(subject, data.train.images)
     query = retrieval.penultimate(subject.model, model_input(subject, data.test.images[3:4]))
@@ -134,6 +147,47 @@ def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_run
     assert item["label"] == int(data.test.labels[5]) and item["count"] == len(data.test)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(item["png"])))), data.test.images[5, 0].numpy())
     assert client.get("/api/runs/lenet5-a/test-image?index=100000").status_code == 422
+
+
+def test_the_index_builds_in_the_background_while_predict_answers(explorer_runs, digit_png,
+                                                                  monkeypatch):
+    """The first search starts the index in a thread of its own and answers 202 with its progress at
+    once; meanwhile predict and the model card answer (200, not 503, with the test's one inference
+    slot), the progress is served, and once built the index is searched, never built again."""
+    import threading
+
+    from cnnzoo.serve import index as index_module
+    from cnnzoo.visualize import retrieval
+
+    release, calls, real = threading.Event(), [], retrieval.penultimate
+
+    def held(model, x):  # the builder's batches wait for the test; the requests' own calls do not
+        if threading.current_thread().name == "cnnzoo-index":
+            calls.append(len(x))
+            assert release.wait(60)
+        return real(model, x)
+
+    monkeypatch.setattr(retrieval, "penultimate", held)
+    monkeypatch.setattr(index_module, "BATCH", 100)
+    with TestClient(create_app(explorer_runs, LIMITS)) as fresh:
+        first = _post(fresh, "/api/runs/lenet5-a/neighbours", digit_png)
+        assert first.status_code == 202
+        assert first.json()["index"]["state"] in ("loading", "building")
+        for _ in range(3):
+            assert _post(fresh, "/api/runs/lenet5-a/predict", digit_png).status_code == 200
+            assert fresh.get("/api/runs/lenet5-a/model").status_code == 200
+        while not calls:
+            time.sleep(0.01)
+        progress = fresh.get("/api/runs/lenet5-a/index").json()["index"]
+        assert progress["state"] == "building" and progress["done"] < progress["total"] == 600
+        release.set()
+        found = _neighbours_when_built(fresh, "/api/runs/lenet5-a/neighbours", digit_png)
+        assert len(found["images"]) == 8 and found["index"]["done"] == 600
+        built = len(calls)
+        assert built == 6  # 600 training images in batches of 100
+        _neighbours_when_built(fresh, "/api/runs/lenet5-a/neighbours", digit_png)
+        assert len(calls) == built  # searched again, not built again
+        assert fresh.get("/api/runs/lenet5bn-b/index").json()["index"]["state"] == "absent"
 
 
 @pytest.mark.parametrize("path", ["/api/runs/..", "/api/runs/%2e%2e", "/api/runs/..%2f..%2fetc", "/api/runs/%2fetc",
@@ -481,3 +535,44 @@ def test_a_real_server_serves_a_client_while_100_connections_never_finish_their_
             connection.close()
         server.kill()
         server.wait()
+
+
+def test_a_position_grad_cam_and_softmax_come_from_the_model(client, explorer_runs, digit_png,
+                                                              tmp_path):
+    """The position route's arithmetic equals the model's own activations (a convolution, a pool and
+    a fully connected stage), Grad-CAM of any class at any stage is ``grad_cam``'s (an all-zero map
+    flagged), and the softmax table's numbers are the model's logits and probabilities."""
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize.activations import activations
+    from cnnzoo.visualize.cam import grad_cam
+    from cnnzoo.visualize.source import load_input
+
+    path = tmp_path / "digit.png"
+    path.write_bytes(digit_png)
+    subject = open_run(explorer_runs / "lenet5-a")
+    _, x = load_input(subject, path)
+    outputs = activations(subject.model, x)
+    places = (("C1", 3, 0, 27), ("S2", 1, 7, 6), ("C3", 9, 4, 5), ("C5", 17, 0, 0))
+    for stage, channel, y, column in places:
+        query = f"stage={stage}&channel={channel}&y={y}&x={column}"
+        answer = _post(client, f"/api/runs/lenet5-a/position?{query}", digit_png).json()
+        value = outputs[stage][0, channel]
+        value = value if stage == "C5" else value[y, column]
+        assert answer["value"] == pytest.approx(float(value), abs=1e-5), stage
+        for step in answer["steps"]:
+            if "computed" in step:
+                assert step["computed"] == pytest.approx(step["model_value"], abs=1e-5), stage
+    c1 = _post(client, "/api/runs/lenet5-a/position?stage=C1&channel=3&y=0&x=27", digit_png).json()
+    assert c1["image_window"]["top"] == -2 and c1["image_window"]["size"] == 5
+    assert c1["animation"]["padding"] == 2 and len(c1["animation"]["output"]) == 28
+    outside = _post(client, "/api/runs/lenet5-a/position?stage=C1&channel=6", digit_png)
+    assert outside.status_code == 422
+    result = _post(client, "/api/runs/lenet5-a/predict", digit_png).json()
+    logits = subject.model(x)[0]
+    assert result["softmax"]["logits"] == pytest.approx(logits.tolist(), abs=1e-5)
+    assert sum(result["softmax"]["probabilities"]) == pytest.approx(1, abs=1e-5)
+    for target in range(10):
+        query = f"class_index={target}&layer=C1"
+        cam = _post(client, f"/api/runs/lenet5-a/cam?{query}", digit_png).json()
+        expected = grad_cam(subject.model, x, target, "C1")["cam"]
+        assert cam["class_index"] == target and cam["all_zero"] == (float(expected.max()) == 0)

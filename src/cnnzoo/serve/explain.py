@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-import math
+import sys
 
 import numpy as np
 import torch
@@ -29,8 +29,6 @@ from cnnzoo.visualize.source import display_image, model_input
 MAX_MAPS = 64  # feature maps sent per stage
 MAX_UNITS = 1024  # values sent for a fully connected stage
 MAX_KERNELS, MAX_KERNEL_INPUTS = 32, 16  # kernels (rows) × input channels (columns) sent per convolution
-MAX_SEARCHED = 20_000  # training images searched for neighbours, evenly spaced (a third of Fashion-MNIST's): the
-# first search computes their features once per loaded model, so its cost grows with the data set and the model
 CONVS = (nn.Conv2d, PartialConv2d)
 LAYERS = (*CONVS, *POOLS)
 
@@ -172,37 +170,58 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
             "input": {"png": png_base64(shown), "height": shown.shape[0], "width": shown.shape[1],
                       "shape": list(x.shape[1:])},
             "stages": [_maps(name, stages[name], value, cards.get(name)) for name, value in outputs.items()],
-            "cam": cam}
+            "cam": cam, "softmax": softmax_table(model, logits)}
 
 
-def _cam(model: nn.Module, x: torch.Tensor) -> tuple[dict, torch.Tensor | None]:
-    """Grad-CAM for the predicted class, packed, and the logits of its forward pass (None without one)."""
+def _cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
+         layer: str | None = None) -> tuple[dict, torch.Tensor | None]:
+    """Grad-CAM for class ``target`` (default: the predicted one) at ``layer`` (default: the last
+    map of 2×2 or more), packed, and the logits of its forward pass (None without one)."""
     try:
-        result = grad_cam(model, x)
-    except ConfigError as error:  # a model without 2-D maps (mlp)
+        result = grad_cam(model, x, target, layer)
+    except ConfigError as error:  # a model without 2-D maps (mlp), or a layer it does not have
         return {"error": str(error)}, None
     cam = result["cam"].numpy()
+    # no map weighs positively for this class: the ReLU of the weighted sum left nothing
+    all_zero = not cam.any()
     return {"layer": result["layer"], "module": result["module"], "class_index": result["class"],
             "map_size": result["map_size"], "height": cam.shape[0], "width": cam.shape[1],
-            **uint8_base64(cam[None])}, result["logits"]
+            "all_zero": bool(all_zero), **uint8_base64(cam[None])}, result["logits"]
 
 
-def neighbours(entry, data, raw: torch.Tensor, k: int = 8) -> dict:
+def class_cam(subject, raw: torch.Tensor, target: int, layer: str | None) -> dict:
+    """Grad-CAM of any class at any stage (or module path) for one uint8 image."""
+    if not 0 <= target < len(subject.classes):
+        raise ConfigError(f"class index {target} is outside 0…{len(subject.classes) - 1}")
+    return _cam(subject.model, model_input(subject, raw[None]), target, layer)[0]
+
+
+def softmax_table(model: nn.Module, logits: torch.Tensor) -> dict:
+    """The softmax with its numbers: logits, exp(logit − max) (the shift keeps exp finite and
+    changes no probability), their sum, and each exp divided by it; the temperature where the model
+    scales its logits."""
+    values = logits.double()[:MAX_UNITS]
+    shifted = (values - values.max()).exp()
+    total = shifted.sum()
+    scale = getattr(sys.modules.get(type(model).__module__), "LOGIT_SCALE", None)  # budgetnet's 1/8
+    return {"logits": np.round(values.numpy(), 6).tolist(), "max": round(float(values.max()), 6),
+            "exp": np.round(shifted.numpy(), 6).tolist(), "sum": round(float(total), 6),
+            "probabilities": np.round((shifted / total).numpy(), 6).tolist(),
+            "temperature": None if scale is None else round(1 / scale, 6)}
+
+
+def neighbours(entry, index, raw: torch.Tensor, k: int = 8) -> dict:
     """The ``k`` training images nearest to the image in penultimate features (``cnnzoo show neighbours``),
-    searched among at most ``MAX_SEARCHED`` of them, evenly spaced (the first search computes their features)."""
+    searched in ``index`` (a ready ``index.NeighbourIndex``); the caller holds ``entry.lock``."""
     from cnnzoo.visualize import retrieval
 
     subject = entry.subject
-    step = math.ceil(len(data.train) / MAX_SEARCHED)
-    train_images, labels = data.train.images[::step].cpu(), data.train.labels[::step].cpu()
-    with entry.lock:
-        if entry.features is None:
-            entry.features = retrieval.dataset_features(subject, train_images)
     query = retrieval.penultimate(subject.model, model_input(subject, raw[None]))
-    distances, indices = retrieval.nearest(query, entry.features, k)
-    return {"space": f"penultimate features ({entry.features.shape[1]}-d)", "searched": len(train_images),
-            "images": [{"index": int(i) * step, "class": subject.classes[int(labels[i])],
-                        "distance": round(float(d), 4), "png": png_base64(_unit(train_images[i]))}
+    distances, indices = retrieval.nearest(query, index.features, k)
+    return {"space": f"penultimate features ({index.features.shape[1]}-d)", "searched": index.total,
+            "images": [{"index": int(i) * index.step,
+                        "class": subject.classes[int(index.labels[i])],
+                        "distance": round(float(d), 4), "png": png_base64(_unit(index.images[i]))}
                        for d, i in zip(distances[0], indices[0], strict=True)]}
 
 
@@ -236,11 +255,13 @@ def prepare(entry, image: Image.Image) -> tuple[torch.Tensor, dict]:
 def model_card(entry) -> dict:
     """The model of a run: name, classes, input, its stages and ``cnnzoo summary``'s per-layer table."""
     from cnnzoo.inspect.summary import summary
+    from cnnzoo.serve.stages import stage_of
 
     with entry.lock:
         if entry.card is None:
             subject = entry.subject
             table = summary(subject.model, tuple(subject.model.cfg.input_size))
+            stages = stage_of(subject.model)
             entry.card = {"model": subject.name, "dataset": subject.dataset, "classes": subject.classes,
                           "input": {"size": subject.input.size, "channels": subject.model.cfg.input_size[0],
                                     "data_size": subject.data_size, "mean": subject.input.mean,
@@ -248,6 +269,8 @@ def model_card(entry) -> dict:
                           "stages": list(default_stages(subject.model)), "total_params": table.total_params,
                           "total_macs": table.total_macs,
                           "layers": [{"name": row.name, "type": row.type, "output_shape": row.output_shape,
-                                      "params": row.params, "macs": row.macs, "receptive_field": row.receptive_field}
+                                      "params": row.params, "macs": row.macs,
+                                      "receptive_field": row.receptive_field,
+                                      "stage": stages.get(row.name)}
                                      for row in table.layers]}
         return entry.card

@@ -2,8 +2,9 @@
 (a run still training writes a better ``best`` checkpoint now and then).
 
 A cache entry holds what the page asks for again and again about one run: the model (as a
-``cnnzoo.engine.run.Run``), its per-layer summary and, once asked for, the penultimate features of its
-training images for the nearest-neighbour search. Data sets (for test images and neighbours) are cached apart,
+``cnnzoo.engine.run.Run``), its per-layer summary and, once asked for, its nearest-neighbour index
+(``index.NeighbourIndex``, built in the background; cancelled when the entry is replaced or
+evicted). Data sets (for test images and neighbours) are cached apart,
 at most ``DATASETS`` of them, shared by the runs trained on the same one.
 """
 
@@ -29,7 +30,7 @@ class Entry:
     # capture each other's outputs; requests for one run take turns, other runs go on in parallel
     lock: threading.RLock = field(default_factory=threading.RLock)
     card: dict | None = None  # the model's description and per-layer summary, made on first use
-    features: object = None  # (N, D) penultimate features of the training images searched
+    index: object = None  # index.NeighbourIndex, started on the first search
 
 
 def _checkpoint(root: Path, name: str) -> Path:
@@ -44,6 +45,12 @@ def _checkpoint(root: Path, name: str) -> Path:
 def _stamp(path: Path) -> tuple:
     stat = path.stat()
     return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _drop(entry: Entry | None) -> None:
+    """An entry leaving the cache: its index build, if any, stops at its next batch."""
+    if entry is not None and entry.index is not None:
+        entry.index.cancel()
 
 
 class ModelCache:
@@ -73,12 +80,27 @@ class ModelCache:
             if entry is None or entry.stamp != stamp:
                 subject = open_run(path)  # safetensors: no code runs; metadata checked before anything is built
                 data_dir = self.data_dir or runs.data_dir(self.root, name)
+                _drop(entry)
                 entry = Entry(subject, stamp, data_dir)
                 self._entries[name] = entry
             self._entries.move_to_end(name)
             while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+                _drop(self._entries.popitem(last=False)[1])
             return entry
+
+    def peek(self, name: str) -> Entry | None:
+        """The entry of run ``name`` if it is loaded, without loading anything."""
+        with self._lock:
+            return self._entries.get(name)
+
+    def index_for(self, entry: Entry):
+        """``entry``'s nearest-neighbour index, its background build started on the first call."""
+        from cnnzoo.serve.index import NeighbourIndex
+
+        with self._lock:  # two first searches at once start one build
+            if entry.index is None or entry.index.state in ("failed", "cancelled"):
+                entry.index = NeighbourIndex(entry.subject, lambda: self.data_for(entry)).start()
+            return entry.index
 
     def data_for(self, entry: Entry):
         """The data set ``entry``'s run was trained on (``DatasetSplits``, in memory), loaded once and shared."""

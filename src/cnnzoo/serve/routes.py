@@ -12,6 +12,10 @@ every slot is busy). Errors come back as ``{"detail": message}``.
 | ``GET /api/runs/{run}/test-image`` | a test image (``?index=N``, else random) as base64 PNG, with its class |
 | ``POST /api/runs/{run}/predict`` | multipart ``image``: top-k, input, every stage's maps, Grad-CAM |
 | ``POST /api/runs/{run}/neighbours`` | multipart ``image``: nearest training images in penultimate features |
+|  | (202 with the index's progress while it is built in the background) |
+| ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one position's arithmetic |
+| ``POST /api/runs/{run}/cam`` | ``?class_index=&layer=``: Grad-CAM for any class at any stage |
+| ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
 """
 
 from __future__ import annotations
@@ -62,9 +66,11 @@ async def _guarded(request: Request, work, *args):
 _ABSOLUTE = re.compile(r"(?<![\w.~])/(?:[^\s'\",;:()/]+/)*([^\s'\",;:()/]*)")
 
 
-def _relative(error: Exception, root) -> str:
+def _relative(error: Exception | str | None, root) -> str | None:
     """The message with paths relative to the runs folder, and any other path cut to its last part: a client
     learns nothing of the server's disk."""
+    if error is None:
+        return None
     text = str(error).replace(f"{root}/", "").replace(str(root), "RUNS_DIR")
     return _ABSOLUTE.sub(lambda match: f"…/{match[1]}", text)
 
@@ -162,19 +168,91 @@ async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le
     return data if isinstance(data, JSONResponse) else await _guarded(request, _predict, run, data, top_k)
 
 
-def _neighbours(explorer, run: str, data: bytes, k: int) -> dict:
+def _neighbours(explorer, run: str, data: bytes, k: int) -> dict | JSONResponse:
+    """The neighbours once the run's index is built; until then 202 with its progress (the build
+    runs in the background, started here, and holds no inference slot)."""
     from cnnzoo.serve.explain import decode_upload, neighbours, prepare
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
-    data = explorer.cache.data_for(entry)
+    index = explorer.cache.index_for(entry)
+    if not index.ready:
+        return JSONResponse({"run": run, "index": _progress(index, explorer.root)}, status_code=202)
     with entry.lock:
         raw, _ = prepare(entry, image)
-        return {"run": run, **neighbours(entry, data, raw, k)}
+        found = neighbours(entry, index, raw, k)
+    return {"run": run, **found, "index": _progress(index, explorer.root)}
+
+
+def _progress(index, root) -> dict:
+    if index is None:
+        return {"state": "absent", "done": 0, "total": 0, "seconds": 0.0, "error": None}
+    return {**index.progress(), "error": _relative(index.error, root)}
 
 
 @router.post("/api/runs/{run}/neighbours")
 async def run_neighbours(request: Request, run: str, k: int = Query(8, ge=1, le=32)):
     missing = _plain(request, runs.run_path, run)
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
-    return data if isinstance(data, JSONResponse) else await _guarded(request, _neighbours, run, data, k)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _neighbours, run, data, k)
+
+
+@router.get("/api/runs/{run}/index")
+def run_index(request: Request, run: str):
+    """How far the run's nearest-neighbour index is: never loads or builds anything, needs no
+    slot."""
+    explorer = request.app.state.explorer
+    missing = _plain(request, runs.run_path, run)
+    if isinstance(missing, JSONResponse):
+        return missing
+    entry = explorer.cache.peek(run)
+    return {"run": run, "index": _progress(entry and entry.index, explorer.root)}
+
+
+def _position(explorer, run: str, data: bytes, where: dict) -> dict:
+    from cnnzoo.serve.explain import decode_upload, prepare
+    from cnnzoo.serve.position import explain_position
+
+    image = decode_upload(data, explorer.limits.max_image_pixels)
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        raw, _ = prepare(entry, image)
+        return {"run": run, **explain_position(entry.subject, raw, **where)}
+
+
+@router.post("/api/runs/{run}/position")
+async def run_position(request: Request, run: str, stage: str = Query(..., max_length=200),
+                       channel: int = Query(0, ge=0, le=10**6), y: int = Query(0, ge=0, le=10**5),
+                       x: int = Query(0, ge=0, le=10**5),
+                       in_channel: int | None = Query(None, ge=0, le=10**6)):
+    """One position of one stage's map explained: the layer's arithmetic with the model's
+    numbers."""
+    missing = _plain(request, runs.run_path, run)
+    data = missing if isinstance(missing, JSONResponse) else await _upload(request)
+    if isinstance(data, JSONResponse):
+        return data
+    where = {"stage": stage, "channel": channel, "y": y, "x": x, "in_channel": in_channel}
+    return await _guarded(request, _position, run, data, where)
+
+
+def _class_cam(explorer, run: str, data: bytes, target: int, layer: str | None) -> dict:
+    from cnnzoo.serve.explain import class_cam, decode_upload, prepare
+
+    image = decode_upload(data, explorer.limits.max_image_pixels)
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        raw, _ = prepare(entry, image)
+        return {"run": run, **class_cam(entry.subject, raw, target, layer)}
+
+
+@router.post("/api/runs/{run}/cam")
+async def run_cam(request: Request, run: str, class_index: int = Query(..., ge=0, le=10**6),
+                  layer: str | None = Query(None, max_length=200)):
+    """Grad-CAM for any class at any convolutional stage."""
+    missing = _plain(request, runs.run_path, run)
+    data = missing if isinstance(missing, JSONResponse) else await _upload(request)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _class_cam, run, data, class_index, layer)

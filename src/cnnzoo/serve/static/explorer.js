@@ -12,17 +12,23 @@ const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "–");
 const thousands = (n) => (n ?? 0).toLocaleString("en");
 
 // fetch JSON; a 503 (every inference slot busy) is retried after a moment; errors carry the server's detail.
-async function api(path, options = {}, tries = 6) {
-  for (let attempt = 0; ; attempt++) {
-    const response = await fetch(path, options);
-    if (response.status === 503 && attempt < tries) {
-      await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
-      continue;
+// A wait over half a second shows the spinner (waits.js) unless `label` is false (the caller shows progress).
+async function api(path, options = {}, tries = 6, label = waitLabel(path)) {
+  const done = label === false ? () => {} : startWait(label);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const response = await fetch(path, options);
+      if (response.status === 503 && attempt < tries) {
+        await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+        continue;
+      }
+      const body = await response.json().catch(() => ({ detail: response.statusText }));
+      if (!response.ok) {
+        throw Object.assign(new Error(body.detail || response.statusText), { status: response.status });
+      }
+      return body;
     }
-    const body = await response.json().catch(() => ({ detail: response.statusText }));
-    if (!response.ok) throw Object.assign(new Error(body.detail || response.statusText), { status: response.status });
-    return body;
-  }
+  } finally { done(); }
 }
 
 function showError(message) {
@@ -32,8 +38,8 @@ function showError(message) {
 }
 
 // ---- runs list -------------------------------------------------------------------------------------------
-async function refreshRuns() {
-  const data = await api("/api/runs");
+async function refreshRuns(label) {
+  const data = await api("/api/runs", {}, 6, label);  // the background poll shows no spinner
   $("#runs-dir").textContent = `in ${data.runs_dir}/`;
   const previous = new Map(state.runs.map((r) => [r.name, r.modified]));
   state.runs = data.runs;
@@ -54,7 +60,9 @@ function runCard(run) {
     el("div", { class: "muted" }, `${run.model || "?"} · ${run.dataset || "?"}`),
     el("div", {}, el("strong", { class: "acc" }, pct(run.test_top1)), el("span", { class: "muted" }, ` test · ${epochs}`)),
     el("div", { class: "muted small" }, run.date));
+  li.tabIndex = 0;
   li.addEventListener("click", () => selectRun(run.name));
+  li.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); selectRun(run.name); } });
   return li;
 }
 
@@ -136,7 +144,9 @@ function clearResults() {
   for (const id of ["#seen", "#cam"]) { const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height); }
   $("#prepared").textContent = $("#truth").textContent = $("#seen-shape").textContent = "";
   $("#cam-caption").textContent = "Grad-CAM: where it looked";
-  $("#neighbours-caption").textContent = "in the network's penultimate features; red: another class than predicted";
+  $("#neighbours-caption").textContent = "in the network's penultimate features; ✗ and an orange frame: another class than predicted";
+  $("#softmax tbody").replaceChildren();
+  $("#softmax tfoot").replaceChildren();
 }
 
 async function predict(blob, caption = "your drawing") {
@@ -151,9 +161,7 @@ async function predict(blob, caption = "your drawing") {
     showError("");
     renderPrediction(result);
     $("#truth").textContent = caption;
-    api(`/api/runs/${encodeURIComponent(run)}/neighbours`, { method: "POST", body: form() })
-      .then((n) => seq === state.seq && renderNeighbours(n))
-      .catch((error) => { $("#neighbours").textContent = error.message; });
+    loadNeighbours(run, seq, form).catch((error) => { $("#neighbours").textContent = error.message; });
   } catch (error) {
     if (seq === state.seq) showError(error.message);
   }
@@ -170,6 +178,7 @@ function renderPrediction(result) {
   const seq = state.seq;
   img.onload = () => {
     if (seq !== state.seq) return;
+    state.inputImage = img;
     const ctx = seen.getContext("2d");
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(img, 0, 0, seen.width, seen.height);
@@ -180,6 +189,8 @@ function renderPrediction(result) {
   $("#prepared").textContent = result.prepared?.length ? `prepared like the training images: ${result.prepared.join("; ")}` : "";
   if (result.warning) $("#prepared").textContent += ` ⚠ ${result.warning}`;
   renderStages(result);
+  renderSoftmax(result.softmax, state.model?.classes || []);
+  fillCamChoices(result);
 }
 
 function renderCam(cam, img) {
@@ -187,19 +198,26 @@ function renderCam(cam, img) {
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(img, 0, 0, c.width, c.height);
   if (cam.error) { $("#cam-caption").textContent = cam.error; return; }
+  const name = state.model?.classes[cam.class_index] ?? cam.class_index;
+  const where = `“${name}” at ${cam.layer} / ${cam.module} (${cam.map_size.join("×")})`;
+  $("#cam").dataset.allZero = String(cam.all_zero);
+  if (cam.all_zero) {
+    $("#cam-caption").textContent = `Grad-CAM for ${where} is zero everywhere: no map of this layer weighs ` +
+      "positively toward this class for this image (the ReLU of the weighted sum leaves nothing), so nothing is drawn over the input.";
+    return;
+  }
   const overlay = document.createElement("canvas");
   overlay.width = c.width; overlay.height = c.height;
   paintValues(overlay, decodeBytes(cam.data), 0, cam.height, cam.width, "inferno", 150);
   ctx.drawImage(overlay, 0, 0);
-  const name = state.model?.classes[cam.class_index] ?? cam.class_index;
-  $("#cam-caption").textContent = `Grad-CAM for “${name}” at ${cam.layer} (${cam.map_size.join("×")})`;
+  $("#cam-caption").textContent = `Grad-CAM for ${where}, upsampled to the input and scaled to its maximum (inferno: 0 → max)`;
 }
 
 function renderNeighbours(n) {
-  $("#neighbours-caption").textContent = `${n.space}, among ${thousands(n.searched)} training images; red: another class than predicted`;
+  $("#neighbours-caption").textContent = `${n.space}, among ${thousands(n.searched)} training images; ✗ and an orange frame: another class than predicted; d: Euclidean distance`;
   $("#neighbours").replaceChildren(...n.images.map((item) => el("figure", { class: item.class === state.predicted ? "" : "other" },
     el("img", { src: `data:image/png;base64,${item.png}`, alt: item.class }),
-    el("figcaption", {}, item.class, el("br"), el("span", { class: "muted" }, `d = ${item.distance.toFixed(2)}`)))));
+    el("figcaption", {}, `${item.class === state.predicted ? "✓" : "✗"} ${item.class}`, el("br"), el("span", { class: "muted" }, `d = ${item.distance.toFixed(2)}`)))));
 }
 
 // ---- stages (CNN-Explainer style) ----------------------------------------------------------------------------
@@ -217,18 +235,20 @@ function renderStages(result) {
       const columns = stage.shown <= 8 ? 2 : Math.ceil(Math.sqrt(stage.shown));
       grid.style.gridTemplateColumns = `repeat(${columns}, ${size}px)`;
       for (let i = 0; i < stage.shown; i++) {
-        const c = el("canvas", { class: "map", width: size, height: size, title: `${stage.name} map ${i + 1}` });
+        const c = el("canvas", { class: "map", width: size, height: size, title: `${stage.name} map ${i}`, tabindex: "0", role: "button" });
         paintValues(c, bytes, i * stage.height * stage.width, stage.height, stage.width, "viridis");
         c.addEventListener("click", () => zoom(stage, bytes, i));
+        c.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); zoom(stage, bytes, i); } });
         grid.append(c);
       }
     } else {
       const side = Math.ceil(Math.sqrt(stage.shown));
       const padded = new Uint8Array(side * side);
       padded.set(bytes.subarray(0, stage.shown));
-      const c = el("canvas", { class: "map units", width: 120, height: 120, title: `${stage.name}: ${stage.count} units, row by row` });
+      const c = el("canvas", { class: "map units", width: 120, height: 120, title: `${stage.name}: ${stage.count} units, row by row`, tabindex: "0", role: "button" });
       paintValues(c, padded, 0, side, side, "viridis");
       c.addEventListener("click", () => zoom(stage, padded, 0, side));
+      c.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); zoom(stage, padded, 0, side); } });
       grid.append(c);
     }
     card.append(grid);
@@ -242,12 +262,17 @@ function renderStages(result) {
 
 function zoom(stage, bytes, index, side) {
   const h = side || stage.height, w = side || stage.width;
+  state.zoomed = { stage, bytes, index, h, w, offset: index * h * w };
   paintValues($("#zoom-map"), bytes, index * h * w, h, w, "viridis");
-  const kind = stage.kind === "maps" ? `map ${index + 1} of ${stage.count}` : `${stage.count} units, row by row`;
+  $("#position").replaceChildren(el("p", { class: "muted" }, "Click a position in the map (or focus it, move with the arrow keys, press Enter) to see how the model computed it."));
+  startConvolution(null);
+  drawWindowOnInput(null);
+  const kind = stage.kind === "maps" ? `map ${index} of ${stage.count} (numbered from 0)` : `${stage.count} units, row by row`;
   $("#zoom-title").textContent = `${stage.name} (${stage.module}): ${kind}`;
   $("#zoom-range").textContent = `values ${stage.min[index].toFixed(3)} (dark) … ${stage.max[index].toFixed(3)} (yellow)`;
   $("#zoom-layer").replaceChildren(...layerExplanation(stage, index));
   $("#zoom").showModal();
+  $("#zoom-map").focus();
 }
 
 function layerExplanation(stage, index) {
@@ -299,14 +324,27 @@ function renderTraining(d) {
     ctx.fillText("per_class.csv is written when training ends", chart.width / 2, chart.height / 2);
   } else barChart(chart, classes, [{ label: "test accuracy", colour: PALETTE[0], values: classes.map((c) => d.per_class[c]) }], { yLabel: "accuracy", percent: true, bottom: 64 });
   $("#confusion").replaceChildren(d.figures.includes("confusion.png")
-    ? el("img", { src: `/api/runs/${encodeURIComponent(d.name)}/figures/confusion.png?t=${d.modified}`, alt: "confusion matrix" })
+    ? confusionImage(d)
     : el("p", { class: "muted" }, "written when training ends"));
+}
+
+// The confusion matrix's numbers are 7 pt at 110 dpi (10.7 px at the PNG's own size): shown at 1.05× its
+// width they are 11.2 px, the least that reads comfortably on a laptop screen.
+const CONFUSION_SCALE = 1.05, CONFUSION_NUMBER_PX = 7 * 110 / 72;
+function confusionImage(d) {
+  const img = el("img", { src: `/api/runs/${encodeURIComponent(d.name)}/figures/confusion.png?t=${d.modified}`,
+    alt: "confusion matrix of the test set, each row normalised" });
+  img.addEventListener("load", () => {
+    img.style.width = `${Math.round(img.naturalWidth * CONFUSION_SCALE)}px`;
+    img.dataset.numberPx = (CONFUSION_NUMBER_PX * CONFUSION_SCALE).toFixed(1);
+  });
+  return img;
 }
 
 function renderLayers() {
   const m = state.model;
   $("#layers-total").textContent = `${m.model}: ${thousands(m.total_params)} parameters, ${thousands(m.total_macs)} multiply-adds per image`;
-  $("#layers tbody").replaceChildren(...m.layers.map((l) => el("tr", {}, el("td", {}, l.name), el("td", {}, l.type),
+  $("#layers tbody").replaceChildren(...m.layers.map((l) => el("tr", {}, el("td", {}, l.stage ? `${l.stage} / ${l.name}` : l.name), el("td", {}, l.type),
     el("td", {}, l.output_shape.join("×")), el("td", { class: "num" }, thousands(l.params)),
     el("td", { class: "num" }, thousands(l.macs)), el("td", { class: "num" }, l.receptive_field ?? "–"))));
 }
@@ -348,9 +386,13 @@ function setupTabs() {
   $("#compare-a").addEventListener("change", renderCompare);
   $("#compare-b").addEventListener("change", renderCompare);
   $("#zoom-close").addEventListener("click", () => $("#zoom").close());
+  $("#zoom").addEventListener("close", () => pauseConvolution());
 }
 
 setupDrawing();
 setupTabs();
+setupPositions();
+setupConvolution();
+setupCamChoices();
 refreshRuns().catch((error) => showError(error.message));
-setInterval(() => refreshRuns().catch(() => {}), 3000);
+setInterval(() => refreshRuns(false).catch(() => {}), 3000);
