@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cnnzoo.cli import main
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import CnnzooError
 from cnnzoo.recipes import TIER_BOUNDS, list_recipes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,13 +96,18 @@ def test_every_recipe_is_within_its_tier():
         assert budget is None or recipe.budget_seconds <= budget, recipe.name
 
 
-def test_a_recipe_outside_its_tier_does_not_load():
-    from cnnzoo.recipes import _parse
+def test_a_recipe_outside_its_tier_does_not_load(tmp_path):
+    from cnnzoo.recipes import read_recipe
 
-    demo = {"description": "d", "family": "lenet", "budget_seconds": 120, "target_top1": 0.90,
-            "config": {"model": "lenet5"}}
-    with pytest.raises(ConfigError, match="outside its tier 'fast'"):
-        _parse("lenet5-demo", {**demo, "tier": "fast"})
-    with pytest.raises(ConfigError, match="unknown tier"):
-        _parse("lenet5-demo", {**demo, "tier": "quick"})
-    assert _parse("lenet5-demo", {**demo, "tier": "demo"}).tier == "demo"
+    def recipe(tier: str) -> Path:
+        path = tmp_path / "lenet5-demo.json"
+        path.write_text(json.dumps({"description": "d", "family": "lenet", "tier": tier,
+                                    "budget_seconds": 120, "target_top1": 0.90,
+                                    "config": {"model": "lenet5"}}))
+        return path
+
+    with pytest.raises(CnnzooError, match="outside its tier 'fast'"):
+        read_recipe(recipe("fast"))
+    with pytest.raises(CnnzooError, match="tier is 'quick', not one of"):
+        read_recipe(recipe("quick"))
+    assert read_recipe(recipe("demo")).tier == "demo"
