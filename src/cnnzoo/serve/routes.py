@@ -12,6 +12,9 @@ every slot is busy). Errors come back as ``{"detail": message}``.
 | ``GET /api/runs/{run}/test-image`` | a test image (``?index=N``, else random) as base64 PNG, with its class |
 | ``POST /api/runs/{run}/predict`` | multipart ``image``: top-k, input, every stage's maps, Grad-CAM |
 | ``POST /api/runs/{run}/neighbours`` | multipart ``image``: nearest training images in penultimate features |
+
+Both POST routes prepare the image as ``cnnzoo predict`` does and say how (``prepared``,
+``warning``); ``?prepare=false`` uses the pixels as they are (``--no-prepare``).
 """
 
 from __future__ import annotations
@@ -145,36 +148,42 @@ async def _upload(request: Request) -> bytes | JSONResponse:
     return await image.read()
 
 
-def _predict(explorer, run: str, data: bytes, top_k: int) -> dict:
-    from cnnzoo.serve.explain import decode_upload, explain, prepare
+def _predict(explorer, run: str, data: bytes, top_k: int, prepare: bool) -> dict:
+    from cnnzoo.serve.explain import decode_upload, explain, prepare_upload
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
-        raw, note = prepare(entry, image)
+        raw, note = prepare_upload(entry, image, prepare)
         return {"run": run, **explain(entry.subject, raw, top_k=top_k), **note}
 
 
 @router.post("/api/runs/{run}/predict")
-async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le=100)):
+async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le=100),
+                      prepare: bool = True):
     missing = _plain(request, runs.run_path, run)  # an unknown run is 404 before the body is read
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
-    return data if isinstance(data, JSONResponse) else await _guarded(request, _predict, run, data, top_k)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _predict, run, data, top_k, prepare)
 
 
-def _neighbours(explorer, run: str, data: bytes, k: int) -> dict:
-    from cnnzoo.serve.explain import decode_upload, neighbours, prepare
+def _neighbours(explorer, run: str, data: bytes, k: int, prepare: bool) -> dict:
+    from cnnzoo.serve.explain import decode_upload, neighbours, prepare_upload
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     data = explorer.cache.data_for(entry)
     with entry.lock:
-        raw, _ = prepare(entry, image)
-        return {"run": run, **neighbours(entry, data, raw, k)}
+        raw, note = prepare_upload(entry, image, prepare)
+        return {"run": run, **neighbours(entry, data, raw, k), **note}
 
 
 @router.post("/api/runs/{run}/neighbours")
-async def run_neighbours(request: Request, run: str, k: int = Query(8, ge=1, le=32)):
+async def run_neighbours(request: Request, run: str, k: int = Query(8, ge=1, le=32),
+                         prepare: bool = True):
     missing = _plain(request, runs.run_path, run)
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
-    return data if isinstance(data, JSONResponse) else await _guarded(request, _neighbours, run, data, k)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _neighbours, run, data, k, prepare)
