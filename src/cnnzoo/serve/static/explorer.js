@@ -104,6 +104,7 @@ function setupDrawing() {
   $("#clear").addEventListener("click", () => { clearCanvas(); clearResults(); state.blob = null; });
   $("#file").addEventListener("change", (e) => e.target.files[0] && useFile(e.target.files[0]));
   $("#random").addEventListener("click", randomTestImage);
+  $("#prepare").addEventListener("change", () => state.blob && predict(state.blob, state.caption));
 }
 function stroke(a, b) {
   pen.strokeStyle = "#fff";
@@ -145,13 +146,15 @@ async function predict(blob, caption = "your drawing") {
   state.caption = caption;
   const seq = ++state.seq, run = state.run;
   const form = () => { const f = new FormData(); f.append("image", blob, blob.name || "image.png"); return f; };
+  const query = $("#prepare").checked ? "" : "?prepare=false";  // --no-prepare: pixels as they are
   try {
-    const result = await api(`/api/runs/${encodeURIComponent(run)}/predict`, { method: "POST", body: form() });
+    const url = `/api/runs/${encodeURIComponent(run)}/predict${query}`;
+    const result = await api(url, { method: "POST", body: form() });
     if (seq !== state.seq) return;
     showError("");
     renderPrediction(result);
     $("#truth").textContent = caption;
-    api(`/api/runs/${encodeURIComponent(run)}/neighbours`, { method: "POST", body: form() })
+    api(`/api/runs/${encodeURIComponent(run)}/neighbours${query}`, { method: "POST", body: form() })
       .then((n) => seq === state.seq && renderNeighbours(n))
       .catch((error) => { $("#neighbours").textContent = error.message; });
   } catch (error) {
@@ -177,7 +180,8 @@ function renderPrediction(result) {
   };
   img.src = `data:image/png;base64,${result.input.png}`;
   $("#seen-shape").textContent = result.input.shape.join("×");
-  $("#prepared").textContent = result.prepared?.length ? `prepared like the training images: ${result.prepared.join("; ")}` : "";
+  const steps = result.prepared?.length ? result.prepared.join("; ") : "as it is";
+  $("#prepared").textContent = `prepared: ${steps}`;
   if (result.warning) $("#prepared").textContent += ` ⚠ ${result.warning}`;
   renderStages(result);
 }
