@@ -180,7 +180,7 @@ def test_a_photo_on_a_light_background_is_prepared_as_fashion_mnist_was():
     comes back close to the original: inverted, trimmed, resized by its longest side and centred."""
     from PIL import Image
 
-    from cnnzoo.data.photos import prepare_like_mnist, unlike_training
+    from cnnzoo.data.photos import light_background_warning, prepare_like_mnist
 
     # light on black, filling the frame's height, as they do
     garment = np.full((28, 16), 200, dtype=np.uint8)
@@ -197,5 +197,6 @@ def test_a_photo_on_a_light_background_is_prepared_as_fashion_mnist_was():
     # the dataset's own images pass through unchanged in content, and are not flagged
     same, steps = prepare_like_mnist(Image.fromarray(original), 28)
     assert steps == [] and np.array_equal(same, original)
-    assert unlike_training(same, mean=original.mean() / 255) is None
-    assert unlike_training(np.full((28, 28), 255, np.uint8), mean=0.286) is not None
+    assert light_background_warning(same, inverted=True) is None
+    assert "inverted" in light_background_warning(photo, inverted=True)
+    assert "not inverted" in light_background_warning(photo, inverted=False)

@@ -167,6 +167,28 @@ def test_uploading_or_dropping_an_image_predicts_what_the_api_predicts(page, ser
     page.wait_for_function("document.querySelector('#truth').textContent.includes('test image #')")
 
 
+def test_the_prepare_box_sends_the_pixels_as_they_are_when_unticked(page, server, tmp_path):
+    """The page's --no-prepare: untick the box and the same upload is sent with ?prepare=false."""
+    from PIL import Image, ImageDraw
+
+    _select(page, "lenet5-a")
+    path = tmp_path / "photo.png"
+    photo = Image.new("RGB", (200, 150), (235, 235, 230))  # a dark stroke on white paper
+    ImageDraw.Draw(photo).line([(60, 30), (140, 30), (90, 120)], fill=(30, 30, 30), width=12)
+    photo.save(path)
+    page.set_input_files("#file", str(path))
+    shown = "document.querySelector('#prepared').textContent"
+    page.wait_for_function(f"{shown}.includes('inverted')")
+    page.uncheck("#prepare")
+    page.wait_for_function(f"{shown}.includes('shorter side')")
+    raw = _api(server, "/api/runs/lenet5-a/predict?prepare=false", path.read_bytes())
+    assert page.inner_text("#prepared").startswith(f"prepared: {raw['prepared'][0]}")
+    assert page.inner_text("#topk li.top .label") == raw["top_k"][0]["class"]
+    assert "not inverted" in raw["warning"] and "not inverted" in page.inner_text("#prepared")
+    page.check("#prepare")
+    page.wait_for_function(f"{shown}.includes('inverted,')")
+
+
 def test_switching_runs_and_a_damaged_run(page, server, tmp_path):
     _select(page, "lenet5-a")
     _draw_a_seven(page)

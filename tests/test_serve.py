@@ -104,7 +104,7 @@ def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explo
     assert [p["class"] for p in result["top_k"]] == [p["class"] for p in expected]
     assert [p["probability"] for p in result["top_k"]] == pytest.approx([p["probability"] for p in expected], abs=1e-5)
     subject = open_run(explorer_runs / "lenet5-a")
-    _, x = load_input(subject, path)
+    _, x, _ = load_input(subject, path)
     outputs = activations(subject.model, x)
     assert [(s["name"], s["shape"]) for s in result["stages"]] == [(k, list(v.shape[1:])) for k, v in outputs.items()]
     c1 = result["stages"][0]

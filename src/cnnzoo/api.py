@@ -31,9 +31,9 @@ def load_run(source: PathLike, *, model_name: str | None = None, device: str = "
 def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k: int = 5,
             views: str = "center", prepare: bool = True) -> list[dict]:
     """The ``top_k`` classes of each image file, as ``cnnzoo predict`` gives them: one dict per image, in order,
-    ``{"file", "predictions": [{"class", "index", "probability"}, ...]}`` (plus ``prepared`` and ``warning``
-    for a photo prepared as MNIST's images were; ``prepare=False`` only resizes). ``run`` is a ``Run`` or a
-    path for ``load_run``; ``images`` one path or several."""
+    ``{"file", "predictions": [{"class", "index", "probability"}, ...], "prepared": [steps]}`` (and
+    ``warning`` for a light background; ``prepare=False`` only resizes; see ``engine.user_image``).
+    ``run`` is a ``Run`` or a path for ``load_run``; ``images`` one path or several."""
     paths = [images] if isinstance(images, (str, Path)) else list(images)
     return predict_files(_loaded(run), [Path(p) for p in paths], top_k=top_k, views=views, prepare=prepare)
 

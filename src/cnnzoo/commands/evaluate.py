@@ -58,9 +58,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         best = item["predictions"][0]
         others = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"][1:])
         print(f"{item['file']}: {best['class']} ({best['probability']:.1%})" + (f"; then {others}" if others else ""))
-        if item.get("prepared"):
-            print(f"  prepared as the training images were: {', '.join(item['prepared'])} (--no-prepare: as is)",
-                  file=sys.stderr)
+        if item["prepared"]:
+            hint = " (--no-prepare: the pixels as they are, only resized)" if args.prepare else ""
+            print(f"  prepared: {'; '.join(item['prepared'])}{hint}", file=sys.stderr)
         if item.get("warning"):
             print(f"  warning: {item['warning']}", file=sys.stderr)
     return 0
@@ -86,9 +86,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                    help="how many classes to show per image (default: 5)")
     options.add(p, "test_views", dest="views")
-    p.add_argument("--prepare", action=argparse.BooleanOptionalAction, default=True,
-                   help="for models trained on MNIST or Fashion-MNIST, prepare each photo as those datasets were: "
-                        "invert a light background, trim, resize the longest side, pad to a square (default: on)")
+    options.add(p, "prepare")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth)")
     options.add(p, "device", default="cpu")
     options.add(p, "json")

@@ -154,6 +154,11 @@ SHARED: dict[str, dict] = {
     "out_file": dict(flags=("--out",), type=writable_file, metavar="FILE",
                      help="also save the JSON results to this file"),
     "json": dict(flags=("--json",), action="store_true", help="print one JSON document on stdout"),
+    "prepare": dict(flags=("--prepare",), action=argparse.BooleanOptionalAction, default=True,
+                    help="for models trained on MNIST or Fashion-MNIST, prepare each image as "
+                         "those datasets were: invert a light background, trim, resize the longest "
+                         "side, pad to a square (default: on; --no-prepare: the pixels as they "
+                         "are)"),
     "seed": dict(flags=("--seed",), type=setting("seed"), metavar="N", help=_FIELDS["seed"].metadata["help"]),
     "threads": dict(flags=("--threads",), type=setting("threads"), metavar="N",
                     help=_FIELDS["threads"].metadata["help"]),

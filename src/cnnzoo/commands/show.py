@@ -2,6 +2,10 @@
 
 Each takes a run directory (or checkpoint) or a model name, writes PNGs into ``--out`` (default ``RUN/show``)
 and with ``--json`` prints what it wrote and the numbers behind it. The work is in ``cnnzoo.visualize``.
+
+A view that takes an image prepares it as ``cnnzoo predict`` does (``engine.user_image``;
+``--no-prepare``: the pixels as they are) and reports the steps, any warning and the class
+probabilities, as ``predict`` does.
 """
 
 from __future__ import annotations
@@ -44,11 +48,34 @@ def _one_writer(command):
 
 def _finish(args: argparse.Namespace, report: dict, started: float) -> int:
     report["seconds"] = round(time.perf_counter() - started, 3)
+    if report.get("prepared"):
+        print(f"prepared: {'; '.join(report['prepared'])}", file=sys.stderr)
+    if report.get("warning"):
+        print(f"warning: {report['warning']}", file=sys.stderr)
     for path in report.get("wrote", []):
         print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print_json(report)
     return 0
+
+
+def _seen(run, logits, note: dict) -> dict:
+    """What a view reports of its image, as ``predict`` reports it: the class probabilities from the
+    view's own forward pass (top 5), the preparation steps and any warning."""
+    from cnnzoo.engine.user_image import ranked
+
+    return {"predictions": ranked(run, logits.detach().float().softmax(-1)), **note}
+
+
+def _caption(note: dict) -> str:
+    """The figure's lines on how its image was prepared (``predict``'s words), wrapped to the
+    figure."""
+    import textwrap
+
+    lines = textwrap.wrap(f"prepared: {'; '.join(note['prepared']) or 'as it is'}", 95)
+    if note.get("warning"):
+        lines += textwrap.wrap(f"warning: {note['warning']}", 95)
+    return "\n" + "\n".join(lines)
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
@@ -65,6 +92,8 @@ def cmd_filters(args: argparse.Namespace) -> int:
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
+    import torch
+
     from cnnzoo.visualize.activations import activations, draw_maps, stage_summary
     from cnnzoo.visualize.drawing import save
     from cnnzoo.visualize.layers import resolve_layers
@@ -72,13 +101,16 @@ def cmd_maps(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run, out = _open(args)
-    _, x = load_input(run, args.image)
+    _, x, note = load_input(run, args.image, args.prepare)
     outputs = activations(run.model, x, args.layers)
     figure = draw_maps(display_image(x[0], run).numpy(), outputs,
-                       paths=resolve_layers(run.model, args.layers), title=f"{run.label}: {args.image.name}")
+                       paths=resolve_layers(run.model, args.layers),
+                       title=f"{run.label}: {args.image.name}{_caption(note)}")
     path = save(figure, out / f"maps-{args.image.stem}.png")
-    return _finish(args, {"model": run.name, "image": str(args.image), "stages": stage_summary(outputs),
-                          "wrote": [str(path)]}, started)
+    with torch.no_grad():
+        logits = run.model(x)[0]
+    return _finish(args, {"model": run.name, "image": str(args.image), **_seen(run, logits, note),
+                          "stages": stage_summary(outputs), "wrote": [str(path)]}, started)
 
 
 def cmd_cam(args: argparse.Namespace) -> int:
@@ -88,47 +120,72 @@ def cmd_cam(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run, out = _open(args)
-    _, x = load_input(run, args.image)
+    _, x, note = load_input(run, args.image, args.prepare)
     target = _class_index(args.target_class, run.classes)
     result = grad_cam(run.model, x, target, args.layer)
     sal = saliency(run.model, x, result["class"])
     figure = draw_cam(display_image(x[0], run).numpy(), result, sal, classes=run.classes,
-                      title=f"{run.label}: {args.image.name}")
+                      title=f"{run.label}: {args.image.name}{_caption(note)}")
     path = save(figure, out / f"cam-{args.image.stem}.png")
     probabilities = result["logits"].float().softmax(-1)
-    return _finish(args, {"model": run.name, "image": str(args.image), "layer": result["layer"],
-                          "module": result["module"], "class": run.classes[result["class"]],
-                          "class_index": result["class"], "probability": round(float(probabilities[result["class"]]), 6),
-                          "predicted": run.classes[int(probabilities.argmax())], "wrote": [str(path)]}, started)
+    chosen = result["class"]
+    return _finish(args, {"model": run.name, "image": str(args.image),
+                          **_seen(run, result["logits"], note), "layer": result["layer"],
+                          "module": result["module"], "class": run.classes[chosen],
+                          "class_index": chosen,
+                          "probability": round(float(probabilities[chosen]), 6),
+                          "predicted": run.classes[int(probabilities.argmax())],
+                          "wrote": [str(path)]}, started)
+
+
+def _scoremap_image(run, args: argparse.Namespace, report: dict) -> tuple:
+    """The user's image as a canvas at its own size (normalised) and the lines that say how it was
+    prepared; ``report`` gets what ``predict`` says of the same image (prepared whole, at the
+    model's input)."""
+    import torch
+
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.visualize.source import load_canvas, load_input
+
+    _, x, canvas_note = load_canvas(run, args.image, args.prepare)
+    (height, width), window = x.shape[-2:], run.model.cfg.input_size[1]
+    if min(height, width) < window:
+        raise ConfigError(f"{args.image}: {width}×{height} pixels at the model's scale, smaller "
+                          f"than its {window}×{window} window; give a larger image (cnnzoo predict "
+                          f"takes any size)")
+    _, whole, note = load_input(run, args.image, args.prepare)
+    with torch.no_grad():
+        report.update(_seen(run, run.model(whole)[0], note))
+    report["canvas_prepared"] = canvas_note["prepared"]
+    best = report["predictions"][0]
+    canvas = "; ".join(canvas_note["prepared"]) or "as it is"
+    caption = (f"\nthe map's canvas: {canvas} (never trimmed or resized); the whole image, as "
+               f"predict sees it: {best['class']} {best['probability']:.1%}{_caption(note)}")
+    return x, caption
 
 
 def cmd_scoremap(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.drawing import save
     from cnnzoo.visualize.scoremap import convolutional_head, draw_score_map, score_map
-    from cnnzoo.visualize.source import (
-        display_image,
-        load_canvas,
-        load_data,
-        normalise,
-        tile_canvas,
-    )
+    from cnnzoo.visualize.source import canvas_input, display_image, load_data, tile_canvas
 
     started = time.perf_counter()
     run, out = _open(args)
     head = convolutional_head(run.model)  # refuses models without an FC head before any data is read
-    report = {"model": run.name}
+    report, caption = {"model": run.name}, ""
     if args.image is None:  # the demonstration: 3×3 test images on one canvas
         test = load_data(run, args.data_dir).test
         raw = tile_canvas(test.images[:9].cpu())
-        x, stem, labels = normalise(run, raw[None]), "canvas", test.labels[:9].tolist()
+        x, stem, labels = canvas_input(run, raw[None]), "canvas", test.labels[:9].tolist()
         report["canvas_classes"] = [run.classes[i] for i in labels]
     else:
-        raw, x = load_canvas(run, args.image)
+        x, caption = _scoremap_image(run, args, report)
         stem = args.image.stem
     result = score_map(run.model, x, head)
     scores = result["scores"]
     figure = draw_score_map(display_image(x[0], run).numpy(), result, classes=run.classes,
-                            title=f"{run.label}: its FC layers as convolutions, run once over the image")
+                            title=f"{run.label}: its FC layers as convolutions, run once over the "
+                                  f"image{caption}")
     path = save(figure, out / f"scoremap-{stem}.png")
     report.update({"image_size": list(x.shape[-2:]), "score_map": list(scores.shape), "stride": result["stride"],
                    "window": result["window"], "argmax": scores.argmax(0).tolist(), "wrote": [str(path)]})
@@ -136,6 +193,8 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
 
 
 def cmd_neighbours(args: argparse.Namespace) -> int:
+    import torch
+
     from cnnzoo.visualize import retrieval as r
     from cnnzoo.visualize.drawing import save
     from cnnzoo.visualize.source import load_data, load_input
@@ -150,7 +209,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
                    total=len(train_images))
     bank, cached = r.cached_features(run, train_images, out / r.CACHE_NAME,
                                      advance=progress.advance)
-    raw, x = load_input(run, args.image)
+    raw, x, note = load_input(run, args.image, args.prepare)
     spaces = {"features": (bank, r.penultimate(run.model, x)), "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
     queries = data.test.subset(range(min(args.queries, len(data.test)))) if hasattr(data.test, "subset") else data.test
     q_images, q_labels = queries.images.cpu(), queries.labels.cpu()
@@ -158,7 +217,9 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     q_vectors = {"features": r.dataset_features(run, q_images, advance=progress.advance),
                  "pixels": r.pixels(q_images)}
     rows, precision = [], {}
-    predicted = run.classes[int(run.model(x).argmax())]
+    with torch.no_grad():
+        logits = run.model(x)[0]
+    predicted = run.classes[int(logits.argmax())]
     for space in ([args.space] if args.space else ["features", "pixels"]):
         vectors, query = spaces[space]
         distances, indices = r.nearest(query, vectors, args.k)
@@ -171,10 +232,12 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
                      "distances": distances[0].tolist(), "indices": indices[0].tolist()})
     figure = r.draw_neighbours(_drawable(raw), rows, title=f"{run.label}: nearest training images to "
                                f"{args.image.name} (predicted {predicted}); red: another class than predicted\n"
-                               f"precision@{args.k} over {len(q_labels):,} test queries")
+                               f"precision@{args.k} over {len(q_labels):,} test queries"
+                               f"{_caption(note)}")
     path = save(figure, out / f"neighbours-{args.image.stem}.png")
     progress.close()
-    report = {"model": run.name, "image": str(args.image), "k": args.k, "queries": len(q_labels),
+    report = {"model": run.name, "image": str(args.image), **_seen(run, logits, note), "k": args.k,
+              "queries": len(q_labels),
               "precision_at_k": precision, "features_cached": cached, "wrote": [str(path)],
               "neighbours": [{key: row[key] for key in ("space", "labels", "distances", "indices")} for row in rows]}
     return _finish(args, report, started)
@@ -286,6 +349,7 @@ def _register_scoremap(commands: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="RUN|MODEL")
     p.add_argument("image", type=Path, nargs="?", metavar="IMAGE",
                    help="an image larger than the model's input (default: 3×3 test images tiled on one canvas)")
+    options.add(p, "prepare")
     options.add(p, "data_dir", help="where the dataset files are (for the default canvas)")
     options.add(p, "out_dir", help="where to write the PNG (default: RUN/show)")
     options.add(p, "json", help="print the score map's shape, argmax and what was written")
@@ -296,6 +360,7 @@ def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
     p.add_argument("source", metavar="RUN|MODEL", help="a run directory or checkpoint, or a model name (random weights)")
     if image:
         p.add_argument("image", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, …)")
+        options.add(p, "prepare")
     options.add(p, "out_dir", help="where to write the PNGs (default: RUN/show)")
     options.add(p, "json", help="print what was written and the numbers behind it")
 

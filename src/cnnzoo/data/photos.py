@@ -22,6 +22,20 @@ def _border(array: np.ndarray) -> np.ndarray:
     return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
 
 
+def light_background(array: np.ndarray) -> bool:
+    """Whether a grey uint8 image's background (the median of its border) is light, unlike the
+    datasets' black."""
+    return bool(np.median(_border(array)) > 127)
+
+
+def invert_light_background(array: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """A grey uint8 image with a light background inverted (the datasets' backgrounds are black),
+    and the step taken."""
+    if light_background(array):
+        return 255 - array, ["inverted (light background)"]
+    return array.copy(), []
+
+
 def prepare_like_mnist(image: Image.Image, side: int = 28, object_side: int | None = None
                        ) -> tuple[np.ndarray, list[str]]:
     """``image`` as a uint8 ``side``×``side`` grey array, light object on black, and the steps taken.
@@ -31,13 +45,10 @@ def prepare_like_mnist(image: Image.Image, side: int = 28, object_side: int | No
     background — is returned as it is.
     """
     array = np.asarray(image.convert("L"), dtype=np.uint8)
-    steps: list[str] = []
     height, width = array.shape
-    if (height, width) == (side, side) and np.median(_border(array)) <= 127:
-        return array.copy(), steps
-    if np.median(_border(array)) > 127:  # the datasets' backgrounds are black
-        array = 255 - array
-        steps.append("inverted (light background)")
+    if (height, width) == (side, side) and not light_background(array):
+        return array.copy(), []
+    array, steps = invert_light_background(array)
     background = np.median(_border(array))
     content = np.abs(array.astype(np.int16) - background) > BACKGROUND_TOLERANCE
     rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
@@ -57,12 +68,14 @@ def prepare_like_mnist(image: Image.Image, side: int = 28, object_side: int | No
     return canvas, steps
 
 
-def unlike_training(image: np.ndarray, mean: float, tolerance: float = 0.25) -> str | None:
-    """Why a prepared image looks unlike the training images, or None: its mean grey level (on the [0, 1]
-    scale) is more than ``tolerance`` from ``mean``, the training images' (Fashion-MNIST's 0.29: images whose
-    own means lie mostly within 0.1 of it)."""
-    brightness = image.mean() / 255.0
-    if abs(brightness - mean) > tolerance:
-        return (f"it looks unlike the training images (mean brightness {brightness:.2f} against their {mean:.2f}); "
-                f"the prediction may mean little")
-    return None
+def light_background_warning(array: np.ndarray, inverted: bool) -> str | None:
+    """Why a grey image may read wrong, or None: its background is light, while the datasets' is
+    black. Either it was ``inverted`` to match (right for a dark object on a light ground, wrong for
+    a light one), or it was used as it is and the model sees a negative of everything it learnt."""
+    if not light_background(array):
+        return None
+    grey = int(np.median(_border(array)))
+    light = f"the image's background is light (grey {grey} of 255), the training images' black"
+    if inverted:
+        return f"{light}: it was inverted, right for a dark object on a light ground only"
+    return f"{light}: it was not inverted (preparation off), so the prediction may mean little"

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from cnnzoo.engine.user_image import prepare_image, ranked
 from cnnzoo.errors import ConfigError, DataFormatError
 from cnnzoo.layers.lenet1998 import PartialConv2d
 from cnnzoo.layers.output_size import conv_output_size
@@ -158,15 +159,12 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
     if logits is None:  # no Grad-CAM (a model without 2-D maps): one more forward pass for the scores
         with torch.no_grad():
             logits = model(x)[0]
-    probabilities = logits.float().softmax(-1)
-    values, indices = probabilities.topk(min(top_k, len(probabilities)))
     cards = {}
     for name, items in layers.items():
         if len(items) == 1 and items[0][0] in widths:  # one convolution or pool: its own card
             cards[name] = layer_card(items[0][0], items[0][1], *widths[items[0][0]])
     shown = display_image(x[0], subject).numpy()
-    return {"top_k": [{"class": subject.classes[int(i)], "index": int(i), "probability": round(float(v), 6)}
-                      for v, i in zip(values, indices, strict=True)],
+    return {"top_k": ranked(subject, logits.float().softmax(-1), top_k),
             "input": {"png": png_base64(shown), "height": shown.shape[0], "width": shown.shape[1],
                       "shape": list(x.shape[1:])},
             "stages": [_maps(name, stages[name], value, cards.get(name)) for name, value in outputs.items()],
@@ -244,12 +242,11 @@ def test_image(entry, data, index: int | None) -> dict:
 
 
 
-def prepare(entry, image: Image.Image) -> tuple[torch.Tensor, dict]:
-    """A decoded upload as ``cnnzoo predict`` prepares an image file (MNIST-like runs: inverted, trimmed,
-    centred as the data set's images were), and the steps taken."""
-    from cnnzoo.engine.predict import prepare_image
-
-    return prepare_image(entry.subject, image)
+def prepare_upload(entry, image: Image.Image, prepare: bool = True) -> tuple[torch.Tensor, dict]:
+    """A decoded upload or drawing as ``cnnzoo predict`` prepares an image file (MNIST-like runs:
+    inverted, trimmed, centred as the data set's images were; ``prepare=False``: only resized), and
+    the steps taken."""
+    return prepare_image(entry.subject, image, prepare)
 
 
 def model_card(entry) -> dict:

@@ -16,6 +16,9 @@ every slot is busy). Errors come back as ``{"detail": message}``.
 | ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one position's arithmetic |
 | ``POST /api/runs/{run}/cam`` | ``?class_index=&layer=``: Grad-CAM for any class at any stage |
 | ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
+
+The POST routes prepare the image as ``cnnzoo predict`` does and say how (``prepared``,
+``warning``); ``?prepare=false`` uses the pixels as they are (``--no-prepare``).
 """
 
 from __future__ import annotations
@@ -151,27 +154,30 @@ async def _upload(request: Request) -> bytes | JSONResponse:
     return await image.read()
 
 
-def _predict(explorer, run: str, data: bytes, top_k: int) -> dict:
-    from cnnzoo.serve.explain import decode_upload, explain, prepare
+def _predict(explorer, run: str, data: bytes, top_k: int, prepare: bool) -> dict:
+    from cnnzoo.serve.explain import decode_upload, explain, prepare_upload
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
-        raw, note = prepare(entry, image)
+        raw, note = prepare_upload(entry, image, prepare)
         return {"run": run, **explain(entry.subject, raw, top_k=top_k), **note}
 
 
 @router.post("/api/runs/{run}/predict")
-async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le=100)):
+async def run_predict(request: Request, run: str, top_k: int = Query(5, ge=1, le=100),
+                      prepare: bool = True):
     missing = _plain(request, runs.run_path, run)  # an unknown run is 404 before the body is read
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
-    return data if isinstance(data, JSONResponse) else await _guarded(request, _predict, run, data, top_k)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _predict, run, data, top_k, prepare)
 
 
-def _neighbours(explorer, run: str, data: bytes, k: int) -> dict | JSONResponse:
+def _neighbours(explorer, run: str, data: bytes, k: int, prepare: bool) -> dict | JSONResponse:
     """The neighbours once the run's index is built; until then 202 with its progress (the build
     runs in the background, started here, and holds no inference slot)."""
-    from cnnzoo.serve.explain import decode_upload, neighbours, prepare
+    from cnnzoo.serve.explain import decode_upload, neighbours, prepare_upload
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
@@ -179,9 +185,9 @@ def _neighbours(explorer, run: str, data: bytes, k: int) -> dict | JSONResponse:
     if not index.ready:
         return JSONResponse({"run": run, "index": _progress(index, explorer.root)}, status_code=202)
     with entry.lock:
-        raw, _ = prepare(entry, image)
+        raw, note = prepare_upload(entry, image, prepare)
         found = neighbours(entry, index, raw, k)
-    return {"run": run, **found, "index": _progress(index, explorer.root)}
+    return {"run": run, **found, **note, "index": _progress(index, explorer.root)}
 
 
 def _progress(index, root) -> dict:
@@ -191,12 +197,13 @@ def _progress(index, root) -> dict:
 
 
 @router.post("/api/runs/{run}/neighbours")
-async def run_neighbours(request: Request, run: str, k: int = Query(8, ge=1, le=32)):
+async def run_neighbours(request: Request, run: str, k: int = Query(8, ge=1, le=32),
+                         prepare: bool = True):
     missing = _plain(request, runs.run_path, run)
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
     if isinstance(data, JSONResponse):
         return data
-    return await _guarded(request, _neighbours, run, data, k)
+    return await _guarded(request, _neighbours, run, data, k, prepare)
 
 
 @router.get("/api/runs/{run}/index")
@@ -212,47 +219,50 @@ def run_index(request: Request, run: str):
 
 
 def _position(explorer, run: str, data: bytes, where: dict) -> dict:
-    from cnnzoo.serve.explain import decode_upload, prepare
+    from cnnzoo.serve.explain import decode_upload, prepare_upload
     from cnnzoo.serve.position import explain_position
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
-        raw, _ = prepare(entry, image)
-        return {"run": run, **explain_position(entry.subject, raw, **where)}
+        raw, note = prepare_upload(entry, image, where.pop("prepare"))
+        return {"run": run, **explain_position(entry.subject, raw, **where), **note}
 
 
 @router.post("/api/runs/{run}/position")
 async def run_position(request: Request, run: str, stage: str = Query(..., max_length=200),
                        channel: int = Query(0, ge=0, le=10**6), y: int = Query(0, ge=0, le=10**5),
                        x: int = Query(0, ge=0, le=10**5),
-                       in_channel: int | None = Query(None, ge=0, le=10**6)):
+                       in_channel: int | None = Query(None, ge=0, le=10**6),
+                       prepare: bool = True):
     """One position of one stage's map explained: the layer's arithmetic with the model's
     numbers."""
     missing = _plain(request, runs.run_path, run)
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
     if isinstance(data, JSONResponse):
         return data
-    where = {"stage": stage, "channel": channel, "y": y, "x": x, "in_channel": in_channel}
+    where = {"stage": stage, "channel": channel, "y": y, "x": x, "in_channel": in_channel,
+             "prepare": prepare}
     return await _guarded(request, _position, run, data, where)
 
 
-def _class_cam(explorer, run: str, data: bytes, target: int, layer: str | None) -> dict:
-    from cnnzoo.serve.explain import class_cam, decode_upload, prepare
+def _class_cam(explorer, run: str, data: bytes, target: int, layer: str | None,
+               prepare: bool) -> dict:
+    from cnnzoo.serve.explain import class_cam, decode_upload, prepare_upload
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
-        raw, _ = prepare(entry, image)
-        return {"run": run, **class_cam(entry.subject, raw, target, layer)}
+        raw, note = prepare_upload(entry, image, prepare)
+        return {"run": run, **class_cam(entry.subject, raw, target, layer), **note}
 
 
 @router.post("/api/runs/{run}/cam")
 async def run_cam(request: Request, run: str, class_index: int = Query(..., ge=0, le=10**6),
-                  layer: str | None = Query(None, max_length=200)):
+                  layer: str | None = Query(None, max_length=200), prepare: bool = True):
     """Grad-CAM for any class at any convolutional stage."""
     missing = _plain(request, runs.run_path, run)
     data = missing if isinstance(missing, JSONResponse) else await _upload(request)
     if isinstance(data, JSONResponse):
         return data
-    return await _guarded(request, _class_cam, run, data, class_index, layer)
+    return await _guarded(request, _class_cam, run, data, class_index, layer, prepare)

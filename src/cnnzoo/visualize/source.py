@@ -1,5 +1,6 @@
-"""What the views show a ``Run`` (``engine.run.open_run``: a trained run, or a fresh model by name): image files
-decoded, resized and normalised as the model saw its test images, and its data set."""
+"""What the views show a ``Run`` (``engine.run.open_run``: a trained run, or a fresh model by name):
+image files prepared as ``cnnzoo predict`` prepares them (``engine.user_image``) and normalised as
+the model saw its test images, and its data set."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from cnnzoo.data.dataset import DatasetSplits, pad_images
-from cnnzoo.data.folder import load_image, open_image
+from cnnzoo.data.augment import normalize, resize, to_float
+from cnnzoo.data.dataset import DatasetSplits, centred_padding, pad_images
 from cnnzoo.engine.run import Run
+from cnnzoo.engine.user_image import prepare_image, read_image
 from cnnzoo.errors import ConfigError
 
 
@@ -19,11 +21,13 @@ def model_input(run: Run, images: torch.Tensor) -> torch.Tensor:
     return run.input.eval_pipeline("center")(images)[0]
 
 
-def load_input(run: Run, image: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """An image file as (uint8 (C, s, s) at the training images' size, float (1, C, S, S) model input)."""
-    channels = run.model.cfg.input_size[0]
-    raw = load_image(Path(image), channels=channels, size=run.data_size)
-    return raw, model_input(run, raw[None])
+def load_input(run: Run, image: str | Path,
+               prepare: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """An image file as (uint8 (C, s, s) at the training images' size, float (1, C, S, S) model
+    input, how it was prepared): ``cnnzoo predict``'s preparation, so a view sees what ``predict``
+    classified."""
+    raw, note = prepare_image(run, read_image(run, image), prepare)
+    return raw, model_input(run, raw[None]), note
 
 
 def load_data(run: Run, data_dir: str | Path | None = None, *, download: bool = True) -> DatasetSplits:
@@ -45,22 +49,27 @@ def display_image(x: torch.Tensor, run: Run) -> torch.Tensor:
     return image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
 
 
-def load_canvas(run: Run, image: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """An image file at its own size (for score maps): (uint8 (C, H, W), normalised float (1, C, H, W)). Read with
-    ``predict``'s checks: a FIFO, a directory or a decompression bomb is one clear error, never a hang."""
-    import numpy as np
+def load_canvas(run: Run, image: str | Path,
+                prepare: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """An image file at its own size (for score maps): (uint8 (C, H, W), normalised float (1, C, H′,
+    W′) at the model's scale, how it was prepared). Read and prepared as ``predict`` does, but never
+    trimmed or resized (see ``prepare_image``); a FIFO, a directory or a decompression bomb is one
+    clear error, never a hang."""
+    raw, note = prepare_image(run, read_image(run, image), prepare, keep_size=True)
+    return raw, canvas_input(run, raw[None]), note
 
-    channels = run.model.cfg.input_size[0]
-    array = np.asarray(open_image(image, channels))
-    raw = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], channels).permute(2, 0, 1)
-    return raw, normalise(run, raw[None])
 
-
-def normalise(run: Run, images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, C, H, W) to the model's input statistics, at their own size."""
-    mean = torch.tensor(run.input.mean).view(1, -1, 1, 1)
-    std = torch.tensor(run.input.std).view(1, -1, 1, 1)
-    return (images.float() / 255 - mean) / std
+def canvas_input(run: Run, images: torch.Tensor) -> torch.Tensor:
+    """uint8 canvases (N, C, H, W) as the model reads them, at their own size: scaled as the
+    training images were when the run resizes them (a convnet at 48 px on 28-px data sees every
+    object 48/28 times larger; padded runs such as LeNet-1998's are not scaled), normalised with the
+    training statistics."""
+    x = to_float(images)
+    data, side = run.data_size, run.input.size
+    if side != data and centred_padding(data, side) == (0, 0):
+        height, width = images.shape[-2:]
+        x = resize(x, (round(height * side / data), round(width * side / data)))
+    return normalize(x, run.input.mean, run.input.std)
 
 
 def tile_canvas(images: torch.Tensor, per_side: int = 3) -> torch.Tensor:

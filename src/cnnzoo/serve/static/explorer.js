@@ -112,6 +112,7 @@ function setupDrawing() {
   $("#clear").addEventListener("click", () => { clearCanvas(); clearResults(); state.blob = null; });
   $("#file").addEventListener("change", (e) => e.target.files[0] && useFile(e.target.files[0]));
   $("#random").addEventListener("click", randomTestImage);
+  $("#prepare").addEventListener("change", () => state.blob && predict(state.blob, state.caption));
 }
 function stroke(a, b) {
   pen.strokeStyle = "#fff";
@@ -155,13 +156,16 @@ async function predict(blob, caption = "your drawing") {
   state.caption = caption;
   const seq = ++state.seq, run = state.run;
   const form = () => { const f = new FormData(); f.append("image", blob, blob.name || "image.png"); return f; };
+  const query = $("#prepare").checked ? "" : "?prepare=false";  // --no-prepare: pixels as they are
   try {
-    const result = await api(`/api/runs/${encodeURIComponent(run)}/predict`, { method: "POST", body: form() });
+    const url = `/api/runs/${encodeURIComponent(run)}/predict${query}`;
+    const result = await api(url, { method: "POST", body: form() });
     if (seq !== state.seq) return;
     showError("");
     renderPrediction(result);
     $("#truth").textContent = caption;
-    loadNeighbours(run, seq, form).catch((error) => { $("#neighbours").textContent = error.message; });
+    loadNeighbours(run, seq, form, query)
+      .catch((error) => { $("#neighbours").textContent = error.message; });
   } catch (error) {
     if (seq === state.seq) showError(error.message);
   }
@@ -186,7 +190,8 @@ function renderPrediction(result) {
   };
   img.src = `data:image/png;base64,${result.input.png}`;
   $("#seen-shape").textContent = result.input.shape.join("×");
-  $("#prepared").textContent = result.prepared?.length ? `prepared like the training images: ${result.prepared.join("; ")}` : "";
+  const steps = result.prepared?.length ? result.prepared.join("; ") : "as it is";
+  $("#prepared").textContent = `prepared: ${steps}`;
   if (result.warning) $("#prepared").textContent += ` ⚠ ${result.warning}`;
   renderStages(result);
   renderSoftmax(result.softmax, state.model?.classes || []);

@@ -41,7 +41,10 @@ async function explainPosition() {
   const units = z.stage.kind !== "maps";
   const channel = units ? z.y * z.w + z.x : z.index;
   if (units && channel >= z.stage.count) return;
-  const query = new URLSearchParams({ stage: z.stage.name, channel, y: units ? 0 : z.y, x: units ? 0 : z.x });
+  const query = new URLSearchParams({
+    stage: z.stage.name, channel, y: units ? 0 : z.y, x: units ? 0 : z.x,
+    prepare: $("#prepare").checked,
+  });
   const form = new FormData();
   form.append("image", state.blob, state.blob.name || "image.png");
   const box = $("#position");

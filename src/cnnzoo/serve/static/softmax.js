@@ -30,7 +30,10 @@ function fillCamChoices(result) {
 
 async function chosenCam() {
   if (!state.blob || !state.run) return;
-  const query = new URLSearchParams({ class_index: $("#cam-class").value, layer: $("#cam-layer").value });
+  const query = new URLSearchParams({
+    class_index: $("#cam-class").value, layer: $("#cam-layer").value,
+    prepare: $("#prepare").checked,
+  });
   const form = new FormData();
   form.append("image", state.blob, state.blob.name || "image.png");
   const seq = state.seq;

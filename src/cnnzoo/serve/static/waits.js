@@ -43,10 +43,10 @@ function showIndexProgress(index) {
 }
 
 // Ask for the neighbours; while the index is built (202) show its progress, poll it, then ask again.
-async function loadNeighbours(run, seq, form) {
+async function loadNeighbours(run, seq, form, query = "") {
   const path = `/api/runs/${encodeURIComponent(run)}`;
   for (;;) {
-    const answer = await api(`${path}/neighbours`, { method: "POST", body: form() });
+    const answer = await api(`${path}/neighbours${query}`, { method: "POST", body: form() });
     if (seq !== state.seq) return;
     showIndexProgress(answer.index);
     if (answer.images) { renderNeighbours(answer); return; }
