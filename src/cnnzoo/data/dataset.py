@@ -114,6 +114,7 @@ class DatasetSplits:
     train: ImageDataset
     test: ImageDataset
     classes: list[str]
+    note: str | None = None  # how the data was read, where that was a choice (an image folder's size, channels)
 
     @property
     def num_classes(self) -> int:
