@@ -8,8 +8,8 @@ Two layouts are understood:
 
 Classes are the sorted sub-folder names, so label numbers do not depend on the file system's order. Every
 image is decoded with Pillow, converted to grey or RGB, its shorter side resized to ``image_size`` and the
-centre square kept, giving uint8 (C, size, size) tensors like the built-in data sets; unless told, grey or RGB
-and the size follow the images' own most common kind and side (``image_survey``).
+centre square kept, giving uint8 (C, size, size) tensors like the built-in data sets.
+Unless told, grey or RGB and the size follow the images' commonest kind and side (``image_survey``).
 
 A folder whose decoded images fit in a memory budget (2 GiB by default) is decoded once into an
 ``ImageTensors``; a bigger one becomes a ``StreamingImageFolder``, which decodes each batch anew in
@@ -338,7 +338,7 @@ class StreamingImageFolder(ImageDataset):
             num_workers=self.num_workers,
             collate_fn=collate_decoded,
             pin_memory=self.device.type == "cuda",
-            generator=torch.Generator(),  # its own: drawing worker seeds from torch's would shift model inits
+            generator=torch.Generator(),  # its own: drawing from torch's shifts the model's init
         )
         for batch in loader:
             if isinstance(batch, str):
@@ -367,8 +367,9 @@ def load_image_folder(
     memory_budget_bytes: int | None = None,
     num_workers: int | None = None,
 ) -> DatasetSplits:
-    """Load an image folder as ``DatasetSplits``, at ``channels`` and ``image_size`` or, where they are None, as
-    its images suggest (``image_survey``: their most common kind and shorter side; the splits' ``note`` says so).
+    """Load an image folder as ``DatasetSplits``, at ``channels`` and ``image_size`` or, where they
+    are None, as its images suggest (``image_survey``: their most common kind and shorter side; the
+    splits' ``note`` says so).
 
     Both parts are decoded into memory when together they fit in ``memory_budget_bytes`` of uint8
     (default ``DEFAULT_MEMORY_BUDGET``, read at the call; 0 always streams); otherwise both are
@@ -387,5 +388,6 @@ def load_image_folder(
     return DatasetSplits(name, train, test, layout.classes, note)
 
 
-__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MEMORY_BUDGET", "IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "FileList",
-           "FolderLayout", "StreamingImageFolder", "load_image", "load_image_folder", "scan_image_folder"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MEMORY_BUDGET", "IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS",
+           "FileList", "FolderLayout", "StreamingImageFolder", "load_image", "load_image_folder",
+           "scan_image_folder"]

@@ -1,10 +1,10 @@
-"""What an image folder's files are, read from their headers: the side and channels it is read at by default.
+"""What an image folder's files are, read from their headers: the side and channels to read it at.
 
-A folder of 28×28 grey PNGs should train a LeNet at 1×28×28, not at ImageNet's 3×224×224: so, unless the
-caller says otherwise, a folder is read at its images' most common shorter side (at most ``MAX_DEFAULT_SIDE``,
-beyond which a photo's detail costs memory and time a classic CNN does not repay) and in grey when most of its
-images are grey. Only headers are read (Pillow decodes no pixel to report a size and mode), and of a large
-folder only an evenly spaced ``SURVEYED_FILES`` of them, which still covers every class.
+A folder of 28×28 grey PNGs should train a LeNet at 1×28×28, not at ImageNet's 3×224×224. So,
+unless the caller says otherwise, a folder is read at its images' most common shorter side, at most
+``MAX_DEFAULT_SIDE`` (beyond it a photo's detail costs memory and time a classic CNN does not
+repay), and in grey when most of its images are grey. Only headers are read (Pillow decodes no pixel
+to report a size and mode), and of a large folder an evenly spaced ``SURVEYED_FILES`` of them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class ImageSurvey:
 
     @property
     def side(self) -> int:
-        """The side the folder is read at by default: its images' shorter side, at most MAX_DEFAULT_SIDE."""
+        """The side to read the folder at: its images' shorter side, at most MAX_DEFAULT_SIDE."""
         return min(min(self.size), MAX_DEFAULT_SIDE)
 
     @property
@@ -42,7 +42,7 @@ class ImageSurvey:
         return 1 if self.grey else 3
 
     def sentence(self, folder: str, channels: int, side: int) -> str:
-        """One line saying what was found and how the folder is read: ``channels``×``side``×``side``."""
+        """One line: what was found, and that the folder is read as channels × side × side."""
         width, height = self.size
         if side != self.side:
             why = " (--input-size)"
@@ -50,14 +50,16 @@ class ImageSurvey:
             why = f" (their shorter side, at most {MAX_DEFAULT_SIDE}; --input-size sets another)"
         else:
             why = "; --input-size sets another side"
-        return (f"{folder}: most images are {width}×{height} ({self.same_size} of {self.surveyed}) and "
-                f"{'grey' if self.grey else 'colour'} ({self.same_kind} of {self.surveyed}), so they are read "
-                f"as {channels}×{side}×{side}{why}")
+        kind = "grey" if self.grey else "colour"
+        return (f"{folder}: most images are {width}×{height} ({self.same_size} of {self.surveyed}) "
+                f"and {kind} ({self.same_kind} of {self.surveyed}), so they are read as "
+                f"{channels}×{side}×{side}{why}")
 
 
 def survey_images(files: Sequence[Path]) -> ImageSurvey | None:
-    """The most common size and kind among ``files`` (an evenly spaced ``SURVEYED_FILES`` of them); None when no
-    header could be read. A file that cannot be opened is passed over: decoding it later names it."""
+    """The most common size and kind among ``files`` (an evenly spaced ``SURVEYED_FILES`` of
+    them); None when no header could be read. A file that cannot be opened is passed over: decoding
+    it later names it."""
     step = max(1, -(-len(files) // SURVEYED_FILES))
     sizes: Counter[tuple[int, int]] = Counter()
     grey = 0

@@ -60,8 +60,8 @@ def steps_per_epoch(images: int, batch_size: int, world: int) -> int:
 
 
 def epoch_batch_size(images: int, batch_size: int, world: int) -> int:
-    """The batch a run trains in: ``batch_size``, or all of each process's share of a training set smaller than
-    one batch each, so that an epoch has its step (whole batches only are trained on; see ``steps_per_epoch``)."""
+    """The batch a run trains in: ``batch_size``, or all of each process's share of a training
+    set smaller than one batch each, so that an epoch has its step (only whole batches train)."""
     return max(1, min(batch_size, images // world))
 
 

@@ -161,8 +161,8 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
         torch.set_num_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
 
-    run = _build(config, device, run_dir, main_process, may_measure=not start.resumes and not distributed_run,
-                 log=log)
+    run = _build(config, device, run_dir, main_process,
+                 may_measure=not start.resumes and not distributed_run, log=log)
     run.provisional = provisional
     if main_process:
         make_run_dir(run_dir)
@@ -185,8 +185,8 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
             last_eval, out_of_time = run.evaluate(), state.epoch < config.epochs
     if last_eval is None:
         budget = f"the time budget ({config.time_budget} s) or " if config.time_budget else ""
-        raise TrainingError(f"no epoch finished: {budget}the training set ({len(run.data.train)} images, batch "
-                            f"{config.batch_size}) is too small for one epoch")
+        raise TrainingError(f"no epoch finished: {budget}the training set ({len(run.data.train)} "
+                            f"images, batch {config.batch_size}) is too small for one epoch")
     summary = _summary(config, state, last_eval, params=params, out_of_time=out_of_time, device=device,
                        tuning=run.tuning, run_dir=run_dir)
     if main_process:
@@ -225,7 +225,8 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
 
 
 def _fit_batch(config: TrainConfig, images: int, log: Log) -> TrainConfig:
-    """``config`` with a batch no larger than the training set (each process's share of it), said in a note."""
+    """``config`` with a batch no larger than the training set (each process's share of it), said in
+    a note."""
     world = distributed.world_size()
     batch = epoch_batch_size(images, config.batch_size, world)
     if batch == config.batch_size:
