@@ -231,9 +231,11 @@ def _fit_batch(config: TrainConfig, images: int, log: Log) -> TrainConfig:
     batch = epoch_batch_size(images, config.batch_size, world)
     if batch == config.batch_size:
         return config
-    share = f"{images:,} training images" + (f" over {world} processes" if world > 1 else "")
-    log(f"note: the {share} are fewer than a batch of {config.batch_size}"
-        f"{' each' if world > 1 else ''}, so batches are {batch} images (all of them) instead")
+    several = world > 1
+    each = f" for each of {world} processes" if several else ""
+    whole = "a process's share" if several else "all"
+    log(f"note: the {images:,} training images are fewer than a batch of {config.batch_size}"
+        f"{each}, so batches are {batch} images ({whole} of them) instead")
     return dataclasses.replace(config, batch_size=batch)
 
 
