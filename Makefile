@@ -30,6 +30,7 @@ demo: $(STAMP) data
 	$(BIN)/cnnzoo train --recipe lenet5-demo --out runs/demo --overwrite
 	@echo "Open runs/demo/curves.png and runs/demo/confusion.png; classify an image with:"
 	@echo "  $(BIN)/cnnzoo predict runs/demo IMAGE.png"
+	@echo "For README's tour, put cnnzoo on your shell's PATH first:  . $(BIN)/activate"
 
 # The explorer's browser tests drive Debian's Chromium; without it they are skipped and -rs prints why.
 chromium:

@@ -114,6 +114,7 @@ class DatasetSplits:
     train: ImageDataset
     test: ImageDataset
     classes: list[str]
+    note: str | None = None  # how it was read where that was a choice (a folder's side, channels)
 
     @property
     def num_classes(self) -> int:

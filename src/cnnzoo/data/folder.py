@@ -9,6 +9,7 @@ Two layouts are understood:
 Classes are the sorted sub-folder names, so label numbers do not depend on the file system's order. Every
 image is decoded with Pillow, converted to grey or RGB, its shorter side resized to ``image_size`` and the
 centre square kept, giving uint8 (C, size, size) tensors like the built-in data sets.
+Unless told, grey or RGB and the size follow the images' commonest kind and side (``image_survey``).
 
 A folder whose decoded images fit in a memory budget (2 GiB by default) is decoded once into an
 ``ImageTensors``; a bigger one becomes a ``StreamingImageFolder``, which decodes each batch anew in
@@ -39,6 +40,7 @@ from cnnzoo.data.dataset import (
     check_batch_size,
     pad_by,
 )
+from cnnzoo.data.image_survey import survey_images
 from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError
 from cnnzoo.files import check_regular_file
@@ -336,6 +338,7 @@ class StreamingImageFolder(ImageDataset):
             num_workers=self.num_workers,
             collate_fn=collate_decoded,
             pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),  # its own: drawing from torch's shifts the model's init
         )
         for batch in loader:
             if isinstance(batch, str):
@@ -364,31 +367,27 @@ def load_image_folder(
     memory_budget_bytes: int | None = None,
     num_workers: int | None = None,
 ) -> DatasetSplits:
-    """Load an image folder as ``DatasetSplits`` (``channels`` default 3, ``image_size`` default 224).
+    """Load an image folder as ``DatasetSplits``, at ``channels`` and ``image_size`` or, where they
+    are None, as its images suggest (``image_survey``: their most common kind and shorter side; the
+    splits' ``note`` says so).
 
     Both parts are decoded into memory when together they fit in ``memory_budget_bytes`` of uint8
     (default ``DEFAULT_MEMORY_BUDGET``, read at the call; 0 always streams); otherwise both are
     ``StreamingImageFolder``s.
     """
     budget = DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes
-    channels = 3 if channels is None else channels
-    size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
     layout = scan_image_folder(path, holdout_fraction, seed)
+    found = survey_images(layout.train.files) if channels is None or image_size is None else None
+    channels = (found.channels if found else 3) if channels is None else channels
+    size = (found.side if found else DEFAULT_IMAGE_SIZE) if image_size is None else image_size
     parts = [StreamingImageFolder(part, channels, size, num_workers) for part in (layout.train, layout.test)]
     decoded_bytes = (len(layout.train) + len(layout.test)) * channels * size * size
     train, test = parts if decoded_bytes > budget else [part.load_all() for part in parts]
-    return DatasetSplits(name=f"folder:{layout.root}", train=train, test=test, classes=layout.classes)
+    name = f"folder:{layout.root}"
+    note = found.sentence(name, channels, size) if found else None
+    return DatasetSplits(name, train, test, layout.classes, note)
 
 
-__all__ = [
-    "DEFAULT_IMAGE_SIZE",
-    "DEFAULT_MEMORY_BUDGET",
-    "IMAGE_EXTENSIONS",
-    "MAX_IMAGE_PIXELS",
-    "FileList",
-    "FolderLayout",
-    "StreamingImageFolder",
-    "load_image",
-    "load_image_folder",
-    "scan_image_folder",
-]
+__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MEMORY_BUDGET", "IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS",
+           "FileList", "FolderLayout", "StreamingImageFolder", "load_image", "load_image_folder",
+           "scan_image_folder"]

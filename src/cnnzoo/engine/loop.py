@@ -59,6 +59,12 @@ def steps_per_epoch(images: int, batch_size: int, world: int) -> int:
     return max(1, images // batch_size // world)
 
 
+def epoch_batch_size(images: int, batch_size: int, world: int) -> int:
+    """The batch a run trains in: ``batch_size``, or all of each process's share of a training
+    set smaller than one batch each, so that an epoch has its step (only whole batches train)."""
+    return max(1, min(batch_size, images // world))
+
+
 class _Checks:
     """The decisions every process must take alike — stop for a non-finite loss, stop for the time budget, and the
     learning rate a budget stretches — taken at checks rather than at every step.

@@ -27,6 +27,7 @@ class LoadedData:
     test: ImageDataset
     classes: list[str]
     sample: torch.Tensor  # up to 10,000 training images drawn at random, for the statistics
+    note: str | None = None  # how it was read, where that was a choice (an image folder's side)
 
     @property
     def channels(self) -> int:
@@ -90,12 +91,15 @@ def _statistics_sample(data: ImageDataset, seed: int, count: int = 10_000) -> to
 
 
 def load_data(config: TrainConfig) -> LoadedData:
-    """``config.dataset`` with its subsets, in memory or streamed as ``config.memory_budget`` allows."""
+    """``config.dataset`` with its subsets, in memory or streamed as ``--memory-budget`` allows.
+    An image folder is decoded at ``--input-size`` if given (one resampling, straight to the model's
+    side), else at the side and in the channels its images suggest."""
     budget = None if config.memory_budget is None else int(config.memory_budget * MIB)
-    data = load_dataset(config.dataset, config.data_dir, memory_budget_bytes=budget)
+    data = load_dataset(config.dataset, config.data_dir, memory_budget_bytes=budget,
+                        image_size=config.input_size)
     train = _random_subset(data.train, config.train_subset, config.seed)
     test = _random_subset(data.test, config.test_subset, config.seed)
-    return LoadedData(train, test, data.classes, _statistics_sample(train, config.seed))
+    return LoadedData(train, test, data.classes, _statistics_sample(train, config.seed), data.note)
 
 
 def prepare_data(data: LoadedData, config: TrainConfig, side: int, device: torch.device) -> PreparedData:

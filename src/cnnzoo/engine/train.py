@@ -33,7 +33,13 @@ from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import choose_input_side
-from cnnzoo.engine.loop import EpochResult, StepSettings, steps_per_epoch, train_one_epoch
+from cnnzoo.engine.loop import (
+    EpochResult,
+    StepSettings,
+    epoch_batch_size,
+    steps_per_epoch,
+    train_one_epoch,
+)
 from cnnzoo.engine.outputs import versions, write_config, write_outputs
 from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
@@ -155,7 +161,8 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
         torch.set_num_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
 
-    run = _build(config, device, run_dir, main_process, may_measure=not start.resumes and not distributed_run)
+    run = _build(config, device, run_dir, main_process,
+                 may_measure=not start.resumes and not distributed_run, log=log)
     run.provisional = provisional
     if main_process:
         make_run_dir(run_dir)
@@ -164,6 +171,7 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
     state = _resume(start, run.trainable, log) if start.resumes else RunState(train_seconds=run.tuning.seconds)
     if main_process:
         write_config(run_dir, config)  # a resumed run's too: the epochs or budget it now runs to
+    config = run.config  # as the user set it but for a batch fitted to a small training set
     params = sum(p.numel() for p in run.trainable.model.parameters() if p.requires_grad)
     _warn_if_too_few_steps(config, len(run.data.train), log)
     log(f"{config.model}: {params:,} parameters, {run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
@@ -178,8 +186,9 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
         if last_eval is None and state.epoch > 0:  # resumed only to write the end-of-run files a crash skipped
             last_eval, out_of_time = run.evaluate(), state.epoch < config.epochs
     if last_eval is None:
-        raise TrainingError(f"no epoch finished: the time budget ({config.time_budget} s) or the training set "
-                            f"({len(run.data.train)} images, batch {config.batch_size}) is too small for one epoch")
+        budget = f"the time budget ({config.time_budget} s) or " if config.time_budget else ""
+        raise TrainingError(f"no epoch finished: {budget}the training set ({len(run.data.train)} "
+                            f"images, batch {config.batch_size}) is too small for one epoch")
     summary = _summary(config, state, last_eval, params=params, out_of_time=out_of_time, device=device,
                        tuning=run.tuning, run_dir=run_dir)
     if main_process:
@@ -188,10 +197,13 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
 
 
 def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_process: bool, *,
-           may_measure: bool) -> _Run:
+           may_measure: bool, log: Log) -> _Run:
     """The data fitted to the model's input side, the model in the fastest precision and layout measured (or
     forced), its optimiser and what a step needs."""
     loaded = load_data(config)
+    if loaded.note:
+        log(loaded.note)
+    config = _fit_batch(config, len(loaded.train), log)
     side = choose_input_side(limits_for(config, loaded.channels), loaded.side, config.input_size)
     data = prepare_data(loaded, config, side, device)
     model = build_model(config, len(data.classes), data.channels, side)
@@ -212,6 +224,21 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
             "input": data.spec.to_dict(), "data_size": data.native_side, "dataset": config.dataset,
             "versions": versions(), "tuning": tuning.to_dict()}
     return _Run(config, data, trainable, settings, tuning, run_dir, main_process, meta)
+
+
+def _fit_batch(config: TrainConfig, images: int, log: Log) -> TrainConfig:
+    """``config`` with a batch no larger than the training set (each process's share of it), said in
+    a note."""
+    world = distributed.world_size()
+    batch = epoch_batch_size(images, config.batch_size, world)
+    if batch == config.batch_size:
+        return config
+    several = world > 1
+    each = f" for each of {world} processes" if several else ""
+    whole = "a process's share" if several else "all"
+    log(f"note: the {images:,} training images are fewer than a batch of {config.batch_size}"
+        f"{each}, so batches are {batch} images ({whole} of them) instead")
+    return dataclasses.replace(config, batch_size=batch)
 
 
 def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress: bool,
