@@ -67,3 +67,14 @@ def tile_canvas(images: torch.Tensor, per_side: int = 3) -> torch.Tensor:
     """``per_side``² uint8 images (N, C, s, s) side by side: one (C, per_side·s, per_side·s) canvas."""
     rows = [torch.cat(list(images[r * per_side:(r + 1) * per_side]), dim=-1) for r in range(per_side)]
     return torch.cat(rows, dim=-2)
+
+
+def prepared_input(run: Run, image: str | Path, *, raw: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """An image file prepared exactly as ``cnnzoo predict`` prepares it (``engine.predict.prepare_image``: a photo
+    made to look like MNIST's images for a model trained on them, unless ``raw``): (uint8 (C, s, s), float
+    (1, C, S, S) model input, what was done to it)."""
+    from cnnzoo.engine.predict import prepare_image
+
+    decoded = open_image(Path(image), run.model.cfg.input_size[0])
+    tensor, note = prepare_image(run, decoded, not raw)
+    return tensor, model_input(run, tensor[None]), note

@@ -1,0 +1,45 @@
+"""What every ``cnnzoo show`` view does first and last: open the run (or fresh model) and the folder to write,
+holding the run's writer lock, then report what was written (``--json``: one document on stdout)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import sys
+import time
+from pathlib import Path
+
+from cnnzoo.console import print_json
+
+
+def open_source(args: argparse.Namespace):
+    """The run (or fresh model) and where to write; writing into a run directory takes its writer lock (held
+    until the command ends, see ``one_writer``), so a view never writes beside a training that is under way."""
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.rundir import writer_lock
+
+    run = open_run(args.source)
+    out = Path(args.out) if args.out else run.default_out()
+    if run.run_dir is not None and out.resolve().is_relative_to(run.run_dir.resolve()):
+        args.held.enter_context(writer_lock(run.run_dir))
+    return run, out
+
+
+def one_writer(command):
+    """``command`` with a place (``args.held``) for the locks it takes, released when it returns."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with contextlib.ExitStack() as args.held:
+            return command(args)
+
+    return run
+
+
+def finish(args: argparse.Namespace, report: dict, started: float) -> int:
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    for path in report.get("wrote", []):
+        print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print_json(report)
+    return 0
