@@ -1,5 +1,7 @@
-"""What a unit wants to see and what it answers to: ``show features`` (activation maximisation), ``show patches``
-and ``show occlusion``, checked by their properties on lenet5 and a 3-channel model."""
+"""What a unit wants to see and what it answers to: ``show features`` (activation maximisation),
+``show patches`` and ``show occlusion``, checked by their properties on lenet5 and a 3-channel
+model.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +15,34 @@ from cnnzoo.cli import main
 from cnnzoo.models.registry import create_model
 from cnnzoo.visualize.features import Settings, layer_values, resolve_target, synthesise
 
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_mnist_dir, tmp_path_factory):
     from cnnzoo.engine.config import TrainConfig
     from cnnzoo.engine.train import train
 
     out = tmp_path_factory.mktemp("units") / "lenet5"
-    train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=2, batch_size=64,
-                      lr=0.05, out=str(out)))
+    train(
+        TrainConfig(
+            model="lenet5",
+            dataset="mnist",
+            data_dir=str(tiny_mnist_dir),
+            epochs=2,
+            batch_size=64,
+            lr=0.05,
+            out=str(out),
+        )
+    )
     return out
 
 
-@pytest.mark.parametrize("name, layer", [("lenet5", "C3"), ("lenet5", "classes"), ("resnet20", "layer1.0")])
+@pytest.mark.parametrize(
+    "name, layer", [("lenet5", "C3"), ("lenet5", "classes"), ("resnet20", "layer1.0")]
+)
 def test_synthesised_images_drive_their_unit_above_the_starting_noise(name, layer):
-    """Random weights: the optimised (pre-activation) value beats the starting image's; the reported value is
-    the unit's on its own saved uint8 image."""
+    """Random weights: the optimised (pre-activation) value beats the starting image's; the reported
+    value is the unit's on its own saved uint8 image.
+    """
     torch.manual_seed(0)
     model = create_model(name).eval()
     cfg = model.cfg
@@ -37,11 +52,21 @@ def test_synthesised_images_drive_their_unit_above_the_starting_noise(name, laye
     _, path, _ = resolve_target(model, layer)
 
     def run(steps: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        result = synthesise(model, layer, mean=list(cfg.mean), std=list(cfg.std), units=units.tolist(),
-                            settings=Settings(steps=steps))
+        result = synthesise(
+            model,
+            layer,
+            mean=list(cfg.mean),
+            std=list(cfg.std),
+            units=units.tolist(),
+            settings=Settings(steps=steps),
+        )
         with torch.no_grad():
             x = (result["images"].float() / 255 - mean) / std
-            return result, layer_values(model, x, path)[units, units], layer_values(model, x, path, slope=1)[units, units]
+            return (
+                result,
+                layer_values(model, x, path)[units, units],
+                layer_values(model, x, path, slope=1)[units, units],
+            )
 
     result, value, optimised = run(24)
     _, _, start = run(0)
@@ -60,12 +85,30 @@ def test_layer_values_at_a_relu_equal_the_modules_output():
 
 
 def test_show_features_writes_a_grid_each_image_at_input_size_and_the_test_statistics(
-        tiny_run, tiny_mnist_dir, tmp_path, capsys):
+    tiny_run, tiny_mnist_dir, tmp_path, capsys
+):
     from PIL import Image
 
     out = tmp_path / "show"
-    assert main(["show", "features", str(tiny_run), "--layer", "C1", "--steps", "16", "--data-dir",
-                 str(tiny_mnist_dir), "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "show",
+                "features",
+                str(tiny_run),
+                "--layer",
+                "C1",
+                "--steps",
+                "16",
+                "--data-dir",
+                str(tiny_mnist_dir),
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert [u["unit"] for u in report["units"]] == list(range(6)) and report["test_images"] == 200
     for unit in report["units"]:
@@ -77,8 +120,23 @@ def test_show_features_writes_a_grid_each_image_at_input_size_and_the_test_stati
 def test_show_features_on_a_fresh_three_channel_model(tmp_path, capsys):
     from PIL import Image
 
-    assert main(["show", "features", "resnet20", "--units", "2", "--steps", "4", "--out", str(tmp_path),
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "show",
+                "features",
+                "resnet20",
+                "--units",
+                "2",
+                "--steps",
+                "4",
+                "--out",
+                str(tmp_path),
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["layer"] == "classes" and "test_max" not in report["units"][0]
     assert np.asarray(Image.open(report["units"][1]["file"])).shape == (32, 32, 3)
@@ -86,19 +144,39 @@ def test_show_features_on_a_fresh_three_channel_model(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.needs_fashion_mnist
-def test_synthesised_class_images_are_classified_as_their_class(fashion_mnist_dir, tmp_path, capsys):
-    """The issue's check: a short lenet5 training on Fashion-MNIST, then ``predict --raw`` (no preparation) on
-    each class's synthesised image."""
+def test_synthesised_class_images_are_classified_as_their_class(
+    fashion_mnist_dir, tmp_path, capsys
+):
+    """The issue's check: a short lenet5 training on Fashion-MNIST, then ``predict --raw`` (no
+    preparation) on each class's synthesised image.
+    """
     from cnnzoo.engine.config import TrainConfig
     from cnnzoo.engine.predict import predict_files
     from cnnzoo.engine.run import open_run
     from cnnzoo.engine.train import train
 
     run_dir = tmp_path / "lenet5"
-    train(TrainConfig(model="lenet5", dataset="fashion-mnist", data_dir=str(fashion_mnist_dir), epochs=2,
-                      train_subset=20_000, batch_size=128, lr=0.05, out=str(run_dir)))
-    assert main(["show", "features", str(run_dir), "--test-images", "1000", "--quiet", "--json"]) == 0
+    train(
+        TrainConfig(
+            model="lenet5",
+            dataset="fashion-mnist",
+            data_dir=str(fashion_mnist_dir),
+            epochs=2,
+            train_subset=20_000,
+            batch_size=128,
+            lr=0.05,
+            out=str(run_dir),
+        )
+    )
+    assert (
+        main(["show", "features", str(run_dir), "--test-images", "1000", "--quiet", "--json"]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
-    predictions = predict_files(open_run(run_dir), [u["file"] for u in report["units"]], prepare=False)
-    hits = sum(p["predictions"][0]["index"] == u["unit"] for p, u in zip(predictions, report["units"], strict=True))
+    predictions = predict_files(
+        open_run(run_dir), [u["file"] for u in report["units"]], prepare=False
+    )
+    hits = sum(
+        p["predictions"][0]["index"] == u["unit"]
+        for p, u in zip(predictions, report["units"], strict=True)
+    )
     assert hits >= 8, predictions

@@ -1,6 +1,8 @@
-"""``cnnzoo show features``, ``show patches`` and ``show occlusion``: what a unit wants to see, what it answers to
-in real data, and which part of an image a class depends on. Registered under ``cnnzoo show`` by
-``commands.show``; the work is in ``cnnzoo.visualize.features``, ``.patches`` and ``.occlusion``."""
+"""``cnnzoo show features``, ``show patches`` and ``show occlusion``: what a unit wants to see, what
+it answers to in real data, and which part of an image a class depends on. Registered under ``cnnzoo
+show`` by ``commands.show``; the work is in ``cnnzoo.visualize.features``, ``.patches`` and
+``.occlusion``.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ from cnnzoo.commands.viewing import finish, one_writer, open_source
 
 
 def _file_name(label: str) -> str:
-    """A label made safe as part of a file name (class names hold spaces and slashes: "T-shirt/top")."""
+    """A label made safe as part of a file name (class names hold spaces and slashes:
+    "T-shirt/top").
+    """
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "unit"
 
 
 def _test_inputs(run, data_dir, count: int, batch: int = 500):
-    """Up to ``count`` test images as model inputs, in batches; None for a model without a data set."""
+    """Up to ``count`` test images as model inputs, in batches; None for a model without a data set.
+    """
     from cnnzoo.visualize.source import load_data, model_input
 
     if run.dataset is None:
@@ -36,7 +41,9 @@ def _unit_labels(run, result: dict) -> list[str]:
 
 
 def _save_inputs(result: dict, labels: list[str], folder: Path) -> list[str]:
-    """Each synthesised image as its own PNG at the model's input size: ready for ``cnnzoo predict --raw``."""
+    """Each synthesised image as its own PNG at the model's input size: ready for ``cnnzoo predict
+    --raw``.
+    """
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,7 +57,9 @@ def _save_inputs(result: dict, labels: list[str], folder: Path) -> list[str]:
 
 
 def _synthesise(run, args: argparse.Namespace):
-    """Run the optimisation under a progress bar (steps of every batch), with ``--threads`` if given."""
+    """Run the optimisation under a progress bar (steps of every batch), with ``--threads`` if
+    given.
+    """
     import torch
 
     from cnnzoo.engine.progress import Progress
@@ -64,8 +73,15 @@ def _synthesise(run, args: argparse.Namespace):
     batches = -(-(len(units) if units else count) // settings.batch)
     with Progress(not args.json and not args.quiet) as bar:
         task = bar.start("synthesising", batches * settings.steps)
-        return synthesise(run.model, args.layer, mean=run.input.mean, std=run.input.std, units=units,
-                          settings=settings, tick=lambda: bar.update(task, ""))
+        return synthesise(
+            run.model,
+            args.layer,
+            mean=run.input.mean,
+            std=run.input.std,
+            units=units,
+            settings=settings,
+            tick=lambda: bar.update(task, ""),
+        )
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -78,45 +94,84 @@ def cmd_features(args: argparse.Namespace) -> int:
     labels = _unit_labels(run, result)
     module = None if result["module"] == "logits" else result["module"]
     batches = _test_inputs(run, args.data_dir, args.test_images)
-    stats = None if batches is None else dataset_statistics(run.model, module, batches, result["units"])
+    stats = (
+        None if batches is None else dataset_statistics(run.model, module, batches, result["units"])
+    )
     name = _file_name(result["layer"])
     files = _save_inputs(result, labels, out / f"features-{name}")
     what = "class logit" if result["layer"] == "classes" else "mean activation"
-    figure = draw_features(result, labels=labels, stats=stats,
-                           title=f"{run.label}\nwhat each unit of {result['layer']} ({result['module']}) wants "
-                                 f"to see, optimised from noise\nunder each: its {what} on that image")
+    figure = draw_features(
+        result,
+        labels=labels,
+        stats=stats,
+        title=f"{run.label}\nwhat each unit of {result['layer']} ({result['module']}) wants "
+        f"to see, optimised from noise\nunder each: its {what} on that image",
+    )
     path = save(figure, out / f"features-{name}.png")
     units = []
     for index, unit in enumerate(result["units"]):
-        row = {"unit": unit, "label": labels[index], "value": round(float(result["values"][index]), 6),
-               "file": files[index]}
+        row = {
+            "unit": unit,
+            "label": labels[index],
+            "value": round(float(result["values"][index]), 6),
+            "file": files[index],
+        }
         if stats is not None:
-            row |= {"test_mean": round(float(stats["mean"][index]), 6),
-                    "test_max": round(float(stats["max"][index]), 6)}
+            row |= {
+                "test_mean": round(float(stats["mean"][index]), 6),
+                "test_max": round(float(stats["max"][index]), 6),
+            }
         units.append(row)
-    report = {"model": run.name, "layer": result["layer"], "module": result["module"], "measure": what,
-              "steps": args.steps, "test_images": None if stats is None else stats["images"], "units": units,
-              "above_test_max": None if stats is None else sum(r["value"] > r["test_max"] for r in units),
-              "wrote": [str(path)], "images": str(out / f"features-{name}")}
+    report = {
+        "model": run.name,
+        "layer": result["layer"],
+        "module": result["module"],
+        "measure": what,
+        "steps": args.steps,
+        "test_images": None if stats is None else stats["images"],
+        "units": units,
+        "above_test_max": None if stats is None else sum(r["value"] > r["test_max"] for r in units),
+        "wrote": [str(path)],
+        "images": str(out / f"features-{name}"),
+    }
     return finish(args, report, started)
 
 
 def register(views: argparse._SubParsersAction, common) -> None:
-    """Add the views to ``cnnzoo show``; ``common`` declares the source, image, --out and --json options."""
-    p = views.add_parser("features", help="what each unit (or class) wants to see: inputs optimised from noise",
-                         description="Activation maximisation with jitter, scaling, rotation, a 1/f spectrum and a "
-                                     "total-variation penalty; one image per unit, also saved at input size.")
+    """Add the views to ``cnnzoo show``; ``common`` declares the source, image, --out and --json
+    options.
+    """
+    p = views.add_parser(
+        "features",
+        help="what each unit (or class) wants to see: inputs optimised from noise",
+        description="Activation maximisation with jitter, scaling, rotation, a 1/f spectrum and a "
+        "total-variation penalty; one image per unit, also saved at input size.",
+    )
     common(p, image=False)
-    p.add_argument("--layer", default="classes",
-                   help="stage name, module path, or 'classes' for the output layer (default: classes)")
-    p.add_argument("--units", type=positive_int, metavar="N", help="only the first N units (default: all)")
-    p.add_argument("--steps", type=whole_number(1, 10_000), default=128, metavar="N",
-                   help="optimisation steps (default: 128)")
-    p.add_argument("--test-images", type=positive_int, default=10_000, metavar="N",
-                   help="test images for each unit's mean and maximum (default: 10000)")
+    p.add_argument(
+        "--layer",
+        default="classes",
+        help="stage name, module path, or 'classes' for the output layer (default: classes)",
+    )
+    p.add_argument(
+        "--units", type=positive_int, metavar="N", help="only the first N units (default: all)"
+    )
+    p.add_argument(
+        "--steps",
+        type=whole_number(1, 10_000),
+        default=128,
+        metavar="N",
+        help="optimisation steps (default: 128)",
+    )
+    p.add_argument(
+        "--test-images",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="test images for each unit's mean and maximum (default: 10000)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     options.add(p, "seed", default=0)
     options.add(p, "threads")
     options.add(p, "data_dir")
     p.set_defaults(run=one_writer(cmd_features))
-

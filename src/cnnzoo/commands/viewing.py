@@ -1,5 +1,7 @@
-"""What every ``cnnzoo show`` view does first and last: open the run (or fresh model) and the folder to write,
-holding the run's writer lock, then report what was written (``--json``: one document on stdout)."""
+"""What every ``cnnzoo show`` view does first and last: open the run (or fresh model) and the folder
+to write, holding the run's writer lock, then report what was written (``--json``: one document on
+stdout).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from cnnzoo.console import print_json
 
 
 def open_source(args: argparse.Namespace):
-    """The run (or fresh model) and where to write; writing into a run directory takes its writer lock (held
-    until the command ends, see ``one_writer``), so a view never writes beside a training that is under way."""
+    """The run (or fresh model) and where to write; writing into a run directory takes its writer
+    lock (held until the command ends, see ``one_writer``), so a view never writes beside a training
+    that is under way.
+    """
     from cnnzoo.engine.run import open_run
     from cnnzoo.rundir import writer_lock
 
@@ -28,6 +32,7 @@ def open_source(args: argparse.Namespace):
 
 def one_writer(command):
     """``command`` with a place (``args.held``) for the locks it takes, released when it returns."""
+
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as args.held:

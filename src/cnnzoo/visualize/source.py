@@ -69,10 +69,11 @@ def tile_canvas(images: torch.Tensor, per_side: int = 3) -> torch.Tensor:
     return torch.cat(rows, dim=-2)
 
 
-def prepared_input(run: Run, image: str | Path, *, raw: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """An image file prepared exactly as ``cnnzoo predict`` prepares it (``engine.predict.prepare_image``: a photo
-    made to look like MNIST's images for a model trained on them, unless ``raw``): (uint8 (C, s, s), float
-    (1, C, S, S) model input, what was done to it)."""
+def prepared_input(run: Run, image: str | Path, *,
+                   raw: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """An image file prepared exactly as ``cnnzoo predict`` prepares it (``engine.predict.prepare_image``:
+    a photo made to look like MNIST's images for a model trained on them, unless ``raw``): (uint8
+    (C, s, s), float (1, C, S, S) model input, what was done to it)."""
     from cnnzoo.engine.predict import prepare_image
 
     decoded = open_image(Path(image), run.model.cfg.input_size[0])
