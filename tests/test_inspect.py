@@ -101,7 +101,7 @@ def test_summary_json_has_the_documented_fields():
     data = json.loads(cnnzoo.summary(cnnzoo.create_model("lenet5")).to_json())
     assert set(data) >= {"model", "input_size", "total_params", "trainable_params", "total_macs", "layers"}
     assert set(data["layers"][0]) == {"name", "type", "output_shape", "params", "macs", "connections",
-                                      "receptive_field", "jump"}
+                                      "receptive_field", "jump", "rf_start"}
 
 
 @pytest.mark.parametrize(

@@ -180,3 +180,107 @@ def test_synthesised_class_images_are_classified_as_their_class(
         for p, u in zip(predictions, report["units"], strict=True)
     )
     assert hits >= 8, predictions
+
+
+def _paste_alone(x: torch.Tensor, field, i: int, j: int) -> torch.Tensor:
+    """A blank input (the mean) with only unit (i, j)'s receptive-field window of ``x`` in it."""
+    from cnnzoo.visualize.patches import window
+
+    size = field[0]
+    top, left = window(field, i, j)
+    blank = torch.zeros_like(x)
+    rows = slice(max(top, 0), max(top + size, 0))
+    columns = slice(max(left, 0), max(left + size, 0))
+    blank[..., rows, columns] = x[..., rows, columns]
+    return blank
+
+
+@pytest.mark.parametrize(
+    "name, layer",
+    [("lenet5", "C3"), ("lenet5", "S2"), ("resnet20", "layer2.0"), ("alexnet_small", "conv3")],
+)
+def test_a_top_patchs_activation_is_the_units_value_on_that_patch_alone(name, layer):
+    """The crop is exactly the receptive field: the patch pasted alone into a blank input gives the
+    unit the value shown (a window off by one pixel changes it).
+    """
+    from cnnzoo.visualize.activations import activations
+    from cnnzoo.visualize.layers import resolve_layers
+    from cnnzoo.visualize.patches import top_patches
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    c, side, _ = model.cfg.input_size
+    x = torch.randn(40, c, side, side)
+    path = resolve_layers(model, [layer])[layer]
+    result = top_patches(model, layer, path, x.split(16), units=4)
+    assert result["field"][0] > 1
+    for unit, row in enumerate(result["rows"]):
+        assert [p["value"] for p in row] == sorted((p["value"] for p in row), reverse=True)
+        best = row[0]
+        alone = _paste_alone(x[best["image"]][None], result["field"], best["i"], best["j"])
+        value = activations(model, alone, [path])[path][0, unit, best["i"], best["j"]]
+        assert value == pytest.approx(best["value"], rel=1e-4, abs=1e-5)
+
+
+def test_rank_correlation_is_spearmans():
+    from cnnzoo.visualize.occlusion import rank_correlation
+
+    torch.manual_seed(0)
+    a, b = torch.randn(50), torch.randn(50)
+    d = (a.argsort().argsort() - b.argsort().argsort()).double()
+    assert rank_correlation(a, b) == pytest.approx(
+        1 - 6 * d.square().sum().item() / (50 * (50**2 - 1))
+    )
+    assert rank_correlation(a, a.exp()) == pytest.approx(1.0)
+
+
+def test_occluding_the_object_lowers_its_class_probability_more_than_the_background(
+    tiny_run, tiny_mnist_dir
+):
+    """tiny-mnist's images are a bright square at a place given by the class on a dark background.
+    """
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.visualize.occlusion import probability_drop
+    from cnnzoo.visualize.source import load_data, model_input
+
+    run = open_run(tiny_run)
+    test = load_data(run, tiny_mnist_dir).test
+    for index in range(6):
+        label = int(test.labels[index])
+        drop = probability_drop(
+            run.model, model_input(run, test.images[index][None]), label, patch=4, stride=2
+        )
+        row, col = divmod(label, 5)
+        inside = torch.zeros(28, 28, dtype=torch.bool)
+        inside[4 + row * 12 : 12 + row * 12, 2 + col * 5 : 6 + col * 5] = True
+        assert drop["map"][inside].mean() > drop["map"][~inside].mean() + 0.01, (index, label)
+
+
+def test_show_patches_and_occlusion_end_to_end(tiny_run, tiny_mnist_dir, tmp_path, capsys):
+    from PIL import Image
+
+    image = tmp_path / "probe.png"
+    Image.fromarray(np.full((28, 28), 10, np.uint8)).save(image)
+    for argv in (
+        [
+            "show",
+            "patches",
+            str(tiny_run),
+            "--layer",
+            "C3",
+            "--units",
+            "4",
+            "--data-dir",
+            str(tiny_mnist_dir),
+        ],
+        ["show", "occlusion", str(tiny_run), str(image), "--raw"],
+        ["show", "occlusion", "resnet20", str(image)],
+    ):
+        assert main([*argv, "--out", str(tmp_path / "show"), "--json"]) == 0, argv
+        report = json.loads(capsys.readouterr().out)
+        assert all(__import__("os").path.getsize(p) > 1000 for p in report["wrote"])
+        if argv[1] == "patches":
+            assert len(report["units"]) == 4 and len(report["units"][0]) == 9
+            assert report["receptive_field"] == 14 and report["jump"] == 2
+        else:
+            assert -1 <= report["rank_correlation"] <= 1 and 0 <= report["probability"] <= 1

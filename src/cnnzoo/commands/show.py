@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cnnzoo.commands import options, units
 from cnnzoo.commands.options import positive_int
+from cnnzoo.commands.viewing import class_index as _class_index
 from cnnzoo.commands.viewing import finish as _finish
 from cnnzoo.commands.viewing import one_writer as _one_writer
 from cnnzoo.commands.viewing import open_source as _open
@@ -211,19 +212,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _drawable(image):
     """uint8 (C, H, W) to an array for imshow: (H, W) grey or (H, W, 3)."""
     return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
-
-
-def _class_index(value: str | None, classes: list[str]) -> int | None:
-    """A class given by name or index; None means the predicted class."""
-    from cnnzoo.errors import ConfigError
-
-    if value is None:
-        return None
-    if value in classes:
-        return classes.index(value)
-    if value.isdigit() and int(value) < len(classes):
-        return int(value)
-    raise ConfigError(f"unknown class {value!r}; the classes are {', '.join(classes)} (or 0…{len(classes) - 1})")
 
 
 def _register_scoremap(commands: argparse._SubParsersAction) -> None:

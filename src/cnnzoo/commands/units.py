@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cnnzoo.commands import options
 from cnnzoo.commands.options import positive_int, whole_number
-from cnnzoo.commands.viewing import finish, one_writer, open_source
+from cnnzoo.commands.viewing import class_index, finish, one_writer, open_source
 
 
 def _file_name(label: str) -> str:
@@ -137,6 +137,111 @@ def cmd_features(args: argparse.Namespace) -> int:
     return finish(args, report, started)
 
 
+def cmd_patches(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize import patches as pt
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.features import as_drawable
+    from cnnzoo.visualize.layers import resolve_layers
+    from cnnzoo.visualize.source import load_data, model_input
+
+    started = time.perf_counter()
+    run, out = open_source(args)
+    path = resolve_layers(run.model, [args.layer])[args.layer]
+    raw = load_data(run, args.data_dir).test.images[: args.test_images].cpu()
+    result = pt.top_patches(
+        run.model,
+        args.layer,
+        path,
+        [model_input(run, chunk) for chunk in raw.split(500)],
+        units=args.units,
+    )
+    shown = as_drawable(model_input_pixels(run, raw))
+    size, jump, start = result["field"]
+    figure = pt.draw_patches(
+        shown,
+        result,
+        title=f"{run.label}: the {pt.TOP} of {len(raw):,} test images "
+        f"that drive each unit of {args.layer} ({path}) hardest\neach cropped to the "
+        f"unit's {size}×{size} receptive field; above: the first three activations",
+    )
+    written = save(figure, out / f"patches-{_file_name(args.layer)}.png")
+    return finish(
+        args,
+        {
+            "model": run.name,
+            "layer": args.layer,
+            "module": path,
+            "receptive_field": size,
+            "jump": jump,
+            "rf_start": start,
+            "test_images": len(raw),
+            "units": result["rows"],
+            "wrote": [str(written)],
+        },
+        started,
+    )
+
+
+def model_input_pixels(run, raw):
+    """uint8 test images as the model sees them (padded, resized), back in uint8 for drawing."""
+    import torch
+
+    from cnnzoo.visualize.source import model_input
+
+    mean = torch.tensor(run.input.mean).view(1, -1, 1, 1)
+    std = torch.tensor(run.input.std).view(1, -1, 1, 1)
+    pixels = (model_input(run, raw) * std + mean).clamp(0, 1)
+    return (pixels * 255).round().to(torch.uint8)
+
+
+def cmd_occlusion(args: argparse.Namespace) -> int:
+    from cnnzoo.visualize.cam import grad_cam
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.occlusion import draw_occlusion, probability_drop, rank_correlation
+    from cnnzoo.visualize.source import display_image, prepared_input
+
+    started = time.perf_counter()
+    run, out = open_source(args)
+    _, x, note = prepared_input(run, args.image, raw=args.raw)
+    side = x.shape[-1]
+    patch = args.patch or max(2, side // 7)  # 4 px at 28 px: about a seventh of the image
+    cam = grad_cam(run.model, x, class_index(args.target_class, run.classes), args.cam_layer)
+    target = cam["class"]
+    drop = probability_drop(
+        run.model, x, target, patch=patch, stride=args.stride or max(1, patch // 2)
+    )
+    rho = rank_correlation(drop["map"], cam["cam"])
+    name = run.classes[target]
+    figure = draw_occlusion(
+        display_image(x[0], run).numpy(),
+        drop,
+        cam,
+        class_name=name,
+        rho=rho,
+        patch=patch,
+        title=f"{run.label}: {args.image.name}",
+    )
+    path = save(figure, out / f"occlusion-{args.image.stem}.png")
+    return finish(
+        args,
+        {
+            "model": run.name,
+            "image": str(args.image),
+            "class": name,
+            "class_index": target,
+            "probability": round(drop["probability"], 6),
+            "patch": patch,
+            "squares": drop["squares"],
+            "largest_drop": round(float(drop["map"].max()), 6),
+            "cam_layer": cam["layer"],
+            "rank_correlation": round(rho, 4),
+            **note,
+            "wrote": [str(path)],
+        },
+        started,
+    )
+
+
 def register(views: argparse._SubParsersAction, common) -> None:
     """Add the views to ``cnnzoo show``; ``common`` declares the source, image, --out and --json
     options.
@@ -175,3 +280,50 @@ def register(views: argparse._SubParsersAction, common) -> None:
     options.add(p, "threads")
     options.add(p, "data_dir")
     p.set_defaults(run=one_writer(cmd_features))
+    p = views.add_parser(
+        "patches",
+        help="the 9 test images' patches that drive each unit of a layer hardest",
+        description="Zeiler and Fergus's top patches: for each unit, the test images with "
+        "its largest activation, cropped to that unit's receptive field.",
+    )
+    common(p, image=False)
+    p.add_argument(
+        "--layer", required=True, help="a convolutional stage name or module path (e.g. C3, conv2)"
+    )
+    p.add_argument(
+        "--units",
+        type=positive_int,
+        default=32,
+        metavar="N",
+        help="the first N units (default: 32)",
+    )
+    p.add_argument(
+        "--test-images",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="test images to search (default: 10000)",
+    )
+    options.add(p, "data_dir")
+    p.set_defaults(run=one_writer(cmd_patches))
+    p = views.add_parser(
+        "occlusion",
+        help="a grey square slid over the image: where the class probability falls",
+        description="Occlusion (Zeiler and Fergus) beside Grad-CAM, with their rank "
+        "correlation; the image is prepared as cnnzoo predict prepares it.",
+    )
+    common(p, image=True)
+    p.add_argument(
+        "--class", dest="target_class", metavar="C", help="class name or index (default: predicted)"
+    )
+    p.add_argument(
+        "--patch", type=positive_int, metavar="PX", help="side of the square (default: side/7)"
+    )
+    p.add_argument(
+        "--stride", type=positive_int, metavar="PX", help="step of the square (default: patch/2)"
+    )
+    p.add_argument("--cam-layer", help="stage for Grad-CAM (default: the last convolutional stage)")
+    p.add_argument(
+        "--raw", action="store_true", help="the image as it is: no MNIST-style preparation"
+    )
+    p.set_defaults(run=one_writer(cmd_occlusion))

@@ -48,3 +48,18 @@ def finish(args: argparse.Namespace, report: dict, started: float) -> int:
     if args.json:
         print_json(report)
     return 0
+
+
+def class_index(value: str | None, classes: list[str]) -> int | None:
+    """A class given by name or index; None means the predicted class."""
+    from cnnzoo.errors import ConfigError
+
+    if value is None:
+        return None
+    if value in classes:
+        return classes.index(value)
+    if value.isdigit() and int(value) < len(classes):
+        return int(value)
+    raise ConfigError(
+        f"unknown class {value!r}; the classes are {', '.join(classes)} (or 0…{len(classes) - 1})"
+    )

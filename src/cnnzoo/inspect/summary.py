@@ -9,9 +9,11 @@ residual shortcuts, dense blocks) are each seen once per call, in execution orde
   convention behind torchvision's published "GFLOPS"; layers without weights count 0, except those that
   define ``count_macs(output)`` (LeNet-1998's subsampling, partial C3 and RBF output);
 - connections in LeCun's sense: multiply-adds plus one per output unit that has a bias;
-- the receptive field (side of the input square one output unit sees) and the jump (input pixels between
-  neighbouring outputs), by r_out = r_in + (k − 1)·d·j_in and j_out = j_in·s. Layers whose output is no longer
-  a spatial map (flatten, FC, global pooling) get ``None``.
+- the receptive field (side of the input square one output unit sees) and the jump (input pixels
+  between neighbouring outputs), by r_out = r_in + (k − 1)·d·j_in and j_out = j_in·s, and where the
+  first output's field starts (``rf_start``, negative inside the padding): start_out = start_in −
+  p·j_in, so output (i, j) sees rows and columns start + i·jump … start + i·jump + r − 1. Layers
+  whose output is no longer a spatial map (flatten, FC, global pooling) get ``None``.
 
 Receptive fields must also pass through operations that are not modules — ``a + b`` in a residual block,
 ``torch.cat`` in Inception and DenseNet, a slice — so a ``TorchFunctionMode`` tags every 4-d tensor produced
@@ -29,7 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-_TAG = "_cnnzoo_rf"  # attribute set on tensors during the pass: (receptive_field, jump)
+_TAG = "_cnnzoo_rf"  # attribute set on tensors during the pass: (receptive_field, jump, start)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class LayerInfo:
     connections: int
     receptive_field: int | None
     jump: int | None
+    rf_start: int | None = None
 
 
 @dataclass
@@ -86,13 +89,15 @@ class ModelSummary:
             name = ".".join(layer.name.split(".")[:depth])
             if grouped and grouped[-1].name == name:
                 last = grouped[-1]
-                grouped[-1] = LayerInfo(name, last.type, layer.output_shape, last.params + layer.params,
-                                        last.macs + layer.macs, last.connections + layer.connections,
-                                        layer.receptive_field, layer.jump)
+                grouped[-1] = LayerInfo(name, last.type, layer.output_shape,
+                                        last.params + layer.params, last.macs + layer.macs,
+                                        last.connections + layer.connections,
+                                        layer.receptive_field, layer.jump, layer.rf_start)
             else:
                 kind = layer.type if name == layer.name else "(group)"
-                grouped.append(LayerInfo(name, kind, layer.output_shape, layer.params, layer.macs, layer.connections,
-                                         layer.receptive_field, layer.jump))
+                grouped.append(LayerInfo(name, kind, layer.output_shape, layer.params, layer.macs,
+                                         layer.connections, layer.receptive_field, layer.jump,
+                                         layer.rf_start))
         return grouped
 
     def table(self, depth: int | None = None, name_width: int = 34) -> str:
@@ -124,18 +129,22 @@ def _pair(value) -> tuple[int, int]:
 
 
 def _window(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[int, int, int] | None:
-    """(kernel, stride, dilation) along the height of a sliding-window module, or None for pointwise ones."""
+    """(kernel, stride, dilation, padding) along the height of a sliding-window module, or None for
+    pointwise ones."""
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         size_in, size_out = x.shape[-2], out.shape[-2]
         if out.shape[-2:] != (1, 1) and size_in % size_out == 0:  # an adaptive pool that tiles exactly is an ordinary pool
             step = size_in // size_out
-            return step, step, 1
+            return step, step, 1, 0
         return None
     if not hasattr(module, "kernel_size") or not hasattr(module, "stride"):
         return None
     kernel, stride = _pair(module.kernel_size)[0], _pair(module.stride or module.kernel_size)[0]
     dilation = _pair(getattr(module, "dilation", 1))[0]
-    return kernel, stride, dilation
+    padding = getattr(module, "padding", 0)
+    if isinstance(padding, str):  # "same": (k − 1)·d / 2 before (an odd extra pixel goes after)
+        padding = (kernel - 1) * dilation // 2 if padding == "same" else 0
+    return kernel, stride, dilation, _pair(padding)[0]
 
 
 def _module_macs(module: nn.Module, out: torch.Tensor) -> int:
@@ -150,8 +159,10 @@ def _module_macs(module: nn.Module, out: torch.Tensor) -> int:
     return 0
 
 
-def _receptive_field(module: nn.Module, x: torch.Tensor | None, out: torch.Tensor) -> tuple[int, int] | None:
-    """(receptive field, jump) of ``module``'s output from its input's tag, or None where no map is left."""
+def _receptive_field(module: nn.Module, x: torch.Tensor | None,
+                      out: torch.Tensor) -> tuple[int, int, int] | None:
+    """(receptive field, jump, start) of ``module``'s output from its input's tag, or None where no
+    map is left."""
     rf_in = getattr(x, _TAG, None) if x is not None and x.dim() == 4 else None
     if out.dim() != 4 or rf_in is None:
         return None
@@ -160,13 +171,15 @@ def _receptive_field(module: nn.Module, x: torch.Tensor | None, out: torch.Tenso
         return None  # a global (or non-tiling) pool: the spatial part of the network ends here
     if window is None:
         return rf_in  # pointwise in space: activations, normalisation, dropout, LRN
-    kernel, stride, dilation = window
-    field_in, jump_in = rf_in
-    return field_in + (kernel - 1) * dilation * jump_in, jump_in * stride
+    kernel, stride, dilation, padding = window
+    field_in, jump_in, start_in = rf_in
+    start = start_in - padding * jump_in
+    return field_in + (kernel - 1) * dilation * jump_in, jump_in * stride, start
 
 
 class _ReceptiveFieldMode(TorchFunctionMode):
-    """Tags each 4-d tensor an operation produces with the widest receptive field among its 4-d inputs."""
+    """Tags each 4-d tensor an operation produces with the widest receptive field among its 4-d
+    inputs (of equal ones, the one that starts first)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -174,7 +187,7 @@ class _ReceptiveFieldMode(TorchFunctionMode):
                 if isinstance(t, torch.Tensor) and t.dim() == 4 and hasattr(t, _TAG)]
         for result in tree_flatten(out)[0]:
             if isinstance(result, torch.Tensor) and result.dim() == 4 and tags and not hasattr(result, _TAG):
-                setattr(result, _TAG, max(tags))
+                setattr(result, _TAG, max(tags, key=lambda tag: (tag[0], tag[1], -tag[2])))
         return out
 
 
@@ -210,6 +223,7 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *,
             name=names.get(module, type(module).__name__), type=type(module).__name__,
             output_shape=list(out.shape[1:]), params=params, macs=macs, connections=macs + bias_units,
             receptive_field=rf[0] if rf else None, jump=rf[1] if rf else None,
+            rf_start=rf[2] if rf else None,
         ))
 
     leaves = [m for m in model.modules() if not list(m.children())]
@@ -218,7 +232,7 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *,
     model.eval()
     try:
         x = torch.zeros(1, *input_size, device=device)
-        setattr(x, _TAG, (1, 1))
+        setattr(x, _TAG, (1, 1, 0))
         with torch.no_grad(), _ReceptiveFieldMode():
             model(x)
     finally:
