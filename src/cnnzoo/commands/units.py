@@ -280,6 +280,11 @@ def register(views: argparse._SubParsersAction, common) -> None:
     options.add(p, "threads")
     options.add(p, "data_dir")
     p.set_defaults(run=one_writer(cmd_features))
+    _register_patches(views, common)
+    _register_occlusion(views, common)
+
+
+def _register_patches(views: argparse._SubParsersAction, common) -> None:
     p = views.add_parser(
         "patches",
         help="the 9 test images' patches that drive each unit of a layer hardest",
@@ -306,6 +311,9 @@ def register(views: argparse._SubParsersAction, common) -> None:
     )
     options.add(p, "data_dir")
     p.set_defaults(run=one_writer(cmd_patches))
+
+
+def _register_occlusion(views: argparse._SubParsersAction, common) -> None:
     p = views.add_parser(
         "occlusion",
         help="a grey square slid over the image: where the class probability falls",
