@@ -79,3 +79,7 @@ figures: $(STAMP)
 	$(BIN)/python -m cnnzoo scoremap $(RUN) --out docs/figures
 	$(BIN)/python -m cnnzoo show errors $(RUN) --out docs/figures
 	$(BIN)/python -m cnnzoo show embedding $(RUN) --out docs/figures
+	$(BIN)/python -m cnnzoo show features $(RUN) --out $(RUN)/show
+	cp $(RUN)/show/features-classes.png docs/figures/
+	$(BIN)/python -m cnnzoo show patches $(RUN) --layer C3 --out docs/figures
+	$(BIN)/python -m cnnzoo show occlusion $(RUN) $(FIG_IMAGES)/test0_Ankle_boot.png --out docs/figures

@@ -8,6 +8,7 @@ Fashion-MNIST's 28-px images at 48 px."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -81,9 +82,14 @@ def _explorer(client, run: str, image, prepare: bool) -> dict[str, dict]:
     """What the page is told for an upload (or the drawing canvas, sent the same way)."""
     query = "" if prepare else "&prepare=false"
     answers = {}
+    deadline = time.monotonic() + 120
     for route in ("predict", "neighbours"):
-        response = client.post(f"/api/runs/{run}/{route}?top_k=5{query}",
-                               files={"image": (image.name, image.read_bytes(), "image/png")})
+        while True:  # neighbours: 202 while the run's index builds in the background, as the page sees
+            response = client.post(f"/api/runs/{run}/{route}?top_k=5{query}",
+                                   files={"image": (image.name, image.read_bytes(), "image/png")})
+            if response.status_code != 202 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert response.status_code == 200, response.text
         answers[route] = response.json()
     answers["predict"]["predictions"] = answers["predict"]["top_k"]

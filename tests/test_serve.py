@@ -550,7 +550,7 @@ def test_a_position_grad_cam_and_softmax_come_from_the_model(client, explorer_ru
     path = tmp_path / "digit.png"
     path.write_bytes(digit_png)
     subject = open_run(explorer_runs / "lenet5-a")
-    _, x = load_input(subject, path)
+    _, x, _ = load_input(subject, path)
     outputs = activations(subject.model, x)
     places = (("C1", 3, 0, 27), ("S2", 1, 7, 6), ("C3", 9, 4, 5), ("C5", 17, 0, 0))
     for stage, channel, y, column in places:

@@ -11,52 +11,17 @@ probabilities, as ``predict`` does.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import sys
 import time
 from pathlib import Path
 
-from cnnzoo.commands import options
+from cnnzoo.commands import options, units
 from cnnzoo.commands.options import positive_int
-from cnnzoo.console import print_json
+from cnnzoo.commands.viewing import class_index as _class_index
+from cnnzoo.commands.viewing import finish as _finish
+from cnnzoo.commands.viewing import one_writer as _one_writer
+from cnnzoo.commands.viewing import open_source as _open
 from cnnzoo.task_progress import TaskProgress
-
-
-def _open(args: argparse.Namespace):
-    """The run (or fresh model) and where to write; writing into a run directory takes its writer lock (held
-    until the command ends, see ``_one_writer``), so a view never writes beside a training that is under way."""
-    from cnnzoo.engine.run import open_run
-    from cnnzoo.rundir import writer_lock
-
-    run = open_run(args.source)
-    out = Path(args.out) if args.out else run.default_out()
-    if run.run_dir is not None and out.resolve().is_relative_to(run.run_dir.resolve()):
-        args.held.enter_context(writer_lock(run.run_dir))
-    return run, out
-
-
-def _one_writer(command):
-    """``command`` with a place (``args.held``) for the locks it takes, released when it returns."""
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        with contextlib.ExitStack() as args.held:
-            return command(args)
-
-    return run
-
-
-def _finish(args: argparse.Namespace, report: dict, started: float) -> int:
-    report["seconds"] = round(time.perf_counter() - started, 3)
-    if report.get("prepared"):
-        print(f"prepared: {'; '.join(report['prepared'])}", file=sys.stderr)
-    if report.get("warning"):
-        print(f"warning: {report['warning']}", file=sys.stderr)
-    for path in report.get("wrote", []):
-        print(f"wrote {path}", file=sys.stderr)
-    if args.json:
-        print_json(report)
-    return 0
 
 
 def _seen(run, logits, note: dict) -> dict:
@@ -329,19 +294,6 @@ def _drawable(image):
     return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
 
 
-def _class_index(value: str | None, classes: list[str]) -> int | None:
-    """A class given by name or index; None means the predicted class."""
-    from cnnzoo.errors import ConfigError
-
-    if value is None:
-        return None
-    if value in classes:
-        return classes.index(value)
-    if value.isdigit() and int(value) < len(classes):
-        return int(value)
-    raise ConfigError(f"unknown class {value!r}; the classes are {', '.join(classes)} (or 0…{len(classes) - 1})")
-
-
 def _register_scoremap(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("scoremap", help="a classifier slid over a larger image: FC layers as convolutions",
                             description="Rewrite the FC head as convolutions and run the whole image once: a "
@@ -399,6 +351,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=positive_int, default=5000, help="test images to project (default: 5000)")
     options.add(p, "data_dir")
     p.set_defaults(run=_one_writer(cmd_embedding))
+    units.register(views, _common)
     _register_scoremap(commands)
     p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
                             description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")

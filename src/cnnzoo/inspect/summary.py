@@ -1,24 +1,24 @@
 """``summary(model, input_size)``: what each layer of a model does to one image.
 
-It runs one real forward pass with a hook on every leaf module, so layers inside branches (Inception
-columns, residual shortcuts, dense blocks) are each seen once per call, in execution order. For each
-call it records
+It runs one real forward pass with a hook on every leaf module, so layers inside branches (Inception columns,
+residual shortcuts, dense blocks) are each seen once per call, in execution order. For each call it records
 
 - the output shape;
-- the parameters the module owns (counted at its first call only, so the rows add up to the model's
-  total);
-- multiply-adds: k·k·C_in/groups per output of a convolution and C_in per output of a linear layer,
-  the convention behind torchvision's published "GFLOPS"; layers without weights count 0, except
-  those that define ``count_macs(output)`` (LeNet-1998's subsampling, partial C3 and RBF output);
+- the parameters the module owns (counted at its first call only, so the rows add up to the model's total);
+- multiply-adds: k·k·C_in/groups per output of a convolution and C_in per output of a linear layer, the
+  convention behind torchvision's published "GFLOPS"; layers without weights count 0, except those that
+  define ``count_macs(output)`` (LeNet-1998's subsampling, partial C3 and RBF output);
 - connections in LeCun's sense: multiply-adds plus one per output unit that has a bias;
 - the receptive field (side of the input square one output unit sees) and the jump (input pixels
-  between neighbouring outputs), by r_out = r_in + (k − 1)·d·j_in and j_out = j_in·s. Layers whose
-  output is no longer a spatial map (flatten, FC, global pooling) get ``None``.
+  between neighbouring outputs), by r_out = r_in + (k − 1)·d·j_in and j_out = j_in·s, and where the
+  first output's field starts (``rf_start``, negative inside the padding): start_out = start_in −
+  p·j_in, so output (i, j) sees rows and columns start + i·jump … start + i·jump + r − 1. Layers
+  whose output is no longer a spatial map (flatten, FC, global pooling) get ``None``.
 
-Receptive fields must also pass through operations that are not modules — ``a + b`` in a residual
-block, ``torch.cat`` in Inception and DenseNet, a slice — so a ``TorchFunctionMode`` tags every 4-d
-tensor produced during the pass with the largest (receptive field, jump) among its 4-d inputs; a
-module's hook then overwrites the tag with the module's own rule.
+Receptive fields must also pass through operations that are not modules — ``a + b`` in a residual block,
+``torch.cat`` in Inception and DenseNet, a slice — so a ``TorchFunctionMode`` tags every 4-d tensor produced
+during the pass with the largest (receptive field, jump) among its 4-d inputs; a module's hook then overwrites
+the tag with the module's own rule.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch.utils._pytree import tree_flatten
 
 from cnnzoo.models.base import parameter_count
 
-_TAG = "_cnnzoo_rf"  # attribute set on tensors during the pass: (receptive_field, jump)
+_TAG = "_cnnzoo_rf"  # attribute set on tensors during the pass: (receptive_field, jump, start)
 
 
 @dataclass
@@ -46,6 +46,7 @@ class LayerInfo:
     connections: int
     receptive_field: int | None
     jump: int | None
+    rf_start: int | None = None
 
 
 @dataclass
@@ -76,14 +77,13 @@ class ModelSummary:
 
     @property
     def unused_params(self) -> int:
-        """Parameters of modules this pass never ran (GoogLeNet's auxiliary classifiers, which run
-        in training)."""
+        """Parameters of modules this pass never ran (GoogLeNet's auxiliary classifiers, which run in training)."""
         return self.total_params - sum(layer.params for layer in self.layers)
 
     def rows(self, depth: int | None = None) -> list[LayerInfo]:
-        """The layers, or with ``depth`` the modules ``depth`` levels down the module path
-        (``features.3`` is depth 2), each adding up the layers below it: their params, MACs and
-        connections, the output shape and receptive field of the last one."""
+        """The layers, or with ``depth`` the modules ``depth`` levels down the module path (``features.3`` is
+        depth 2), each adding up the layers below it: their params, MACs and connections, the output shape and
+        receptive field of the last one."""
         if depth is None:
             return list(self.layers)
         grouped: list[LayerInfo] = []
@@ -92,38 +92,29 @@ class ModelSummary:
             if grouped and grouped[-1].name == name:
                 last = grouped[-1]
                 grouped[-1] = LayerInfo(name, last.type, layer.output_shape,
-                                        last.params + layer.params,
-                                        last.macs + layer.macs,
+                                        last.params + layer.params, last.macs + layer.macs,
                                         last.connections + layer.connections,
-                                        layer.receptive_field, layer.jump)
+                                        layer.receptive_field, layer.jump, layer.rf_start)
             else:
                 kind = layer.type if name == layer.name else "(group)"
                 grouped.append(LayerInfo(name, kind, layer.output_shape, layer.params, layer.macs,
-                                         layer.connections, layer.receptive_field, layer.jump))
+                                         layer.connections, layer.receptive_field, layer.jump,
+                                         layer.rf_start))
         return grouped
 
     def table(self, depth: int | None = None, name_width: int = 34) -> str:
-        """The summary as a text table (``cnnzoo summary``); long layer names keep their end after a
-        '…'."""
-        header = (
-            f"{'layer':<{name_width}} {'type':<20} {'output':<16} {'params':>12} {'MACs':>15} "
-            f"{'connections':>15} {'RF':>5}"
-        )
+        """The summary as a text table (``cnnzoo summary``); long layer names keep their end after a '…'."""
+        header = (f"{'layer':<{name_width}} {'type':<20} {'output':<16} {'params':>12} {'MACs':>15} "
+                  f"{'connections':>15} {'RF':>5}")
         lines = [f"{self.model}  input {tuple(self.input_size)}", header, "-" * len(header)]
         for layer in self.rows(depth):
-            name = (
-                layer.name
-                if len(layer.name) <= name_width
-                else "…" + layer.name[-(name_width - 1) :]
-            )
+            name = layer.name if len(layer.name) <= name_width else "…" + layer.name[-(name_width - 1):]
             shape = "×".join(map(str, layer.output_shape))
             rf = "" if layer.receptive_field is None else str(layer.receptive_field)
-            lines.append(
-                f"{name:<{name_width}} {layer.type:<20.20} {shape:<16} {layer.params:>12,} "
-                f"{layer.macs:>15,} {layer.connections:>15,} {rf:>5}"
-            )
-        unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. "
-                  f"auxiliary classifiers, which run in training only), so the rows add up to "
+            lines.append(f"{name:<{name_width}} {layer.type:<20.20} {shape:<16} {layer.params:>12,} "
+                         f"{layer.macs:>15,} {layer.connections:>15,} {rf:>5}")
+        unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. auxiliary "
+                  f"classifiers, which run in training only), so the rows add up to "
                   f"{self.total_params - self.unused_params:,}") if self.unused_params else ""
         # the trainable count leads, as `cnnzoo list` and the recipes show it (parameter_count)
         fixed = (f" trainable, as `cnnzoo list` counts; {self.fixed_params:,} fixed, "
@@ -142,20 +133,22 @@ def _pair(value) -> tuple[int, int]:
 
 
 def _window(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[int, int, int] | None:
-    """(kernel, stride, dilation) along the height of a sliding-window module, or None for pointwise
-    ones."""
+    """(kernel, stride, dilation, padding) along the height of a sliding-window module, or None for
+    pointwise ones."""
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         size_in, size_out = x.shape[-2], out.shape[-2]
-        # an adaptive pool that tiles exactly is an ordinary pool
-        if out.shape[-2:] != (1, 1) and size_in % size_out == 0:
+        if out.shape[-2:] != (1, 1) and size_in % size_out == 0:  # an adaptive pool that tiles exactly is an ordinary pool
             step = size_in // size_out
-            return step, step, 1
+            return step, step, 1, 0
         return None
     if not hasattr(module, "kernel_size") or not hasattr(module, "stride"):
         return None
     kernel, stride = _pair(module.kernel_size)[0], _pair(module.stride or module.kernel_size)[0]
     dilation = _pair(getattr(module, "dilation", 1))[0]
-    return kernel, stride, dilation
+    padding = getattr(module, "padding", 0)
+    if isinstance(padding, str):  # "same": (k − 1)·d / 2 before (an odd extra pixel goes after)
+        padding = (kernel - 1) * dilation // 2 if padding == "same" else 0
+    return kernel, stride, dilation, _pair(padding)[0]
 
 
 def _module_macs(module: nn.Module, out: torch.Tensor) -> int:
@@ -170,11 +163,10 @@ def _module_macs(module: nn.Module, out: torch.Tensor) -> int:
     return 0
 
 
-def _receptive_field(
-    module: nn.Module, x: torch.Tensor | None, out: torch.Tensor
-) -> tuple[int, int] | None:
-    """(receptive field, jump) of ``module``'s output from its input's tag, or None where no map is
-    left."""
+def _receptive_field(module: nn.Module, x: torch.Tensor | None,
+                      out: torch.Tensor) -> tuple[int, int, int] | None:
+    """(receptive field, jump, start) of ``module``'s output from its input's tag, or None where no
+    map is left."""
     rf_in = getattr(x, _TAG, None) if x is not None and x.dim() == 4 else None
     if out.dim() != 4 or rf_in is None:
         return None
@@ -183,36 +175,29 @@ def _receptive_field(
         return None  # a global (or non-tiling) pool: the spatial part of the network ends here
     if window is None:
         return rf_in  # pointwise in space: activations, normalisation, dropout, LRN
-    kernel, stride, dilation = window
-    field_in, jump_in = rf_in
-    return field_in + (kernel - 1) * dilation * jump_in, jump_in * stride
+    kernel, stride, dilation, padding = window
+    field_in, jump_in, start_in = rf_in
+    start = start_in - padding * jump_in
+    return field_in + (kernel - 1) * dilation * jump_in, jump_in * stride, start
 
 
 class _ReceptiveFieldMode(TorchFunctionMode):
     """Tags each 4-d tensor an operation produces with the widest receptive field among its 4-d
-    inputs."""
+    inputs (of equal ones, the one that starts first)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         tags = [getattr(t, _TAG) for t in tree_flatten((args, kwargs))[0]
                 if isinstance(t, torch.Tensor) and t.dim() == 4 and hasattr(t, _TAG)]
         for result in tree_flatten(out)[0]:
-            if (
-                isinstance(result, torch.Tensor)
-                and result.dim() == 4
-                and tags
-                and not hasattr(result, _TAG)
-            ):
-                setattr(result, _TAG, max(tags))
+            if isinstance(result, torch.Tensor) and result.dim() == 4 and tags and not hasattr(result, _TAG):
+                setattr(result, _TAG, max(tags, key=lambda tag: (tag[0], tag[1], -tag[2])))
         return out
 
 
-def summary(
-    model: nn.Module, input_size: tuple[int, int, int] | None = None, *, device: str = "cpu"
-) -> ModelSummary:
-    """Run one image of ``input_size`` (C, H, W; default: the model's own) through ``model`` in eval
-    mode and report every leaf module's output shape, parameters, multiply-adds, connections and
-    receptive field."""
+def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *, device: str = "cpu") -> ModelSummary:
+    """Run one image of ``input_size`` (C, H, W; default: the model's own) through ``model`` in eval mode and
+    report every leaf module's output shape, parameters, multiply-adds, connections and receptive field."""
     cfg = getattr(model, "cfg", None)
     if input_size is None:
         if cfg is None:
@@ -240,9 +225,9 @@ def summary(
         bias_units = out[0].numel() if isinstance(bias, torch.Tensor) else 0
         layers.append(LayerInfo(
             name=names.get(module, type(module).__name__), type=type(module).__name__,
-            output_shape=list(out.shape[1:]), params=params, macs=macs,
-                                connections=macs + bias_units,
+            output_shape=list(out.shape[1:]), params=params, macs=macs, connections=macs + bias_units,
             receptive_field=rf[0] if rf else None, jump=rf[1] if rf else None,
+            rf_start=rf[2] if rf else None,
         ))
 
     leaves = [m for m in model.modules() if not list(m.children())]
@@ -251,7 +236,7 @@ def summary(
     model.eval()
     try:
         x = torch.zeros(1, *input_size, device=device)
-        setattr(x, _TAG, (1, 1))
+        setattr(x, _TAG, (1, 1, 0))
         with torch.no_grad(), _ReceptiveFieldMode():
             model(x)
     finally:
@@ -262,6 +247,5 @@ def summary(
     total = sum(p.numel() for p in model.parameters())
     trainable = parameter_count(model)
     name = cfg.name if cfg is not None else type(model).__name__
-    return ModelSummary(model=name, input_size=list(input_size), total_params=total,
-                        trainable_params=trainable,
+    return ModelSummary(model=name, input_size=list(input_size), total_params=total, trainable_params=trainable,
                         total_macs=sum(layer.macs for layer in layers), layers=layers)
