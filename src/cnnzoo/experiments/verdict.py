@@ -27,6 +27,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 HELD = "held"
 NOT_HELD = "did not hold"
@@ -63,6 +64,9 @@ def t_quantile(p: float, df: int) -> float:
     """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom, by bisection."""
     if not 0.5 < p < 1:
         raise ValueError(f"p must lie in (0.5, 1); got {p}")
+    if df > 1000:  # the closed form costs O(df); the first Cornish-Fisher term is good to ~1e-5
+        z = NormalDist().inv_cdf(p)
+        return z + (z**3 + z) / (4 * df)
     target, low, high = 2 * p - 1, 0.0, 1.0
     while t_cdf_two_sided(high, df) < target:
         high *= 2
@@ -119,7 +123,11 @@ def seeds_needed(sd: float, effect: float | None, *, level: float = LEVEL, power
         return None
     if sd == 0:
         return 2
-    for n in range(2, MAX_SEEDS + 1):
+    z = NormalDist().inv_cdf(0.5 + level / 2) + NormalDist().inv_cdf(power)
+    start = max(2, math.ceil((z * sd / effect) ** 2))  # the normal form: a lower bound of the t-based one
+    if start > MAX_SEEDS:
+        return None
+    for n in range(start, MAX_SEEDS + 1):
         margin = (t_quantile(0.5 + level / 2, n - 1) + t_quantile(power, n - 1)) * sd / math.sqrt(n)
         if margin <= abs(effect):
             return n
