@@ -43,14 +43,17 @@ class UnknownExperimentError(UnknownNameError):
 
 
 def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = None, seeds: int | None = None,
-                   data_dir: str | None = None, log: Log = log_to_stderr) -> dict:
+                   data_dir: str | None = None, log: Log = log_to_stderr,
+                   budget: float | None = None) -> dict:
     """Run experiment ``name`` (see EXPERIMENTS) and return its result dict (see ``cnnzoo.experiments.base``)."""
     if name not in EXPERIMENTS:
         raise UnknownExperimentError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be at least 1; got {seeds}")
+    if budget is not None and not budget > 0:
+        raise ConfigError(f"--budget must be a positive number of minutes; got {budget}")
     experiment = EXPERIMENTS[name]
     settings = ExperimentSettings(run_dir=Path(out) if out else default_run_dir(name), quick=quick, seeds=seeds,
-                                  data_dir=data_dir, log=log)
+                                  data_dir=data_dir, log=log, budget=budget)
     module = importlib.import_module(f"cnnzoo.experiments.{experiment.module}")
     return module.run(name, settings) if experiment.by_name else module.run(settings)

@@ -150,6 +150,7 @@ class Judgement:
     paper_figure: str  # the paper's own number, in words, with its source
     minimum: float = 0.0
     negligible: float = 0.0
+    claim: str = ""  # which part of the claim, when an experiment checks several
     method: str = f"paired t-interval over seeds, {LEVEL:.0%}"
 
     def to_dict(self) -> dict:
@@ -166,14 +167,21 @@ class Judgement:
 
 
 def judge(effects: Sequence[float], *, measure: str, paper_figure: str, paper_effect: float | None = None,
-          minimum: float = 0.0, negligible: float = 0.0) -> Judgement:
+          minimum: float = 0.0, negligible: float = 0.0, claim: str = "") -> Judgement:
     """Interval, finding and seeds needed for per-seed ``effects`` (positive = the claimed direction)."""
     interval = paired_t_interval(effects)
     return Judgement(
         finding=decide(interval, minimum=minimum, negligible=negligible), measure=measure, mean=interval.mean,
         low=interval.low, high=interval.high, sd=interval.sd, seeds=interval.n,
         seeds_needed=seeds_needed(interval.sd, paper_effect), paper_effect=paper_effect,
-        paper_figure=paper_figure, minimum=minimum, negligible=negligible)
+        paper_figure=paper_figure, minimum=minimum, negligible=negligible, claim=claim)
+
+
+def combine(findings: Sequence[str]) -> str:
+    """A claim made of parts holds when every part held; it did not when any part did not; else unresolved."""
+    if all(f == HELD for f in findings):
+        return HELD
+    return NOT_HELD if NOT_HELD in findings else UNRESOLVED
 
 
 def exact(value: float, *, held: bool, measure: str, paper_figure: str) -> Judgement:
