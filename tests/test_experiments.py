@@ -18,6 +18,7 @@ import pytest
 
 from cnnzoo.experiments import EXPERIMENTS, run_experiment
 from cnnzoo.experiments.base import RESULT_KEYS, markdown_table, mean_std
+from cnnzoo.experiments.verdict import FINDINGS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -34,6 +35,10 @@ def check_result_files(result: dict) -> list[dict]:
     """The result dict has every documented key; csv, md and png exist and agree with it. Returns the csv rows."""
     assert set(RESULT_KEYS) <= set(result)
     assert isinstance(result["verdict"], str) and len(result["verdict"]) > 40
+    assert result["finding"] in FINDINGS and result["held"] == (result["finding"] == "held")
+    for effect in result["effects"]:  # the interval is the one verdict.py computes from the rows' seeds
+        assert effect["finding"] in FINDINGS and effect["paper_figure"] and effect["measure"]
+        assert effect["seeds"] in (0, result["settings"].get("seeds", 0))
     assert result["claim"] and result["paper"]
     json.dumps(result, allow_nan=False)  # plain JSON: no NaN, no tuples or paths
     run_dir = Path(result["run_dir"])
@@ -44,7 +49,8 @@ def check_result_files(result: dict) -> list[dict]:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(result["rows"]) == EXPECTED_ROWS[result["experiment"]]
     markdown = Path(result["results_md"]).read_text()
-    assert "**Claim:**" in markdown and ("held here" in markdown or "did not hold here" in markdown)
+    assert "**Claim:**" in markdown and f"**Result: {result['finding']}.**" in markdown
+    assert "paper figure" in markdown and "seeds needed for the paper's effect" in markdown
     assert "|---|" in markdown and "plot.png" in markdown
     return rows
 
@@ -100,27 +106,33 @@ def test_quick_experiment_writes_well_formed_results(quick_results, name):
 
 @needs_data
 @pytest.mark.slow
-def test_quick_relu_vs_tanh_reports_epochs_to_the_mark(quick_results):
+def test_quick_relu_vs_tanh_searches_a_rate_per_arm(quick_results):
+    from cnnzoo.experiments.relu_vs_tanh import QUICK_GRID
+
     result = quick_results["relu-vs-tanh"]
     assert {row["activation"] for row in result["rows"]} == {"relu", "tanh"}
-    for row in result["rows"]:
-        assert row["epochs_to_25pct"] is None or 1 <= row["epochs_to_25pct"] <= row["epochs_run"]
-        assert row["images_per_second"] > 0
-    summary = result["summary"]
-    assert set(summary["mean_epochs_to_25pct"]) == {"relu", "tanh"}
-    assert "25%" in result["verdict"]
+    chosen = result["summary"]["chosen_lr"]
+    assert set(chosen) == {"relu", "tanh"} and set(chosen.values()) <= set(QUICK_GRID)
+    for row in result["rows"]:  # each arm trained at the rate its own search chose
+        assert row["lr"] == chosen[row["activation"]]
+        assert row["epochs_to_threshold"] is None or 0 < row["epochs_to_threshold"] <= row["epochs_run"]
+    search = Path(result["run_dir"]) / "arms"
+    assert len(list(search.glob("*-lr*-seed1000"))) == 2 * len(QUICK_GRID)
+    assert "Learning-rate search" in Path(result["results_md"]).read_text()
 
 
 @needs_data
-def test_quick_ablations_report_mean_and_spread(quick_results):
-    batchnorm = quick_results["batchnorm"]["summary"]
-    assert batchnorm["seeds"] == 2
-    assert set(batchnorm["test_top1_mean"]) == {"batchnorm", "plain"}
-    assert all(0.0 <= v <= 1.0 for v in batchnorm["test_top1_mean"].values())
-    assert batchnorm["spread"] >= 0.0 and math.isfinite(batchnorm["difference"])
-    assert {row["seed"] for row in quick_results["batchnorm"]["rows"]} == {0, 1}
-    assert quick_results["lrn"]["summary"]["seeds"] == 1
-    assert "one seed only" in quick_results["lrn"]["verdict"]
+def test_quick_ablations_judge_the_per_seed_difference(quick_results):
+    result = quick_results["batchnorm"]
+    summary, (effect,) = result["summary"], result["effects"]
+    assert summary["seeds"] == 2 and {row["seed"] for row in result["rows"]} == {0, 1}
+    assert set(summary["test_top1_mean"]) == {"batchnorm", "plain"}
+    test = {(row["arm"], row["seed"]): row["test_top1"] for row in result["rows"]}
+    differences = [100 * (test[("batchnorm", s)] - test[("plain", s)]) for s in (0, 1)]
+    assert effect["mean"] == pytest.approx(sum(differences) / 2, abs=1e-3)
+    assert effect["seeds"] == 2 and effect["low"] <= effect["mean"] <= effect["high"]
+    lrn = quick_results["lrn"]  # one seed: no interval, so never a verdict either way
+    assert lrn["finding"] == "not resolvable at this budget" and lrn["effects"][0]["low"] is None
 
 
 @needs_data
@@ -128,8 +140,10 @@ def test_quick_ablations_report_mean_and_spread(quick_results):
 def test_quick_dropout_measures_train_accuracy_in_eval_mode(quick_results):
     result = quick_results["dropout"]
     assert sorted(row["dropout"] for row in result["rows"]) == [0.0, 0.5]
+    assert {row["arm"] for row in result["rows"]} == {"dropout0.5", "dropout0"}
+    assert "gap" in result["effects"][0]["measure"]
     for row in result["rows"]:
-        assert row["gap"] == pytest.approx(row["train_top1_eval_mode"] - row["test_top1"], abs=1e-4)
+        assert row["gap"] == pytest.approx(row["train_top1"] - row["test_top1"], abs=1e-4)
 
 
 @needs_data
@@ -141,35 +155,42 @@ def test_quick_depth_compares_four_networks(quick_results):
     assert set(result["summary"]["final_train_error"]) == {"plain20", "plain56", "resnet20", "resnet56"}
 
 
-def _arms(**train_top1: float):
+def _arms(**train_top1: tuple[float, ...]):
     from cnnzoo.experiments.base import ArmRun
 
-    return {model: [ArmRun(model, 0, {}, [{"epoch": 1, "train_top1": top1, "test_top1": top1}])]
-            for model, top1 in train_top1.items()}
+    return {model: [ArmRun(model, seed, {}, [{"epoch": 1, "train_top1": top1, "test_top1": top1}])
+                    for seed, top1 in enumerate(values)] for model, values in train_top1.items()}
 
 
-@pytest.mark.parametrize("plain56, resnet56, held", [
-    (0.80, 0.95, True),  # deeper plain trains worse, deeper residual better: the paper's finding
-    (0.92, 0.95, False),  # no degradation of the plain net
-    (0.80, 0.85, False),  # the residual net degrades too
+PLAIN20 = RESNET20 = (0.90, 0.91, 0.89)
+
+
+@pytest.mark.parametrize("plain56, resnet56, finding", [
+    # deeper plain trains worse, deeper residual better, on every seed: the paper's finding
+    ((0.80, 0.82, 0.79), (0.95, 0.955, 0.945), "held"),
+    ((0.90, 0.91, 0.89), (0.95, 0.955, 0.945), "did not hold"),  # no degradation of the plain net
+    ((0.80, 0.82, 0.79), (0.85, 0.86, 0.84), "did not hold"),  # the residual net degrades too
+    ((0.80, 0.82, 0.79), (0.97, 0.89, 0.88), "not resolvable at this budget"),  # too noisy to tell
 ])
-def test_depth_verdict_on_synthetic_histories(plain56, resnet56, held):
-    from cnnzoo.experiments.depth import judge
+def test_depth_verdict_on_synthetic_histories(plain56, resnet56, finding):
+    from cnnzoo.experiments.verdict import combine as combine_findings
+    from cnnzoo.experiments.depth import judge_depth
 
-    verdict_held, summary, verdict = judge(_arms(plain20=0.90, plain56=plain56, resnet20=0.90, resnet56=resnet56))
-    assert verdict_held is held
-    assert summary["final_train_error"]["plain56"] == pytest.approx(1 - plain56)
-    assert ("no degradation" in verdict) == (plain56 >= 0.90)
+    parts, summary, verdict = judge_depth(_arms(plain20=PLAIN20, plain56=plain56, resnet20=RESNET20,
+                                                resnet56=resnet56))
+    assert combine_findings([p.finding for p in parts]) == finding
+    assert summary["final_train_error"]["plain56"] == pytest.approx(1 - sum(plain56) / 3)
+    assert parts[0].mean == pytest.approx(100 * (sum(PLAIN20) - sum(plain56)) / 3)
 
 
 def test_a_diverged_arm_counts_as_chance():
     from cnnzoo.experiments.base import ArmRun
-    from cnnzoo.experiments.depth import judge
+    from cnnzoo.experiments.depth import judge_depth
 
-    arms = _arms(plain20=0.90, resnet20=0.90, resnet56=0.95)
-    arms["plain56"] = [ArmRun("plain56", 0, {}, [], diverged=True)]
-    held, summary, _ = judge(arms)
-    assert held and summary["final_train_error"]["plain56"] == pytest.approx(0.9)
+    arms = _arms(plain20=PLAIN20, resnet20=RESNET20, resnet56=(0.95, 0.955, 0.945))
+    arms["plain56"] = [ArmRun("plain56", seed, {}, [], diverged=True) for seed in range(3)]
+    parts, summary, _ = judge_depth(arms)
+    assert parts[0].finding == "held" and summary["final_train_error"]["plain56"] == pytest.approx(0.9)
 
 
 def test_params_counts_are_exact(tmp_path):
@@ -189,14 +210,32 @@ def test_params_counts_are_exact(tmp_path):
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-def test_epochs_to_reach_the_mark():
-    from cnnzoo.experiments.relu_vs_tanh import epochs_to_reach, seconds_to_epoch
+def test_epochs_to_reach_the_mark_interpolates():
+    from cnnzoo.experiments.relu_vs_tanh import choose_rate, epochs_to_reach
 
-    history = [{"epoch": 1, "train_top1": 0.6, "epoch_seconds": 2.0}, {"epoch": 2, "train_top1": 0.75,
-               "epoch_seconds": 2.5}, {"epoch": 3, "train_top1": 0.9, "epoch_seconds": 2.0}]
-    assert epochs_to_reach(history, 0.25) == 2  # an error of exactly 25% counts as reaching it
-    assert epochs_to_reach(history, 0.05) is None
-    assert seconds_to_epoch(history, 2) == 4.5 and seconds_to_epoch(history, None) is None
+    history = [{"epoch": 1, "train_top1": 0.5}, {"epoch": 2, "train_top1": 0.85}, {"epoch": 3, "train_top1": 0.95}]
+    assert epochs_to_reach(history, 0.5) == pytest.approx(1.0)  # from chance (90%) at 0 to 50% at epoch 1
+    assert epochs_to_reach(history, 0.10) == pytest.approx(2.5)  # halfway from 15% to 5%
+    assert epochs_to_reach(history, 0.01) is None
+    assert choose_rate({0.01: None, 0.1: 3.2, 0.3: 2.1, 1.0: None}) == 0.3  # the fastest that got there
+    assert choose_rate({0.01: None, 0.1: None, 0.3: None}) == 0.1
+
+
+def test_relu_vs_tanh_verdict_on_synthetic_runs():
+    from cnnzoo.experiments.relu_vs_tanh import judge_speed
+
+    def rows(relu, tanh):
+        return ([{"activation": "relu", "seed": s, "epochs_to_threshold": e} for s, e in enumerate(relu)]
+                + [{"activation": "tanh", "seed": s, "epochs_to_threshold": e} for s, e in enumerate(tanh)])
+
+    clear, _ = judge_speed(rows([2.0, 2.2, 1.9], [12.0, 14.0, 11.0]), epochs=30)
+    assert clear.finding == "held" and math.exp(clear.low) > 2
+    none, _ = judge_speed(rows([4.0, 4.2, 3.9], [4.1, 4.0, 4.05]), epochs=30)
+    assert none.finding == "did not hold"
+    noisy, _ = judge_speed(rows([2.0, 6.0, 3.0], [9.0, 5.0, 14.0]), epochs=30)
+    assert noisy.finding == "not resolvable at this budget" and noisy.seeds_needed > 3
+    coarse, text = judge_speed(rows([0.8, 0.9, 0.7], [12.0, 14.0, 11.0]), epochs=30)
+    assert coarse.finding == "not resolvable at this budget" and "first epoch" in text
 
 
 def test_mean_std_and_markdown_table():

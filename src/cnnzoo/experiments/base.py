@@ -30,7 +30,8 @@ from pathlib import Path
 
 from cnnzoo.console import Log, log_to_stderr, to_jsonable
 from cnnzoo.errors import ConfigError
-from cnnzoo.experiments.verdict import HELD, Judgement, combine
+from cnnzoo.experiments.verdict import HELD, Judgement
+from cnnzoo.experiments.verdict import combine as combine_findings
 from cnnzoo.rundir import timestamped_run_dir
 
 RESULT_KEYS = ("experiment", "paper", "claim", "finding", "held", "effects", "verdict", "quick", "settings",
@@ -214,7 +215,7 @@ class Outcome:
 
     @property
     def finding(self) -> str:
-        return combine([j.finding for j in self.judgements])
+        return combine_findings([j.finding for j in self.judgements])
 
 
 def verdict_rows(outcome: Outcome) -> list[dict]:

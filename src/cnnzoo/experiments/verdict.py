@@ -160,6 +160,8 @@ class Judgement:
         """'+1.23 [+0.40, +2.06]', the mean and interval times ``scale``."""
         if math.isnan(self.mean):
             return "n/a"
+        if self.seeds == 0:
+            return f"{scale * self.mean:.{digits}f} (exact)"
         if math.isnan(self.low):
             return f"{scale * self.mean:+.{digits}f} (one seed: no interval)"
         return (f"{scale * self.mean:+.{digits}f} [{scale * self.low:+.{digits}f}, "
