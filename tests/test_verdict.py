@@ -1,5 +1,6 @@
-"""Tests for cnnzoo.experiments.verdict: the t quantiles against printed tables, and the verdict rules on
-synthetic per-seed effects (a clear effect, no effect, a noisy one, a negligible one, one below the claim)."""
+"""Tests for cnnzoo.experiments.verdict: the t quantiles against printed tables, and the verdict
+rules on synthetic per-seed effects (a clear effect, no effect, a noisy one, a negligible one, one
+below the claim)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,16 @@ from cnnzoo.experiments.verdict import (
 )
 
 # Two-sided 95% (p = 0.975) and one-sided 80% quantiles of Student's t, from any printed table.
-T_TABLE = [(1, 0.975, 12.706), (2, 0.975, 4.303), (4, 0.975, 2.776), (9, 0.975, 2.262), (30, 0.975, 2.042),
-           (1, 0.8, 1.376), (4, 0.8, 0.941), (20, 0.8, 0.860)]
+T_TABLE = [
+    (1, 0.975, 12.706),
+    (2, 0.975, 4.303),
+    (4, 0.975, 2.776),
+    (9, 0.975, 2.262),
+    (30, 0.975, 2.042),
+    (1, 0.8, 1.376),
+    (4, 0.8, 0.941),
+    (20, 0.8, 0.860),
+]
 
 
 @pytest.mark.parametrize("df, p, expected", T_TABLE)
@@ -52,9 +61,13 @@ def _draws(mean: float, sd: float, n: int, seed: int = 0) -> list[float]:
 
 
 def test_a_clear_effect_held():
-    result = judge(_draws(0.02, 0.004, 5), measure="points", paper_figure="paper", paper_effect=0.014)
+    result = judge(
+        _draws(0.02, 0.004, 5), measure="points", paper_figure="paper", paper_effect=0.014
+    )
     assert result.finding == HELD and result.low > 0
-    assert result.seeds == 5 and 2 <= result.seeds_needed <= 5  # a big effect over small noise: few seeds
+    assert (
+        result.seeds == 5 and 2 <= result.seeds_needed <= 5
+    )  # a big effect over small noise: few seeds
 
 
 def test_no_effect_inside_the_negligible_band_did_not_hold():

@@ -6,10 +6,12 @@ directory ``results.csv`` (one row per arm and seed), ``results.md`` (claim, ver
 one PNG plot, and returns a JSON-able dict:
 
     experiment, paper, claim   what is checked and where the claim comes from
-    finding                    "held", "did not hold" or "not resolvable at this budget" (see verdict.py)
+    finding                    "held", "did not hold" or "not resolvable at this budget"
+                               (see verdict.py)
     held                       finding == "held"
-    effects                    per part of the claim, the effect over seeds: measure, mean, low, high, sd,
-                               seeds, seeds_needed, paper_effect, paper_figure, minimum, negligible, method
+    effects                    per part of the claim, the effect over seeds: measure, mean, low,
+                               high, sd, seeds, seeds_needed, paper_effect, paper_figure, minimum,
+                               negligible, method
     verdict                    one or two sentences with the measured numbers
     quick                      True for the seconds-long smoke version, whose numbers are not evidence
     settings                   the training settings used (shared by every arm unless the rows say otherwise)
@@ -34,14 +36,16 @@ from cnnzoo.experiments.verdict import HELD, Judgement
 from cnnzoo.experiments.verdict import combine as combine_findings
 from cnnzoo.rundir import timestamped_run_dir
 
-RESULT_KEYS = ("experiment", "paper", "claim", "finding", "held", "effects", "verdict", "quick", "settings",
-               "summary", "rows", "run_dir", "results_csv", "results_md", "plot", "seconds")
-VERDICT_RULES = ("*How the verdict is read:* the effect is measured per seed (the seed pairs the arms: same "
-                 "subset, same data order) and its mean gets a 95% paired t-interval. Held: the interval lies "
-                 "above the claim's minimum effect; did not hold: it lies below it, or inside the negligible "
-                 "band; not resolvable: it straddles the minimum (or one seed ran). Seeds needed: the smallest "
-                 "n for which a paired t-test at 95% would find the paper's effect with 80% power, given the "
-                 "spread measured here.")
+RESULT_KEYS = ("experiment", "paper", "claim", "finding", "held", "effects", "verdict", "quick",
+               "settings", "summary", "rows", "run_dir", "results_csv", "results_md", "plot",
+               "seconds")
+VERDICT_RULES = (
+    "*How the verdict is read:* the effect is measured per seed (the seed pairs the arms: same "
+    "subset, same data order) and its mean gets a 95% paired t-interval. Held: the interval lies "
+    "above the claim's minimum effect; did not hold: it lies below it, or inside the negligible "
+    "band; not resolvable: it straddles the minimum (or one seed ran). Seeds needed: the smallest "
+    "n for which a paired t-test at 95% would find the paper's effect with 80% power, given the "
+    "spread measured here.")
 
 
 @dataclass
@@ -53,11 +57,12 @@ class ExperimentSettings:
     seeds: int | None = None  # None: the experiment's own default
     data_dir: str | None = None
     log: Log = log_to_stderr
-    budget: float | None = None  # minutes the full run may take; it sets the seeds when --seeds does not
+    budget: float | None = None  # minutes the full run may take: it sets the seeds, unless --seeds
 
     def seed_list(self, default: int, minutes_per_seed: float | None = None) -> list[int]:
-        """Seeds 0..n-1: --seeds if given, else as many as --budget allows (at least 2, for an interval),
-        else the experiment's default; one in quick mode. The plan is logged up front with its time."""
+        """Seeds 0..n-1: --seeds if given, else as many as --budget allows (at least 2, for an
+        interval), else the experiment's default; one in quick mode. The plan is logged up front
+        with its time."""
         if self.seeds is not None:
             count = self.seeds
         elif self.quick:
@@ -70,7 +75,8 @@ class ExperimentSettings:
             raise ConfigError(f"seeds must be ≥ 1; got {count}")
         if minutes_per_seed and not self.quick:
             self.log(f"{count} seed(s), about {count * minutes_per_seed:.0f} min on 2 CPU cores "
-                     f"({minutes_per_seed:g} min per seed; --budget MINUTES or --seeds N to choose)")
+                     f"({minutes_per_seed:g} min per seed; --budget MINUTES or --seeds N to "
+                     f"choose)")
         return list(range(count))
 
 
@@ -203,7 +209,7 @@ class Outcome:
     title: str
     paper: str
     claim: str
-    judgements: list[Judgement]  # each part of the claim: its effect over seeds, interval and finding
+    judgements: list[Judgement]  # per part of the claim: effect over seeds, interval, finding
     verdict: str  # the measured numbers in a sentence or two
     settings: dict
     summary: dict
@@ -226,7 +232,8 @@ def verdict_rows(outcome: Outcome) -> list[dict]:
             "> 10,000" if j.seeds_needed is None else j.seeds_needed)
         rows.append({"claim": j.claim or outcome.claim, "paper figure": j.paper_figure,
                      "measure": j.measure, "our effect, mean [95% interval]": j.effect_text(),
-                     "seeds run": j.seeds, "seeds needed for the paper's effect": needed if j.seeds else "—",
+                     "seeds run": j.seeds,
+                     "seeds needed for the paper's effect": needed if j.seeds else "—",
                      "verdict": j.finding})
     return rows
 
@@ -241,10 +248,12 @@ def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> di
     outcome.figure.savefig(plot_path, dpi=110)
     finding = outcome.finding
     lines = [f"# {outcome.title}", "", f"**Paper:** {outcome.paper}", "", f"**Claim:** {outcome.claim}", "",
-             f"**Result: {finding}.** {outcome.verdict}", "", markdown_table(verdict_rows(outcome)), "",
+             f"**Result: {finding}.** {outcome.verdict}", "",
+             markdown_table(verdict_rows(outcome)), "",
              VERDICT_RULES, ""]
     if settings.quick:
-        lines += ["*Quick mode: a few hundred images for an epoch or two, to test the plumbing; these numbers "
+        lines += ["*Quick mode: a few hundred images for an epoch or two, to test the plumbing; "
+                  "these numbers "
                   "are not evidence either way.*", ""]
     lines += [*(f"{note}\n" for note in outcome.notes)]
     lines += ["## Settings", "", markdown_table([{"setting": k, "value": _setting_text(k, v)}

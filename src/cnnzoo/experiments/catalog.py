@@ -35,6 +35,23 @@ EXPERIMENTS = {e.name: e for e in (
                "depth"),
     Experiment("params", "ResNet bottleneck 69,632 vs 1,179,648 weights; GoogLeNet's 1×1 reductions (no "
                          "training)", "params"),
+    Experiment("gap-vs-fc", "NiN §4.6: global average pooling overfits less than a fully connected "
+                            "head",
+               "gap_vs_fc"),
+    Experiment("aux-classifiers", "GoogLeNet §5: auxiliary classifiers (loss weight 0.3) improve "
+                                  "the "
+                                  "final accuracy", "aux_classifiers"),
+    Experiment("small-kernels", "VGG §2.3: two 3×3 convolutions beat one 5×5 of the same receptive "
+                                "field",
+               "small_kernels"),
+    Experiment("batchnorm-lr", "Ioffe & Szegedy: with BatchNorm a much higher learning rate still "
+                               "trains; "
+                               "without, it fails", "batchnorm_lr"),
+    Experiment("dense-vs-res", "DenseNet: DenseNet-BC is as accurate as a larger ResNet (accuracy "
+                               "per "
+                               "parameter)", "dense_vs_res"),
+    Experiment("augmentation", "AlexNet §4.1: random crops and flips reduce overfitting",
+    "augmentation"),
 )}
 
 

@@ -1,20 +1,22 @@
 """Depth: does a deeper plain network train worse than a shallower one, and do shortcuts fix it?
 
-He, Zhang, Ren & Sun (2016), section 4.2 and Figs. 1 and 6: on CIFAR-10 the 56-layer plain network has a
-*higher training error* than the 20-layer one — not overfitting but an optimisation difficulty, the
-"degradation problem" — while with identity shortcuts the 56-layer ResNet trains to a lower error than the
-20-layer ResNet.
+He, Zhang, Ren & Sun (2016), section 4.2 and Figs. 1 and 6: on CIFAR-10 the 56-layer plain network
+has a *higher training error* than the 20-layer one — not overfitting but an optimisation
+difficulty, the "degradation problem" — while with identity shortcuts the 56-layer ResNet trains to
+a lower error than the 20-layer ResNet.
 
-Here: the paper's CIFAR networks ``plain20``, ``plain56``, ``resnet20`` and ``resnet56`` (built for one input
-channel) on 28×28 Fashion-MNIST with the paper's optimiser (SGD, momentum 0.9, weight decay 1e-4; batch 64 at
-rate 0.05, the paper's 128 at 0.1 scaled down) and the shape of its schedule scaled to the budget: the paper
-divides the rate by 10 twice (at 32k and 48k of 64k iterations); here twice too, at a third and two thirds of
-12 epochs over the first 4,000 training images (the engine's step schedule divides every N epochs, so the
-three stages are equal where the paper's are 2:1:1), meant to let ResNet-20's training error flatten in the
-last stage (the plot shows whether it did). Training error is the last epoch's mean of the mini-batch errors; a run whose loss diverges
-counts as chance (90%). Two parts, each judged by its interval over seeds (the seed pairs the four nets):
-degradation, plain-56's training error minus plain-20's; and residual learning, ResNet-20's minus ResNet-56's.
-The claim held when both did. Full mode takes about 18 minutes per seed on two CPU cores.
+Here: the paper's CIFAR networks ``plain20``, ``plain56``, ``resnet20`` and ``resnet56`` (built for
+one input channel) on 28×28 Fashion-MNIST with the paper's optimiser (SGD, momentum 0.9, weight
+decay 1e-4; batch 64 at rate 0.05, the paper's 128 at 0.1 scaled down) and the shape of its schedule
+scaled to the budget: the paper divides the rate by 10 twice (at 32k and 48k of 64k iterations);
+here twice too, at a third and two thirds of 12 epochs over the first 4,000 training images (the
+engine's step schedule divides every N epochs, so the three stages are equal where the paper's are
+2:1:1), meant to let ResNet-20's training error flatten in the last stage (the plot shows whether it
+did). Training error is the last epoch's mean of the mini-batch errors; a run whose loss diverges
+counts as chance (90%). Two parts, each judged by its interval over seeds (the seed pairs the four
+nets): degradation, plain-56's training error minus plain-20's; and residual learning, ResNet-20's
+minus ResNet-56's. The claim held when both did. Full mode takes about 18 minutes per seed on two
+CPU cores.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from cnnzoo.figures import new_figure
 NAME = "depth"
 PAPER = "He, Zhang, Ren & Sun, 2016 (ResNet), section 4.2, Figs. 1 and 6"
 CLAIM = ("Degradation: a 56-layer plain network trains to a higher training error than a 20-layer one; with "
-         "identity shortcuts the 56-layer ResNet trains to a lower training error than the 20-layer ResNet.")
+         "identity shortcuts the 56-layer ResNet trains to a lower training error than the "
+         "20-layer ResNet.")
 MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 DEFAULT_SEEDS = 3
 MINUTES_PER_SEED = 18.0  # the four nets, full mode, two CPU cores
@@ -49,9 +52,11 @@ def final_train_error(arm: ArmRun) -> float:
 
 
 def judge_depth(arms: dict[str, list[ArmRun]]) -> tuple[list[Judgement], dict, str]:
-    """The two parts of the claim, judged per seed: plain-56 trains worse than plain-20 (degradation), and
-    ResNet-56 trains better than ResNet-20. Returns the judgements, a summary and a verdict sentence."""
-    error = {model: {arm.seed: final_train_error(arm) for arm in runs} for model, runs in arms.items()}
+    """The two parts of the claim, judged per seed: plain-56 trains worse than plain-20
+    (degradation), and ResNet-56 trains better than ResNet-20. Returns the judgements, a summary
+    and a verdict sentence."""
+    error = {model: {arm.seed: final_train_error(arm) for arm in runs}
+             for model, runs in arms.items()}
     seeds = sorted(error["plain20"])
 
     def points(worse: str, better: str) -> list[float]:
@@ -59,17 +64,22 @@ def judge_depth(arms: dict[str, list[ArmRun]]) -> tuple[list[Judgement], dict, s
 
     parts = [
         judge(points("plain56", "plain20"), measure="training error, plain-56 − plain-20 (points)",
-              paper_figure="plain-56 above plain-20 throughout training (Figs. 1 and 6, left; no table "
+              paper_figure="plain-56 above plain-20 throughout training (Figs. 1 and 6, left; no "
+                           "table "
                            "value)", negligible=NEGLIGIBLE, claim="degradation of the plain net"),
-        judge(points("resnet20", "resnet56"), measure="training error, ResNet-20 − ResNet-56 (points)",
-              paper_figure="ResNet-56 below ResNet-20 in training error (Fig. 6, middle); test error "
+        judge(points("resnet20", "resnet56"), measure="training error, ResNet-20 − ResNet-56 "
+                                                      "(points)",
+              paper_figure="ResNet-56 below ResNet-20 in training error (Fig. 6, middle); test "
+                           "error "
                            "6.97% vs 8.75% (Table 6)", negligible=NEGLIGIBLE,
               claim="the residual net gains from depth"),
     ]
     mean = {model: sum(by_seed.values()) / len(by_seed) for model, by_seed in error.items()}
-    verdict = (f"Final training error, mean over {len(seeds)} seed(s): plain-20 {pct(mean['plain20'])}, "
+    verdict = (f"Final training error, mean over {len(seeds)} seed(s): plain-20 "
+               f"{pct(mean['plain20'])}, "
                f"plain-56 {pct(mean['plain56'])} (degradation {parts[0].effect_text()} points: "
-               f"{parts[0].finding}); ResNet-20 {pct(mean['resnet20'])}, ResNet-56 {pct(mean['resnet56'])} "
+               f"{parts[0].finding}); ResNet-20 {pct(mean['resnet20'])}, ResNet-56 "
+               f"{pct(mean['resnet56'])} "
                f"(gain {parts[1].effect_text()} points: {parts[1].finding}).")
     return parts, {"final_train_error": mean}, verdict
 

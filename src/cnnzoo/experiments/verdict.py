@@ -1,24 +1,24 @@
 """Deciding whether a claim held, from a confidence interval of the effect over seeds (no torch).
 
-An experiment measures one *effect* per seed, oriented so that a positive value is what the paper claims
-(e.g. test accuracy with LRN minus without; the log of tanh's epochs over ReLU's). Seeds pair the arms: the
-same seed draws the same training subset and data order for every arm, so the effect of seed k is a
-difference within a pair, and its mean over seeds gets a paired Student-t interval with n − 1 degrees of
-freedom. ``decide`` then reads the interval, never the point estimate:
+An experiment measures one *effect* per seed, oriented so that a positive value is what the paper
+claims (e.g. test accuracy with LRN minus without; the log of tanh's epochs over ReLU's). Seeds pair
+the arms: the same seed draws the same training subset and data order for every arm, so the effect
+of seed k is a difference within a pair, and its mean over seeds gets a paired Student-t interval
+with n − 1 degrees of freedom. ``decide`` then reads the interval, never the point estimate:
 
-    1. the whole interval lies inside the negligible band [−negligible, +negligible]   -> "did not hold"
-    2. its lower end lies above the claim's minimum effect (0 when the claim names a direction only) -> "held"
-    3. its upper end lies below that minimum (the other side of the claim)            -> "did not hold"
-    4. otherwise it straddles the minimum                                              -> "not resolvable"
+    1. the interval lies inside the negligible band [−negligible, +negligible]  -> "did not hold"
+    2. its lower end lies above the claim's minimum effect (0: a direction only) -> "held"
+    3. its upper end lies below that minimum (the other side of the claim)      -> "did not hold"
+    4. otherwise it straddles the minimum                                       -> "not resolvable"
 
-Rule 1 comes first so that a real but negligible effect is not counted as the claim. With fewer than two
-seeds there is no spread, hence no interval, and the verdict is "not resolvable".
+Rule 1 comes first so that a real but negligible effect is not counted as the claim. With fewer than
+two seeds there is no spread, hence no interval, and the verdict is "not resolvable".
 
-``seeds_needed`` says how many seeds the paper's own effect size would need here, given the spread measured:
-the smallest n for which the half-width of a paired t-interval plus a t-margin for 80% power,
-(t[1 − α/2, n − 1] + t[power, n − 1]) · sd / √n, fits inside the paper's effect. This is the t-based form of
-n ≈ ((z[1 − α/2] + z[power]) · sd / effect)²; with the t quantiles it never answers fewer than 2 seeds, and it
-answers more than the normal form for small n, as it should.
+``seeds_needed`` says how many seeds the paper's own effect size would need here, given the spread
+measured: the smallest n for which the half-width of a paired t-interval plus a t-margin for 80%
+power, (t[1 − α/2, n − 1] + t[power, n − 1]) · sd / √n, fits inside the paper's effect. This is the
+t-based form of n ≈ ((z[1 − α/2] + z[power]) · sd / effect)²; with the t quantiles it never answers
+fewer than 2 seeds, and it answers more than the normal form for small n, as it should.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ MAX_SEEDS = 10_000  # seeds_needed gives up (None) beyond this
 
 
 def t_cdf_two_sided(t: float, df: int) -> float:
-    """P(|T| ≤ t) for Student's t with an integer ``df`` ≥ 1, in closed form (Abramowitz & Stegun 26.7.3–4)."""
+    """P(|T| ≤ t) for Student's t with an integer ``df`` ≥ 1, in closed form (Abramowitz & Stegun
+    26.7.3–4)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be ≥ 1; got {df}")
     theta = math.atan(abs(t) / math.sqrt(df))
@@ -61,7 +62,8 @@ def t_cdf_two_sided(t: float, df: int) -> float:
 
 
 def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom, by bisection."""
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom, by
+    bisection."""
     if not 0.5 < p < 1:
         raise ValueError(f"p must lie in (0.5, 1); got {p}")
     if df > 1000:  # the closed form costs O(df); the first Cornish-Fisher term is good to ~1e-5
@@ -78,7 +80,8 @@ def t_quantile(p: float, df: int) -> float:
 
 @dataclass(frozen=True)
 class Interval:
-    """Mean of the per-seed effects and its two-sided confidence interval (NaN ends with fewer than 2 seeds)."""
+    """Mean of the per-seed effects and its two-sided confidence interval (NaN ends with fewer
+    than 2 seeds)."""
 
     mean: float
     low: float
@@ -89,7 +92,8 @@ class Interval:
 
 
 def paired_t_interval(effects: Sequence[float], level: float = LEVEL) -> Interval:
-    """Student-t interval of the mean of per-seed effects; NaN effects (failed runs) are left out."""
+    """Student-t interval of the mean of per-seed effects; NaN effects (failed runs) are left
+    out."""
     values = [float(v) for v in effects if not math.isnan(v)]
     if not values:
         return Interval(math.nan, math.nan, math.nan, math.nan, 0, level)
@@ -102,7 +106,8 @@ def paired_t_interval(effects: Sequence[float], level: float = LEVEL) -> Interva
 
 
 def decide(interval: Interval, *, minimum: float = 0.0, negligible: float = 0.0) -> str:
-    """The finding (HELD, NOT_HELD or UNRESOLVED) that the interval supports; the rules are in the docstring."""
+    """The finding (HELD, NOT_HELD or UNRESOLVED) that the interval supports; the rules are in the
+    docstring."""
     if interval.n < 2 or math.isnan(interval.low):
         return UNRESOLVED
     if -negligible <= interval.low and interval.high <= negligible:
@@ -114,8 +119,11 @@ def decide(interval: Interval, *, minimum: float = 0.0, negligible: float = 0.0)
     return UNRESOLVED
 
 
-def seeds_needed(sd: float, effect: float | None, *, level: float = LEVEL, power: float = POWER) -> int | None:
-    """Seeds for a paired t-test at ``level`` to detect ``effect`` with ``power``, given per-seed spread ``sd``.
+def seeds_needed(
+    sd: float, effect: float | None, *, level: float = LEVEL, power: float = POWER
+) -> int | None:
+    """Seeds for a paired t-test at ``level`` to detect ``effect`` with ``power``, given the
+    per-seed spread ``sd``.
 
     None when the effect or the spread is unknown, or when more than MAX_SEEDS would be needed.
     """
@@ -124,7 +132,8 @@ def seeds_needed(sd: float, effect: float | None, *, level: float = LEVEL, power
     if sd == 0:
         return 2
     z = NormalDist().inv_cdf(0.5 + level / 2) + NormalDist().inv_cdf(power)
-    start = max(2, math.ceil((z * sd / effect) ** 2))  # the normal form: a lower bound of the t-based one
+    # the normal form's answer: a lower bound of the t-based one
+    start = max(2, math.ceil((z * sd / effect) ** 2))
     if start > MAX_SEEDS:
         return None
     for n in range(start, MAX_SEEDS + 1):
@@ -164,30 +173,62 @@ class Judgement:
             return f"{scale * self.mean:.{digits}f} (exact)"
         if math.isnan(self.low):
             return f"{scale * self.mean:+.{digits}f} (one seed: no interval)"
-        return (f"{scale * self.mean:+.{digits}f} [{scale * self.low:+.{digits}f}, "
-                f"{scale * self.high:+.{digits}f}]")
+        return (
+            f"{scale * self.mean:+.{digits}f} [{scale * self.low:+.{digits}f}, "
+            f"{scale * self.high:+.{digits}f}]"
+        )
 
 
-def judge(effects: Sequence[float], *, measure: str, paper_figure: str, paper_effect: float | None = None,
-          minimum: float = 0.0, negligible: float = 0.0, claim: str = "") -> Judgement:
-    """Interval, finding and seeds needed for per-seed ``effects`` (positive = the claimed direction)."""
+def judge(
+    effects: Sequence[float],
+    *,
+    measure: str,
+    paper_figure: str,
+    paper_effect: float | None = None,
+    minimum: float = 0.0,
+    negligible: float = 0.0,
+    claim: str = "",
+) -> Judgement:
+    """Interval, finding and seeds needed for per-seed ``effects`` (positive = the claimed
+    direction)."""
     interval = paired_t_interval(effects)
     return Judgement(
-        finding=decide(interval, minimum=minimum, negligible=negligible), measure=measure, mean=interval.mean,
-        low=interval.low, high=interval.high, sd=interval.sd, seeds=interval.n,
-        seeds_needed=seeds_needed(interval.sd, paper_effect), paper_effect=paper_effect,
-        paper_figure=paper_figure, minimum=minimum, negligible=negligible, claim=claim)
+        finding=decide(interval, minimum=minimum, negligible=negligible),
+        measure=measure,
+        mean=interval.mean,
+        low=interval.low,
+        high=interval.high,
+        sd=interval.sd,
+        seeds=interval.n,
+        seeds_needed=seeds_needed(interval.sd, paper_effect),
+        paper_effect=paper_effect,
+        paper_figure=paper_figure,
+        minimum=minimum,
+        negligible=negligible,
+        claim=claim,
+    )
 
 
 def combine(findings: Sequence[str]) -> str:
-    """A claim made of parts holds when every part held; it did not when any part did not; else unresolved."""
+    """A claim made of parts holds when every part held; it did not when any part did not; else
+    unresolved."""
     if all(f == HELD for f in findings):
         return HELD
     return NOT_HELD if NOT_HELD in findings else UNRESOLVED
 
 
 def exact(value: float, *, held: bool, measure: str, paper_figure: str) -> Judgement:
-    """A judgement of a count or other deterministic measurement: no seeds, no interval, no noise."""
-    return Judgement(finding=HELD if held else NOT_HELD, measure=measure, mean=value, low=value, high=value,
-                     sd=0.0, seeds=0, seeds_needed=None, paper_effect=None, paper_figure=paper_figure,
-                     method="exact count (no training)")
+    """A judgement of a count or another deterministic measurement: no seeds, no interval."""
+    return Judgement(
+        finding=HELD if held else NOT_HELD,
+        measure=measure,
+        mean=value,
+        low=value,
+        high=value,
+        sd=0.0,
+        seeds=0,
+        seeds_needed=None,
+        paper_effect=None,
+        paper_figure=paper_figure,
+        method="exact count (no training)",
+    )

@@ -20,6 +20,8 @@ Deviations:
   convolution's output before its ReLU, the class maps included; CPU recipes use it to converge in minutes.
 - ``nin_small`` (not in the paper): 96-192-192 mlpconv blocks of 5×5, 5×5, 3×3 with two 3×3/2 pools, for
   28–32 px images (28 -> 13 -> 6); its last block, the class maps, is 3×3.
+- ``head="fc"`` (the paper's own comparison, section 4.6) replaces the global average pool by one
+  fully connected layer from the flattened class maps to the classes; the default ``"gap"`` is NiN.
 - ``widths`` (not in the paper) replaces the channel counts of the mlpconv blocks before the class maps, for
   CPU budgets; ``input_size`` sets the side a network declares as its default (the head is a global pool).
 """
@@ -106,12 +108,24 @@ def build_features(layout: tuple, in_channels: int, num_classes: int, dropout: f
 
 
 class NiN(ZooModel):
-    def __init__(self, *, cfg: ModelConfig, layout: tuple, dropout: float, batch_norm: bool = False) -> None:
+    def __init__(self, *, cfg: ModelConfig, layout: tuple, dropout: float, batch_norm: bool = False,
+                 head: str = "gap") -> None:
         super().__init__()
         self.cfg = cfg
         self.features = build_features(layout, cfg.input_size[0], cfg.num_classes, dropout, batch_norm)
-        # Each of the last block's maps already is a class's evidence: averaging it is the whole head.
-        self.classifier = nn.Sequential(OrderedDict(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten()))
+        if head == "gap":
+            # Each of the last block's maps already is a class's evidence: averaging it is the
+            # whole head.
+            self.classifier = nn.Sequential(OrderedDict(pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten()))
+        elif head == "fc":
+            # The class maps' size at the declared input sets the layer's width.
+            with torch.no_grad():
+                maps = self.features.eval()(torch.zeros(1, *cfg.input_size)).numel()
+            self.classifier = nn.Sequential(OrderedDict(flatten=nn.Flatten(),
+                                                        fc=nn.Linear(maps, cfg.num_classes)))
+        else:
+            raise ConfigError(f"head must be 'gap' or 'fc'; got {head!r}")
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -138,13 +152,13 @@ def with_widths(layout: tuple, widths: tuple[int, ...]) -> tuple:
 
 
 def _nin(name: str, num_classes: int, in_channels: int, input_size: int, dropout: float,
-         widths: tuple[int, ...], batch_norm: bool) -> NiN:
+         widths: tuple[int, ...], batch_norm: bool, head: str = "gap") -> NiN:
     layout, min_size, small_variant = VARIANTS[name]
     layout = with_widths(layout, tuple(widths))
     check_min_side(name, input_size, min_size, small_variant)
     cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes, min_size=min_size,
                       small_variant=small_variant, paper=PAPER)
-    return NiN(cfg=cfg, layout=layout, dropout=dropout, batch_norm=batch_norm)
+    return NiN(cfg=cfg, layout=layout, dropout=dropout, batch_norm=batch_norm, head=head)
 
 
 @register_model
@@ -156,6 +170,8 @@ def nin(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
 
 @register_model
 def nin_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, dropout: float = 0.5,
-              widths: tuple[int, int, int] = (96, 192, 192), batch_norm: bool = False) -> NiN:
+              widths: tuple[int, int, int] = (96, 192, 192), batch_norm: bool = False,
+              head: str = "gap") -> NiN:
     """NiN for 28–32 px grey images: mlpconv blocks of 96, 192, 192 maps and the class maps, no FC layer."""
-    return _nin("nin_small", num_classes, in_channels, input_size, dropout, widths, batch_norm)
+    return _nin("nin_small", num_classes, in_channels, input_size, dropout, widths, batch_norm,
+                head)
