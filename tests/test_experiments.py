@@ -100,7 +100,8 @@ def test_quick_experiment_writes_well_formed_results(quick_results, name):
     rows = check_result_files(result)
     assert_fractions_in_range(rows)
     for row in result["rows"]:  # every arm trained to the end (a tiny run at these rates does not diverge)
-        assert row.get("diverged") is False or name == "batchnorm-lr"  # there, diverging is the point
+        # (in batchnorm-lr diverging is the point)
+        assert row.get("diverged") is False or name == "batchnorm-lr"
     arms = Path(result["run_dir"]) / "arms"
     assert len(list(arms.glob("*/metrics.csv"))) == len(rows)
 
@@ -166,7 +167,8 @@ def test_model_variants_of_the_new_experiments():
         return sum(p.numel() for p in model.parameters())
 
     gap, fc = create_model("nin_small"), create_model("nin_small", head="fc")
-    assert params(fc) - params(gap) == 10 * 6 * 6 * 10 + 10  # flattened 10×6×6 class maps → 10 classes
+    # the flattened 10×6×6 class maps → 10 classes
+    assert params(fc) - params(gap) == 10 * 6 * 6 * 10 + 10
     assert fc(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     one, two = create_model("convnet"), create_model("convnet", stacked_3x3=True)
     # first stage: 5·5·1·32 → 3·3·1·32 + 3·3·32·32; second: 5·5·32·64 → 3·3·32·64 + 3·3·64·64
