@@ -102,8 +102,8 @@ def test_quick_experiment_writes_well_formed_results(quick_results, name):
     for row in result["rows"]:  # every arm trained to the end (a tiny run at these rates does not diverge)
         # (in batchnorm-lr diverging is the point)
         assert row.get("diverged") is False or name == "batchnorm-lr"
-    arms = Path(result["run_dir"]) / "arms"
-    assert len(list(arms.glob("*/metrics.csv"))) == len(rows)
+    arms = Path(result["run_dir"]) / "arms"  # relu-vs-tanh's rate search trains more, under -lr*
+    assert len([p for p in arms.glob("*/metrics.csv") if "-lr" not in p.parent.name]) == len(rows)
 
 
 @needs_data
@@ -142,7 +142,8 @@ def test_quick_ablations_judge_the_per_seed_difference(quick_results):
 @pytest.mark.slow
 def test_quick_dropout_measures_train_accuracy_in_eval_mode(quick_results):
     result = quick_results["dropout"]
-    assert sorted(row["dropout"] for row in result["rows"]) == [0.0, 0.5]
+    assert sorted(row["model_kwargs"] for row in result["rows"]) == ["dropout=0.0 lrn=False",
+                                                                     "dropout=0.5 lrn=False"]
     assert {row["arm"] for row in result["rows"]} == {"dropout0.5", "dropout0"}
     assert "gap" in result["effects"][0]["measure"]
     for row in result["rows"]:
