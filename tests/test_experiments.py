@@ -18,6 +18,7 @@ import pytest
 
 from cnnzoo.experiments import EXPERIMENTS, run_experiment
 from cnnzoo.experiments.base import RESULT_KEYS, markdown_table, mean_std
+from cnnzoo.experiments.verdict import FINDINGS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -26,14 +27,19 @@ needs_data = pytest.mark.needs_fashion_mnist
 
 # Rows each quick experiment writes (arms × seeds); batchnorm runs with 2 seeds to exercise the spread.
 QUICK_SEEDS = {"batchnorm": 2}
-EXPECTED_ROWS = {"relu-vs-tanh": 2, "dropout": 2, "lrn": 2, "overlapping-pool": 2, "batchnorm": 4, "depth": 4,
-                 "params": 7}
+EXPECTED_ROWS = {"relu-vs-tanh": 2, "dropout": 2, "lrn": 2, "overlapping-pool": 2, "batchnorm": 4,
+                 "depth": 4, "params": 7, "gap-vs-fc": 2, "aux-classifiers": 2, "small-kernels": 2,
+                 "batchnorm-lr": 2, "dense-vs-res": 2, "augmentation": 2}
 
 
 def check_result_files(result: dict) -> list[dict]:
     """The result dict has every documented key; csv, md and png exist and agree with it. Returns the csv rows."""
     assert set(RESULT_KEYS) <= set(result)
     assert isinstance(result["verdict"], str) and len(result["verdict"]) > 40
+    assert result["finding"] in FINDINGS and result["held"] == (result["finding"] == "held")
+    for effect in result["effects"]:
+        assert effect["finding"] in FINDINGS and effect["paper_figure"] and effect["measure"]
+        assert effect["seeds"] in (0, result["settings"].get("seeds", 0))
     assert result["claim"] and result["paper"]
     json.dumps(result, allow_nan=False)  # plain JSON: no NaN, no tuples or paths
     run_dir = Path(result["run_dir"])
@@ -44,7 +50,8 @@ def check_result_files(result: dict) -> list[dict]:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(result["rows"]) == EXPECTED_ROWS[result["experiment"]]
     markdown = Path(result["results_md"]).read_text()
-    assert "**Claim:**" in markdown and ("held here" in markdown or "did not hold here" in markdown)
+    assert "**Claim:**" in markdown and f"**Result: {result['finding']}.**" in markdown
+    assert "paper figure" in markdown and "seeds needed for the paper's effect" in markdown
     assert "|---|" in markdown and "plot.png" in markdown
     return rows
 
@@ -80,7 +87,7 @@ def quick_results(tmp_path_factory) -> QuickResults:
 
 
 # `make test` runs two of the quick experiments (an ablation with 2 seeds, one with 1); the rest are slow.
-DEFAULT_QUICK = {"batchnorm", "lrn"}
+DEFAULT_QUICK = {"batchnorm", "lrn", "batchnorm-lr"}
 QUICK = [name if name in DEFAULT_QUICK else pytest.param(name, marks=pytest.mark.slow)
          for name in EXPERIMENTS if name != "params"]
 
@@ -93,43 +100,54 @@ def test_quick_experiment_writes_well_formed_results(quick_results, name):
     rows = check_result_files(result)
     assert_fractions_in_range(rows)
     for row in result["rows"]:  # every arm trained to the end (a tiny run at these rates does not diverge)
-        assert row.get("diverged") is False
-    arms = Path(result["run_dir"]) / "arms"
-    assert len(list(arms.glob("*/metrics.csv"))) == len(rows)
+        # (in batchnorm-lr diverging is the point)
+        assert row.get("diverged") is False or name == "batchnorm-lr"
+    arms = Path(result["run_dir"]) / "arms"  # relu-vs-tanh's rate search trains more, under -lr*
+    assert len([p for p in arms.glob("*/metrics.csv") if "-lr" not in p.parent.name]) == len(rows)
 
 
 @needs_data
 @pytest.mark.slow
-def test_quick_relu_vs_tanh_reports_epochs_to_the_mark(quick_results):
+def test_quick_relu_vs_tanh_searches_a_rate_per_arm(quick_results):
+    from cnnzoo.experiments.relu_vs_tanh import QUICK_GRID
+
     result = quick_results["relu-vs-tanh"]
     assert {row["activation"] for row in result["rows"]} == {"relu", "tanh"}
-    for row in result["rows"]:
-        assert row["epochs_to_25pct"] is None or 1 <= row["epochs_to_25pct"] <= row["epochs_run"]
-        assert row["images_per_second"] > 0
-    summary = result["summary"]
-    assert set(summary["mean_epochs_to_25pct"]) == {"relu", "tanh"}
-    assert "25%" in result["verdict"]
+    chosen = result["summary"]["chosen_lr"]
+    assert set(chosen) == {"relu", "tanh"} and set(chosen.values()) <= set(QUICK_GRID)
+    for row in result["rows"]:  # each arm trained at the rate its own search chose
+        assert row["lr"] == chosen[row["activation"]]
+        first = row["epochs_to_threshold"]
+        assert first is None or 0 < first <= row["epochs_run"]
+    search = Path(result["run_dir"]) / "arms"
+    assert len(list(search.glob("*-lr*-seed1000"))) == 2 * len(QUICK_GRID)
+    assert "Learning-rate search" in Path(result["results_md"]).read_text()
 
 
 @needs_data
-def test_quick_ablations_report_mean_and_spread(quick_results):
-    batchnorm = quick_results["batchnorm"]["summary"]
-    assert batchnorm["seeds"] == 2
-    assert set(batchnorm["test_top1_mean"]) == {"batchnorm", "plain"}
-    assert all(0.0 <= v <= 1.0 for v in batchnorm["test_top1_mean"].values())
-    assert batchnorm["spread"] >= 0.0 and math.isfinite(batchnorm["difference"])
-    assert {row["seed"] for row in quick_results["batchnorm"]["rows"]} == {0, 1}
-    assert quick_results["lrn"]["summary"]["seeds"] == 1
-    assert "one seed only" in quick_results["lrn"]["verdict"]
+def test_quick_ablations_judge_the_per_seed_difference(quick_results):
+    result = quick_results["batchnorm"]
+    summary, (effect,) = result["summary"], result["effects"]
+    assert summary["seeds"] == 2 and {row["seed"] for row in result["rows"]} == {0, 1}
+    assert set(summary["test_top1_mean"]) == {"batchnorm", "plain"}
+    test = {(row["arm"], row["seed"]): row["test_top1"] for row in result["rows"]}
+    differences = [100 * (test[("batchnorm", s)] - test[("plain", s)]) for s in (0, 1)]
+    assert effect["mean"] == pytest.approx(sum(differences) / 2, abs=1e-3)
+    assert effect["seeds"] == 2 and effect["low"] <= effect["mean"] <= effect["high"]
+    lrn = quick_results["lrn"]  # one seed: no interval, so never a verdict either way
+    assert lrn["finding"] == "not resolvable at this budget" and lrn["effects"][0]["low"] is None
 
 
 @needs_data
 @pytest.mark.slow
 def test_quick_dropout_measures_train_accuracy_in_eval_mode(quick_results):
     result = quick_results["dropout"]
-    assert sorted(row["dropout"] for row in result["rows"]) == [0.0, 0.5]
+    assert sorted(row["model_kwargs"] for row in result["rows"]) == ["dropout=0.0 lrn=False",
+                                                                     "dropout=0.5 lrn=False"]
+    assert {row["arm"] for row in result["rows"]} == {"dropout0.5", "dropout0"}
+    assert "gap" in result["effects"][0]["measure"]
     for row in result["rows"]:
-        assert row["gap"] == pytest.approx(row["train_top1_eval_mode"] - row["test_top1"], abs=1e-4)
+        assert row["gap"] == pytest.approx(row["train_top1"] - row["test_top1"], abs=1e-4)
 
 
 @needs_data
@@ -141,35 +159,76 @@ def test_quick_depth_compares_four_networks(quick_results):
     assert set(result["summary"]["final_train_error"]) == {"plain20", "plain56", "resnet20", "resnet56"}
 
 
-def _arms(**train_top1: float):
+def test_model_variants_of_the_new_experiments():
+    import torch
+
+    from cnnzoo.models.registry import create_model
+
+    def params(model):
+        return sum(p.numel() for p in model.parameters())
+
+    gap, fc = create_model("nin_small"), create_model("nin_small", head="fc")
+    # the flattened 10×6×6 class maps → 10 classes
+    assert params(fc) - params(gap) == 10 * 6 * 6 * 10 + 10
+    assert fc(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    one, two = create_model("convnet"), create_model("convnet", stacked_3x3=True)
+    # first stage: 5·5·1·32 → 3·3·1·32 + 3·3·32·32; second: 5·5·32·64 → 3·3·32·64 + 3·3·64·64
+    extra = (9 * 32 + 9 * 32 * 32 + 32) - 25 * 32 + (9 * 32 * 64 + 9 * 64 * 64 + 64) - 25 * 32 * 64
+    assert params(two) - params(one) == extra
+    assert two(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+@needs_data
+@pytest.mark.slow
+def test_quick_new_experiments_judge_their_measure(quick_results):
+    for name in ("gap-vs-fc", "augmentation"):  # overfitting claims: judged on the gap
+        result = quick_results[name]
+        assert "gap" in result["effects"][0]["measure"]
+        params = result["summary"]["params"]
+        assert all(value > 0 for value in params.values())
+    dense = quick_results["dense-vs-res"]["effects"][0]
+    assert dense["minimum"] == -0.5 and dense["paper_effect"] == pytest.approx(1.9)
+    notes = Path(quick_results["small-kernels"]["results_md"]).read_text()
+    assert "multiply-adds per image" in notes
+
+
+def _arms(**train_top1: tuple[float, ...]):
     from cnnzoo.experiments.base import ArmRun
 
-    return {model: [ArmRun(model, 0, {}, [{"epoch": 1, "train_top1": top1, "test_top1": top1}])]
-            for model, top1 in train_top1.items()}
+    return {model: [ArmRun(model, seed, {}, [{"epoch": 1, "train_top1": top1, "test_top1": top1}])
+                    for seed, top1 in enumerate(values)] for model, values in train_top1.items()}
 
 
-@pytest.mark.parametrize("plain56, resnet56, held", [
-    (0.80, 0.95, True),  # deeper plain trains worse, deeper residual better: the paper's finding
-    (0.92, 0.95, False),  # no degradation of the plain net
-    (0.80, 0.85, False),  # the residual net degrades too
+PLAIN20 = RESNET20 = (0.90, 0.91, 0.89)
+
+
+@pytest.mark.parametrize("plain56, resnet56, finding", [
+    # deeper plain trains worse, deeper residual better, on every seed: the paper's finding
+    ((0.80, 0.82, 0.79), (0.95, 0.955, 0.945), "held"),
+    ((0.90, 0.91, 0.89), (0.95, 0.955, 0.945), "did not hold"),  # no degradation of the plain net
+    ((0.80, 0.82, 0.79), (0.85, 0.86, 0.84), "did not hold"),  # the residual net degrades too
+    ((0.80, 0.82, 0.79), (0.97, 0.89, 0.88), "not resolvable at this budget"),  # too noisy to tell
 ])
-def test_depth_verdict_on_synthetic_histories(plain56, resnet56, held):
-    from cnnzoo.experiments.depth import judge
+def test_depth_verdict_on_synthetic_histories(plain56, resnet56, finding):
+    from cnnzoo.experiments.depth import judge_depth
+    from cnnzoo.experiments.verdict import combine as combine_findings
 
-    verdict_held, summary, verdict = judge(_arms(plain20=0.90, plain56=plain56, resnet20=0.90, resnet56=resnet56))
-    assert verdict_held is held
-    assert summary["final_train_error"]["plain56"] == pytest.approx(1 - plain56)
-    assert ("no degradation" in verdict) == (plain56 >= 0.90)
+    parts, summary, verdict = judge_depth(_arms(plain20=PLAIN20, plain56=plain56, resnet20=RESNET20,
+                                                resnet56=resnet56))
+    assert combine_findings([p.finding for p in parts]) == finding
+    assert summary["final_train_error"]["plain56"] == pytest.approx(1 - sum(plain56) / 3)
+    assert parts[0].mean == pytest.approx(100 * (sum(PLAIN20) - sum(plain56)) / 3)
 
 
 def test_a_diverged_arm_counts_as_chance():
     from cnnzoo.experiments.base import ArmRun
-    from cnnzoo.experiments.depth import judge
+    from cnnzoo.experiments.depth import judge_depth
 
-    arms = _arms(plain20=0.90, resnet20=0.90, resnet56=0.95)
-    arms["plain56"] = [ArmRun("plain56", 0, {}, [], diverged=True)]
-    held, summary, _ = judge(arms)
-    assert held and summary["final_train_error"]["plain56"] == pytest.approx(0.9)
+    arms = _arms(plain20=PLAIN20, resnet20=RESNET20, resnet56=(0.95, 0.955, 0.945))
+    arms["plain56"] = [ArmRun("plain56", seed, {}, [], diverged=True) for seed in range(3)]
+    parts, summary, _ = judge_depth(arms)
+    assert parts[0].finding == "held"
+    assert summary["final_train_error"]["plain56"] == pytest.approx(0.9)
 
 
 def test_params_counts_are_exact(tmp_path):
@@ -189,14 +248,36 @@ def test_params_counts_are_exact(tmp_path):
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-def test_epochs_to_reach_the_mark():
-    from cnnzoo.experiments.relu_vs_tanh import epochs_to_reach, seconds_to_epoch
+def test_epochs_to_reach_the_mark_interpolates():
+    from cnnzoo.experiments.relu_vs_tanh import choose_rate, epochs_to_reach
 
-    history = [{"epoch": 1, "train_top1": 0.6, "epoch_seconds": 2.0}, {"epoch": 2, "train_top1": 0.75,
-               "epoch_seconds": 2.5}, {"epoch": 3, "train_top1": 0.9, "epoch_seconds": 2.0}]
-    assert epochs_to_reach(history, 0.25) == 2  # an error of exactly 25% counts as reaching it
-    assert epochs_to_reach(history, 0.05) is None
-    assert seconds_to_epoch(history, 2) == 4.5 and seconds_to_epoch(history, None) is None
+    history = [{"epoch": 1, "train_top1": 0.5}, {"epoch": 2, "train_top1": 0.85},
+               {"epoch": 3, "train_top1": 0.95}]
+    # from chance (90%) at 0 to 50% at epoch 1
+    assert epochs_to_reach(history, 0.5) == pytest.approx(1.0)
+    assert epochs_to_reach(history, 0.10) == pytest.approx(2.5)  # halfway from 15% to 5%
+    assert epochs_to_reach(history, 0.01) is None
+    # the fastest that got there
+    assert choose_rate({0.01: None, 0.1: 3.2, 0.3: 2.1, 1.0: None}) == 0.3
+    assert choose_rate({0.01: None, 0.1: None, 0.3: None}) == 0.1
+
+
+def test_relu_vs_tanh_verdict_on_synthetic_runs():
+    from cnnzoo.experiments.relu_vs_tanh import judge_speed
+
+    def rows(relu, tanh):
+        return [{"activation": activation, "seed": s, "epochs_to_threshold": e}
+                for activation, firsts in (("relu", relu), ("tanh", tanh))
+                for s, e in enumerate(firsts)]
+
+    clear, _ = judge_speed(rows([2.0, 2.2, 1.9], [12.0, 14.0, 11.0]), epochs=30)
+    assert clear.finding == "held" and math.exp(clear.low) > 2
+    none, _ = judge_speed(rows([4.0, 4.2, 3.9], [4.1, 4.0, 4.05]), epochs=30)
+    assert none.finding == "did not hold"
+    noisy, _ = judge_speed(rows([2.0, 6.0, 3.0], [9.0, 5.0, 14.0]), epochs=30)
+    assert noisy.finding == "not resolvable at this budget" and noisy.seeds_needed > 3
+    coarse, text = judge_speed(rows([0.8, 0.9, 0.7], [12.0, 14.0, 11.0]), epochs=30)
+    assert coarse.finding == "not resolvable at this budget" and "first epoch" in text
 
 
 def test_mean_std_and_markdown_table():

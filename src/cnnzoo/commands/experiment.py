@@ -19,7 +19,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from cnnzoo.experiments.catalog import run_experiment
 
     result = run_experiment(args.name, quick=args.quick, out=args.out, seeds=args.seeds, data_dir=args.data_dir,
-                            log=log_to_stderr)
+                            log=log_to_stderr, budget=args.budget)
     if args.json:
         print_json(result)
         return 0
@@ -27,8 +27,13 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     print(f"{result['experiment']}: {result['claim']}\n")
     print(markdown_table(result["rows"]) + "\n")
-    print(f"the claim {'HELD' if result['held'] else 'DID NOT HOLD'} here"
-          f"{' (quick mode: not evidence)' if result['quick'] else ''}. {result['verdict']}")
+    quick = " (quick mode: not evidence)" if result["quick"] else ""
+    print(f"verdict: {result['finding'].upper()}{quick}. {result['verdict']}")
+    for effect in result["effects"]:
+        interval = ("no interval" if effect["low"] is None
+                    else f"[{effect['low']:+.3g}, {effect['high']:+.3g}]")
+        print(f"  {effect['measure']}: {effect['mean']:+.3g} {interval} over {effect['seeds']} "
+              f"seed(s); paper: {effect['paper_figure']}")
     print(f"table: {result['results_md']}  plot: {result['plot']}")
     return 0
 
@@ -43,8 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=textwrap.fill(
             "Train the arms of one experiment (the same network with one choice changed, over several seeds where "
             "the effect is small), write results.csv, results.md and plot.png into the run directory, and say "
-            "whether the paper's claim held here, with the measured numbers. Each full experiment takes about 10 "
-            "minutes on two CPU cores.", width=100),
+            "whether the paper's claim held here, did not hold, or is not resolvable at this "
+            "budget, from a 95% "
+            "confidence interval of the effect over seeds. A full experiment says its expected "
+            "time up front "
+            "(minutes to an hour on two CPU cores); --budget MINUTES sets its seeds to fit.",
+            width=100),
         epilog=f"experiments:\n{listing}\n\nExample: cnnzoo experiment lrn --seeds 5 --out runs/lrn",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed below)")
@@ -57,5 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     options.add(p, "data_dir",
                 help="folder holding Fashion-MNIST (default: $CNNZOO_DATA, /usr/share/datasets/fashion-mnist, "
                      "~/.cache/cnnzoo)")
+    p.add_argument("--budget", type=options.number(above=0, high=10_000), metavar="MINUTES",
+                   default=None,
+                   help="time the full run may take: as many seeds as fit (at least 2); --seeds "
+                        "overrides")
     options.add(p, "json", help="print the result as one JSON object on stdout")
     p.set_defaults(run=cmd_experiment)

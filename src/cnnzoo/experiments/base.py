@@ -6,7 +6,12 @@ directory ``results.csv`` (one row per arm and seed), ``results.md`` (claim, ver
 one PNG plot, and returns a JSON-able dict:
 
     experiment, paper, claim   what is checked and where the claim comes from
-    held                       whether the claim held in this run (a bool)
+    finding                    "held", "did not hold" or "not resolvable at this budget"
+                               (see verdict.py)
+    held                       finding == "held"
+    effects                    per part of the claim, the effect over seeds: measure, mean, low,
+                               high, sd, seeds, seeds_needed, paper_effect, paper_figure, minimum,
+                               negligible, method
     verdict                    one or two sentences with the measured numbers
     quick                      True for the seconds-long smoke version, whose numbers are not evidence
     settings                   the training settings used (shared by every arm unless the rows say otherwise)
@@ -27,10 +32,20 @@ from pathlib import Path
 
 from cnnzoo.console import Log, log_to_stderr, to_jsonable
 from cnnzoo.errors import ConfigError
+from cnnzoo.experiments.verdict import HELD, Judgement
+from cnnzoo.experiments.verdict import combine as combine_findings
 from cnnzoo.rundir import timestamped_run_dir
 
-RESULT_KEYS = ("experiment", "paper", "claim", "held", "verdict", "quick", "settings", "summary", "rows", "run_dir",
-               "results_csv", "results_md", "plot", "seconds")
+RESULT_KEYS = ("experiment", "paper", "claim", "finding", "held", "effects", "verdict", "quick",
+               "settings", "summary", "rows", "run_dir", "results_csv", "results_md", "plot",
+               "seconds")
+VERDICT_RULES = (
+    "*How the verdict is read:* the effect is measured per seed (the seed pairs the arms: same "
+    "subset, same data order) and its mean gets a 95% paired t-interval. Held: the interval lies "
+    "above the claim's minimum effect; did not hold: it lies below it, or inside the negligible "
+    "band; not resolvable: it straddles the minimum (or one seed ran). Seeds needed: the smallest "
+    "n for which a paired t-test at 95% would find the paper's effect with 80% power, given the "
+    "spread measured here.")
 
 
 @dataclass
@@ -42,11 +57,26 @@ class ExperimentSettings:
     seeds: int | None = None  # None: the experiment's own default
     data_dir: str | None = None
     log: Log = log_to_stderr
+    budget: float | None = None  # minutes the full run may take: it sets the seeds, unless --seeds
 
-    def seed_list(self, default: int) -> list[int]:
-        count = self.seeds if self.seeds is not None else (1 if self.quick else default)
+    def seed_list(self, default: int, minutes_per_seed: float | None = None) -> list[int]:
+        """Seeds 0..n-1: --seeds if given, else as many as --budget allows (at least 2, for an
+        interval), else the experiment's default; one in quick mode. The plan is logged up front
+        with its time."""
+        if self.seeds is not None:
+            count = self.seeds
+        elif self.quick:
+            count = 1
+        elif self.budget is not None and minutes_per_seed:
+            count = max(2, int(self.budget // minutes_per_seed))
+        else:
+            count = default
         if count < 1:
             raise ConfigError(f"seeds must be ≥ 1; got {count}")
+        if minutes_per_seed and not self.quick:
+            self.log(f"{count} seed(s), about {count * minutes_per_seed:.0f} min on 2 CPU cores "
+                     f"({minutes_per_seed:g} min per seed; --budget MINUTES or --seeds N to "
+                     f"choose)")
         return list(range(count))
 
 
@@ -191,14 +221,33 @@ class Outcome:
     title: str
     paper: str
     claim: str
-    held: bool
-    verdict: str
+    judgements: list[Judgement]  # per part of the claim: effect over seeds, interval, finding
+    verdict: str  # the measured numbers in a sentence or two
     settings: dict
     summary: dict
     rows: list[dict]
     figure: object  # a matplotlib Figure
     tables: dict[str, list[dict]] = field(default_factory=dict)  # extra tables for results.md, by heading
     notes: list[str] = field(default_factory=list)  # extra paragraphs for results.md
+
+
+    @property
+    def finding(self) -> str:
+        return combine_findings([j.finding for j in self.judgements])
+
+
+def verdict_rows(outcome: Outcome) -> list[dict]:
+    """The table that heads results.md: the paper's figure beside ours, and what they support."""
+    rows = []
+    for j in outcome.judgements:
+        needed = "n/a: the paper's figure is in another unit" if j.paper_effect is None else (
+            "> 10,000" if j.seeds_needed is None else j.seeds_needed)
+        rows.append({"claim": j.claim or outcome.claim, "paper figure": j.paper_figure,
+                     "measure": j.measure, "our effect, mean [95% interval]": j.effect_text(),
+                     "seeds run": j.seeds,
+                     "seeds needed for the paper's effect": needed if j.seeds else "—",
+                     "verdict": j.finding})
+    return rows
 
 
 def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> dict:
@@ -209,12 +258,15 @@ def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> di
     csv_path, md_path, plot_path = run_dir / "results.csv", run_dir / "results.md", run_dir / "plot.png"
     write_csv(csv_path, rows)
     outcome.figure.savefig(plot_path, dpi=110)
-    held = "held" if outcome.held else "did not hold"
+    finding = outcome.finding
     lines = [f"# {outcome.title}", "", f"**Paper:** {outcome.paper}", "", f"**Claim:** {outcome.claim}", "",
-             f"**Result: the claim {held} here.** {outcome.verdict}", ""]
+             f"**Result: {finding}.** {outcome.verdict}", "",
+             markdown_table(verdict_rows(outcome)), "",
+             VERDICT_RULES, ""]
     if settings.quick:
-        lines += ["*Quick mode: a few hundred images for an epoch or two, to test the plumbing; these numbers are "
-                  "not evidence either way.*", ""]
+        lines += ["*Quick mode: a few hundred images for an epoch or two, to test the plumbing; "
+                  "these numbers "
+                  "are not evidence either way.*", ""]
     lines += [*(f"{note}\n" for note in outcome.notes)]
     lines += ["## Settings", "", markdown_table([{"setting": k, "value": _setting_text(k, v)}
                                                  for k, v in outcome.settings.items()]), ""]
@@ -223,9 +275,11 @@ def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> di
     lines += ["## Runs", "", markdown_table(rows), "", f"![plot]({plot_path.name})", ""]
     md_path.write_text("\n".join(lines))
     seconds = round(time.perf_counter() - started, 1)
-    settings.log(f"{outcome.name}: done in {seconds:.0f} s; results in {md_path}")
+    settings.log(f"{outcome.name}: {finding}; done in {seconds:.0f} s; results in {md_path}")
     return {
-        "experiment": outcome.name, "paper": outcome.paper, "claim": outcome.claim, "held": bool(outcome.held),
+        "experiment": outcome.name, "paper": outcome.paper, "claim": outcome.claim,
+        "finding": finding, "held": finding == HELD,
+        "effects": to_jsonable([j.to_dict() for j in outcome.judgements]),
         "verdict": outcome.verdict, "quick": settings.quick, "settings": to_jsonable(outcome.settings),
         "summary": to_jsonable(outcome.summary), "rows": to_jsonable(rows), "run_dir": str(run_dir),
         "results_csv": str(csv_path), "results_md": str(md_path), "plot": str(plot_path), "seconds": seconds,

@@ -35,6 +35,23 @@ EXPERIMENTS = {e.name: e for e in (
                "depth"),
     Experiment("params", "ResNet bottleneck 69,632 vs 1,179,648 weights; GoogLeNet's 1×1 reductions (no "
                          "training)", "params"),
+    Experiment("gap-vs-fc", "NiN §4.6: global average pooling overfits less than a fully connected "
+                            "head",
+               "gap_vs_fc"),
+    Experiment("aux-classifiers", "GoogLeNet §5: auxiliary classifiers (loss weight 0.3) improve "
+                                  "the "
+                                  "final accuracy", "aux_classifiers"),
+    Experiment("small-kernels", "VGG §2.3: two 3×3 convolutions beat one 5×5 of the same receptive "
+                                "field",
+               "small_kernels"),
+    Experiment("batchnorm-lr", "Ioffe & Szegedy: with BatchNorm a much higher learning rate still "
+                               "trains; "
+                               "without, it fails", "batchnorm_lr"),
+    Experiment("dense-vs-res", "DenseNet: DenseNet-BC is as accurate as a larger ResNet (accuracy "
+                               "per "
+                               "parameter)", "dense_vs_res"),
+    Experiment("augmentation", "AlexNet §4.1: random crops and flips reduce overfitting",
+    "augmentation"),
 )}
 
 
@@ -43,14 +60,17 @@ class UnknownExperimentError(UnknownNameError):
 
 
 def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = None, seeds: int | None = None,
-                   data_dir: str | None = None, log: Log = log_to_stderr) -> dict:
+                   data_dir: str | None = None, log: Log = log_to_stderr,
+                   budget: float | None = None) -> dict:
     """Run experiment ``name`` (see EXPERIMENTS) and return its result dict (see ``cnnzoo.experiments.base``)."""
     if name not in EXPERIMENTS:
         raise UnknownExperimentError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be at least 1; got {seeds}")
+    if budget is not None and not budget > 0:
+        raise ConfigError(f"--budget must be a positive number of minutes; got {budget}")
     experiment = EXPERIMENTS[name]
     settings = ExperimentSettings(run_dir=Path(out) if out else default_run_dir(name), quick=quick, seeds=seeds,
-                                  data_dir=data_dir, log=log)
+                                  data_dir=data_dir, log=log, budget=budget)
     module = importlib.import_module(f"cnnzoo.experiments.{experiment.module}")
     return module.run(name, settings) if experiment.by_name else module.run(settings)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from cnnzoo.experiments.base import ExperimentSettings, Outcome, finish
+from cnnzoo.experiments.verdict import exact as exact_count
 from cnnzoo.figures import new_figure, plain_numbers
 
 NAME = "params"
@@ -79,7 +80,9 @@ def run(settings: ExperimentSettings) -> dict:
     for row in rows:
         row["weights_vs_bottleneck"] = round(row["conv_weights"] / bottleneck["conv_weights"], 3)
     exact = bottleneck["conv_weights"] == BOTTLENECK_WEIGHTS and two_3x3["conv_weights"] == TWO_3X3_WEIGHTS
-    held = exact and weight_ratio_5x5 > 2 and mac_ratio_5x5 > 2
+    judgement = exact_count(resnet_ratio, held=exact and weight_ratio_5x5 > 2 and mac_ratio_5x5 > 2,
+                            measure="weights of two 3×3 convs at 256 maps / the bottleneck's (×)",
+                            paper_figure="69,632 vs 1,179,648 weights (16.94×) (§4.1, Fig. 5)")
     verdict = (f"The bottleneck's convolutions have {bottleneck['conv_weights']:,} weights, two 3×3 convolutions at "
                f"256 maps {two_3x3['conv_weights']:,}: {resnet_ratio:.2f}× as many "
                f"({bottleneck['multiply_adds'] / 1e6:,.0f} M against {two_3x3['multiply_adds'] / 1e6:,.0f} M "
@@ -103,7 +106,7 @@ def run(settings: ExperimentSettings) -> dict:
 
     outcome = Outcome(
         name=NAME, title="What 1×1 convolutions save: bottlenecks and inception reductions", paper=PAPER, claim=CLAIM,
-        held=held, verdict=verdict,
+        judgements=[judgement], verdict=verdict,
         settings={"resnet_input": "×".join(map(str, resnet_input)),
                   "inception_input": "×".join(map(str, INCEPTION_INPUT)), "training": "none"},
         summary={"bottleneck_weights": bottleneck["conv_weights"], "two_3x3_weights": two_3x3["conv_weights"],
