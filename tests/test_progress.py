@@ -88,13 +88,17 @@ def test_experiment_prints_its_table_and_verdict(monkeypatch, capsys):
 
     rows = [{"activation": "relu", "seed": 0, "final_test_top1": 0.356},
             {"activation": "tanh", "seed": 0, "final_test_top1": 0.4}]
+    effect = {"measure": "log(tanh epochs / ReLU epochs)", "mean": 0.1, "low": -0.2, "high": 0.4,
+              "seeds": 1, "paper_figure": "6x"}
     result = {"experiment": "relu-vs-tanh", "claim": "ReLU is faster", "held": False, "quick": True,
-              "verdict": "not shown.", "rows": rows, "results_md": "r.md", "plot": "p.png"}
+              "finding": "not resolvable at this budget", "verdict": "not shown.", "rows": rows,
+              "effects": [effect], "results_md": "r.md", "plot": "p.png"}
     monkeypatch.setattr(catalog, "run_experiment", lambda *args, **kwargs: result)
     assert main(["experiment", "relu-vs-tanh", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "| activation | seed | final_test_top1 |" in out and "| tanh | 0 | 0.4 |" in out
-    assert out.index("| relu |") < out.index("DID NOT HOLD")
+    assert out.index("| relu |") < out.index("NOT RESOLVABLE AT THIS BUDGET") \
+        < out.index("[-0.2, +0.4]")
 
 
 def test_experiment_plots_count_whole_epochs_in_plain_numbers():
@@ -105,7 +109,8 @@ def test_experiment_plots_count_whole_epochs_in_plain_numbers():
         history = [{"epoch": e + 1, "train_top1": 1 - x} for e, x in enumerate(errors)]
         return ArmRun("a", 0, {}, history)
 
-    figure = _plot({"relu": [arm([0.9, 0.63])], "tanh": [arm([0.75, 0.65])]}, 500, "t")
+    figure = _plot({"relu": [arm([0.9, 0.63])], "tanh": [arm([0.75, 0.65])]},
+                   {"relu": 0.1, "tanh": 0.03}, 500)
     figure.canvas.draw()
     (ax,) = figure.axes
     x_labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
