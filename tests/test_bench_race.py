@@ -77,8 +77,13 @@ def test_hardware_command_measures_each_precision_and_names_the_machine(capsys):
     row, = result["models"]
     assert row["precision"] in result["peaks_gflops"] and row["peak_precision"] == row["precision"]
     assert row["inference_precision"] in result["peaks_gflops"]
-    assert row["inference_fraction_of_peak"] > 0
-    assert row["chosen_by"] in ("measured", "cache") and 0 < row["fraction_of_peak"]
+    assert row["inference_gflops"] > 0
+    # far below its peak (a LeNet is), a model's figures come with where its time goes
+    for stage in ("training", "inference"):
+        fraction = row["fraction_of_peak" if stage == "training" else "inference_fraction_of_peak"]
+        assert (f"{stage}_top_operators" in row) == (fraction < 0.25)
+    # "measured (not cached: …)" where a busy machine made its rounds disagree
+    assert row["chosen_by"].startswith(("measured", "cache")) and 0 < row["fraction_of_peak"]
     assert torch.get_num_threads() == result["threads"]
 
 
