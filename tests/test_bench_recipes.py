@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from cnnzoo.bench.hardware import matmul_peak, training_utilisation
-from cnnzoo.bench.inference import inference_throughput
 from cnnzoo.bench.recipes import results_markdown, run_recipes, write_results
 from cnnzoo.bench.training import PILDataset, TutorialDataset, training_throughput
 from cnnzoo.cli import main
@@ -136,14 +135,6 @@ def test_tutorial_datasets_give_the_same_samples(channels):
         got, pil_label = PILDataset(images, labels, mean, std)[index]
         assert got.shape == (channels, 6, 5) and label == pil_label == index
         torch.testing.assert_close(got, expected)
-
-
-def test_inference_benchmark_agrees_with_eager():
-    # seeded: with 1000 random-init logits a near-tie could flip under rounding, so fix the inputs
-    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    row = inference_throughput("resnet18", images, batch_size=4, repeats=1, agreement_images=8, method="script",
-                               precision="fp32")
-    assert row["top1_agreement"] == 1.0 and row["ratio"] > 0
 
 
 def test_hardware_figures_are_consistent():

@@ -1,21 +1,35 @@
-"""Inference throughput of the ImageNet models: cnnzoo's ``optimize_for_inference`` against plain fp32 eager.
+"""Inference speed of every variant of a model against eager fp32, measured interleaved in one run.
 
-Both sides run the same weights on the same batch of real images (Fashion-MNIST test images, resized to
-224×224 and repeated to three channels); besides images/s and their ratio, the top-1 agreement of the two
-sides' predictions shows that the speed costs no accuracy beyond rounding.
+Variants: ``eager_fp32`` (the baseline), ``compiled_fp32`` (``optimize_for_inference``: frozen,
+channels-last, torch.compile), ``bf16`` (the same in bf16 autocast; only where the CPU has native
+bf16, else reported as skipped with the reason), ``fp16`` (GPU only) and int8 by each toolchain of
+``engine.quantize`` (``int8_pt2e``, ``int8_onnxruntime``), calibrated on training images. Each is
+timed at batch 1 (latency) and batch 64 (throughput), every variant's call interleaved with the
+others'; the speedups are ratios of medians from that one run. The top-1 agreement with eager fp32
+is counted on real images, and for a trained run each variant's test accuracy is measured as well.
+
+The ImageNet models run at 224×224 with random weights on Fashion-MNIST images resized and repeated
+to three channels: their speed does not depend on the weights, their agreement barely does.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from cnnzoo.bench.timing import compare
-from cnnzoo.engine.inference import optimize_for_inference
+from cnnzoo.bench.timing import interleaved_seconds
+from cnnzoo.engine.inference import InferenceModel, inference_precision, optimize_for_inference
+from cnnzoo.engine.quantize import missing, quantize
 from cnnzoo.engine.runtime import synchronize
 from cnnzoo.models.registry import create_model
 
 IMAGENET_MODELS = ("resnet18", "alexnet", "googlenet", "densenet121", "vgg11")
+VARIANTS = ("eager_fp32", "compiled_fp32", "bf16", "fp16", "int8_pt2e", "int8_onnxruntime")
+BATCHES = (1, 64)  # latency, throughput
 
 
 def real_images_224(images: torch.Tensor, count: int) -> torch.Tensor:
@@ -25,34 +39,117 @@ def real_images_224(images: torch.Tensor, count: int) -> torch.Tensor:
     return (x - 0.45) / 0.25
 
 
-def inference_throughput(model_name: str, images: torch.Tensor, *, batch_size: int = 16, repeats: int = 3,
-                         agreement_images: int = 64, method: str = "compile", precision: str = "auto",
-                         device: torch.device | str = "cpu") -> dict:
+def _eager(model: nn.Module) -> Callable:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(x)
+
+    return run
+
+
+def build_variants(model: nn.Module, calibration: list[torch.Tensor], variants=VARIANTS
+                   ) -> tuple[dict[str, Callable], dict[str, str]]:
+    """The functions of the ``variants`` that run here, and why each other one does not."""
+    device = calibration[0].device
+    functions, skipped = {}, {}
+    for name in variants:
+        if name == "eager_fp32":
+            functions[name] = _eager(model)
+        elif name == "compiled_fp32":
+            functions[name] = optimize_for_inference(model, calibration[0], precision="fp32")
+        elif name in ("bf16", "fp16"):
+            precision, why = inference_precision(name, device)
+            if precision != name:
+                skipped[name] = why
+            else:
+                functions[name] = optimize_for_inference(model, calibration[0], precision=name)
+        elif device.type != "cpu":
+            skipped[name] = "int8 inference is built for the CPU"
+        elif reason := missing(name.removeprefix("int8_")):
+            skipped[name] = reason
+        else:
+            functions[name], _ = quantize(model, calibration, name.removeprefix("int8_"))
+    return functions, skipped
+
+
+def time_variants(functions: dict[str, Callable], batch: torch.Tensor, repeats: int) -> dict:
+    """Per variant: batch-1 latency, batch-64 throughput and both as speedups over eager fp32."""
+    device = batch.device
+    rows: dict[str, dict] = {name: {} for name in functions}
+    for size in BATCHES:
+        x = batch[:1] if size == 1 else batch.repeat(-(-size // len(batch)), 1, 1, 1)[:size]
+
+        def call(function, x=x):
+            return lambda: (function(x), synchronize(device))
+
+        seconds = interleaved_seconds({n: call(f) for n, f in functions.items()}, repeats)
+        medians = {name: statistics.median(values) for name, values in seconds.items()}
+        for name, median in medians.items():
+            key = "batch1_latency_ms" if size == 1 else f"batch{size}_images_per_second"
+            rows[name][key] = round(1000 * median, 3) if size == 1 else round(size / median, 1)
+            rows[name][f"speedup_batch{size}"] = round(medians["eager_fp32"] / median, 3)
+    return rows
+
+
+@torch.no_grad()
+def agreement(functions: dict[str, Callable], batches: list[torch.Tensor]) -> dict[str, float]:
+    """Per variant: the share of images where it picks eager fp32's class."""
+    agree = dict.fromkeys(functions, 0)
+    total = 0
+    for x in batches:
+        reference = functions["eager_fp32"](x).argmax(1)
+        for name, function in functions.items():
+            agree[name] += (function(x).float().argmax(1) == reference).sum().item()
+        total += len(x)
+    return {name: round(count / total, 4) for name, count in agree.items()}
+
+
+def variant_rows(name: str, functions: dict[str, Callable], skipped: dict[str, str],
+                 batch: torch.Tensor, check: list[torch.Tensor], repeats: int = 3) -> list[dict]:
+    """One row per variant: timings on ``batch``, speedups, agreement on ``check``, or why not."""
+    timings = time_variants(functions, batch, repeats)
+    agreed = agreement(functions, check)
+    rows = [{"model": name, "variant": variant, **timings[variant],
+             "top1_agreement_with_fp32": agreed[variant], "images_compared": sum(map(len, check))}
+            for variant in functions]
+    rows += [{"model": name, "variant": variant, "skipped": why}
+             for variant, why in skipped.items()]
+    return rows
+
+
+def inference_variants(model_name: str, train_images: torch.Tensor, test_images: torch.Tensor, *,
+                       repeats: int = 3, agreement_images: int = 64, calibration_images: int = 128,
+                       variants=VARIANTS, device: torch.device | str = "cpu") -> list[dict]:
+    """``variant_rows`` of an ImageNet model (random weights) on real images at 224×224."""
     device = torch.device(device)
     torch.manual_seed(0)
     model = create_model(model_name).eval().to(device)
-    batch = real_images_224(images, batch_size).to(device)
-    fast = optimize_for_inference(model, batch, method=method, precision=precision)
-    eager = create_model(model_name).eval().to(device)
-    eager.load_state_dict(model.state_dict())
+    calibration = [real_images_224(train_images[start:], 32).to(device)
+                   for start in range(0, calibration_images, 32)]
+    check = [real_images_224(test_images[start:], 32).to(device)
+             for start in range(0, agreement_images, 32)]
+    functions, skipped = build_variants(model, calibration,
+                                        dict.fromkeys(("eager_fp32", *variants)))
+    rows = variant_rows(model_name, functions, skipped, calibration[0], check, repeats)
+    return [{**row, "device": device.type} for row in rows]
 
-    def run_eager() -> int:
-        with torch.no_grad():
-            eager(batch)
-        synchronize(device)
-        return batch_size
 
-    def run_fast() -> int:
-        fast(batch)
-        synchronize(device)
-        return batch_size
+def trained_run_variants(run, *, data_dir: str | None = None, repeats: int = 3,
+                         variants=VARIANTS, test_images: int | None = None) -> list[dict]:
+    """``variant_rows`` of a trained run, calibrated on its training images, with each variant's
+    top-1 on its test set (``test_images`` limits how many)."""
+    from cnnzoo.engine.precision_gate import compare_on_test, model_batches, run_data
 
-    result = compare(run_eager, run_fast, repeats=repeats)
-    agree = total = 0
-    with torch.no_grad():
-        for start in range(0, agreement_images, batch_size):
-            x = real_images_224(images[start:start + batch_size], batch_size).to(device)
-            agree += (eager(x).argmax(1) == fast(x).argmax(1)).sum().item()
-            total += x.shape[0]
-    return {"model": model_name, "device": device.type, "batch_size": batch_size, "method": method, **result, "top1_agreement": round(agree / total, 4),
-            "images_compared": total}
+    train, test = run_data(run, data_dir)
+    if test_images is not None:
+        test = test.subset(range(min(test_images, len(test))))
+    calibration = model_batches(run, train, 256, shuffle=True)
+    functions, skipped = build_variants(run.model.eval(), calibration,
+                                        dict.fromkeys(("eager_fp32", *variants)))
+    rows = variant_rows(run.name, functions, skipped, calibration[0],
+                        model_batches(run, test, 256), repeats)
+    for row in rows:
+        if row["variant"] in functions:
+            wrapped = InferenceModel(run.model, functions[row["variant"]], row["variant"])
+            row["test_top1"] = round(compare_on_test(run, wrapped, test)["top1"], 4)
+    return rows

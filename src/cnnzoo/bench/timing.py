@@ -42,3 +42,18 @@ def compare_each(baselines: dict[str, Callable[[], int]], candidate: Callable[[]
 def compare(baseline: Callable[[], int], candidate: Callable[[], int], repeats: int = 3) -> dict:
     """One baseline against the candidate: medians of interleaved repeats, and their ratio."""
     return compare_each({"baseline": baseline}, candidate, repeats)["baseline"]
+
+
+def interleaved_seconds(runs: dict[str, Callable[[], object]], repeats: int = 3
+                        ) -> dict[str, list[float]]:
+    """Seconds per call of every run, ``repeats`` rounds each calling every run once (after one
+    untimed call each), so that a drift of a shared machine hits all of them alike."""
+    for run in runs.values():
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds

@@ -74,57 +74,94 @@ def _bench_training(args: argparse.Namespace) -> list[dict]:
 
 
 def _bench_inference(args: argparse.Namespace) -> list[dict]:
-    from cnnzoo.bench.inference import IMAGENET_MODELS, inference_throughput
+    from cnnzoo.bench.inference import IMAGENET_MODELS, inference_variants, trained_run_variants
+    from cnnzoo.engine.machine import machine_name
 
-    _, _, test_images = _fashion_mnist_images(args.data_dir, 1)
-    rows = []
-    names = args.models or IMAGENET_MODELS
-    with TaskProgress("bench inference") as progress:
-        for index, name in enumerate(names):
-            progress.step(f"inference throughput: {name}", index, len(names))
-            row = inference_throughput(name, test_images, repeats=args.repeats,
-                                       device=args.device or "cpu")
-            print(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo "
-                  f"{row['cnnzoo_per_second']:,.1f} img/s: {row['ratio']}×, top-1 agreement "
-                  f"{row['top1_agreement']:.1%}", file=sys.stderr)
-            rows.append(row)
+    variants = args.variants or None
+    if args.trained_run:
+        from cnnzoo.engine.run import load_run
+
+        run = load_run(Path(args.trained_run), device=args.device or "cpu")
+        with TaskProgress("bench inference") as progress:
+            progress.stage(f"every variant of {run.name}, and its test accuracy")
+            rows = trained_run_variants(run, data_dir=args.data_dir, repeats=args.repeats,
+                                        test_images=args.test_images,
+                                        **({"variants": variants} if variants else {}))
+    else:
+        train_images, _, test_images = _fashion_mnist_images(args.data_dir, 128)
+        names, rows = args.models or IMAGENET_MODELS, []
+        with TaskProgress("bench inference") as progress:
+            for index, name in enumerate(names):
+                progress.step(f"inference variants: {name}", index, len(names))
+                rows += inference_variants(name, train_images, test_images, repeats=args.repeats,
+                                           device=args.device or "cpu",
+                                           **({"variants": variants} if variants else {}))
+    machine = machine_name(args.device or "cpu")
+    for row in rows:
+        row["machine"] = machine
+        print("  " + _variant_line(row), file=sys.stderr)
     return rows
+
+
+def _variant_line(row: dict) -> str:
+    if "skipped" in row:
+        return f"{row['model']} {row['variant']}: skipped ({row['skipped']})"
+    accuracy = f", test top-1 {row['test_top1']:.2%}" if "test_top1" in row else ""
+    return (f"{row['model']} {row['variant']}: batch 1 {row['batch1_latency_ms']:.2f} ms "
+            f"({row['speedup_batch1']}x), batch 64 {row['batch64_images_per_second']:,.1f} img/s "
+            f"({row['speedup_batch64']}x), agreement {row['top1_agreement_with_fp32']:.1%}"
+            + accuracy)
 
 
 HARDWARE_MODELS = ("lenet5_bn", "convnet", "resnet20", "vgg16_bn_small")
 
 
 def _bench_hardware(args: argparse.Namespace) -> dict:
-    """Each precision's matmul peak, then each model in the precision and layout the autotuner picks for it
-    (measured, or from its cache), against the peak of that precision."""
+    """Each precision's peak (matrix products and convolutions), then each model trained in the
+    precision and layout the autotuner picks for it, and run for inference in bf16 where native
+    (else fp32), against the peak of that precision."""
     import torch
 
-    from cnnzoo.bench.hardware import matmul_peaks, training_utilisation
+    from cnnzoo.bench.hardware import inference_utilisation, measured_peaks, training_utilisation
     from cnnzoo.engine.machine import machine_name
     from cnnzoo.engine.runtime import resolve_device
 
     device = resolve_device(args.device or "cpu")
     progress = TaskProgress("bench hardware")
-    progress.stage("matmul peak of each precision")
-    peaks = matmul_peaks(device, args.peak_size, args.peak_seconds)
-    print(f"{machine_name(device)}: matmul peak " + ", ".join(f"{name} {value / 1e9:,.1f}" for name, value in
-                                                               peaks.items()) + " GFLOP/s", file=sys.stderr)
+    progress.stage("peak of each precision: matrix products and a convolution")
+    measured = measured_peaks(device, args.peak_seconds, tuple(sorted({1024, args.peak_size})))
+    peaks = {name: peak["flops"] for name, peak in measured.items()}
+    print(f"{machine_name(device)}: peak " + ", ".join(
+        f"{name} {p['flops'] / 1e9:,.1f} ({p['from']})" for name, p in measured.items())
+        + " GFLOP/s", file=sys.stderr)
+    inference_precision = "bf16" if "bf16" in peaks else "fp32"
     rows = []
     names = args.models or HARDWARE_MODELS
     for index, name in enumerate(names):
-        progress.step(f"training utilisation: {name}", index, len(names))
+        progress.step(f"training and inference utilisation: {name}", index, len(names))
         tuning = _tuned_runtime(name, args.batch_size, device)
-        row = training_utilisation(name, input_size=(1, 28, 28), batch_size=args.batch_size, steps=args.steps,
-                                   precision=tuning.precision, channels_last=tuning.channels_last, device=device,
-                                   peaks=peaks)
+        row = training_utilisation(name, input_size=(1, 28, 28), batch_size=args.batch_size,
+                                   steps=args.steps, precision=tuning.precision,
+                                   channels_last=tuning.channels_last, device=device, peaks=peaks)
         row["chosen_by"], row["tuning_step_ms"] = tuning.source, tuning.to_dict()["step_ms"]
-        print(f"  {name}: {tuning.precision}, {'channels-last' if tuning.channels_last else 'NCHW'} "
-              f"({tuning.source}): {row['training_gflops']} GFLOP/s = {row['fraction_of_peak']:.1%} of the "
-              f"{tuning.precision} peak", file=sys.stderr)
+        row.update(inference_utilisation(name, input_size=(1, 28, 28), peaks=peaks,
+                                         precision=inference_precision, steps=args.steps,
+                                         device=device))
+        print(f"  {name}: training {tuning.precision} ({tuning.source}) {row['training_gflops']} "
+              f"GFLOP/s = {row['fraction_of_peak']:.1%} of its peak; inference "
+              f"{inference_precision} {row['inference_gflops']} GFLOP/s = "
+              f"{row['inference_fraction_of_peak']:.1%}", file=sys.stderr)
+        for operator in row.get("training_top_operators", [])[:5]:
+            print(f"    training time in {operator['operator']}: {operator['share']:.0%}",
+                  file=sys.stderr)
         rows.append(row)
     progress.close()
-    return {"machine": machine_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "matmul_peaks_gflops": {name: round(value / 1e9, 2) for name, value in peaks.items()}, "models": rows}
+    return {"machine": machine_name(device), "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "peaks_gflops": {name: round(value / 1e9, 2) for name, value in peaks.items()},
+            "peaks": {name: {**p, "flops": round(p["flops"] / 1e9, 2)}
+                      for name, p in measured.items()},
+            "models": rows}
 
 
 def _tuned_runtime(name: str, batch_size: int, device):
@@ -219,10 +256,10 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 def _hardware_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=whole_number(1, 10**5), default=10, metavar="N",
                    help="timed training steps per model (default: 10)")
-    p.add_argument("--peak-size", type=whole_number(1, 16_384), default=1024, metavar="N",
-                   help="matrix side of the matmul peak (default: 1024)")
+    p.add_argument("--peak-size", type=whole_number(1, 16_384), default=2048, metavar="N",
+                   help="largest matrix side measured for the peaks, beside 1024 (default: 2048)")
     p.add_argument("--peak-seconds", type=number(above=0, high=3600), default=2.0, metavar="S",
-                   help="seconds per precision's peak (default: 2)")
+                   help="seconds per precision's peak, shared by its shapes (default: 2)")
 
 
 def _declare_training(p: argparse.ArgumentParser) -> None:
@@ -231,7 +268,16 @@ def _declare_training(p: argparse.ArgumentParser) -> None:
 
 
 def _declare_inference(p: argparse.ArgumentParser) -> None:
+    from cnnzoo.bench.inference import VARIANTS
+
     options.add(p, "models", help="models to run (default: five ImageNet models, resnet18 to vgg11)")
+    p.add_argument("--run", dest="trained_run", metavar="RUN",
+                   help="a trained run instead: its own data, and each variant's test accuracy")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, metavar="VARIANT",
+                   help="which variants beside eager fp32 (default: all: "
+                        + ", ".join(VARIANTS) + ")")
+    p.add_argument("--test-images", type=whole_number(1, 10**7), metavar="N",
+                   help="with --run: test images to measure accuracy on (default: all)")
     options.add(p, "repeats")
     options.add(p, "data_dir", help="where Fashion-MNIST is")
     options.add(p, "device")
@@ -247,6 +293,7 @@ def _declare_hardware(p: argparse.ArgumentParser) -> None:
 def _declare_all(p: argparse.ArgumentParser) -> None:
     _training_options(p)
     _hardware_options(p)
+    p.set_defaults(trained_run=None, variants=None, test_images=None)
     p.set_defaults(models=None)  # each benchmark its standard models: one --models would mean three things here
 
 
@@ -280,12 +327,17 @@ BENCHMARKS = {
     "training": ("cnnzoo's training loop vs a tutorial DataLoader loop",
                  "Images/s of cnnzoo's engine against tutorial-style Dataset + DataLoader loops: the same model, "
                  "batch and data, timed interleaved.", _declare_training),
-    "inference": ("cnnzoo's inference path vs eager fp32 (ImageNet models)",
-                  "Images/s of ImageNet-sized models on cnnzoo's inference path against plain fp32 eager, with "
-                  "their top-1 agreement.", _declare_inference),
-    "hardware": ("matmul peaks, and the share of them training reaches",
-                 "Each precision's matmul peak, then each model trained in the precision and layout the autotuner "
-                 "picks for it, as a fraction of that precision's peak.", _declare_hardware),
+    "inference": ("each inference variant (compiled, bf16, int8) vs eager fp32",
+                  "Batch-1 latency and batch-64 throughput of eager fp32, compiled fp32, bf16 "
+                  "(where native) and int8 (torchao PT2E, ONNX Runtime), timed interleaved, with "
+                  "each one's top-1 agreement with fp32 (and test accuracy, for --run).",
+                  _declare_inference),
+    "hardware": ("each precision's peak, and the share of it training and inference reach",
+                 "Each native precision's peak (the best of large matrix products and a "
+                 "convolution), then each model's training (in the autotuner's precision) and "
+                 "inference FLOP/s as a fraction of the peak of the precision it ran in, with the "
+                 "top operators where far "
+                 "below.", _declare_hardware),
     "recipes": (f"re-run the recipes, write {RESULTS}",
                 f"Re-run the training recipes and write their measured accuracy and time to {RESULTS} (or "
                 f"--results).", _declare_recipes),

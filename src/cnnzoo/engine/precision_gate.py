@@ -1,0 +1,140 @@
+"""Reduced-precision inference of a trained run, kept only when it keeps its accuracy and pays.
+
+The gate evaluates the run's fp32 model and the bf16 or int8 one on the run's test set in one pass
+(the same images, the same centre view), and keeps the reduced one only if its top-1 is within
+``TOLERANCE`` (0.5 points) of fp32's *and* it is faster than eager fp32 at batch 64 on this machine:
+for a LeNet-size network the work per image is so small that quantising and dequantising costs more
+than the int8 arithmetic saves, and such a model is reported as not worth quantising. ``force``
+keeps it anyway. The verdict, with every figure behind it, is returned for printing and storing.
+Calibration uses training images, never test images, so the test accuracy stays an honest figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from cnnzoo.data.loading import load_dataset
+from cnnzoo.engine.evaluate import log_probabilities
+from cnnzoo.engine.inference import InferenceModel, inference_precision, optimize_for_inference
+from cnnzoo.engine.inputs import choose_input_side
+from cnnzoo.engine.quantize import best_seconds, quantize, quantize_onnxruntime
+from cnnzoo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cnnzoo.data.dataset import ImageDataset
+    from cnnzoo.engine.run import Run
+
+TOLERANCE = 0.005  # the most top-1 (as a fraction) a reduced precision may lose against fp32
+SPEED_BATCH = 64  # the batch at which "it pays" is judged: throughput, as `cnnzoo bench inference`
+
+
+def run_data(run: Run, data_dir: str | None = None) -> tuple[ImageDataset, ImageDataset]:
+    """The run's training and test images, at the side its model takes."""
+    if run.dataset is None:
+        raise ConfigError("this checkpoint does not record its dataset, which the gate "
+                          "evaluates on")
+    data = load_dataset(run.dataset, data_dir, in_channels=run.model.cfg.input_size[0],
+                        image_size=run.data_size)
+    side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
+    return data.train.pad_to(side), data.test.pad_to(side)
+
+
+def model_batches(run: Run, data: ImageDataset, count: int, batch_size: int = SPEED_BATCH,
+                  shuffle: bool = False) -> list[torch.Tensor]:
+    """Up to ``count`` images of ``data`` as the model's normalised float input (centre view)."""
+    views = run.input.eval_pipeline("center")
+    generator = torch.Generator().manual_seed(0)
+    batches, seen = [], 0
+    for images, _ in data.batches(batch_size, shuffle=shuffle, generator=generator):
+        batches.append(views(images)[0])
+        seen += len(images)
+        if seen >= count:
+            break
+    return batches
+
+
+@torch.no_grad()
+def compare_on_test(run: Run, variant: torch.nn.Module, test: ImageDataset,
+                    batch_size: int = 250) -> dict:
+    """Top-1 of fp32 and of ``variant`` on ``test``, and how often the two pick the same class."""
+    views = run.input.eval_pipeline("center")
+    device = next(run.model.parameters()).device
+    correct = {"fp32": 0, "variant": 0}
+    agree = total = 0
+    for images, labels in test.batches(batch_size, shuffle=False):
+        predicted = {name: log_probabilities(model, images, views, device=device).argmax(1).cpu()
+                     for name, model in (("fp32", run.model), ("variant", variant))}
+        for name, classes in predicted.items():
+            correct[name] += (classes == labels).sum().item()
+        agree += (predicted["fp32"] == predicted["variant"]).sum().item()
+        total += len(labels)
+    if total == 0:
+        raise ConfigError("cannot gate on an empty test set")
+    return {"images": total, "fp32_top1": correct["fp32"] / total,
+            "top1": correct["variant"] / total, "top1_agreement_with_fp32": agree / total}
+
+
+def build_variant(run: Run, precision: str, calibration: list[torch.Tensor],
+                  int8_backend: str = "auto", onnx_path: Path | None = None
+                  ) -> tuple[InferenceModel, dict]:
+    """The run's model in ``precision`` (int8 calibrated on ``calibration``), and how it was made;
+    ``onnx_path``: ONNX Runtime's int8 file is written there (what `cnnzoo export --int8` ships)."""
+    model = run.model.eval()
+    if precision == "int8" and onnx_path is not None:
+        function = quantize_onnxruntime(model, calibration, onnx_path)
+        how = {"backend": "onnxruntime", "file": str(onnx_path)}
+    elif precision == "int8":
+        function, how = quantize(model, calibration, int8_backend)
+    else:
+        function = optimize_for_inference(model, calibration[0], precision=precision)
+        how = {}
+    return InferenceModel(model, function, precision), how
+
+
+def gate(run: Run, precision: str = "int8", *, data_dir: str | None = None, force: bool = False,
+         int8_backend: str = "auto", calibration_images: int = 512,
+         test_images: int | None = None, onnx_path: Path | None = None,
+         ) -> tuple[InferenceModel | None, dict]:
+    """The run's model in ``precision`` if it keeps the test accuracy within ``TOLERANCE`` and beats
+    eager fp32 at batch ``SPEED_BATCH`` (or ``force``), else None; and the report either way.
+    ``calibration_images`` training images calibrate int8; ``test_images`` limits the test set."""
+    device = next(run.model.parameters()).device
+    precision, note = inference_precision(precision, device)
+    train, test = run_data(run, data_dir)
+    if test_images is not None:
+        test = test.subset(range(min(test_images, len(test))))
+    calibration = model_batches(run, train, calibration_images, shuffle=True)
+    variant, how = build_variant(run, precision, calibration, int8_backend, onnx_path)
+    report = {"precision": precision, **({"note": note} if note else {}), **how,
+              "calibration_images": sum(len(b) for b in calibration),
+              **compare_on_test(run, variant, test)}
+    seconds = best_seconds({"fp32": run.model, "variant": variant}, calibration[0])
+    report["speedup_over_eager_fp32"] = round(seconds["fp32"] / seconds["variant"], 3)
+    report["accuracy_drop_points"] = round(100 * (report["fp32_top1"] - report["top1"]), 3)
+    report["keeps_accuracy"] = report["fp32_top1"] - report["top1"] <= TOLERANCE
+    report["pays"] = report["speedup_over_eager_fp32"] > 1.0
+    report["kept"] = force or (report["keeps_accuracy"] and report["pays"])
+    report["forced"] = force and not (report["keeps_accuracy"] and report["pays"])
+    return (variant if report["kept"] else None), report
+
+
+def verdict(report: dict) -> str:
+    """One line: the figures and what was decided."""
+    line = (f"{report['precision']}: top-1 {report['top1']:.2%} against fp32 "
+            f"{report['fp32_top1']:.2%} ({report['accuracy_drop_points']:+.2f} points lost) on "
+            f"{report['images']:,} test images, "
+            f"agreement with fp32 {report['top1_agreement_with_fp32']:.1%}, "
+            f"{report['speedup_over_eager_fp32']}x eager fp32 at batch {SPEED_BATCH}")
+    if report.get("backend"):
+        line += f" ({report['backend']})"
+    if report["forced"]:
+        return line + "; kept because --force was given"
+    if not report["keeps_accuracy"]:
+        return line + (f"; refused: it loses more than {100 * TOLERANCE:.1f} points "
+                       "(--force keeps it)")
+    if not report["pays"]:
+        return line + "; refused: it does not pay on a model this small (--force keeps it)"
+    return line + "; kept"
