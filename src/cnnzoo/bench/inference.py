@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnzoo.bench import INFERENCE_VARIANTS
 from cnnzoo.bench.timing import interleaved_seconds
 from cnnzoo.engine.inference import InferenceModel, inference_precision, optimize_for_inference
 from cnnzoo.engine.quantize import missing, quantize
@@ -28,7 +29,7 @@ from cnnzoo.engine.runtime import synchronize
 from cnnzoo.models.registry import create_model
 
 IMAGENET_MODELS = ("resnet18", "alexnet", "googlenet", "densenet121", "vgg11")
-VARIANTS = ("eager_fp32", "compiled_fp32", "bf16", "fp16", "int8_pt2e", "int8_onnxruntime")
+VARIANTS = INFERENCE_VARIANTS
 BATCHES = (1, 64)  # latency, throughput
 
 

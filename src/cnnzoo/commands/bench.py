@@ -268,7 +268,7 @@ def _declare_training(p: argparse.ArgumentParser) -> None:
 
 
 def _declare_inference(p: argparse.ArgumentParser) -> None:
-    from cnnzoo.bench.inference import VARIANTS
+    from cnnzoo.bench import INFERENCE_VARIANTS as VARIANTS
 
     options.add(p, "models", help="models to run (default: five ImageNet models, resnet18 to vgg11)")
     p.add_argument("--run", dest="trained_run", metavar="RUN",
