@@ -100,7 +100,7 @@ def _summary_of_run(args: argparse.Namespace) -> int:
 
 
 def _summary_of_code(args: argparse.Namespace) -> int:
-    """The summary of a model built by the user's own file (its fresh weights: only shapes count)."""
+    """The summary of a model the user's own file builds (fresh weights: only shapes count)."""
     from pathlib import Path
 
     from cnnzoo.engine.imported import code_model

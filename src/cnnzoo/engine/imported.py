@@ -1,10 +1,11 @@
-"""Models that are not cnnzoo architectures, as ``cnnzoo import`` records them and ``load_run`` rebuilds them.
+"""Models that are not cnnzoo architectures, as ``cnnzoo import`` records them and ``load_run``
+rebuilds them.
 
 Three kinds, by what loading one runs:
 
-- ``torchscript`` and ``exported`` (a ``torch.export`` ExportedProgram, ``.pt2``): the file is kept in
-  the run directory and loaded with ``torch.jit.load`` / ``torch.export.load``, which rebuild a
-  graph of PyTorch operations and run no Python from the file. ``ProgramModel`` wraps it with the
+- ``torchscript`` and ``exported`` (a ``torch.export`` ExportedProgram, ``.pt2``): the file is
+  kept in the run directory and loaded with ``torch.jit.load`` / ``torch.export.load``, which
+  rebuild a graph of PyTorch operations and run no Python from the file. ``ProgramModel`` wraps it with the
   ``cfg`` every view reads. Its layers are one compiled program, so hooks cannot see them
   (``hooks_unavailable`` says why, and the views that need hooks say so in one line).
 - ``code``: a class (or function) in the user's own Python file, with its weights in the run's
@@ -30,8 +31,8 @@ PROGRAM_FILES = {"torchscript": "model.torchscript.pt", "exported": "model.pt2"}
 
 
 def imported_config(name: str, input_size: tuple[int, int, int], num_classes: int) -> ModelConfig:
-    """What the views need to know of a model cnnzoo did not build: it takes exactly the input it was
-    imported at (its head may be sized for it), and cannot be rebuilt for another."""
+    """What the views need to know of a model cnnzoo did not build: it takes exactly the input it
+    was imported at (its head may be sized for it), and cannot be rebuilt for another."""
     return ModelConfig(name, tuple(input_size), num_classes, min_size=input_size[1],
                        fixed_size=True, resizable=False, mean=(0.0,) * input_size[0],
                        std=(1.0,) * input_size[0])
@@ -159,8 +160,8 @@ def load_imported(path: Path, meta: dict, state: dict[str, torch.Tensor], *, run
     code = Path(info["code"])
     where = f"the {info['attribute']!r} of {code} (imported with --code)"
     if not run_code:
-        raise ConfigError(f"{run_dir}: its model is {where}, and loading it runs that file's Python; "
-                          f"pass --run-code if you trust it")
+        raise ConfigError(f"{run_dir}: its model is {where}, and loading it runs that file's "
+                          f"Python; pass --run-code if you trust it")
     if not code.is_file() or sha256_of(code) != info["sha256"]:
         raise ConfigError(f"{run_dir}: its model is {where}, which has changed or gone since the "
                           f"import; import it again with `cnnzoo import --code`")

@@ -160,8 +160,10 @@ def _zoo(settings: ImportSettings) -> Built:
     misfit, kwargs, state = tried[layout]
     if misfit:
         note = tv.ARCHITECTURE_NOTES.get(name.split("_")[0], "")
+        closest = f"{layout} key layout, the closer of {len(layouts)}" if len(layouts) > 1 \
+            else "cnnzoo's key layout"
         raise CheckpointError(f"{settings.source}: its weights do not fit cnnzoo's {name} in "
-                              f"{' or '.join(layouts)} key layout ({misfit})"
+                              f"{closest} ({misfit})"
                               + (f"; {note}" if note else ""))
     model = create_model(name, **kwargs)
     model.load_state_dict(state)
@@ -204,7 +206,8 @@ def _code(settings: ImportSettings) -> Built:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     misfit = describe_misfit(expected, {k: tuple(v.shape) for k, v in state.items()})
     if misfit:
-        raise CheckpointError(f"{settings.source}: its weights do not fit {settings.code} ({misfit})")
+        raise CheckpointError(f"{settings.source}: its weights do not fit {settings.code} "
+                              f"({misfit})")
     model.load_state_dict(state)
     name = settings.name or attribute
     model.cfg = imported_config(name, shape, 0)
@@ -252,11 +255,12 @@ def check_forward(model: nn.Module, shape: tuple[int, int, int], name: str) -> i
             out = model.eval()(x)
     except Exception as error:  # noqa: BLE001  (a foreign model: its failure is one line)
         detail = (str(error).splitlines() or [""])[0][:200]
-        raise ConfigError(f"{name}: a forward pass of a {'×'.join(map(str, x.shape))} input failed "
-                          f"({type(error).__name__}: {detail}); pass the --input-size C,H,W it "
-                          f"was trained on") from None
+        raise ConfigError(f"{name}: a forward pass of a {'×'.join(map(str, x.shape))} input "
+                          f"failed ({type(error).__name__}: {detail}); pass the --input-size "
+                          f"C,H,W it was trained on") from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or len(out) != 1:
-        got = "×".join(map(str, out.shape)) if isinstance(out, torch.Tensor) else type(out).__name__
+        got = ("×".join(map(str, out.shape)) if isinstance(out, torch.Tensor)
+               else type(out).__name__)
         raise ConfigError(f"{name}: a {'×'.join(map(str, x.shape))} input gives {got}, not the "
                           f"1×classes scores of a classifier; import a model that returns logits")
     return out.shape[1]
@@ -285,8 +289,8 @@ def class_names(settings: ImportSettings, count: int) -> list[str]:
 
 
 def _normalisation(settings: ImportSettings, built: Built) -> tuple[list, list, str]:
-    """Mean, std and how they were chosen: what the user states, else none (x/255), except ImageNet's
-    statistics for torchvision-layout weights, as torchvision's own weights expect."""
+    """Mean, std and how they were chosen: what the user states, else none (x/255), except
+    ImageNet's statistics for torchvision-layout weights, as torchvision's own weights expect."""
     channels = built.input_size[0]
     if settings.mean is not None or settings.std is not None:
         mean, std = settings.mean or [0.0] * channels, settings.std or [1.0] * channels

@@ -111,7 +111,8 @@ def _zoo_model(path: Path, meta: dict, model_name: str | None,
     name = _model_name(path, meta, model_name)
     kwargs = meta.get("model_kwargs", {})
     if not isinstance(kwargs, dict):
-        raise _damaged(path, f"'model_kwargs' is {_shown(kwargs)}, not an object of builder arguments")
+        raise _damaged(path, f"'model_kwargs' is {_shown(kwargs)}, not an object of builder "
+                             f"arguments")
     cfg = _check_model(path, name, kwargs, state)
     model = create_model(name, **kwargs)
     try:

@@ -27,13 +27,15 @@ import torch
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
 
 ARCHITECTURE_NOTES = {
-    "alexnet": "torchvision's AlexNet is the one-tower variant of Krizhevsky's 'one weird trick' "
-               "(2014): 64-192-384-256-256 kernels and dropout before fc6/fc7, while cnnzoo's alexnet "
-               "is d2l's 96-256-384-384-256 (its convolution shapes differ) and, with conv1's padding 1, "
-               "ends in 5×5 maps (fc6 of 6,400 inputs) where torchvision pools to 6×6 (9,216)",
-    "googlenet": "torchvision's GoogLeNet puts BatchNorm after every convolution (bias-free convs, "
-                 "bn.* keys), has no LRN and uses 3×3 kernels in the '5×5' branch (a known bug it "
-                 "keeps), while cnnzoo's googlenet is the 2014 paper's (biased convs, LRN, 5×5)",
+    "alexnet": ("torchvision's AlexNet is the one-tower variant of Krizhevsky's 'one weird trick' "
+                "(2014): 64-192-384-256-256 kernels and dropout before fc6/fc7, while cnnzoo's "
+                "alexnet is d2l's 96-256-384-384-256 (its convolution shapes differ) and, with "
+                "conv1's padding 1, ends in 5×5 maps (fc6 of 6,400 inputs) where torchvision "
+                "pools to 6×6 (9,216)"),
+    "googlenet": ("torchvision's GoogLeNet puts BatchNorm after every convolution (bias-free "
+                  "convs, bn.* keys), has no LRN and uses 3×3 kernels in the '5×5' branch (a "
+                  "known bug it keeps), while cnnzoo's googlenet is the 2014 paper's (biased convs, LRN, "
+                  "5×5)"),
 }
 
 _RESNET_RULES = [
@@ -79,7 +81,7 @@ def family(name: str) -> str | None:
 
 
 def strip_wrappers(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """``state`` without the prefixes a training wrapper put on every key, and the prefixes it had."""
+    """``state`` without the prefixes a training wrapper put on every key, and those prefixes."""
     removed = []
     for prefix in WRAPPER_PREFIXES:
         if state and all(key.startswith(prefix) for key in state):

@@ -29,7 +29,8 @@ MAX_MAPS = 32  # feature maps drawn per stage
 @torch.no_grad()
 def activations(model: nn.Module, x: torch.Tensor, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
     """The outputs of ``layers`` (stage names or module paths; default: every stage of ``default_stages``)
-    for input ``x``, by name, in the order given (by default in the order the forward pass ran them).
+    for input ``x``, by name, in the order given (by default in the order the forward pass ran
+    them).
 
     A module that runs more than once in one pass (one ``nn.ReLU`` reused after every layer) has no
     one output: by default it is left out, and asked for by name it is a ``ConfigError`` naming it.

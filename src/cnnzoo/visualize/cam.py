@@ -27,7 +27,8 @@ def default_cam_layer(model: nn.Module, x: torch.Tensor) -> str:
     from cnnzoo.visualize.activations import activations
 
     stages = default_stages(model)
-    outputs = activations(model, x[:1], list(stages))
+    # every stage that runs once (a reused module has no one map)
+    outputs = activations(model, x[:1])
     spatial = [name for name, value in outputs.items() if value.dim() == 4 and min(value.shape[-2:]) >= 2]
     if not spatial:
         raise_no_maps(model)
