@@ -1,5 +1,5 @@
-"""``cnnzoo import``, end to end: the networks a student writes in a notebook, trained here in a plain
-PyTorch loop (no cnnzoo code), saved in every format cnnzoo imports, imported, and then used by
+"""``cnnzoo import``, end to end: the networks a student writes in a notebook, trained here in a
+plain PyTorch loop (no cnnzoo code), saved in every format cnnzoo imports, imported, and then used by
 predict, summary and every view, as a run cnnzoo trained would be.
 
 The three networks are the source notes' own kinds: a class-based 2-conv net (with functional ReLU

@@ -34,8 +34,8 @@ ARCHITECTURE_NOTES = {
                 "pools to 6×6 (9,216)"),
     "googlenet": ("torchvision's GoogLeNet puts BatchNorm after every convolution (bias-free "
                   "convs, bn.* keys), has no LRN and uses 3×3 kernels in the '5×5' branch (a "
-                  "known bug it keeps), while cnnzoo's googlenet is the 2014 paper's (biased convs, LRN, "
-                  "5×5)"),
+                  "known bug it keeps), while cnnzoo's googlenet is the 2014 paper's (biased "
+                  "convs, LRN, 5×5)"),
 }
 
 _RESNET_RULES = [
