@@ -1,6 +1,6 @@
 """``cnnzoo import``, end to end: the networks a student writes in a notebook, trained here in a
-plain PyTorch loop (no cnnzoo code), saved in every format cnnzoo imports, imported, and then used by
-predict, summary and every view, as a run cnnzoo trained would be.
+plain PyTorch loop (no cnnzoo code), saved in every format cnnzoo imports, imported, and then used
+by predict, summary and every view, as a run cnnzoo trained would be.
 
 The three networks are the source notes' own kinds: a class-based 2-conv net (with functional ReLU
 and pooling in its forward), d2l's ``nn.Sequential`` LeNet, and cnnzoo's ResNet-18 saved as a

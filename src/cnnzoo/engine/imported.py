@@ -6,8 +6,8 @@ Three kinds, by what loading one runs:
 - ``torchscript`` and ``exported`` (a ``torch.export`` ExportedProgram, ``.pt2``): the file is
   kept in the run directory and loaded with ``torch.jit.load`` / ``torch.export.load``, which
   rebuild a graph of PyTorch operations and run no Python from the file. ``ProgramModel`` wraps
-  it with the ``cfg`` every view reads. Its layers are one compiled program, so hooks cannot see them
-  (``hooks_unavailable`` says why, and the views that need hooks say so in one line).
+  it with the ``cfg`` every view reads. Its layers are one compiled program, so hooks cannot see
+  them (``hooks_unavailable`` says why, and the views that need hooks say so in one line).
 - ``code``: a class (or function) in the user's own Python file, with its weights in the run's
   checkpoint. Loading it runs that file, so it happens only when the caller passes ``run_code``
   (``--run-code``), and only if the file is still the one that was imported (its SHA-256 is
