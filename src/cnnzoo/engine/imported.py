@@ -146,13 +146,20 @@ def load_imported(path: Path, meta: dict, state: dict[str, torch.Tensor], *, run
                   ) -> tuple[nn.Module, ModelConfig]:
     """The model of an imported run's checkpoint ``path`` (its ``meta['imported']`` says how)."""
     info, run_dir = meta["imported"], path.parent.parent
+    damaged = CheckpointError(f"{path}: the record of its import is damaged; import the model "
+                              f"again with `cnnzoo import`")
     try:
         shape = tuple(int(v) for v in meta["input_size"])
         cfg = imported_config(str(meta["model"]), shape, int(meta["num_classes"]))
-        kind = info["format"]
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: the record of its import is damaged; import the model "
-                              f"again with `cnnzoo import`") from None
+        kind = str(info["format"])
+        if kind == "code" and not (all(isinstance(info.get(k), str) for k in
+                                       ("code", "attribute", "sha256"))
+                                   and isinstance(info.get("arguments"), (list, dict, type(None)))):
+            raise ValueError
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise damaged from None
+    if len(shape) != 3 or not all(0 < side <= 4096 for side in shape):
+        raise damaged
     if kind in PROGRAM_FILES:
         return program_model(run_dir / PROGRAM_FILES[kind], kind, cfg), cfg
     if kind != "code":
