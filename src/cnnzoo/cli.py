@@ -17,10 +17,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import cnnzoo
-from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, serve, show, train
+from cnnzoo.commands import (
+    bench,
+    data,
+    evaluate,
+    experiment,
+    importing,
+    models,
+    scratch,
+    serve,
+    show,
+    train,
+)
 from cnnzoo.errors import CnnzooError, Stopped
 
 EXIT_USAGE = 2
+RUN_CODE_HELP = ("load a run made by `cnnzoo import --code`: this runs that model's Python file "
+                 "(checked unchanged since the import)")
 
 
 class CommandLineParser(argparse.ArgumentParser):
@@ -39,19 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cnnzoo {cnnzoo.__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("--run-code", action="store_true", help=RUN_CODE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (models, train, evaluate, data, bench, scratch, experiment, show, serve):
+    for module in (models, train, evaluate, importing, data, bench, scratch, experiment, show,
+                   serve):
         module.register(commands)
     _accept_global_options(commands)
     return parser
 
 
 def _accept_global_options(commands: argparse._SubParsersAction) -> None:
-    """``--debug`` anywhere on the line: after the command and after a sub-command too. Left unset unless given
-    there, so a sub-parser does not undo the one given before the command."""
+    """``--debug`` and ``--run-code`` anywhere on the line: after the command and after a
+    sub-command too. Left unset unless given there, so a sub-parser does not undo the one given
+    before the command."""
     for command in commands.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show full tracebacks for errors")
+        command.add_argument("--run-code", action="store_true", default=argparse.SUPPRESS,
+                             help=RUN_CODE_HELP)
         for action in command._actions:
             if isinstance(action, argparse._SubParsersAction):
                 _accept_global_options(action)

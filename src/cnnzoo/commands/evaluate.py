@@ -16,7 +16,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from cnnzoo.engine.run import load_run
     from cnnzoo.task_progress import TaskProgress
 
-    run = load_run(args.source, model_name=args.model, device=args.device)
+    run = load_run(args.source, model_name=args.model, device=args.device,
+                   run_code=args.run_code)
     if args.precision != "fp32":
         return _eval_reduced(args, run)
     with TaskProgress("eval") as progress:
@@ -79,7 +80,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnzoo.engine.predict import predict_files
     from cnnzoo.engine.run import load_run
 
-    run = load_run(args.source, model_name=args.model, device=args.device)
+    run = load_run(args.source, model_name=args.model, device=args.device,
+                   run_code=args.run_code)
     results = predict_files(run, args.images, top_k=args.top_k, views=args.views, prepare=args.prepare)
     if args.json:
         print_json({"model": run.name, "checkpoint": str(run.checkpoint), "results": results})

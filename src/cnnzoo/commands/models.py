@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.commands import options
-from cnnzoo.commands.options import positive_int, whole_number
+from cnnzoo.commands.options import json_arguments, positive_int, whole_number
 from cnnzoo.console import print_json
 from cnnzoo.errors import ConfigError
 
@@ -54,9 +54,17 @@ def _list_line(name: str, row: dict, note: str) -> str:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from cnnzoo.inspect.summary import summary
     from cnnzoo.models.registry import create_model
 
+    if args.code:
+        return _summary_of_code(args)
+    if args.model is None:
+        raise ConfigError("give a model name, a run directory, or --code FILE.py:NAME")
+    if Path(args.model).exists():  # a run directory or checkpoint (one `cnnzoo import` made, too)
+        return _summary_of_run(args)
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
     shape = args.input_size
     if shape is not None:
@@ -65,6 +73,46 @@ def cmd_summary(args: argparse.Namespace) -> int:
             kwargs["in_channels"] = shape[0]
     model = create_model(args.model, **kwargs)
     result = summary(model, (shape if len(shape) == 3 else model.cfg.input_size) if shape is not None else None)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.table(depth=args.depth))
+    return 0
+
+
+def _summary_of_run(args: argparse.Namespace) -> int:
+    """The summary of a run's model, at the input it was trained or imported at."""
+    from pathlib import Path
+
+    from cnnzoo.engine.run import load_run
+    from cnnzoo.inspect.summary import summary
+
+    if args.num_classes is not None or args.input_size is not None:
+        raise ConfigError(f"{args.model} is a run: its model is summarised at its own input and "
+                          f"classes; leave out --input-size and --num-classes")
+    run = load_run(Path(args.model), run_code=args.run_code)
+    result = summary(run.model, tuple(run.model.cfg.input_size))
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.table(depth=args.depth))
+    return 0
+
+
+def _summary_of_code(args: argparse.Namespace) -> int:
+    """The summary of a model the user's own file builds (fresh weights: only shapes count)."""
+    from pathlib import Path
+
+    from cnnzoo.engine.imported import code_model
+    from cnnzoo.inspect.summary import summary
+
+    path, _, attribute = args.code.rpartition(":")
+    if args.model is not None or not path or not attribute:
+        raise ConfigError(f"--code {args.code}: give FILE.py:NAME (e.g. net.py:Net) and no model "
+                          f"name beside it")
+    if args.input_size is None or len(args.input_size) != 3:
+        raise ConfigError(f"--code {args.code}: pass --input-size C,H,W, the input it takes")
+    result = summary(code_model(Path(path), attribute, args.code_args), args.input_size)
     if args.json:
         print_json(result.to_dict())
     else:
@@ -83,7 +131,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "summary", help="per-layer shapes, parameters, multiply-adds and receptive fields",
         description="Run one image through a model and report, for every layer: output shape, parameters, "
                     "multiply-adds, connections (LeCun's count) and receptive field.")
-    p.add_argument("model", help="registered model name (see `cnnzoo list`)")
+    p.add_argument("model", metavar="MODEL|RUN", nargs="?",
+                   help="registered model name (see `cnnzoo list`), or a run directory or "
+                        "checkpoint (one `cnnzoo import` wrote, too)")
     p.add_argument("--input-size", type=parse_input_size, metavar="SIDE|C,H,W",
                    help="image side, or the whole input shape (default: the model's own, e.g. 1,32,32 for "
                         "lenet5_1998)")
@@ -92,5 +142,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "(e.g. --depth 2 gives resnet50's stages and blocks; default: every layer)")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
                    help="number of output classes (default: the model's)")
+    p.add_argument("--code", metavar="FILE.py:NAME",
+                   help="summarise the model your own file builds (THIS RUNS THE FILE'S PYTHON); "
+                        "needs --input-size C,H,W")
+    p.add_argument("--code-args", type=json_arguments, metavar="JSON",
+                   help="arguments for --code's NAME: a JSON list or object")
     options.add(p, "json")
     p.set_defaults(run=cmd_summary)

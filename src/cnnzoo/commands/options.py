@@ -51,6 +51,20 @@ def number(*, above: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def json_arguments(text: str) -> list | dict:
+    """An argparse type: a JSON list or object of a constructor's arguments (``--code-args``)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, (list, dict)):
+        raise argparse.ArgumentTypeError(f"must be a JSON list or object of the constructor's "
+                                         f"arguments, e.g. '{{\"num_classes\": 10}}'; got {text!r}")
+    return value
+
+
 positive_int = whole_number(1, 1_000_000)  # a count of things shown or computed: classes, images, neighbours
 
 

@@ -23,7 +23,7 @@ def open_source(args: argparse.Namespace):
     from cnnzoo.engine.run import open_run
     from cnnzoo.rundir import writer_lock
 
-    run = open_run(args.source)
+    run = open_run(args.source, run_code=getattr(args, "run_code", False))
     out = Path(args.out) if args.out else run.default_out()
     if run.run_dir is not None and out.resolve().is_relative_to(run.run_dir.resolve()):
         args.held.enter_context(writer_lock(run.run_dir))

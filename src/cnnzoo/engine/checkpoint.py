@@ -26,6 +26,7 @@ from cnnzoo.errors import CheckpointError
 from cnnzoo.files import atomic_write_bytes
 
 FORMAT = "cnnzoo-checkpoint-1"
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net")
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -155,8 +156,11 @@ def _load_torch_state_dict(path: Path) -> Checkpoint:
             struct.error) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {detail})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    # a training checkpoint saved from a notebook keeps the weights under one of these keys
+    for key in STATE_DICT_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict (parameter name -> tensor)")
     return Checkpoint(path, {f"model.{k}": v for k, v in state.items()}, {})

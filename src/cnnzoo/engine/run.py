@@ -26,6 +26,7 @@ from torch.nn.modules.module import (
 
 from cnnzoo import rundir
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
+from cnnzoo.engine.imported import load_imported
 from cnnzoo.engine.inputs import InputSpec
 from cnnzoo.engine.runtime import resolve_device
 from cnnzoo.errors import CnnzooError, suggest
@@ -43,7 +44,7 @@ class Run:
     """A model and what it takes: ``run_dir`` is None for a fresh model (its weights are random)."""
 
     model: nn.Module
-    name: str  # the registered model name
+    name: str  # the registered model name (an imported model's own name)
     classes: list[str]
     input: InputSpec  # side, normalisation and crop padding of the model's input
     data_size: int  # side of the training images before padding (what padding starts from)
@@ -64,10 +65,10 @@ class Run:
         return self.run_dir / rundir.SHOW if self.run_dir else Path(f"show-{self.name}")
 
 
-def open_run(source: str | Path, *, device: str = "cpu") -> Run:
+def open_run(source: str | Path, *, device: str = "cpu", run_code: bool = False) -> Run:
     """A run directory or checkpoint file (weights loaded) or a registered model name (fresh weights)."""
     if Path(source).exists():
-        return load_run(Path(source), device=device)
+        return load_run(Path(source), device=device, run_code=run_code)
     get_builder(str(source))  # an unknown name: UnknownModelError with close names
     torch.manual_seed(0)
     model = create_model(str(source)).eval()
@@ -76,37 +77,50 @@ def open_run(source: str | Path, *, device: str = "cpu") -> Run:
     return Run(model, str(source), [str(i) for i in range(cfg.num_classes)], spec, cfg.input_size[1])
 
 
-def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu") -> Run:
+def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu",
+             run_code: bool = False) -> Run:
     """Rebuild the model saved in ``source`` (a run directory, or a checkpoint file) and load its weights.
 
     cnnzoo checkpoints say which model they hold; a plain state dict (``.pt``) needs ``model_name``.
+    A run of ``cnnzoo import --code`` runs the user's file only with ``run_code``.
     """
     path = rundir.checkpoint_of(source)
     checkpoint = load_checkpoint(path)
     meta = checkpoint.meta
-    name = _model_name(path, meta, model_name)
-    kwargs = meta.get("model_kwargs", {})
-    if not isinstance(kwargs, dict):
-        raise _damaged(path, f"'model_kwargs' is {_shown(kwargs)}, not an object of builder arguments")
-    cfg = _check_model(path, name, kwargs, checkpoint.model_state)
     _check_finite(path, checkpoint.model_state)
+    if "imported" in meta:  # a model cnnzoo did not build (engine/imported.py)
+        model, cfg = load_imported(path, meta, checkpoint.model_state, run_code=run_code)
+    else:
+        model, cfg = _zoo_model(path, meta, model_name, checkpoint.model_state)
     spec = _input_spec(path, meta.get("input"), cfg)
     classes = _classes(path, meta.get("classes"), cfg)
     data_size = _whole(path, "data_size", meta.get("data_size", spec.size), 1, MAX_SIDE)
     dataset = meta.get("dataset")
     if dataset is not None and not isinstance(dataset, str):
         raise _damaged(path, f"'dataset' is {_shown(dataset)}, not a data set's name")
-    model = create_model(name, **kwargs)
-    try:
-        model.load_state_dict(checkpoint.model_state)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CheckpointError(f"{path}: its weights do not fit {name} ({first})") from None
     model = model.to(resolve_device(device)).eval()
     run_dir = _run_dir_of(path)
     has_config = run_dir is not None and (run_dir / rundir.CONFIG).is_file()
     config = rundir.read_json(run_dir / rundir.CONFIG, "run's settings") if has_config else {}
-    return Run(model, name, classes, spec, data_size, dataset, run_dir, path, config)
+    return Run(model, cfg.name, classes, spec, data_size, dataset, run_dir, path, config)
+
+
+def _zoo_model(path: Path, meta: dict, model_name: str | None,
+               state: dict[str, torch.Tensor]) -> tuple[nn.Module, ModelConfig]:
+    """The registered model a checkpoint names (or ``model_name``), checked, built and loaded."""
+    name = _model_name(path, meta, model_name)
+    kwargs = meta.get("model_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise _damaged(path, f"'model_kwargs' is {_shown(kwargs)}, not an object of builder "
+                             f"arguments")
+    cfg = _check_model(path, name, kwargs, state)
+    model = create_model(name, **kwargs)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{path}: its weights do not fit {name} ({first})") from None
+    return model, cfg
 
 
 def _check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
@@ -195,7 +209,7 @@ def _check_model(path: Path, name: str, kwargs: dict, state: dict[str, torch.Ten
     if parameters > MAX_PARAMETERS:
         raise CheckpointError(f"{path}: its metadata describes {name} with {parameters:,} parameters, more than "
                               f"the {MAX_PARAMETERS:,} cnnzoo loads; the file is damaged")
-    misfit = _misfit({k: tuple(v.shape) for k, v in model.state_dict().items()},
+    misfit = describe_misfit({k: tuple(v.shape) for k, v in model.state_dict().items()},
                      {k: tuple(v.shape) for k, v in state.items()})
     if misfit:
         raise CheckpointError(f"{path}: its weights do not fit {name} as its metadata describes it ({misfit}); "
@@ -203,7 +217,7 @@ def _check_model(path: Path, name: str, kwargs: dict, state: dict[str, torch.Ten
     return model.cfg
 
 
-def _misfit(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
+def describe_misfit(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
     """What differs between the tensor shapes a model expects and those a file holds ('' when nothing)."""
 
     def some(names: list[str]) -> str:

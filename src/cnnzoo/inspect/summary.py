@@ -57,6 +57,7 @@ class ModelSummary:
     trainable_params: int
     total_macs: int
     layers: list[LayerInfo] = field(default_factory=list)
+    note: str = ""  # why there are no layer rows (a compiled program cnnzoo cannot hook)
 
     @property
     def fixed_params(self) -> int:
@@ -111,15 +112,18 @@ class ModelSummary:
             name = layer.name if len(layer.name) <= name_width else "…" + layer.name[-(name_width - 1):]
             shape = "×".join(map(str, layer.output_shape))
             rf = "" if layer.receptive_field is None else str(layer.receptive_field)
-            lines.append(f"{name:<{name_width}} {layer.type:<20.20} {shape:<16} {layer.params:>12,} "
-                         f"{layer.macs:>15,} {layer.connections:>15,} {rf:>5}")
-        unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. auxiliary "
-                  f"classifiers, which run in training only), so the rows add up to "
-                  f"{self.total_params - self.unused_params:,}") if self.unused_params else ""
+            lines.append(
+                f"{name:<{name_width}} {layer.type:<20.20} {shape:<16} {layer.params:>12,} "
+                f"{layer.macs:>15,} {layer.connections:>15,} {rf:>5}"
+            )
+        unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. "
+                  f"auxiliary classifiers, which run in training only), so the rows add up to "
+                  f"{self.total_params - self.unused_params:,}") if self.unused_params \
+            and not self.note else ""
         # the trainable count leads, as `cnnzoo list` and the recipes show it (parameter_count)
         fixed = (f" trainable, as `cnnzoo list` counts; {self.fixed_params:,} fixed, "
                  f"{self.total_params:,} in all") if self.fixed_params else ""
-        lines += ["-" * len(header),
+        lines += ["-" * len(header)] + ([self.note] if self.note else []) + [
                   f"parameters: {self.trainable_params:,}{fixed}{unused}",
                   f"multiply-adds: {self.total_macs:,} ({self.total_macs / 1e9:.3f} G)"]
         return "\n".join(lines)
@@ -181,12 +185,43 @@ def _receptive_field(module: nn.Module, x: torch.Tensor | None,
     return field_in + (kernel - 1) * dilation * jump_in, jump_in * stride, start
 
 
+def _functional_window(func, args: tuple, kwargs: dict) -> tuple[int, int, int, int] | None:
+    """(kernel, stride, dilation, padding) along the height of a functional convolution or pooling called in
+    a ``forward`` (``F.max_pool2d(x, 2)``), where no module hook sees it; None for other calls."""
+    name = getattr(func, "__name__", "")
+    if name not in ("conv2d", "max_pool2d", "avg_pool2d") or len(args) < 2:
+        return None
+
+    def given(position: int, key: str, default):
+        value = args[position] if len(args) > position else kwargs.get(key, default)
+        return _pair(default if value is None or value == () else value)[0]
+
+    if name == "conv2d":
+        kernel = args[1].shape[-2] if isinstance(args[1], torch.Tensor) else 1
+        padding = args[4] if len(args) > 4 else kwargs.get("padding", 0)
+        padding = 0 if isinstance(padding, str) else _pair(padding)[0]  # "same": rare, start kept
+        return kernel, given(3, "stride", 1), given(5, "dilation", 1), padding
+    kernel = _pair(args[1])[0]
+    dilation = given(4, "dilation", 1) if name == "max_pool2d" else 1
+    return kernel, given(2, "stride", kernel), dilation, given(3, "padding", 0)
+
+
 class _ReceptiveFieldMode(TorchFunctionMode):
     """Tags each 4-d tensor an operation produces with the widest receptive field among its 4-d
-    inputs (of equal ones, the one that starts first)."""
+    inputs (of equal ones, the one that starts first), or for a functional convolution or pooling
+    with its window's rule."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        window = _functional_window(func, args, kwargs or {})
+        first = args[0] if args else None
+        if window is not None and isinstance(out, torch.Tensor) and out.dim() == 4 \
+                and hasattr(first, _TAG):
+            field_in, jump_in, start_in = getattr(first, _TAG)
+            kernel, stride, dilation, padding = window
+            setattr(out, _TAG, (field_in + (kernel - 1) * dilation * jump_in, jump_in * stride,
+                                start_in - padding * jump_in))
+            return out
         tags = [getattr(t, _TAG) for t in tree_flatten((args, kwargs))[0]
                 if isinstance(t, torch.Tensor) and t.dim() == 4 and hasattr(t, _TAG)]
         for result in tree_flatten(out)[0]:
@@ -204,6 +239,11 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *,
             raise ValueError("this model has no default input size; pass input_size=(C, H, W)")
         input_size = cfg.input_size
     input_size = tuple(int(v) for v in input_size)
+    if getattr(model, "hooks_unavailable", ""):
+        total = sum(p.numel() for p in model.parameters())
+        return ModelSummary(model=cfg.name, input_size=list(input_size), total_params=total,
+                            trainable_params=total, total_macs=0,
+                            note=f"no layer rows: {model.hooks_unavailable}")
     names = {module: name for name, module in model.named_modules()}
     layers: list[LayerInfo] = []
     seen: set[nn.Module] = set()

@@ -29,21 +29,42 @@ MAX_MAPS = 32  # feature maps drawn per stage
 @torch.no_grad()
 def activations(model: nn.Module, x: torch.Tensor, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
     """The outputs of ``layers`` (stage names or module paths; default: every stage of ``default_stages``)
-    for input ``x``, by name, in the order given (forward order by default)."""
+    for input ``x``, by name, in the order given (by default in the order the forward pass ran
+    them).
+
+    A module that runs more than once in one pass (one ``nn.ReLU`` reused after every layer) has no
+    one output: by default it is left out, and asked for by name it is a ``ConfigError`` naming it.
+    """
     paths = resolve_layers(model, layers)
     modules = dict(model.named_modules())
     captured: dict[str, torch.Tensor] = {}
+    calls: dict[str, int] = {}
     handles = []
     for name, path in paths.items():
         def keep(module, inputs, output, name=name):
             captured[name] = output.detach().clone()
+            calls[name] = calls.get(name, 0) + 1
         handles.append(modules[path].register_forward_hook(keep))
     try:
         model(x)
     finally:
         for handle in handles:
             handle.remove()
-    return {name: captured[name] for name in paths if name in captured}
+    reused = [name for name, count in calls.items() if count > 1]
+    if layers is not None and reused:
+        raise_reused(model, paths[reused[0]], calls[reused[0]])
+    order = list(captured) if layers is None else list(paths)
+    return {name: captured[name] for name in order if name in captured and name not in reused}
+
+
+def raise_reused(model: nn.Module, path: str, count: int):
+    """One line naming a module that ran ``count`` times in one pass, and what to change."""
+    from cnnzoo.errors import ConfigError
+
+    kind = type(dict(model.named_modules())[path]).__name__
+    raise ConfigError(f"{model.cfg.name}'s module {path!r} ({kind}) runs {count} times in one "
+                      f"forward pass, so its output is not one map: give each use its own "
+                      f"nn.{kind}() in the model, or choose another layer")
 
 
 def stage_summary(outputs: dict[str, torch.Tensor]) -> list[dict]:

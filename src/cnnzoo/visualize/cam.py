@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnzoo.visualize.activations import raise_reused
 from cnnzoo.visualize.drawing import HEAT_CMAP, show_image
 from cnnzoo.visualize.layers import POOLS, default_stages, resolve_layers
 
@@ -26,7 +27,8 @@ def default_cam_layer(model: nn.Module, x: torch.Tensor) -> str:
     from cnnzoo.visualize.activations import activations
 
     stages = default_stages(model)
-    outputs = activations(model, x[:1], list(stages))
+    # every stage that runs once (a reused module has no one map)
+    outputs = activations(model, x[:1])
     spatial = [name for name, value in outputs.items() if value.dim() == 4 and min(value.shape[-2:]) >= 2]
     if not spatial:
         raise_no_maps(model)
@@ -50,6 +52,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None, layer
 
     def keep(module, inputs, output):
         output = output.clone()  # a copy the later in-place ReLUs leave alone, so its gradient is its own
+        captured["calls"] = captured.get("calls", 0) + 1
         captured["maps"] = output
         return output
 
@@ -59,6 +62,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None, layer
             logits = model(x)
             target = int(logits[0].argmax()) if target is None else target
             maps = captured["maps"]
+            if captured["calls"] > 1:
+                raise_reused(model, path, captured["calls"])
             (gradient,) = torch.autograd.grad(logits[0, target], maps)
     finally:
         handle.remove()

@@ -36,7 +36,7 @@ def export_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
     onnx, _ = require_onnx()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
+    model = _traceable(model.eval())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
         torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
@@ -44,6 +44,20 @@ def export_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
                           dynamo=False)
     onnx.checker.check_model(str(path))
     return path
+
+
+def _traceable(model: nn.Module) -> nn.Module:
+    """What the ONNX exporter traces: an imported TorchScript module itself; an imported .pt2 only
+    where its batch axis is dynamic (engine/imported.py's ProgramModel)."""
+    kind = getattr(model, "kind", None)
+    if kind == "torchscript":
+        return model.program
+    if kind == "exported" and model.batch is not None:
+        raise ConfigError(f"{model.cfg.name} was exported (.pt2) for batches of {model.batch} "
+                          f"only, and an ONNX file needs a dynamic batch: export it with "
+                          f"dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}} and import "
+                          f"it again")
+    return model
 
 
 @torch.no_grad()

@@ -64,8 +64,20 @@ def _lenet_stages(model: nn.Module) -> dict[str, str]:
     return {**stages, "C5": relus[0], "F6": relus[1]}
 
 
+def require_hooks(model: nn.Module, view: str) -> None:
+    """A ``ConfigError`` where the model's layers cannot be hooked (an imported TorchScript or .pt2
+    program): ``view`` needs them, the views that only call the model do not."""
+    reason = getattr(model, "hooks_unavailable", "")
+    if reason:
+        raise ConfigError(f"{reason}, so {view} cannot be drawn for it (predict, eval, errors and "
+                          f"the saliency of `show cam` can); import its weights with --model or "
+                          f"--code to see its layers")
+
+
 def default_stages(model: nn.Module) -> dict[str, str]:
-    """Stage name → module path, in forward order, for any cnnzoo model (see the module docstring)."""
+    """Stage name → module path, in forward order, for any cnnzoo model (see the module docstring)
+    and any module tree (a plain ``nn.Sequential`` as one sequence, else its children)."""
+    require_hooks(model, "a view of its layers")
     name = getattr(getattr(model, "cfg", None), "name", "")
     if name == "lenet5_1998":
         return {key.upper(): key for key in ("c1", "s2", "c3", "s4", "c5", "f6")}
@@ -73,6 +85,8 @@ def default_stages(model: nn.Module) -> dict[str, str]:
         return _lenet_stages(model)
     if isinstance(getattr(model, "features", None), nn.Sequential):
         return _sequential_stages(model.features, "features")
+    if isinstance(model, nn.Sequential):  # d2l's way of writing a network
+        return _sequential_stages(model, "")
     stages: dict[str, str] = {}
     for child_name, child in model.named_children():
         if child_name.startswith("aux") or child_name in HEAD_NAMES:
@@ -117,6 +131,7 @@ def resolve_layers(model: nn.Module, names: list[str] | None) -> dict[str, str]:
 def find_conv(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
     """The convolution ``name``: a module path, ``convN`` (the N-th convolution, counting from 1) or, for
     LeNet-5, C1/C3/C5; ``None`` means the first one."""
+    require_hooks(model, "its kernels")
     convs = conv_layers(model)
     if not convs:
         raise ConfigError(f"{model.cfg.name} has no convolution (it is fully connected)")

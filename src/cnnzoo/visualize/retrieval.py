@@ -22,6 +22,7 @@ from torch import nn
 from cnnzoo.engine.run import Run
 from cnnzoo.task_progress import Advance
 from cnnzoo.visualize.drawing import show_image
+from cnnzoo.visualize.layers import require_hooks
 from cnnzoo.visualize.source import model_input
 
 CACHE_NAME = "features.safetensors"
@@ -35,6 +36,7 @@ def _last_linear(model: nn.Module) -> nn.Module | None:
 @torch.no_grad()
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(N, D) features just before the last linear layer, for a batch of model inputs."""
+    require_hooks(model, "its penultimate features")
     last = _last_linear(model)
     if last is None:
         return model.forward_features(x).mean(dim=(2, 3))

@@ -30,6 +30,11 @@ SKIPPED = (nn.Flatten, nn.Dropout, nn.Identity)
 def _head_layers(model: nn.Module) -> list[nn.Module]:
     """The modules of an FC head in order, or a ConfigError that says why there is none."""
     name = model.cfg.name
+    # an imported model (engine/imported.py) has no split into features and head
+    if not hasattr(model, "forward_features"):
+        raise ConfigError(f"{name} is an imported model, not a cnnzoo architecture: cnnzoo cannot "
+                          f"tell its features from its head to rewrite the head as convolutions, "
+                          f"so as imported it is not fully convolutional and has no score map")
     classifier = getattr(model, "classifier", None)
     if name == "lenet5_1998":
         raise ConfigError("lenet5_1998 ends in Euclidean RBF units, not a linear layer, so its head has no "
