@@ -66,9 +66,9 @@ def _bench_training(args: argparse.Namespace) -> list[dict]:
             for row in training_throughput(name, images, labels, batch_size=args.batch_size,
                                            images_per_run=args.images, repeats=args.repeats,
                                            device=args.device or "cpu"):
-                print(f"  tutorial loop on a {row['baseline']} dataset "
-                      f"{row['baseline_per_second']:,.0f} img/s, cnnzoo "
-                      f"{row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×", file=sys.stderr)
+                progress.note(f"  tutorial loop on a {row['baseline']} dataset "
+                              f"{row['baseline_per_second']:,.0f} img/s, cnnzoo "
+                              f"{row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×")
                 rows.append(row)
     return rows
 
@@ -84,9 +84,9 @@ def _bench_inference(args: argparse.Namespace) -> list[dict]:
             progress.step(f"inference throughput: {name}", index, len(names))
             row = inference_throughput(name, test_images, repeats=args.repeats,
                                        device=args.device or "cpu")
-            print(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo "
-                  f"{row['cnnzoo_per_second']:,.1f} img/s: {row['ratio']}×, top-1 agreement "
-                  f"{row['top1_agreement']:.1%}", file=sys.stderr)
+            progress.note(f"  eager fp32 {row['baseline_per_second']:,.1f} img/s, cnnzoo "
+                          f"{row['cnnzoo_per_second']:,.1f} img/s: {row['ratio']}×, top-1 "
+                          f"agreement {row['top1_agreement']:.1%}")
             rows.append(row)
     return rows
 
@@ -107,8 +107,8 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
     progress = TaskProgress("bench hardware")
     progress.stage("matmul peak of each precision")
     peaks = matmul_peaks(device, args.peak_size, args.peak_seconds)
-    print(f"{machine_name(device)}: matmul peak " + ", ".join(f"{name} {value / 1e9:,.1f}" for name, value in
-                                                               peaks.items()) + " GFLOP/s", file=sys.stderr)
+    shown = ", ".join(f"{name} {value / 1e9:,.1f}" for name, value in peaks.items())
+    progress.note(f"{machine_name(device)}: matmul peak {shown} GFLOP/s")
     rows = []
     names = args.models or HARDWARE_MODELS
     for index, name in enumerate(names):
@@ -118,9 +118,10 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
                                    precision=tuning.precision, channels_last=tuning.channels_last, device=device,
                                    peaks=peaks)
         row["chosen_by"], row["tuning_step_ms"] = tuning.source, tuning.to_dict()["step_ms"]
-        print(f"  {name}: {tuning.precision}, {'channels-last' if tuning.channels_last else 'NCHW'} "
-              f"({tuning.source}): {row['training_gflops']} GFLOP/s = {row['fraction_of_peak']:.1%} of the "
-              f"{tuning.precision} peak", file=sys.stderr)
+        layout = "channels-last" if tuning.channels_last else "NCHW"
+        progress.note(f"  {name}: {tuning.precision}, {layout} ({tuning.source}): "
+                      f"{row['training_gflops']} GFLOP/s = {row['fraction_of_peak']:.1%} of the "
+                      f"{tuning.precision} peak")
         rows.append(row)
     progress.close()
     return {"machine": machine_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -138,9 +139,11 @@ def _tuned_runtime(name: str, batch_size: int, device):
 def _bench_race(args: argparse.Namespace) -> dict:
     from cnnzoo.bench.race import TUTORIAL, race
 
-    result = race(dataset=args.dataset, data_dir=args.data_dir, recipe=args.recipe, epochs=args.epochs or TUTORIAL["epochs"],
-                  train_subset=args.train_subset, test_subset=args.test_subset,
-                  cnnzoo_epochs=args.cnnzoo_epochs, out=Path(args.race_out))
+    with TaskProgress("bench race") as progress:
+        result = race(dataset=args.dataset, data_dir=args.data_dir, recipe=args.recipe,
+                      epochs=args.epochs or TUTORIAL["epochs"], train_subset=args.train_subset,
+                      test_subset=args.test_subset, cnnzoo_epochs=args.cnnzoo_epochs,
+                      out=Path(args.race_out), log=progress.note, stage=progress.stage)
     tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
     reached = cnnzoo["seconds_to_tutorial_accuracy"]
     print(f"tutorial {tutorial['test_top1']:.2%} in {tutorial['seconds']:.1f} s; cnnzoo {cnnzoo['recipe']} "
@@ -160,8 +163,9 @@ def _bench_recipes(args: argparse.Namespace) -> list[dict]:
                                                                               "test_subset", "device")):
         raise ConfigError(f"--epochs, --train-subset, --test-subset and --device change what the recipes "
                           f"measure; write such results elsewhere with --results PATH, not to {RESULTS}")
-    rows = run_recipes(args.recipes, seeds=args.seeds,
-                       **{name: value for name, value in settings.items() if value is not None})
+    with TaskProgress("bench recipes") as progress:
+        rows = run_recipes(args.recipes, seeds=args.seeds, log=progress.note, step=progress.step,
+                           **{name: value for name, value in settings.items() if value is not None})
     write_results(rows, Path(args.results), args.device)
     print(f"wrote {args.results}", file=sys.stderr)
     return rows
