@@ -348,7 +348,11 @@ function confusionImage(d) {
 
 function renderLayers() {
   const m = state.model;
-  $("#layers-total").textContent = `${m.model}: ${thousands(m.total_params)} parameters, ${thousands(m.total_macs)} multiply-adds per image`;
+  // the trainable count, as `cnnzoo list` shows it; fixed ones (LeNet-1998's RBF prototypes) apart
+  const fixed = m.fixed_params
+    ? ` (trainable; ${thousands(m.fixed_params)} fixed, ${thousands(m.total_params)} in all)` : "";
+  $("#layers-total").textContent = `${m.model}: ${thousands(m.params)} parameters${fixed}, `
+    + `${thousands(m.total_macs)} multiply-adds per image`;
   $("#layers tbody").replaceChildren(...m.layers.map((l) => el("tr", {}, el("td", {}, l.stage ? `${l.stage} / ${l.name}` : l.name), el("td", {}, l.type),
     el("td", {}, l.output_shape.join("×")), el("td", { class: "num" }, thousands(l.params)),
     el("td", { class: "num" }, thousands(l.macs)), el("td", { class: "num" }, l.receptive_field ?? "–"))));
