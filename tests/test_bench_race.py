@@ -29,8 +29,15 @@ def test_race_gives_cnnzoo_the_tutorial_time_and_the_speedup_from_its_own_metric
     out = tmp_path / "race"
     assert main(["bench", "race", "--dataset", "mnist", "--data-dir", str(tiny_mnist_dir), "--epochs", "1",
                  "--cnnzoo-epochs", "2", "--test-subset", "100", "--race-out", str(out), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # the stages and the runs' lines go to stderr
     tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
+    stages = [line for line in captured.err.splitlines() if line.startswith("bench race: ")]
+    same = f"{tutorial['seconds']:.1f} s"
+    assert stages == ["bench race: loading mnist …",
+                      "bench race: the tutorial's convnet for 1 epochs on 600 images …",
+                      f"bench race: cnnzoo's budgetnet-fast in the same {same} …",
+                      stages[-1]] and stages[-1].startswith("bench race: done in")
     assert tutorial["model"] == "convnet" and tutorial["epochs"] == 1 and tutorial["batch_size"] == 256
     assert result["train_images"] == 600 and result["test_images"] == 100 and result["machine"] == machine_name()
     # cnnzoo's run is the recipe's, for the tutorial's time at most, and the figures reported are that run's

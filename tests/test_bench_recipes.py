@@ -74,8 +74,15 @@ def test_a_damaged_recipe_file_is_one_line_naming_the_file_and_the_field(tmp_pat
 
 
 def test_bench_recipes_writes_a_table(tiny_mnist_dir, tmp_path):
+    steps = []
+
+    def step(name, index, count):
+        steps.append((name.split(":")[0], index, count))
+
     rows = run_recipes(["lenet5-demo"], seeds=2, out_root=tmp_path, dataset="mnist", data_dir=str(tiny_mnist_dir),
-                       epochs=1, train_subset=300, log=lambda message: None)
+                       epochs=1, train_subset=300, log=lambda message: None, step=step)
+    # each run is a stage of the command's progress, counted over all of them
+    assert steps == [("lenet5-demo, seed 0", 0, 2), ("lenet5-demo, seed 1", 1, 2)]
     assert len(rows) == 1 and rows[0]["seeds"] == 2 and len(rows[0]["test_top1_runs"]) == 2
     assert rows[0]["params"] == 61_706 and rows[0]["macs_per_image"] > 0
     table = results_markdown(rows, "test machine")

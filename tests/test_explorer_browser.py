@@ -209,6 +209,7 @@ def test_training_tab_and_comparing_two_runs(page, server, tmp_path):
     page.wait_for_function("document.querySelector('#confusion img')?.naturalWidth > 0")
     layers = _api(server, "/api/runs/lenet5-a/model")["layers"]
     assert page.locator("#layers tbody tr").count() == len(layers)
+    assert page.inner_text("#layers-total").startswith("lenet5: 61,706 parameters, ")
     assert page.evaluate(UNPAINTED, "#training canvas.chart") == []
     page.screenshot(path=str(tmp_path / "training.png"), full_page=True)
     page.click("#tabs button[data-tab='compare']")

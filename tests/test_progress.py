@@ -55,6 +55,19 @@ def test_on_a_terminal_one_bar_is_redrawn_and_cleared():
     assert text.endswith("\r\x1b[2Keval: done in 8 s\n") and text.count("\n") == 1
 
 
+def test_a_commands_own_line_clears_the_bar_and_counted_batches_advance_it():
+    clock, stream = Clock(), io.StringIO()
+    progress = TaskProgress("race", stream=stream, terminal=True, clock=clock)
+    progress.stage("tutorial", total=6)
+    progress.note("  epoch 1: 80%")
+    assert stream.getvalue().endswith("] 0% (0/6)\r\x1b[2K  epoch 1: 80%\n")
+    seen = []
+    for batch in progress.counted([[1, 2], [3, 4, 5, 6]]):
+        seen.append((batch, progress.done))  # advanced once each batch is used, not before
+        clock.now += 1.0
+    assert seen == [([1, 2], 0), ([3, 4, 5, 6], 2)] and progress.done == 6
+
+
 def test_the_time_left_over_alike_stages_follows_the_pace_so_far():
     clock, stream = Clock(), io.StringIO()
     progress = TaskProgress("bench", stream=stream, terminal=False, clock=clock)

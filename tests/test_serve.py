@@ -90,6 +90,19 @@ def test_model_card_is_cnnzoo_summary(client):
         [(r.name, r.output_shape, r.params, r.macs, r.receptive_field) for r in expected.layers]
 
 
+def test_model_card_leads_with_the_count_cnnzoo_list_shows():
+    """LeNet-1998's 840 fixed RBF prototypes are counted apart, as in `cnnzoo list` and summary."""
+    from cnnzoo.engine.run import open_run
+    from cnnzoo.models.base import parameter_count
+    from cnnzoo.serve.explain import model_card
+    from cnnzoo.serve.models import Entry
+
+    subject = open_run("lenet5_1998")
+    card = model_card(Entry(subject, (), None))
+    assert card["params"] == parameter_count(subject.model) == 60_000  # `cnnzoo list`'s count
+    assert (card["fixed_params"], card["total_params"]) == (840, 60_840)
+
+
 def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explorer_runs, digit_png, tmp_path):
     from cnnzoo.engine.predict import predict_files
     from cnnzoo.engine.run import load_run, open_run

@@ -228,9 +228,13 @@ def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_fi
         assert main([*argv, "--json"]) == 0, argv
         captured = capsys.readouterr()
         report = json.loads(captured.out)  # progress goes to stderr: stdout stays one JSON document
-        if argv[1] in ("neighbours", "embedding") or argv[0] == "export":
-            label = argv[0] if argv[0] == "export" else argv[1]
+        label = argv[0] if argv[0] in ("export", "scoremap") else argv[1]
+        if label in ("neighbours", "embedding", "errors", "export", "scoremap"):
             assert f"{label}: done in" in captured.err, captured.err
+        if label == "errors":
+            assert "errors: class probabilities of the test images (200) …" in captured.err
+        if label == "scoremap":
+            assert "scoremap: class scores of every window in one pass …" in captured.err
         if argv[1] == "neighbours":
             assert "neighbours: indexing the training images" in captured.err
         assert all(p.endswith((".png", ".onnx")) and __import__("os").path.getsize(p) > 1000 for p in report["wrote"])

@@ -109,7 +109,11 @@ def test_show_features_writes_a_grid_each_image_at_input_size_and_the_test_stati
         )
         == 0
     )
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # the stages go to stderr: stdout stays one document
+    assert "features: synthesising 6 images, 16 steps each (16) …" in captured.err
+    assert "features: each unit on the test images (200) …" in captured.err
+    assert "features: done in" in captured.err
     assert [u["unit"] for u in report["units"]] == list(range(6)) and report["test_images"] == 200
     for unit in report["units"]:
         image = np.asarray(Image.open(unit["file"]))
@@ -277,9 +281,12 @@ def test_show_patches_and_occlusion_end_to_end(tiny_run, tiny_mnist_dir, tmp_pat
         ["show", "occlusion", "resnet20", str(image)],
     ):
         assert main([*argv, "--out", str(tmp_path / "show"), "--json"]) == 0, argv
-        report = json.loads(capsys.readouterr().out)
+        captured = capsys.readouterr()
+        report = json.loads(captured.out)
         assert all(__import__("os").path.getsize(p) > 1000 for p in report["wrote"])
         if argv[1] == "patches":
+            assert "patches: C3 on the test images (200) …" in captured.err
+            assert "patches: done in" in captured.err
             assert len(report["units"]) == 4 and len(report["units"][0]) == 9
             assert report["receptive_field"] == 14 and report["jump"] == 2
         else:

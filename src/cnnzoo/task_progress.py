@@ -71,6 +71,17 @@ class TaskProgress:
             left = f", about {duration(elapsed / index * (count - index))} left"
         self.stage(f"{name} ({index + 1}/{count}{left})")
 
+    def note(self, line: str) -> None:
+        """A line of the command's own (a result, a training epoch) between the stages: on a
+        terminal the bar is cleared first, so the line never runs on from it."""
+        self._write(line)
+
+    def counted(self, batches):
+        """``batches`` as they are, each one's length reported to ``advance`` once it is used."""
+        for batch in batches:
+            yield batch
+            self.advance(len(batch))
+
     def advance(self, count: int = 1) -> None:
         self.done += count
         now = self.clock()

@@ -71,16 +71,20 @@ def seconds_to_reach(history: list[dict], tuning_seconds: float, accuracy: float
 
 def race(*, dataset: str = "fashion-mnist", data_dir: str | None = None, recipe: str = "budgetnet-fast", epochs: int = TUTORIAL["epochs"],
          train_subset: int | None = None, test_subset: int | None = None, cnnzoo_epochs: int = 1000,
-         out: Path = Path("runs/bench-race"), log: Log = log_to_stderr) -> dict:
-    """The tutorial for ``epochs``, then ``recipe`` for as long (at most ``cnnzoo_epochs`` epochs)."""
+         out: Path = Path("runs/bench-race"), log: Log = log_to_stderr,
+         stage: Log | None = None) -> dict:
+    """The tutorial for ``epochs``, then ``recipe`` for as long (at most ``cnnzoo_epochs`` epochs);
+    ``stage`` hears the name of each of the three stages (default: a line each on ``log``)."""
+    stage = stage or (lambda name: log(f"race: {name} …"))
+    stage(f"loading {dataset}")
     data = load_dataset(dataset, data_dir)
     keep = subset_indices(len(data.train.labels), train_subset, 0)
     kept_test = subset_indices(len(data.test.labels), test_subset, 0)
-    log(f"race: the tutorial's {TUTORIAL['model']} for {epochs} epochs on {len(keep):,} images ...")
+    stage(f"the tutorial's {TUTORIAL['model']} for {epochs} epochs on {len(keep):,} images")
     tutorial = tutorial_run(data.train.images[keep], data.train.labels[keep], data.test.images[kept_test],
                             data.test.labels[kept_test], epochs=epochs)
-    log(f"  tutorial: {tutorial['test_top1']:.2%} in {tutorial['seconds']:.1f} s; now cnnzoo's {recipe} "
-        f"with the same {tutorial['seconds']:.1f} s")
+    log(f"  tutorial: {tutorial['test_top1']:.2%} in {tutorial['seconds']:.1f} s")
+    stage(f"cnnzoo's {recipe} in the same {tutorial['seconds']:.1f} s")
     config = load_recipe(recipe).train_config(
         dataset=dataset, data_dir=data_dir, train_subset=train_subset, test_subset=test_subset, seed=0, out=str(out),
         time_budget=tutorial["seconds"], epochs=cnnzoo_epochs)

@@ -30,18 +30,22 @@ def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:
 
 
 def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Path = Path("runs/bench-recipes"),
-                log: Callable[[str], None] = log_to_stderr, **overrides) -> list[dict]:
-    """Train each recipe ``seeds`` times; one row per recipe with the mean and spread of its test accuracy."""
+                log: Callable[[str], None] = log_to_stderr,
+                step: Callable[[str, int, int], None] | None = None, **overrides) -> list[dict]:
+    """Train each recipe ``seeds`` times; one row per recipe with the mean and spread of its test
+    accuracy. ``step`` (``TaskProgress.step``) hears each run's name, index and the number of runs
+    (default: a line on ``log``)."""
     recipes = [r for r in list_recipes() if names is None or r.name in names]
     missing = sorted(set(names or []) - {r.name for r in recipes})
     if missing:
         raise ConfigError(f"unknown recipes {missing}; `cnnzoo recipes` lists them")
+    step = step or (lambda name, index, count: log(f"recipe {name}"))
     rows = []
-    for recipe in recipes:
+    for number, recipe in enumerate(recipes):
         runs = []
         for seed in range(seeds):
-            log(f"recipe {recipe.name}, seed {seed}: budget {recipe.budget_seconds:.0f} s, target "
-                f"{recipe.target_top1:.1%}")
+            step(f"{recipe.name}, seed {seed}: budget {recipe.budget_seconds:.0f} s, target "
+                 f"{recipe.target_top1:.1%}", number * seeds + seed, len(recipes) * seeds)
             config = recipe.train_config(seed=seed, out=str(out_root / f"{recipe.name}-seed{seed}"), **overrides)
             runs.append(train(config, log=log, overwrite=True))  # re-measuring replaces the last runs
         params, macs = _model_figures(recipe, runs[0])

@@ -66,9 +66,9 @@ def _bench_training(args: argparse.Namespace) -> list[dict]:
             for row in training_throughput(name, images, labels, batch_size=args.batch_size,
                                            images_per_run=args.images, repeats=args.repeats,
                                            device=args.device or "cpu"):
-                print(f"  tutorial loop on a {row['baseline']} dataset "
-                      f"{row['baseline_per_second']:,.0f} img/s, cnnzoo "
-                      f"{row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×", file=sys.stderr)
+                progress.note(f"  tutorial loop on a {row['baseline']} dataset "
+                              f"{row['baseline_per_second']:,.0f} img/s, cnnzoo "
+                              f"{row['cnnzoo_per_second']:,.0f} img/s: {row['ratio']}×")
                 rows.append(row)
     return rows
 
@@ -175,9 +175,11 @@ def _tuned_runtime(name: str, batch_size: int, device):
 def _bench_race(args: argparse.Namespace) -> dict:
     from cnnzoo.bench.race import TUTORIAL, race
 
-    result = race(dataset=args.dataset, data_dir=args.data_dir, recipe=args.recipe, epochs=args.epochs or TUTORIAL["epochs"],
-                  train_subset=args.train_subset, test_subset=args.test_subset,
-                  cnnzoo_epochs=args.cnnzoo_epochs, out=Path(args.race_out))
+    with TaskProgress("bench race") as progress:
+        result = race(dataset=args.dataset, data_dir=args.data_dir, recipe=args.recipe,
+                      epochs=args.epochs or TUTORIAL["epochs"], train_subset=args.train_subset,
+                      test_subset=args.test_subset, cnnzoo_epochs=args.cnnzoo_epochs,
+                      out=Path(args.race_out), log=progress.note, stage=progress.stage)
     tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
     reached = cnnzoo["seconds_to_tutorial_accuracy"]
     print(f"tutorial {tutorial['test_top1']:.2%} in {tutorial['seconds']:.1f} s; cnnzoo {cnnzoo['recipe']} "
@@ -197,8 +199,9 @@ def _bench_recipes(args: argparse.Namespace) -> list[dict]:
                                                                               "test_subset", "device")):
         raise ConfigError(f"--epochs, --train-subset, --test-subset and --device change what the recipes "
                           f"measure; write such results elsewhere with --results PATH, not to {RESULTS}")
-    rows = run_recipes(args.recipes, seeds=args.seeds,
-                       **{name: value for name, value in settings.items() if value is not None})
+    with TaskProgress("bench recipes") as progress:
+        rows = run_recipes(args.recipes, seeds=args.seeds, log=progress.note, step=progress.step,
+                           **{name: value for name, value in settings.items() if value is not None})
     write_results(rows, Path(args.results), args.device)
     print(f"wrote {args.results}", file=sys.stderr)
     return rows

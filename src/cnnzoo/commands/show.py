@@ -138,6 +138,8 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
     run, out = _open(args)
     head = convolutional_head(run.model)  # refuses models without an FC head before any data is read
     report, caption = {"model": run.name}, ""
+    progress = args.held.enter_context(TaskProgress("scoremap"))
+    progress.stage("loading the data" if args.image is None else f"preparing {args.image.name}")
     if args.image is None:  # the demonstration: 3×3 test images on one canvas
         test = load_data(run, args.data_dir).test
         raw = tile_canvas(test.images[:9].cpu())
@@ -146,12 +148,15 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
     else:
         x, caption = _scoremap_image(run, args, report)
         stem = args.image.stem
+    progress.stage("class scores of every window in one pass")
     result = score_map(run.model, x, head)
     scores = result["scores"]
+    progress.stage("the figure")
     figure = draw_score_map(display_image(x[0], run).numpy(), result, classes=run.classes,
                             title=f"{run.label}: its FC layers as convolutions, run once over the "
                                   f"image{caption}")
     path = save(figure, out / f"scoremap-{stem}.png")
+    progress.close()
     report.update({"image_size": list(x.shape[-2:]), "score_map": list(scores.shape), "stride": result["stride"],
                    "window": result["window"], "argmax": scores.argmax(0).tolist(), "wrote": [str(path)]})
     return _finish(args, report, started)
@@ -215,15 +220,20 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run, out = _open(args)
+    progress = args.held.enter_context(TaskProgress("errors"))
+    progress.stage("loading the data")
     test = load_data(run, args.data_dir).test
     images, labels = test.images.cpu(), test.labels.cpu()
-    probs = m.probabilities(run, images)
+    progress.stage("class probabilities of the test images", total=len(images))
+    probs = m.probabilities(run, images, advance=progress.advance)
+    progress.stage("the figure")
     rows = m.confident_mistakes(probs, labels, args.count)
     wrong = int((probs.argmax(1) != labels).sum())
     title = (f"{run.label}: the {len(rows)} most confident of {wrong:,} mistakes on {len(labels):,} test images "
              f"({wrong / len(labels):.1%} error)\ntrue class above each image, the prediction and its probability in red")
     figure = m.draw_mistakes([_drawable(images[r["index"]]) for r in rows], rows, classes=run.classes, title=title)
     path = save(figure, out / "errors.png")
+    progress.close()
     pairs = [{"true": run.classes[t], "predicted": run.classes[p], "count": n}
              for t, p, n in m.confused_pairs(probs, labels)]
     named = [{**r, "true": run.classes[r["true"]], "predicted": run.classes[r["predicted"]]} for r in rows]

@@ -7,6 +7,7 @@ show`` by ``commands.show``; the work is in ``cnnzoo.visualize.features``, ``.pa
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from cnnzoo.commands import options
 from cnnzoo.commands.options import positive_int, whole_number
 from cnnzoo.commands.viewing import class_index, finish, one_writer, open_source
+from cnnzoo.task_progress import TaskProgress
 
 
 def _file_name(label: str) -> str:
@@ -56,13 +58,12 @@ def _save_inputs(result: dict, labels: list[str], folder: Path) -> list[str]:
     return written
 
 
-def _synthesise(run, args: argparse.Namespace):
-    """Run the optimisation under a progress bar (steps of every batch), with ``--threads`` if
-    given.
+def _synthesise(run, args: argparse.Namespace, progress: TaskProgress):
+    """Run the optimisation as one stage of ``progress`` (counting the steps of every batch), with
+    ``--threads`` if given.
     """
     import torch
 
-    from cnnzoo.engine.progress import Progress
     from cnnzoo.visualize.features import Settings, resolve_target, synthesise
 
     if args.threads:
@@ -71,17 +72,19 @@ def _synthesise(run, args: argparse.Namespace):
     units = list(range(min(args.units, count))) if args.units else None
     settings = Settings(steps=args.steps, seed=args.seed)
     batches = -(-(len(units) if units else count) // settings.batch)
-    with Progress(not args.json and not args.quiet) as bar:
-        task = bar.start("synthesising", batches * settings.steps)
-        return synthesise(
-            run.model,
-            args.layer,
-            mean=run.input.mean,
-            std=run.input.std,
-            units=units,
-            settings=settings,
-            tick=lambda: bar.update(task, ""),
-        )
+    progress.stage(
+        f"synthesising {len(units) if units else count} images, {settings.steps} steps each",
+        total=batches * settings.steps,
+    )
+    return synthesise(
+        run.model,
+        args.layer,
+        mean=run.input.mean,
+        std=run.input.std,
+        units=units,
+        settings=settings,
+        tick=progress.advance,
+    )
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -90,13 +93,20 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run, out = open_source(args)
-    result = _synthesise(run, args)
+    # --quiet: the stages are written nowhere (stderr stays for warnings and what was written)
+    progress = args.held.enter_context(
+        TaskProgress("features", stream=io.StringIO() if args.quiet else None)
+    )
+    result = _synthesise(run, args, progress)
     labels = _unit_labels(run, result)
     module = None if result["module"] == "logits" else result["module"]
+    progress.stage("loading the test images")
     batches = _test_inputs(run, args.data_dir, args.test_images)
-    stats = (
-        None if batches is None else dataset_statistics(run.model, module, batches, result["units"])
-    )
+    stats = None
+    if batches is not None:
+        progress.stage("each unit on the test images", total=sum(len(x) for x in batches))
+        stats = dataset_statistics(run.model, module, progress.counted(batches), result["units"])
+    progress.stage("the figure and the images")
     name = _file_name(result["layer"])
     files = _save_inputs(result, labels, out / f"features-{name}")
     what = "class logit" if result["layer"] == "classes" else "mean activation"
@@ -108,6 +118,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         f"to see, optimised from noise\nunder each: its {what} on that image",
     )
     path = save(figure, out / f"features-{name}.png")
+    progress.close()
     units = []
     for index, unit in enumerate(result["units"]):
         row = {
@@ -147,14 +158,18 @@ def cmd_patches(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     run, out = open_source(args)
     path = resolve_layers(run.model, [args.layer])[args.layer]
+    progress = args.held.enter_context(TaskProgress("patches"))
+    progress.stage("loading the data")
     raw = load_data(run, args.data_dir).test.images[: args.test_images].cpu()
+    progress.stage(f"{args.layer} on the test images", total=len(raw))
     result = pt.top_patches(
         run.model,
         args.layer,
         path,
-        [model_input(run, chunk) for chunk in raw.split(500)],
+        progress.counted(model_input(run, chunk) for chunk in raw.split(500)),
         units=args.units,
     )
+    progress.stage("the figure")
     shown = as_drawable(model_input_pixels(run, raw))
     size, jump, start = result["field"]
     figure = pt.draw_patches(
@@ -165,6 +180,7 @@ def cmd_patches(args: argparse.Namespace) -> int:
         f"unit's {size}×{size} receptive field; above: the first three activations",
     )
     written = save(figure, out / f"patches-{_file_name(args.layer)}.png")
+    progress.close()
     return finish(
         args,
         {
@@ -275,7 +291,7 @@ def register(views: argparse._SubParsersAction, common) -> None:
         metavar="N",
         help="test images for each unit's mean and maximum (default: 10000)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     options.add(p, "seed", default=0)
     options.add(p, "threads")
     options.add(p, "data_dir")

@@ -89,8 +89,10 @@ class TrainConfig:
                                                   "checked before its update, one host sync a step", minimum=0,
                                  maximum=10**6)
 
-    input_size: int | None = option(DATA, None, "image side fed to the model (default: the data's, or the "
-                                                "model's if it needs its own)", minimum=1, maximum=MAX_SIDE)
+    input_size: int | None = option(DATA, None, "image side fed to the model (default: the data's, for an "
+                                                "image folder its images' most common shorter side, at "
+                                                "most 224; or the model's if it needs its own)",
+                                    minimum=1, maximum=MAX_SIDE)
     crop_padding: int = option(DATA, 0, "random crops after zero-padding each side by N pixels (0: off)", minimum=0,
                                maximum=MAX_SIDE)
     flip: bool = option(DATA, False, "random horizontal flips (off by default: wrong for digits)")

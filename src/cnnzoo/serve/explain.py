@@ -263,8 +263,10 @@ def model_card(entry) -> dict:
                           "input": {"size": subject.input.size, "channels": subject.model.cfg.input_size[0],
                                     "data_size": subject.data_size, "mean": subject.input.mean,
                                     "std": subject.input.std},
-                          "stages": list(default_stages(subject.model)), "total_params": table.total_params,
-                          "total_macs": table.total_macs,
+                          "stages": list(default_stages(subject.model)),
+                          # the trainable count leads, as `cnnzoo list` and `summary` show it
+                          "params": table.trainable_params, "fixed_params": table.fixed_params,
+                          "total_params": table.total_params, "total_macs": table.total_macs,
                           "layers": [{"name": row.name, "type": row.type, "output_shape": row.output_shape,
                                       "params": row.params, "macs": row.macs,
                                       "receptive_field": row.receptive_field,

@@ -14,16 +14,22 @@ import numpy as np
 import torch
 
 from cnnzoo.engine.run import Run
+from cnnzoo.task_progress import Advance
 from cnnzoo.visualize.drawing import grid_figure, hide_unused, show_image
 from cnnzoo.visualize.source import model_input
 
 
 @torch.no_grad()
-def probabilities(run: Run, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Class probabilities (N, classes) for uint8 images (N, C, h, w), as the model sees them at test time."""
+def probabilities(run: Run, images: torch.Tensor, batch_size: int = 500,
+                  advance: Advance | None = None) -> torch.Tensor:
+    """Class probabilities (N, classes) for uint8 images (N, C, h, w), as the model sees them at
+    test time; each batch done is reported to ``advance`` (a large model takes minutes on a CPU)."""
     device = next(run.model.parameters()).device
-    parts = [run.model(model_input(run, chunk.to(device))).float().softmax(-1).cpu()
-             for chunk in images.split(batch_size)]
+    parts = []
+    for chunk in images.split(batch_size):
+        parts.append(run.model(model_input(run, chunk.to(device))).float().softmax(-1).cpu())
+        if advance is not None:
+            advance(len(chunk))
     return torch.cat(parts)
 
 

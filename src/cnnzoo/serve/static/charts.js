@@ -1,4 +1,5 @@
-// Small, labelled charts on <canvas>: line charts (curves per epoch) and grouped bar charts (per class).
+// Small, labelled charts on <canvas>: line charts (curves per epoch) and grouped bar charts
+// (per class).
 "use strict";
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
 const FONT = "12px system-ui, sans-serif";
@@ -9,7 +10,9 @@ function niceTicks(low, high, count = 5) {
   const mag = Math.pow(10, Math.floor(Math.log10(step0)));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || step0;
   const ticks = [];
-  for (let v = Math.ceil(low / step) * step; v <= high + 1e-9; v += step) ticks.push(+v.toFixed(10));
+  for (let v = Math.ceil(low / step) * step; v <= high + 1e-9; v += step) {
+    ticks.push(+v.toFixed(10));
+  }
   return ticks;
 }
 
@@ -27,11 +30,14 @@ function frame(canvas, opts, xRange, yRange) {
   ctx.textBaseline = "middle";
   const ticks = niceTicks(yRange[0], yRange[1]);
   const step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
-  const scaled = opts.percent ? step * 100 : step;  // as many decimals as the step has: 2.5% steps read 52.5%
-  const digits = [0, 1, 2, 3].find((d) => Math.abs(scaled * 10 ** d - Math.round(scaled * 10 ** d)) < 1e-6) ?? 3;
+  // as many decimals as the step has: 2.5% steps read 52.5%
+  const scaled = opts.percent ? step * 100 : step;
+  const digits = [0, 1, 2, 3]
+    .find((d) => Math.abs(scaled * 10 ** d - Math.round(scaled * 10 ** d)) < 1e-6) ?? 3;
   for (const t of ticks) {
     ctx.beginPath(); ctx.moveTo(m.left, y(t)); ctx.lineTo(m.left + W, y(t)); ctx.stroke();
-    ctx.fillText(opts.percent ? `${(t * 100).toFixed(digits)}%` : String(+t.toFixed(digits)), m.left - 6, y(t));
+    const label = opts.percent ? `${(t * 100).toFixed(digits)}%` : String(+t.toFixed(digits));
+    ctx.fillText(label, m.left - 6, y(t));
   }
   ctx.strokeStyle = "#888";
   ctx.strokeRect(m.left, m.top, W, H);
@@ -84,10 +90,13 @@ function lineChart(canvas, series, opts = {}) {
     f.ctx.lineWidth = 2;
     f.ctx.setLineDash(s.dashed ? [6, 4] : []);
     f.ctx.beginPath();
-    s.points.forEach(([px, py], i) => (i ? f.ctx.lineTo(f.x(px), f.y(py)) : f.ctx.moveTo(f.x(px), f.y(py))));
+    s.points.forEach(([px, py], i) => (i ? f.ctx.lineTo(f.x(px), f.y(py))
+      : f.ctx.moveTo(f.x(px), f.y(py))));
     f.ctx.stroke();
     f.ctx.setLineDash([]);
-    for (const [px, py] of s.points) { f.ctx.beginPath(); f.ctx.arc(f.x(px), f.y(py), 3, 0, 7); f.ctx.fill(); }
+    for (const [px, py] of s.points) {
+      f.ctx.beginPath(); f.ctx.arc(f.x(px), f.y(py), 3, 0, 7); f.ctx.fill();
+    }
   }
   f.ctx.lineWidth = 1;
   legend(f.ctx, series, f.m.left, 12);

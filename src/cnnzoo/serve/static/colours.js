@@ -2,10 +2,14 @@
 // the same maps as `cnnzoo show`, so the page and the figures read alike.
 "use strict";
 const COLOUR_ANCHORS = {
-  viridis: "44015448186a472d7b4240863b528b33638d2c728e26828e21918c1fa08828ae803fbc735ec96284d44baddc30d8e219fde725",
-  inferno: "0000040b0724210c4a3d096557106e71196e8a226aa32c61bc3754d24644e45a31f1731df98e09fcac11f9cb35f2ea69fcffa4",
-  cividis: "00224e002e6a1a386f32436d434e6c535a6d61656f6f70737d7c788c88789b9476aba072bcae6ccdbb63dec958f0d846fee838",
-  signed: "0530611752902a71b23f8ec06bacd19bc9e0c2ddece0ecf3f7f6f6fbe5d8fbccb4f5aa89e48066d05548ba2832930e2667001f",
+  viridis: "44015448186a472d7b4240863b528b33638d2c728e26828e21918c1fa088" +
+    "28ae803fbc735ec96284d44baddc30d8e219fde725",
+  inferno: "0000040b0724210c4a3d096557106e71196e8a226aa32c61bc3754d24644" +
+    "e45a31f1731df98e09fcac11f9cb35f2ea69fcffa4",
+  cividis: "00224e002e6a1a386f32436d434e6c535a6d61656f6f70737d7c788c8878" +
+    "9b9476aba072bcae6ccdbb63dec958f0d846fee838",
+  signed: "0530611752902a71b23f8ec06bacd19bc9e0c2ddece0ecf3f7f6f6fbe5d8" +
+    "fbccb4f5aa89e48066d05548ba2832930e2667001f",
 };
 
 function buildLut(hex) {
@@ -32,7 +36,8 @@ function decodeBytes(b64) {
   return bytes;
 }
 
-// Paint h×w uint8 values (from `bytes` at `offset`) onto `canvas` through a colour map, scaled up without blur.
+// Paint h×w uint8 values (from `bytes` at `offset`) onto `canvas` through a colour map, scaled up
+// without blur.
 function paintValues(canvas, bytes, offset, h, w, lutName, alpha = 255) {
   const lut = LUTS[lutName];
   const small = document.createElement("canvas");

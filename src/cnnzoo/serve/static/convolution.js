@@ -1,13 +1,16 @@
-// The sliding window, step by step: the layer's input map with its padding drawn as a grey ring, the kernel's
-// window moving by the stride, and the output map filling in with the model's own values. Play/pause, step
-// and speed; the clicked position is outlined in the output.
+// The sliding window, step by step: the layer's input map with its padding drawn as a grey ring,
+// the kernel's window moving by the stride, and the output map filling in with the model's own
+// values. Play/pause, step and speed; the clicked position is outlined in the output.
 "use strict";
 const conv = { data: null, step: 0, timer: null, target: null };
 
 function setupConvolution() {
-  $("#conv-play").addEventListener("click", () => (conv.timer ? pauseConvolution() : playConvolution()));
+  $("#conv-play").addEventListener("click",
+    () => (conv.timer ? pauseConvolution() : playConvolution()));
   $("#conv-step").addEventListener("click", () => { pauseConvolution(); stepConvolution(); });
-  $("#conv-speed").addEventListener("input", () => { if (conv.timer) { pauseConvolution(); playConvolution(); } });
+  $("#conv-speed").addEventListener("input", () => {
+    if (conv.timer) { pauseConvolution(); playConvolution(); }
+  });
 }
 
 function startConvolution(data, position) {
@@ -17,10 +20,13 @@ function startConvolution(data, position) {
   conv.target = position;
   $("#convolution").hidden = !data;
   if (!data) return;
-  const what = data.op === "conv" ? `input channel ${data.input_channel} and its kernel` : `map ${data.input_channel}`;
-  $("#conv-caption").textContent = `${data.op === "conv" ? "convolution" : `${data.op} pooling`}: ${what}; ` +
+  const what = data.op === "conv"
+    ? `input channel ${data.input_channel} and its kernel` : `map ${data.input_channel}`;
+  const op = data.op === "conv" ? "convolution" : `${data.op} pooling`;
+  $("#conv-caption").textContent = `${op}: ${what}; ` +
     `K = ${data.kernel_size}, S = ${data.stride}, P = ${data.padding} (grey ring: padding). ` +
-    `Output values are the layer's own (summed over all input channels, plus bias). Colours: cividis, each map by its own range.`;
+    "Output values are the layer's own (summed over all input channels, plus bias). " +
+    "Colours: cividis, each map by its own range.";
   drawConvolution();
 }
 
@@ -52,11 +58,12 @@ function cividis(v, low, high) {
 function drawGrid(ctx, grid, left, top, cell, pad) {
   const flat = grid.flat(), low = Math.min(...flat), high = Math.max(...flat);
   const h = grid.length + 2 * pad, w = grid[0].length + 2 * pad;
+  const gap = cell > 4 ? 1 : 0;
   for (let r = 0; r < h; r++) {
     for (let c = 0; c < w; c++) {
       const inside = r >= pad && c >= pad && r < h - pad && c < w - pad;
       ctx.fillStyle = inside ? cividis(grid[r - pad][c - pad], low, high) : "#c8c8c8";
-      ctx.fillRect(left + c * cell, top + r * cell, cell - (cell > 4 ? 1 : 0), cell - (cell > 4 ? 1 : 0));
+      ctx.fillRect(left + c * cell, top + r * cell, cell - gap, cell - gap);
     }
   }
 }
@@ -71,7 +78,8 @@ function drawConvolution() {
   ctx.clearRect(0, 0, c.width, c.height);
   drawGrid(ctx, d.input, 0, 0, cell, pad);
   const r = Math.floor(conv.step / outW), q = conv.step % outW;
-  ctx.lineWidth = 2; ctx.strokeStyle = "#ff2d7f";  // the window: magenta on cividis reads for every eye
+  // the window: magenta on cividis reads for every eye
+  ctx.lineWidth = 2; ctx.strokeStyle = "#ff2d7f";
   ctx.strokeRect(q * d.stride * cell, r * d.stride * cell, span * cell, span * cell);
   ctx.fillStyle = "#c8c8c8";
   ctx.fillRect(outLeft, 0, outW * outCell, outH * outCell);
@@ -85,11 +93,14 @@ function drawConvolution() {
   ctx.strokeRect(outLeft + q * outCell, r * outCell, outCell, outCell);
   if (conv.target) {
     ctx.strokeStyle = "#fff"; ctx.lineWidth = 1;
-    ctx.strokeRect(outLeft + conv.target.x * outCell + 0.5, conv.target.y * outCell + 0.5, outCell - 1, outCell - 1);
+    ctx.strokeRect(outLeft + conv.target.x * outCell + 0.5, conv.target.y * outCell + 0.5,
+      outCell - 1, outCell - 1);
   }
   ctx.fillStyle = "#1d2330"; ctx.font = FONT; ctx.textAlign = "center";
   ctx.fillText("→", outLeft - 30, Math.min(inH * cell, outH * outCell) / 2);
-  $("#conv-status").textContent = `step ${conv.step + 1} of ${outH * outW}: window at input row ${r * d.stride - pad}, ` +
-    `column ${q * d.stride - pad} (moves ${d.stride} px per step) → output (${r}, ${q}) = ${d.output[r][q].toFixed(4)}`;
+  $("#conv-status").textContent =
+    `step ${conv.step + 1} of ${outH * outW}: window at input row ${r * d.stride - pad}, ` +
+    `column ${q * d.stride - pad} (moves ${d.stride} px per step) → ` +
+    `output (${r}, ${q}) = ${d.output[r][q].toFixed(4)}`;
   $("#conv-status").dataset.step = String(conv.step);
 }

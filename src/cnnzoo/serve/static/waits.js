@@ -1,6 +1,6 @@
-// Waiting made visible: any request still unanswered after half a second shows a spinner in the header
-// naming what is awaited, and the nearest-neighbour index shows its build's progress while the rest of
-// the page goes on answering.
+// Waiting made visible: any request still unanswered after half a second shows a spinner in the
+// header naming what is awaited, and the nearest-neighbour index shows its build's progress while
+// the rest of the page goes on answering.
 "use strict";
 const WAIT_SHOWN_AFTER_MS = 500;
 const waits = new Map();
@@ -15,13 +15,16 @@ function startWait(label) {
 function showWaits() {
   const box = document.querySelector("#busy");
   box.hidden = !waits.size;
-  box.querySelector(".what").textContent = `waiting for ${[...new Set(waits.values())].join(", ")}…`;
+  const what = [...new Set(waits.values())].join(", ");
+  box.querySelector(".what").textContent = `waiting for ${what}…`;
 }
 
-// The label of a request, for the spinner: the API's last word ("predict", "neighbours", "position").
+// The label of a request, for the spinner: the API's last word ("predict", "neighbours",
+// "position").
 function waitLabel(path) {
   const words = path.split("?")[0].split("/").filter(Boolean);
-  return words.length > 3 ? words[words.length - 1] : words.length > 2 ? "the run" : "the runs list";
+  if (words.length > 3) return words[words.length - 1];
+  return words.length > 2 ? "the run" : "the runs list";
 }
 
 function showIndexProgress(index) {
@@ -42,7 +45,8 @@ function showIndexProgress(index) {
       `(${index.seconds} s); predict, maps and Grad-CAM answer meanwhile`;
 }
 
-// Ask for the neighbours; while the index is built (202) show its progress, poll it, then ask again.
+// Ask for the neighbours; while the index is built (202) show its progress, poll it, then ask
+// again.
 async function loadNeighbours(run, seq, form, query = "") {
   const path = `/api/runs/${encodeURIComponent(run)}`;
   for (;;) {
