@@ -22,6 +22,7 @@ from cnnzoo.commands import (
     data,
     evaluate,
     experiment,
+    export,
     importing,
     models,
     scratch,
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-code", action="store_true", help=RUN_CODE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (models, train, evaluate, importing, data, bench, scratch, experiment, show,
-                   serve):
+                   export, serve):
         module.register(commands)
     _accept_global_options(commands)
     return parser

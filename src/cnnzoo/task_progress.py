@@ -50,8 +50,12 @@ class TaskProgress:
     def __enter__(self) -> TaskProgress:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, error_type, *exc) -> None:
+        if error_type is None:
+            self.close()
+        elif self.drawn:  # the error's own line follows, alone: no bar left, no "done"
+            self.stream.write("\r\x1b[2K")
+            self.drawn = False
 
     def stage(self, name: str, total: int | None = None) -> None:
         """Start the next stage (``total``: its items, when it counts them)."""

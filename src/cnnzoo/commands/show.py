@@ -1,4 +1,4 @@
-"""``cnnzoo show …``, ``cnnzoo scoremap`` and ``cnnzoo export``: look inside a trained network (or a fresh one).
+"""``cnnzoo show …`` and ``cnnzoo scoremap``: look inside a trained network (or a fresh one).
 
 Each takes a run directory (or checkpoint) or a model name, writes PNGs into ``--out`` (default ``RUN/show``)
 and with ``--json`` prints what it wrote and the numbers behind it. The work is in ``cnnzoo.visualize``.
@@ -11,7 +11,6 @@ probabilities, as ``predict`` does.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -138,16 +137,16 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
     run, out = _open(args)
     head = convolutional_head(run.model)  # refuses models without an FC head before any data is read
     report, caption = {"model": run.name}, ""
+    if args.image is not None:  # read (and refused, if it must be) before any progress line
+        x, caption = _scoremap_image(run, args, report)
+        stem = args.image.stem
     progress = args.held.enter_context(TaskProgress("scoremap"))
-    progress.stage("loading the data" if args.image is None else f"preparing {args.image.name}")
     if args.image is None:  # the demonstration: 3×3 test images on one canvas
+        progress.stage("loading the data")
         test = load_data(run, args.data_dir).test
         raw = tile_canvas(test.images[:9].cpu())
         x, stem, labels = canvas_input(run, raw[None]), "canvas", test.labels[:9].tolist()
         report["canvas_classes"] = [run.classes[i] for i in labels]
-    else:
-        x, caption = _scoremap_image(run, args, report)
-        stem = args.image.stem
     progress.stage("class scores of every window in one pass")
     result = score_map(run.model, x, head)
     scores = result["scores"]
@@ -272,61 +271,6 @@ def cmd_embedding(args: argparse.Namespace) -> int:
                           "wrote": [str(path)]}, started)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    import torch
-
-    from cnnzoo.visualize.export import compare, export_onnx
-    from cnnzoo.visualize.source import load_data, model_input
-
-    started = time.perf_counter()
-    run, _ = _open(args)
-    out = Path(args.out) if args.out else (run.run_dir or Path(".")) / f"{run.name}.onnx"
-    c, side, _ = run.model.cfg.input_size
-    progress = args.held.enter_context(TaskProgress("export"))
-    progress.stage(f"writing {out} (torch.onnx traces the model)")
-    path = export_onnx(run.model, out, torch.zeros(2, c, side, side))
-    progress.stage("checking it with onnxruntime")
-    if run.checkpoint is not None and run.dataset is not None:
-        test = load_data(run, args.data_dir).test
-        x, source = model_input(run, test.images[: args.images].cpu()), f"{run.dataset} test images"
-    else:
-        x, source = torch.randn(args.images, c, side, side, generator=torch.Generator().manual_seed(0)), "random inputs"
-    check = compare(path, run.model, x)
-    print(f"{run.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max |Δlogit| "
-          f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}", file=sys.stderr)
-    report = {"model": run.name, "format": "onnx", "checked_on": source, **check,
-              "wrote": [str(path)]}
-    if args.int8:
-        report["int8"] = _export_int8(args, run, path, progress)
-        report["wrote"] += report["int8"].pop("wrote")
-    progress.close()
-    code = _finish(args, report, started)
-    return code if not args.int8 or report["int8"]["kept"] else 1
-
-
-def _export_int8(args: argparse.Namespace, run, path: Path, progress: TaskProgress) -> dict:
-    """ONNX Runtime's int8 file beside the fp32 one, kept only if the gate passes (or --force); the
-    gate's figures go to a .json beside it either way."""
-    import json
-
-    from cnnzoo.engine.precision_gate import gate, verdict
-    from cnnzoo.errors import ConfigError
-
-    if run.checkpoint is None:
-        raise ConfigError("--int8 needs a trained run: the gate compares int8 with fp32 on its "
-                          "test set")
-    int8_path = path.with_name(path.stem + ".int8.onnx")
-    progress.stage(f"int8: calibrating on training images, then the gate on {run.dataset}'s "
-                   "test set")
-    _, report = gate(run, "int8", data_dir=args.data_dir, force=args.force, onnx_path=int8_path)
-    print(verdict(report), file=sys.stderr)
-    figures = int8_path.with_suffix(".json")
-    figures.write_text(json.dumps(report, indent=2) + "\n")
-    if not report["kept"]:
-        int8_path.unlink(missing_ok=True)
-    return {**report, "wrote": ([str(int8_path)] if report["kept"] else []) + [str(figures)]}
-
-
 def _drawable(image):
     """uint8 (C, H, W) to an array for imshow: (H, W) grey or (H, W, 3)."""
     return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
@@ -391,19 +335,3 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_one_writer(cmd_embedding))
     units.register(views, _common)
     _register_scoremap(commands)
-    p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
-                            description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")
-    p.add_argument("source", metavar="RUN|MODEL")
-    p.add_argument("--format", choices=("onnx",), default="onnx")
-    options.add(p, "out_file", help="the .onnx file (default: RUN/MODEL.onnx)")
-    p.add_argument("--images", type=positive_int, default=256, help="test images to compare on (default: 256)")
-    options.add(p, "data_dir")
-    p.add_argument("--int8", action="store_true",
-                   help="also write MODEL.int8.onnx (ONNX Runtime static int8, calibrated on "
-                        "training images), kept only if its test top-1 is within 0.5 points of "
-                        "fp32 and it is "
-                        "faster; the figures go to MODEL.int8.json")
-    p.add_argument("--force", action="store_true",
-                   help="with --int8: keep it even if the gate refuses")
-    options.add(p, "json", help="print max |Δlogit|, top-1 agreement and the file written")
-    p.set_defaults(run=_one_writer(cmd_export))
