@@ -1,16 +1,19 @@
-"""What data-parallel training of the zoo's ImageNet models exchanges each step, measured and on paper.
+"""What data-parallel training of the zoo's ImageNet models exchanges each step, measured and on
+paper.
 
-Measured: the time two gloo processes on this machine take to all-reduce one step's gradients of each model (one
-fp32 tensor of the trainable parameters' size, as DistributedDataParallel's buckets add up to), median of
-``--repeats`` after a warm-up.
+Measured: the time two gloo processes on this machine take to all-reduce one step's gradients of
+each model (one fp32 tensor of the trainable parameters' size, as DistributedDataParallel's buckets
+add up to), median of ``--repeats`` after a warm-up.
 
-On paper (docs/distributed.md): each step, ring all-reduce sends and receives 2(N−1)/N × S bytes per process for
-S bytes of fp32 gradients, in 2(N−1) rounds per bucket (DDP's default bucket is 25 MiB); the step's compute is
-3 × 2 × forward MACs per image (forward + backward ≈ 3 forward passes, 2 FLOPs per multiply-add) × the per-GPU
-batch, at a stated sustained per-GPU throughput. Data parallelism stops scaling where the exchange takes longer
-than the compute. Parameters and MACs come from ``cnnzoo.models.registry`` and ``cnnzoo.inspect.summary``.
+On paper (docs/distributed.md): each step, ring all-reduce sends and receives 2(N−1)/N × S bytes per
+process for S bytes of fp32 gradients, in 2(N−1) rounds per bucket (DDP's default bucket is 25 MiB);
+the step's compute is 3 × 2 × forward MACs per image (forward + backward ≈ 3 forward passes, 2 FLOPs
+per multiply-add) × the per-GPU batch, at a stated sustained per-GPU throughput. Data parallelism
+stops scaling where the exchange takes longer than the compute. Parameters and MACs come from
+``cnnzoo.models.registry`` and ``cnnzoo.inspect.summary``.
 
-    PYTHONPATH=src python benchmarks/allreduce.py [--repeats 5] [--out benchmarks/results/allreduce.json]
+    PYTHONPATH=src python benchmarks/allreduce.py [--repeats 5] \
+        [--out benchmarks/results/allreduce.json]
 """
 
 from __future__ import annotations
@@ -34,23 +37,29 @@ from cnnzoo.models.registry import create_model
 
 MODELS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "densenet121")
 BUCKET_BYTES = 25 * 2**20  # DistributedDataParallel's bucket_cap_mb default
-PER_GPU_BATCH = 32  # ImageNet's batch of 256 on 8 GPUs (Goyal et al., 2017, keep 32 per GPU up to 8k)
-PER_GPU_FLOPS = 50e12  # sustained mixed-precision training FLOP/s of an A100-class GPU (ResNet-50 ≈ 2,000 img/s)
-# name: (bytes/s one way per process, latency per message in s); sustained figures, not the data sheets' peaks
-LINKS = {"10 GbE": (1.25e9, 50e-6), "100 Gb InfiniBand": (12.5e9, 5e-6), "NVLink (A100, in a node)": (230e9, 5e-6)}
+# ImageNet's batch of 256 on 8 GPUs (Goyal et al., 2017, keep 32 per GPU up to 8k)
+PER_GPU_BATCH = 32
+# sustained mixed-precision training FLOP/s of an A100-class GPU (ResNet-50 ≈ 2,000 img/s)
+PER_GPU_FLOPS = 50e12
+# name: (bytes/s one way per process, latency per message in s); sustained figures, not the data
+# sheets' peaks
+LINKS = {"10 GbE": (1.25e9, 50e-6), "100 Gb InfiniBand": (12.5e9, 5e-6),
+         "NVLink (A100, in a node)": (230e9, 5e-6)}
 
 
 def model_costs(name: str) -> dict:
-    """Trainable parameters, gradient bytes and forward MACs at the model's default input (one image)."""
+    """Trainable parameters, gradient bytes and forward MACs at the model's default input (one
+    image)."""
     model = create_model(name)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     report = summary(model.eval())
-    return {"model": name, "params": params, "gradient_bytes": 4 * params, "forward_macs": report.total_macs,
-            "input": report.input_size}
+    return {"model": name, "params": params, "gradient_bytes": 4 * params,
+            "forward_macs": report.total_macs, "input": report.input_size}
 
 
 def exchange_seconds(gradient_bytes: int, processes: int, link: tuple[float, float]) -> float:
-    """Ring all-reduce of one step's gradients: the bandwidth term and the latency of 2(N−1) rounds a bucket."""
+    """Ring all-reduce of one step's gradients: the bandwidth term and the latency of 2(N−1) rounds
+    a bucket."""
     bandwidth, latency = link
     buckets = math.ceil(gradient_bytes / BUCKET_BYTES)
     rounds = 2 * (processes - 1)
@@ -61,10 +70,14 @@ def compute_seconds(forward_macs: int) -> float:
     return PER_GPU_BATCH * 3 * 2 * forward_macs / PER_GPU_FLOPS
 
 
-def processes_where_scaling_stops(costs: dict, link: tuple[float, float], limit: int = 4096) -> int | None:
-    """The fewest processes whose exchange outlasts the step's compute (None: not up to ``limit``)."""
+def processes_where_scaling_stops(
+    costs: dict, link: tuple[float, float], limit: int = 4096
+) -> int | None:
+    """The fewest processes whose exchange outlasts the step's compute (None: not up to
+    ``limit``)."""
     compute = compute_seconds(costs["forward_macs"])
-    return next((n for n in range(2, limit + 1) if exchange_seconds(costs["gradient_bytes"], n, link) > compute),
+    return next((n for n in range(2, limit + 1) if exchange_seconds(costs["gradient_bytes"], n,
+                                                                    link) > compute),
                 None)
 
 
@@ -107,12 +120,20 @@ def main() -> None:
     load_before = os.getloadavg()
     measured = measure({c["model"]: c["params"] for c in costs}, args.repeats)
     rows = []
-    print(f"{'model':<12} {'params':>12} {'grad MB':>8} {'GMACs':>7} {'all-reduce s':>13} {'s/GB':>6} "
+    print(f"{'model':<12} {'params':>12} {'grad MB':>8} {'GMACs':>7} {'all-reduce s':>13} "
+          f"{'s/GB':>6} "
           f"{'compute ms':>10}  " + "  ".join(f"{name} (ms, stops at N)" for name in LINKS))
     for cost in costs:
         seconds = statistics.median(measured[cost["model"]])
-        links = {name: {"exchange_ms_at_8": round(1e3 * exchange_seconds(cost["gradient_bytes"], 8, link), 2),
-                        "stops_at": processes_where_scaling_stops(cost, link)} for name, link in LINKS.items()}
+        links = {
+            name: {
+                "exchange_ms_at_8": round(
+                    1e3 * exchange_seconds(cost["gradient_bytes"], 8, link), 2
+                ),
+                "stops_at": processes_where_scaling_stops(cost, link),
+            }
+            for name, link in LINKS.items()
+        }
         row = {**cost, "allreduce_seconds": [round(t, 4) for t in measured[cost["model"]]],
                "allreduce_median_seconds": round(seconds, 4),
                "seconds_per_gb": round(seconds / (cost["gradient_bytes"] / 1e9), 3),
@@ -120,14 +141,17 @@ def main() -> None:
         rows.append(row)
         print(f"{cost['model']:<12} {cost['params']:>12,} {cost['gradient_bytes'] / 1e6:>8.1f} "
               f"{cost['forward_macs'] / 1e9:>7.2f} {seconds:>13.3f} {row['seconds_per_gb']:>6.2f} "
-              f"{row['compute_ms']:>10.1f}  " + "  ".join(f"{v['exchange_ms_at_8']:>8.1f}, {v['stops_at'] or '>4096'}"
+              f"{row['compute_ms']:>10.1f}  " + "  ".join(f"{v['exchange_ms_at_8']:>8.1f}, "
+                                                          f"{v['stops_at'] or '>4096'}"
                                                           for v in links.values()))
-    report = {"cpu": machine_name("cpu"), "cores": os.cpu_count(), "torch": torch.__version__, "processes": 2,
+    report = {"cpu": machine_name("cpu"), "cores": os.cpu_count(), "torch": torch.__version__,
+              "processes": 2,
               "backend": "gloo", "repeats": args.repeats, "load_average_before": load_before,
-              "load_average_after": os.getloadavg(), "per_gpu_batch": PER_GPU_BATCH, "per_gpu_flops": PER_GPU_FLOPS,
+              "load_average_after": os.getloadavg(), "per_gpu_batch": PER_GPU_BATCH,
+              "per_gpu_flops": PER_GPU_FLOPS,
               "bucket_bytes": BUCKET_BYTES, "links": LINKS, "models": rows}
-    print(f"CPU: {report['cpu']} ({report['cores']} cores); load average {load_before[0]:.1f} before, "
-          f"{report['load_average_after'][0]:.1f} after (a shared machine)")
+    print(f"CPU: {report['cpu']} ({report['cores']} cores); load average {load_before[0]:.1f} "
+          f"before, {report['load_average_after'][0]:.1f} after (a shared machine)")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump(report, handle, indent=2)

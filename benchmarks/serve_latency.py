@@ -1,18 +1,20 @@
-"""The explorer's predict round trip, measured: upload → top-k and every stage's feature maps, for a lenet5 run.
+"""The explorer's predict round trip, measured: upload → top-k and every stage's feature maps, for a
+lenet5 run.
 
     python benchmarks/serve_latency.py RUNS_DIR [--run NAME] [--requests 200] [--out FILE]
 
-Starts `cnnzoo serve`'s application on uvicorn on a free port of 127.0.0.1 (in this process, in a thread), then
+Starts `cnnzoo serve`'s application on uvicorn on a free port of 127.0.0.1 (in this process, in a
+thread), then
 
-1. sends ``--requests`` predict requests one after another (one client, keep-alive) and reports the median and
-   95th-percentile latency of the whole round trip (multipart upload, decoding, the forward pass with hooks,
-   Grad-CAM, packing the maps, JSON), and the size of an answer;
-2. sends bursts of N simultaneous requests (N = 1, 2, 4, … up to ``--max-clients``), each client one request
-   released at the same moment, and counts answers 200 and 503: how many clients at once are served before the
-   server answers 503 rather than queueing.
+1. sends ``--requests`` predict requests one after another (one client, keep-alive) and reports the
+   median and 95th-percentile latency of the whole round trip (multipart upload, decoding, the
+   forward pass with hooks, Grad-CAM, packing the maps, JSON), and the size of an answer;
+2. sends bursts of N simultaneous requests (N = 1, 2, 4, … up to ``--max-clients``), each client one
+   request released at the same moment, and counts answers 200 and 503: how many clients at once are
+   served before the server answers 503 rather than queueing.
 
-Every request goes to 127.0.0.1 only, and the loops are bounded. Not a test: figures depend on the machine and on
-what else runs on it (the load average is recorded beside them).
+Every request goes to 127.0.0.1 only, and the loops are bounded. Not a test: figures depend on the
+machine and on what else runs on it (the load average is recorded beside them).
 """
 
 from __future__ import annotations
@@ -53,14 +55,16 @@ def predict(client: httpx.Client, url: str, image: bytes) -> tuple[int, float, i
 def sequential(base: str, run: str, image: bytes, count: int) -> dict:
     url = f"{base}/api/runs/{run}/predict"
     with httpx.Client(timeout=60) as client:
-        first = client.post(url, files={"image": ("probe.png", image, "image/png")}).json()  # loads the model
+        # loads the model
+        first = client.post(url, files={"image": ("probe.png", image, "image/png")}).json()
         stages = len(first["stages"])
         results = [predict(client, url, image) for _ in range(count)]
     times = sorted(t for status, t, _ in results if status == 200)
     return {"requests": count, "ok": len(times), "stages_per_answer": stages,
             "median_ms": round(statistics.median(times) * 1000, 1),
             "p95_ms": round(times[max(0, int(round(0.95 * len(times))) - 1)] * 1000, 1),
-            "mean_ms": round(statistics.fmean(times) * 1000, 1), "answer_kb": round(results[-1][2] / 1024, 1)}
+            "mean_ms": round(statistics.fmean(times) * 1000, 1),
+            "answer_kb": round(results[-1][2] / 1024, 1)}
 
 
 def burst(base: str, run: str, image: bytes, clients: int) -> dict:
@@ -82,14 +86,16 @@ def burst(base: str, run: str, image: bytes, clients: int) -> dict:
     for thread in threads:
         thread.join()
     served = [t for status, t, _ in results if status == 200]
-    return {"clients": clients, "200": len(served), "503": sum(status == 503 for status, _, _ in results),
+    return {"clients": clients, "200": len(served), "503": sum(status == 503 for status, _,
+                                                               _ in results),
             "slowest_served_ms": round(max(served) * 1000, 1) if served else None}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs_dir", type=Path)
-    parser.add_argument("--run", help="the lenet5 run to ask (default: the first lenet5 run listed)")
+    parser.add_argument("--run", help="the lenet5 run to ask (default: the first lenet5 run "
+                                      "listed)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--max-clients", type=int, default=32)
     parser.add_argument("--max-inference", type=int, default=Limits().max_inference)
@@ -101,11 +107,15 @@ def main() -> None:
     server, thread, base = start(args.runs_dir, limits)
     try:
         listed = httpx.get(f"{base}/api/runs", timeout=30).json()["runs"]
-        run = args.run or next(r["name"] for r in listed if r["model"] == "lenet5" and r["has_checkpoint"])
+        run = args.run or next(
+            r["name"] for r in listed if r["model"] == "lenet5" and r["has_checkpoint"]
+        )
         image = httpx.get(f"{base}/api/runs/{run}/test-image?index=0", timeout=120).json()["png"]
         image = base64.b64decode(image)
-        report = {"run": run, "cpu": machine_name("cpu"), "cores": os.cpu_count(), "load_average_before": load_before,
-                  "max_inference": args.max_inference, "sequential": sequential(base, run, image, args.requests)}
+        report = {"run": run, "cpu": machine_name("cpu"), "cores": os.cpu_count(),
+                  "load_average_before": load_before,
+                  "max_inference": args.max_inference,
+                  "sequential": sequential(base, run, image, args.requests)}
         report["bursts"] = []
         clients = 1
         while clients <= args.max_clients:

@@ -1,4 +1,5 @@
-"""Shared fixtures: small datasets written in the real file formats, so no test needs the network."""
+"""Shared fixtures: small datasets written in the real file formats, so no test needs the
+network."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from cnnzoo.errors import DataFilesMissing
 
 @pytest.fixture(scope="session")
 def tiny_mnist_dir(tmp_path_factory) -> Path:
-    """A learnable MNIST-format dataset: 10 classes, each a bright square at its own place on a dark image."""
+    """A learnable MNIST-format dataset: 10 classes, each a bright square at its own place on a dark
+    image."""
     root = tmp_path_factory.mktemp("tiny-mnist")
     rng = np.random.default_rng(0)
 
@@ -34,7 +36,8 @@ def tiny_mnist_dir(tmp_path_factory) -> Path:
 
 
 def find_fashion_mnist() -> Path | None:
-    """Where cnnzoo finds the real Fashion-MNIST (`make test` installs Debian's copy), without downloading."""
+    """Where cnnzoo finds the real Fashion-MNIST (`make test` installs Debian's copy), without
+    downloading."""
     try:
         return find_dataset_files("fashion-mnist")
     except DataFilesMissing:
@@ -61,7 +64,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def tuning_cache_in_a_temporary_directory(tmp_path_factory):
-    """The autotuner's cache goes to a temporary directory, never the user's (child processes inherit it)."""
+    """The autotuner's cache goes to a temporary directory, never the user's (child processes
+    inherit it)."""
     import os
 
     from cnnzoo.engine.tuning_cache import CACHE_ENV
@@ -77,8 +81,9 @@ def tuning_cache_in_a_temporary_directory(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def explorer_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
-    """A folder of runs for `cnnzoo serve`'s tests: two tiny trained runs (lenet5, lenet5_bn), one whose checkpoint
-    is damaged, one whose checkpoints are links to files outside the folder, and a link to a run outside it."""
+    """A folder of runs for `cnnzoo serve`'s tests: two tiny trained runs (lenet5, lenet5_bn), one
+    whose checkpoint is damaged, one whose checkpoints are links to files outside the folder, and a
+    link to a run outside it."""
     import shutil
 
     from cnnzoo.engine.config import TrainConfig
@@ -87,8 +92,8 @@ def explorer_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("explorer") / "runs"
     outside = root.parent / "outside"
     for name, model, epochs in (("lenet5-a", "lenet5", 2), ("lenet5bn-b", "lenet5_bn", 1)):
-        train(TrainConfig(model=model, dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=epochs, batch_size=128,
-                          lr=0.1, out=str(root / name)))
+        train(TrainConfig(model=model, dataset="mnist", data_dir=str(tiny_mnist_dir),
+                          epochs=epochs, batch_size=128, lr=0.1, out=str(root / name)))
     shutil.copytree(root / "lenet5-a", outside)
     shutil.copytree(root / "lenet5-a", root / "damaged")
     for checkpoint in (root / "damaged" / "checkpoints").glob("*.safetensors"):

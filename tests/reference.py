@@ -1,11 +1,13 @@
 """Published figures the models and the inspector must reproduce, each table with its source.
 
-Parameter counts are trainable parameters (weights and biases, BatchNorm's affine ones included) for 3-channel
-input and 1000 classes unless a table says otherwise. "torchvision" means the model documentation of
-torchvision.models (its "num_params" and "GFLOPS" fields); the papers are cited by first author and year:
+Parameter counts are trainable parameters (weights and biases, BatchNorm's affine ones included) for
+3-channel input and 1000 classes unless a table says otherwise. "torchvision" means the model
+documentation of torchvision.models (its "num_params" and "GFLOPS" fields); the papers are cited by
+first author and year:
 
 - LeCun, Bottou, Bengio & Haffner (1998), "Gradient-based learning applied to document recognition"
-- Krizhevsky, Sutskever & Hinton (2012), "ImageNet classification with deep convolutional neural networks"
+- Krizhevsky, Sutskever & Hinton (2012), "ImageNet classification with deep convolutional neural
+  networks"
 - Simonyan & Zisserman (2015), "Very deep convolutional networks for large-scale image recognition"
 - Szegedy et al. (2014), "Going deeper with convolutions"
 - He, Zhang, Ren & Sun (2016), "Deep residual learning for image recognition"
@@ -15,12 +17,13 @@ torchvision.models (its "num_params" and "GFLOPS" fields); the papers are cited 
 Nothing here is computed from cnnzoo: these numbers are what the code is checked against.
 """
 
-# ---- parameter counts -------------------------------------------------------------------------------------------
+# ---- parameter counts ----------------------------------------------------------------------------
 
 # ImageNet networks, 3 channels, 1000 classes.
 #   model              params         source
 IMAGENET_PARAMS = {
-    "alexnet_2012": 60_965_224,  # Krizhevsky 2012, two grouped towers (torchvision's single-tower one: 61,100,840)
+    # Krizhevsky 2012, two grouped towers (torchvision's single-tower one: 61,100,840)
+    "alexnet_2012": 60_965_224,
     "vgg11": 132_863_336,  # torchvision
     "vgg11_bn": 132_868_840,  # torchvision
     "vgg13": 133_047_848,  # torchvision
@@ -31,7 +34,8 @@ IMAGENET_PARAMS = {
     "vgg19_bn": 143_678_248,  # torchvision
     "resnet18": 11_689_512,  # torchvision
     "resnet34": 21_797_672,  # torchvision
-    "resnet50": 25_557_032,  # torchvision (stride on the bottleneck's 3×3 conv; the count is the paper's too)
+    # torchvision (stride on the bottleneck's 3×3 conv; the count is the paper's too)
+    "resnet50": 25_557_032,
     "resnet101": 44_549_160,  # torchvision
     "resnet152": 60_192_808,  # torchvision
     "densenet121": 7_978_856,  # torchvision
@@ -42,7 +46,8 @@ IMAGENET_PARAMS = {
 
 # CIFAR networks: 3×32×32 input, 10 classes.
 CIFAR_PARAMS = {
-    "resnet20": 269_722,  # He 2016, section 4.2 / Table 6 (0.27M): 16-32-64 maps, option A shortcuts
+    # He 2016, section 4.2 / Table 6 (0.27M): 16-32-64 maps, option A shortcuts
+    "resnet20": 269_722,
     "resnet32": 464_154,  # He 2016 (0.46M)
     "resnet44": 658_586,  # He 2016 (0.66M)
     "resnet56": 853_018,  # He 2016 (0.85M)
@@ -50,22 +55,27 @@ CIFAR_PARAMS = {
     "densenet_bc_100_k12": 769_162,  # Huang 2017, Table 2 (0.8M): DenseNet-BC, L=100, k=12
 }
 
-# GoogLeNet as in the paper: 5×5 branches, biases, no BatchNorm (Szegedy 2014, Table 1, counted with biases).
+# GoogLeNet as in the paper: 5×5 branches, biases, no BatchNorm (Szegedy 2014, Table 1, counted with
+# biases).
 GOOGLENET_PARAMS = {
     "without auxiliary heads": 6_998_552,
-    "with auxiliary heads": 13_378_280,  # the two heads of section 5 (torchvision's BN version: 6,624,904)
+    # the two heads of section 5 (torchvision's BN version: 6,624,904)
+    "with auxiliary heads": 13_378_280,
 }
 
-# d2l's simplified single-tower AlexNet (96-256-384-384-256, no LRN) on 224×224×1 images, 10 classes.
+# d2l's simplified single-tower AlexNet (96-256-384-384-256, no LRN) on 224×224×1 images, 10
+# classes.
 D2L_ALEXNET_PARAMS = 46_764_746
 
-# He 2016, section 4.2 / Fig. 5: a 256→64→64→256 bottleneck against two 3×3 convolutions on 256 maps.
+# He 2016, section 4.2 / Fig. 5: a 256→64→64→256 bottleneck against two 3×3 convolutions on 256
+# maps.
 BOTTLENECK_256_WEIGHTS = 69_632
 TWO_3X3_256_WEIGHTS = 1_179_648
 
-# ---- architecture tables ------------------------------------------------------------------------------------------
+# ---- architecture tables -------------------------------------------------------------------------
 
-# AlexNet at 227×227 (Krizhevsky 2012, Fig. 2): side after conv1, pool1, conv2, pool2, conv3, conv4, conv5, pool5.
+# AlexNet at 227×227 (Krizhevsky 2012, Fig. 2): side after conv1, pool1, conv2, pool2, conv3, conv4,
+# conv5, pool5.
 ALEXNET_2012_SIDES = [55, 27, 27, 13, 13, 13, 13, 6]
 # Convolution groups (the two GPU towers): conv3 is the only layer that crosses them.
 ALEXNET_2012_GROUPS = [1, 2, 1, 2, 2]
@@ -89,11 +99,12 @@ GOOGLENET_AUX_WEIGHT = 0.3
 # The 3a row of Table 1: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
 GOOGLENET_3A = (64, 96, 128, 16, 32, 32)
 
-# DenseNet depth L counts the weighted layers (convolutions and the FC layer): Huang 2017, Table 1 and section 4.
+# DenseNet depth L counts the weighted layers (convolutions and the FC layer): Huang 2017, Table 1
+# and section 4.
 DENSENET_DEPTH = {"densenet121": 121, "densenet161": 161, "densenet169": 169, "densenet201": 201,
                   "densenet_bc_100_k12": 100, "densenet_bc_40_k12": 40}
 
-# ---- LeNet-5 layer by layer (LeCun 1998, section II.B), 32×32×1 input ---------------------------------------------
+# ---- LeNet-5 layer by layer (LeCun 1998, section II.B), 32×32×1 input ----------------------------
 
 # "Connections" counts every multiply-add plus one per output unit that has a bias.
 #   layer      output shape    trainable params   connections   receptive field
@@ -109,17 +120,20 @@ LENET_1998_LAYERS = [
 LENET_1998_TRAINABLE = 60_000
 LENET_1998_FIXED = 840
 
-# ---- receptive fields and multiply-adds --------------------------------------------------------------------------
+# ---- receptive fields and multiply-adds ----------------------------------------------------------
 
-# Receptive fields (side, in input pixels) at named layers. AlexNet and VGG-16 from the layer arithmetic of their
-# papers' tables (r_out = r_in + (k − 1)·j_in); ResNets as commonly reported for torchvision's models.
+# Receptive fields (side, in input pixels) at named layers. AlexNet and VGG-16 from the layer
+# arithmetic of their papers' tables (r_out = r_in + (k − 1)·j_in); ResNets as commonly reported for
+# torchvision's models.
 RECEPTIVE_FIELDS = {
-    "alexnet_2012": {"features.0": 11, "features.3": 19, "features.4": 51, "features.7": 67, "features.8": 99,
+    "alexnet_2012": {"features.0": 11, "features.3": 19, "features.4": 51, "features.7": 67,
+                     "features.8": 99,
                      "features.10": 131, "features.12": 163, "features.14": 195},  # conv1 … pool5
     "vgg16": {"features.28": 196, "features.30": 212},  # conv5_3 and pool5
     "resnet18": {"layer4.1.relu2": 435},
     "resnet50": {"layer4.2.relu3": 427},
 }
 
-# torchvision's published "GFLOPS": multiply-accumulates (in billions) of conv and linear layers at 224×224.
+# torchvision's published "GFLOPS": multiply-accumulates (in billions) of conv and linear layers at
+# 224×224.
 GMACS = {"resnet18": 1.814, "resnet50": 4.089, "vgg16": 15.47, "densenet121": 2.834}

@@ -1,6 +1,8 @@
-"""``cnnzoo bench race`` and ``cnnzoo bench hardware`` on tiny settings: well-formed output, consistent figures.
+"""``cnnzoo bench race`` and ``cnnzoo bench hardware`` on tiny settings: well-formed output,
+consistent figures.
 
-No speed is asserted: the race's figures are checked against the run it made (its budget, its metrics).
+No speed is asserted: the race's figures are checked against the run it made (its budget, its
+metrics).
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ from cnnzoo.rundir import read_metrics
 
 
 def test_time_to_reach_counts_epochs_up_to_the_first_one_at_the_accuracy():
-    history = [{"epoch_seconds": "2.0", "test_top1": "0.80"}, {"epoch_seconds": "2.5", "test_top1": "0.90"},
+    history = [{"epoch_seconds": "2.0", "test_top1": "0.80"}, {"epoch_seconds": "2.5",
+                                                               "test_top1": "0.90"},
                {"epoch_seconds": "2.0", "test_top1": "0.95"}]
     assert seconds_to_reach(history, tuning_seconds=0.5, accuracy=0.90) == 5.0
     assert seconds_to_reach(history, tuning_seconds=0.0, accuracy=0.70) == 2.0
     assert seconds_to_reach(history, tuning_seconds=0.0, accuracy=0.99) is None
 
 
-def test_race_gives_cnnzoo_the_tutorial_time_and_the_speedup_from_its_own_metrics(tiny_mnist_dir, tmp_path, capsys):
+def test_race_gives_cnnzoo_the_tutorial_time_and_the_speedup_from_its_own_metrics(
+    tiny_mnist_dir, tmp_path, capsys
+):
     out = tmp_path / "race"
-    assert main(["bench", "race", "--dataset", "mnist", "--data-dir", str(tiny_mnist_dir), "--epochs", "1",
-                 "--cnnzoo-epochs", "2", "--test-subset", "100", "--race-out", str(out), "--json"]) == 0
+    assert main(["bench", "race", "--dataset", "mnist", "--data-dir", str(tiny_mnist_dir),
+                 "--epochs", "1",
+                 "--cnnzoo-epochs", "2", "--test-subset", "100", "--race-out", str(out),
+                 "--json"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)  # the stages and the runs' lines go to stderr
     tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
@@ -38,26 +45,38 @@ def test_race_gives_cnnzoo_the_tutorial_time_and_the_speedup_from_its_own_metric
                       "bench race: the tutorial's convnet for 1 epochs on 600 images …",
                       f"bench race: cnnzoo's budgetnet-fast in the same {same} …",
                       stages[-1]] and stages[-1].startswith("bench race: done in")
-    assert tutorial["model"] == "convnet" and tutorial["epochs"] == 1 and tutorial["batch_size"] == 256
-    assert result["train_images"] == 600 and result["test_images"] == 100 and result["machine"] == machine_name()
-    # cnnzoo's run is the recipe's, for the tutorial's time at most, and the figures reported are that run's
-    config, summary = (json.loads((out / name).read_text()) for name in ("config.json", "summary.json"))
+    assert (
+        tutorial["model"] == "convnet" and tutorial["epochs"] == 1 and tutorial["batch_size"] == 256
+    )
+    assert (
+        result["train_images"] == 600
+        and result["test_images"] == 100
+        and result["machine"] == machine_name()
+    )
+    # cnnzoo's run is the recipe's, for the tutorial's time at most, and the figures reported are
+    # that run's
+    config, summary = (
+        json.loads((out / name).read_text()) for name in ("config.json", "summary.json")
+    )
     assert cnnzoo["recipe"] == "budgetnet-fast" and config["time_budget"] == tutorial["seconds"]
     assert (cnnzoo["test_top1"], cnnzoo["seconds"], cnnzoo["epochs"]) == (
         summary["test_top1"], summary["train_seconds"], summary["epochs"])
-    assert cnnzoo["epochs"] == 2 or (summary["stopped_by"] == "time_budget" and cnnzoo["seconds"] >= tutorial["seconds"])
+    assert cnnzoo["epochs"] == 2 or (
+        summary["stopped_by"] == "time_budget" and cnnzoo["seconds"] >= tutorial["seconds"]
+    )
     # the time to the tutorial's accuracy is the first epoch at or above it in the run's own metrics
-    reached = seconds_to_reach(read_metrics(out), summary["tuning"]["seconds"], tutorial["test_top1"])
+    reached = seconds_to_reach(read_metrics(out), summary["tuning"]["seconds"],
+                               tutorial["test_top1"])
     assert cnnzoo["seconds_to_tutorial_accuracy"] == reached
     assert result["speedup"] == (round(tutorial["seconds"] / reached, 2) if reached else None)
 
 
 def test_utilisation_is_against_the_peak_of_the_precision_trained_in():
     peaks = {"fp32": 2e9, "bf16": 2e8}
-    fp32 = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=8, steps=1, precision="fp32",
-                                channels_last=False, peaks=peaks)
-    bf16 = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=8, steps=1, precision="bf16",
-                                peaks=peaks)
+    fp32 = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=8, steps=1,
+                                precision="fp32", channels_last=False, peaks=peaks)
+    bf16 = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=8, steps=1,
+                                precision="bf16", peaks=peaks)
     for row, peak in ((fp32, 2e9), (bf16, 2e8)):
         achieved = 6 * row["macs_per_image"] * row["images_per_second"]
         assert row["peak_precision"] == row["precision"]
@@ -76,8 +95,8 @@ def test_the_peak_is_at_least_a_plain_matmul_measured_in_the_same_run():
 
 
 def test_hardware_command_measures_each_precision_and_names_the_machine(capsys):
-    assert main(["bench", "hardware", "--models", "lenet5", "--batch-size", "8", "--steps", "1", "--peak-size", "64",
-                 "--peak-seconds", "0.02", "--json"]) == 0
+    assert main(["bench", "hardware", "--models", "lenet5", "--batch-size", "8", "--steps", "1",
+                 "--peak-size", "64", "--peak-seconds", "0.02", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["hardware"]
     assert set(result["peaks_gflops"]) == set(peak_precisions(torch.device("cpu")))
     assert result["machine"]
@@ -104,14 +123,18 @@ def test_gpu_script_is_valid_bash_and_cnnzoo_parses_each_of_its_commands():
     script = root / "benchmarks" / "gpu.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(root / "src")}
-    result = subprocess.run(["bash", str(script), "--dry-run"], env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(["bash", str(script), "--dry-run"], env=env, capture_output=True,
+                            text=True, check=True)
     commands = [line for line in result.stderr.splitlines() if line.startswith("+ cnnzoo bench")]
     expected = ["hardware", "training", "inference", "race", "recipes"]
     assert [c.split()[3] for c in commands] == expected
     # the race trains on the recipe's device (auto: the GPU)
     assert all("--device cuda" in command for command in commands if " race " not in command)
     assert all("results/gpu-" in command for command in commands if "--out" in command)
-    assert subprocess.run(["bash", str(script), "--bogus"], env=env, capture_output=True).returncode == 2
+    assert (
+        subprocess.run(["bash", str(script), "--bogus"], env=env, capture_output=True).returncode
+        == 2
+    )
 
 
 def test_recipes_measured_on_other_settings_never_overwrite_the_published_table(capsys):

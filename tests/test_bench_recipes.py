@@ -1,6 +1,8 @@
-"""Recipes load and train; the benchmark commands run on tiny settings and produce well-formed output.
+"""Recipes load and train; the benchmark commands run on tiny settings and produce well-formed
+output.
 
-Speed itself is not asserted here: the benchmarks compare against a baseline in the same run and report ratios.
+Speed itself is not asserted here: the benchmarks compare against a baseline in the same run and
+report ratios.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ def test_recipes_state_their_budget_and_target():
     for recipe in list_recipes():
         assert 0 < recipe.target_top1 < 1 and recipe.budget_seconds > 0 and recipe.description
         assert recipe.config["model"]
-        assert recipe.config.get("time_budget") is None or recipe.config["time_budget"] <= recipe.budget_seconds
+        assert (
+            recipe.config.get("time_budget") is None
+            or recipe.config["time_budget"] <= recipe.budget_seconds
+        )
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -34,7 +39,8 @@ def test_each_recipe_trains_one_step(name, tiny_mnist_dir, tmp_path):
     from cnnzoo.engine.train import train
 
     recipe = load_recipe(name)
-    config = recipe.train_config(dataset="mnist", data_dir=str(tiny_mnist_dir), train_subset=recipe.config.get(
+    config = recipe.train_config(dataset="mnist", data_dir=str(tiny_mnist_dir),
+                                 train_subset=recipe.config.get(
         "batch_size", 256), test_subset=50, epochs=1, time_budget=None, out=str(tmp_path / name))
     summary = train(config)
     assert summary["epochs"] == 1 and summary["model"] == recipe.config["model"]
@@ -79,7 +85,8 @@ def test_bench_recipes_writes_a_table(tiny_mnist_dir, tmp_path):
     def step(name, index, count):
         steps.append((name.split(":")[0], index, count))
 
-    rows = run_recipes(["lenet5-demo"], seeds=2, out_root=tmp_path, dataset="mnist", data_dir=str(tiny_mnist_dir),
+    rows = run_recipes(["lenet5-demo"], seeds=2, out_root=tmp_path, dataset="mnist",
+                       data_dir=str(tiny_mnist_dir),
                        epochs=1, train_subset=300, log=lambda message: None, step=step)
     # each run is a stage of the command's progress, counted over all of them
     assert steps == [("lenet5-demo, seed 0", 0, 2), ("lenet5-demo, seed 1", 1, 2)]
@@ -91,23 +98,29 @@ def test_bench_recipes_writes_a_table(tiny_mnist_dir, tmp_path):
 
 def test_results_of_some_recipes_replace_only_their_rows(tmp_path):
     def row(recipe, top1):
-        return {"recipe": recipe, "model": "m", "params": 1, "macs_per_image": 1e6, "train_seconds": 1.0,
-                "images_per_second": 1.0, "test_top1": top1, "test_top1_spread": None, "target_top1": 0.9,
+        return {"recipe": recipe, "model": "m", "params": 1, "macs_per_image": 1e6,
+                "train_seconds": 1.0,
+                "images_per_second": 1.0, "test_top1": top1, "test_top1_spread": None,
+                "target_top1": 0.9,
                 "budget_seconds": 10, "met": True, "measured": "2026-01-01 00:00"}
 
     path = tmp_path / "results.md"
-    write_results([row("mlp", 0.80), row("lenet5-demo", 0.81), row("no-longer-a-recipe", 0.5)], path)
+    write_results([row("mlp", 0.80), row("lenet5-demo", 0.81), row("no-longer-a-recipe", 0.5)],
+                  path)
     written = write_results([row("mlp", 0.90)], path)
-    assert [(r["recipe"], r["test_top1"]) for r in written] == [("lenet5-demo", 0.81), ("mlp", 0.90)]
+    assert [(r["recipe"], r["test_top1"]) for r in written] == [("lenet5-demo", 0.81),
+                                                                ("mlp", 0.90)]
     assert json.loads(path.with_suffix(".json").read_text()) == written
     assert "| mlp | m | 1 |" in path.read_text() and "no-longer-a-recipe" not in path.read_text()
 
 
 def test_results_of_a_changed_recipe_are_dropped(tmp_path):
     recipe = load_recipe("mlp")
-    row = {"recipe": "mlp", "model": "mlp", "params": 1, "macs_per_image": 1e6, "train_seconds": 1.0,
+    row = {"recipe": "mlp", "model": "mlp", "params": 1, "macs_per_image": 1e6,
+           "train_seconds": 1.0,
            "images_per_second": 1.0, "test_top1": 0.9, "test_top1_spread": None, "met": True,
-           "target_top1": recipe.target_top1, "budget_seconds": recipe.budget_seconds, "config": recipe.config}
+           "target_top1": recipe.target_top1, "budget_seconds": recipe.budget_seconds,
+           "config": recipe.config}
     path = tmp_path / "results.md"
     write_results([row], path)
     assert [r["recipe"] for r in write_results([], path)] == ["mlp"]  # unchanged: kept
@@ -122,7 +135,8 @@ def test_results_of_a_changed_recipe_are_dropped(tmp_path):
 def test_training_benchmark_reports_each_baseline_against_one_cnnzoo_measurement():
     images = torch.randint(0, 256, (512, 1, 28, 28), dtype=torch.uint8)
     labels = torch.randint(0, 10, (512,))
-    rows = training_throughput("lenet5", images, labels, batch_size=64, images_per_run=256, repeats=2)
+    rows = training_throughput("lenet5", images, labels, batch_size=64, images_per_run=256,
+                               repeats=2)
     assert [row["baseline"] for row in rows] == ["tensor", "pil"]
     assert rows[0]["cnnzoo_runs"] == rows[1]["cnnzoo_runs"] and len(rows[0]["cnnzoo_runs"]) == 2
     for row in rows:
@@ -133,7 +147,8 @@ def test_training_benchmark_reports_each_baseline_against_one_cnnzoo_measurement
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_tutorial_datasets_give_the_same_samples(channels):
-    # the PIL path must be a slower route to the same tensor, or the comparison would not be like for like
+    # the PIL path must be a slower route to the same tensor, or the comparison would not be like
+    # for like
     images = torch.randint(0, 256, (4, channels, 6, 5), dtype=torch.uint8)
     labels = torch.arange(4)
     mean, std = [0.3] * channels, [0.2] * channels
@@ -146,11 +161,12 @@ def test_tutorial_datasets_give_the_same_samples(channels):
 
 def test_hardware_figures_are_consistent():
     assert matmul_peak(torch.float32, size=256, seconds=0.05) > 1e8
-    row = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=16, steps=1, peak_size=128,
-                               peak_seconds=0.05)
+    row = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=16, steps=1,
+                               peak_size=128, peak_seconds=0.05)
     assert 0 < row["fraction_of_fp32_peak"] < 1.5
-    assert row["training_gflops"] == pytest.approx(6 * row["macs_per_image"] * row["images_per_second"] / 1e9,
-                                                   rel=0.01)
+    assert row["training_gflops"] == pytest.approx(
+        6 * row["macs_per_image"] * row["images_per_second"] / 1e9, rel=0.01
+    )
 
 
 def test_recipes_command_json(capsys):
@@ -160,8 +176,9 @@ def test_recipes_command_json(capsys):
 
 
 def test_compare_each_interleaves_runs_and_takes_medians(monkeypatch):
-    """On a fake clock where the baseline takes 4 ticks per item and the candidate 1 (one slow outlier run),
-    the candidate is 4× faster: the median ignores the outlier, and runs alternate baseline/candidate."""
+    """On a fake clock where the baseline takes 4 ticks per item and the candidate 1 (one slow
+    outlier run), the candidate is 4× faster: the median ignores the outlier, and runs alternate
+    baseline/candidate."""
     from cnnzoo.bench import timing
 
     clock = {"now": 0.0}
@@ -175,6 +192,7 @@ def test_compare_each_interleaves_runs_and_takes_medians(monkeypatch):
             return 10
         return run
 
-    result = timing.compare_each({"slow": runner("slow", [4, 4, 4, 4])}, runner("fast", [1, 1, 9, 1]), repeats=3)
+    result = timing.compare_each({"slow": runner("slow", [4, 4, 4, 4])},
+                                 runner("fast", [1, 1, 9, 1]), repeats=3)
     assert order == ["slow", "fast"] + ["slow", "fast"] * 3  # warm-up, then interleaved
     assert result["slow"]["ratio"] == 4.0 and result["slow"]["cnnzoo_per_second"] == 1.0

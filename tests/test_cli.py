@@ -1,4 +1,5 @@
-"""The command line: JSON output for scripts, and one clear message (no traceback) for each user error."""
+"""The command line: JSON output for scripts, and one clear message (no traceback) for each user
+error."""
 
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ def test_list_json_has_params_and_input_size(capsys):
     code, out, _ = run(capsys, "list", "lenet5*", "--json")
     rows = {row["name"]: row for row in json.loads(out)}
     assert code == 0 and set(rows) == {"lenet5", "lenet5_1998", "lenet5_bn"}
-    assert rows["lenet5_1998"]["params"] == 60_000 and rows["lenet5_1998"]["input_size"] == [1, 32, 32]
+    assert rows["lenet5_1998"]["params"] == 60_000 and rows["lenet5_1998"]["input_size"] == [
+        1,
+        32,
+        32,
+    ]
 
 
 def test_summary_json_matches_the_documented_shape(capsys):
-    code, out, _ = run(capsys, "summary", "lenet5", "--input-size", "1,32,32", "--num-classes", "7", "--json")
+    code, out, _ = run(capsys, "summary", "lenet5", "--input-size", "1,32,32", "--num-classes",
+                       "7", "--json")
     data = json.loads(out)
     assert code == 0 and data["model"] == "lenet5" and data["input_size"] == [1, 32, 32]
     assert data["layers"][-1]["output_shape"] == [7]
@@ -38,7 +44,8 @@ def test_summary_json_matches_the_documented_shape(capsys):
         (["summary", "alexnet_2012", "--input-size", "3,64,64"], "227×227"),
         (["summary", "vgg16", "--input-size", "3,16,16"], "at least 32×32"),
         (["train", "--model", "lenet5", "--dataset", "imagenet", "--out", "{tmp}/r"], "imagenet"),
-        (["train", "--model", "lenet5", "--dataset", "mnist", "--data-dir", "{tmp}/empty", "--out", "{tmp}/r"],
+        (["train", "--model", "lenet5", "--dataset", "mnist", "--data-dir", "{tmp}/empty", "--out",
+          "{tmp}/r"],
          "train-images-idx3-ubyte"),
         (["train", "--model", "lenet5", "--optimizer", "rmsprop"], "optimizer must be one of"),
         (["train"], "--model NAME"),
@@ -57,12 +64,15 @@ def test_user_errors_print_one_message_and_exit_2(capsys, tmp_path, monkeypatch,
 
 def test_bad_image_and_json_outputs_of_train_eval_predict(capsys, tmp_path, tiny_mnist_dir):
     out_dir = tmp_path / "run"
-    code, out, _ = run(capsys, "train", "--model", "convnet", "--dataset", "mnist", "--data-dir", str(tiny_mnist_dir),
-                       "--epochs", "1", "--batch-size", "50", "--out", str(out_dir), "--json", "--no-progress")
+    code, out, _ = run(capsys, "train", "--model", "convnet", "--dataset", "mnist", "--data-dir",
+                       str(tiny_mnist_dir),
+                       "--epochs", "1", "--batch-size", "50", "--out", str(out_dir), "--json",
+                       "--no-progress")
     summary = json.loads(out)
     assert code == 0 and summary["epochs"] == 1 and summary["run_dir"] == str(out_dir)
 
-    code, out, _ = run(capsys, "eval", str(out_dir), "--data-dir", str(tiny_mnist_dir), "--test-views", "flip", "--json")
+    code, out, _ = run(capsys, "eval", str(out_dir), "--data-dir", str(tiny_mnist_dir),
+                       "--test-views", "flip", "--json")
     report = json.loads(out)
     assert code == 0 and report["images"] == 200 and {"top1", "top5"} <= set(report)
 
@@ -73,9 +83,10 @@ def test_bad_image_and_json_outputs_of_train_eval_predict(capsys, tmp_path, tiny
 
 
 def test_help_explains_every_training_option():
-    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"], capture_output=True, text=True,
-                            check=True)
-    for option in ("--time-budget", "--precision", "--test-views", "--resume", "--recipe", "--label-smoothing"):
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"],
+                            capture_output=True, text=True, check=True)
+    for option in ("--time-budget", "--precision", "--test-views", "--resume", "--recipe",
+                   "--label-smoothing"):
         assert option in result.stdout
     assert "default: onecycle" in result.stdout
 
@@ -95,7 +106,8 @@ def test_data_verify_flags_files_that_are_not_the_official_ones(capsys, tiny_mni
 
 
 def test_errors_that_are_not_the_users_keep_their_traceback(monkeypatch):
-    """Only cnnzoo's own errors become one-line messages: a ValueError from below (PyTorch's, say) is a bug."""
+    """Only cnnzoo's own errors become one-line messages: a ValueError from below (PyTorch's, say)
+    is a bug."""
     from cnnzoo.commands import models
 
     def broken(args):
@@ -107,8 +119,9 @@ def test_errors_that_are_not_the_users_keep_their_traceback(monkeypatch):
 
 
 def test_scratch_reports_a_bad_argument_on_a_machine_without_torch(tmp_path):
-    """The CLI's error handling must not need torch: with torch unimportable, a scratch demo given a folder of
-    damaged data files says so in one line and exits 2 (it used to die with ModuleNotFoundError: torch)."""
+    """The CLI's error handling must not need torch: with torch unimportable, a scratch demo given a
+    folder of damaged data files says so in one line and exits 2 (it used to die with
+    ModuleNotFoundError: torch)."""
     from cnnzoo.data.sources import get_source
 
     for name in get_source("fashion-mnist").file_names:
@@ -135,13 +148,14 @@ def test_option_values_are_checked_by_the_config_as_they_are_parsed(capsys, argv
 
 
 def test_recipe_and_command_line_builder_arguments_merge_key_by_key():
-    """--model-kwargs on a recipe adds to the recipe's builder arguments instead of replacing them."""
+    """--model-kwargs on a recipe adds to the recipe's builder arguments instead of replacing
+    them."""
     from cnnzoo.cli import build_parser
     from cnnzoo.commands.train import given_options
     from cnnzoo.recipes import train_config
 
-    args = build_parser().parse_args(["train", "--recipe", "nin-small", "--model-kwargs", '{"dropout": 0.3}',
-                                      "--epochs", "2"])
+    args = build_parser().parse_args(["train", "--recipe", "nin-small", "--model-kwargs",
+                                      '{"dropout": 0.3}', "--epochs", "2"])
     config = train_config(args.recipe, given_options(args))
     assert config.model_kwargs == {"widths": [32, 64, 64], "batch_norm": True, "dropout": 0.3}
     assert config.epochs == 2 and config.time_budget == 350  # the rest of the recipe stays
@@ -152,7 +166,8 @@ def test_model_table_is_cached_and_rebuilt_when_the_model_code_changes(tmp_path,
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     first = model_table.model_table("resnet*")
-    assert [row["name"] for row in first][:4] == ["resnet18", "resnet18_small", "resnet20", "resnet32"]
+    assert [row["name"] for row in first][:4] == ["resnet18", "resnet18_small", "resnet20",
+                                                  "resnet32"]
     assert [row["name"] for row in first][-1] == "resnet152"  # natural order: 152 after 110
     monkeypatch.setattr(model_table, "_build_table", lambda: pytest.fail("the cache was not used"))
     assert model_table.model_table("resnet*") == first
@@ -168,17 +183,21 @@ def test_model_table_is_cached_and_rebuilt_when_the_model_code_changes(tmp_path,
 
 def test_a_warm_list_does_not_import_torch(tmp_path):
     env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)}
-    subprocess.run([sys.executable, "-m", "cnnzoo", "list"], check=True, capture_output=True, env=env)
-    code = "import sys; from cnnzoo.cli import main; main(['list', 'vgg1*']); assert 'torch' not in sys.modules"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "cnnzoo", "list"], check=True, capture_output=True,
+                   env=env)
+    code = ("import sys; from cnnzoo.cli import main; main(['list', 'vgg1*']); assert 'torch' not "
+            "in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            check=True)
     assert result.stdout.splitlines()[1].startswith("vgg11 ")
 
 
 def test_train_help_groups_its_options_and_shows_only_defaults_it_applies():
-    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"],
+                            capture_output=True, text=True, check=True)
     text = result.stdout
-    for group in ("what to train:", "how long:", "optimisation:", "data and augmentation:", "runtime:"):
+    for group in ("what to train:", "how long:", "optimisation:", "data and augmentation:",
+                  "runtime:"):
         assert group in text
     assert "(default: lenet5)" not in text and "(default: fashion-mnist)" in text
     assert text.index("how long:") < text.index("--time-budget") < text.index("optimisation:")
@@ -214,16 +233,19 @@ def test_a_run_of_few_optimiser_steps_says_so(tiny_mnist_dir, tmp_path):
     from cnnzoo.engine.train import train
 
     messages: list[str] = []
-    train(TrainConfig(model="convnet", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1, batch_size=100,
-                      out=str(tmp_path / "r")), log=messages.append)
+    train(TrainConfig(model="convnet", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1,
+                      batch_size=100, out=str(tmp_path / "r")), log=messages.append)
     assert any("only 6 optimiser steps" in message for message in messages)
 
 
-# ------------------------------------------------------------------ nothing lost (see also test_reliability.py)
+# ------------------------------------------------------ nothing lost (see also test_reliability.py)
+
 
 def _tiny_train(data_dir, out) -> list[str]:
-    return ["train", "--model", "mlp", "--model-kwargs", '{"hidden": [16]}', "--dataset", "mnist", "--data-dir",
-            str(data_dir), "--epochs", "1", "--batch-size", "100", "--no-progress", "--out", str(out)]
+    return ["train", "--model", "mlp", "--model-kwargs", '{"hidden": [16]}', "--dataset", "mnist",
+            "--data-dir",
+            str(data_dir), "--epochs", "1", "--batch-size", "100", "--no-progress", "--out",
+            str(out)]
 
 
 @pytest.fixture(scope="module")
@@ -237,14 +259,20 @@ def _files(run_dir) -> dict:
     return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
 
-def test_train_refuses_an_out_directory_holding_a_run_unless_overwrite(capsys, tiny_run, tiny_mnist_dir, tmp_path):
+def test_train_refuses_an_out_directory_holding_a_run_unless_overwrite(
+    capsys, tiny_run, tiny_mnist_dir, tmp_path
+):
     """`train --out EXISTING_RUN` used to write its checkpoints over the other run's, silently."""
     import shutil
 
     before = _files(tiny_run)
     code, out, err = run(capsys, *_tiny_train(tiny_mnist_dir, tiny_run))
     assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
-    assert f"{tiny_run} already holds a cnnzoo run" in err and f"--resume {tiny_run}" in err and "--overwrite" in err
+    assert (
+        f"{tiny_run} already holds a cnnzoo run" in err
+        and f"--resume {tiny_run}" in err
+        and "--overwrite" in err
+    )
     assert _files(tiny_run) == before
     code, _, err = run(capsys, "train", "--resume", str(tiny_run), "--overwrite")
     assert code == 2 and "takes no --overwrite" in err
@@ -254,7 +282,8 @@ def test_train_refuses_an_out_directory_holding_a_run_unless_overwrite(capsys, t
     assert code == 0 and json.loads(out)["run_dir"] == str(copy)
 
 
-def test_a_full_disk_mid_run_is_one_line_naming_the_file(capsys, tmp_path, monkeypatch, tiny_mnist_dir):
+def test_a_full_disk_mid_run_is_one_line_naming_the_file(capsys, tmp_path, monkeypatch,
+                                                         tiny_mnist_dir):
     import errno
     import os
     from pathlib import Path
@@ -270,7 +299,8 @@ def test_a_full_disk_mid_run_is_one_line_naming_the_file(capsys, tmp_path, monke
     code, out, err = run(capsys, *_tiny_train(tiny_mnist_dir, tmp_path / "run"))
     last_line = err.strip().splitlines()[-1]
     assert code == 2 and out == "" and "Traceback" not in err
-    assert last_line.startswith(f"cnnzoo train: error: cannot write {tmp_path / 'run/checkpoints/last.safetensors'}: "
+    assert last_line.startswith("cnnzoo train: error: cannot write "
+                                f"{tmp_path / 'run/checkpoints/last.safetensors'}: "
                                 f"the disk is full; ")
     assert "free space" in last_line and f"cnnzoo train --resume {tmp_path / 'run'}" in last_line
 
@@ -287,29 +317,37 @@ def test_resume_without_a_finished_epoch_says_to_start_again(capsys, tmp_path):
 def test_dist_timeout_is_an_option_checked_like_the_others(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--model", "lenet5", "--dist-timeout", "0"])
-    assert exit_info.value.code == 2 and "argument --dist-timeout: must be > 0" in capsys.readouterr().err
-    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"], capture_output=True, text=True,
-                            check=True)
+    assert (
+        exit_info.value.code == 2
+        and "argument --dist-timeout: must be > 0" in capsys.readouterr().err
+    )
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "train", "--help"],
+                            capture_output=True, text=True, check=True)
     assert "--dist-timeout" in result.stdout and "--overwrite" in result.stdout
 
 
 def test_predict_names_missing_files_directories_and_fifos(capsys, tiny_run, tmp_path):
-    """A FIFO used to block `cnnzoo predict` forever; a missing file or a directory got "re-save it"."""
+    """A FIFO used to block `cnnzoo predict` forever; a missing file or a directory got "re-save
+    it"."""
     import os
     import threading
 
     os.mkfifo(tmp_path / "fifo.png")
     (tmp_path / "folder").mkdir()
-    cases = [("gone.png", "gone.png: no such file"), ("folder", "folder: is a directory, give image files"),
-             ("fifo.png", "fifo.png: not a regular file (a FIFO, socket or device), give image files")]
+    cases = [("gone.png", "gone.png: no such file"), ("folder", "folder: is a directory, give "
+                                                                "image files"),
+             ("fifo.png", "fifo.png: not a regular file (a FIFO, socket or device), give image "
+                          "files")]
     for name, message in cases:
         outcome = []
         argv = ["predict", str(tiny_run), str(tmp_path / name)]
-        worker = threading.Thread(target=lambda argv=argv, outcome=outcome: outcome.append(main(argv)), daemon=True)
+        worker = threading.Thread(target=lambda argv=argv,
+                                  outcome=outcome: outcome.append(main(argv)), daemon=True)
         worker.start()
         worker.join(60)
         if worker.is_alive():
-            os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked reader go
+            # let the blocked reader go
+            os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))
             pytest.fail(f"`cnnzoo predict` blocked on {name}")
         err = capsys.readouterr().err
         assert outcome == [2] and err == f"cnnzoo predict: error: {tmp_path / message}\n", err
@@ -329,7 +367,12 @@ def test_bad_command_line_values_are_refused_naming_the_option(capsys, argv, mes
 
 def test_a_data_dir_that_does_not_exist_is_an_error_not_ignored(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--model", "lenet5", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
+        main(["train", "--model", "lenet5", "--data-dir", str(tmp_path / "nowhere"), "--out",
+              str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "argument --data-dir: no such folder" in err and "nowhere" in err
+    assert (
+        exit_info.value.code == 2
+        and "argument --data-dir: no such folder" in err
+        and "nowhere" in err
+    )
     assert not (tmp_path / "r").exists()

@@ -338,7 +338,7 @@ def test_folder_with_train_and_val(tmp_path):
 
 
 def test_folder_split_is_seeded_and_stratified(tmp_path):
-    from cnnzoo.data.folder import scan_image_folder
+    from cnnzoo.data.folder_layout import scan_image_folder
 
     _class_folder(tmp_path, {"a": 10, "b": 5, "c": 1})
     layout = scan_image_folder(tmp_path, holdout_fraction=0.2, seed=0)

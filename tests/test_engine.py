@@ -1,4 +1,5 @@
-"""The training engine: runs, resume, checkpoints that survive crashes and refuse code, evaluation, prediction."""
+"""The training engine: runs, resume, checkpoints that survive crashes and refuse code, evaluation,
+prediction."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from cnnzoo.errors import RunDirectoryError
 
 
 def tiny_config(data_dir: Path, out: Path, **changes) -> TrainConfig:
-    settings = dict(model="convnet", dataset="mnist", data_dir=str(data_dir), epochs=2, batch_size=50, lr=0.05,
-                    out=str(out), seed=3)
+    settings = dict(model="convnet", dataset="mnist", data_dir=str(data_dir), epochs=2,
+                    batch_size=50, lr=0.05, out=str(out), seed=3)
     settings.update(changes)
     return TrainConfig(**settings)
 
@@ -33,14 +34,18 @@ def test_a_run_learns_and_writes_its_run_directory(tiny_mnist_dir, tmp_path):
     summary = train(tiny_config(tiny_mnist_dir, tmp_path / "run"))
     run = tmp_path / "run"
     assert summary["test_top1"] > 0.9  # the tiny dataset is easy: a square per class
-    for name in ("config.json", "metrics.csv", "summary.json", "curves.png", "confusion.png", "per_class.csv",
-                 "checkpoints/last.safetensors", "checkpoints/best.safetensors"):
+    for name in ("config.json", "metrics.csv", "summary.json", "curves.png", "confusion.png",
+                 "per_class.csv", "checkpoints/last.safetensors", "checkpoints/best.safetensors"):
         assert (run / name).is_file(), name
     written = json.loads((run / "summary.json").read_text())
-    expected_keys = {"model", "dataset", "epochs", "train_seconds", "images_per_second", "params", "test_top1",
-                     "test_top5", "best_test_top1"}
+    expected_keys = {"model", "dataset", "epochs", "train_seconds", "images_per_second", "params",
+                     "test_top1", "test_top5", "best_test_top1"}
     assert expected_keys <= set(written)
-    assert written["epochs"] == 2 and 0 <= written["test_top1"] <= 1 and written["best_test_top1"] >= written["test_top1"]
+    assert (
+        written["epochs"] == 2
+        and 0 <= written["test_top1"] <= 1
+        and written["best_test_top1"] >= written["test_top1"]
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["versions"]["torch"] == torch.__version__
     assert (run / "metrics.csv").read_text().count("\n") == 3  # header + 2 epochs
@@ -48,7 +53,8 @@ def test_a_run_learns_and_writes_its_run_directory(tiny_mnist_dir, tmp_path):
 
 
 def test_resumed_run_ends_with_the_same_weights(tiny_mnist_dir, tmp_path, monkeypatch):
-    # Dropout and augmentation draw random numbers: resume must restore every generator to match exactly.
+    # Dropout and augmentation draw random numbers: resume must restore every generator to match
+    # exactly.
     import cnnzoo.engine.train as engine
 
     common = dict(model="alexnet_small", model_kwargs={"widths": [8, 16, 16, 16, 16], "hidden": 32},
@@ -59,14 +65,18 @@ def test_resumed_run_ends_with_the_same_weights(tiny_mnist_dir, tmp_path, monkey
 
     def die_in_epoch_two(run_dir, history):
         if len(history) == 2:
-            raise KeyboardInterrupt  # the process is killed after epoch 2's steps, before its checkpoint
+            # the process is killed after epoch 2's steps, before its checkpoint
+            raise KeyboardInterrupt
         write_metrics(run_dir, history)
 
     monkeypatch.setattr(engine, "write_metrics", die_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tiny_mnist_dir, tmp_path / "interrupted", **common))
     monkeypatch.setattr(engine, "write_metrics", write_metrics)
-    assert ckpt.load_checkpoint(tmp_path / "interrupted/checkpoints/last.safetensors").meta["epoch"] == 1
+    assert (
+        ckpt.load_checkpoint(tmp_path / "interrupted/checkpoints/last.safetensors").meta["epoch"]
+        == 1
+    )
 
     train(TrainConfig(), resume=tmp_path / "interrupted")
     straight = ckpt.load_checkpoint(tmp_path / "straight/checkpoints/last.safetensors")
@@ -100,7 +110,8 @@ def test_crash_while_writing_a_checkpoint_keeps_the_old_one(tmp_path, monkeypatc
         ckpt.save_checkpoint(path, model_state={"w": torch.zeros(3)}, meta={"epoch": 2})
     loaded = ckpt.load_checkpoint(path)
     assert loaded.meta["epoch"] == 1 and torch.equal(loaded.model_state["w"], torch.ones(3))
-    assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temporary file left behind
+    # no temporary file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
@@ -174,14 +185,15 @@ def test_evaluate_and_predict_from_a_run(tiny_mnist_dir, tmp_path):
 
 
 def test_googlenet_auxiliary_losses_train(tiny_mnist_dir, tmp_path):
-    summary = train(tiny_config(tiny_mnist_dir, tmp_path / "g", model="googlenet_small", epochs=1, batch_size=100,
-                                train_subset=200, test_subset=100))
+    summary = train(tiny_config(tiny_mnist_dir, tmp_path / "g", model="googlenet_small", epochs=1,
+                                batch_size=100, train_subset=200, test_subset=100))
     assert summary["epochs"] == 1 and np.isfinite(summary["test_top1"])
 
 
 def test_short_real_fashion_mnist_run_reaches_a_floor(fashion_mnist_dir, tmp_path):
     # 10,000 real images, two epochs of the modern LeNet: comfortably above 75% (chance is 10%).
-    summary = train(TrainConfig(model="lenet5", dataset="fashion-mnist", data_dir=str(fashion_mnist_dir), epochs=2, batch_size=64, lr=0.05,
+    summary = train(TrainConfig(model="lenet5", dataset="fashion-mnist",
+                                data_dir=str(fashion_mnist_dir), epochs=2, batch_size=64, lr=0.05,
                                 train_subset=10_000, test_subset=2_000, out=str(tmp_path / "real")))
     assert summary["test_top1"] > 0.75
 
@@ -201,10 +213,12 @@ def test_resume_extends_a_finished_run_and_refuses_other_changes(tiny_mnist_dir,
 def test_ten_crop_needs_crops_and_uses_padded_images(tiny_mnist_dir, tmp_path):
     with pytest.raises(ValueError, match="--crop-padding"):
         train(tiny_config(tiny_mnist_dir, tmp_path / "a", epochs=1, test_views="ten-crop"))
-    summary = train(tiny_config(tiny_mnist_dir, tmp_path / "b", epochs=1, test_views="ten-crop", crop_padding=2))
+    summary = train(tiny_config(tiny_mnist_dir, tmp_path / "b", epochs=1, test_views="ten-crop",
+                                crop_padding=2))
     assert summary["test_views"] == "ten-crop"
     loaded = load_run(tmp_path / "b")
-    views = loaded.input.eval_pipeline("ten-crop")(torch.full((3, 1, 28, 28), 255, dtype=torch.uint8))
+    views = loaded.input.eval_pipeline("ten-crop")(torch.full((3, 1, 28, 28), 255,
+                                                              dtype=torch.uint8))
     assert views.shape == (10, 3, 1, 28, 28)
     corner, centre = views[0], views[4]
     assert not torch.equal(corner, centre)  # a padded corner crop shows the zero border
@@ -212,12 +226,14 @@ def test_ten_crop_needs_crops_and_uses_padded_images(tiny_mnist_dir, tmp_path):
 
 def test_misspelt_model_setting_is_a_clear_error(tiny_mnist_dir, tmp_path):
     with pytest.raises(ValueError, match="dropuot"):
-        train(tiny_config(tiny_mnist_dir, tmp_path / "r", model="mlp", model_kwargs={"dropuot": 0.1}))
+        train(tiny_config(tiny_mnist_dir, tmp_path / "r", model="mlp",
+                          model_kwargs={"dropuot": 0.1}))
 
 
 def test_folders_too_big_for_memory_stream_through_training_and_evaluation(tmp_path, capsys):
-    """--memory-budget 0 streams an image folder; training and `cnnzoo eval` both work on the streamed folder
-    (eval used to fail with AttributeError: 'StreamingImageFolder' object has no attribute 'images')."""
+    """--memory-budget 0 streams an image folder; training and `cnnzoo eval` both work on the
+    streamed folder (eval used to fail with AttributeError: 'StreamingImageFolder' object has no
+    attribute 'images')."""
     from cnnzoo.cli import main
 
     rng = np.random.default_rng(0)
@@ -226,9 +242,11 @@ def test_folders_too_big_for_memory_stream_through_training_and_evaluation(tmp_p
             (tmp_path / "imgs" / split / f"class{label}").mkdir(parents=True)
             for index in range(12):
                 pixels = np.clip(rng.normal(colour, 10, (20, 20, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(tmp_path / "imgs" / split / f"class{label}" / f"{index}.png")
-    summary = train(TrainConfig(model="lenet5", dataset=f"folder:{tmp_path / 'imgs'}", epochs=3, batch_size=8,
-                                lr=0.05, memory_budget=0, out=str(tmp_path / "run")))
+                Image.fromarray(pixels).save(
+                    tmp_path / "imgs" / split / f"class{label}" / f"{index}.png"
+                )
+    summary = train(TrainConfig(model="lenet5", dataset=f"folder:{tmp_path / 'imgs'}", epochs=3,
+                                batch_size=8, lr=0.05, memory_budget=0, out=str(tmp_path / "run")))
     assert summary["test_top1"] == 1.0  # dark vs bright images
     for budget in ("0", "100"):  # streamed, then in memory: the same verdict
         assert main(["eval", str(tmp_path / "run"), "--memory-budget", budget, "--json"]) == 0
@@ -236,16 +254,18 @@ def test_folders_too_big_for_memory_stream_through_training_and_evaluation(tmp_p
         assert report["top1"] == 1.0 and report["images"] == 24
 
 
-# ------------------------------------------------------------------------------------------ damaged checkpoints
+# ------------------------------------------------------------------------------ damaged checkpoints
 
 
 def _lenet_checkpoint(path: Path, changes: dict | None = None) -> Path:
-    """A lenet5 checkpoint with the metadata train() writes, ``changes`` applied ("input.size": 1 sets a key
-    inside "input")."""
+    """A lenet5 checkpoint with the metadata train() writes, ``changes`` applied ("input.size": 1
+    sets a key inside "input")."""
     import cnnzoo
 
-    meta = {"model": "lenet5", "model_kwargs": {"num_classes": 10, "in_channels": 1, "input_size": 28},
-            "classes": [f"class {i}" for i in range(10)], "data_size": 28, "dataset": "fashion-mnist", "epoch": 1,
+    meta = {"model": "lenet5", "model_kwargs": {"num_classes": 10, "in_channels": 1,
+                                                "input_size": 28},
+            "classes": [f"class {i}" for i in range(10)], "data_size": 28,
+            "dataset": "fashion-mnist", "epoch": 1,
             "input": {"size": 28, "mean": [0.286], "std": [0.353], "crop_padding": 0}}
     for key, value in (changes or {}).items():
         *parents, last = key.split(".")
@@ -258,23 +278,31 @@ def _lenet_checkpoint(path: Path, changes: dict | None = None) -> Path:
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"input.size": 1_000_000}, "input.size is 1000000, not a whole number from 1 to 4,096"),  # 4 TB allocated
+    # 4 TB allocated
+    ({"input.size": 1_000_000}, "input.size is 1000000, not a whole number from 1 to 4,096"),
     ({"input.size": 32}, "input.size is 32, but its model_kwargs build lenet5 for 28×28 images"),
-    ({"input.mean": [0.1, 0.2, 0.3]}, r"input.mean is \[0.1, 0.2, 0.3\], not a list of 1 finite number"),
+    ({"input.mean": [0.1, 0.2, 0.3]}, r"input.mean is \[0.1, 0.2, 0.3\], not a list of 1 finite "
+                                      r"number"),
     ({"input.std": [0]}, "input.std is .0., not a list of 1 positive number"),
     ({"input.crop_padding": -5}, "input.crop_padding is -5"),  # was silently accepted
     ({"input.extra": 1}, "'input' is"),  # TypeError
     ({"data_size": 10**6}, "data_size is 1000000"),  # MemoryError
-    ({"classes": ["a", "b"]}, "'classes' names 2 classes, but its lenet5 has 10 outputs"),  # IndexError in predict
+    # IndexError in predict
+    ({"classes": ["a", "b"]}, "'classes' names 2 classes, but its lenet5 has 10 outputs"),
     ({"classes": list(range(10))}, "not a list of class names"),
     ({"model": "lenet6"}, "holds a model named \"lenet6\".*Did you mean lenet5"),  # no file named
     ({"model": 5}, "'model' is 5, not a model name"),
-    ({"model_kwargs": [1, 2]}, "'model_kwargs' is \\[1, 2\\]"),  # TypeError: argument after ** must be a mapping
-    ({"model_kwargs.dropuot": 0.5}, "do not build lenet5 .TypeError: lenet5.. got an unexpected keyword"),
+    # TypeError: argument after ** must be a mapping
+    ({"model_kwargs": [1, 2]}, "'model_kwargs' is \\[1, 2\\]"),
+    ({"model_kwargs.dropuot": 0.5}, "do not build lenet5 .TypeError: lenet5.. got an unexpected "
+                                    "keyword"),
     ({"model_kwargs.num_classes": 5}, "weights do not fit lenet5 .*5 in the model"),
-    ({"model": "mlp", "model_kwargs": {"hidden": [100_000] * 3}}, "mlp with 20,079,700,010 parameters, more than "
-                                                                  "the 500,000,000"),  # 80 GB allocated
-    ({"model": "mlp", "model_kwargs": {"hidden": [1] * 20_000}}, "more than 5,000 modules, parameters and buffers"),
+    ({"model": "mlp", "model_kwargs": {"hidden": [100_000] * 3}}, "mlp with 20,079,700,010 "
+                                                                  "parameters, more than "
+                                                                  # 80 GB allocated
+                                                                  "the 500,000,000"),
+    ({"model": "mlp", "model_kwargs": {"hidden": [1] * 20_000}}, "more than 5,000 modules, "
+                                                                 "parameters and buffers"),
     ({"dataset": 7}, "'dataset' is 7, not a data set's name"),
 ])
 def test_damaged_checkpoint_metadata_is_refused_before_building(tmp_path, changes, message):
@@ -300,8 +328,8 @@ def test_a_checkpoint_header_without_usable_metadata(tmp_path, header, message):
 
 
 def test_predict_refuses_a_huge_input_size_fast_in_little_memory(tmp_path):
-    """`cnnzoo predict` on a checkpoint asking for 1,000,000×1,000,000 images: exit 2 and one line, in a child
-    process whose address space is capped at 3 GiB (it tried to allocate 4 TB)."""
+    """`cnnzoo predict` on a checkpoint asking for 1,000,000×1,000,000 images: exit 2 and one line,
+    in a child process whose address space is capped at 3 GiB (it tried to allocate 4 TB)."""
     import resource
     import subprocess
     import sys
@@ -312,11 +340,16 @@ def test_predict_refuses_a_huge_input_size_fast_in_little_memory(tmp_path):
     def cap_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
 
-    result = subprocess.run([sys.executable, "-m", "cnnzoo", "predict", str(path), str(tmp_path / "image.png")],
+    result = subprocess.run([sys.executable, "-m", "cnnzoo", "predict", str(path),
+                             str(tmp_path / "image.png")],
                             capture_output=True, text=True, timeout=120, preexec_fn=cap_memory,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stderr.count("\n") == 1 and str(path) in result.stderr and "input.size is 1000000" in result.stderr
+    assert (
+        result.stderr.count("\n") == 1
+        and str(path) in result.stderr
+        and "input.size is 1000000" in result.stderr
+    )
 
 
 def _trainable(name: str):
@@ -334,19 +367,26 @@ def test_resume_refuses_bare_weights_best_checkpoints_and_other_models(tmp_path)
     from cnnzoo.engine.state import RunState, restore_last, save_last
 
     lenet = _trainable("lenet5")
-    save_file(lenet.model.state_dict(), tmp_path / "bare.safetensors")  # AttributeError: 'NoneType' … 'copy'
-    with pytest.raises(ckpt.CheckpointError, match="has no run state or optimiser state or random states"):
+    # AttributeError: 'NoneType' … 'copy'
+    save_file(lenet.model.state_dict(), tmp_path / "bare.safetensors")
+    with pytest.raises(ckpt.CheckpointError, match="has no run state or optimiser state or random "
+                                                   "states"):
         restore_last(tmp_path / "bare.safetensors", lenet)
     best = _lenet_checkpoint(tmp_path / "best.safetensors", {"run_state": vars(RunState(epoch=1))})
     with pytest.raises(ckpt.CheckpointError, match="has no optimiser state or random states"):
         restore_last(best, lenet)
-    save_last(tmp_path / "mlp.safetensors", _trainable("mlp"), {"model": "mlp", "run_state": vars(RunState())})
-    with pytest.raises(ckpt.CheckpointError, match="holds \"mlp\", but this run .* trains lenet5") as err:
-        restore_last(tmp_path / "mlp.safetensors", lenet)  # RuntimeError: Missing key(s)… over many lines
+    save_last(tmp_path / "mlp.safetensors", _trainable("mlp"), {"model": "mlp",
+                                                                "run_state": vars(RunState())})
+    with pytest.raises(ckpt.CheckpointError,
+                       match="holds \"mlp\", but this run .* trains lenet5") as err:
+        # RuntimeError: Missing key(s)… over many lines
+        restore_last(tmp_path / "mlp.safetensors", lenet)
     assert str(tmp_path / "mlp.safetensors") in str(err.value) and "\n" not in str(err.value)
 
 
-def test_resume_from_a_checkpoint_file_or_a_run_with_bare_weights_is_one_line(tiny_mnist_dir, tmp_path, capsys):
+def test_resume_from_a_checkpoint_file_or_a_run_with_bare_weights_is_one_line(
+    tiny_mnist_dir, tmp_path, capsys
+):
     from safetensors.torch import save_file
 
     from cnnzoo.cli import main
@@ -357,7 +397,8 @@ def test_resume_from_a_checkpoint_file_or_a_run_with_bare_weights_is_one_line(ti
     write_config(run, tiny_config(tiny_mnist_dir, run, model="lenet5"))
     save_file(_trainable("lenet5").model.state_dict(), run / "checkpoints" / "last.safetensors")
     for source, named in ((run, run / "checkpoints" / "last.safetensors"),
-                          (run / "checkpoints" / "last.safetensors", run / "checkpoints" / "last.safetensors")):
+                          (run / "checkpoints" / "last.safetensors",
+                           run / "checkpoints" / "last.safetensors")):
         assert main(["train", "--resume", str(source), "--no-progress"]) == 2
         error = capsys.readouterr().err.strip()
         assert len(error.splitlines()) == 1 and str(named) in error

@@ -1,8 +1,9 @@
-"""Tests for cnnzoo.experiments: every experiment's quick mode on real Fashion-MNIST writes well-formed results,
-the parameter counts are exact, the helpers compute what they say, and the CLI lists, runs and reports.
+"""Tests for cnnzoo.experiments: every experiment's quick mode on real Fashion-MNIST writes
+well-formed results, the parameter counts are exact, the helpers compute what they say, and the CLI
+lists, runs and reports.
 
-The quick modes train a few hundred images for an epoch or two, so what they measure is noise; these tests
-check the plumbing and the ranges of the numbers, never whether a claim held.
+The quick modes train a few hundred images for an epoch or two, so what they measure is noise; these
+tests check the plumbing and the ranges of the numbers, never whether a claim held.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 needs_data = pytest.mark.needs_fashion_mnist
 
-# Rows each quick experiment writes (arms × seeds); batchnorm runs with 2 seeds to exercise the spread.
+# Rows each quick experiment writes (arms × seeds); batchnorm runs with 2 seeds to exercise the
+# spread.
 QUICK_SEEDS = {"batchnorm": 2}
 EXPECTED_ROWS = {"relu-vs-tanh": 2, "dropout": 2, "lrn": 2, "overlapping-pool": 2, "batchnorm": 4,
                  "depth": 4, "params": 7, "gap-vs-fc": 2, "aux-classifiers": 2, "small-kernels": 2,
@@ -34,7 +36,8 @@ EXPECTED_ROWS = {"relu-vs-tanh": 2, "dropout": 2, "lrn": 2, "overlapping-pool": 
 
 
 def check_result_files(result: dict) -> list[dict]:
-    """The result dict has every documented key; csv, md and png exist and agree with it. Returns the csv rows."""
+    """The result dict has every documented key; csv, md and png exist and agree with it. Returns
+    the csv rows."""
     assert set(RESULT_KEYS) <= set(result)
     assert isinstance(result["verdict"], str) and len(result["verdict"]) > 40
     assert result["finding"] in FINDINGS and result["held"] == (result["finding"] == "held")
@@ -44,7 +47,8 @@ def check_result_files(result: dict) -> list[dict]:
     assert result["claim"] and result["paper"]
     json.dumps(result, allow_nan=False)  # plain JSON: no NaN, no tuples or paths
     run_dir = Path(result["run_dir"])
-    for key, name in (("results_csv", "results.csv"), ("results_md", "results.md"), ("plot", "plot.png")):
+    for key, name in (("results_csv", "results.csv"), ("results_md", "results.md"),
+                      ("plot", "plot.png")):
         assert Path(result[key]) == run_dir / name and Path(result[key]).is_file()
     assert Path(result["plot"]).read_bytes()[:8] == PNG_SIGNATURE
     with open(result["results_csv"], newline="") as handle:
@@ -70,7 +74,8 @@ def assert_fractions_in_range(rows: list[dict]) -> None:
 
 
 class QuickResults(dict):
-    """Each training experiment run once in quick mode, when a test first asks for it (6–12 s each)."""
+    """Each training experiment run once in quick mode, when a test first asks for it (6–12 s
+    each)."""
 
     def __init__(self, tmp_path_factory):
         super().__init__()
@@ -78,7 +83,8 @@ class QuickResults(dict):
 
     def __missing__(self, name: str) -> dict:
         out = self.tmp_path_factory.mktemp(name.replace("-", "_"))
-        self[name] = run_experiment(name, quick=True, out=out, seeds=QUICK_SEEDS.get(name), log=lambda m: None)
+        self[name] = run_experiment(name, quick=True, out=out, seeds=QUICK_SEEDS.get(name),
+                                    log=lambda m: None)
         return self[name]
 
 
@@ -87,7 +93,8 @@ def quick_results(tmp_path_factory) -> QuickResults:
     return QuickResults(tmp_path_factory)
 
 
-# `make test` runs two of the quick experiments (an ablation with 2 seeds, one with 1); the rest are slow.
+# `make test` runs two of the quick experiments (an ablation with 2 seeds, one with 1); the rest are
+# slow.
 DEFAULT_QUICK = {"batchnorm", "lrn", "batchnorm-lr"}
 QUICK = [name if name in DEFAULT_QUICK else pytest.param(name, marks=pytest.mark.slow)
          for name in EXPERIMENTS if name != "params"]
@@ -100,7 +107,8 @@ def test_quick_experiment_writes_well_formed_results(quick_results, name):
     assert result["experiment"] == name and result["quick"] is True
     rows = check_result_files(result)
     assert_fractions_in_range(rows)
-    for row in result["rows"]:  # every arm trained to the end (a tiny run at these rates does not diverge)
+    # every arm trained to the end (a tiny run at these rates does not diverge)
+    for row in result["rows"]:
         # (in batchnorm-lr diverging is the point)
         assert row.get("diverged") is False or name == "batchnorm-lr"
     arms = Path(result["run_dir"]) / "arms"  # relu-vs-tanh's rate search trains more, under -lr*
@@ -156,9 +164,11 @@ def test_quick_dropout_measures_train_accuracy_in_eval_mode(quick_results):
 @pytest.mark.slow
 def test_quick_depth_compares_four_networks(quick_results):
     result = quick_results["depth"]
-    assert [row["model"] for row in result["rows"]] == ["plain20", "plain56", "resnet20", "resnet56"]
+    assert [row["model"] for row in result["rows"]] == ["plain20", "plain56", "resnet20",
+                                                        "resnet56"]
     assert {row["depth"] for row in result["rows"]} == {20, 56}
-    assert set(result["summary"]["final_train_error"]) == {"plain20", "plain56", "resnet20", "resnet56"}
+    assert set(result["summary"]["final_train_error"]) == {"plain20", "plain56", "resnet20",
+                                                           "resnet56"}
 
 
 def test_model_variants_of_the_new_experiments():
@@ -242,12 +252,13 @@ def test_params_counts_are_exact(tmp_path):
     assert round(summary["resnet_ratio"], 2) == 16.94
     # Inception 3a's 5×5 branch on 28×28×192: 192·16 + 25·16·32 weights against 25·192·32.
     assert summary["inception_5x5_weights"] == {"with_reduce": 15_872, "without_reduce": 153_600}
-    assert summary["inception_5x5_macs"] == {"with_reduce": 28 * 28 * 15_872, "without_reduce": 28 * 28 * 153_600}
+    assert summary["inception_5x5_macs"] == {"with_reduce": 28 * 28 * 15_872,
+                                             "without_reduce": 28 * 28 * 153_600}
     assert result["held"] is True
     assert "69,632" in result["verdict"] and "1,179,648" in result["verdict"]
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------------------------ helpers
 
 
 def test_epochs_to_reach_the_mark_interpolates():
@@ -287,7 +298,8 @@ def test_mean_std_and_markdown_table():
     mean, std = mean_std([0.8, 0.9, float("nan")])
     assert mean == pytest.approx(0.85) and std == pytest.approx(0.0707107, rel=1e-5)
     table = markdown_table([{"arm": "a", "top1": 0.91234567, "n": 60000, "x": None}])
-    assert table.splitlines() == ["| arm | top1 | n | x |", "|---|---|---|---|", "| a | 0.9123 | 60,000 | — |"]
+    assert table.splitlines() == ["| arm | top1 | n | x |", "|---|---|---|---|",
+                                  "| a | 0.9123 | 60,000 | — |"]
 
 
 def test_unknown_experiment_and_bad_seeds():
@@ -299,7 +311,7 @@ def test_unknown_experiment_and_bad_seeds():
         run_experiment("params", seeds=0)
 
 
-# ---------------------------------------------------------------------------------------------------- the CLI
+# ------------------------------------------------------------------------------------------ the CLI
 
 
 @pytest.fixture
@@ -319,17 +331,21 @@ def test_cli_help_lists_every_experiment(capsys, cli_with_experiment):
 
 
 def test_cli_params_json_and_text(tmp_path, capsys, cli_with_experiment):
-    assert cli_with_experiment(["experiment", "params", "--json", "--out", str(tmp_path / "j")]) == 0
+    assert cli_with_experiment(["experiment", "params", "--json", "--out",
+                                str(tmp_path / "j")]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)  # exactly one JSON object on stdout
-    assert result["summary"]["bottleneck_weights"] == 69_632 and result["run_dir"] == str(tmp_path / "j")
+    assert result["summary"]["bottleneck_weights"] == 69_632 and result["run_dir"] == str(
+        tmp_path / "j"
+    )
     assert "[params]" in captured.err  # progress on stderr
     assert cli_with_experiment(["experiment", "params", "--out", str(tmp_path / "t")]) == 0
     text = capsys.readouterr().out
     assert "HELD" in text and "results.md" in text
 
 
-@pytest.mark.parametrize("argv", [["experiment", "params", "--seeds", "0"], ["experiment", "resnet-vs-vgg"]])
+@pytest.mark.parametrize("argv", [["experiment", "params", "--seeds", "0"],
+                                  ["experiment", "resnet-vs-vgg"]])
 def test_cli_rejects_bad_arguments(capsys, cli_with_experiment, argv):
     with pytest.raises(SystemExit) as exit_info:
         cli_with_experiment(argv)

@@ -1,7 +1,8 @@
-"""The explorer in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright against
-`cnnzoo serve` on a free port of 127.0.0.1. It draws a digit, uploads an image, switches runs (a damaged one
-included), compares two runs and watches a run that is still training; screenshots go to each test's tmp_path.
-Without Chromium or Playwright these tests are skipped, and the reason is printed (`make test` runs pytest -rs)."""
+"""The explorer in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
+Playwright against `cnnzoo serve` on a free port of 127.0.0.1. It draws a digit, uploads an image,
+switches runs (a damaged one included), compares two runs and watches a run that is still training;
+screenshots go to each test's tmp_path. Without Chromium or Playwright these tests are skipped, and
+the reason is printed (`make test` runs pytest -rs)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,24 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path(os.environ.get("CNNZOO_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1366, "height": 768}  # a laptop screen
 SERVED = {}  # the application the module's server runs, for tests that look inside it
 
 if not CHROMIUM.is_file():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CNNZOO_CHROMIUM)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'cnnzoo[serve]')")
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CNNZOO_CHROMIUM)",
+                allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api",
+                                     reason="playwright is not installed (pip install playwright)")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install "
+                                      "'cnnzoo[serve]')")
 
 
 @pytest.fixture(scope="module")
 def browser_runs(explorer_runs, tmp_path_factory) -> Path:
-    """Copies of the test runs, plus "live": a run with one epoch done whose summary is not written yet."""
+    """Copies of the test runs, plus "live": a run with one epoch done whose summary is not written
+    yet."""
     root = tmp_path_factory.mktemp("browser") / "runs"
     for name in ("lenet5-a", "lenet5bn-b", "damaged"):
         shutil.copytree(explorer_runs / name, root / name)
@@ -70,10 +75,16 @@ def playwright():
 @pytest.fixture(scope="module")
 def page(server, playwright):
     # the tests' own page.evaluate and wait_for_function run as page scripts, which the explorer's
-    # Content-Security-Policy forbids: bypassed here, and tested in test_the_page_works_under_its_own_policy
-    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="cnnzoo-chromium-"),
-                                                            headless=True, executable_path=str(CHROMIUM), args=ARGS,
-                                                            viewport=VIEWPORT, bypass_csp=True)
+    # Content-Security-Policy forbids: bypassed here, and tested in
+    # test_the_page_works_under_its_own_policy
+    context = playwright.chromium.launch_persistent_context(
+        tempfile.mkdtemp(prefix="cnnzoo-chromium-"),
+        headless=True,
+        executable_path=str(CHROMIUM),
+        args=ARGS,
+        viewport=VIEWPORT,
+        bypass_csp=True,
+    )
     errors = []
     tab = context.new_page()
     tab.on("pageerror", lambda error: errors.append(str(error)))
@@ -86,7 +97,9 @@ def page(server, playwright):
 
 def _select(page, run: str) -> None:
     page.click(f"#runs li[data-run='{run}']")
-    page.wait_for_function("name => document.querySelector('#run-title').textContent.startsWith(name)", arg=run)
+    page.wait_for_function("name => "
+                           "document.querySelector('#run-title').textContent.startsWith(name)",
+                           arg=run)
 
 
 def _draw_a_seven(page) -> None:
@@ -106,7 +119,8 @@ UNPAINTED = """sel => [...document.querySelectorAll(sel)].filter(c => {
 FLAT_STAGES = """() => [...document.querySelectorAll('#stages .stage[data-stage]')].filter(stage =>
   ![...stage.querySelectorAll('canvas.map')].some(c => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    for (let i = 4; i < d.length; i += 4) if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return true;
+    for (let i = 4; i < d.length; i += 4)
+      if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return true;
     return false; })).map(stage => stage.dataset.stage)"""
 
 
@@ -115,7 +129,8 @@ def _api(server: str, path: str, image: bytes | None = None) -> dict:
 
     if image is None:
         return httpx.get(server.rstrip("/") + path, timeout=30).json()
-    return httpx.post(server.rstrip("/") + path, files={"image": ("x.png", image, "image/png")}, timeout=30).json()
+    return httpx.post(server.rstrip("/") + path, files={"image": ("x.png", image, "image/png")},
+                      timeout=30).json()
 
 
 def test_drawing_shows_top_k_every_stage_grad_cam_and_neighbours(page, server, tmp_path):
@@ -124,14 +139,26 @@ def test_drawing_shows_top_k_every_stage_grad_cam_and_neighbours(page, server, t
     page.wait_for_selector("#topk li")
     page.wait_for_selector("#neighbours figure")
     probabilities = [float(t.rstrip("%")) for t in page.locator("#topk .prob").all_inner_texts()]
-    assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 100.1
+    assert (
+        len(probabilities) == 5
+        and probabilities == sorted(probabilities, reverse=True)
+        and sum(probabilities) <= 100.1
+    )
     stages = _api(server, "/api/runs/lenet5-a/model")["stages"]
-    assert page.locator("#stages .stage[data-stage]").evaluate_all("els => els.map(e => e.dataset.stage)") == stages
+    assert (
+        page.locator("#stages .stage[data-stage]").evaluate_all(
+            "els => els.map(e => e.dataset.stage)"
+        )
+        == stages
+    )
     for stage, shown in (("C1", 6), ("S2", 6), ("C3", 16), ("S4", 16), ("C5", 1), ("F6", 1)):
         assert page.locator(f"#stages .stage[data-stage='{stage}'] canvas.map").count() == shown
-    page.wait_for_function("document.querySelector('#cam-caption').textContent.includes('Grad-CAM for')")
-    assert page.evaluate(UNPAINTED, "#stages canvas.map, #seen, #cam") == []  # every map and the input drawn
-    assert page.evaluate(FLAT_STAGES) == []  # in every stage some map varies (a dead ReLU map may be flat)
+    page.wait_for_function("document.querySelector('#cam-caption').textContent.includes('Grad-CAM "
+                           "for')")
+    # every map and the input drawn
+    assert page.evaluate(UNPAINTED, "#stages canvas.map, #seen, #cam") == []
+    # in every stage some map varies (a dead ReLU map may be flat)
+    assert page.evaluate(FLAT_STAGES) == []
     assert page.locator("#neighbours figure").count() == 8
     page.screenshot(path=str(tmp_path / "explore.png"))
     page.locator("#stages .stage[data-stage='C1'] canvas.map").first.click()
@@ -142,7 +169,9 @@ def test_drawing_shows_top_k_every_stage_grad_cam_and_neighbours(page, server, t
     page.click("#zoom-close")
 
 
-def test_uploading_or_dropping_an_image_predicts_what_the_api_predicts(page, server, tiny_mnist_dir, tmp_path):
+def test_uploading_or_dropping_an_image_predicts_what_the_api_predicts(
+    page, server, tiny_mnist_dir, tmp_path
+):
     from PIL import Image
 
     from cnnzoo.data.loading import load_dataset
@@ -154,12 +183,17 @@ def test_uploading_or_dropping_an_image_predicts_what_the_api_predicts(page, ser
     expected = _api(server, "/api/runs/lenet5-a/predict", path.read_bytes())["top_k"][0]["class"]
     page.evaluate("document.querySelector('#topk').replaceChildren()")
     page.set_input_files("#file", str(path))
-    # selecting the run re-predicts the drawing still on the canvas; wait for the upload's own answer
+    # selecting the run re-predicts the drawing still on the canvas; wait for the upload's own
+    # answer
     page.wait_for_function("document.querySelector('#truth').textContent.includes('upload.png')")
     assert page.inner_text("#topk li.top .label") == expected
-    dropped = page.evaluate_handle("""b64 => { const dt = new DataTransfer();
-        dt.items.add(new File([Uint8Array.from(atob(b64), c => c.charCodeAt(0))], 'dropped.png', {type: 'image/png'}));
-        return dt; }""", base64.b64encode(path.read_bytes()).decode())
+    dropped = page.evaluate_handle(
+        """b64 => { const dt = new DataTransfer();
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+        return dt; }""",
+        base64.b64encode(path.read_bytes()).decode(),
+    )
     page.dispatch_event("#canvas", "drop", {"dataTransfer": dropped})
     page.wait_for_function("document.querySelector('#truth').textContent.includes('dropped.png')")
     assert page.inner_text("#topk li.top .label") == expected
@@ -215,7 +249,8 @@ def test_training_tab_and_comparing_two_runs(page, server, tmp_path):
     page.click("#tabs button[data-tab='compare']")
     page.select_option("#compare-a", "lenet5-a")
     page.select_option("#compare-b", "lenet5bn-b")
-    page.wait_for_function("document.querySelector('#compare-table').textContent.includes('B: lenet5bn-b')")
+    page.wait_for_function("document.querySelector('#compare-table').textContent.includes('B: "
+                           "lenet5bn-b')")
     table = page.inner_text("#compare-table")
     assert "A: lenet5-a" in table and "lenet5_bn" in table
     assert page.evaluate(UNPAINTED, "#compare canvas.chart") == []
@@ -229,16 +264,22 @@ def test_a_run_still_training_updates_live(page, browser_runs):
     metrics = browser_runs / "live" / "metrics.csv"
     full = (browser_runs / "lenet5-a" / "metrics.csv").read_text()
     metrics.write_text(full)
-    page.wait_for_function("document.querySelector(\"#runs li[data-run='live']\").textContent.includes('2/2 epochs')",
+    page.wait_for_function("document.querySelector(\"#runs "
+                           "li[data-run='live']\").textContent.includes('2/2 epochs')",
                            timeout=10_000)
 
 
 def test_the_page_works_under_its_own_policy(server, playwright):
-    """The explorer sends a Content-Security-Policy (scripts and connections from itself only, no framing): its
-    page loads, draws, predicts and fetches a test image with the policy in force, and breaks none of it."""
-    context = playwright.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="cnnzoo-chromium-"),
-                                                            headless=True, executable_path=str(CHROMIUM), args=ARGS,
-                                                            viewport=VIEWPORT)
+    """The explorer sends a Content-Security-Policy (scripts and connections from itself only, no
+    framing): its page loads, draws, predicts and fetches a test image with the policy in force, and
+    breaks none of it."""
+    context = playwright.chromium.launch_persistent_context(
+        tempfile.mkdtemp(prefix="cnnzoo-chromium-"),
+        headless=True,
+        executable_path=str(CHROMIUM),
+        args=ARGS,
+        viewport=VIEWPORT,
+    )
     messages, errors = [], []
     tab = context.new_page()
     tab.on("console", lambda message: messages.append(message.text))

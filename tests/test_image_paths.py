@@ -27,15 +27,16 @@ CASES = [pytest.param(name, run, marks=pytest.mark.slow)
 
 @pytest.fixture(scope="module")
 def runs(tiny_mnist_dir, tmp_path_factory):
-    """A folder of two runs, as the explorer serves them. Barely trained: agreement needs no accuracy."""
+    """A folder of two runs, as the explorer serves them. Barely trained: agreement needs no
+    accuracy."""
     from cnnzoo.engine.config import TrainConfig
     from cnnzoo.engine.train import train
 
     root = tmp_path_factory.mktemp("image-paths") / "runs"
     train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1,
                       batch_size=64, lr=0.05, out=str(root / "lenet5")))
-    train(TrainConfig(model="convnet", dataset="fashion-mnist", data_dir=str(tiny_mnist_dir), epochs=1,
-                      batch_size=50, train_subset=300, lr=0.05, input_size=48,
+    train(TrainConfig(model="convnet", dataset="fashion-mnist", data_dir=str(tiny_mnist_dir),
+                      epochs=1, batch_size=50, train_subset=300, lr=0.05, input_size=48,
                       out=str(root / "convnet48")))
     return root
 
@@ -84,7 +85,8 @@ def _explorer(client, run: str, image, prepare: bool) -> dict[str, dict]:
     answers = {}
     deadline = time.monotonic() + 120
     for route in ("predict", "neighbours"):
-        while True:  # neighbours: 202 while the run's index builds in the background, as the page sees
+        # neighbours: 202 while the run's index builds in the background, as the page sees
+        while True:
             response = client.post(f"/api/runs/{run}/{route}?top_k=5{query}",
                                    files={"image": (image.name, image.read_bytes(), "image/png")})
             if response.status_code != 202 or time.monotonic() > deadline:
@@ -104,7 +106,8 @@ def _every_path(capsys, client, runs, run, image, data_dir, prepare=True) -> dic
     reports = {"predict": _cli(capsys, "predict", source, image, *extra)["results"][0]}
     for view in ("maps", "cam", "neighbours"):
         more = ["--data-dir", data_dir, "--queries", "20"] if view == "neighbours" else []
-        reports[f"show {view}"] = _cli(capsys, "show", view, source, image, "--out", out, *more, *extra)
+        reports[f"show {view}"] = _cli(capsys, "show", view, source, image, "--out", out, *more,
+                                       *extra)
     reports["scoremap"] = _cli(capsys, "scoremap", source, image, "--out", out, *extra)
     explorer = _explorer(client, run, image, prepare)
     reports["explorer"] = explorer["predict"]
@@ -130,15 +133,16 @@ def _agree(reports: dict[str, dict]) -> dict:
 
 
 @pytest.mark.parametrize(("name", "run"), CASES)
-def test_every_path_prepares_an_image_as_predict_does(name, run, runs, images, client, tiny_mnist_dir,
-                                                      capsys):
+def test_every_path_prepares_an_image_as_predict_does(name, run, runs, images, client,
+                                                      tiny_mnist_dir, capsys):
     reports = _every_path(capsys, client, runs, run, images[name], tiny_mnist_dir)
     expected = _agree(reports)
     steps = expected["prepared"]
     assert ("warning" in expected) == LIGHT[name]  # the warning: a light background, nothing else
     inverted = ["inverted (light background)"] if LIGHT[name] else []
     assert [step for step in steps if step.startswith("inverted")] == inverted
-    assert reports["scoremap"]["canvas_prepared"] == inverted  # the canvas: never trimmed or resized
+    # the canvas: never trimmed or resized
+    assert reports["scoremap"]["canvas_prepared"] == inverted
     if name == "test.png":  # already in the data set's form: used as it is, everywhere
         assert steps == []
         # the score map of an image the size of the training images is one window: predict's answer
@@ -179,7 +183,8 @@ def test_the_warning_fires_for_a_light_background_only(runs, tmp_path):
     for name, array in (("bright.png", bright), ("faint.png", faint)):
         Image.fromarray(array).save(tmp_path / name)
     for prepare in (True, False):
-        found = predict_files(run, [tmp_path / "bright.png", tmp_path / "faint.png"], prepare=prepare)
+        found = predict_files(run, [tmp_path / "bright.png", tmp_path / "faint.png"],
+                              prepare=prepare)
         assert "warning" not in found[0]
         assert "background is light (grey 200 of 255)" in found[1]["warning"]
 

@@ -1,4 +1,5 @@
-"""The inspector: per-layer figures on hand-made and published networks, and the output-size formula."""
+"""The inspector: per-layer figures on hand-made and published networks, and the output-size
+formula."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from cnnzoo.layers.output_size import conv_input_size_needed, conv_output_size
 
 
 class TwoBranches(nn.Module):
-    """x → conv 3×3 → {branch a: conv 3×3 stride 2 → conv 3×3 ; branch b: max-pool 2/2} → add → flatten → fc.
+    """x → conv 3×3 → {branch a: conv 3×3 stride 2 → conv 3×3 ; branch b: max-pool 2/2} → add →
+    flatten → fc.
 
     Hand-computed receptive fields (r_out = r_in + (k − 1)·j_in, j_out = j_in·s):
     stem 3 (j 1); a1 5 (j 2); a2 5 + 2·2 = 9 (j 2); b 3 + 1 = 4 (j 2); the sum sees the wider, 9.
@@ -40,7 +42,8 @@ class TwoBranches(nn.Module):
 def test_receptive_fields_through_branches_are_hand_computed():
     s = cnnzoo.summary(TwoBranches(), (1, 8, 8))
     fields = {layer.name: (layer.receptive_field, layer.jump) for layer in s.layers}
-    assert fields == {"stem": (3, 1), "a1": (5, 2), "a2": (9, 2), "b": (4, 2), "after": (9, 2), "fc": (None, None)}
+    assert fields == {"stem": (3, 1), "a1": (5, 2), "a2": (9, 2), "b": (4, 2), "after": (9, 2),
+                      "fc": (None, None)}
 
 
 def test_macs_params_and_connections_of_a_hand_made_model():
@@ -56,7 +59,8 @@ def test_macs_params_and_connections_of_a_hand_made_model():
     assert s.total_macs == sum(layer.macs for layer in s.layers)
 
 
-# LeNet-5 (LeCun et al., 1998), 32×32 input, layer by layer: tests/reference.py, from the paper's section II.B.
+# LeNet-5 (LeCun et al., 1998), 32×32 input, layer by layer: tests/reference.py, from the paper's
+# section II.B.
 LENET_1998 = reference.LENET_1998_LAYERS
 
 
@@ -73,21 +77,25 @@ def test_lenet_1998_layer_table(layer, shape, params, connections, field):
 
 def test_lenet_1998_totals():
     s = cnnzoo.summary(cnnzoo.create_model("lenet5_1998"))
-    assert (s.trainable_params, s.fixed_params) == (reference.LENET_1998_TRAINABLE, reference.LENET_1998_FIXED)
+    assert (s.trainable_params, s.fixed_params) == (reference.LENET_1998_TRAINABLE,
+                                                    reference.LENET_1998_FIXED)
 
 
-# Receptive fields: tests/reference.py (AlexNet and VGG-16 from their papers' layer arithmetic; ResNets as
-# commonly reported for torchvision's models).
+# Receptive fields: tests/reference.py (AlexNet and VGG-16 from their papers' layer arithmetic;
+# ResNets as commonly reported for torchvision's models).
 RECEPTIVE_FIELDS = reference.RECEPTIVE_FIELDS
 
 
 @pytest.mark.parametrize("name", sorted(RECEPTIVE_FIELDS))
 def test_published_receptive_fields(name):
     s = cnnzoo.summary(cnnzoo.create_model(name))
-    assert {layer: s.layer(layer).receptive_field for layer in RECEPTIVE_FIELDS[name]} == RECEPTIVE_FIELDS[name]
+    assert {
+        layer: s.layer(layer).receptive_field for layer in RECEPTIVE_FIELDS[name]
+    } == RECEPTIVE_FIELDS[name]
 
 
-# torchvision's published GFLOPS (multiply-accumulates of conv and linear layers at 224×224): tests/reference.py.
+# torchvision's published GFLOPS (multiply-accumulates of conv and linear layers at 224×224):
+# tests/reference.py.
 GMACS = reference.GMACS
 
 
@@ -99,9 +107,10 @@ def test_multiply_adds_agree_with_published_figures(name, expected):
 
 def test_summary_json_has_the_documented_fields():
     data = json.loads(cnnzoo.summary(cnnzoo.create_model("lenet5")).to_json())
-    assert set(data) >= {"model", "input_size", "total_params", "trainable_params", "total_macs", "layers"}
-    assert set(data["layers"][0]) == {"name", "type", "output_shape", "params", "macs", "connections",
-                                      "receptive_field", "jump", "rf_start"}
+    assert set(data) >= {"model", "input_size", "total_params", "trainable_params", "total_macs",
+                         "layers"}
+    assert set(data["layers"][0]) == {"name", "type", "output_shape", "params", "macs",
+                                      "connections", "receptive_field", "jump", "rf_start"}
 
 
 @pytest.mark.parametrize(
@@ -119,7 +128,10 @@ def test_output_size_formula_matches_pytorch(size, kernel, stride, padding, dila
 @pytest.mark.parametrize("size", range(5, 40))
 def test_ceil_mode_output_size_matches_pytorch(size):
     pool = nn.MaxPool2d(3, 2, ceil_mode=True)
-    assert conv_output_size(size, 3, 2, ceil_mode=True) == pool(torch.zeros(1, 1, size, size)).shape[-1]
+    assert (
+        conv_output_size(size, 3, 2, ceil_mode=True)
+        == pool(torch.zeros(1, 1, size, size)).shape[-1]
+    )
 
 
 def test_input_size_needed_inverts_the_formula():
@@ -131,7 +143,8 @@ def test_input_size_needed_inverts_the_formula():
 
 
 def test_the_formula_has_one_torch_free_home():
-    # models size their heads with it and must not import the inspector; scratch/ keeps its own NumPy-era copy
+    # models size their heads with it and must not import the inspector; scratch/ keeps its own
+    # NumPy-era copy
     import cnnzoo.inspect
 
     assert cnnzoo.inspect.conv_output_size is conv_output_size
@@ -144,10 +157,18 @@ def test_summary_table_groups_by_depth_and_keeps_the_end_of_long_names():
 
     result = run_summary(cnnzoo.create_model("resnet50"))
     stages = result.rows(depth=1)
-    assert [row.name for row in stages] == ["stem", "layer1", "layer2", "layer3", "layer4", "pool", "fc"]
-    assert sum(row.params for row in stages) == sum(row.params for row in result.layers) == result.total_params
+    assert [row.name for row in stages] == ["stem", "layer1", "layer2", "layer3", "layer4", "pool",
+                                            "fc"]
+    assert (
+        sum(row.params for row in stages)
+        == sum(row.params for row in result.layers)
+        == result.total_params
+    )
     assert sum(row.macs for row in stages) == result.total_macs
-    assert stages[4].output_shape == [2048, 7, 7] and stages[4].receptive_field == result.layer("layer4.2.relu3").receptive_field
+    assert (
+        stages[4].output_shape == [2048, 7, 7]
+        and stages[4].receptive_field == result.layer("layer4.2.relu3").receptive_field
+    )
     table = result.table(depth=1)
     assert "connections" in table.splitlines()[1] and len(table.splitlines()) == 3 + 7 + 3
     dense = run_summary(cnnzoo.create_model("densenet121")).table()

@@ -1,6 +1,7 @@
-"""Non-finite numbers are stopped, never passed on: a run whose weights turn NaN while its loss stayed finite
-stops before saving them, a checkpoint holding NaN is refused by name, and an export counts a NaN output as a
-disagreement (they used to give "test accuracy 10.00%", "Bag (nan%)" and "agreement 100%")."""
+"""Non-finite numbers are stopped, never passed on: a run whose weights turn NaN while its loss
+stayed finite stops before saving them, a checkpoint holding NaN is refused by name, and an export
+counts a NaN output as a disagreement (they used to give "test accuracy 10.00%", "Bag (nan%)" and
+"agreement 100%")."""
 
 from __future__ import annotations
 
@@ -26,15 +27,18 @@ from cnnzoo.errors import CheckpointError, NonFiniteLossError
 
 
 def tiny(data_dir, out, **changes) -> TrainConfig:
-    settings = dict(model="mlp", model_kwargs={"hidden": [16]}, dataset="mnist", data_dir=str(data_dir), epochs=2,
+    settings = dict(model="mlp", model_kwargs={"hidden": [16]}, dataset="mnist",
+                    data_dir=str(data_dir), epochs=2,
                     batch_size=100, seed=3, precision="fp32", out=str(out))
     return TrainConfig(**{**settings, **changes})
 
 
-def test_weights_gone_nan_with_a_finite_loss_stop_the_run_before_they_are_saved(tiny_mnist_dir, tmp_path,
-                                                                              monkeypatch):
-    """The last step of epoch 2 leaves a NaN weight (its loss, computed before the update, was finite): the run
-    stops naming the weight, and epoch 1's checkpoints stay, finite and resumable."""
+def test_weights_gone_nan_with_a_finite_loss_stop_the_run_before_they_are_saved(
+    tiny_mnist_dir, tmp_path, monkeypatch
+):
+    """The last step of epoch 2 leaves a NaN weight (its loss, computed before the update, was
+    finite): the run stops naming the weight, and epoch 1's checkpoints stay, finite and
+    resumable."""
     import cnnzoo.engine.loop as loop
 
     step = loop.training_step
@@ -81,17 +85,27 @@ def test_a_checkpoint_holding_nan_is_refused_by_name(poisoned_run, tiny_mnist_di
     from PIL import Image
 
     Image.new("L", (28, 28), 30).save(image)
-    for argv in (["eval", str(run_dir), "--data-dir", str(tiny_mnist_dir)], ["predict", str(run_dir), str(image)],
+    for argv in (["eval", str(run_dir), "--data-dir", str(tiny_mnist_dir)],
+                 ["predict", str(run_dir), str(image)],
                  ["predict", str(run_dir), str(image), "--json"]):
         assert main(argv) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and "nan%" not in captured.err
-        assert captured.err.count("\n") == 1 and f"{rundir.BEST}: its tensor {name} holds NaN" in captured.err
+        assert (
+            captured.err.count("\n") == 1
+            and f"{rundir.BEST}: its tensor {name} holds NaN" in captured.err
+        )
     # and as a user runs it, in a process of its own
     source = str(Path(cnnzoo.__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, "-m", "cnnzoo", "predict", str(run_dir), str(image)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "cnnzoo", "predict", str(run_dir), str(image)],
+                          capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": source})
-    assert done.returncode == 2 and done.stdout == "" and "holds NaN" in done.stderr and "nan%" not in done.stderr
+    assert (
+        done.returncode == 2
+        and done.stdout == ""
+        and "holds NaN" in done.stderr
+        and "nan%" not in done.stderr
+    )
 
 
 class _LogOfFirstPixels(nn.Module):
@@ -117,10 +131,10 @@ def test_an_export_counts_a_nan_output_as_a_disagreement(tmp_path):
 
 
 @pytest.mark.parametrize("allowed, bad_steps", [(2, (3, 8)), (1, (3, 8))], ids=["within", "past"])
-def test_skip_nonfinite_skips_up_to_n_steps_and_counts_them(tiny_mnist_dir, tmp_path, monkeypatch, allowed,
-                                                            bad_steps):
-    """--skip-nonfinite N: a step whose loss is not finite makes no update and is counted in metrics.csv; the
-    (N+1)-th stops the run as without it."""
+def test_skip_nonfinite_skips_up_to_n_steps_and_counts_them(tiny_mnist_dir, tmp_path, monkeypatch,
+                                                            allowed, bad_steps):
+    """--skip-nonfinite N: a step whose loss is not finite makes no update and is counted in
+    metrics.csv; the (N+1)-th stops the run as without it."""
     from cnnzoo.models.base import ZooModel
 
     loss_of, calls = ZooModel.training_loss, []
@@ -131,27 +145,36 @@ def test_skip_nonfinite_skips_up_to_n_steps_and_counts_them(tiny_mnist_dir, tmp_
         return loss * float("nan") if len(calls) in bad_steps else loss
 
     monkeypatch.setattr(ZooModel, "training_loss", nan_at_some_steps)
-    config = tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={}, skip_nonfinite=allowed)
+    config = tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={},
+                  skip_nonfinite=allowed)
     if allowed < len(bad_steps):
         with pytest.raises(NonFiniteLossError, match="more than 1 steps .* epoch 2, step 2"):
             train(config)
         return
     summary = train(config)
     assert [row["skipped_steps"] for row in rundir.read_metrics(tmp_path / "run")] == [1, 1]
-    assert summary["epochs"] == 2 and math.isfinite(rundir.read_metrics(tmp_path / "run")[-1]["train_loss"])
+    assert summary["epochs"] == 2 and math.isfinite(
+        rundir.read_metrics(tmp_path / "run")[-1]["train_loss"]
+    )
     state = ckpt.load_checkpoint(tmp_path / "run" / rundir.LAST)
     assert state.meta["run_state"]["skipped_steps"] == 2
     assert all(torch.isfinite(t).all() for t in state.model_state.values())
 
 
-def test_a_new_run_that_diverges_in_its_first_epoch_leaves_nothing_and_says_so(tiny_mnist_dir, tmp_path,
-                                                                              monkeypatch):
+def test_a_new_run_that_diverges_in_its_first_epoch_leaves_nothing_and_says_so(
+    tiny_mnist_dir, tmp_path, monkeypatch
+):
     from cnnzoo.models.base import ZooModel
 
     loss_of = ZooModel.training_loss
-    monkeypatch.setattr(ZooModel, "training_loss", lambda self, *a, **k: loss_of(self, *a, **k) * float("nan"))
-    with pytest.raises(NonFiniteLossError, match="nothing of it was kept; run the same command again once"):
+    monkeypatch.setattr(ZooModel, "training_loss", lambda self, *a,
+                        **k: loss_of(self, *a, **k) * float("nan"))
+    with pytest.raises(NonFiniteLossError, match="nothing of it was kept; run the same command "
+                                                 "again once"):
         train(tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={}))
     assert not (tmp_path / "run").exists()
     monkeypatch.setattr(ZooModel, "training_loss", loss_of)
-    assert train(tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={}))["epochs"] == 2
+    assert (
+        train(tiny(tiny_mnist_dir, tmp_path / "run", model="lenet5", model_kwargs={}))["epochs"]
+        == 2
+    )

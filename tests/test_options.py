@@ -1,7 +1,7 @@
-"""Every command's options, read from the real parser: a bad value is one line naming the option and the value,
-exit 2, before anything is created; `--debug` is accepted at every level; `bench` is one sub-command per
-benchmark. New commands and options are covered as they are added, because the cases come from walking
-`build_parser()`."""
+"""Every command's options, read from the real parser: a bad value is one line naming the option and
+the value, exit 2, before anything is created; `--debug` is accepted at every level; `bench` is one
+sub-command per benchmark. New commands and options are covered as they are added, because the cases
+come from walking `build_parser()`."""
 
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 
 def _options(test):
-    """(command words, option) for the options of every leaf command that ``test(action)`` selects."""
+    """(command words, option) for the options of every leaf command that ``test(action)``
+    selects."""
     cases = []
     for path, parser in _commands(build_parser()):
         if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
             continue
-        cases += [pytest.param(path, a.option_strings[-1], id=" ".join((*path, a.option_strings[-1])))
+        cases += [pytest.param(path, a.option_strings[-1],
+                               id=" ".join((*path, a.option_strings[-1])))
                   for a in parser._actions if a.option_strings and test(a)]
     return cases
 
@@ -62,13 +64,16 @@ NUMERIC = _options(_is_numeric)
 def test_the_walk_finds_the_numeric_options_of_nested_commands():
     found = {(" ".join(p.values[0]), p.values[1]) for p in NUMERIC}
     for case in (("bench training", "--repeats"), ("summary", "--depth"), ("train", "--seed"),
-                 ("train", "--threads"), ("show neighbours", "--k"), ("serve", "--port"), ("eval", "--memory-budget")):
+                 ("train", "--threads"), ("show neighbours", "--k"), ("serve", "--port"),
+                 ("eval", "--memory-budget")):
         assert case in found
 
 
 @pytest.mark.parametrize("path, option", NUMERIC)
 @pytest.mark.parametrize("value", BAD_NUMBERS)
-def test_every_numeric_option_refuses_nan_inf_negative_and_absurd_values(capsys, path, option, value):
+def test_every_numeric_option_refuses_nan_inf_negative_and_absurd_values(
+    capsys, path, option, value
+):
     err = _refused(capsys, [*path, option, value])
     assert f"argument {option}: must be" in err and repr(value) in err
 
@@ -83,7 +88,9 @@ def test_every_numeric_option_refuses_nan_inf_negative_and_absurd_values(capsys,
     (["bench", "recipes", "--seeds", "0"], "--seeds", "0", "from 1 to 100"),
     (["serve", "--max-upload-mb", "0"], "--max-upload-mb", "0", "> 0"),
 ])
-def test_a_value_out_of_range_names_the_option_the_value_and_what_is_allowed(capsys, argv, option, value, allowed):
+def test_a_value_out_of_range_names_the_option_the_value_and_what_is_allowed(
+    capsys, argv, option, value, allowed
+):
     err = _refused(capsys, argv)
     assert f"argument {option}" in err and repr(value) in err and allowed in err
 
@@ -97,7 +104,8 @@ DEVICE = _options(lambda action: "--device" in action.option_strings)
 
 def test_every_command_that_runs_somewhere_takes_the_shared_device_option():
     assert {" ".join(p.values[0]) for p in DEVICE} >= {"train", "eval", "predict", "bench training",
-                                                       "bench inference", "bench hardware", "bench recipes"}
+                                                       "bench inference", "bench hardware",
+                                                       "bench recipes"}
 
 
 @pytest.mark.parametrize("path, option", DEVICE)
@@ -110,9 +118,15 @@ def test_gpu_is_refused_with_the_name_pytorch_uses(capsys, path, option):
 def test_a_device_this_machine_lacks_is_refused(capsys, path, option):
     import torch
 
-    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or the first where there is none
+    # one past the last GPU, or the first where there is none
+    missing = f"cuda:{torch.cuda.device_count()}"
     err = _refused(capsys, [*path, "--device", missing])
-    assert "argument --device" in err and repr(missing) in err and "not available" in err and "cpu" in err
+    assert (
+        "argument --device" in err
+        and repr(missing) in err
+        and "not available" in err
+        and "cpu" in err
+    )
 
 
 def test_eval_with_device_gpu_is_one_line_not_a_traceback(capsys, tmp_path):
@@ -120,12 +134,14 @@ def test_eval_with_device_gpu_is_one_line_not_a_traceback(capsys, tmp_path):
     assert err.startswith("cnnzoo eval: error: argument --device:")
 
 
-@pytest.mark.parametrize("argv", [["train"], ["eval", "run"], ["predict", "run", "x.png"], ["bench", "hardware"]])
+@pytest.mark.parametrize("argv", [["train"], ["eval", "run"], ["predict", "run", "x.png"],
+                                  ["bench", "hardware"]])
 def test_cpu_is_a_device(argv):
     assert build_parser().parse_args([*argv, "--device", "cpu"]).device == "cpu"
 
 
-@pytest.mark.parametrize("argv", [["bench", "recipes", "--recipes", "budgetnet-fast", "--epochs", "1"],
+@pytest.mark.parametrize("argv", [["bench", "recipes", "--recipes", "budgetnet-fast", "--epochs",
+                                   "1"],
                                   ["show", "filters", "lenet5", "--layer", "conv9"]])
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_is_accepted_before_and_after_a_nested_command(capsys, argv, where):
@@ -155,7 +171,8 @@ def test_bench_help_lists_each_benchmark_and_each_takes_only_its_own_options(cap
     assert "--repeats" not in listing and "--peak-size" not in listing
     training = _help(capsys, "bench", "training")
     assert "--repeats" in training and "--images" in training
-    for foreign in ("--race-out", "--cnnzoo-epochs", "--peak-size", "--recipes", "--results", "--seeds"):
+    for foreign in ("--race-out", "--cnnzoo-epochs", "--peak-size", "--recipes", "--results",
+                    "--seeds"):
         assert foreign not in training
     race = _help(capsys, "bench", "race")
     assert "--race-out" in race and "--repeats" not in race and "--images" not in race
@@ -173,20 +190,25 @@ def test_eval_and_predict_take_test_views_as_train_does(capsys):
 
 
 DATA_DIR = _options(lambda action: "--data-dir" in action.option_strings)
-OUT = _options(lambda action: "--out" in action.option_strings or "--race-out" in action.option_strings)
+OUT = _options(
+    lambda action: "--out" in action.option_strings or "--race-out" in action.option_strings
+)
 
 
 @pytest.mark.parametrize("path, option", DATA_DIR)
 def test_a_data_dir_that_is_no_folder_is_refused(capsys, tmp_path, path, option):
     (tmp_path / "file").write_text("x")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
-    for target, says in (("nowhere", "no such folder"), ("file", "not a folder"), ("dangling", "broken")):
+    for target, says in (("nowhere", "no such folder"), ("file", "not a folder"),
+                         ("dangling", "broken")):
         err = _refused(capsys, [*path, "--data-dir", str(tmp_path / target)])
         assert "argument --data-dir" in err and says in err and str(tmp_path / target) in err
 
 
 @pytest.mark.parametrize("path, option", OUT)
-def test_an_out_that_cannot_be_written_is_refused_before_anything_is_made(capsys, tmp_path, path, option):
+def test_an_out_that_cannot_be_written_is_refused_before_anything_is_made(
+    capsys, tmp_path, path, option
+):
     (tmp_path / "file").write_text("x")
     (tmp_path / "folder").mkdir()
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
@@ -213,13 +235,16 @@ def test_a_read_only_out_folder_is_refused_and_left_empty(capsys, tmp_path):
     assert list(read_only.iterdir()) == []
 
 
-def test_train_writes_through_a_symlink_into_a_folder_with_spaces_and_accents(capsys, tmp_path, tiny_mnist_dir):
+def test_train_writes_through_a_symlink_into_a_folder_with_spaces_and_accents(
+    capsys, tmp_path, tiny_mnist_dir
+):
     real = tmp_path / "résultats d'été" / "run ü"
     real.parent.mkdir()
     link = tmp_path / "lien vers ça"
     link.symlink_to(real.parent, target_is_directory=True)
-    assert main(["train", "--model", "mlp", "--model-kwargs", '{"hidden": [16]}', "--dataset", "mnist",
-                 "--data-dir", str(tiny_mnist_dir), "--epochs", "1", "--batch-size", "100", "--no-progress",
-                 "--out", str(link / "run ü"), "--json"]) == 0
+    assert main(["train", "--model", "mlp", "--model-kwargs", '{"hidden": [16]}', "--dataset",
+                 "mnist",
+                 "--data-dir", str(tiny_mnist_dir), "--epochs", "1", "--batch-size", "100",
+                 "--no-progress", "--out", str(link / "run ü"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (real / "summary.json").is_file() and summary["test_top1"] >= 0

@@ -1,8 +1,9 @@
-"""`cnnzoo serve`, the explorer's API, through FastAPI's test client on tiny trained runs: every route, what the
-page is told (checked against `cnnzoo predict`, `cnnzoo.visualize` and `cnnzoo summary` on the same image), and
-every refusal: 404 for names and links leading outside the runs folder, 400 for bad images, 413 for bodies over
-the limit (Content-Length or counted while streaming), 408 for stalled bodies, 503 when inference is busy, 422
-for a damaged checkpoint while the other runs go on being served."""
+"""`cnnzoo serve`, the explorer's API, through FastAPI's test client on tiny trained runs: every
+route, what the page is told (checked against `cnnzoo predict`, `cnnzoo.visualize` and `cnnzoo
+summary` on the same image), and every refusal: 404 for names and links leading outside the runs
+folder, 400 for bad images, 413 for bodies over the limit (Content-Length or counted while
+streaming), 408 for stalled bodies, 503 when inference is busy, 422 for a damaged checkpoint while
+the other runs go on being served."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'cnnzoo[serve]')")
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install "
+                                      "'cnnzoo[serve]')")
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -58,10 +60,16 @@ def _bytes(b64: str) -> np.ndarray:
 def test_runs_list_shows_the_runs_inside_and_nothing_that_leads_out(client):
     body = client.get("/api/runs").json()
     rows = {row["name"]: row for row in body["runs"]}
-    assert set(rows) == {"lenet5-a", "lenet5bn-b", "damaged", "leaky"}  # "escape" links outside: not listed
+    # "escape" links outside: not listed
+    assert set(rows) == {"lenet5-a", "lenet5bn-b", "damaged", "leaky"}
     assert not rows["leaky"]["has_checkpoint"]  # its checkpoints link outside: as good as none
     a = rows["lenet5-a"]
-    assert (a["model"], a["dataset"], a["epochs_done"], a["status"]) == ("lenet5", "mnist", 2, "finished")
+    assert (a["model"], a["dataset"], a["epochs_done"], a["status"]) == (
+        "lenet5",
+        "mnist",
+        2,
+        "finished",
+    )
     assert 0 <= a["test_top1"] <= 1 and a["date"][:2] == "20" and a["has_checkpoint"]
     assert body["limits"]["max_upload_bytes"] == LIMITS.max_upload_bytes
 
@@ -84,10 +92,14 @@ def test_model_card_is_cnnzoo_summary(client):
 
     card = client.get("/api/runs/lenet5-a/model").json()
     expected = summary(create_model("lenet5"))
-    assert card["stages"] == ["C1", "S2", "C3", "S4", "C5", "F6"] and card["classes"] == [str(i) for i in range(10)]
+    assert card["stages"] == ["C1", "S2", "C3", "S4", "C5", "F6"] and card["classes"] == [
+        str(i) for i in range(10)
+    ]
     assert card["total_params"] == expected.total_params == 61_706
-    assert [(r["name"], r["output_shape"], r["params"], r["macs"], r["receptive_field"]) for r in card["layers"]] == \
-        [(r.name, r.output_shape, r.params, r.macs, r.receptive_field) for r in expected.layers]
+    assert [
+        (r["name"], r["output_shape"], r["params"], r["macs"], r["receptive_field"])
+        for r in card["layers"]
+    ] == [(r.name, r.output_shape, r.params, r.macs, r.receptive_field) for r in expected.layers]
 
 
 def test_model_card_leads_with_the_count_cnnzoo_list_shows():
@@ -103,7 +115,8 @@ def test_model_card_leads_with_the_count_cnnzoo_list_shows():
     assert (card["fixed_params"], card["total_params"]) == (840, 60_840)
 
 
-def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explorer_runs, digit_png, tmp_path):
+def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explorer_runs,
+                                                                   digit_png, tmp_path):
     from cnnzoo.engine.predict import predict_files
     from cnnzoo.engine.run import load_run, open_run
     from cnnzoo.visualize.activations import activations
@@ -113,18 +126,29 @@ def test_predict_agrees_with_cnnzoo_predict_and_the_visualisations(client, explo
     result = _post(client, "/api/runs/lenet5-a/predict?top_k=3", digit_png).json()
     path = tmp_path / "digit.png"
     path.write_bytes(digit_png)
-    expected = predict_files(load_run(explorer_runs / "lenet5-a"), [path], top_k=3)[0]["predictions"]
+    expected = predict_files(load_run(explorer_runs / "lenet5-a"), [path], top_k=3)[0][
+        "predictions"
+    ]
     assert [p["class"] for p in result["top_k"]] == [p["class"] for p in expected]
-    assert [p["probability"] for p in result["top_k"]] == pytest.approx([p["probability"] for p in expected], abs=1e-5)
+    assert [p["probability"] for p in result["top_k"]] == pytest.approx(
+        [p["probability"] for p in expected], abs=1e-5
+    )
     subject = open_run(explorer_runs / "lenet5-a")
     _, x, _ = load_input(subject, path)
     outputs = activations(subject.model, x)
-    assert [(s["name"], s["shape"]) for s in result["stages"]] == [(k, list(v.shape[1:])) for k, v in outputs.items()]
+    assert [(s["name"], s["shape"]) for s in result["stages"]] == [(k, list(v.shape[1:])) for k,
+                                                                   v in outputs.items()]
     c1 = result["stages"][0]
     first = outputs["C1"][0, 0].numpy()
-    sent = _bytes(c1["data"])[: 28 * 28].reshape(28, 28) / 255 * (c1["max"][0] - c1["min"][0]) + c1["min"][0]
-    assert np.abs(sent - first).max() <= (first.max() - first.min()) / 255 + 1e-4  # the map, to one grey level
-    assert c1["layer"]["formula"] == "(28 − 5 + 2·2) / 1 + 1 = 28" and c1["layer"]["weight_shape"] == [6, 1, 5, 5]
+    sent = (
+        _bytes(c1["data"])[: 28 * 28].reshape(28, 28) / 255 * (c1["max"][0] - c1["min"][0])
+        + c1["min"][0]
+    )
+    # the map, to one grey level
+    assert np.abs(sent - first).max() <= (first.max() - first.min()) / 255 + 1e-4
+    assert c1["layer"]["formula"] == "(28 − 5 + 2·2) / 1 + 1 = 28" and c1["layer"][
+        "weight_shape"
+    ] == [6, 1, 5, 5]
     assert result["stages"][2]["layer"]["formula"] == "(14 − 5 + 2·0) / 1 + 1 = 10"
     assert result["cam"]["layer"] == grad_cam(subject.model, x)["layer"] == "C3"
     assert result["input"]["shape"] == [1, 28, 28]
@@ -143,7 +167,8 @@ def _neighbours_when_built(client, path: str, image: bytes, seconds: float = 60)
         time.sleep(0.05)
 
 
-def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_runs, tiny_mnist_dir, digit_png):
+def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_runs, tiny_mnist_dir,
+                                                            digit_png):
     from cnnzoo.data.loading import load_dataset
     from cnnzoo.engine.run import open_run
     from cnnzoo.visualize import retrieval
@@ -154,11 +179,14 @@ def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_run
     subject = open_run(explorer_runs / "lenet5-a")
     bank = retrieval.dataset_features(subject, data.train.images)
     query = retrieval.penultimate(subject.model, model_input(subject, data.test.images[3:4]))
-    assert [item["index"] for item in found["images"]] == retrieval.nearest(query, bank, 4)[1][0].tolist()
+    assert [item["index"] for item in found["images"]] == retrieval.nearest(query, bank, 4)[1][
+        0
+    ].tolist()
     assert found["searched"] == len(data.train)
     item = client.get("/api/runs/lenet5-a/test-image?index=5").json()
     assert item["label"] == int(data.test.labels[5]) and item["count"] == len(data.test)
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(item["png"])))), data.test.images[5, 0].numpy())
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(item["png"])))),
+                          data.test.images[5, 0].numpy())
     assert client.get("/api/runs/lenet5-a/test-image?index=100000").status_code == 422
 
 
@@ -203,10 +231,14 @@ def test_the_index_builds_in_the_background_while_predict_answers(explorer_runs,
         assert fresh.get("/api/runs/lenet5bn-b/index").json()["index"]["state"] == "absent"
 
 
-@pytest.mark.parametrize("path", ["/api/runs/..", "/api/runs/%2e%2e", "/api/runs/..%2f..%2fetc", "/api/runs/%2fetc",
-                                  "/api/runs/.%2e/model", "/api/runs/escape", "/api/runs/escape/model",
-                                  "/api/runs/nothing", "/api/runs/lenet5-a%00", "/api/runs/" + "a" * 300,
-                                  "/api/runs/leaky/model", "/api/runs/lenet5-a/figures/..%2fconfig.json",
+@pytest.mark.parametrize("path", ["/api/runs/..", "/api/runs/%2e%2e", "/api/runs/..%2f..%2fetc",
+                                  "/api/runs/%2fetc",
+                                  "/api/runs/.%2e/model", "/api/runs/escape",
+                                  "/api/runs/escape/model",
+                                  "/api/runs/nothing", "/api/runs/lenet5-a%00",
+                                  "/api/runs/" + "a" * 300,
+                                  "/api/runs/leaky/model",
+                                  "/api/runs/lenet5-a/figures/..%2fconfig.json",
                                   "/static/..%2f..%2fserve%2froutes.py", "/api/runs/%252e%252e"])
 def test_traversal_and_links_out_are_404(client, path):
     response = client.get(path)
@@ -227,14 +259,15 @@ def test_links_out_are_refused_before_anything_is_read(explorer_runs, monkeypatc
 def test_bad_images_are_400_with_a_message(client, digit_png):
     big = io.BytesIO()
     Image.new("L", (600, 600)).save(big, format="PNG")  # 360,000 pixels: over the test's 250,000
-    cases = {"not an image": b"hello, world", "truncated": digit_png[: len(digit_png) // 2], "empty": b"",
-             "too many pixels": big.getvalue()}
+    cases = {"not an image": b"hello, world", "truncated": digit_png[: len(digit_png) // 2],
+             "empty": b"", "too many pixels": big.getvalue()}
     for what, data in cases.items():
         response = _post(client, "/api/runs/lenet5-a/predict", data)
         assert response.status_code == 400, what
         assert response.json()["detail"], what
     assert "pixels" in _post(client, "/api/runs/lenet5-a/predict", big.getvalue()).json()["detail"]
-    missing = client.post("/api/runs/lenet5-a/predict", files={"picture": ("x.png", digit_png, "image/png")})
+    missing = client.post("/api/runs/lenet5-a/predict",
+                          files={"picture": ("x.png", digit_png, "image/png")})
     assert missing.status_code == 400 and "'image'" in missing.json()["detail"]
 
 
@@ -252,7 +285,8 @@ def _call(app, headers, chunks, delay=0.0):
         index = len(pulled)
         pulled.append(index)
         if index < len(chunks):
-            return {"type": "http.request", "body": chunks[index], "more_body": index < len(chunks) - 1}
+            return {"type": "http.request", "body": chunks[index],
+                    "more_body": index < len(chunks) - 1}
         await asyncio.sleep(3600)
 
     async def send(message):
@@ -273,8 +307,10 @@ async def _reads_everything(scope, receive, send):
 def test_body_limit_reads_nothing_past_the_limit():
     app = BodyLimit(_reads_everything, limit=1000, timeout=5)
     chunks = [b"x" * 300] * 100  # 30 kB, chunked: no Content-Length
-    assert _call(app, [(b"content-length", b"30000")], chunks) == (413, 0)  # refused before a byte is read
-    assert _call(app, [], chunks) == (413, 4)  # counted: the fourth chunk passes 1000 bytes; no fifth is read
+    # refused before a byte is read
+    assert _call(app, [(b"content-length", b"30000")], chunks) == (413, 0)
+    # counted: the fourth chunk passes 1000 bytes; no fifth is read
+    assert _call(app, [], chunks) == (413, 4)
     assert _call(app, [], chunks[:3]) == (200, 3)
     assert _call(app, [(b"content-length", b"12abc")], chunks)[0] == 400
 
@@ -283,7 +319,8 @@ def test_a_stalled_or_trickling_body_is_408():
     stalls = BodyLimit(_reads_everything, limit=10_000, timeout=0.05)
     assert _call(stalls, [], [b"x"] * 5, delay=0.2)[0] == 408
     trickles = BodyLimit(_reads_everything, limit=10_000, timeout=0.2, deadline=0.3)
-    status, pulled = _call(trickles, [], [b"x"] * 20, delay=0.05)  # each chunk in time, the whole too late
+    # each chunk in time, the whole too late
+    status, pulled = _call(trickles, [], [b"x"] * 20, delay=0.05)
     assert status == 408 and pulled < 20
     assert _call(trickles, [], [b"x"] * 3, delay=0.05) == (200, 3)
 
@@ -301,7 +338,8 @@ def test_busy_inference_is_503_not_a_queue(client, digit_png):
 def test_a_damaged_checkpoint_is_422_for_its_run_only(client, explorer_runs, digit_png):
     card = client.get("/api/runs/damaged/model")
     detail = card.json()["detail"]
-    assert card.status_code == 422 and detail.startswith("damaged/checkpoints/best.safetensors: not a readable")
+    assert card.status_code == 422 and detail.startswith("damaged/checkpoints/best.safetensors: "
+                                                         "not a readable")
     assert str(explorer_runs.resolve()) not in detail  # no server paths in answers
     assert _post(client, "/api/runs/damaged/predict", digit_png).status_code == 422
     assert client.get("/api/runs/damaged").status_code == 200  # its metrics are still there
@@ -333,15 +371,18 @@ def test_a_run_still_training_is_live(explorer_runs, tmp_path):
     with TestClient(create_app(root)) as live:
         row = live.get("/api/runs").json()["runs"][0]
         assert (row["status"], row["epochs_done"]) == ("training", 1)
-        metrics.write_text("\n".join(lines) + "\n" + lines[-1].split(",")[0][:0] + "3,0.1")  # a row being written
-        assert live.get("/api/runs").json()["runs"][0]["epochs_done"] == 2  # the half row is left out
+        # a row being written
+        metrics.write_text("\n".join(lines) + "\n" + lines[-1].split(",")[0][:0] + "3,0.1")
+        # the half row is left out
+        assert live.get("/api/runs").json()["runs"][0]["epochs_done"] == 2
 
 
 def test_serve_without_the_extra_is_one_line_exit_2(monkeypatch, capsys, explorer_runs):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name,
+                        *a: None if name == "fastapi" else real(name, *a))
     assert main(["serve", str(explorer_runs)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "pip install 'cnnzoo[serve]'" in err
@@ -355,11 +396,16 @@ def test_serve_refuses_a_missing_folder_a_run_and_a_busy_port(capsys, explorer_r
     with bind("127.0.0.1", 0) as taken:
         assert main(["serve", str(explorer_runs), "--port", str(taken.getsockname()[1])]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3 and "no such folder" in lines[0] and "run directory itself" in lines[1] and \
-        "choose another --port" in lines[2]
+    assert (
+        len(lines) == 3
+        and "no such folder" in lines[0]
+        and "run directory itself" in lines[1]
+        and "choose another --port" in lines[2]
+    )
 
 
-def test_binding_beyond_loopback_warns_there_is_no_authentication(monkeypatch, capsys, explorer_runs):
+def test_binding_beyond_loopback_warns_there_is_no_authentication(monkeypatch, capsys,
+                                                                  explorer_runs):
     import uvicorn
 
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
@@ -371,8 +417,9 @@ def test_binding_beyond_loopback_warns_there_is_no_authentication(monkeypatch, c
 
 
 def test_a_real_server_refuses_big_bodies_unread_and_stops_on_ctrl_c(explorer_runs):
-    """`cnnzoo serve` as a user starts it: the URL printed, 413 on a header that promises 50 MB (sent without a
-    body, so only an answer before reading can come back), 413 on a chunked stream, and Ctrl-C ends it cleanly."""
+    """`cnnzoo serve` as a user starts it: the URL printed, 413 on a header that promises 50 MB
+    (sent without a body, so only an answer before reading can come back), 413 on a chunked stream,
+    and Ctrl-C ends it cleanly."""
     import re
     import signal
     import socket
@@ -380,22 +427,26 @@ def test_a_real_server_refuses_big_bodies_unread_and_stops_on_ctrl_c(explorer_ru
     import sys
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs), "--port", "0",
+    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs),
+                               "--port", "0",
                                "--max-upload-mb", "1"], stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = server.stderr.readline()
         host, port = re.search(r"http://([\d.]+):(\d+)/", line).groups()
         with socket.create_connection((host, int(port)), timeout=20) as sock:
-            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: %s:%s\r\nContent-Length: 50000000\r\n"
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: "
+                         b"%s:%s\r\nContent-Length: 50000000\r\n"
                          % (host.encode(), port.encode()) +
                          b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
             assert sock.recv(100).startswith(b"HTTP/1.1 413")
         with socket.create_connection((host, int(port)), timeout=20) as sock:
-            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: %s:%s\r\nTransfer-Encoding: chunked\r\n"
+            sock.sendall(b"POST /api/runs/lenet5-a/predict HTTP/1.1\r\nHost: "
+                         b"%s:%s\r\nTransfer-Encoding: chunked\r\n"
                          % (host.encode(), port.encode()) +
                          b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
             head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
-            sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))  # a well-formed start: the file goes on and on
+            # a well-formed start: the file goes on and on
+            sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
             chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
             try:
                 for _ in range(40):  # 2.5 MB offered; the server answers after 1 MB and closes
@@ -432,7 +483,8 @@ def test_the_page_is_shipped_in_the_wheel():
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "serve/static/*" in project["tool"]["setuptools"]["package-data"]["cnnzoo"]
-    assert {p.name for p in STATIC.iterdir()} >= {"index.html", "explorer.js", "explorer.css", "charts.js", "colours.js"}
+    assert {p.name for p in STATIC.iterdir()} >= {"index.html", "explorer.js", "explorer.css",
+                                                  "charts.js", "colours.js"}
     assert all(p.is_file() for p in STATIC.iterdir())  # the glob takes files, not folders
     page = (STATIC / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # nothing from a CDN: works offline
@@ -445,9 +497,9 @@ def test_runs_on_one_data_set_share_it(explorer_runs):
 
 
 def test_a_real_server_answers_only_its_own_page_and_names(explorer_runs, tmp_path):
-    """Another site's page can make a browser POST to the explorer, and a DNS-rebinding page can reach it by a
-    name of its own: refused (403, 421), while the explorer's own page is served with headers that forbid
-    framing and scripts from elsewhere."""
+    """Another site's page can make a browser POST to the explorer, and a DNS-rebinding page can
+    reach it by a name of its own: refused (403, 421), while the explorer's own page is served with
+    headers that forbid framing and scripts from elsewhere."""
     import http.client
     import re
     import subprocess
@@ -460,7 +512,8 @@ def test_a_real_server_answers_only_its_own_page_and_names(explorer_runs, tmp_pa
     body = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n'
             b"Content-Type: image/png\r\n\r\n" + image.read_bytes() + b"\r\n--b--\r\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs), "--port", "0"],
+    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs),
+                               "--port", "0"],
                               stderr=subprocess.PIPE, text=True, env=env)
     try:
         host, port = re.search(r"http://([\d.]+):(\d+)/", server.stderr.readline()).groups()
@@ -469,22 +522,35 @@ def test_a_real_server_answers_only_its_own_page_and_names(explorer_runs, tmp_pa
         def ask(method: str, path: str, **headers: str) -> http.client.HTTPResponse:
             connection = http.client.HTTPConnection(host, int(port), timeout=60)
             connection.request(method, path, body=body if method == "POST" else None,
-                               headers={"Host": own, "Content-Type": "multipart/form-data; boundary=b", **headers})
+                               headers={"Host": own,
+                                        "Content-Type": "multipart/form-data; boundary=b",
+                                        **headers})
             response = connection.getresponse()
             response.read()
             connection.close()
             return response
 
         page = ask("GET", "/")
-        assert page.status == 200 and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        assert (
+            page.status == 200
+            and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        )
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert ask("GET", "/api/runs", Host=f"rebound.example:{port}").status == 421
         predict = "/api/runs/lenet5-a/predict"
-        assert ask("POST", predict, Origin="http://evil.example", **{"Sec-Fetch-Site": "cross-site"}).status == 403
+        assert (
+            ask(
+                "POST", predict, Origin="http://evil.example", **{"Sec-Fetch-Site": "cross-site"}
+            ).status
+            == 403
+        )
         assert ask("POST", predict, Origin="http://evil.example").status == 403
         assert ask("POST", predict, Origin="null").status == 403
-        assert ask("POST", predict, Origin=f"http://{own}", **{"Sec-Fetch-Site": "same-origin"}).status == 200
+        assert (
+            ask("POST", predict, Origin=f"http://{own}", **{"Sec-Fetch-Site": "same-origin"}).status
+            == 200
+        )
         assert ask("POST", predict).status == 200  # not a browser: no Origin, no Sec-Fetch-Site
     finally:
         server.kill()
@@ -492,7 +558,8 @@ def test_a_real_server_answers_only_its_own_page_and_names(explorer_runs, tmp_pa
 
 
 def test_a_request_never_makes_the_server_download_a_data_set(explorer_runs, tmp_path, monkeypatch):
-    """Asking for a test image of a run whose data set is not installed made the server try to download it."""
+    """Asking for a test image of a run whose data set is not installed made the server try to
+    download it."""
     import json
     import shutil
 
@@ -500,7 +567,8 @@ def test_a_request_never_makes_the_server_download_a_data_set(explorer_runs, tmp
 
     fetched = []
     monkeypatch.setattr(download, "urllib_fetch", lambda url, destination: fetched.append(url))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no copy in the user's cache either
+    # no copy in the user's cache either
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = tmp_path / "runs"
     shutil.copytree(explorer_runs / "lenet5-a", root / "elsewhere")
     config = json.loads((root / "elsewhere" / "config.json").read_text())
@@ -510,12 +578,16 @@ def test_a_request_never_makes_the_server_download_a_data_set(explorer_runs, tmp
     with TestClient(create_app(root, LIMITS)) as fresh:
         response = fresh.get("/api/runs/elsewhere/test-image?index=0")
     assert response.status_code >= 400 and fetched == []
-    assert str(tmp_path) not in response.text  # paths named relative to the served folder, never absolutely
+    # paths named relative to the served folder, never absolutely
+    assert str(tmp_path) not in response.text
 
 
-def test_a_real_server_serves_a_client_while_100_connections_never_finish_their_headers(explorer_runs):
-    """100 connections that send a request line and stop used to make every other request a 503 (or wait
-    forever); their headers are now due within a few seconds, and a normal client is answered meanwhile."""
+def test_a_real_server_serves_a_client_while_100_connections_never_finish_their_headers(
+    explorer_runs,
+):
+    """100 connections that send a request line and stop used to make every other request a 503 (or
+    wait forever); their headers are now due within a few seconds, and a normal client is answered
+    meanwhile."""
     import http.client
     import re
     import socket
@@ -524,7 +596,8 @@ def test_a_real_server_serves_a_client_while_100_connections_never_finish_their_
     import time
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs), "--port", "0"],
+    server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs),
+                               "--port", "0"],
                               stderr=subprocess.PIPE, text=True, env=env)
     slow = []
     try:

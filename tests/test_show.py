@@ -1,6 +1,6 @@
-"""Seeing inside: properties of the views, not their code — hooks on every model, the score map equal to the
-network on each crop, Grad-CAM agreeing with occlusion, neighbours equal to a brute-force search, ONNX equal to
-PyTorch — and the commands end to end on a tiny trained run."""
+"""Seeing inside: properties of the views, not their code — hooks on every model, the score map
+equal to the network on each crop, Grad-CAM agreeing with occlusion, neighbours equal to a
+brute-force search, ONNX equal to PyTorch — and the commands end to end on a tiny trained run."""
 
 from __future__ import annotations
 
@@ -19,17 +19,20 @@ from cnnzoo.visualize.filters import kernels
 from cnnzoo.visualize.layers import default_stages
 from cnnzoo.visualize.scoremap import convolutional_head, feature_stride, score_map
 
-SMALL = [n for n in list_models() if model_limits(n).input_size[1] <= 32]  # built at their own small size
+# built at their own small size
+SMALL = [n for n in list_models() if model_limits(n).input_size[1] <= 32]
 FC_HEADS = ["lenet5", "lenet5_bn", "convnet", "alexnet_small"]
-DEEP = {"densenet_bc_100_k12", "resnet110", "plain110", "googlenet_small", "resnet56", "plain56", "resnet44",
+DEEP = {"densenet_bc_100_k12", "resnet110", "plain110", "googlenet_small", "resnet56", "plain56",
+        "resnet44",
         "plain44", "resnet32", "plain32"}  # seconds each on 2 cores: run with `make test-slow`
 HOOKED = [pytest.param(n, marks=pytest.mark.slow) if n in DEEP else n for n in SMALL]
 
 
 @torch.no_grad()
 def _calibrate_batch_norm(model, x):
-    """Running statistics from a batch, as after training: a deep fresh network with the default ones (mean 0,
-    variance 1) grows its logits to 1e6 or more, where float rounding alone differs by whole units."""
+    """Running statistics from a batch, as after training: a deep fresh network with the default
+    ones (mean 0, variance 1) grows its logits to 1e6 or more, where float rounding alone differs by
+    whole units."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for norm in norms:
         norm.momentum = None  # a plain average of what it sees
@@ -52,8 +55,8 @@ def tiny_run(tiny_mnist_dir, tmp_path_factory):
     from cnnzoo.engine.train import train
 
     out = tmp_path_factory.mktemp("run") / "lenet5"
-    train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=3, batch_size=64,
-                      lr=0.05, out=str(out)))
+    train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=3,
+                      batch_size=64, lr=0.05, out=str(out)))
     return out
 
 
@@ -84,8 +87,8 @@ def test_hooks_capture_every_default_stage_in_forward_order(name):
 def test_lenet_stages_carry_the_papers_names_and_shapes():
     outputs = activations(create_model("lenet5").eval(), torch.randn(1, 1, 28, 28))
     shapes = {k: tuple(v.shape[1:]) for k, v in outputs.items()}
-    assert shapes == {"C1": (6, 28, 28), "S2": (6, 14, 14), "C3": (16, 10, 10), "S4": (16, 5, 5), "C5": (120,),
-                      "F6": (84,)}
+    assert shapes == {"C1": (6, 28, 28), "S2": (6, 14, 14), "C3": (16, 10, 10), "S4": (16, 5, 5),
+                      "C5": (120,), "F6": (84,)}
 
 
 def test_unknown_layer_lists_the_valid_ones():
@@ -95,7 +98,9 @@ def test_unknown_layer_lists_the_valid_ones():
 
 def test_grouped_convolution_gives_one_panel_per_group():
     data = kernels(create_model("alexnet_2012"), "conv2")
-    assert data["groups"] == 2 and [tuple(w.shape) for w in data["weights"]] == [(128, 48, 5, 5)] * 2
+    assert (
+        data["groups"] == 2 and [tuple(w.shape) for w in data["weights"]] == [(128, 48, 5, 5)] * 2
+    )
 
 
 @pytest.mark.parametrize("name", FC_HEADS)
@@ -121,7 +126,9 @@ def test_score_map_cells_equal_the_network_on_each_crop_without_padding():
     x = torch.randn(1, 1, 32 + 4 * 5, 32 + 4 * 5)
     scores = score_map(model, x)["scores"]
     assert scores.shape[1:] == (6, 6)
-    crops = torch.cat([x[:, :, 4 * i:4 * i + 32, 4 * j:4 * j + 32] for i in range(6) for j in range(6)])
+    crops = torch.cat(
+        [x[:, :, 4 * i : 4 * i + 32, 4 * j : 4 * j + 32] for i in range(6) for j in range(6)]
+    )
     torch.testing.assert_close(scores.flatten(1).T, model(crops), atol=1e-5, rtol=1e-5)
 
 
@@ -143,7 +150,8 @@ def test_grad_cam_agrees_with_occlusion_on_a_trained_model(tiny_run, tiny_mnist_
         x = model_input(subject, image[None])
         cam = grad_cam(subject.model, x, layer="C1")
         occluded = occlusion(subject.model, x, cam["class"], patch=8, stride=2)
-        correlations.append(torch.corrcoef(torch.stack([cam["cam"].flatten(), occluded.flatten()]))[0, 1])
+        correlations.append(torch.corrcoef(torch.stack([cam["cam"].flatten(),
+                                                        occluded.flatten()]))[0, 1])
     assert torch.stack(correlations).mean() > 0.2, correlations
 
 
@@ -180,7 +188,9 @@ def test_confident_mistakes_are_the_wrong_answers_with_the_highest_probability()
     assert len(confident_mistakes(probs, labels, 10_000)) == len(wrong)
     pairs = confused_pairs(probs, labels, top=3)
     t, p, n = pairs[0]
-    assert n == sum(1 for i in wrong if labels[i] == t and probs[i].argmax() == p) and n >= pairs[1][2]
+    assert (
+        n == sum(1 for i in wrong if labels[i] == t and probs[i].argmax() == p) and n >= pairs[1][2]
+    )
 
 
 def test_pca_projection_keeps_the_covariances_two_largest_eigenvalues():
@@ -190,17 +200,22 @@ def test_pca_projection_keeps_the_covariances_two_largest_eigenvalues():
     vectors = torch.randn(300, 6) @ torch.randn(6, 6) + 5
     result = pca_2d(vectors)
     eigenvalues = torch.linalg.eigvalsh(torch.cov(vectors.double().T)).flip(0)
-    torch.testing.assert_close(result["points"].double().var(0), eigenvalues[:2], rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(torch.tensor(result["explained"]), (eigenvalues[:2] / eigenvalues.sum()).float())
+    torch.testing.assert_close(result["points"].double().var(0), eigenvalues[:2], rtol=1e-4,
+                               atol=1e-6)
+    torch.testing.assert_close(torch.tensor(result["explained"]),
+                               (eigenvalues[:2] / eigenvalues.sum()).float())
     labels = torch.arange(300) % 3
     separated = torch.randn(300, 2) * 0.1 + torch.stack([labels * 5.0, labels * 0.0], 1)
     assert centroid_accuracy(separated, labels) == 1.0
     assert centroid_accuracy(torch.randn(300, 2), labels) < 0.6
 
 
-@pytest.mark.parametrize("name", [n if n in FC_HEADS else pytest.param(n, marks=pytest.mark.slow) for n in list_models()])
+@pytest.mark.parametrize(
+    "name", [n if n in FC_HEADS else pytest.param(n, marks=pytest.mark.slow) for n in list_models()]
+)
 def test_every_model_exports_to_onnx_and_agrees(name, tmp_path):
-    """Each at its own input size; the ImageNet-size ones (files of up to 575 MB) under ``make test-slow``."""
+    """Each at its own input size; the ImageNet-size ones (files of up to 575 MB) under ``make
+    test-slow``."""
     pytest.importorskip("onnxruntime")
     from cnnzoo.visualize.export import compare, export_onnx
 
@@ -209,18 +224,24 @@ def test_every_model_exports_to_onnx_and_agrees(name, tmp_path):
     c, side, _ = model.cfg.input_size
     _calibrate_batch_norm(model, torch.randn(4, c, side, side))
     path = export_onnx(model, tmp_path / f"{name}.onnx", torch.randn(2, c, side, side))
-    check = compare(path, model, torch.randn(3, c, side, side))  # another batch size: the axis is dynamic
+    # another batch size: the axis is dynamic
+    check = compare(path, model, torch.randn(3, c, side, side))
     path.unlink()
     assert check["max_abs_logit_diff"] < 1e-3 and check["top1_agreement"] == 1.0
 
 
-def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_file, tmp_path, capsys):
+def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_file, tmp_path,
+                                              capsys):
     out = tmp_path / "show"
-    for argv in (["show", "filters", str(tiny_run)], ["show", "maps", str(tiny_run), str(image_file)],
+    for argv in (["show", "filters", str(tiny_run)], ["show", "maps", str(tiny_run),
+                                                      str(image_file)],
                  ["show", "cam", str(tiny_run), str(image_file)],
-                 ["show", "neighbours", str(tiny_run), str(image_file), "--k", "4", "--queries", "100"],
-                 ["show", "errors", str(tiny_run), "--count", "5"], ["show", "embedding", str(tiny_run)],
-                 ["scoremap", str(tiny_run)], ["export", str(tiny_run), "--out", str(tmp_path / "m.onnx")]):
+                 ["show", "neighbours", str(tiny_run), str(image_file), "--k", "4", "--queries",
+                  "100"],
+                 ["show", "errors", str(tiny_run), "--count", "5"], ["show", "embedding",
+                                                                     str(tiny_run)],
+                 ["scoremap", str(tiny_run)], ["export", str(tiny_run), "--out",
+                                               str(tmp_path / "m.onnx")]):
         if argv[0] != "export":
             argv += ["--out", str(out)]
         if argv[1] in ("neighbours", "errors", "embedding", str(tiny_run)):
@@ -237,7 +258,10 @@ def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_fi
             assert "scoremap: class scores of every window in one pass …" in captured.err
         if argv[1] == "neighbours":
             assert "neighbours: indexing the training images" in captured.err
-        assert all(p.endswith((".png", ".onnx")) and __import__("os").path.getsize(p) > 1000 for p in report["wrote"])
+        assert all(
+            p.endswith((".png", ".onnx")) and __import__("os").path.getsize(p) > 1000
+            for p in report["wrote"]
+        )
         if argv[:2] == ["show", "neighbours"]:
             assert report["precision_at_k"]["features"] > 0.5
             assert (out / "features.safetensors").is_file()

@@ -1,4 +1,5 @@
-"""Long real-data checks, outside `make test` (run them with `make test-slow`): the accuracy the README promises."""
+"""Long real-data checks, outside `make test` (run them with `make test-slow`): the accuracy the
+README promises."""
 
 from __future__ import annotations
 

@@ -44,12 +44,14 @@ def test_the_tour_block_is_found_and_uses_cnnzoo_only():
     assert lines[0].split("#")[0].strip() == ACTIVATE  # a new shell has no cnnzoo on its PATH
     assert len(lines) > 15
     assert all(shlex.split(line, comments=True)[0] == "cnnzoo" for line in lines[1:])
-    assert "cnnzoo.train(cnnzoo.TrainConfig(" in python and "from cnnzoo." not in python  # public names only
+    # public names only
+    assert "cnnzoo.train(cnnzoo.TrainConfig(" in python and "from cnnzoo." not in python
     assert "--out runs/demo" in demo_train_command()  # the run the tour's eval and predict use
 
 
 def _user_images(folder: Path, fashion_mnist_dir: Path) -> None:
-    """shoe.png and coat.jpg, the README's stand-ins for the user's photos, cut from the real test set."""
+    """shoe.png and coat.jpg, the README's stand-ins for the user's photos, cut from the real test
+    set."""
     from PIL import Image
 
     from cnnzoo.data.idx import read_idx_pair

@@ -151,8 +151,8 @@ def test_show_features_on_a_fresh_three_channel_model(tmp_path, capsys):
 def test_synthesised_class_images_are_classified_as_their_class(
     fashion_mnist_dir, tmp_path, capsys
 ):
-    """The issue's check: a short lenet5 training on Fashion-MNIST, then ``predict --no-prepare`` (no
-    preparation) on each class's synthesised image.
+    """The issue's check: a short lenet5 training on Fashion-MNIST, then ``predict --no-prepare``
+    (no preparation) on each class's synthesised image.
     """
     from cnnzoo.engine.config import TrainConfig
     from cnnzoo.engine.predict import predict_files

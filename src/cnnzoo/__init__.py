@@ -1,12 +1,14 @@
 """cnnzoo: the classic convolutional networks of image classification, true to their papers.
 
-The public API is the names in ``__all__``; every other module and name is private by convention and may
-change. ``import cnnzoo`` is light: each name imports its module on first use (PEP 562), so neither this package
-nor the NumPy-only ``cnnzoo.scratch`` loads torch until a model, a run or training is asked for.
+The public API is the names in ``__all__``; every other module and name is private by convention and
+may change. ``import cnnzoo`` is light: each name imports its module on first use (PEP 562), so
+neither this package nor the NumPy-only ``cnnzoo.scratch`` loads torch until a model, a run or
+training is asked for.
 
     model = cnnzoo.create_model("lenet5")           # list_models("resnet*") names the others
     print(cnnzoo.summary(model).table())
-    cnnzoo.train(cnnzoo.TrainConfig(model="lenet5", dataset="fashion-mnist", epochs=1, out="runs/one"))
+    config = cnnzoo.TrainConfig(model="lenet5", dataset="fashion-mnist", epochs=1, out="runs/one")
+    cnnzoo.train(config)
     run = cnnzoo.load_run("runs/one")
     cnnzoo.predict(run, ["shoe.png"], top_k=3)
     cnnzoo.evaluate(run).top1
@@ -14,8 +16,8 @@ nor the NumPy-only ``cnnzoo.scratch`` loads torch until a model, a run or traini
 
 from cnnzoo.version import __version__
 
-__all__ = ["CnnzooError", "Run", "TrainConfig", "__version__", "create_model", "evaluate", "list_models",
-           "load_run", "predict", "summary", "train"]
+__all__ = ["CnnzooError", "Run", "TrainConfig", "__version__", "create_model", "evaluate",
+           "list_models", "load_run", "predict", "summary", "train"]
 
 
 def __getattr__(name: str):

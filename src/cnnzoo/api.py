@@ -1,10 +1,10 @@
 """The public API's three verbs on trained runs: ``load_run``, ``predict`` and ``evaluate``.
 
 ``cnnzoo/__init__.py`` exposes them (with ``create_model``, ``list_models``, ``summary``, ``train``,
-``TrainConfig``, ``Run`` and ``CnnzooError``) and imports this module only when one is first used, so
-``import cnnzoo`` stays free of torch. ``predict`` and ``evaluate`` take a loaded ``Run`` or a run directory /
-checkpoint path, which they load first; everything else is the engine's. This module sits beside the commands:
-it calls the engine, and nothing below it imports it.
+``TrainConfig``, ``Run`` and ``CnnzooError``) and imports this module only when one is first used,
+so ``import cnnzoo`` stays free of torch. ``predict`` and ``evaluate`` take a loaded ``Run`` or a
+run directory / checkpoint path, which they load first; everything else is the engine's. This module
+sits beside the commands: it calls the engine, and nothing below it imports it.
 """
 
 from __future__ import annotations
@@ -23,26 +23,31 @@ PathLike = str | Path
 
 
 def load_run(source: PathLike, *, model_name: str | None = None, device: str = "cpu") -> Run:
-    """The model a run directory (its best checkpoint) or a checkpoint file holds, in eval mode on ``device``,
-    with its class names and the input it takes. A plain state dict (``.pt``) needs ``model_name``."""
+    """The model a run directory (its best checkpoint) or a checkpoint file holds, in eval mode on
+    ``device``, with its class names and the input it takes. A plain state dict (``.pt``) needs
+    ``model_name``."""
     return _load_run(Path(source), model_name=model_name, device=device)
 
 
 def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k: int = 5,
             views: str = "center", prepare: bool = True) -> list[dict]:
-    """The ``top_k`` classes of each image file, as ``cnnzoo predict`` gives them: one dict per image, in order,
-    ``{"file", "predictions": [{"class", "index", "probability"}, ...], "prepared": [steps]}`` (and
-    ``warning`` for a light background; ``prepare=False`` only resizes; see ``engine.user_image``).
-    ``run`` is a ``Run`` or a path for ``load_run``; ``images`` one path or several."""
+    """The ``top_k`` classes of each image file, as ``cnnzoo predict`` gives them: one dict per
+    image, in order, ``{"file", "predictions": [{"class", "index", "probability"}, ...], "prepared":
+    [steps]}`` (and ``warning`` for a light background; ``prepare=False`` only resizes; see
+    ``engine.user_image``). ``run`` is a ``Run`` or a path for ``load_run``; ``images`` one path or
+    several."""
     paths = [images] if isinstance(images, (str, Path)) else list(images)
-    return predict_files(_loaded(run), [Path(p) for p in paths], top_k=top_k, views=views, prepare=prepare)
+    return predict_files(_loaded(run), [Path(p) for p in paths], top_k=top_k, views=views,
+                         prepare=prepare)
 
 
 def evaluate(run: Run | PathLike, dataset: str | None = None, *, data_dir: PathLike | None = None,
              views: str = "center", device: str = "cpu", batch_size: int = 250) -> EvalResult:
-    """Test-set accuracy of ``run`` (a ``Run`` or a path for ``load_run``) on ``dataset``, by default the one it
-    was trained on: ``top1``, ``top5``, ``loss``, ``images``, the confusion matrix and ``per_class_accuracy``."""
-    return evaluate_run(_loaded(run, device), dataset, data_dir=None if data_dir is None else str(data_dir),
+    """Test-set accuracy of ``run`` (a ``Run`` or a path for ``load_run``) on ``dataset``, by
+    default the one it was trained on: ``top1``, ``top5``, ``loss``, ``images``, the confusion
+    matrix and ``per_class_accuracy``."""
+    return evaluate_run(_loaded(run, device), dataset,
+                        data_dir=None if data_dir is None else str(data_dir),
                         views=views, device=device, batch_size=batch_size)
 
 

@@ -1,10 +1,10 @@
 """The ``cnnzoo`` command: builds the parser from the command modules and maps errors to exit codes.
 
-Every subcommand lives in ``cnnzoo.commands`` and prints human-readable output on stderr (or a table on stdout)
-and, with ``--json``, exactly one JSON object on stdout for scripts. An error the user can fix (any
-``cnnzoo.errors.CnnzooError``: an unknown model, missing data, a bad option value, a damaged file) prints one
-line with the fix and exits with status 2; ``--debug`` shows its traceback. Anything else is a bug in cnnzoo or
-below it, and keeps its traceback.
+Every subcommand lives in ``cnnzoo.commands`` and prints human-readable output on stderr (or a table
+on stdout) and, with ``--json``, exactly one JSON object on stdout for scripts. An error the user
+can fix (any ``cnnzoo.errors.CnnzooError``: an unknown model, missing data, a bad option value, a
+damaged file) prints one line with the fix and exits with status 2; ``--debug`` shows its traceback.
+Anything else is a bug in cnnzoo or below it, and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -42,13 +42,15 @@ class CommandLineParser(argparse.ArgumentParser):
     ``--help`` away); sub-commands are built with the same class, at every level."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (`{self.prog} --help` lists the "
+                              "options)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandLineParser(
         prog="cnnzoo",
-        description="The classic CNNs of image classification: inspect, train, evaluate and predict.",
+        description="The classic CNNs of image classification: inspect, train, evaluate and "
+                    "predict.",
         epilog="Run `cnnzoo COMMAND --help` for a command's options. Model names: `cnnzoo list`.",
     )
     parser.add_argument("--version", action="version", version=f"cnnzoo {cnnzoo.__version__}")
@@ -85,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
 @contextmanager
 def _stopped_by_sigterm() -> Iterator[None]:
-    """SIGTERM stops a command as Ctrl-C does (its ``finally`` blocks run, a run in progress is left resumable)
-    instead of ending the process on the spot; the handler before is put back after."""
+    """SIGTERM stops a command as Ctrl-C does (its ``finally`` blocks run, a run in progress is left
+    resumable) instead of ending the process on the spot; the handler before is put back after."""
     def stop(signal_number: int, frame) -> None:
         raise Stopped("", signal_number)
 
@@ -111,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
         number = getattr(interrupt, "signal_number", signal.SIGINT)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process stops; process 0 says so
+        # under torchrun every process stops; process 0 says so
+        if os.environ.get("RANK", "0") == "0":
             print(str(interrupt) or f"stopped by {signal.Signals(number).name}", file=sys.stderr)
         return 128 + number
     except BrokenPipeError:  # `cnnzoo list | head`: the reader left; nothing more to say

@@ -1,4 +1,5 @@
-"""What the commands print: progress lines on stderr, so stdout stays clean for ``--json``; JSON on stdout.
+"""What the commands print: progress lines on stderr, so stdout stays clean for ``--json``; JSON on
+stdout.
 
 Imports nothing heavy (no torch, no NumPy), so the NumPy-only demos and ``--help`` use it freely.
 """
@@ -18,8 +19,8 @@ def log_to_stderr(message: str) -> None:
 
 
 def to_jsonable(value):
-    """``value`` in plain JSON types: NumPy scalars and arrays converted, tuples as lists, paths as strings, and
-    NaN or infinite floats as None (JSON has no such numbers)."""
+    """``value`` in plain JSON types: NumPy scalars and arrays converted, tuples as lists, paths as
+    strings, and NaN or infinite floats as None (JSON has no such numbers)."""
     if isinstance(value, dict):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":

@@ -1,13 +1,14 @@
 """Every error a user can fix, under one base class: ``CnnzooError``.
 
-The command line prints an error of this family as one line (``cnnzoo COMMAND: error: MESSAGE``) and exits with
-status 2; anything else is a bug and keeps its traceback. So each message is written for the person at the
-terminal: it names the option or file, the value that was wrong and what to do instead.
+The command line prints an error of this family as one line (``cnnzoo COMMAND: error: MESSAGE``) and
+exits with status 2; anything else is a bug and keeps its traceback. So each message is written for
+the person at the terminal: it names the option or file, the value that was wrong and what to do
+instead.
 
-Each class also derives from the built-in exception a Python caller would expect (``ValueError`` for a bad
-value, ``FileNotFoundError`` for missing files, ``KeyError`` for an unknown name), so ``except ValueError`` in
-user code keeps working. This module imports nothing beyond the standard library: the NumPy-only ``scratch``
-demos and the CLI's error handling use it without torch.
+Each class also derives from the built-in exception a Python caller would expect (``ValueError`` for
+a bad value, ``FileNotFoundError`` for missing files, ``KeyError`` for an unknown name), so ``except
+ValueError`` in user code keeps working. This module imports nothing beyond the standard library:
+the NumPy-only ``scratch`` demos and the CLI's error handling use it without torch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class ConfigError(CnnzooError, ValueError):
 
 
 class UnknownNameError(CnnzooError, KeyError, ValueError):
-    """A model, dataset, recipe or experiment name that does not exist; the message suggests close names."""
+    """A model, dataset, recipe or experiment name that does not exist; the message suggests close
+    names."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it as written
         return str(self.args[0])
@@ -44,7 +46,8 @@ class DataError(CnnzooError):
 
 
 class DataFormatError(DataError, ValueError):
-    """A file exists but is not what it should be: truncated, wrong format, inconsistent or unsafe."""
+    """A file exists but is not what it should be: truncated, wrong format, inconsistent or
+    unsafe."""
 
 
 class ChecksumMismatch(DataFormatError):
@@ -52,23 +55,27 @@ class ChecksumMismatch(DataFormatError):
 
 
 class DataFilesMissing(DataError, FileNotFoundError):
-    """A data set's files were found nowhere; the message lists what is missing, where we looked and the fixes.
+    """A data set's files were found nowhere; the message lists what is missing, where we looked and
+    the fixes.
 
-    ``missing`` holds the file names that are missing and ``searched`` the folders looked in, so a caller
-    (``cnnzoo data list``) can present them itself.
+    ``missing`` holds the file names that are missing and ``searched`` the folders looked in, so a
+    caller (``cnnzoo data list``) can present them itself.
     """
 
-    def __init__(self, message: str, *, missing: list[str] | None = None, searched: list[Path] | None = None):
+    def __init__(self, message: str, *, missing: list[str] | None = None,
+                 searched: list[Path] | None = None):
         super().__init__(message)
         self.missing = list(missing or [])
         self.searched = list(searched or [])
 
-    def __str__(self) -> str:  # FileNotFoundError would print "[Errno ...]"-style text for other arg shapes
+    # FileNotFoundError would print "[Errno ...]"-style text for other arg shapes
+    def __str__(self) -> str:
         return str(self.args[0])
 
 
 class CheckpointError(CnnzooError, ValueError):
-    """A checkpoint or run directory that cannot be read or does not fit; the message names the file."""
+    """A checkpoint or run directory that cannot be read or does not fit; the message names the
+    file."""
 
 
 class RunDirectoryError(CnnzooError, OSError):
@@ -80,7 +87,8 @@ class TrainingError(CnnzooError, RuntimeError):
 
 
 class NonFiniteLossError(TrainingError):
-    """The loss became NaN or infinite; the run stopped and its best checkpoint was left as it was."""
+    """The loss became NaN or infinite; the run stopped and its best checkpoint was left as it
+    was."""
 
 
 class NonFiniteOutputError(CnnzooError, ArithmeticError):
@@ -88,8 +96,9 @@ class NonFiniteOutputError(CnnzooError, ArithmeticError):
 
 
 class Stopped(KeyboardInterrupt):
-    """Work stopped by a signal: Ctrl-C (SIGINT), or SIGTERM from a scheduler, ``kill`` or torchrun. The command
-    line prints its message and exits with 128 + the signal's number, as a shell does."""
+    """Work stopped by a signal: Ctrl-C (SIGINT), or SIGTERM from a scheduler, ``kill`` or torchrun.
+    The command line prints its message and exits with 128 + the signal's number, as a shell
+    does."""
 
     def __init__(self, message: str = "", signal_number: int = signal.SIGINT) -> None:
         super().__init__(message)

@@ -1,14 +1,16 @@
 """A matplotlib figure that draws to files only: a ``Figure`` on the Agg canvas, without pyplot.
 
-pyplot keeps global state and ``matplotlib.use`` switches the backend of the whole process (a user's Jupyter
-session included), so cnnzoo never calls either: every figure it draws comes from ``new_figure``.
+pyplot keeps global state and ``matplotlib.use`` switches the backend of the whole process (a user's
+Jupyter session included), so cnnzoo never calls either: every figure it draws comes from
+``new_figure``.
 """
 
 from __future__ import annotations
 
 
 def new_figure(panels: int = 1, *, width: float = 5.6, height: float = 4.2):
-    """A Figure of ``panels`` side-by-side axes of ``width``×``height`` inches each, and the list of its axes."""
+    """A Figure of ``panels`` side-by-side axes of ``width``×``height`` inches each, and the list of
+    its axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -105,13 +105,14 @@ def matmul_peaks(device: torch.device | str = "cpu", size: int = 1024, seconds: 
     return {name: peak["flops"] for name, peak in measured_peaks(device, seconds, sides).items()}
 
 
-def training_utilisation(model_name: str, *, input_size: tuple[int, int, int], batch_size: int = 128,
+def training_utilisation(model_name: str, *, input_size: tuple[int, int, int],
+                         batch_size: int = 128,
                          steps: int = 10, model_kwargs: dict | None = None, precision: str = "fp32",
                          channels_last: bool = True, device: torch.device | str = "cpu",
                          peaks: dict[str, float] | None = None, peak_size: int = 1024,
                          peak_seconds: float = 2.0) -> dict:
-    """Training FLOP/s of ``model_name`` (random data) in ``precision`` and layout, and its fraction of the
-    matmul peak of that precision (``peaks``, measured here when not given)."""
+    """Training FLOP/s of ``model_name`` (random data) in ``precision`` and layout, and its fraction
+    of the matmul peak of that precision (``peaks``, measured here when not given)."""
     device = torch.device(device)
     torch.manual_seed(0)
     model = create_model(model_name, **{"in_channels": input_size[0], **(model_kwargs or {})})

@@ -1,4 +1,5 @@
-"""Re-run the recipes and write the results table (``docs/results.md``): every figure in it comes from here."""
+"""Re-run the recipes and write the results table (``docs/results.md``): every figure in it comes
+from here."""
 
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:
 
     loaded = load_run(Path(run_summary["run_dir"]))
     cfg = loaded.model.cfg
-    macs = summary(loaded.model, (cfg.input_size[0], loaded.input.size, loaded.input.size)).total_macs
+    macs = summary(loaded.model, (cfg.input_size[0], loaded.input.size,
+                                  loaded.input.size)).total_macs
     return parameter_count(loaded.model), macs
 
 
-def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Path = Path("runs/bench-recipes"),
+def run_recipes(names: list[str] | None = None, *, seeds: int = 1,
+                out_root: Path = Path("runs/bench-recipes"),
                 log: Callable[[str], None] = log_to_stderr,
                 step: Callable[[str, int, int], None] | None = None, **overrides) -> list[dict]:
     """Train each recipe ``seeds`` times; one row per recipe with the mean and spread of its test
@@ -46,29 +49,37 @@ def run_recipes(names: list[str] | None = None, *, seeds: int = 1, out_root: Pat
         for seed in range(seeds):
             step(f"{recipe.name}, seed {seed}: budget {recipe.budget_seconds:.0f} s, target "
                  f"{recipe.target_top1:.1%}", number * seeds + seed, len(recipes) * seeds)
-            config = recipe.train_config(seed=seed, out=str(out_root / f"{recipe.name}-seed{seed}"), **overrides)
-            runs.append(train(config, log=log, overwrite=True))  # re-measuring replaces the last runs
+            config = recipe.train_config(seed=seed,
+                                         out=str(out_root / f"{recipe.name}-seed{seed}"),
+                                         **overrides)
+            # re-measuring replaces the last runs
+            runs.append(train(config, log=log, overwrite=True))
         params, macs = _model_figures(recipe, runs[0])
         accuracies = [r["test_top1"] for r in runs]
         seconds = [r["train_seconds"] for r in runs]
         rows.append({
-            "recipe": recipe.name, "model": recipe.config["model"], "tier": recipe.tier, "params": params,
+            "recipe": recipe.name, "model": recipe.config["model"], "tier": recipe.tier,
+                     "params": params,
             "macs_per_image": macs, "train_seconds": round(statistics.mean(seconds), 1),
             "images_per_second": round(statistics.mean(r["images_per_second"] for r in runs), 0),
             "test_top1": round(statistics.mean(accuracies), 4),
             "test_top1_spread": round(max(accuracies) - min(accuracies), 4) if seeds > 1 else None,
-            "test_top1_runs": accuracies, "budget_seconds": recipe.budget_seconds, "target_top1": recipe.target_top1,
+            "test_top1_runs": accuracies, "budget_seconds": recipe.budget_seconds,
+                     "target_top1": recipe.target_top1,
             "met": all(a >= recipe.target_top1 for a in accuracies)
             and all(s <= recipe.budget_seconds * 1.05 for s in seconds),
-            "seeds": seeds, "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}", "config": recipe.config,
-            "runtime": _runtime(runs[0]), "tuning": [r["tuning"] for r in runs], "machine": _short_machine(overrides.get("device")),
+            "seeds": seeds, "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}",
+                     "config": recipe.config,
+            "runtime": _runtime(runs[0]), "tuning": [r["tuning"] for r in runs],
+                     "machine": _short_machine(overrides.get("device")),
             **({"overrides": overrides} if overrides else {}),
         })
     return rows
 
 
 def _short_machine(device: str | None) -> str:
-    """``AMD EPYC, AVX2`` or ``Intel Xeon, AMX-BF16``: the CPU (or GPU) and the instruction set that matters."""
+    """``AMD EPYC, AVX2`` or ``Intel Xeon, AMX-BF16``: the CPU (or GPU) and the instruction set that
+    matters."""
     name = machine_name(device or "cpu")
     if "[" not in name:
         return name
@@ -81,31 +92,40 @@ def _short_machine(device: str | None) -> str:
 def _runtime(run_summary: dict) -> str:
     """``bf16, channels-last, compiled``: what a run trained in, as its autotuning chose."""
     layout = "channels-last" if run_summary["channels_last"] else "NCHW"
-    return f"{run_summary['precision']}, {layout}" + (", compiled" if run_summary["compile"] else "")
+    return f"{run_summary['precision']}, {layout}" + (
+        ", compiled" if run_summary["compile"] else ""
+    )
 
 
 def results_markdown(rows: list[dict], machine: str) -> str:
     lines = [
         "# Recipe results",
         "",
-        f"Last written by `cnnzoo bench recipes` on {machine}. Each row is dated (UTC) by the run that measured "
-        "it and names its machine (rows from before 2026-12-01 did not record it: they were measured on a 2-core AMD "
-        "EPYC with AVX2 only); re-running some recipes replaces only their rows. Training wall time (evaluation excluded), test accuracy "
-        "on the 10,000 official Fashion-MNIST test images. Do not edit by hand: re-run the command.",
+        f"Last written by `cnnzoo bench recipes` on {machine}. Each row is dated (UTC) by the run "
+        "that measured "
+        "it and names its machine (rows from before 2026-12-01 did not record it: they were "
+        "measured on a 2-core AMD "
+        "EPYC with AVX2 only); re-running some recipes replaces only their rows. Training wall "
+        "time (evaluation excluded), test accuracy "
+        "on the 10,000 official Fashion-MNIST test images. Do not edit by hand: re-run the "
+        "command.",
         "",
         "- **tier**: " + "; ".join(f"*{name}*: {text}" for name, text in TIERS.items()) + ".",
-        "- **target**: the test accuracy the recipe is meant to reach; **budget**: the training wall time it may "
-        "take for that, on 2 CPU cores; **met**: the target reached within the budget by every seed.",
+        "- **target**: the test accuracy the recipe is meant to reach; **budget**: the training "
+        "wall time it may "
+        "take for that, on 2 CPU cores; **met**: the target reached within the budget by every "
+        "seed.",
         "- **model**, **params**: the network as the recipe trains it: a *variant* where the "
         "recipe sets builder arguments, built for the data's channels (1 for Fashion-MNIST); "
         "`cnnzoo recipes` shows the same count, and `cnnzoo list` shows it under the model where "
         "it differs from the model's default.",
-        "- **runtime**: the precision and memory layout the run trained in (and whether compiled), as the "
-        "autotuner measured fastest for the model on this machine (`engine/autotune.py`); its measuring counts "
-        "in **train s**.",
+        "- **runtime**: the precision and memory layout the run trained in (and whether "
+        "compiled), as the "
+        "autotuner measured fastest for the model on this machine (`engine/autotune.py`); its "
+        "measuring counts in **train s**.",
         "",
-        "| recipe | model | params | MACs/image | train s | images/s | runtime | test top-1 | target | budget s "
-        "| met | measured on |",
+        "| recipe | model | params | MACs/image | train s | images/s | runtime | test top-1 | "
+        "target | budget s | met | measured on |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|---:|:---:|---|",
     ]
     configs = {recipe.name: recipe.config for recipe in list_recipes()}
@@ -113,16 +133,21 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         accuracy = f"{row['test_top1']:.2%}"
         if row["test_top1_spread"] is not None:
             accuracy += f" (±{row['test_top1_spread'] / 2:.2%}, {row['seeds']} seeds)"
+        settings = row.get("config") or {**configs.get(row["recipe"], {}), "model": row["model"]}
         lines.append(
-            f"| {row['recipe']} | {model_settings(row.get('config') or {**configs.get(row['recipe'], {}), 'model': row['model']})} | {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
-            f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | {row.get('runtime', '')} | {accuracy} | {row['target_top1']:.0%} | "
+            f"| {row['recipe']} | {model_settings(settings)} "
+            f"| {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
+            f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | "
+            f"{row.get('runtime', '')} | {accuracy} | {row['target_top1']:.0%} | "
             f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} | "
-            f"{row.get('measured', '')}{', ' + row['machine'] if row.get('machine') else ''} |")
+            f"{row.get('measured', '')}{', ' + row['machine'] if row.get('machine') else ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def machine_description(device: str | None = None) -> str:
-    """The machine the figures were measured on, with its instruction set (and the GPU, for a CUDA run)."""
+    """The machine the figures were measured on, with its instruction set (and the GPU, for a CUDA
+    run)."""
     import os
 
     gpu = f"{machine_name(device)}, " if device and device.startswith("cuda") else ""
@@ -141,16 +166,17 @@ def _still_current(row: dict, recipes: dict[str, Recipe]) -> bool:
 
 
 def write_results(rows: list[dict], path: Path, device: str | None = None) -> list[dict]:
-    """Write ``path`` (markdown) and its ``.json`` twin: ``rows``, and the rows already there for recipes that
-    still exist unchanged (a row records the settings it was measured with; rows written before that was
-    recorded are kept). Returns every row written."""
+    """Write ``path`` (markdown) and its ``.json`` twin: ``rows``, and the rows already there for
+    recipes that still exist unchanged (a row records the settings it was measured with; rows
+    written before that was recorded are kept). Returns every row written."""
     previous = path.with_suffix(".json")
     try:
         kept = json.loads(previous.read_text()) if previous.exists() else []
         current = {recipe.name: recipe for recipe in list_recipes()}
         merged = {row["recipe"]: row for row in kept if _still_current(row, current)}
     except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{previous} is not a results file written by `cnnzoo bench recipes` ({error}); move it "
+        raise ConfigError(f"{previous} is not a results file written by `cnnzoo bench recipes` "
+                          f"({error}); move it "
                          "away and re-run the recipes") from error
     merged.update({row["recipe"]: row for row in rows})
     table = [merged[name] for name in sorted(merged)]

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 
 def rates_per_second(run: Callable[[], int], repeats: int) -> list[float]:
-    """Items per second of ``run`` (which returns how many items it processed), one figure per repeat."""
+    """Items per second of ``run`` (which returns how many items it processed), one figure per
+    repeat."""
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -19,8 +20,9 @@ def rates_per_second(run: Callable[[], int], repeats: int) -> list[float]:
 
 def compare_each(baselines: dict[str, Callable[[], int]], candidate: Callable[[], int],
                  repeats: int = 3) -> dict[str, dict]:
-    """Interleave ``repeats`` timed runs of every baseline and of the candidate (after one untimed warm-up
-    each), so all of them share one measurement of the candidate; per baseline: medians and ratio."""
+    """Interleave ``repeats`` timed runs of every baseline and of the candidate (after one untimed
+    warm-up each), so all of them share one measurement of the candidate; per baseline: medians and
+    ratio."""
     for run in (*baselines.values(), candidate):
         run()
     base_rates: dict[str, list[float]] = {name: [] for name in baselines}
@@ -34,7 +36,8 @@ def compare_each(baselines: dict[str, Callable[[], int]], candidate: Callable[[]
     for name, rates in base_rates.items():
         base = statistics.median(rates)
         results[name] = {"baseline_per_second": round(base, 1), "cnnzoo_per_second": round(cand, 1),
-                         "ratio": round(cand / base, 2), "baseline_runs": [round(r, 1) for r in rates],
+                         "ratio": round(cand / base, 2),
+                         "baseline_runs": [round(r, 1) for r in rates],
                          "cnnzoo_runs": [round(r, 1) for r in cand_rates]}
     return results
 

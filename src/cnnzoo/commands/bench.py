@@ -1,5 +1,5 @@
-"""``cnnzoo recipes`` and ``cnnzoo bench``: the measured training settings, and cnnzoo measured against plain
-PyTorch in the same run (ratios, not absolute times, are the result)."""
+"""``cnnzoo recipes`` and ``cnnzoo bench``: the measured training settings, and cnnzoo measured
+against plain PyTorch in the same run (ratios, not absolute times, are the result)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
     recipes, measured, networks = list_recipes(), measured_results(), recipe_table()
     if args.json:
-        print_json([{"name": r.name, "model": r.config["model"], "model_kwargs": r.config.get("model_kwargs", {}),
+        print_json([{"name": r.name, "model": r.config["model"],
+                     "model_kwargs": r.config.get("model_kwargs", {}),
                      "variant": networks[r.name]["variant"], "params": networks[r.name]["params"],
                      "input_size": networks[r.name]["input_size"],
                      "family": r.family, "tier": r.tier, "budget_seconds": r.budget_seconds,
-                     "target_top1": r.target_top1, "measured_top1": measured.get(r.name, {}).get("test_top1"),
+                     "target_top1": r.target_top1,
+                     "measured_top1": measured.get(r.name, {}).get("test_top1"),
                      "description": r.description} for r in recipes])
         return 0
     print(f"{'recipe':<19} {'tier':<9} {'model':<58} {'params':>9} {'input':<8} {'budget':>7} "
@@ -182,11 +184,18 @@ def _bench_race(args: argparse.Namespace) -> dict:
                       out=Path(args.race_out), log=progress.note, stage=progress.stage)
     tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
     reached = cnnzoo["seconds_to_tutorial_accuracy"]
-    print(f"tutorial {tutorial['test_top1']:.2%} in {tutorial['seconds']:.1f} s; cnnzoo {cnnzoo['recipe']} "
-          f"{cnnzoo['test_top1']:.2%} in {cnnzoo['seconds']:.1f} s; "
-          + (f"cnnzoo reached {tutorial['test_top1']:.2%} after {reached:.1f} s: {result['speedup']}× faster"
-             if reached else f"cnnzoo did not reach {tutorial['test_top1']:.2%}") + f" ({result['machine']})",
-          file=sys.stderr)
+    print(
+        f"tutorial {tutorial['test_top1']:.2%} in {tutorial['seconds']:.1f} s; cnnzoo "
+        f"{cnnzoo['recipe']} {cnnzoo['test_top1']:.2%} in {cnnzoo['seconds']:.1f} s; "
+        + (
+            f"cnnzoo reached {tutorial['test_top1']:.2%} after {reached:.1f} s: "
+            f"{result['speedup']}× faster"
+            if reached
+            else f"cnnzoo did not reach {tutorial['test_top1']:.2%}"
+        )
+        + f" ({result['machine']})",
+        file=sys.stderr,
+    )
     return result
 
 
@@ -195,10 +204,13 @@ def _bench_recipes(args: argparse.Namespace) -> list[dict]:
 
     settings = {"device": args.device, "epochs": args.epochs, "train_subset": args.train_subset,
                 "test_subset": args.test_subset, "data_dir": args.data_dir}
-    if args.results == RESULTS and any(settings[name] is not None for name in ("epochs", "train_subset",
-                                                                              "test_subset", "device")):
-        raise ConfigError(f"--epochs, --train-subset, --test-subset and --device change what the recipes "
-                          f"measure; write such results elsewhere with --results PATH, not to {RESULTS}")
+    if args.results == RESULTS and any(
+        settings[name] is not None for name in ("epochs", "train_subset", "test_subset", "device")
+    ):
+        raise ConfigError("--epochs, --train-subset, --test-subset and --device change what the "
+                          "recipes "
+                          "measure; write such results elsewhere with --results PATH, not to "
+                          f"{RESULTS}")
     with TaskProgress("bench recipes") as progress:
         rows = run_recipes(args.recipes, seeds=args.seeds, log=progress.note, step=progress.step,
                            **{name: value for name, value in settings.items() if value is not None})
@@ -229,14 +241,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("recipes", help="list the training recipes",
-                            description="Named training settings, each with the budget and accuracy it was "
+                            description="Named training settings, each with the budget and "
+                                        "accuracy it was "
                                         "measured at; run one with `cnnzoo train --recipe NAME`.")
     options.add(p, "json")
     p.set_defaults(run=cmd_recipes)
 
     bench = commands.add_parser(
         "bench", help="measure cnnzoo against plain PyTorch in the same run",
-        description="cnnzoo measured against plain PyTorch in the same run: ratios, not absolute times, are the "
+        description="cnnzoo measured against plain PyTorch in the same run: ratios, not absolute "
+                    "times, are the "
                     "result. `cnnzoo bench BENCHMARK --help` shows a benchmark's options.")
     benchmarks = bench.add_subparsers(dest="what", metavar="BENCHMARK", required=True)
     for name, (summary, description, declare) in BENCHMARKS.items():
@@ -273,7 +287,8 @@ def _declare_training(p: argparse.ArgumentParser) -> None:
 def _declare_inference(p: argparse.ArgumentParser) -> None:
     from cnnzoo.bench import INFERENCE_VARIANTS as VARIANTS
 
-    options.add(p, "models", help="models to run (default: five ImageNet models, resnet18 to vgg11)")
+    options.add(p, "models", help="models to run (default: five ImageNet models, resnet18 to "
+                                  "vgg11)")
     p.add_argument("--run", dest="trained_run", metavar="RUN",
                    help="a trained run instead: its own data, and each variant's test accuracy")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, metavar="VARIANT",
@@ -297,13 +312,16 @@ def _declare_all(p: argparse.ArgumentParser) -> None:
     _training_options(p)
     _hardware_options(p)
     p.set_defaults(trained_run=None, variants=None, test_images=None)
-    p.set_defaults(models=None)  # each benchmark its standard models: one --models would mean three things here
+    # each benchmark its standard models: one --models would mean three things here
+    p.set_defaults(models=None)
 
 
 def _declare_race(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="fashion-mnist", help="the data set (default: fashion-mnist)")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="the data set (default: fashion-mnist)")
     options.add(p, "data_dir")
-    p.add_argument("--recipe", default="budgetnet-fast", help="cnnzoo's recipe (default: budgetnet-fast)")
+    p.add_argument("--recipe", default="budgetnet-fast", help="cnnzoo's recipe (default: "
+                                                              "budgetnet-fast)")
     options.add(p, "epochs", help="the tutorial's epochs (default: 10)")
     options.add(p, "epochs", dest="cnnzoo_epochs", flags=("--cnnzoo-epochs",), default=1000,
                 help="most epochs cnnzoo may run in the tutorial's time (default: as many as fit)")
@@ -325,11 +343,12 @@ def _declare_recipes(p: argparse.ArgumentParser) -> None:
                    help=f"where the table is written (default: {RESULTS})")
 
 
-# name: (one line for `cnnzoo bench --help`, the description of `cnnzoo bench NAME --help`, its options)
+# name: (one line for `cnnzoo bench --help`, the description of `cnnzoo bench NAME --help`, its
+# options)
 BENCHMARKS = {
     "training": ("cnnzoo's training loop vs a tutorial DataLoader loop",
-                 "Images/s of cnnzoo's engine against tutorial-style Dataset + DataLoader loops: the same model, "
-                 "batch and data, timed interleaved.", _declare_training),
+                 "Images/s of cnnzoo's engine against tutorial-style Dataset + DataLoader loops: "
+                 "the same model, batch and data, timed interleaved.", _declare_training),
     "inference": ("each inference variant (compiled, bf16, int8) vs eager fp32",
                   "Batch-1 latency and batch-64 throughput of eager fp32, compiled fp32, bf16 "
                   "(where native) and int8 (torchao PT2E, ONNX Runtime), timed interleaved, with "
@@ -339,14 +358,14 @@ BENCHMARKS = {
                  "Each native precision's peak (the best of large matrix products and a "
                  "convolution), then each model's training (in the autotuner's precision) and "
                  "inference FLOP/s as a fraction of the peak of the precision it ran in, with the "
-                 "top operators where far "
-                 "below.", _declare_hardware),
+                 "top operators where far below.", _declare_hardware),
     "recipes": (f"re-run the recipes, write {RESULTS}",
-                f"Re-run the training recipes and write their measured accuracy and time to {RESULTS} (or "
-                f"--results).", _declare_recipes),
+                "Re-run the training recipes and write their measured accuracy and time to "
+                f"{RESULTS} (or --results).", _declare_recipes),
     "race": ("the tutorial's loop, then the fast recipe in its time",
-             "The notes' tutorial loop trains first; then cnnzoo's recipe gets the same wall time. Both accuracies "
+             "The notes' tutorial loop trains first; then cnnzoo's recipe gets the same wall "
+             "time. Both accuracies "
              "and the time cnnzoo took to reach the tutorial's.", _declare_race),
-    "all": ("training, inference and hardware", "training, inference and hardware in one go, each on its "
-                                                "standard models.", _declare_all),
+    "all": ("training, inference and hardware", "training, inference and hardware in one go, each "
+                                                "on its standard models.", _declare_all),
 }

@@ -1,4 +1,5 @@
-"""``cnnzoo data list`` and ``cnnzoo data verify``: where the datasets are, and whether their files are right."""
+"""``cnnzoo data list`` and ``cnnzoo data verify``: where the datasets are, and whether their files
+are right."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from cnnzoo.console import print_json
 
 def _print_report(report: dict) -> None:
     if report.get("folder") is None:
-        print(f"{report['name']}: not found (`cnnzoo data list` shows where cnnzoo looked; a first `cnnzoo train "
-              f"--dataset {report['name']}` downloads it)")
+        print(
+            f"{report['name']}: not found (`cnnzoo data list` shows where cnnzoo looked; a first "
+            f"`cnnzoo train --dataset {report['name']}` downloads it)"
+        )
         return
     print(f"{report['name']} in {report['folder']}: {'OK' if report.get('ok') else 'PROBLEMS'}")
     for item in report.get("files", []):
@@ -35,7 +38,11 @@ def cmd_data(args: argparse.Namespace) -> int:
             for row in rows:
                 print(f"{row['name']:<15} {row.get('found') or 'not found'}")
         return 0
-    names = [args.name] if args.name else [row["name"] for row in describe_sources(args.data_dir) if row.get("found")]
+    names = (
+        [args.name]
+        if args.name
+        else [row["name"] for row in describe_sources(args.data_dir) if row.get("found")]
+    )
     reports = [verify_dataset(name, args.data_dir) for name in names]
     if args.json:
         print_json(reports)
@@ -47,8 +54,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("data", help="show where datasets are found, verify their checksums",
-                            description="`data list`: where each dataset was found. `data verify [NAME]`: "
-                                        "checksums and a parse check of the files found.")
+                            description="`data list`: where each dataset was found. `data verify "
+                                        "[NAME]`: checksums and a parse check of the files found.")
     p.add_argument("action", choices=("list", "verify"))
     p.add_argument("name", nargs="?", help="dataset to verify (default: every one found)")
     options.add(p, "data_dir", help="also look here")

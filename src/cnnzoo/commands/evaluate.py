@@ -1,4 +1,5 @@
-"""``cnnzoo eval`` and ``cnnzoo predict``: use a trained model from a run directory or checkpoint file."""
+"""``cnnzoo eval`` and ``cnnzoo predict``: use a trained model from a run directory or checkpoint
+file."""
 
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               progress=progress)
     report = {**result.to_dict(), "model": run.name, "checkpoint": str(run.checkpoint),
               "dataset": args.dataset or run.dataset}
-    print(f"{run.name} on {report['dataset']} ({result.images:,} images, {args.views} view, fp32): top-1 "
-          f"{result.top1:.2%}, top-5 {result.top5:.2%}{_precision_note(run)}", file=sys.stderr)
+    print(
+        f"{run.name} on {report['dataset']} ({result.images:,} images, {args.views} view, fp32): "
+        f"top-1 {result.top1:.2%}, top-5 {result.top5:.2%}{_precision_note(run)}",
+        file=sys.stderr,
+    )
     if args.json:
         print_json(report)
     return 0
@@ -62,17 +66,21 @@ def _eval_reduced(args: argparse.Namespace, run) -> int:
 
 
 def _precision_note(run) -> str:
-    """Why this figure may differ from the run's own: training evaluated in its training precision."""
+    """Why this figure may differ from the run's own: training evaluated in its training
+    precision."""
     from cnnzoo import rundir
     from cnnzoo.errors import CnnzooError
 
     if run.run_dir is None or not (run.run_dir / rundir.SUMMARY).exists():
         return ""
     try:
-        precision = rundir.read_json(run.run_dir / rundir.SUMMARY, "summary").get("precision", "fp32")
+        precision = rundir.read_json(run.run_dir / rundir.SUMMARY, "summary").get(
+            "precision", "fp32"
+        )
     except CnnzooError:
         return ""
-    return "" if precision == "fp32" else (f" (the run's summary.json was evaluated in {precision}, as it trained, "
+    return "" if precision == "fp32" else (" (the run's summary.json was evaluated in "
+                                           f"{precision}, as it trained, "
                                            f"so it can differ by a few tenths of a point)")
 
 
@@ -82,14 +90,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     run = load_run(args.source, model_name=args.model, device=args.device,
                    run_code=args.run_code)
-    results = predict_files(run, args.images, top_k=args.top_k, views=args.views, prepare=args.prepare)
+    results = predict_files(run, args.images, top_k=args.top_k, views=args.views,
+                            prepare=args.prepare)
     if args.json:
         print_json({"model": run.name, "checkpoint": str(run.checkpoint), "results": results})
         return 0
     for item in results:
         best = item["predictions"][0]
         others = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"][1:])
-        print(f"{item['file']}: {best['class']} ({best['probability']:.1%})" + (f"; then {others}" if others else ""))
+        print(
+            f"{item['file']}: {best['class']} ({best['probability']:.1%})"
+            + (f"; then {others}" if others else "")
+        )
         if item["prepared"]:
             hint = " (--no-prepare: the pixels as they are, only resized)" if args.prepare else ""
             print(f"  prepared: {'; '.join(item['prepared'])}{hint}", file=sys.stderr)
@@ -100,13 +112,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("eval", help="test accuracy of a trained model",
-                            description="Evaluate a run's best checkpoint (or any checkpoint) on a test set.")
+                            description="Evaluate a run's best checkpoint (or any checkpoint) on "
+                                        "a test set.")
     p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
     options.add(p, "data_dir")
     options.add(p, "test_views", dest="views")
     options.add(p, "memory_budget")
-    p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not record it")
+    p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not "
+                                   "record it")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
                    help="fp32 (default), or bf16/int8 evaluated beside fp32 and kept only "
                         "within 0.5 points of its top-1 and faster (bf16: fp32 where the CPU "
@@ -121,7 +135,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("predict", help="classify image files with a trained model",
-                            description="Print the most likely classes of each image file (PNG, JPEG, ...).")
+                            description="Print the most likely classes of each image file (PNG, "
+                                        "JPEG, ...).")
     p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=positive_int, default=5, metavar="K",

@@ -1,5 +1,6 @@
 """``cnnzoo export``: the model as ONNX, checked with onnxruntime on real test images, and with
-``--int8`` an int8 file beside it, kept only if it keeps the accuracy (``engine.precision_gate``)."""
+``--int8`` an int8 file beside it, kept only if it keeps the accuracy
+(``engine.precision_gate``)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         test = load_data(run, args.data_dir).test
         x, source = model_input(run, test.images[: args.images].cpu()), f"{run.dataset} test images"
     else:
-        x, source = torch.randn(args.images, c, side, side, generator=torch.Generator().manual_seed(0)), "random inputs"
+        x, source = (
+            torch.randn(args.images, c, side, side, generator=torch.Generator().manual_seed(0)),
+            "random inputs",
+        )
     check = compare(path, run.model, x)
-    print(f"{run.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max |Δlogit| "
-          f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}", file=sys.stderr)
+    print(f"{run.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max "
+          "|Δlogit| "
+          f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}",
+          file=sys.stderr)
     report = {"model": run.name, "format": "onnx", "checked_on": source, **check,
               "wrote": [str(path)]}
     if args.int8:
@@ -70,18 +76,20 @@ def _export_int8(args: argparse.Namespace, run, path: Path, progress: TaskProgre
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with onnxruntime",
-                            description="Export to ONNX and compare onnxruntime with PyTorch on real test images.")
+    p = commands.add_parser("export", help="write the model as ONNX (dynamic batch), checked with "
+                                           "onnxruntime",
+                            description="Export to ONNX and compare onnxruntime with PyTorch on "
+                                        "real test images.")
     p.add_argument("source", metavar="RUN|MODEL")
     p.add_argument("--format", choices=("onnx",), default="onnx")
     options.add(p, "out_file", help="the .onnx file (default: RUN/MODEL.onnx)")
-    p.add_argument("--images", type=positive_int, default=256, help="test images to compare on (default: 256)")
+    p.add_argument("--images", type=positive_int, default=256,
+                   help="test images to compare on (default: 256)")
     options.add(p, "data_dir")
     p.add_argument("--int8", action="store_true",
                    help="also write MODEL.int8.onnx (ONNX Runtime static int8, calibrated on "
                         "training images), kept only if its test top-1 is within 0.5 points of "
-                        "fp32 and it is "
-                        "faster; the figures go to MODEL.int8.json")
+                        "fp32 and it is faster; the figures go to MODEL.int8.json")
     p.add_argument("--force", action="store_true",
                    help="with --int8: keep it even if the gate refuses")
     options.add(p, "json", help="print max |Δlogit|, top-1 agreement and the file written")

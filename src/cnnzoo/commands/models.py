@@ -9,18 +9,21 @@ from cnnzoo.commands.options import json_arguments, positive_int, whole_number
 from cnnzoo.console import print_json
 from cnnzoo.errors import ConfigError
 
-MAX_SIDE = 4096  # a summary runs one image of this side at most (a 100,000-px side would need terabytes)
+# a summary runs one image of this side at most (a 100,000-px side would need terabytes)
+MAX_SIDE = 4096
 
 
 def parse_input_size(text: str) -> tuple[int, ...]:
-    """A side (``28``, as `cnnzoo train --input-size` takes) or a full shape ``C,H,W`` (``1,28,28``)."""
+    """A side (``28``, as `cnnzoo train --input-size` takes) or a full shape ``C,H,W``
+    (``1,28,28``)."""
     parts = text.replace("x", ",").split(",")
     try:
         values = tuple(int(p) for p in parts)
     except ValueError:
         values = ()
     if len(values) not in (1, 3) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"must be a side (28) or C,H,W (1,28,28) of positive integers; got {text!r}")
+        raise argparse.ArgumentTypeError("must be a side (28) or C,H,W (1,28,28) of positive "
+                                         f"integers; got {text!r}")
     if max(values[-2:]) > MAX_SIDE:
         raise argparse.ArgumentTypeError(f"must be a side of at most {MAX_SIDE}; got {text!r}")
     return values
@@ -72,7 +75,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if len(shape) == 3:
             kwargs["in_channels"] = shape[0]
     model = create_model(args.model, **kwargs)
-    result = summary(model, (shape if len(shape) == 3 else model.cfg.input_size) if shape is not None else None)
+    result = summary(
+        model, (shape if len(shape) == 3 else model.cfg.input_size) if shape is not None else None
+    )
     if args.json:
         print_json(result.to_dict())
     else:
@@ -122,23 +127,26 @@ def _summary_of_code(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("list", help="list the registered models",
-                            description="List registered models with their parameters and default input size.")
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*' (default: all)")
+                            description="List registered models with their parameters and default "
+                                        "input size.")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*' "
+                                                           "(default: all)")
     options.add(p, "json", help="print a JSON array on stdout")
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser(
         "summary", help="per-layer shapes, parameters, multiply-adds and receptive fields",
-        description="Run one image through a model and report, for every layer: output shape, parameters, "
-                    "multiply-adds, connections (LeCun's count) and receptive field.")
+        description="Run one image through a model and report, for every layer: output shape, "
+                    "parameters, multiply-adds, connections (LeCun's count) and receptive field.")
     p.add_argument("model", metavar="MODEL|RUN", nargs="?",
                    help="registered model name (see `cnnzoo list`), or a run directory or "
                         "checkpoint (one `cnnzoo import` wrote, too)")
     p.add_argument("--input-size", type=parse_input_size, metavar="SIDE|C,H,W",
-                   help="image side, or the whole input shape (default: the model's own, e.g. 1,32,32 for "
-                        "lenet5_1998)")
+                   help="image side, or the whole input shape (default: the model's own, e.g. "
+                        "1,32,32 for lenet5_1998)")
     p.add_argument("--depth", type=whole_number(0, 100), metavar="N",
-                   help="show modules N levels down the module path, each adding up the layers inside it "
+                   help="show modules N levels down the module path, each adding up the layers "
+                        "inside it "
                         "(e.g. --depth 2 gives resnet50's stages and blocks; default: every layer)")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
                    help="number of output classes (default: the model's)")

@@ -1,11 +1,12 @@
-"""The options several commands share, each declared once (flag, type, metavar, help), and the argparse types
-that check a value when it is parsed.
+"""The options several commands share, each declared once (flag, type, metavar, help), and the
+argparse types that check a value when it is parsed.
 
-A type refuses a bad value with ``argparse.ArgumentTypeError``; argparse prefixes its message with the option's
-name, so the user reads one line such as ``argument --repeats: must be a whole number from 1 to 1,000; got '0'``
-and the command exits with status 2 before it has created anything. Options that are also training settings take
-their allowed values from ``TrainConfig``'s declaration (``setting``), so a bound lives in one place.
-Nothing here imports torch until a ``--device`` value has to be checked against the machine.
+A type refuses a bad value with ``argparse.ArgumentTypeError``; argparse prefixes its message with
+the option's name, so the user reads one line such as ``argument --repeats: must be a whole number
+from 1 to 1,000; got '0'`` and the command exits with status 2 before it has created anything.
+Options that are also training settings take their allowed values from ``TrainConfig``'s declaration
+(``setting``), so a bound lives in one place. Nothing here imports torch until a ``--device`` value
+has to be checked against the machine.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
         except ValueError:
             value = None
         if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}; got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}; "
+                                             f"got {text!r}")
         return value
     parse.__name__ = "whole number"
     return parse
@@ -45,7 +47,8 @@ def number(*, above: float, high: float) -> Callable[[str], float]:
         except ValueError:
             value = math.nan
         if not (math.isfinite(value) and above < value <= high):
-            raise argparse.ArgumentTypeError(f"must be a number > {above:g} and ≤ {high:,g}; got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a number > {above:g} and ≤ {high:,g}; got "
+                                             f"{text!r}")
         return value
     parse.__name__ = "number"
     return parse
@@ -65,12 +68,14 @@ def json_arguments(text: str) -> list | dict:
     return value
 
 
-positive_int = whole_number(1, 1_000_000)  # a count of things shown or computed: classes, images, neighbours
+# a count of things shown or computed: classes, images, neighbours
+positive_int = whole_number(1, 1_000_000)
 
 
 def setting(name: str, convert: Callable[[str], object] | None = None) -> Callable[[str], object]:
-    """An argparse type for the training setting ``name``: ``convert`` (by default the field's own type) turns
-    the text into a value, and ``TrainConfig``'s declaration says whether it is allowed."""
+    """An argparse type for the training setting ``name``: ``convert`` (by default the field's own
+    type) turns the text into a value, and ``TrainConfig``'s declaration says whether it is
+    allowed."""
     f = _FIELDS[name]
     convert = convert or {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
 
@@ -89,8 +94,8 @@ def setting(name: str, convert: Callable[[str], object] | None = None) -> Callab
 
 
 def available_devices() -> tuple[str, ...]:
-    """The devices this machine and this PyTorch build can run on (``gpu.sh --dry-run`` replaces it, to parse
-    its commands as a GPU machine would)."""
+    """The devices this machine and this PyTorch build can run on (``gpu.sh --dry-run`` replaces it,
+    to parse its commands as a GPU machine would)."""
     import torch
 
     names = ["auto", "cpu"]
@@ -102,15 +107,20 @@ def available_devices() -> tuple[str, ...]:
 
 
 def device_name(text: str) -> str:
-    """An argparse type: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and one this machine has."""
+    """An argparse type: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and one this machine
+    has."""
     if text.split(":")[0].lower() == "gpu":
-        raise argparse.ArgumentTypeError(f"PyTorch calls a GPU 'cuda' (or 'cuda:N'), not {text!r}: use --device cuda")
+        raise argparse.ArgumentTypeError(
+            f"PyTorch calls a GPU 'cuda' (or 'cuda:N'), not {text!r}: use --device cuda"
+        )
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}")
     available = available_devices()
     if text not in available:
-        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine (this PyTorch build sees "
-                                         f"{', '.join(name for name in available if name != 'auto')})")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not available on this machine (this PyTorch build sees "
+            f"{', '.join(name for name in available if name != 'auto')})"
+        )
     return text
 
 
@@ -127,19 +137,22 @@ def existing_folder(text: str) -> str:
 
 
 def _creatable(path: Path, text: str) -> None:
-    """Refuse ``path`` unless it, or the folder it would be made in, is a folder this process may write."""
+    """Refuse ``path`` unless it, or the folder it would be made in, is a folder this process may
+    write."""
     if path.is_symlink() and not path.exists():
         raise argparse.ArgumentTypeError(f"is a broken symbolic link: {text!r}")
     ancestor = next(p for p in (path, *path.parents) if p.exists())
     if not ancestor.is_dir():
-        raise argparse.ArgumentTypeError(f"{str(ancestor)!r} is a file, so nothing can be written inside it; "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(f"{str(ancestor)!r} is a file, so nothing can be written "
+                                         f"inside it; got {text!r}")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"the folder {str(ancestor)!r} is not writable; got {text!r}")
+        raise argparse.ArgumentTypeError(f"the folder {str(ancestor)!r} is not writable; got "
+                                         f"{text!r}")
 
 
 def writable_folder(text: str) -> str:
-    """An argparse type: a folder to write into, existing or not, that is not a file and can be written."""
+    """An argparse type: a folder to write into, existing or not, that is not a file and can be
+    written."""
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"names a file, not a folder: {text!r}")
@@ -158,13 +171,16 @@ def writable_file(text: str) -> str:
     return text
 
 
-# Each shared option once: `add(parser, name)` declares it; a command may give its own help (its default differs).
+# Each shared option once: `add(parser, name)` declares it; a command may give its own help (its
+# default differs).
 SHARED: dict[str, dict] = {
     "data_dir": dict(flags=("--data-dir",), type=existing_folder, metavar="DIR",
-                     help="where the dataset files are (default: $CNNZOO_DATA, Debian's packages, ~/.cache/cnnzoo)"),
+                     help="where the dataset files are (default: $CNNZOO_DATA, Debian's packages, "
+                          "~/.cache/cnnzoo)"),
     "device": dict(flags=("--device",), type=device_name, metavar="DEVICE",
                    help="auto, cpu, cuda, cuda:N or mps (default: cpu)"),
-    "out_dir": dict(flags=("--out",), type=writable_folder, metavar="DIR", help="folder to write into"),
+    "out_dir": dict(flags=("--out",), type=writable_folder, metavar="DIR",
+                    help="folder to write into"),
     "out_file": dict(flags=("--out",), type=writable_file, metavar="FILE",
                      help="also save the JSON results to this file"),
     "json": dict(flags=("--json",), action="store_true", help="print one JSON document on stdout"),
@@ -173,30 +189,37 @@ SHARED: dict[str, dict] = {
                          "those datasets were: invert a light background, trim, resize the longest "
                          "side, pad to a square (default: on; --no-prepare: the pixels as they "
                          "are)"),
-    "seed": dict(flags=("--seed",), type=setting("seed"), metavar="N", help=_FIELDS["seed"].metadata["help"]),
+    "seed": dict(flags=("--seed",), type=setting("seed"), metavar="N",
+                 help=_FIELDS["seed"].metadata["help"]),
     "threads": dict(flags=("--threads",), type=setting("threads"), metavar="N",
                     help=_FIELDS["threads"].metadata["help"]),
     "repeats": dict(flags=("--repeats",), type=whole_number(1, 1000), default=3, metavar="N",
                     help="timed runs per side, interleaved (default: 3)"),
-    "seeds": dict(flags=("--seeds",), type=whole_number(1, 100), metavar="N", help="runs with seeds 0..N-1"),
-    "models": dict(flags=("--models",), nargs="+", metavar="MODEL", help="models to measure (default: a standard set)"),
-    "batch_size": dict(flags=("--batch-size",), type=setting("batch_size"), default=128, metavar="N",
-                       help="images per step (default: 128)"),
-    "epochs": dict(flags=("--epochs",), type=setting("epochs"), metavar="N", help=_FIELDS["epochs"].metadata["help"]),
+    "seeds": dict(flags=("--seeds",), type=whole_number(1, 100), metavar="N",
+                  help="runs with seeds 0..N-1"),
+    "models": dict(flags=("--models",), nargs="+", metavar="MODEL",
+                   help="models to measure (default: a standard set)"),
+    "batch_size": dict(flags=("--batch-size",), type=setting("batch_size"), default=128,
+                       metavar="N", help="images per step (default: 128)"),
+    "epochs": dict(flags=("--epochs",), type=setting("epochs"), metavar="N",
+                   help=_FIELDS["epochs"].metadata["help"]),
     "train_subset": dict(flags=("--train-subset",), type=setting("train_subset"), metavar="N",
                          help=_FIELDS["train_subset"].metadata["help"]),
     "test_subset": dict(flags=("--test-subset",), type=setting("test_subset"), metavar="N",
                         help=_FIELDS["test_subset"].metadata["help"]),
     "memory_budget": dict(flags=("--memory-budget",), type=setting("memory_budget"), metavar="MIB",
                           help=_FIELDS["memory_budget"].metadata["help"]),
-    "test_views": dict(flags=("--test-views",), choices=_FIELDS["test_views"].metadata["choices"], default="center",
-                       help="test-time views averaged per image (default: center); flip helps models trained with "
-                            "--flip and hurts others, ten-crop needs a model trained with --crop-padding"),
+    "test_views": dict(flags=("--test-views",), choices=_FIELDS["test_views"].metadata["choices"],
+                       default="center",
+                       help="test-time views averaged per image (default: center); flip helps "
+                            "models trained with "
+                            "--flip and hurts others, ten-crop needs a model trained with "
+                            "--crop-padding"),
 }
 
 
 def add(parser, name: str, **changes) -> argparse.Action:
-    """Declare the shared option ``name`` on ``parser`` (or an argument group), with ``changes`` (a command's
-    own help or default) on top."""
+    """Declare the shared option ``name`` on ``parser`` (or an argument group), with ``changes`` (a
+    command's own help or default) on top."""
     spec = {"dest": "out" if name.startswith("out_") else name, **SHARED[name], **changes}
     return parser.add_argument(*spec.pop("flags"), **spec)

@@ -1,7 +1,8 @@
 """``cnnzoo scratch NAME``: run one of the NumPy-only demos from the command line.
 
-``register(subparsers)`` adds the subcommand to the ``cnnzoo`` parser. The demo's progress goes to stderr;
-``--json`` prints its figures as one JSON object on stdout. Neither this module nor the demos import torch.
+``register(subparsers)`` adds the subcommand to the ``cnnzoo`` parser. The demo's progress goes to
+stderr; ``--json`` prints its figures as one JSON object on stdout. Neither this module nor the
+demos import torch.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from cnnzoo.rundir import timestamped_run_dir
 
 # One line per demo for --help; the names are those of cnnzoo.scratch.run.NAMES.
 DEMOS = {
-    "linreg": "linear regression: the one-variable closed form, the normal equation against numpy.linalg.lstsq, "
-              "batch and mini-batch gradient descent",
-    "gd": "gradient descent on raw, centred and standardised features: condition numbers and steps to converge",
-    "mlp": "one logistic neuron on a toy task, then a 784-128-10 MLP with hand-written backpropagation on "
-           "Fashion-MNIST",
-    "cnn": "a LeNet-sized CNN built from NumPy layers (im2col convolution, max-pooling), trained with SGD and "
-           "momentum on Fashion-MNIST",
+    "linreg": "linear regression: the one-variable closed form, the normal equation against "
+              "numpy.linalg.lstsq, batch and mini-batch gradient descent",
+    "gd": "gradient descent on raw, centred and standardised features: condition numbers and "
+          "steps to converge",
+    "mlp": "one logistic neuron on a toy task, then a 784-128-10 MLP with hand-written "
+           "backpropagation on Fashion-MNIST",
+    "cnn": "a LeNet-sized CNN built from NumPy layers (im2col convolution, max-pooling), trained "
+           "with SGD and momentum on Fashion-MNIST",
 }
 
 
@@ -46,21 +48,27 @@ def cmd_scratch(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``cnnzoo scratch {linreg,gd,mlp,cnn}`` to the ``cnnzoo`` command."""
-    demos = "\n".join(textwrap.fill(text, width=100, initial_indent=f"  {name:<8}", subsequent_indent=" " * 10)
+    demos = "\n".join(textwrap.fill(text, width=100, initial_indent=f"  {name:<8}",
+                                    subsequent_indent=" " * 10)
                       for name, text in DEMOS.items())
     p = subparsers.add_parser(
-        "scratch", help="deep-learning fundamentals in NumPy only (no torch): regression, GD, MLP, CNN",
-        description=textwrap.fill("Run one of the from-scratch demos of cnnzoo.scratch, written in NumPy without "
-                                  "torch. Each logs what it does on stderr, saves one plot and reports its figures.",
+        "scratch", help="deep-learning fundamentals in NumPy only (no torch): regression, GD, "
+                        "MLP, CNN",
+        description=textwrap.fill("Run one of the from-scratch demos of cnnzoo.scratch, written "
+                                  "in NumPy without "
+                                  "torch. Each logs what it does on stderr, saves one plot and "
+                                  "reports its figures.",
                                   width=100),
-        epilog=f"demos:\n{demos}\n\nmlp and cnn read Fashion-MNIST (see --data-dir). --quick shrinks the data "
-               "and epochs so that each demo takes seconds.",
+        epilog=f"demos:\n{demos}\n\nmlp and cnn read Fashion-MNIST (see --data-dir). --quick "
+               "shrinks the data and epochs so that each demo takes seconds.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("demo", choices=list(DEMOS), metavar="{" + ",".join(DEMOS) + "}", help="which demo to run")
+    p.add_argument("demo", choices=list(DEMOS), metavar="{" + ",".join(DEMOS) + "}",
+                   help="which demo to run")
     options.add(p, "out_dir", help="folder for the plot (default: runs/scratch-NAME-TIMESTAMP)")
     p.add_argument("--quick", action="store_true",
                    help="a few seconds: 1,000 training images and 2 epochs for mlp and cnn")
-    options.add(p, "data_dir", help="folder holding Fashion-MNIST's four IDX files (default: $CNNZOO_DATA, "
-                                    "/usr/share/datasets/fashion-mnist, ~/.cache/cnnzoo/fashion-mnist)")
+    options.add(p, "data_dir", help="folder holding Fashion-MNIST's four IDX files (default: "
+                                    "$CNNZOO_DATA, /usr/share/datasets/fashion-mnist, "
+                                    "~/.cache/cnnzoo/fashion-mnist)")
     options.add(p, "json", help="print the demo's figures as one JSON object on stdout")
     p.set_defaults(run=cmd_scratch)

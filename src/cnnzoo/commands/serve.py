@@ -1,4 +1,5 @@
-"""``cnnzoo serve [RUNS_DIR]``: the explorer, a local web page over a folder of runs (``cnnzoo.serve``)."""
+"""``cnnzoo serve [RUNS_DIR]``: the explorer, a local web page over a folder of runs
+(``cnnzoo.serve``)."""
 
 from __future__ import annotations
 
@@ -26,20 +27,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("serve", help="the explorer: a web page over your runs (feature maps, Grad-CAM, …)",
-                            description="Serve a page and a JSON API over the runs in RUNS_DIR: draw or upload an "
-                                        "image and see every layer's feature maps, Grad-CAM, nearest training "
-                                        "images; training curves, confusion matrix, layer table; compare runs.")
+    p = commands.add_parser("serve", help="the explorer: a web page over your runs (feature maps, "
+                                          "Grad-CAM, …)",
+                            description="Serve a page and a JSON API over the runs in RUNS_DIR: "
+                                        "draw or upload an "
+                                        "image and see every layer's feature maps, Grad-CAM, "
+                                        "nearest training "
+                                        "images; training curves, confusion matrix, layer table; "
+                                        "compare runs.")
     p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
                    help="the folder holding run directories (default: runs)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: 127.0.0.1; anything else is reachable without a password)")
+                   help="address to listen on (default: 127.0.0.1; anything else is reachable "
+                        "without a password)")
     p.add_argument("--port", type=whole_number(0, 65535), default=8000,
                    help="port (default: 8000; 0 takes a free one)")
-    options.add(p, "data_dir", help="where the runs' data sets are (default: as each run was trained)")
+    options.add(p, "data_dir", help="where the runs' data sets are (default: as each run was "
+                                    "trained)")
     p.add_argument("--max-upload-mb", type=number(above=0, high=10_000), default=10,
                    help="largest upload in MB (default: 10)")
-    p.add_argument("--max-models", type=whole_number(1, 1000), default=4, help="models kept loaded (default: 4)")
+    p.add_argument("--max-models", type=whole_number(1, 1000), default=4,
+                   help="models kept loaded (default: 4)")
     p.add_argument("--max-inference", type=whole_number(1, 1000), default=2,
                    help="predictions computed at once; more get 503 (default: 2)")
     p.set_defaults(run=cmd_serve)

@@ -1,7 +1,8 @@
 """``cnnzoo show …`` and ``cnnzoo scoremap``: look inside a trained network (or a fresh one).
 
-Each takes a run directory (or checkpoint) or a model name, writes PNGs into ``--out`` (default ``RUN/show``)
-and with ``--json`` prints what it wrote and the numbers behind it. The work is in ``cnnzoo.visualize``.
+Each takes a run directory (or checkpoint) or a model name, writes PNGs into ``--out`` (default
+``RUN/show``) and with ``--json`` prints what it wrote and the numbers behind it. The work is in
+``cnnzoo.visualize``.
 
 A view that takes an image prepares it as ``cnnzoo predict`` does (``engine.user_image``;
 ``--no-prepare``: the pixels as they are) and reports the steps, any warning and the class
@@ -52,7 +53,8 @@ def cmd_filters(args: argparse.Namespace) -> int:
     path = save(draw_filters(data, title=run.label), out / f"filters-{data['layer']}.png")
     weights = [w.abs().max().item() for w in data["weights"]]
     return _finish(args, {"model": run.name, "layer": data["layer"], "shape": data["shape"],
-                          "groups": data["groups"], "max_abs_weight": max(weights), "wrote": [str(path)]}, started)
+                          "groups": data["groups"], "max_abs_weight": max(weights),
+                          "wrote": [str(path)]}, started)
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
@@ -135,7 +137,8 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     run, out = _open(args)
-    head = convolutional_head(run.model)  # refuses models without an FC head before any data is read
+    # refuses models without an FC head before any data is read
+    head = convolutional_head(run.model)
     report, caption = {"model": run.name}, ""
     if args.image is not None:  # read (and refused, if it must be) before any progress line
         x, caption = _scoremap_image(run, args, report)
@@ -156,8 +159,10 @@ def cmd_scoremap(args: argparse.Namespace) -> int:
                                   f"image{caption}")
     path = save(figure, out / f"scoremap-{stem}.png")
     progress.close()
-    report.update({"image_size": list(x.shape[-2:]), "score_map": list(scores.shape), "stride": result["stride"],
-                   "window": result["window"], "argmax": scores.argmax(0).tolist(), "wrote": [str(path)]})
+    report.update({"image_size": list(x.shape[-2:]), "score_map": list(scores.shape),
+                   "stride": result["stride"],
+                   "window": result["window"], "argmax": scores.argmax(0).tolist(),
+                   "wrote": [str(path)]})
     return _finish(args, report, started)
 
 
@@ -179,8 +184,13 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     bank, cached = r.cached_features(run, train_images, out / r.CACHE_NAME,
                                      advance=progress.advance)
     raw, x, note = load_input(run, args.image, args.prepare)
-    spaces = {"features": (bank, r.penultimate(run.model, x)), "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
-    queries = data.test.subset(range(min(args.queries, len(data.test)))) if hasattr(data.test, "subset") else data.test
+    spaces = {"features": (bank, r.penultimate(run.model, x)),
+              "pixels": (r.pixels(train_images), r.pixels(raw[None]))}
+    queries = (
+        data.test.subset(range(min(args.queries, len(data.test))))
+        if hasattr(data.test, "subset")
+        else data.test
+    )
     q_images, q_labels = queries.images.cpu(), queries.labels.cpu()
     progress.stage("features of the test queries", total=len(q_images))
     q_vectors = {"features": r.dataset_features(run, q_images, advance=progress.advance),
@@ -195,20 +205,32 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
         progress.stage(f"precision@{args.k} in {space}", total=len(q_images))
         found = r.nearest(q_vectors[space], vectors, args.k, advance=progress.advance)[1]
         precision[space] = r.precision_at_k(q_labels, train_labels[found])
-        rows.append({"space": f"{space} (precision@{args.k} {precision[space]:.1%})", "query_label": predicted,
+        rows.append({"space": f"{space} (precision@{args.k} {precision[space]:.1%})",
+                     "query_label": predicted,
                      "images": [_drawable(train_images[i]) for i in indices[0]],
                      "labels": [run.classes[int(train_labels[i])] for i in indices[0]],
                      "distances": distances[0].tolist(), "indices": indices[0].tolist()})
-    figure = r.draw_neighbours(_drawable(raw), rows, title=f"{run.label}: nearest training images to "
-                               f"{args.image.name} (predicted {predicted}); red: another class than predicted\n"
+    figure = r.draw_neighbours(_drawable(raw), rows, title=f"{run.label}: nearest training images "
+                                                           "to "
+                               f"{args.image.name} (predicted {predicted}); red: another class "
+                               "than predicted\n"
                                f"precision@{args.k} over {len(q_labels):,} test queries"
                                f"{_caption(note)}")
     path = save(figure, out / f"neighbours-{args.image.stem}.png")
     progress.close()
-    report = {"model": run.name, "image": str(args.image), **_seen(run, logits, note), "k": args.k,
-              "queries": len(q_labels),
-              "precision_at_k": precision, "features_cached": cached, "wrote": [str(path)],
-              "neighbours": [{key: row[key] for key in ("space", "labels", "distances", "indices")} for row in rows]}
+    report = {
+        "model": run.name,
+        "image": str(args.image),
+        **_seen(run, logits, note),
+        "k": args.k,
+        "queries": len(q_labels),
+        "precision_at_k": precision,
+        "features_cached": cached,
+        "wrote": [str(path)],
+        "neighbours": [
+            {key: row[key] for key in ("space", "labels", "distances", "indices")} for row in rows
+        ],
+    }
     return _finish(args, report, started)
 
 
@@ -228,16 +250,23 @@ def cmd_errors(args: argparse.Namespace) -> int:
     progress.stage("the figure")
     rows = m.confident_mistakes(probs, labels, args.count)
     wrong = int((probs.argmax(1) != labels).sum())
-    title = (f"{run.label}: the {len(rows)} most confident of {wrong:,} mistakes on {len(labels):,} test images "
-             f"({wrong / len(labels):.1%} error)\ntrue class above each image, the prediction and its probability in red")
-    figure = m.draw_mistakes([_drawable(images[r["index"]]) for r in rows], rows, classes=run.classes, title=title)
+    title = (f"{run.label}: the {len(rows)} most confident of {wrong:,} mistakes on "
+             f"{len(labels):,} test images "
+             f"({wrong / len(labels):.1%} error)\ntrue class above each image, the prediction and "
+             "its probability in red")
+    figure = m.draw_mistakes([_drawable(images[r["index"]]) for r in rows], rows,
+                             classes=run.classes, title=title)
     path = save(figure, out / "errors.png")
     progress.close()
     pairs = [{"true": run.classes[t], "predicted": run.classes[p], "count": n}
              for t, p, n in m.confused_pairs(probs, labels)]
-    named = [{**r, "true": run.classes[r["true"]], "predicted": run.classes[r["predicted"]]} for r in rows]
+    named = [
+        {**r, "true": run.classes[r["true"]], "predicted": run.classes[r["predicted"]]}
+        for r in rows
+    ]
     return _finish(args, {"model": run.name, "test_images": len(labels), "mistakes": wrong,
-                          "most_confident": named, "most_confused": pairs, "wrote": [str(path)]}, started)
+                          "most_confident": named, "most_confused": pairs, "wrote": [str(path)]},
+                   started)
 
 
 def cmd_embedding(args: argparse.Namespace) -> int:
@@ -261,8 +290,8 @@ def cmd_embedding(args: argparse.Namespace) -> int:
     for result in panels.values():
         result["accuracy"] = e.centroid_accuracy(result["points"], labels)
     figure = e.draw_embedding(panels, labels, classes=run.classes,
-                              title=f"{run.label}: {count:,} test images projected on their first two "
-                                    "principal components")
+                              title=f"{run.label}: {count:,} test images projected on their first "
+                                    "two principal components")
     path = save(figure, out / "embedding.png")
     progress.close()
     spaces = {name: {"explained_variance": [round(v, 4) for v in p["explained"]],
@@ -277,12 +306,16 @@ def _drawable(image):
 
 
 def _register_scoremap(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("scoremap", help="a classifier slid over a larger image: FC layers as convolutions",
-                            description="Rewrite the FC head as convolutions and run the whole image once: a "
-                                        "class-score map, one cell per window (lenet5, alexnet, vgg, convnet).")
+    p = commands.add_parser("scoremap", help="a classifier slid over a larger image: FC layers as "
+                                             "convolutions",
+                            description="Rewrite the FC head as convolutions and run the whole "
+                                        "image once: a "
+                                        "class-score map, one cell per window (lenet5, alexnet, "
+                                        "vgg, convnet).")
     p.add_argument("source", metavar="RUN|MODEL")
     p.add_argument("image", type=Path, nargs="?", metavar="IMAGE",
-                   help="an image larger than the model's input (default: 3×3 test images tiled on one canvas)")
+                   help="an image larger than the model's input (default: 3×3 test images tiled "
+                        "on one canvas)")
     options.add(p, "prepare")
     options.add(p, "data_dir", help="where the dataset files are (for the default canvas)")
     options.add(p, "out_dir", help="where to write the PNG (default: RUN/show)")
@@ -291,7 +324,8 @@ def _register_scoremap(commands: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
-    p.add_argument("source", metavar="RUN|MODEL", help="a run directory or checkpoint, or a model name (random weights)")
+    p.add_argument("source", metavar="RUN|MODEL", help="a run directory or checkpoint, or a model "
+                                                       "name (random weights)")
     if image:
         p.add_argument("image", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, …)")
         options.add(p, "prepare")
@@ -300,37 +334,47 @@ def _common(p: argparse.ArgumentParser, *, image: bool) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    show = commands.add_parser("show", help="see inside a network: kernels, feature maps, Grad-CAM, neighbours…",
+    show = commands.add_parser("show", help="see inside a network: kernels, feature maps, "
+                                            "Grad-CAM, neighbours…",
                                description="Figures of what a trained (or fresh) network computes.")
     views = show.add_subparsers(dest="view", metavar="VIEW", required=True)
     p = views.add_parser("filters", help="a convolution's kernels as a grid (one panel per group)")
     _common(p, image=False)
     p.add_argument("--layer", help="module path or convN (default: the first convolution)")
     p.set_defaults(run=_one_writer(cmd_filters))
-    p = views.add_parser("maps", help="the image as the model sees it, then every stage's feature maps")
+    p = views.add_parser("maps", help="the image as the model sees it, then every stage's feature "
+                                      "maps")
     _common(p, image=True)
-    p.add_argument("--layers", nargs="+", metavar="NAME", help="stage names or module paths (default: every stage)")
+    p.add_argument("--layers", nargs="+", metavar="NAME", help="stage names or module paths "
+                                                               "(default: every stage)")
     p.set_defaults(run=_one_writer(cmd_maps))
-    p = views.add_parser("cam", help="Grad-CAM and gradient saliency for the predicted (or a chosen) class")
+    p = views.add_parser("cam", help="Grad-CAM and gradient saliency for the predicted (or a "
+                                     "chosen) class")
     _common(p, image=True)
-    p.add_argument("--class", dest="target_class", metavar="C", help="class name or index (default: predicted)")
+    p.add_argument("--class", dest="target_class", metavar="C",
+                   help="class name or index (default: predicted)")
     p.add_argument("--layer", help="stage for Grad-CAM (default: the last convolutional stage)")
     p.set_defaults(run=_one_writer(cmd_cam))
-    p = views.add_parser("neighbours", help="nearest training images in penultimate features and in pixels")
+    p = views.add_parser("neighbours", help="nearest training images in penultimate features and "
+                                            "in pixels")
     _common(p, image=True)
     p.add_argument("--k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--space", choices=("features", "pixels"), help="only one space (default: both)")
-    p.add_argument("--queries", type=positive_int, default=1000, help="test images for precision@k (default: 1000)")
+    p.add_argument("--queries", type=positive_int, default=1000,
+                   help="test images for precision@k (default: 1000)")
     options.add(p, "data_dir")
     p.set_defaults(run=_one_writer(cmd_neighbours))
-    p = views.add_parser("errors", help="the test images the model gets wrong with the most confidence")
+    p = views.add_parser("errors", help="the test images the model gets wrong with the most "
+                                        "confidence")
     _common(p, image=False)
     p.add_argument("--count", type=positive_int, default=24, help="mistakes to show (default: 24)")
     options.add(p, "data_dir")
     p.set_defaults(run=_one_writer(cmd_errors))
-    p = views.add_parser("embedding", help="test-set features in 2-D (principal components) beside raw pixels")
+    p = views.add_parser("embedding", help="test-set features in 2-D (principal components) "
+                                           "beside raw pixels")
     _common(p, image=False)
-    p.add_argument("--images", type=positive_int, default=5000, help="test images to project (default: 5000)")
+    p.add_argument("--images", type=positive_int, default=5000,
+                   help="test images to project (default: 5000)")
     options.add(p, "data_dir")
     p.set_defaults(run=_one_writer(cmd_embedding))
     units.register(views, _common)

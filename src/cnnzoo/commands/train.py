@@ -1,7 +1,7 @@
 """``cnnzoo train``: train a model, run a recipe, or resume a run.
 
-Its options are generated from ``TrainConfig``'s fields (name, type, help text and default all come from the
-field's declaration), so the command line and the Python API cannot drift apart.
+Its options are generated from ``TrainConfig``'s fields (name, type, help text and default all come
+from the field's declaration), so the command line and the Python API cannot drift apart.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from cnnzoo.engine.config import TrainConfig, flag
 from cnnzoo.errors import ConfigError
 
 # The settings declared in commands.options, shared with other commands: their name there.
-_SHARED = {"data_dir": "data_dir", "device": "device", "out": "out_dir", "seed": "seed", "threads": "threads",
+_SHARED = {"data_dir": "data_dir", "device": "device", "out": "out_dir", "seed": "seed",
+           "threads": "threads",
            "memory_budget": "memory_budget", "test_views": "test_views", "epochs": "epochs",
            "train_subset": "train_subset", "test_subset": "test_subset", "batch_size": "batch_size"}
 
@@ -27,17 +28,20 @@ def _json_object(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"not JSON ({error}); e.g. '{{\"dropout\": 0.3}}'") from None
+        raise argparse.ArgumentTypeError(
+            f"not JSON ({error}); e.g. '{{\"dropout\": 0.3}}'"
+        ) from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object of builder arguments, e.g. '{{\"dropout\": 0.3}}'; "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError("must be a JSON object of builder arguments, e.g. "
+                                         f"'{{\"dropout\": 0.3}}'; got {text!r}")
     return value
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per ``TrainConfig`` field; each defaults to None, meaning "not given". A number is checked
-    against the field's declaration as it is parsed; the options other commands share keep their shared checks
-    (a data folder that exists, a device this machine has, an output folder that can be written)."""
+    """One option per ``TrainConfig`` field; each defaults to None, meaning "not given". A number is
+    checked against the field's declaration as it is parsed; the options other commands share keep
+    their shared checks (a data folder that exists, a device this machine has, an output folder that
+    can be written)."""
     defaults = TrainConfig()
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(TrainConfig):
@@ -49,18 +53,29 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         shown = "" if default is None or f.name == "model" else f" (default: {default})"
         if f.name == "model_kwargs":
             group.add_argument("--model-kwargs", type=_json_object, metavar="JSON",
-                               help='extra builder arguments as a JSON object, e.g. \'{"dropout": 0.3}\' (with '
+                               help='extra builder arguments as a JSON object, e.g. \'{"dropout": '
+                                    '0.3}\' (with '
                                     "--recipe, merged key by key into the recipe's)")
         elif isinstance(default, bool) or str(f.type) == "bool | None":
             shown = "" if default is None else f" (default: {'on' if default else 'off'})"
             group.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None,
                                help=f.metadata["help"] + shown)
         elif f.name in _SHARED:
-            options.add(group, _SHARED[f.name], default=None, help=f.metadata["help"] + shown,
-                        **({"type": options.setting("device", options.device_name)} if f.name == "device" else {}))
+            options.add(
+                group,
+                _SHARED[f.name],
+                default=None,
+                help=f.metadata["help"] + shown,
+                **(
+                    {"type": options.setting("device", options.device_name)}
+                    if f.name == "device"
+                    else {}
+                ),
+            )
         else:
             numeric = str(f.type).split(" ")[0] in ("int", "float")
-            group.add_argument(flag(f.name), type=options.setting(f.name) if numeric else str, default=None,
+            group.add_argument(flag(f.name), type=options.setting(f.name) if numeric else str,
+                               default=None,
                                metavar=f.name.upper(), help=f.metadata["help"] + shown)
 
 
@@ -78,18 +93,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     options = given_options(args)
     auto = args.resume is not None and str(args.resume) == AUTO
-    if args.resume is not None and not auto:  # the run's own settings; what may change is engine.resume's call
+    # the run's own settings; what may change is engine.resume's call
+    if args.resume is not None and not auto:
         if args.recipe or args.overwrite:
             raise ConfigError(f"--resume continues a run with its own settings, so it takes no "
                               f"{'--recipe' if args.recipe else '--overwrite'}")
         config = None
     else:
         if args.recipe is None and "model" not in options:
-            raise ConfigError("say what to train: --model NAME (and --dataset), --recipe NAME, or --resume RUN_DIR")
+            raise ConfigError("say what to train: --model NAME (and --dataset), --recipe NAME, or "
+                              "--resume RUN_DIR")
         config = train_config(args.recipe, options)
-    summary = train(config, resume=AUTO if auto else args.resume, overrides=options if config is None else None,
+    summary = train(config, resume=AUTO if auto else args.resume,
+                    overrides=options if config is None else None,
                     overwrite=args.overwrite, progress=not args.no_progress)
-    if not is_main_process():  # under torchrun, process 0 reports for the job: one result, one JSON document
+    # under torchrun, process 0 reports for the job: one result, one JSON document
+    if not is_main_process():
         return 0
     print(result_sentence(summary), file=sys.stderr)
     if args.json:
@@ -98,33 +117,42 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def result_sentence(summary: dict) -> str:
-    """``test accuracy 91.2% (top-5 99.7%) after 3 epochs, 41 s of training; …`` (saying when a budget cut it)."""
+    """``test accuracy 91.2% (top-5 99.7%) after 3 epochs, 41 s of training; …`` (saying when a
+    budget cut it)."""
     epochs = summary["epochs"]
-    cut = "; the time budget ended the last one early" if summary.get("stopped_by") == "time_budget" else ""
-    return (f"test accuracy {summary['test_top1']:.2%} (top-5 {summary['test_top5']:.2%}) after {epochs} "
-            f"epoch{'s' if epochs != 1 else ''}{cut}, {summary['train_seconds']:.0f} s of training; plots and "
-            f"checkpoints in {summary['run_dir']}")
+    cut = (
+        "; the time budget ended the last one early"
+        if summary.get("stopped_by") == "time_budget"
+        else ""
+    )
+    return (f"test accuracy {summary['test_top1']:.2%} (top-5 {summary['test_top5']:.2%}) after "
+            f"{epochs} epoch{'s' if epochs != 1 else ''}{cut}, {summary['train_seconds']:.0f} s of "
+            f"training; plots and checkpoints in {summary['run_dir']}")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "train", help="train a model on a dataset (or run a recipe)",
         usage="cnnzoo train (--model NAME | --recipe NAME | --resume RUN_DIR) [options]",
-        description="Train a model and write a run directory: config.json, metrics.csv, summary.json, "
-                    "curves.png, confusion.png, per_class.csv and checkpoints/{last,best}.safetensors.",
+        description="Train a model and write a run directory: config.json, metrics.csv, "
+                    "summary.json, curves.png, confusion.png, per_class.csv and "
+                    "checkpoints/{last,best}.safetensors.",
         epilog="Examples:  cnnzoo train --model lenet5 --dataset fashion-mnist --epochs 5\n"
                "           cnnzoo train --recipe budgetnet-fast --json\n"
                "           cnnzoo train --resume runs/lenet5-fashion-mnist-20260101-120000\n"
                "           cnnzoo train --model lenet5 --out runs/mine --overwrite",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", help="start from a named recipe (see `cnnzoo recipes`); options given override it")
+    p.add_argument("--recipe", help="start from a named recipe (see `cnnzoo recipes`); options "
+                                    "given override it")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                   help="continue an interrupted run exactly; `--resume auto` continues the run in --out if it has "
+                   help="continue an interrupted run exactly; `--resume auto` continues the run "
+                        "in --out if it has "
                         "a checkpoint, else starts it (what a process torchrun restarted does)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in --out (its files go once the new run has written its config); "
-                        "without it, a directory holding a run is refused")
+                   help="replace the run already in --out (its files go once the new run has "
+                        "written its config); without it, a directory holding a run is refused")
     options.add(p, "json", help="print summary.json's contents on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines "
+                                                              "only)")
     add_config_options(p)
     p.set_defaults(run=cmd_train)

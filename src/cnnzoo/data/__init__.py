@@ -1,15 +1,17 @@
-"""The data layer: finding, checking and parsing data sets, holding them as tensors, augmenting batches.
+"""The data layer: finding, checking and parsing data sets, holding them as tensors, augmenting
+batches.
 
 Importing ``cnnzoo.data`` is light (no torch, no NumPy): the NumPy-only ``cnnzoo.scratch`` imports
-``cnnzoo.data.idx`` and ``cnnzoo.data.sources`` and must not pull torch in. The torch-based names below
-are loaded on first use:
+``cnnzoo.data.idx`` and ``cnnzoo.data.sources`` and must not pull torch in. The torch-based names
+below are loaded on first use:
 
 * ``cnnzoo.data.idx``, ``cnnzoo.data.cifar``: the file formats, NumPy only;
-* ``cnnzoo.data.sources``: ``find_dataset_files``, ``describe_sources``, ``verify_dataset``, ``load_arrays``
-  (NumPy only), over ``catalogue`` (each data set's files, URLs and checksums) and ``dataset_files``
-  (finding, fetching and checking those files);
-* ``cnnzoo.data.dataset``: the contract every data set meets, ``ImageDataset`` (``batches``, ``subset``,
-  ``to``, ``pad_to``…), ``DatasetSplits``, ``pad_images``; imports nothing else from ``cnnzoo.data``;
+* ``cnnzoo.data.sources``: ``find_dataset_files``, ``describe_sources``, ``verify_dataset``,
+  ``load_arrays`` (NumPy only), over ``catalogue`` (each data set's files, URLs and checksums) and
+  ``dataset_files`` (finding, fetching and checking those files);
+* ``cnnzoo.data.dataset``: the contract every data set meets, ``ImageDataset`` (``batches``,
+  ``subset``, ``to``, ``pad_to``…), ``DatasetSplits``, ``pad_images``; imports nothing else from
+  ``cnnzoo.data``;
 * ``cnnzoo.data.tensors``: ``ImageTensors``, a data set held in memory as one uint8 tensor;
 * ``cnnzoo.data.folder``: ``folder:PATH`` image folders, decoded into memory or streamed
   (``StreamingImageFolder``);

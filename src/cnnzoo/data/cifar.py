@@ -193,5 +193,5 @@ def _require(batch: dict[str, object], key: str, path: Path) -> object:
     return batch[key]
 
 
-__all__ = ["CIFAR10", "CIFAR100", "CifarLayout", "read_cifar", "read_cifar_batch", "read_cifar_meta",
-           "write_cifar_batch"]
+__all__ = ["CIFAR10", "CIFAR100", "CifarLayout", "read_cifar", "read_cifar_batch",
+           "read_cifar_meta", "write_cifar_batch"]

@@ -1,14 +1,14 @@
 """The one surface every image data set offers: ``ImageDataset``, and what is shared by all of them.
 
 Two classes implement it: ``tensors.ImageTensors`` (decoded once, held as one uint8 tensor) and
-``folder.StreamingImageFolder`` (an image folder too big for memory, decoded batch by batch). Training and
-evaluation use only this surface, so they never need to know which one they were given; in particular both
-draw an epoch's order with ``batch_plan``, so the same seeded generator gives the same batches from either.
-Under several processes each asks for its ``Shard`` of the plan (batch i goes to process i mod world), so a
-streamed folder decodes only the images of its own batches.
+``folder.StreamingImageFolder`` (an image folder too big for memory, decoded batch by batch).
+Training and evaluation use only this surface, so they never need to know which one they were given;
+in particular both draw an epoch's order with ``batch_plan``, so the same seeded generator gives the
+same batches from either. Under several processes each asks for its ``Shard`` of the plan (batch i
+goes to process i mod world), so a streamed folder decodes only the images of its own batches.
 
-This module is the leaf of ``cnnzoo.data``: it imports torch, the standard library and ``cnnzoo.errors``
-(itself standard-library only), and nothing from ``cnnzoo.data``.
+This module is the leaf of ``cnnzoo.data``: it imports torch, the standard library and
+``cnnzoo.errors`` (itself standard-library only), and nothing from ``cnnzoo.data``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 from cnnzoo.errors import ConfigError
 
-# Pad (rather than resize) when a model's side exceeds the images' by at most this much: LeNet-1998 takes
-# 32×32 and MNIST / Fashion-MNIST are 28×28, and LeCun et al. padded MNIST with a zero border, so no pixel is
-# interpolated. Larger changes of size (28 → 224 for the d2l AlexNet) are left to the per-batch resize of the
-# augmentation, which keeps the stored data set small.
+# Pad (rather than resize) when a model's side exceeds the images' by at most this much: LeNet-1998
+# takes 32×32 and MNIST / Fashion-MNIST are 28×28, and LeCun et al. padded MNIST with a zero border,
+# so no pixel is interpolated. Larger changes of size (28 → 224 for the d2l AlexNet) are left to the
+# per-batch resize of the augmentation, which keeps the stored data set small.
 MAX_PAD = 8
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 labels (N,)
@@ -36,8 +36,8 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 la
 class Shard:
     """One process's share of every epoch: batch ``i`` of the plan goes to process ``i mod world``.
 
-    Every process draws the same permutation (their generators are seeded alike and advance alike), so the
-    shares are disjoint and together cover the epoch without any index being exchanged.
+    Every process draws the same permutation (their generators are seeded alike and advance alike),
+    so the shares are disjoint and together cover the epoch without any index being exchanged.
     """
 
     rank: int = 0
@@ -52,8 +52,8 @@ class Shard:
 class ImageDataset(Protocol):
     """Labelled uint8 images of one size, delivered in batches on one device.
 
-    ``labels`` holds every label as an (N,) int64 tensor (on the CPU or the data set's device), so class
-    counts and subsets can be chosen without decoding an image.
+    ``labels`` holds every label as an (N,) int64 tensor (on the CPU or the data set's device), so
+    class counts and subsets can be chosen without decoding an image.
     """
 
     labels: torch.Tensor
@@ -85,8 +85,8 @@ class ImageDataset(Protocol):
 
     @abstractmethod
     def pad_to(self, side: int) -> ImageDataset:
-        """The data set whose batches are zero-padded as ``pad_images(batch, side)`` pads them (``self``
-        when that changes nothing); ``image_size`` reports the padded size."""
+        """The data set whose batches are zero-padded as ``pad_images(batch, side)`` pads them
+        (``self`` when that changes nothing); ``image_size`` reports the padded size."""
 
     @abstractmethod
     def batches(
@@ -98,10 +98,10 @@ class ImageDataset(Protocol):
         drop_last: bool = False,
         shard: Shard = Shard(),
     ) -> Iterator[Batch]:
-        """Yield ``(uint8 images (N, C, H, W), int64 labels (N,))`` on ``device``, in the order ``batch_plan``
-        gives, only ``shard``'s batches (only their images are read). ``batch_size < 1`` raises
-        ``ConfigError`` at the call; the permutation is drawn from ``generator`` when the first batch is asked
-        for."""
+        """Yield ``(uint8 images (N, C, H, W), int64 labels (N,))`` on ``device``, in the order
+        ``batch_plan`` gives, only ``shard``'s batches (only their images are read). ``batch_size <
+        1`` raises ``ConfigError`` at the call; the permutation is drawn from ``generator`` when the
+        first batch is asked for."""
 
 
 
@@ -135,16 +135,17 @@ def check_batch_size(batch_size: int) -> None:
 
 
 def batch_plan(
-    count: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None, drop_last: bool = False,
+    count: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
+               drop_last: bool = False,
     shard: Shard = Shard(),
 ) -> tuple[torch.Tensor | None, list[slice]]:
-    """One epoch of ``count`` items: the order (a CPU permutation drawn from ``generator``, or ``None`` for
-    the stored order) and the batches as consecutive slices of it, the last one short unless ``drop_last``;
-    of those, ``shard``'s (every ``world``-th from its ``rank``). The whole permutation is drawn whatever the
-    shard, so every process's generator advances alike.
+    """One epoch of ``count`` items: the order (a CPU permutation drawn from ``generator``, or
+    ``None`` for the stored order) and the batches as consecutive slices of it, the last one short
+    unless ``drop_last``; of those, ``shard``'s (every ``world``-th from its ``rank``). The whole
+    permutation is drawn whatever the shard, so every process's generator advances alike.
 
-    Every ``ImageDataset`` batches by this plan, which is why a seeded generator gives the same epoch from
-    an in-memory set and from a streamed folder.
+    Every ``ImageDataset`` batches by this plan, which is why a seeded generator gives the same
+    epoch from an in-memory set and from a streamed folder.
     """
     check_batch_size(batch_size)
     order = torch.randperm(count, generator=generator) if shuffle else None
@@ -154,14 +155,15 @@ def batch_plan(
 
 
 def pad_images(images: torch.Tensor, side: int) -> torch.Tensor:
-    """Zero-pad (centred) uint8 images (…, H, W) up to ``side`` when they are at most ``MAX_PAD`` smaller;
-    otherwise return them unchanged (a larger change of size is the augmentation's resize)."""
+    """Zero-pad (centred) uint8 images (…, H, W) up to ``side`` when they are at most ``MAX_PAD``
+    smaller; otherwise return them unchanged (a larger change of size is the augmentation's
+    resize)."""
     return pad_by(images, centred_padding(images.shape[-1], side))
 
 
 def centred_padding(image_side: int, side: int) -> tuple[int, int]:
-    """The zero rows (and columns) ``pad_images`` adds before and after an ``image_side`` image for ``side``:
-    ``(0, 0)`` unless ``side`` exceeds it by 1..MAX_PAD; the odd pixel goes after."""
+    """The zero rows (and columns) ``pad_images`` adds before and after an ``image_side`` image for
+    ``side``: ``(0, 0)`` unless ``side`` exceeds it by 1..MAX_PAD; the odd pixel goes after."""
     extra = side - image_side
     if not 0 < extra <= MAX_PAD:
         return 0, 0
@@ -169,7 +171,8 @@ def centred_padding(image_side: int, side: int) -> tuple[int, int]:
 
 
 def pad_by(images: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
-    """Zero-pad the last two dimensions by ``(before, after)`` on each; ``images`` itself when (0, 0)."""
+    """Zero-pad the last two dimensions by ``(before, after)`` on each; ``images`` itself when (0,
+    0)."""
     before, after = padding
     if before == after == 0:
         return images

@@ -2,27 +2,28 @@
 
 Two layouts are understood:
 
-* ``PATH/train/<class>/…`` and ``PATH/val/<class>/…`` (or ``validation/`` or ``test/``): the split is yours;
-* ``PATH/<class>/…``: we hold out a fraction of every class (default 20 %, the same files for the same
-  seed), so the test set has the classes in the proportions of the whole.
+* ``PATH/train/<class>/…`` and ``PATH/val/<class>/…`` (or ``validation/`` or ``test/``): the split
+  is yours;
+* ``PATH/<class>/…``: we hold out a fraction of every class (default 20 %, the same files for the
+  same seed), so the test set has the classes in the proportions of the whole.
 
-Classes are the sorted sub-folder names, so label numbers do not depend on the file system's order. Every
-image is decoded with Pillow, converted to grey or RGB, its shorter side resized to ``image_size`` and the
-centre square kept, giving uint8 (C, size, size) tensors like the built-in data sets.
-Unless told, grey or RGB and the size follow the images' commonest kind and side (``image_survey``).
+Classes are the sorted sub-folder names, so label numbers do not depend on the file system's order.
+Every image is decoded with Pillow, converted to grey or RGB, its shorter side resized to
+``image_size`` and the centre square kept, giving uint8 (C, size, size) tensors like the built-in
+data sets. Unless told, grey or RGB and the size follow the images' commonest kind and side
+(``image_survey``).
 
 A folder whose decoded images fit in a memory budget (2 GiB by default) is decoded once into an
 ``ImageTensors``; a bigger one becomes a ``StreamingImageFolder``, which decodes each batch anew in
-DataLoader worker processes and yields the same ``(uint8 images, labels)`` batches, in the same order for
-the same generator: both are ``dataset.ImageDataset``s, so training code and augmentation do not care which
-one they got.
+DataLoader worker processes and yields the same ``(uint8 images, labels)`` batches, in the same
+order for the same generator: both are ``dataset.ImageDataset``s, so training code and augmentation
+do not care which one they got.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +41,22 @@ from cnnzoo.data.dataset import (
     check_batch_size,
     pad_by,
 )
+from cnnzoo.data.folder_layout import (
+    DEFAULT_HOLDOUT_FRACTION,
+    FileList,
+    scan_image_folder,
+)
 from cnnzoo.data.image_survey import survey_images
 from cnnzoo.data.tensors import ImageTensors
-from cnnzoo.errors import ConfigError, DataFilesMissing, DataFormatError
+from cnnzoo.errors import ConfigError, DataFormatError
 from cnnzoo.files import check_regular_file
 
 DEFAULT_IMAGE_SIZE = 224  # ImageNet's crop size, what the full-size models are built for
-DEFAULT_HOLDOUT_FRACTION = 0.2
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # decoded uint8 bytes above which a folder is streamed
-# Refuse images above 50 megapixels (e.g. 8660×5773) before decoding them: a photo for classification is
-# far smaller, and a bigger one is either a mistake or a decompression bomb (Pillow's own limit is ~179 MP).
+# Refuse images above 50 megapixels (e.g. 8660×5773) before decoding them: a photo for
+# classification is far smaller, and a bigger one is either a mistake or a decompression bomb
+# (Pillow's own limit is ~179 MP).
 MAX_IMAGE_PIXELS = 50_000_000
-IMAGE_EXTENSIONS = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"})
-HELD_OUT_FOLDER_NAMES = ("val", "validation", "test")
 _MODES = {1: "L", 3: "RGB"}
 
 
@@ -60,23 +64,26 @@ def load_image(path: str | Path, channels: int = 3, size: int = DEFAULT_IMAGE_SI
     """Decode one image file into a uint8 (channels, size, size) tensor.
 
     The shorter side is resized to ``size`` (bilinear, antialiased by Pillow when shrinking) and the
-    centre square kept; EXIF rotation is applied first, so phone photos come out upright. An unreadable,
-    truncated or oversized (over ``MAX_IMAGE_PIXELS``) file raises ``DataFormatError`` naming it, and so does
-    anything but a regular file, refused before it is opened (opening a FIFO would wait for a writer forever);
-    a missing file raises ``DataFilesMissing``.
+    centre square kept; EXIF rotation is applied first, so phone photos come out upright. An
+    unreadable, truncated or oversized (over ``MAX_IMAGE_PIXELS``) file raises ``DataFormatError``
+    naming it, and so does anything but a regular file, refused before it is opened (opening a FIFO
+    would wait for a writer forever); a missing file raises ``DataFilesMissing``.
     """
     return image_tensor(open_image(path, channels, draft_size=size), size)
 
 
 def image_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """A decoded grey or RGB image as uint8 (channels, size, size), as ``load_image`` makes it (uploads too)."""
-    tensor = torch.from_numpy(np.array(_resize_and_centre_crop(image, size)))  # a copy Pillow does not own
+    """A decoded grey or RGB image as uint8 (channels, size, size), as ``load_image`` makes it
+    (uploads too)."""
+    # a copy Pillow does not own
+    tensor = torch.from_numpy(np.array(_resize_and_centre_crop(image, size)))
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 def open_image(path: str | Path, channels: int = 3, draft_size: int | None = None) -> Image.Image:
-    """The decoded image, upright (EXIF rotation applied) and converted to grey or RGB, with the checks of
-    ``load_image``; ``draft_size`` lets a JPEG decode at a reduced scale still at least that large."""
+    """The decoded image, upright (EXIF rotation applied) and converted to grey or RGB, with the
+    checks of ``load_image``; ``draft_size`` lets a JPEG decode at a reduced scale still at least
+    that large."""
     path = Path(path)
     if channels not in _MODES:
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
@@ -86,24 +93,31 @@ def open_image(path: str | Path, channels: int = 3, draft_size: int | None = Non
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise DataFormatError(
-                    f"{path}: {width}×{height} = {width * height:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                    f"{path}: {width}×{height} = {width * height:,} pixels, more than the "
+                    f"{MAX_IMAGE_PIXELS:,} "
                     "we decode (cnnzoo.data.folder.MAX_IMAGE_PIXELS); shrink the image or remove it"
                 )
             if draft_size:
-                image.draft(_MODES[channels], (draft_size, draft_size))  # JPEG: a reduced scale still ≥ size
+                # JPEG: a reduced scale still ≥ size
+                image.draft(_MODES[channels], (draft_size, draft_size))
             return ImageOps.exif_transpose(image).convert(_MODES[channels])
     except DataFormatError:
         raise
     except Image.DecompressionBombError as err:
-        raise DataFormatError(f"{path}: refused as a possible decompression bomb ({err}); remove the file") from None
-    except MemoryError:  # a damaged chunk can declare gigabytes; an image within MAX_IMAGE_PIXELS never needs them
-        raise DataFormatError(f"{path}: decoding it asked for more memory than an image of at most "
-                              f"{MAX_IMAGE_PIXELS:,} pixels needs; the file is damaged: re-save it or remove it "
-                              f"from the folder") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:  # Pillow's ways of saying "cannot decode"
+        raise DataFormatError(f"{path}: refused as a possible decompression bomb ({err}); remove "
+                              "the file") from None
+    # a damaged chunk can declare gigabytes; an image within MAX_IMAGE_PIXELS never needs them
+    except MemoryError:
         raise DataFormatError(
-            f"{path}: cannot decode the image ({type(err).__name__}: {err}); the file is damaged, truncated or "
-            "not an image: re-save it or remove it from the folder"
+            f"{path}: decoding it asked for more memory than an image of at most "
+            f"{MAX_IMAGE_PIXELS:,} pixels needs; the file is damaged: re-save it or remove it "
+            f"from the folder"
+        ) from None
+    # Pillow's ways of saying "cannot decode"
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise DataFormatError(
+            f"{path}: cannot decode the image ({type(err).__name__}: {err}); the file is damaged, "
+            "truncated or not an image: re-save it or remove it from the folder"
         ) from None
 
 
@@ -112,124 +126,19 @@ def _resize_and_centre_crop(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) / 2, (height - side) / 2
-    return image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
+    return image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + side,
+                                                                      top + side))
 
 
-# ------------------------------------------------------------------------------------------------ layout
-
-
-@dataclass(frozen=True)
-class FileList:
-    """Image files and their labels, in a fixed order (class, then path)."""
-
-    files: tuple[Path, ...]
-    labels: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-
-@dataclass(frozen=True)
-class FolderLayout:
-    root: Path
-    classes: list[str]
-    train: FileList
-    test: FileList
-    held_out_from: str | None  # "val", "test"…: the folder the test set came from; None: split by fraction
-
-
-def scan_image_folder(
-    root: str | Path, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, seed: int = 0
-) -> FolderLayout:
-    """Find classes and image files under ``root`` (layouts in the module docstring).
-
-    Without train/val sub-folders, ``holdout_fraction`` of each class (rounded, at least one image of
-    any class with two or more, never all of them) goes to the test set, chosen by a NumPy generator
-    seeded with ``seed``: the same seed gives the same split on every machine.
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataFilesMissing(
-            f"{root}: no such folder. folder:PATH needs a folder with one sub-folder of images per class "
-            f"(PATH/<class>/*.png), or PATH/train/<class>/ and PATH/val/<class>/",
-            missing=[str(root)],
-        )
-    if not 0 <= holdout_fraction < 1:
-        raise ConfigError(f"holdout_fraction must be in [0, 1); got {holdout_fraction}")
-    train_dir = root / "train"
-    held_out_dir = next((root / n for n in HELD_OUT_FOLDER_NAMES if (root / n).is_dir()), None)
-    if train_dir.is_dir() and held_out_dir is not None:
-        classes = _class_folders(train_dir)
-        train = _list_files(train_dir, classes, require_every_class=True)
-        unknown = sorted(set(_class_folders(held_out_dir, allow_none=True)) - set(classes))
-        if unknown:
-            raise DataFormatError(
-                f"{held_out_dir}: class folders {unknown} have no counterpart in {train_dir}; "
-                "a model cannot learn a class it never trains on. Add them to train/ or remove them"
-            )
-        test = _list_files(held_out_dir, classes, require_every_class=False)
-        return FolderLayout(root, classes, train, test, held_out_dir.name)
-    classes = _class_folders(root)
-    everything = _list_files(root, classes, require_every_class=True)
-    train, test = _stratified_split(everything, len(classes), holdout_fraction, seed)
-    return FolderLayout(root, classes, train, test, None)
-
-
-def _class_folders(folder: Path, allow_none: bool = False) -> list[str]:
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names and not allow_none:
-        raise DataFormatError(
-            f"{folder}: no class sub-folders. Put each class's images in its own sub-folder "
-            f"({folder}/<class>/<image>.png); the folder names become the class names"
-        )
-    return names
-
-
-def _list_files(folder: Path, classes: list[str], *, require_every_class: bool) -> FileList:
-    files: list[Path] = []
-    labels: list[int] = []
-    for label, name in enumerate(classes):
-        class_dir = folder / name
-        found = sorted(
-            p for p in class_dir.rglob("*")
-            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
-        ) if class_dir.is_dir() else []
-        if not found and require_every_class:
-            raise DataFormatError(
-                f"{class_dir}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}); add images of class "
-                f"{name!r} or remove the folder"
-            )
-        files.extend(found)
-        labels.extend([label] * len(found))
-    return FileList(tuple(files), tuple(labels))
-
-
-def _stratified_split(everything: FileList, num_classes: int, fraction: float, seed: int) -> tuple[FileList, FileList]:
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(everything.labels)
-    held_out = np.zeros(len(labels), dtype=bool)
-    for label in range(num_classes):
-        members = np.flatnonzero(labels == label)
-        count = int(round(len(members) * fraction))
-        if fraction > 0 and len(members) >= 2:
-            count = min(max(count, 1), len(members) - 1)
-        held_out[rng.permutation(members)[:count]] = True
-
-    def pick(mask: np.ndarray) -> FileList:
-        chosen = np.flatnonzero(mask)
-        return FileList(tuple(everything.files[i] for i in chosen), tuple(everything.labels[i] for i in chosen))
-
-    return pick(~held_out), pick(held_out)
-
-
-# ------------------------------------------------------------------------------------------------ decoding
+# ----------------------------------------------------------------------------------------- decoding
 
 
 class ImageFileDataset(torch.utils.data.Dataset):
-    """Map-style dataset over image files, for DataLoader workers: item ``i`` is (image, label, error).
+    """Map-style dataset over image files, for DataLoader workers: item ``i`` is (image, label,
+    error).
 
-    A decoding error is returned, not raised, so the main process can raise a clean ``DataFormatError``
-    naming the file rather than DataLoader's re-wrapped worker traceback.
+    A decoding error is returned, not raised, so the main process can raise a clean
+    ``DataFormatError`` naming the file rather than DataLoader's re-wrapped worker traceback.
     """
 
     def __init__(self, files: FileList, channels: int, size: int):
@@ -240,22 +149,30 @@ class ImageFileDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         try:
-            return load_image(self.files.files[index], self.channels, self.size), self.files.labels[index], None
+            return (
+                load_image(self.files.files[index], self.channels, self.size),
+                self.files.labels[index],
+                None,
+            )
         except DataFormatError as err:
             return None, self.files.labels[index], str(err)
 
 
 def collate_decoded(items) -> tuple[torch.Tensor, torch.Tensor] | str:
-    """Stack decoded items into a batch, or return the first error message (see ``ImageFileDataset``)."""
+    """Stack decoded items into a batch, or return the first error message (see
+    ``ImageFileDataset``)."""
     for _, _, error in items:
         if error is not None:
             return error
-    return torch.stack([image for image, _, _ in items]), torch.tensor([label for _, label, _ in items], dtype=torch.int64)
+    return torch.stack([image for image, _, _ in items]), torch.tensor(
+        [label for _, label, _ in items], dtype=torch.int64
+    )
 
 
 def default_num_workers(file_count: int) -> int:
-    """No worker processes for a few hundred files (starting them costs more); else up to 4, the cores shared
-    among the training processes torchrun started on this machine (its LOCAL_WORLD_SIZE; see docs/distributed.md)."""
+    """No worker processes for a few hundred files (starting them costs more); else up to 4, the
+    cores shared among the training processes torchrun started on this machine (its
+    LOCAL_WORLD_SIZE; see docs/distributed.md)."""
     sharing = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     return 0 if file_count < 256 else max(1, min(4, (os.cpu_count() or 1) // sharing))
 
@@ -263,8 +180,9 @@ def default_num_workers(file_count: int) -> int:
 class StreamingImageFolder(ImageDataset):
     """An image folder too big to hold decoded: every batch is decoded anew by DataLoader workers.
 
-    ``batches`` follows ``dataset.batch_plan``, so it yields the batches ``ImageTensors`` would, in the same
-    order for the same generator. ``pad_to`` records a padding that each decoded batch then gets.
+    ``batches`` follows ``dataset.batch_plan``, so it yields the batches ``ImageTensors`` would, in
+    the same order for the same generator. ``pad_to`` records a padding that each decoded batch then
+    gets.
     """
 
     def __init__(
@@ -280,13 +198,15 @@ class StreamingImageFolder(ImageDataset):
         self.files = files
         self.channels = channels
         self.size = image_size  # the side images are decoded at
-        self.padding = padding  # zero rows and columns added (before, after) to every decoded image: pad_to
+        # zero rows and columns added (before, after) to every decoded image: pad_to
+        self.padding = padding
         self.num_workers = default_num_workers(len(files)) if num_workers is None else num_workers
         self._device = torch.device(device) if device is not None else torch.device("cpu")
         self.labels = torch.tensor(files.labels, dtype=torch.int64)
 
     def _like(self, files: FileList | None = None, **changes) -> StreamingImageFolder:
-        settings = {"channels": self.channels, "image_size": self.size, "num_workers": self.num_workers,
+        settings = {"channels": self.channels, "image_size": self.size,
+                    "num_workers": self.num_workers,
                     "device": self.device, "padding": self.padding, **changes}
         return StreamingImageFolder(self.files if files is None else files, **settings)
 
@@ -312,10 +232,12 @@ class StreamingImageFolder(ImageDataset):
 
     def subset(self, indices: Sequence[int] | torch.Tensor) -> StreamingImageFolder:
         chosen = [int(i) for i in torch.as_tensor(indices).tolist()]
-        return self._like(FileList(tuple(self.files.files[i] for i in chosen), tuple(self.files.labels[i] for i in chosen)))
+        return self._like(FileList(tuple(self.files.files[i] for i in chosen),
+                                   tuple(self.files.labels[i] for i in chosen)))
 
     def pad_to(self, side: int) -> StreamingImageFolder:
-        """The folder whose decoded batches are zero-padded to ``side`` as ``dataset.pad_images`` pads."""
+        """The folder whose decoded batches are zero-padded to ``side`` as ``dataset.pad_images``
+        pads."""
         before, after = centred_padding(self.image_size[0], side)
         if before == after == 0:
             return self
@@ -327,10 +249,10 @@ class StreamingImageFolder(ImageDataset):
         check_batch_size(batch_size)
         return self._batches(batch_size, shuffle, generator, drop_last, shard)
 
-    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None, drop_last: bool,
-                 shard: Shard) -> Iterator[Batch]:
-        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
-                                   shard=shard)
+    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+                 drop_last: bool, shard: Shard) -> Iterator[Batch]:
+        order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator,
+                                   drop_last=drop_last, shard=shard)
         order = torch.arange(len(self)) if order is None else order
         loader = torch.utils.data.DataLoader(
             ImageFileDataset(self.files, self.channels, self.size),
@@ -348,7 +270,8 @@ class StreamingImageFolder(ImageDataset):
             yield pad_by(images, self.padding), labels.to(self.device, non_blocking=True)
 
     def load_all(self) -> ImageTensors:
-        """Decode every image into one ``ImageTensors`` (in file order, padded as the batches are)."""
+        """Decode every image into one ``ImageTensors`` (in file order, padded as the batches
+        are)."""
         images = torch.empty((len(self), self.channels, *self.image_size), dtype=torch.uint8)
         start = 0
         for batch, _ in self.batches(256, shuffle=False):
@@ -380,7 +303,10 @@ def load_image_folder(
     found = survey_images(layout.train.files) if channels is None or image_size is None else None
     channels = (found.channels if found else 3) if channels is None else channels
     size = (found.side if found else DEFAULT_IMAGE_SIZE) if image_size is None else image_size
-    parts = [StreamingImageFolder(part, channels, size, num_workers) for part in (layout.train, layout.test)]
+    parts = [
+        StreamingImageFolder(part, channels, size, num_workers)
+        for part in (layout.train, layout.test)
+    ]
     decoded_bytes = (len(layout.train) + len(layout.test)) * channels * size * size
     train, test = parts if decoded_bytes > budget else [part.load_all() for part in parts]
     name = f"folder:{layout.root}"
@@ -388,6 +314,5 @@ def load_image_folder(
     return DatasetSplits(name, train, test, layout.classes, note)
 
 
-__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MEMORY_BUDGET", "IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS",
-           "FileList", "FolderLayout", "StreamingImageFolder", "load_image", "load_image_folder",
-           "scan_image_folder"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MEMORY_BUDGET", "MAX_IMAGE_PIXELS", "StreamingImageFolder",
+           "load_image", "load_image_folder"]

@@ -1,9 +1,10 @@
-"""``load_dataset``: a data set's name to its ``DatasetSplits``, whichever kind of ``ImageDataset`` it becomes.
+"""``load_dataset``: a data set's name to its ``DatasetSplits``, whichever kind of ``ImageDataset``
+it becomes.
 
 The built-in sets (``sources``) are parsed into NumPy arrays and wrapped as ``ImageTensors``; a
-``folder:PATH`` goes to ``folder.load_image_folder``, which decodes it into ``ImageTensors`` or, when too big
-for memory, streams it as a ``StreamingImageFolder``. This is the one module that knows both kinds, so
-neither of them needs to import the other's loader.
+``folder:PATH`` goes to ``folder.load_image_folder``, which decodes it into ``ImageTensors`` or,
+when too big for memory, streams it as a ``StreamingImageFolder``. This is the one module that knows
+both kinds, so neither of them needs to import the other's loader.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ def load_dataset(
 ) -> DatasetSplits:
     """Load ``fashion-mnist``, ``mnist``, ``cifar10``, ``cifar100`` or ``folder:PATH``.
 
-    The built-in sets are found as ``sources.find_dataset_files`` describes (and downloaded into the user
-    cache when ``download``). ``in_channels`` converts grey ↔ RGB (see ``tensors.convert_channels``). The
-    keyword arguments after ``*`` apply to image folders only (see ``folder.load_image_folder``):
-    ``image_size`` (default 224), the held-out split of a folder without train/val sub-folders, the memory
-    budget above which the folder is streamed rather than loaded (default ``folder.DEFAULT_MEMORY_BUDGET``;
-    0 always streams), and the decoding worker count.
+    The built-in sets are found as ``sources.find_dataset_files`` describes (and downloaded into the
+    user cache when ``download``). ``in_channels`` converts grey ↔ RGB (see
+    ``tensors.convert_channels``). The keyword arguments after ``*`` apply to image folders only
+    (see ``folder.load_image_folder``): ``image_size`` (default 224), the held-out split of a folder
+    without train/val sub-folders, the memory budget above which the folder is streamed rather than
+    loaded (default ``folder.DEFAULT_MEMORY_BUDGET``; 0 always streams), and the decoding worker
+    count.
     """
     if name.startswith(FOLDER_PREFIX):
         return load_image_folder(
@@ -62,7 +64,8 @@ def load_dataset(
 
 
 def splits_from_arrays(arrays: ArraySplits, in_channels: int | None = None) -> DatasetSplits:
-    """Wrap NumPy splits as ``ImageTensors`` (sharing their memory where no conversion is needed)."""
+    """Wrap NumPy splits as ``ImageTensors`` (sharing their memory where no conversion is
+    needed)."""
 
     def tensors(images, labels) -> ImageTensors:
         images = convert_channels(torch.from_numpy(images).contiguous(), in_channels)

@@ -1,12 +1,16 @@
-"""A photo prepared the way MNIST and Fashion-MNIST prepared theirs, so a model trained on them can read it.
+"""A photo prepared the way MNIST and Fashion-MNIST prepared theirs, so a model trained on them can
+read it.
 
-Those datasets hold light objects on a black background, centred, filling a 28×28 frame (the Fashion-MNIST
-paper, section 2: trim the edges close to the corner colour, resize the longest edge, extend the shortest edge
-to a square with the object centred, negate the intensities, 8-bit grey). A garment photographed on a white
-table is the opposite on every count, and a model trained on the dataset reads it confidently wrong. So:
+Those datasets hold light objects on a black background, centred, filling a 28×28 frame (the
+Fashion-MNIST paper, section 2: trim the edges close to the corner colour, resize the longest edge,
+extend the shortest edge to a square with the object centred, negate the intensities, 8-bit grey). A
+garment photographed on a white table is the opposite on every count, and a model trained on the
+dataset reads it confidently wrong. So:
 
-1. grey; 2. invert when the background (the median of the image's border) is light; 3. trim the rows and
-columns that stay close to the background; 4. resize the longest side to the side, keeping the aspect ratio;
+1. grey; 2. invert when the background (the median of the image's border) is light; 3. trim the rows
+   and
+columns that stay close to the background; 4. resize the longest side to the side, keeping the
+aspect ratio;
 5. pad the shorter side with black, centred. Each step that changed something is reported.
 """
 
@@ -38,11 +42,12 @@ def invert_light_background(array: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 def prepare_like_mnist(image: Image.Image, side: int = 28, object_side: int | None = None
                        ) -> tuple[np.ndarray, list[str]]:
-    """``image`` as a uint8 ``side``×``side`` grey array, light object on black, and the steps taken.
+    """``image`` as a uint8 ``side``×``side`` grey array, light object on black, and the steps
+    taken.
 
-    The object's longest side becomes ``object_side`` (default ``side``: Fashion-MNIST fills its frame; MNIST
-    fits its digits in a 20-pixel box). An image already in the datasets' form — ``side``×``side`` on a dark
-    background — is returned as it is.
+    The object's longest side becomes ``object_side`` (default ``side``: Fashion-MNIST fills its
+    frame; MNIST fits its digits in a 20-pixel box). An image already in the datasets' form —
+    ``side``×``side`` on a dark background — is returned as it is.
     """
     array = np.asarray(image.convert("L"), dtype=np.uint8)
     height, width = array.shape
@@ -54,7 +59,8 @@ def prepare_like_mnist(image: Image.Image, side: int = 28, object_side: int | No
     rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
     if rows.size and cols.size and (rows.size < height or cols.size < width):
         array = array[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        steps.append(f"trimmed to the object ({array.shape[1]}×{array.shape[0]} of {width}×{height})")
+        steps.append(f"trimmed to the object ({array.shape[1]}×{array.shape[0]} of "
+                     f"{width}×{height})")
     object_side = object_side or side
     scale = object_side / max(array.shape)
     size = (max(1, round(array.shape[1] * scale)), max(1, round(array.shape[0] * scale)))

@@ -1,15 +1,17 @@
 """Checkpoints that survive crashes and never execute code when loaded.
 
-A cnnzoo checkpoint is one safetensors file: the model's weights and buffers (``model.*``), the optimiser's
-tensors (``optimizer.*``), the random-number states (``rng.*``) and, in the file's metadata, a JSON document
-with everything else (epoch, step, configuration, class names, normalisation, the optimiser's settings).
-safetensors holds only raw arrays and a JSON header, so loading one cannot run code; a single file means the
-weights and the state that goes with them are replaced together or not at all.
+A cnnzoo checkpoint is one safetensors file: the model's weights and buffers (``model.*``), the
+optimiser's tensors (``optimizer.*``), the random-number states (``rng.*``) and, in the file's
+metadata, a JSON document with everything else (epoch, step, configuration, class names,
+normalisation, the optimiser's settings). safetensors holds only raw arrays and a JSON header, so
+loading one cannot run code; a single file means the weights and the state that goes with them are
+replaced together or not at all.
 
-Writes go to a temporary file in the same directory, are flushed to disk, and then renamed over the old file,
-which POSIX makes atomic: a crash at any point leaves either the old checkpoint or the new one, never half of
-one. Plain PyTorch state dicts (``.pt``/``.pth``) can be imported for evaluation and prediction; they are
-read with ``torch.load(weights_only=True)``, which refuses any pickle that would construct arbitrary objects.
+Writes go to a temporary file in the same directory, are flushed to disk, and then renamed over the
+old file, which POSIX makes atomic: a crash at any point leaves either the old checkpoint or the new
+one, never half of one. Plain PyTorch state dicts (``.pt``/``.pth``) can be imported for evaluation
+and prediction; they are read with ``torch.load(weights_only=True)``, which refuses any pickle that
+would construct arbitrary objects.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ class Checkpoint:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a cnnzoo checkpoint (``.safetensors``) or a plain PyTorch state dict (``.pt``/``.pth``)."""
+    """Read a cnnzoo checkpoint (``.safetensors``) or a plain PyTorch state dict
+    (``.pt``/``.pth``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -101,10 +104,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
             header = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated "
-                              f"or not a cnnzoo checkpoint") from None
+        raise CheckpointError(
+            f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated "
+            f"or not a cnnzoo checkpoint"
+        ) from None
     if header.get("format") != FORMAT:
-        # a bare safetensors file of weights (e.g. exported elsewhere): accept it as a model state dict
+        # a bare safetensors file of weights (e.g. exported elsewhere): accept it as a model state
+        # dict
         return Checkpoint(path, {f"model.{k}": v for k, v in tensors.items()}, {})
     return Checkpoint(path, tensors, _read_meta(path, header))
 
@@ -115,18 +121,20 @@ def read_meta(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated "
-                              f"or not a cnnzoo checkpoint") from None
+        raise CheckpointError(
+            f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated "
+            f"or not a cnnzoo checkpoint"
+        ) from None
     return _read_meta(path, header) if header.get("format") == FORMAT else {}
 
 
 def _read_meta(path: Path, header: dict[str, str]) -> dict:
-    """The JSON object a cnnzoo checkpoint keeps under ``meta`` in its header; its contents are checked where
-    they are used (``engine.run.load_run``, ``restore_last``)."""
+    """The JSON object a cnnzoo checkpoint keeps under ``meta`` in its header; its contents are
+    checked where they are used (``engine.run.load_run``, ``restore_last``)."""
 
     def damaged(what: str) -> CheckpointError:
-        return CheckpointError(f"{path}: a cnnzoo checkpoint whose metadata {what}; the file is damaged: use "
-                               f"another checkpoint of the run, or train again")
+        return CheckpointError(f"{path}: a cnnzoo checkpoint whose metadata {what}; the file is "
+                               f"damaged: use another checkpoint of the run, or train again")
 
     if "meta" not in header:
         raise damaged("is missing (no 'meta' entry in its header)")
@@ -147,15 +155,18 @@ def _load_torch_state_dict(path: Path) -> Checkpoint:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
-            f"{path}: refused to load: the file asks to construct objects that a plain state dict does not need "
-            f"({str(error).splitlines()[0]}). Loading it could run code from the file. Re-save only the "
-            f"weights (torch.save(model.state_dict(), ...)) or use safetensors."
+            f"{path}: refused to load: the file asks to construct objects that a plain state dict "
+            "does not need "
+            f"({str(error).splitlines()[0]}). Loading it could run code from the file. Re-save "
+            f"only the weights (torch.save(model.state_dict(), ...)) or use safetensors."
         ) from None
-    # a damaged file: zip or pickle structure broken (weights_only's unpickler raises all of these on bad data)
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, LookupError, AttributeError, OverflowError,
-            struct.error) as error:
+    # a damaged file: zip or pickle structure broken (weights_only's unpickler raises all of these
+    # on bad data)
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, LookupError, AttributeError,
+            OverflowError, struct.error) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {detail})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({type(error).__name__}: "
+                              f"{detail})") from None
     # a training checkpoint saved from a notebook keeps the weights under one of these keys
     for key in STATE_DICT_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):

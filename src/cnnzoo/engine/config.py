@@ -1,9 +1,10 @@
-"""The settings of a training run, in one dataclass; ``config.json`` in each run directory is this, serialised.
+"""The settings of a training run, in one dataclass; ``config.json`` in each run directory is this,
+serialised.
 
-Each field carries its own help text and allowed values (``option(...)``), so ``cnnzoo train --help``, the
-validation and the Python API all read the same declaration. A ``TrainConfig`` is validated once, when it is
-built (``__post_init__``; ``dataclasses.replace`` builds a new one and so validates again): code that holds one
-can trust it. This module imports no torch.
+Each field carries its own help text and allowed values (``option(...)``), so ``cnnzoo train
+--help``, the validation and the Python API all read the same declaration. A ``TrainConfig`` is
+validated once, when it is built (``__post_init__``; ``dataclasses.replace`` builds a new one and so
+validates again): code that holds one can trust it. This module imports no torch.
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ WHAT, HOW_LONG, OPTIMISATION, DATA, RUNTIME = ("what to train", "how long", "opt
                                                "data and augmentation", "runtime")
 
 
-def option(group: str, default, help: str, *, minimum: float | None = None, above: float | None = None,
-           below: float | None = None, maximum: float | None = None, choices: tuple[str, ...] | None = None):
-    """A dataclass field: its ``group`` in ``cnnzoo train --help``, default, help text and allowed values
-    (``minimum`` ≤ v, ``above`` < v, v < ``below``, v ≤ ``maximum``, or one of ``choices``). Every number has
-    an upper end: a value past it is a typo (``--epochs 10000000``), not a plan, and would fail much later."""
-    meta = {"help": help, "group": group, "minimum": minimum, "above": above, "below": below, "maximum": maximum,
-            "choices": choices}
+def option(group: str, default, help: str, *, minimum: float | None = None,
+           above: float | None = None,
+           below: float | None = None, maximum: float | None = None,
+           choices: tuple[str, ...] | None = None):
+    """A dataclass field: its ``group`` in ``cnnzoo train --help``, default, help text and allowed
+    values (``minimum`` ≤ v, ``above`` < v, v < ``below``, v ≤ ``maximum``, or one of ``choices``).
+    Every number has an upper end: a value past it is a typo (``--epochs 10000000``), not a plan,
+    and would fail much later."""
+    meta = {"help": help, "group": group, "minimum": minimum, "above": above, "below": below,
+            "maximum": maximum, "choices": choices}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -43,80 +47,118 @@ def option(group: str, default, help: str, *, minimum: float | None = None, abov
 
 @dataclass
 class TrainConfig:
-    model: str = option(WHAT, "lenet5", "registered model name (see `cnnzoo list`); needed unless --recipe or "
-                                        "--resume says what to train")
-    dataset: str = option(WHAT, "fashion-mnist", "fashion-mnist, mnist, cifar10, cifar100 or folder:PATH (one "
-                                                 "sub-folder per class)")
-    data_dir: str | None = option(WHAT, None, "where the dataset files are (default: $CNNZOO_DATA, Debian's "
-                                              "packages, ~/.cache/cnnzoo)")
+    model: str = option(WHAT, "lenet5", "registered model name (see `cnnzoo list`); needed unless "
+                                        "--recipe or --resume says what to train")
+    dataset: str = option(WHAT, "fashion-mnist", "fashion-mnist, mnist, cifar10, cifar100 or "
+                                                 "folder:PATH (one sub-folder per class)")
+    data_dir: str | None = option(WHAT, None, "where the dataset files are (default: "
+                                              "$CNNZOO_DATA, Debian's packages, ~/.cache/cnnzoo)")
     model_kwargs: dict = option(WHAT, {}, "extra builder arguments, e.g. {\"dropout\": 0.3}")
-    train_subset: int | None = option(WHAT, None, "train on a seeded random N of the training images", minimum=1,
+    train_subset: int | None = option(WHAT, None, "train on a seeded random N of the training "
+                                                  "images", minimum=1,
                                       maximum=10**8)
-    test_subset: int | None = option(WHAT, None, "evaluate on a seeded random N of the test images", minimum=1,
+    test_subset: int | None = option(WHAT, None, "evaluate on a seeded random N of the test "
+                                                 "images", minimum=1,
                                      maximum=10**8)
-    memory_budget: float | None = option(WHAT, None, "MiB of decoded images an image folder may take in memory; "
-                                                     "bigger folders are streamed (0: always; default 2048)",
+    memory_budget: float | None = option(WHAT, None, "MiB of decoded images an image folder may "
+                                                     "take in memory; "
+                                                     "bigger folders are streamed (0: always; "
+                                                     "default 2048)",
                                          minimum=0, maximum=2**24)
 
-    epochs: int = option(HOW_LONG, 10, "passes over the training set (with --time-budget, the most that run)",
+    epochs: int = option(HOW_LONG, 10, "passes over the training set (with --time-budget, the "
+                                       "most that run)",
                          minimum=1, maximum=10**5)
-    time_budget: float | None = option(HOW_LONG, None, "stop after this many seconds of training (the schedule "
-                                                       "is stretched to fit it)", above=0, maximum=10**7)
+    time_budget: float | None = option(HOW_LONG, None, "stop after this many seconds of training "
+                                                       "(the schedule "
+                                                       "is stretched to fit it)", above=0,
+                                       maximum=10**7)
 
-    batch_size: int = option(OPTIMISATION, 256, "images per optimiser step", minimum=1, maximum=2**20)
+    batch_size: int = option(OPTIMISATION, 256, "images per optimiser step", minimum=1,
+                             maximum=2**20)
     optimizer: str = option(OPTIMISATION, "sgd", "sgd, adam or adamw", choices=OPTIMIZERS)
     lr: float = option(OPTIMISATION, 0.05, "peak learning rate", above=0, maximum=100)
     momentum: float = option(OPTIMISATION, 0.9, "SGD momentum", minimum=0, below=1)
     nesterov: bool = option(OPTIMISATION, True, "Nesterov momentum for SGD")
-    weight_decay: float = option(OPTIMISATION, 5e-4, "L2 penalty on weights (not on biases or BatchNorm scales)",
+    weight_decay: float = option(OPTIMISATION, 5e-4, "L2 penalty on weights (not on biases or "
+                                                     "BatchNorm scales)",
                                  minimum=0, maximum=1)
-    schedule: str = option(OPTIMISATION, "onecycle", "learning-rate schedule: constant, step, plateau (AlexNet's "
+    schedule: str = option(OPTIMISATION, "onecycle", "learning-rate schedule: constant, step, "
+                                                     "plateau (AlexNet's "
                                                      "÷10), cosine, onecycle", choices=SCHEDULES)
-    warmup_epochs: float = option(OPTIMISATION, 0.0, "linear warm-up length, in epochs (cosine, step, constant)",
+    warmup_epochs: float = option(OPTIMISATION, 0.0, "linear warm-up length, in epochs (cosine, "
+                                                     "step, constant)",
                                   minimum=0, maximum=10**5)
-    step_epochs: int = option(OPTIMISATION, 30, "step schedule: divide the rate by 10 every N epochs", minimum=1,
+    step_epochs: int = option(OPTIMISATION, 30, "step schedule: divide the rate by 10 every N "
+                                                "epochs", minimum=1,
                               maximum=10**5)
-    plateau_patience: int = option(OPTIMISATION, 2, "plateau schedule: epochs without progress before dividing "
+    plateau_patience: int = option(OPTIMISATION, 2, "plateau schedule: epochs without progress "
+                                                    "before dividing "
                                                     "by 10", minimum=1, maximum=10**5)
-    label_smoothing: float = option(OPTIMISATION, 0.0, "label smoothing of the cross-entropy (e.g. 0.1)", minimum=0,
+    label_smoothing: float = option(OPTIMISATION, 0.0, "label smoothing of the cross-entropy "
+                                                       "(e.g. 0.1)", minimum=0,
                                     below=1)
-    grad_clip: float | None = option(OPTIMISATION, None, "clip the global gradient norm to this value", above=0,
+    grad_clip: float | None = option(OPTIMISATION, None, "clip the global gradient norm to this "
+                                                         "value", above=0,
                                      maximum=10**6)
-    ema_decay: float | None = option(OPTIMISATION, None, "evaluate an exponential moving average of the weights "
+    ema_decay: float | None = option(OPTIMISATION, None, "evaluate an exponential moving average "
+                                                         "of the weights "
                                                          "(e.g. 0.999)", above=0, below=1)
-    skip_nonfinite: int = option(OPTIMISATION, 0, "skip up to N steps whose loss is NaN or infinite (counted in "
-                                                  "metrics.csv) instead of stopping at the first; each loss is then "
-                                                  "checked before its update, one host sync a step", minimum=0,
+    skip_nonfinite: int = option(OPTIMISATION, 0, "skip up to N steps whose loss is NaN or "
+                                                  "infinite (counted in "
+                                                  "metrics.csv) instead of stopping at the first; "
+                                                  "each loss is then "
+                                                  "checked before its update, one host sync a "
+                                                  "step", minimum=0,
                                  maximum=10**6)
 
-    input_size: int | None = option(DATA, None, "image side fed to the model (default: the data's, for an "
-                                                "image folder its images' most common shorter side, at "
+    input_size: int | None = option(DATA, None, "image side fed to the model (default: the "
+                                                "data's, for an "
+                                                "image folder its images' most common shorter "
+                                                "side, at "
                                                 "most 224; or the model's if it needs its own)",
                                     minimum=1, maximum=MAX_SIDE)
-    crop_padding: int = option(DATA, 0, "random crops after zero-padding each side by N pixels (0: off)", minimum=0,
+    crop_padding: int = option(DATA, 0, "random crops after zero-padding each side by N pixels "
+                                        "(0: off)", minimum=0,
                                maximum=MAX_SIDE)
     flip: bool = option(DATA, False, "random horizontal flips (off by default: wrong for digits)")
-    pca_noise: float = option(DATA, 0.0, "AlexNet's PCA colour noise, std of α (the paper: 0.1); RGB data only",
+    pca_noise: float = option(DATA, 0.0, "AlexNet's PCA colour noise, std of α (the paper: 0.1); "
+                                         "RGB data only",
                               minimum=0, maximum=10)
-    test_views: str = option(DATA, "center", "center, flip (average with the mirror image; for runs with --flip) "
-                                             "or ten-crop (for runs with --crop-padding)", choices=TEST_VIEWS)
+    test_views: str = option(DATA, "center", "center, flip (average with the mirror image; for "
+                                             "runs with --flip) "
+                                             "or ten-crop (for runs with --crop-padding)",
+                             choices=TEST_VIEWS)
 
     device: str = option(RUNTIME, "auto", "auto, cpu, cuda or mps", choices=DEVICES)
-    precision: str = option(RUNTIME, "auto", "auto (the fastest measured for this model on this machine; the "
-                                             "measurement is cached), fp32, bf16 or fp16", choices=PRECISIONS)
-    channels_last: bool | None = option(RUNTIME, None, "NHWC memory layout; --no-channels-last: NCHW (default: "
-                                                       "whichever trains faster here, measured and cached)")
-    compile: str = option(RUNTIME, "auto", "torch.compile the training step: on, off, or auto (where a measured "
-                                           "trial shows it pays over the run, compile time included)",
+    precision: str = option(RUNTIME, "auto", "auto (the fastest measured for this model on this "
+                                             "machine; the "
+                                             "measurement is cached), fp32, bf16 or fp16",
+                            choices=PRECISIONS)
+    channels_last: bool | None = option(RUNTIME, None, "NHWC memory layout; --no-channels-last: "
+                                                       "NCHW (default: "
+                                                       "whichever trains faster here, measured "
+                                                       "and cached)")
+    compile: str = option(RUNTIME, "auto", "torch.compile the training step: on, off, or auto "
+                                           "(where a measured "
+                                           "trial shows it pays over the run, compile time "
+                                           "included)",
                           choices=COMPILE)
-    threads: int | None = option(RUNTIME, None, "CPU threads (default: one per core)", minimum=1, maximum=4096)
-    seed: int = option(RUNTIME, 0, "random seed for initialisation, data order and augmentation", minimum=0,
+    threads: int | None = option(RUNTIME, None, "CPU threads (default: one per core)", minimum=1,
+                                 maximum=4096)
+    seed: int = option(RUNTIME, 0, "random seed for initialisation, data order and augmentation",
+                       minimum=0,
                        maximum=2**32 - 1)  # NumPy's seeds end there
-    deterministic: bool = option(RUNTIME, False, "use deterministic algorithms only (slower on GPU)")
-    out: str | None = option(RUNTIME, None, "run directory (default runs/<model>-<dataset>-<timestamp>)")
-    checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs", minimum=1, maximum=10**5)
-    dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the others before "
-                                                 "the job stops, naming the ranks that did not answer", above=0,
+    deterministic: bool = option(RUNTIME, False, "use deterministic algorithms only (slower on "
+                                                 "GPU)")
+    out: str | None = option(RUNTIME, None, "run directory (default "
+                                            "runs/<model>-<dataset>-<timestamp>)")
+    checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs",
+                                   minimum=1, maximum=10**5)
+    dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the "
+                                                 "others before "
+                                                 "the job stops, naming the ranks that did not "
+                                                 "answer", above=0,
                                   maximum=10**6)
 
     def __post_init__(self) -> None:
@@ -140,7 +182,8 @@ class TrainConfig:
         from cnnzoo.rundir import read_json
 
         if not Path(path).exists():
-            raise CheckpointError(f"{path}: no such file; is {Path(path).parent} a cnnzoo run directory?")
+            raise CheckpointError(f"{path}: no such file; is {Path(path).parent} a cnnzoo run "
+                                  "directory?")
         data = read_json(Path(path), "run configuration")
         data.pop("versions", None)
         if isinstance(data.get("compile"), bool):  # written before --compile took auto|on|off
@@ -164,8 +207,9 @@ def check_value(f: dataclasses.Field, value) -> None:
 
 
 def value_problem(f: dataclasses.Field, value) -> str | None:
-    """What is wrong with ``value`` for the field ``f`` (``must be ≥ 1; got 0``), or None when it is allowed.
-    The command line reports it after the option's name, as argparse does; ``check_value`` raises it."""
+    """What is wrong with ``value`` for the field ``f`` (``must be ≥ 1; got 0``), or None when it is
+    allowed. The command line reports it after the option's name, as argparse does; ``check_value``
+    raises it."""
     meta = f.metadata
     if value is None and f.default is None:
         return None
@@ -183,6 +227,7 @@ def value_problem(f: dataclasses.Field, value) -> str | None:
     if (low is not None and value < low) or (above is not None and value <= above) or \
             (below is not None and value >= below) or (high is not None and value > high):
         bounds = [f"≥ {low}" if low is not None else "", f"> {above}" if above is not None else "",
-                  f"< {below}" if below is not None else "", f"≤ {high:,}" if high is not None else ""]
+                  f"< {below}" if below is not None else "",
+                  f"≤ {high:,}" if high is not None else ""]
         return f"must be {' and '.join(b for b in bounds if b)}; got {value!r}"
     return None

@@ -1,14 +1,17 @@
-"""Runs that survive a lost process: torchrun's restarts, and the processes' agreement on where they resume.
+"""Runs that survive a lost process: torchrun's restarts, and the processes' agreement on where they
+resume.
 
-torchrun restarts every process of a job when one of them dies (``--max-restarts``), with the same command line
-and ``TORCHELASTIC_RESTART_COUNT`` raised by one. A restarted process, or one started with ``--resume auto``,
-continues the run in ``--out`` from its last complete checkpoint (``checkpoints/last`` is written whole or not at
-all), or starts it afresh when no epoch had finished (``resume.decide_start`` decides); the epoch that was cut short is trained again, exactly as
-the first time, because the checkpoint holds every random state, the optimiser and the step count.
+torchrun restarts every process of a job when one of them dies (``--max-restarts``), with the same
+command line and ``TORCHELASTIC_RESTART_COUNT`` raised by one. A restarted process, or one started
+with ``--resume auto``, continues the run in ``--out`` from its last complete checkpoint
+(``checkpoints/last`` is written whole or not at all), or starts it afresh when no epoch had
+finished (``resume.decide_start`` decides); the epoch that was cut short is trained again, exactly
+as the first time, because the checkpoint holds every random state, the optimiser and the step
+count.
 
-Before anything is loaded, the processes compare what they found (epoch, step and a digest of the file): a node
-that sees another run directory, or none, stops the job on every process instead of training apart.
-See docs/distributed.md.
+Before anything is loaded, the processes compare what they found (epoch, step and a digest of the
+file): a node that sees another run directory, or none, stops the job on every process instead of
+training apart. See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from cnnzoo.engine import distributed
 from cnnzoo.engine.checkpoint import read_meta
 from cnnzoo.errors import TrainingError
 
-RESTART_COUNT = "TORCHELASTIC_RESTART_COUNT"  # set by torchrun: 0 on the first attempt, then 1, 2, ...
+# set by torchrun: 0 on the first attempt, then 1, 2, ...
+RESTART_COUNT = "TORCHELASTIC_RESTART_COUNT"
 TEST_KILL_AT = "CNNZOO_TEST_KILL_AT"  # tests only: "EPOCH:STEP[:RANK]", see kill_if_test_asks
 
 
@@ -39,8 +43,8 @@ def restartable() -> bool:
 
 
 def checkpoint_identity(path: Path | None) -> tuple[int, int, int]:
-    """(epoch, step, digest) of the checkpoint at ``path``, read without loading its tensors; (-1, 0, 0) for
-    none. The digest is the first 8 bytes of the file's SHA-256."""
+    """(epoch, step, digest) of the checkpoint at ``path``, read without loading its tensors; (-1,
+    0, 0) for none. The digest is the first 8 bytes of the file's SHA-256."""
     if path is None:
         return -1, 0, 0
     meta = read_meta(path)
@@ -54,8 +58,9 @@ def checkpoint_identity(path: Path | None) -> tuple[int, int, int]:
 
 
 def agree_on_start(path: Path | None, device: torch.device) -> None:
-    """Every process states what it is about to load (``path``, or None for a fresh start); unless all agree
-    with process 0, every process stops with a ``TrainingError`` naming the ones that differ."""
+    """Every process states what it is about to load (``path``, or None for a fresh start); unless
+    all agree with process 0, every process stops with a ``TrainingError`` naming the ones that
+    differ."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     mine = torch.tensor(checkpoint_identity(path), dtype=torch.int64, device=device)
@@ -64,10 +69,13 @@ def agree_on_start(path: Path | None, device: torch.device) -> None:
     found = [tuple(view.tolist()) for view in views]
     differ = [rank for rank, view in enumerate(found) if view != found[0]]
     if differ:
-        raise TrainingError(f"the processes found different checkpoints to start from (process 0: "
-                            f"{_described(found[0])}; " + "; ".join(f"process {r}: {_described(found[r])}"
-                                                                   for r in differ) +
-                            "); every node must see the same run directory (put --out on a shared file system)")
+        raise TrainingError(
+            f"the processes found different checkpoints to start from (process 0: "
+            f"{_described(found[0])}; "
+            + "; ".join(f"process {r}: {_described(found[r])}" for r in differ)
+            + "); every node must see the same run directory (put --out on a shared "
+            "file system)"
+        )
 
 
 def _described(identity: tuple[int, int, int]) -> str:
@@ -78,8 +86,9 @@ def _described(identity: tuple[int, int, int]) -> str:
 
 def kill_if_test_asks(*, epoch: int, step: int) -> None:
     """Tests only: SIGKILL this process just before ``step`` (1-based) of ``epoch`` (1-based) when
-    ``CNNZOO_TEST_KILL_AT=EPOCH:STEP[:RANK]`` names them and this rank (default 0), on a job's first attempt
-    only (this agent's restart count 0), so that the restarted job runs through. Unset, it does nothing."""
+    ``CNNZOO_TEST_KILL_AT=EPOCH:STEP[:RANK]`` names them and this rank (default 0), on a job's first
+    attempt only (this agent's restart count 0), so that the restarted job runs through. Unset, it
+    does nothing."""
     spec = os.environ.get(TEST_KILL_AT)
     if not spec or restart_count() > 0:
         return
@@ -88,4 +97,5 @@ def kill_if_test_asks(*, epoch: int, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-__all__ = ["agree_on_start", "checkpoint_identity", "kill_if_test_asks", "restart_count", "restartable"]
+__all__ = ["agree_on_start", "checkpoint_identity", "kill_if_test_asks", "restart_count",
+           "restartable"]

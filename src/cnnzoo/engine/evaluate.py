@@ -1,4 +1,5 @@
-"""Evaluation: top-1 / top-5 accuracy, loss, per-class accuracy and the confusion matrix, with test-time views."""
+"""Evaluation: top-1 / top-5 accuracy, loss, per-class accuracy and the confusion matrix, with
+test-time views."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class EvalResult:
     loss: float
     images: int
     views: str
-    confusion: torch.Tensor = field(repr=False)  # (classes, classes): rows true class, columns prediction
+    # (classes, classes): rows true class, columns prediction
+    confusion: torch.Tensor = field(repr=False)
 
     @property
     def per_class_accuracy(self) -> list[float]:
@@ -38,12 +40,15 @@ class EvalResult:
         return (self.confusion.diag() / totals).tolist()
 
     def to_dict(self) -> dict:
-        return {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images, "views": self.views}
+        return {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images,
+                "views": self.views}
 
 
-def log_probabilities(model: nn.Module, batch: torch.Tensor, views: EvalViews, *, device: torch.device,
+def log_probabilities(model: nn.Module, batch: torch.Tensor, views: EvalViews, *,
+                      device: torch.device,
                       precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
-    """Average class probabilities over the test-time views of a uint8 batch; returns log-probabilities."""
+    """Average class probabilities over the test-time views of a uint8 batch; returns
+    log-probabilities."""
     stacked = views(batch.to(device))  # (V, N, C, H, W)
     v, n = stacked.shape[:2]
     x = stacked.flatten(0, 1)
@@ -56,14 +61,18 @@ def log_probabilities(model: nn.Module, batch: torch.Tensor, views: EvalViews, *
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_classes: int, batch_size: int = 500,
-             device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False,
+def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_classes: int,
+             batch_size: int = 500,
+             device: torch.device | str = "cpu", precision: str = "fp32",
+             channels_last: bool = False,
              shard: Shard = Shard(), advance: Advance | None = None) -> EvalResult:
-    """Accuracy of ``model`` on ``data`` (uint8 images, in memory or streamed) seen through ``views``.
+    """Accuracy of ``model`` on ``data`` (uint8 images, in memory or streamed) seen through
+    ``views``.
 
-    ``batch_size`` counts model inputs: with ten-crop views, 50 images make a batch of 500. The model is left
-    in eval mode. Under several processes each evaluates its ``shard`` of the batches and the counts are summed
-    over all of them, so every process returns the whole result and each image is read once.
+    ``batch_size`` counts model inputs: with ten-crop views, 50 images make a batch of 500. The
+    model is left in eval mode. Under several processes each evaluates its ``shard`` of the batches
+    and the counts are summed over all of them, so every process returns the whole result and each
+    image is read once.
     """
     device = torch.device(device)
     model.eval()
@@ -90,11 +99,12 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
         total, correct5 = int(total), int(correct5)
     if total == 0:
         raise ConfigError("cannot evaluate on an empty dataset")
-    return EvalResult(top1=confusion.diag().sum().item() / total, top5=correct5 / total, loss=loss_sum / total,
-                      images=total, views=views.views, confusion=confusion)
+    return EvalResult(top1=confusion.diag().sum().item() / total, top5=correct5 / total,
+                      loss=loss_sum / total, images=total, views=views.views, confusion=confusion)
 
 
-def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None = None, views: str = "center",
+def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None = None,
+                 views: str = "center",
                  device: str = "cpu", batch_size: int = 250, memory_budget: float | None = None,
                  progress: TaskProgress | None = None) -> EvalResult:
     """Test accuracy of a run's model on ``dataset`` (default: the one it was trained on); its
@@ -109,10 +119,11 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
     budget = None if memory_budget is None else int(memory_budget * 1024**2)
     if progress is not None:
         progress.stage(f"loading {dataset}")
-    data = load_dataset(dataset, data_dir, in_channels=run.model.cfg.input_size[0], image_size=run.data_size,
-                        memory_budget_bytes=budget)
+    data = load_dataset(dataset, data_dir, in_channels=run.model.cfg.input_size[0],
+                        image_size=run.data_size, memory_budget_bytes=budget)
     if len(data.classes) != len(run.classes):
-        raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts {len(run.classes)}")
+        raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts "
+                          f"{len(run.classes)}")
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
     target = resolve_device(device)
     if progress is not None:
@@ -121,6 +132,6 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
                       num_classes=len(run.classes), batch_size=batch_size, device=target,
                       advance=progress.advance if progress is not None else None)
     if not math.isfinite(result.loss):
-        raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs on {dataset}'s test images (loss "
-                                   f"{result.loss}); its accuracy would mean nothing")
+        raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs on {dataset}'s test "
+                                   f"images (loss {result.loss}); its accuracy would mean nothing")
     return result

@@ -2,12 +2,13 @@
 
 What it does, and why each step helps on CPU (oneDNN) and GPU (cuDNN) alike:
 - eval mode and no autograd bookkeeping;
-- channels-last (NHWC) layout, which the optimised convolution kernels want, so no layout conversions run
-  between layers;
-- freezing: parameters become constants, BatchNorm is folded into the preceding convolution, elementwise
-  operations are fused into their neighbours and, on CPU, weights are pre-packed once into the blocked layout
-  oneDNN computes in, instead of at every call. ``torch.compile`` with freezing does this best (it needs a C++
-  compiler on CPU and half a minute or so per model); TorchScript's ``freeze`` is the fallback;
+- channels-last (NHWC) layout, which the optimised convolution kernels want, so no layout
+  conversions run between layers;
+- freezing: parameters become constants, BatchNorm is folded into the preceding convolution,
+  elementwise operations are fused into their neighbours and, on CPU, weights are pre-packed once
+  into the blocked layout oneDNN computes in, instead of at every call. ``torch.compile`` with
+  freezing does this best (it needs a C++ compiler on CPU and half a minute or so per model);
+  TorchScript's ``freeze`` is the fallback;
 - reduced precision only when asked for, and bf16 only where the CPU runs it natively
   (``inference_precision``); int8 is ``engine.quantize``'s, and ``engine.precision_gate`` keeps it
   only when it keeps the run's test accuracy.
@@ -37,7 +38,8 @@ def _compiled(model: nn.Module, example: torch.Tensor) -> Callable:
 
 def _scripted(model: nn.Module, example: torch.Tensor) -> Callable:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript's deprecation notices; the traced graph is what we want
+        # TorchScript's deprecation notices; the traced graph is what we want
+        warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, example, check_trace=False)
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
     for _ in range(2):  # the first calls profile and specialise the graph
@@ -63,13 +65,14 @@ def inference_precision(requested: str, device: torch.device) -> tuple[str, str]
 
 def optimize_for_inference(model: nn.Module, example: torch.Tensor, *, precision: str = "fp32",
                            method: str = "compile") -> Callable[[torch.Tensor], torch.Tensor]:
-    """A faster ``f(x) -> logits`` equivalent to ``model.eval()(x)`` for inputs shaped like ``example``.
+    """A faster ``f(x) -> logits`` equivalent to ``model.eval()(x)`` for inputs shaped like
+    ``example``.
 
     ``precision``: fp32 (default), bf16 (autocast; fp32 where not native, see
-    ``inference_precision``),
-    int8 (``engine.quantize``, calibrated on ``example``: pass real training images) or auto.
-    ``method``: ``"compile"`` (torch.compile with freezing; falls back to TorchScript if compilation fails),
-    ``"script"`` (TorchScript freeze, no compiler needed, quick to prepare) or ``"eager"`` (layout only).
+    ``inference_precision``), int8 (``engine.quantize``, calibrated on ``example``: pass real
+    training images) or auto. ``method``: ``"compile"`` (torch.compile with freezing; falls back to
+    TorchScript if compilation fails), ``"script"`` (TorchScript freeze, no compiler needed, quick
+    to prepare) or ``"eager"`` (layout only).
     """
     device = example.device
     precision, _ = inference_precision(precision, device)
@@ -83,7 +86,8 @@ def optimize_for_inference(model: nn.Module, example: torch.Tensor, *, precision
             try:
                 function = _compiled(model, example)
             except Exception as error:  # no compiler, unsupported platform: fall back, but say so
-                warnings.warn(f"torch.compile failed ({type(error).__name__}); using TorchScript freezing",
+                warnings.warn(f"torch.compile failed ({type(error).__name__}); using TorchScript "
+                              "freezing",
                               stacklevel=2)
                 function = _scripted(model, example)
         elif method == "script":

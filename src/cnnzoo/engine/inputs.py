@@ -1,10 +1,11 @@
 """Getting a dataset's images to the size, channels and scale a model expects.
 
-``choose_input_side`` decides the side a model sees. Where the model wants slightly larger images than the data
-has (LeNet-1998's 32×32 from Fashion-MNIST's 28×28) the dataset's ``pad_to`` zero-pads them, as LeCun et al.
-padded MNIST, so no pixel is interpolated. Larger changes of size (28 → 224 for the d2l AlexNet) are left to
-the per-batch ``resize`` of the augmentation pipeline, which keeps the stored dataset small. ``InputSpec`` is
-what a checkpoint records of it: side, normalisation and crop padding.
+``choose_input_side`` decides the side a model sees. Where the model wants slightly larger images
+than the data has (LeNet-1998's 32×32 from Fashion-MNIST's 28×28) the dataset's ``pad_to`` zero-pads
+them, as LeCun et al. padded MNIST, so no pixel is interpolated. Larger changes of size (28 → 224
+for the d2l AlexNet) are left to the per-batch ``resize`` of the augmentation pipeline, which keeps
+the stored dataset small. ``InputSpec`` is what a checkpoint records of it: side, normalisation and
+crop padding.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from cnnzoo.models.base import ModelConfig
 
 
 def choose_input_side(limits: ModelConfig, data_side: int, requested: int | None = None) -> int:
-    """The image side a model is trained and run at, from its declared ``limits``, the data's own side and
-    the user's ``requested`` side (``--input-size``; None: decide).
+    """The image side a model is trained and run at, from its declared ``limits``, the data's own
+    side and the user's ``requested`` side (``--input-size``; None: decide).
 
-    Undecided, the data's side is kept when the model can be built for it (no interpolation, the head sized to
-    the data); a network fixed to one size (LeNet-1998's 32, AlexNet-2012's 227), or one that needs larger
-    images than the data has, gets its own default side, and the images are padded or resized to it.
+    Undecided, the data's side is kept when the model can be built for it (no interpolation, the
+    head sized to the data); a network fixed to one size (LeNet-1998's 32, AlexNet-2012's 227), or
+    one that needs larger images than the data has, gets its own default side, and the images are
+    padded or resized to it.
     """
     default = limits.input_size[1]
     fixed = limits.fixed_size and not limits.resizable
@@ -34,8 +36,10 @@ def choose_input_side(limits: ModelConfig, data_side: int, requested: int | None
     if (fixed and requested != default) or requested < limits.min_size:
         need = f"exactly {default}" if fixed else f"at least {limits.min_size}"
         alternative = f", or use {limits.small_variant}" if limits.small_variant else ""
-        raise InputShapeError(f"{limits.name} cannot take {requested}×{requested} images (it needs {need}); "
-                              f"choose --input-size accordingly{alternative}")
+        raise InputShapeError(
+            f"{limits.name} cannot take {requested}×{requested} images (it needs {need}); "
+            f"choose --input-size accordingly{alternative}"
+        )
     return requested
 
 
@@ -49,7 +53,8 @@ def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
 
 @dataclass
 class PaddedTenCrop:
-    """Ten-crop views of images zero-padded as training padded them, so the corner crops are real crops."""
+    """Ten-crop views of images zero-padded as training padded them, so the corner crops are real
+    crops."""
 
     views_of: EvalViews
     padding: int
@@ -62,8 +67,9 @@ class PaddedTenCrop:
 
 @dataclass
 class InputSpec:
-    """What the model gets: ``size``×``size`` images normalised by ``mean``/``std``; ``crop_padding`` is the
-    zero padding its random training crops were cut from (0 when it was trained without crops)."""
+    """What the model gets: ``size``×``size`` images normalised by ``mean``/``std``;
+    ``crop_padding`` is the zero padding its random training crops were cut from (0 when it was
+    trained without crops)."""
 
     size: int
     mean: list[float]
@@ -72,7 +78,8 @@ class InputSpec:
 
     def train_pipeline(self, *, flip: bool, pca_std: float, eigvals: torch.Tensor | None = None,
                        eigvecs: torch.Tensor | None = None) -> TrainAugment:
-        return TrainAugment(out_size=self.size, crop_padding=self.crop_padding, flip=flip, pca_std=pca_std,
+        return TrainAugment(out_size=self.size, crop_padding=self.crop_padding, flip=flip,
+                            pca_std=pca_std,
                             mean=self.mean, std=self.std, eigvals=eigvals, eigvecs=eigvecs)
 
     def eval_pipeline(self, views: str = "center") -> EvalViews | PaddedTenCrop:
@@ -80,10 +87,12 @@ class InputSpec:
         if views != "ten-crop":
             return base
         if self.crop_padding == 0:
-            raise ConfigError("ten-crop views are crops of a larger image, but this model was trained on whole "
-                             "images (no --crop-padding), so all ten would be the same; use --test-views flip, or "
-                             "train with --crop-padding N")
+            raise ConfigError("ten-crop views are crops of a larger image, but this model was "
+                              "trained on whole "
+                             "images (no --crop-padding), so all ten would be the same; use "
+                             "--test-views flip, or train with --crop-padding N")
         return PaddedTenCrop(base, self.crop_padding)
 
     def to_dict(self) -> dict:
-        return {"size": self.size, "mean": self.mean, "std": self.std, "crop_padding": self.crop_padding}
+        return {"size": self.size, "mean": self.mean, "std": self.std,
+                "crop_padding": self.crop_padding}

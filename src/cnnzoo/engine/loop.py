@@ -1,9 +1,10 @@
 """The epoch loop: one optimiser step, and one pass over the training set made of them.
 
-Under torchrun every process draws the same seeded batch order and asks the data set for its ``Shard`` of it
-(batch i goes to process i mod world), so the processes train on disjoint batches without exchanging indices
-and a streamed folder decodes each image once per epoch in all; DistributedDataParallel averages the gradients.
-One step of N processes with batches of B is one step of a single process with a batch of N×B (the same images).
+Under torchrun every process draws the same seeded batch order and asks the data set for its
+``Shard`` of it (batch i goes to process i mod world), so the processes train on disjoint batches
+without exchanging indices and a streamed folder decodes each image once per epoch in all;
+DistributedDataParallel averages the gradients. One step of N processes with batches of B is one
+step of a single process with a batch of N×B (the same images).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class StepSettings:
     memory_format: torch.memory_format = torch.channels_last
     label_smoothing: float = 0.0
     grad_clip: float | None = None
-    skip_nonfinite: bool = False  # check each loss before its update, and skip the update if it is not finite
+    # check each loss before its update, and skip the update if it is not finite
+    skip_nonfinite: bool = False
 
 
 @dataclass
@@ -49,13 +51,14 @@ class EpochResult:
     skipped: int | None = None  # steps skipped for a non-finite loss (None: not asked to skip)
 
 
-CHECK_EVERY = 25  # steps between checks after an epoch's first 17: each costs a host sync and, under torchrun, an
+# steps between checks after an epoch's first 17: each costs a host sync and, under torchrun, an
+CHECK_EVERY = 25
 # all-reduce; a non-finite loss trains on at most this many steps before the run stops
 
 
 def steps_per_epoch(images: int, batch_size: int, world: int) -> int:
-    """Optimiser steps each of ``world`` processes takes per epoch over ``images``: whole batches of its share,
-    at least one (every process takes as many, or one would wait for the others)."""
+    """Optimiser steps each of ``world`` processes takes per epoch over ``images``: whole batches of
+    its share, at least one (every process takes as many, or one would wait for the others)."""
     return max(1, images // batch_size // world)
 
 
@@ -66,28 +69,32 @@ def epoch_batch_size(images: int, batch_size: int, world: int) -> int:
 
 
 class _Checks:
-    """The decisions every process must take alike — stop for a non-finite loss, stop for the time budget, and the
-    learning rate a budget stretches — taken at checks rather than at every step.
+    """The decisions every process must take alike — stop for a non-finite loss, stop for the time
+    budget, and the learning rate a budget stretches — taken at checks rather than at every step.
 
-    A check comes before an epoch's steps 1, 2, 3, 5, 9 and 17, then every ``CHECK_EVERY`` steps, before a step the
-    clock (extrapolated at the rate measured between the last two checks) says is past the budget, and after the
-    epoch's last step. It reads the losses kept on the device since the last check in one transfer; under torchrun
-    the processes then agree, in one all-reduce, on the clock and on the first step whose loss was not finite.
-    Between checks a budget's progress, for the learning rate, is that extrapolation: agreed figures only, so every
-    process sets the same learning rate.
+    A check comes before an epoch's steps 1, 2, 3, 5, 9 and 17, then every ``CHECK_EVERY`` steps,
+    before a step the clock (extrapolated at the rate measured between the last two checks) says is
+    past the budget, and after the epoch's last step. It reads the losses kept on the device since
+    the last check in one transfer; under torchrun the processes then agree, in one all-reduce, on
+    the clock and on the first step whose loss was not finite. Between checks a budget's progress,
+    for the learning rate, is that extrapolation: agreed figures only, so every process sets the
+    same learning rate.
 
-    A non-finite loss stops the run at the next check, at most ``CHECK_EVERY`` steps later. The steps in between
-    trained on (NaN gradients make the weights NaN), but the epoch is abandoned: ``NonFiniteLossError`` names the
-    first bad step, its loss and learning rate, and nothing of the epoch is saved, so ``best`` and ``last`` keep
-    the weights of the epochs before it.
+    A non-finite loss stops the run at the next check, at most ``CHECK_EVERY`` steps later. The
+    steps in between trained on (NaN gradients make the weights NaN), but the epoch is abandoned:
+    ``NonFiniteLossError`` names the first bad step, its loss and learning rate, and nothing of the
+    epoch is saved, so ``best`` and ``last`` keep the weights of the epochs before it.
     """
 
-    def __init__(self, config: TrainConfig, state: RunState, device: torch.device, started: float) -> None:
+    def __init__(self, config: TrainConfig, state: RunState, device: torch.device,
+                 started: float) -> None:
         self.budget, self.device, self.epoch = config.time_budget, device, state.epoch + 1
         self.seconds_before, self.started = state.train_seconds, started
-        self.losses: list[torch.Tensor] = []  # of the steps since the last check, still on the device
+        # of the steps since the last check, still on the device
+        self.losses: list[torch.Tensor] = []
         self.lrs: list[float] = []
-        self.checked_at, self.checked_seconds = 0, state.train_seconds  # the last check's step index and clock
+        # the last check's step index and clock
+        self.checked_at, self.checked_seconds = 0, state.train_seconds
         self.seconds_per_step = 0.0  # between the last two checks
         self.done = 0.0  # the largest share of the budget the learning rate has been set for
 
@@ -96,13 +103,15 @@ class _Checks:
 
     def due(self, index: int) -> bool:
         """Whether a check comes before step ``index`` (0-based) of the epoch."""
-        early = index < CHECK_EVERY and index & (index - 1) == 0  # a step rate to extrapolate from, soon
+        # a step rate to extrapolate from, soon
+        early = index < CHECK_EVERY and index & (index - 1) == 0
         past_budget = self.budget is not None and self._estimated_seconds(index) >= self.budget
         return early or index % CHECK_EVERY == 0 or past_budget
 
     def budget_done(self, index: int) -> float:
-        """The share of the time budget spent before step ``index`` (0 without a budget); never less than before
-        in this epoch, though a check may find the clock behind an estimate (a slow first step overestimates)."""
+        """The share of the time budget spent before step ``index`` (0 without a budget); never less
+        than before in this epoch, though a check may find the clock behind an estimate (a slow
+        first step overestimates)."""
         if self.budget is not None:
             self.done = max(self.done, self._estimated_seconds(index) / self.budget)
         return self.done
@@ -112,21 +121,24 @@ class _Checks:
         self.lrs.append(lr)
 
     def check(self, index: int) -> bool:
-        """Before step ``index`` (0-based; the epoch's length after its last step): raises ``NonFiniteLossError``
-        if a loss since the last check was not finite on any process; returns whether the time budget is spent."""
+        """Before step ``index`` (0-based; the epoch's length after its last step): raises
+        ``NonFiniteLossError`` if a loss since the last check was not finite on any process; returns
+        whether the time budget is spent."""
         losses = torch.stack(self.losses).float().tolist() if self.losses else []
         bad = next((at for at, loss in enumerate(losses) if not math.isfinite(loss)), None)
         elapsed = self.seconds_before + time.perf_counter() - self.started
         # the maximum of minus the step is the earliest bad step over the processes
-        elapsed, earliest = distributed.agree_max([elapsed, -math.inf if bad is None else -(self.checked_at + bad)],
-                                                  self.device)
+        elapsed, earliest = distributed.agree_max(
+            [elapsed, -math.inf if bad is None else -(self.checked_at + bad)], self.device
+        )
         if earliest > -math.inf:
             at = int(-earliest) - self.checked_at
             value = f"{losses[at]}" if at == bad else "non-finite on another process"
             raise NonFiniteLossError(
-                f"the loss became {value} at epoch {self.epoch}, step {self.checked_at + at + 1} (learning rate "
-                f"{self.lrs[at]:.3g}); the best checkpoint was kept. Lower --lr, add --grad-clip, or use "
-                f"--precision fp32.")
+                f"the loss became {value} at epoch {self.epoch}, step {self.checked_at + at + 1} "
+                "(learning rate "
+                f"{self.lrs[at]:.3g}); the best checkpoint was kept. Lower --lr, add --grad-clip, "
+                f"or use --precision fp32.")
         if index > self.checked_at:
             self.seconds_per_step = (elapsed - self.checked_seconds) / (index - self.checked_at)
         self.checked_at, self.checked_seconds = index, elapsed
@@ -135,13 +147,22 @@ class _Checks:
         return self.budget is not None and elapsed >= self.budget
 
 
-def training_step(net: nn.Module, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                  augment: TrainAugment, trainable: Trainable, settings: StepSettings) -> tuple[torch.Tensor, object]:
+def training_step(
+    net: nn.Module,
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    augment: TrainAugment,
+    trainable: Trainable,
+    settings: StepSettings,
+) -> tuple[torch.Tensor, object]:
     """One optimiser step on a uint8 batch: augment, forward (under autocast), loss, backward, step.
 
-    ``net`` is what runs (``model`` itself, or wrapped for several processes or compiled); ``model`` declares
-    its training loss. Returns the loss without reading it: whether it is finite is the caller's to check, when it
-    next reads the device (see ``_Checks``), since a read per step would wait for the step to finish.
+    ``net`` is what runs (``model`` itself, or wrapped for several processes or compiled); ``model``
+    declares its training loss. Returns the loss without reading it: whether it is finite is the
+    caller's to check, when it next reads the device (see ``_Checks``), since a read per step would
+    wait for the step to finish.
     """
     x = augment(images, trainable.generator).contiguous(memory_format=settings.memory_format)
     with autocast(settings.device, settings.precision):
@@ -162,10 +183,10 @@ def training_step(net: nn.Module, model: nn.Module, images: torch.Tensor, labels
     return loss, outputs
 
 
-def _set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, state: RunState, done: float,
-                       plateau: PlateauDivider) -> float:
-    factor = lr_factor(config.schedule, done, warmup=config.warmup_epochs / config.epochs, epoch=state.epoch,
-                       step_epochs=config.step_epochs) * plateau.factor
+def _set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, state: RunState,
+                       done: float, plateau: PlateauDivider) -> float:
+    factor = lr_factor(config.schedule, done, warmup=config.warmup_epochs / config.epochs,
+                       epoch=state.epoch, step_epochs=config.step_epochs) * plateau.factor
     for group in optimizer.param_groups:
         group["lr"] = config.lr * factor
     return config.lr * factor
@@ -175,20 +196,38 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def _announce_cost(log, config: TrainConfig, data_size: int, steps_left: int, step_seconds: float) -> None:
-    """Say what an untimed run will cost, from its first steps, when that is more than five minutes."""
+def _announce_cost(log, config: TrainConfig, data_size: int, steps_left: int,
+                   step_seconds: float) -> None:
+    """Say what an untimed run will cost, from its first steps, when that is more than five
+    minutes."""
     if config.time_budget is None and steps_left * step_seconds > 300:
-        log(f"at {config.batch_size / step_seconds:,.0f} img/s, the {config.epochs} epochs over {data_size:,} "
-            f"images will take about {_duration(steps_left * step_seconds)}; --time-budget SECONDS or fewer "
-            f"--epochs spend less (Ctrl-C stops; --resume continues from the last finished epoch)")
+        log(
+            f"at {config.batch_size / step_seconds:,.0f} img/s, the {config.epochs} epochs over "
+            f"{data_size:,} "
+            f"images will take about {_duration(steps_left * step_seconds)}; --time-budget SECONDS "
+            "or fewer "
+            f"--epochs spend less (Ctrl-C stops; --resume continues from the last finished epoch)"
+        )
 
 
-def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, augment: TrainAugment, *,
-                    config: TrainConfig, settings: StepSettings, state: RunState, plateau: PlateauDivider,
-                    bar: Progress, log=None, before_step: Callable[..., None] | None = None) -> EpochResult:
-    """One pass over ``data`` (or until the time budget runs out); advances ``state.step``. With ``log``, the
-    cost of the whole run is estimated from the first steps and announced when it is long. ``before_step`` is
-    called with ``epoch=`` and ``step=`` (1-based) before each step: tests use it to kill a process there."""
+def train_one_epoch(
+    net: nn.Module,
+    trainable: Trainable,
+    data: ImageDataset,
+    augment: TrainAugment,
+    *,
+    config: TrainConfig,
+    settings: StepSettings,
+    state: RunState,
+    plateau: PlateauDivider,
+    bar: Progress,
+    log=None,
+    before_step: Callable[..., None] | None = None,
+) -> EpochResult:
+    """One pass over ``data`` (or until the time budget runs out); advances ``state.step``. With
+    ``log``, the cost of the whole run is estimated from the first steps and announced when it is
+    long. ``before_step`` is called with ``epoch=`` and ``step=`` (1-based) before each step: tests
+    use it to kill a process there."""
     world, rank, device = distributed.world_size(), distributed.rank(), settings.device
     steps = steps_per_epoch(len(data), config.batch_size, world)
     total_steps = config.epochs * steps
@@ -201,8 +240,8 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
     synchronize(device)
     started = time.perf_counter()
     checks = _Checks(config, state, device, started)
-    batches = data.batches(config.batch_size, shuffle=True, generator=trainable.generator, drop_last=True,
-                           shard=Shard(rank, world))
+    batches = data.batches(config.batch_size, shuffle=True, generator=trainable.generator,
+                           drop_last=True, shard=Shard(rank, world))
     for index, (images, labels) in enumerate(batches):
         if index >= steps:  # every process takes as many steps, or one would wait for the others
             break
@@ -214,11 +253,12 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         done = max(state.step / total_steps, checks.budget_done(index))
         lr = _set_learning_rate(trainable.optimizer, config, state, done, plateau)
-        loss, outputs = training_step(net, trainable.model, images, labels, augment=augment, trainable=trainable,
-                                      settings=settings)
+        loss, outputs = training_step(net, trainable.model, images, labels, augment=augment,
+                                      trainable=trainable, settings=settings)
         if outputs is None:  # skipped: its loss was not finite (--skip-nonfinite)
             _skipped_one(state, config, lr, index)
-            checks.record(torch.zeros((), device=device), lr)  # keeps the checks' step count; nothing to flag
+            # keeps the checks' step count; nothing to flag
+            checks.record(torch.zeros((), device=device), lr)
             state.step, taken = state.step + 1, taken + 1
             continue
         checks.record(loss, lr)
@@ -226,7 +266,8 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
             trainable.ema.update_parameters(trainable.model)
         state.step, taken = state.step + 1, taken + 1
         if log is not None and index == 4:  # five steps in: warm enough to extrapolate
-            _announce_cost(log, config, len(data), total_steps - state.step, (time.perf_counter() - started) / 5)
+            _announce_cost(log, config, len(data), total_steps - state.step,
+                           (time.perf_counter() - started) / 5)
         main = outputs[0] if isinstance(outputs, tuple) else outputs
         loss_sum += loss.detach() * labels.numel()
         correct += (main.argmax(1) == labels).sum()
@@ -237,20 +278,24 @@ def train_one_epoch(net: nn.Module, trainable: Trainable, data: ImageDataset, au
                 stats = (f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.3f}  "
                          f"{seen * world / max(time.perf_counter() - started, 1e-9):,.0f} img/s")
             bar.update(task, stats)
-    if not out_of_time:  # the epoch's last losses are read before anything of it is saved; a budget spent
+    # the epoch's last losses are read before anything of it is saved; a budget spent
+    if not out_of_time:
         checks.check(taken)  # now is found before the next epoch's first step, as it always was
     synchronize(device)
     bar.finish(task)
     seconds = time.perf_counter() - started
-    return EpochResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds, out_of_time,
+    return EpochResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen,
+                       seconds, out_of_time,
                        state.skipped_steps - skipped_before if settings.skip_nonfinite else None)
 
 
 def _skipped_one(state: RunState, config: TrainConfig, lr: float, index: int) -> None:
-    """Count a step skipped for its non-finite loss; past ``--skip-nonfinite`` of them the run stops."""
+    """Count a step skipped for its non-finite loss; past ``--skip-nonfinite`` of them the run
+    stops."""
     state.skipped_steps += 1
     if state.skipped_steps > config.skip_nonfinite:
         raise NonFiniteLossError(
-            f"the loss was not finite at more than {config.skip_nonfinite} steps (the last at epoch "
-            f"{state.epoch + 1}, step {index + 1}, learning rate {lr:.3g}); the best checkpoint was kept. Lower "
-            f"--lr, add --grad-clip, or use --precision fp32.")
+            f"the loss was not finite at more than {config.skip_nonfinite} steps (the last at "
+            "epoch "
+            f"{state.epoch + 1}, step {index + 1}, learning rate {lr:.3g}); the best checkpoint "
+            f"was kept. Lower --lr, add --grad-clip, or use --precision fp32.")

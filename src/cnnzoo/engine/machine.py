@@ -1,6 +1,7 @@
-"""What machine this is, in the words that decide what runs fast on it: the CPU's model and the vector
-instructions it has (AVX2, AVX-512, AVX512-BF16, AMX), or the GPU's name and compute capability. Every
-measured figure is recorded next to it, and the autotuner keys its cache with it."""
+"""What machine this is, in the words that decide what runs fast on it: the CPU's model and the
+vector instructions it has (AVX2, AVX-512, AVX512-BF16, AMX), or the GPU's name and compute
+capability. Every measured figure is recorded next to it, and the autotuner keys its cache with
+it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ ISA_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx", "vnni")
 
 
 def cpu_model_and_flags(cpuinfo: str | None = None) -> tuple[str, list[str]]:
-    """The CPU's model name and its vector instruction-set flags (sorted), from /proc/cpuinfo where there is
-    one; else the platform's processor name and PyTorch's view of the CPU (e.g. ``AVX2``)."""
+    """The CPU's model name and its vector instruction-set flags (sorted), from /proc/cpuinfo where
+    there is one; else the platform's processor name and PyTorch's view of the CPU (e.g.
+    ``AVX2``)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()

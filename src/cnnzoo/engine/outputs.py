@@ -1,5 +1,6 @@
-"""What a training run writes that needs torch or the figures: config.json with the versions it ran on, and the
-end-of-run files (per-class accuracy, curves and confusion figures, TensorBoard events, summary.json).
+"""What a training run writes that needs torch or the figures: config.json with the versions it ran
+on, and the end-of-run files (per-class accuracy, curves and confusion figures, TensorBoard events,
+summary.json).
 
 Where each file lives, and how it is written whole, is ``cnnzoo.rundir``'s business.
 """
@@ -34,14 +35,18 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
     rundir.write_text(run_dir / rundir.CONFIG, config_text(config))
 
 
-def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: EvalResult, classes: list[str]) -> None:
-    """The end-of-run files: per-class accuracy, the two figures, TensorBoard events and, last, summary.json."""
+def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: EvalResult,
+                  classes: list[str]) -> None:
+    """The end-of-run files: per-class accuracy, the two figures, TensorBoard events and, last,
+    summary.json."""
     from cnnzoo.engine.plots import confusion_png, curves_png
 
     per_class = result.per_class_accuracy
     rundir.write_text(run_dir / rundir.PER_CLASS, rundir.csv_text(
-        ["class", "test_top1"], [[name, round(acc, 5)] for name, acc in zip(classes, per_class, strict=True)]))
-    summary["per_class_top1"] = {name: round(acc, 5) for name, acc in zip(classes, per_class, strict=True)}
+        ["class", "test_top1"], [[name, round(acc, 5)] for name,
+                                 acc in zip(classes, per_class, strict=True)]))
+    summary["per_class_top1"] = {name: round(acc, 5) for name,
+                                 acc in zip(classes, per_class, strict=True)}
     rundir.write_bytes(run_dir / rundir.CURVES, curves_png(
         history, title=f"{summary['model']} on {summary['dataset']}",
         label_smoothing=summary.get("label_smoothing", 0.0)))
@@ -55,8 +60,9 @@ def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: Eva
 def _log_tensorboard(run_dir: Path, history: list[dict]) -> None:
     """Mirror metrics.csv into TensorBoard event files when the tensorboard package is installed.
 
-    The events are written into a temporary folder that then replaces ``tensorboard/`` whole, so a resumed run
-    does not add a second copy of its first epochs and a crash leaves the old folder or none.
+    The events are written into a temporary folder that then replaces ``tensorboard/`` whole, so a
+    resumed run does not add a second copy of its first epochs and a crash leaves the old folder or
+    none.
     """
     try:
         from torch.utils.tensorboard import SummaryWriter

@@ -1,9 +1,9 @@
 """The run's figures: loss/accuracy curves and the confusion matrix, as PNG bytes.
 
-Drawn on ``cnnzoo.figures.new_figure`` (a Figure on the Agg canvas): no pyplot, no backend switch, so training
-from a notebook leaves its plotting untouched. They are rendered in memory and returned, not saved: the run
-directory writes them like every other file, whole to a temporary file and renamed, so a crash while drawing
-never leaves half a PNG.
+Drawn on ``cnnzoo.figures.new_figure`` (a Figure on the Agg canvas): no pyplot, no backend switch,
+so training from a notebook leaves its plotting untouched. They are rendered in memory and returned,
+not saved: the run directory writes them like every other file, whole to a temporary file and
+renamed, so a crash while drawing never leaves half a PNG.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def curves_png(history: list[dict], title: str, label_smoothing: float = 0.0) ->
     figure, (loss_ax, acc_ax) = new_figure(2, width=5.0, height=4.0)
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
     loss_ax.plot(epochs, [row["test_loss"] for row in history], "s-", label="test")
-    loss_title = "loss" if not label_smoothing else f"loss (label smoothing {label_smoothing:g} raises the train loss)"
+    loss_title = "loss" if not label_smoothing else (f"loss (label smoothing {label_smoothing:g} "
+                                                     "raises the train loss)")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title=loss_title)
     acc_ax.plot(epochs, [row["train_top1"] for row in history], "o-", label="train")
     acc_ax.plot(epochs, [row["test_top1"] for row in history], "s-", label="test")
@@ -53,7 +54,7 @@ def confusion_png(confusion: torch.Tensor, classes: list[str], title: str) -> by
         for i in ticks:
             for j in ticks:
                 if counts[i, j] > 0:
-                    ax.text(j, i, f"{rates[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=7,
-                            color="white" if rates[i, j] > 0.5 else "black")
+                    ax.text(j, i, f"{rates[i, j]:.2f}".lstrip("0"), ha="center", va="center",
+                            fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     return _png(figure)

@@ -1,5 +1,5 @@
-"""Using a trained model: class probabilities for image files, each prepared as the model's training images
-were by ``engine.user_image`` (``load_run`` gives the model and what it takes)."""
+"""Using a trained model: class probabilities for image files, each prepared as the model's training
+images were by ``engine.user_image`` (``load_run`` gives the model and what it takes)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from cnnzoo.errors import NonFiniteOutputError
 @torch.no_grad()
 def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "center",
                   prepare: bool = True) -> list[dict]:
-    """Class probabilities for each image file: [{"file", "predictions": [{"class", "index", "probability"}],
-    "prepared": [steps], "warning": ...}].
+    """Class probabilities for each image file: [{"file", "predictions": [{"class", "index",
+    "probability"}], "prepared": [steps], "warning": ...}].
 
-    Images are decoded with Pillow, converted to the model's channels (grey ↔ RGB), resized to the size it
-    was trained on and normalised with the training statistics. For a model trained on MNIST or Fashion-MNIST
-    (and unless ``prepare`` is False) a photo is first prepared as those datasets were: inverted if its
-    background is light, trimmed, resized by its longest side and padded to a square; an image whose
-    background is light carries a warning (``engine.user_image.prepare_image``). A missing path, a
-    directory or anything but a regular file (a FIFO would block) is refused with a one-line error
-    naming it.
+    Images are decoded with Pillow, converted to the model's channels (grey ↔ RGB), resized to the
+    size it was trained on and normalised with the training statistics. For a model trained on MNIST
+    or Fashion-MNIST (and unless ``prepare`` is False) a photo is first prepared as those datasets
+    were: inverted if its background is light, trimmed, resized by its longest side and padded to a
+    square; an image whose background is light carries a warning
+    (``engine.user_image.prepare_image``). A missing path, a directory or anything but a regular
+    file (a FIFO would block) is refused with a one-line error naming it.
     """
     if not paths:
         return []
@@ -36,9 +36,12 @@ def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "
     device = next(run.model.parameters()).device
     log_probs = log_probabilities(run.model, images, run.input.eval_pipeline(views), device=device)
     probabilities = log_probs.exp().cpu()
-    broken = [str(path) for path, row in zip(paths, probabilities, strict=True) if not torch.isfinite(row).all()]
+    broken = [str(path) for path,
+              row in zip(paths, probabilities, strict=True) if not torch.isfinite(row).all()]
     if broken:
-        raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs for {', '.join(broken[:3])}; its "
-                                   f"weights are finite, so the input drove it out of range: check the image")
+        raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs for "
+                                   f"{', '.join(broken[:3])}; its "
+                                   "weights are finite, so the input drove it out of range: check "
+                                   "the image")
     return [{"file": str(path), "predictions": ranked(run, row, top_k), **note}
             for path, row, (_, note) in zip(paths, probabilities, decoded, strict=True)]

@@ -1,10 +1,12 @@
-"""The training progress bar: a rich bar on stderr with running loss, accuracy and images/s (or nothing)."""
+"""The training progress bar: a rich bar on stderr with running loss, accuracy and images/s (or
+nothing)."""
 
 from __future__ import annotations
 
 
 class Progress:
-    """A context manager around rich's progress bar; every method is a no-op when ``enabled`` is False."""
+    """A context manager around rich's progress bar; every method is a no-op when ``enabled`` is
+    False."""
 
     def __init__(self, enabled: bool) -> None:
         self.bar = None
@@ -13,7 +15,8 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
-            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                    MofNCompleteColumn(),
                                     TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
                                     console=Console(stderr=True), transient=True)
 

@@ -1,16 +1,18 @@
-"""What a start means, decided once: a new run, a replaced one, or a resumed one (continued, extended, or
-resumed only to write the end-of-run files a crash skipped).
+"""What a start means, decided once: a new run, a replaced one, or a resumed one (continued,
+extended, or resumed only to write the end-of-run files a crash skipped).
 
-``decide_start`` takes the request (the settings, ``--resume``, ``--overwrite``), what the run directory holds
-(``look_at``, which reads config.json, summary.json and the last checkpoint's header, never its tensors) and
-whether torchrun may restart this process, and returns a ``Start``, or raises the one error that says why the
-request cannot be met. It reads nothing itself, so every case is a line of a table in tests/test_resume.py.
+``decide_start`` takes the request (the settings, ``--resume``, ``--overwrite``), what the run
+directory holds (``look_at``, which reads config.json, summary.json and the last checkpoint's
+header, never its tensors) and whether torchrun may restart this process, and returns a ``Start``,
+or raises the one error that says why the request cannot be met. It reads nothing itself, so every
+case is a line of a table in tests/test_resume.py.
 
-Under torchrun with ``--max-restarts`` (and with ``--resume auto``) every attempt behaves alike, the first too:
-torchrun counts restarts per node, and a node restarted because another failed still reads 0, so the count alone
-cannot tell the nodes whether to resume; the run directory, which they share, can. The run in ``--out`` then
-resumes when it is the same run (its settings equal the request's but for those a resume may change) and has a
-checkpoint, and starts again in place when no epoch had finished.
+Under torchrun with ``--max-restarts`` (and with ``--resume auto``) every attempt behaves alike, the
+first too: torchrun counts restarts per node, and a node restarted because another failed still
+reads 0, so the count alone cannot tell the nodes whether to resume; the run directory, which they
+share, can. The run in ``--out`` then resumes when it is the same run (its settings equal the
+request's but for those a resume may change) and has a checkpoint, and starts again in place when no
+epoch had finished.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from cnnzoo.errors import (
 )
 
 AUTO = "auto"  # --resume auto: continue the run in --out if it has a checkpoint, else start it
-RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")  # a resume may change these
+# a resume may change these
+RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")
 NEW, REPLACE, CONTINUE, EXTEND, FINISH = "new", "replace", "continue", "extend", "finish"
 
 
@@ -45,19 +48,27 @@ class Found:
     last_epoch: int | None = None  # the last checkpoint's epoch; None without one
     last_seconds: float = 0.0  # its seconds of training
     summary_epochs: int | None = None  # the epochs summary.json reports: the run finished there
-    damaged: str | None = None  # why the last checkpoint cannot be read (a resume fails; --overwrite replaces it)
+    # why the last checkpoint cannot be read (a resume fails; --overwrite replaces it)
+    damaged: str | None = None
     checkpoints: bool = False  # any checkpoint at all (best or last)
 
     @property
     def debris(self) -> bool:
-        """Only the start of a run that never saved a checkpoint (killed in its first epoch): nothing to keep."""
-        return self.holds_run and not self.checkpoints and self.last_epoch is None and self.damaged is None
+        """Only the start of a run that never saved a checkpoint (killed in its first epoch):
+        nothing to keep."""
+        return (
+            self.holds_run
+            and not self.checkpoints
+            and self.last_epoch is None
+            and self.damaged is None
+        )
 
 
 @dataclass(frozen=True)
 class Start:
     kind: str  # NEW, REPLACE (--overwrite, or starting again in place), CONTINUE, EXTEND or FINISH
-    config: TrainConfig  # the settings the run goes on with (a resumed run's own, with the changes allowed)
+    # the settings the run goes on with (a resumed run's own, with the changes allowed)
+    config: TrainConfig
     note: str | None = None  # what the user should be told about this start
 
     @property
@@ -81,7 +92,8 @@ def look_at(run_dir: Path) -> Found:
     except CnnzooError as error:
         return Found(True, damaged=str(error), checkpoints=checkpoints)
     epoch, seconds = state if state is not None else (None, 0.0)
-    return Found(True, settings, epoch, seconds, rundir.finished_epochs(run_dir), checkpoints=checkpoints)
+    return Found(True, settings, epoch, seconds, rundir.finished_epochs(run_dir),
+                 checkpoints=checkpoints)
 
 
 def _run_state(path: Path) -> tuple[int, float]:
@@ -90,93 +102,113 @@ def _run_state(path: Path) -> tuple[int, float]:
     state = state if isinstance(state, dict) else {}
     seconds = state.get("train_seconds", 0.0)
     if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
-        raise TrainingError(f"{path}: its run_state.train_seconds is {seconds!r}, not a number of seconds ≥ 0; "
-                            f"the checkpoint is damaged")
+        raise TrainingError(f"{path}: its run_state.train_seconds is {seconds!r}, not a number of "
+                            f"seconds ≥ 0; the checkpoint is damaged")
     return _whole(state.get("epoch", 0), path, "epoch"), float(seconds)
 
 
 def _whole(value: object, path: Path, key: str) -> int:
     if type(value) is not int or not 0 <= value <= 10**6:
-        raise TrainingError(f"{path}: its run_state.{key} is {value!r}, not a whole number from 0 to 1,000,000; "
-                            f"the checkpoint is damaged")
+        raise TrainingError(f"{path}: its run_state.{key} is {value!r}, not a whole number from 0 "
+                            f"to 1,000,000; the checkpoint is damaged")
     return value
 
 
-def decide_start(config: TrainConfig | None, resume: Path | str | None, overwrite: bool, found: Found, *,
-                 overrides: dict | None = None, restartable: bool = False, restart_count: int = 0) -> Start:
-    """The ``Start`` a request means, given what its run directory holds (``found``: of ``resume`` when that is a
-    run directory, else of ``config.out``)."""
+def decide_start(config: TrainConfig | None, resume: Path | str | None, overwrite: bool,
+                 found: Found, *,
+                 overrides: dict | None = None, restartable: bool = False,
+                 restart_count: int = 0) -> Start:
+    """The ``Start`` a request means, given what its run directory holds (``found``: of ``resume``
+    when that is a run directory, else of ``config.out``)."""
     auto = resume is not None and str(resume) == AUTO
     if resume is not None and not auto:
         return _resume(Path(resume), found, overrides or {})
     if not auto and not restartable:
         return _new(config, found, overwrite)
     if auto and overwrite:
-        raise ConfigError("--resume auto continues the run in --out, --overwrite replaces it: give one of them")
+        raise ConfigError("--resume auto continues the run in --out, --overwrite replaces it: "
+                          "give one of them")
     if config is None or config.out is None:
-        raise ConfigError("--resume auto and torchrun --max-restarts need --out: the run directory that every "
-                          "process, and every restart, continues")
-    if overwrite and restart_count == 0:  # a restartable job's first attempt, told to replace the run
+        raise ConfigError("--resume auto and torchrun --max-restarts need --out: the run "
+                          "directory that every process, and every restart, continues")
+    # a restartable job's first attempt, told to replace the run
+    if overwrite and restart_count == 0:
         return Start(REPLACE if found.holds_run else NEW, config)
     if not found.holds_run:
         return Start(NEW, config)
     if found.damaged and not overwrite:
-        raise CheckpointError(f"{found.damaged}; the run cannot be resumed: start it again with --overwrite")
+        raise CheckpointError(f"{found.damaged}; the run cannot be resumed: start it again with "
+                              "--overwrite")
     differences = _differences(found, config)
-    if differences and not overwrite:  # (a restart of an --overwrite job may find the old run still there)
-        raise ConfigError(f"{config.out} holds another run (its {', '.join(map(flag, differences))} differ from this "
-                          f"command's), so it is not resumed; choose another --out, or continue that run with "
-                          f"`cnnzoo train --resume {config.out}`")
+    # (a restart of an --overwrite job may find the old run still there)
+    if differences and not overwrite:
+        raise ConfigError(f"{config.out} holds another run (its "
+                          f"{', '.join(map(flag, differences))} differ from this "
+                          "command's), so it is not resumed; choose another --out, or continue "
+                          f"that run with `cnnzoo train --resume {config.out}`")
     if not differences and found.last_epoch is not None:
-        return _resume(Path(config.out), found, {name: getattr(config, name) for name in RESUMABLE_SETTINGS})
-    return Start(REPLACE, config)  # no epoch finished, or the replacement was cut short: start again in place
+        return _resume(Path(config.out), found,
+                       {name: getattr(config, name) for name in RESUMABLE_SETTINGS})
+    # no epoch finished, or the replacement was cut short: start again in place
+    return Start(REPLACE, config)
 
 
 def _new(config: TrainConfig, found: Found, overwrite: bool) -> Start:
     if not found.holds_run:
         return Start(NEW, config)
     if found.debris and not overwrite:  # a rerun of a command that was killed in its first epoch
-        return Start(REPLACE, config, f"{config.out} held only the start of a run that never saved a checkpoint; "
+        return Start(REPLACE, config,
+                     f"{config.out} held only the start of a run that never saved " "a checkpoint; "
                                       f"starting again in its place")
     if not overwrite:
-        raise ConfigError(f"{config.out} already holds a cnnzoo run (config.json or checkpoints); continue it with "
-                          f"`cnnzoo train --resume {config.out}`, replace it with --overwrite, or choose another "
-                          f"--out")
+        raise ConfigError(f"{config.out} already holds a cnnzoo run (config.json or checkpoints); "
+                          "continue it with "
+                          f"`cnnzoo train --resume {config.out}`, replace it with --overwrite, or "
+                          f"choose another --out")
     return Start(REPLACE, config)
 
 
 def _resume(run_dir: Path, found: Found, overrides: dict) -> Start:
-    """A run resumed from its last checkpoint: continued, extended past its end, or only finished."""
+    """A run resumed from its last checkpoint: continued, extended past its end, or only
+    finished."""
     changed = sorted(set(overrides) - set(RESUMABLE_SETTINGS))
     if changed:
-        raise ConfigError(f"a resumed run keeps its settings; only {', '.join(map(flag, RESUMABLE_SETTINGS))} "
+        raise ConfigError("a resumed run keeps its settings; only "
+                          f"{', '.join(map(flag, RESUMABLE_SETTINGS))} "
                           f"can change (got {', '.join(map(flag, changed))})")
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir}: no such run directory to resume")
     if found.damaged:
-        raise CheckpointError(f"{found.damaged}; the run cannot be resumed: start it again with --overwrite")
+        raise CheckpointError(f"{found.damaged}; the run cannot be resumed: start it again with "
+                              "--overwrite")
     if found.last_epoch is None or found.settings is None:
         raise _nothing_to_resume(run_dir, found)
-    config = dataclasses.replace(TrainConfig.from_dict(found.settings), out=str(run_dir), **overrides)
+    config = dataclasses.replace(TrainConfig.from_dict(found.settings), out=str(run_dir),
+                                 **overrides)
     budget_left = config.time_budget is None or found.last_seconds < config.time_budget
     if found.last_epoch < config.epochs and budget_left:
         return Start(EXTEND if found.summary_epochs == found.last_epoch else CONTINUE, config)
-    if found.summary_epochs != found.last_epoch:  # stopped after its last checkpoint, before summary.json
+    # stopped after its last checkpoint, before summary.json
+    if found.summary_epochs != found.last_epoch:
         return Start(FINISH, config)
-    raise ConfigError(f"{run_dir} already ran {found.last_epoch} epochs ({found.last_seconds:.0f} s of training); "
+    raise ConfigError(f"{run_dir} already ran {found.last_epoch} epochs ({found.last_seconds:.0f} "
+                      "s of training); "
                       f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
 
 
 def _nothing_to_resume(run_dir: Path, found: Found) -> Exception:
     if not found.holds_run and not (run_dir / rundir.CHECKPOINTS).is_dir():
-        return RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no checkpoints)")
-    return TrainingError(f"{run_dir}: nothing to resume: no epoch finished before the run stopped (there is no "
-                         f"{rundir.LAST}); start it again from scratch, with the same options and --out {run_dir} "
-                         f"--overwrite")
+        return RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no "
+                                 "checkpoints)")
+    return TrainingError(f"{run_dir}: nothing to resume: no epoch finished before the run stopped "
+                         "(there is no "
+                         f"{rundir.LAST}); start it again from scratch, with the same options and "
+                         f"--out {run_dir} --overwrite")
 
 
 def _differences(found: Found, config: TrainConfig) -> list[str]:
-    """The settings of the run found that differ from ``config``'s, besides those a resume may change."""
+    """The settings of the run found that differ from ``config``'s, besides those a resume may
+    change."""
     if found.settings is None:
         return ["config.json"]
     saved, given = TrainConfig.from_dict(found.settings).to_dict(), config.to_dict()

@@ -1,10 +1,11 @@
-"""A run loaded back: ``load_run(path)`` rebuilds the model a run directory (or checkpoint file) holds, with what it
-takes as input; ``open_run(source)`` also accepts a registered model name (fresh weights, for the views).
+"""A run loaded back: ``load_run(path)`` rebuilds the model a run directory (or checkpoint file)
+holds, with what it takes as input; ``open_run(source)`` also accepts a registered model name (fresh
+weights, for the views).
 
-predict, eval, show, scoremap, export and the explorer all start from a ``Run``. A checkpoint's metadata is
-checked before anything is built: the model is first built on the meta device (no memory) and compared with the
-file's weights, so what is then allocated is what the file holds. Anything that does not fit is a
-``CheckpointError`` naming the file and the field.
+predict, eval, show, scoremap, export and the explorer all start from a ``Run``. A checkpoint's
+metadata is checked before anything is built: the model is first built on the meta device (no
+memory) and compared with the file's weights, so what is then allocated is what the file holds.
+Anything that does not fit is a ``CheckpointError`` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -55,10 +56,15 @@ class Run:
 
     @property
     def label(self) -> str:
-        """How figures name the model: ``lenet5 (trained on fashion-mnist)`` or ``lenet5 (random weights)``."""
+        """How figures name the model: ``lenet5 (trained on fashion-mnist)`` or ``lenet5 (random
+        weights)``."""
         if self.checkpoint is None:
             return f"{self.name} (random weights)"
-        return f"{self.name} (trained on {self.dataset})" if self.dataset else f"{self.name} (trained weights)"
+        return (
+            f"{self.name} (trained on {self.dataset})"
+            if self.dataset
+            else f"{self.name} (trained weights)"
+        )
 
     def default_out(self) -> Path:
         """``RUN/show`` for a run; ``show-NAME`` in the working directory for a bare model."""
@@ -66,7 +72,8 @@ class Run:
 
 
 def open_run(source: str | Path, *, device: str = "cpu", run_code: bool = False) -> Run:
-    """A run directory or checkpoint file (weights loaded) or a registered model name (fresh weights)."""
+    """A run directory or checkpoint file (weights loaded) or a registered model name (fresh
+    weights)."""
     if Path(source).exists():
         return load_run(Path(source), device=device, run_code=run_code)
     get_builder(str(source))  # an unknown name: UnknownModelError with close names
@@ -74,12 +81,14 @@ def open_run(source: str | Path, *, device: str = "cpu", run_code: bool = False)
     model = create_model(str(source)).eval()
     cfg = model.cfg
     spec = InputSpec(size=cfg.input_size[1], mean=list(cfg.mean), std=list(cfg.std))
-    return Run(model, str(source), [str(i) for i in range(cfg.num_classes)], spec, cfg.input_size[1])
+    return Run(model, str(source), [str(i) for i in range(cfg.num_classes)], spec,
+               cfg.input_size[1])
 
 
 def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu",
              run_code: bool = False) -> Run:
-    """Rebuild the model saved in ``source`` (a run directory, or a checkpoint file) and load its weights.
+    """Rebuild the model saved in ``source`` (a run directory, or a checkpoint file) and load its
+    weights.
 
     cnnzoo checkpoints say which model they hold; a plain state dict (``.pt``) needs ``model_name``.
     A run of ``cnnzoo import --code`` runs the user's file only with ``run_code``.
@@ -124,23 +133,30 @@ def _zoo_model(path: Path, meta: dict, model_name: str | None,
 
 
 def _check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
-    """A checkpoint whose weights or buffers hold NaN or inf is refused: every answer it gave would be one."""
+    """A checkpoint whose weights or buffers hold NaN or inf is refused: every answer it gave would
+    be one."""
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{path}: its tensor {name} holds NaN or infinite values (the run diverged before "
-                                  f"this checkpoint was saved); use another checkpoint of the run, or train again "
-                                  f"with a lower --lr or with --grad-clip")
+            raise CheckpointError(f"{path}: its tensor {name} holds NaN or infinite values (the "
+                                  "run diverged before "
+                                  "this checkpoint was saved); use another checkpoint of the run, "
+                                  f"or train again with a lower --lr or with --grad-clip")
 
 
 def _run_dir_of(checkpoint: Path) -> Path | None:
-    """The run directory a checkpoint belongs to (RUN/checkpoints/X.safetensors), or None for a loose file."""
+    """The run directory a checkpoint belongs to (RUN/checkpoints/X.safetensors), or None for a
+    loose file."""
     folder = checkpoint.parent.parent
-    return folder if checkpoint.parent.name == rundir.CHECKPOINTS and rundir.holds_run(folder) else None
+    return (
+        folder
+        if checkpoint.parent.name == rundir.CHECKPOINTS and rundir.holds_run(folder)
+        else None
+    )
 
 
 def _damaged(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {what}; the checkpoint's metadata is damaged or was not written by cnnzoo: use "
-                           f"another checkpoint of the run, or train again")
+    return CheckpointError(f"{path}: {what}; the checkpoint's metadata is damaged or was not "
+                           f"written by cnnzoo: use another checkpoint of the run, or train again")
 
 
 def _shown(value: object) -> str:
@@ -151,16 +167,16 @@ def _shown(value: object) -> str:
 def _model_name(path: Path, meta: dict, model_name: str | None) -> str:
     if "model" not in meta:
         if model_name is None:
-            raise CheckpointError(f"{path} holds bare weights and does not say which model they belong to; "
-                                  f"pass --model NAME")
+            raise CheckpointError(f"{path} holds bare weights and does not say which model they "
+                                  f"belong to; pass --model NAME")
         return model_name
     name = meta["model"]
     if not isinstance(name, str):
         raise _damaged(path, f"'model' is {_shown(name)}, not a model name")
     if name not in list_models():
         close = suggest(name, list_models()) if len(name) < 100 else ""
-        raise CheckpointError(f"{path}: holds a model named {_shown(name)}, which this version of cnnzoo does not "
-                              f"have.{close} `cnnzoo list` shows the models it has")
+        raise CheckpointError(f"{path}: holds a model named {_shown(name)}, which this version of "
+                              f"cnnzoo does not have.{close} `cnnzoo list` shows the models it has")
     return name
 
 
@@ -170,8 +186,9 @@ class _TooManyParts(Exception):
 
 @contextmanager
 def _at_most_parts(limit: int) -> Iterator[None]:
-    """Stop (``_TooManyParts``) a model construction that registers more than ``limit`` modules, parameters and
-    buffers together: counted as they are made, since a builder may make all its layers before it nests them."""
+    """Stop (``_TooManyParts``) a model construction that registers more than ``limit`` modules,
+    parameters and buffers together: counted as they are made, since a builder may make all its
+    layers before it nests them."""
     count = 0
 
     def count_part(*args) -> None:
@@ -190,46 +207,68 @@ def _at_most_parts(limit: int) -> Iterator[None]:
             handle.remove()
 
 
-def _check_model(path: Path, name: str, kwargs: dict, state: dict[str, torch.Tensor]) -> ModelConfig:
-    """Build ``name`` with ``kwargs`` on the meta device and check it against the weights in the file: its
-    size, then every tensor's name and shape. Returns its configuration."""
+def _check_model(
+    path: Path, name: str, kwargs: dict, state: dict[str, torch.Tensor]
+) -> ModelConfig:
+    """Build ``name`` with ``kwargs`` on the meta device and check it against the weights in the
+    file: its size, then every tensor's name and shape. Returns its configuration."""
     builder = get_builder(name)
     try:
-        # a long list in the options (an MLP's hidden sizes) means as many layers, slow to make even on meta
+        # a long list in the options (an MLP's hidden sizes) means as many layers, slow to make even
+        # on meta
         with _at_most_parts(MAX_PARTS), torch.device("meta"):
             model = builder(**kwargs)
     except _TooManyParts:
-        raise CheckpointError(f"{path}: its model_kwargs describe {name} with more than {MAX_PARTS:,} modules, "
-                              f"parameters and buffers (DenseNet-201 has 2,024); the file is damaged") from None
-    except (CnnzooError, TypeError, ValueError, ArithmeticError, LookupError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{path}: its model_kwargs describe {name} with more than {MAX_PARTS:,} modules, "
+            "parameters and buffers (DenseNet-201 has 2,024); the file is damaged"
+        ) from None
+    except (
+        CnnzooError,
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        LookupError,
+        RuntimeError,
+    ) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{path}: its model_kwargs do not build {name} ({type(error).__name__}: {detail}); "
-                              f"the file is damaged or was written by another version of cnnzoo") from None
+        raise CheckpointError(
+            f"{path}: its model_kwargs do not build {name} ({type(error).__name__}: {detail}); "
+            f"the file is damaged or was written by another version of cnnzoo"
+        ) from None
     parameters = sum(p.numel() for p in model.parameters())
     if parameters > MAX_PARAMETERS:
-        raise CheckpointError(f"{path}: its metadata describes {name} with {parameters:,} parameters, more than "
+        raise CheckpointError(f"{path}: its metadata describes {name} with {parameters:,} "
+                              "parameters, more than "
                               f"the {MAX_PARAMETERS:,} cnnzoo loads; the file is damaged")
     misfit = describe_misfit({k: tuple(v.shape) for k, v in model.state_dict().items()},
                      {k: tuple(v.shape) for k, v in state.items()})
     if misfit:
-        raise CheckpointError(f"{path}: its weights do not fit {name} as its metadata describes it ({misfit}); "
-                              f"for bare weights, pass the --model they were trained as")
+        raise CheckpointError(
+            f"{path}: its weights do not fit {name} as its metadata describes it ({misfit}); "
+            f"for bare weights, pass the --model they were trained as"
+        )
     return model.cfg
 
 
 def describe_misfit(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
-    """What differs between the tensor shapes a model expects and those a file holds ('' when nothing)."""
+    """What differs between the tensor shapes a model expects and those a file holds ('' when
+    nothing)."""
 
     def some(names: list[str]) -> str:
-        return ", ".join(map(_shown, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return ", ".join(map(_shown, names[:3])) + (
+            f" and {len(names) - 3} more" if len(names) > 3 else ""
+        )
 
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     reshaped = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
-    problems = ([f"missing {some(missing)}"] if missing else []) + ([f"unexpected {some(unexpected)}"]
-                                                                    if unexpected else [])
+    problems = ([f"missing {some(missing)}"] if missing else []) + (
+        [f"unexpected {some(unexpected)}"] if unexpected else []
+    )
     if reshaped:
         key = reshaped[0]
-        problems.append(f"{_shown(key)} is {_shape(found[key])} in the file but {_shape(expected[key])} in the model"
+        problems.append(f"{_shown(key)} is {_shape(found[key])} in the file but "
+                        f"{_shape(expected[key])} in the model"
                         + (f" ({len(reshaped) - 1} more differ)" if len(reshaped) > 1 else ""))
     return "; ".join(problems)
 
@@ -244,28 +283,40 @@ def _whole(path: Path, key: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def _numbers(path: Path, key: str, value: object, count: int, *, positive: bool = False) -> list[float]:
-    if not (isinstance(value, list) and len(value) == count
-            and all(type(v) in (int, float) and math.isfinite(v) and (v > 0 or not positive) for v in value)):
+def _numbers(
+    path: Path, key: str, value: object, count: int, *, positive: bool = False
+) -> list[float]:
+    if not (
+        isinstance(value, list)
+        and len(value) == count
+        and all(
+            type(v) in (int, float) and math.isfinite(v) and (v > 0 or not positive) for v in value
+        )
+    ):
         kind = ("positive" if positive else "finite") + (" number" if count == 1 else " numbers")
-        raise _damaged(path, f"{key} is {_shown(value)}, not a list of {count} {kind} (one per input channel)")
+        raise _damaged(path, f"{key} is {_shown(value)}, not a list of {count} {kind} (one per "
+                             "input channel)")
     return [float(v) for v in value]
 
 
 def _input_spec(path: Path, saved: object, cfg: ModelConfig) -> InputSpec:
-    """The input the checkpoint records (side, normalisation, crop padding), checked against its model."""
+    """The input the checkpoint records (side, normalisation, crop padding), checked against its
+    model."""
     if saved is None:  # bare weights: the model's own defaults
         return InputSpec(size=cfg.input_size[1], mean=list(cfg.mean), std=list(cfg.std))
     keys = {"size", "mean", "std", "crop_padding"}
     if not isinstance(saved, dict) or not {"size", "mean", "std"} <= set(saved) <= keys:
-        raise _damaged(path, f"'input' is {_shown(saved)}, not an object of {', '.join(sorted(keys))}")
+        raise _damaged(path, f"'input' is {_shown(saved)}, not an object of "
+                             f"{', '.join(sorted(keys))}")
     channels, side = cfg.input_size[0], cfg.input_size[1]
     size = _whole(path, "input.size", saved["size"], 1, MAX_SIDE)
     if size != side:
-        raise _damaged(path, f"input.size is {size}, but its model_kwargs build {cfg.name} for {side}×{side} images")
+        raise _damaged(path, f"input.size is {size}, but its model_kwargs build {cfg.name} for "
+                             f"{side}×{side} images")
     return InputSpec(size=size, mean=_numbers(path, "input.mean", saved["mean"], channels),
                      std=_numbers(path, "input.std", saved["std"], channels, positive=True),
-                     crop_padding=_whole(path, "input.crop_padding", saved.get("crop_padding", 0), 0, MAX_SIDE))
+                     crop_padding=_whole(path, "input.crop_padding", saved.get("crop_padding", 0),
+                                         0, MAX_SIDE))
 
 
 def _classes(path: Path, saved: object, cfg: ModelConfig) -> list[str]:
@@ -274,5 +325,6 @@ def _classes(path: Path, saved: object, cfg: ModelConfig) -> list[str]:
     if not isinstance(saved, list) or not all(isinstance(name, str) for name in saved):
         raise _damaged(path, f"'classes' is {_shown(saved)}, not a list of class names")
     if len(saved) != cfg.num_classes:
-        raise _damaged(path, f"'classes' names {len(saved)} classes, but its {cfg.name} has {cfg.num_classes} outputs")
+        raise _damaged(path, f"'classes' names {len(saved)} classes, but its {cfg.name} has "
+                             f"{cfg.num_classes} outputs")
     return saved

@@ -21,24 +21,28 @@ def resolve_device(requested: str) -> torch.device:
         return torch.device("cpu")
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU; "
-                           "use --device cpu (or auto), or install a CUDA build of torch (make TORCH=torch)")
-    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps was asked for, but Apple's Metal backend is not available here")
+                           "use --device cpu (or auto), or install a CUDA build of torch (make "
+                           "TORCH=torch)")
+    if requested == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ConfigError("--device mps was asked for, but Apple's Metal backend is not available "
+                          "here")
     if requested == "cuda":
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device(requested)
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has bf16 dot-product instructions (AVX512-BF16 or AMX); without them PyTorch emulates
-    bf16 on CPU and autocast is several times *slower* than fp32."""
+    """True when the CPU has bf16 dot-product instructions (AVX512-BF16 or AMX); without them
+    PyTorch emulates bf16 on CPU and autocast is several times *slower* than fp32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """'auto' picks the fastest precision the hardware runs well: bf16 on recent GPUs and on CPUs with bf16
-    instructions, fp16 (with loss scaling) on older GPUs, fp32 otherwise."""
+    """'auto' picks the fastest precision the hardware runs well: bf16 on recent GPUs and on CPUs
+    with bf16 instructions, fp16 (with loss scaling) on older GPUs, fp32 otherwise."""
     if requested != "auto":
         return requested
     if device.type == "cuda":
@@ -64,7 +68,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     elif torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        # fixed input sizes: let cuDNN pick the fastest kernels
+        torch.backends.cudnn.benchmark = True
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,9 +1,10 @@
 """Learning-rate schedules as functions of training progress.
 
-Progress is the fraction of the run done, in [0, 1]: steps done over steps planned, or — when the run has a
-time budget — seconds spent over seconds allowed, so one-cycle and cosine schedules end their anneal exactly
-when the budget runs out. ``plateau`` (AlexNet's rule) is the exception: it divides the rate by 10 when the
-test error stops improving, so it lives in ``PlateauDivider`` and is updated once per epoch.
+Progress is the fraction of the run done, in [0, 1]: steps done over steps planned, or — when the
+run has a time budget — seconds spent over seconds allowed, so one-cycle and cosine schedules end
+their anneal exactly when the budget runs out. ``plateau`` (AlexNet's rule) is the exception: it
+divides the rate by 10 when the test error stops improving, so it lives in ``PlateauDivider`` and is
+updated once per epoch.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import math
 from dataclasses import dataclass
 
 
-def lr_factor(schedule: str, progress: float, *, warmup: float = 0.0, epoch: int = 0, step_epochs: int = 30) -> float:
-    """Multiplier of the peak learning rate at ``progress`` ∈ [0, 1]; ``warmup`` is a fraction of the run."""
+def lr_factor(schedule: str, progress: float, *, warmup: float = 0.0, epoch: int = 0,
+              step_epochs: int = 30) -> float:
+    """Multiplier of the peak learning rate at ``progress`` ∈ [0, 1]; ``warmup`` is a fraction of
+    the run."""
     progress = min(max(progress, 0.0), 1.0)
     if schedule == "onecycle":
         # Smith & Topin (2017): linear rise over the first quarter, then linear decay to zero.
@@ -31,7 +34,8 @@ def lr_factor(schedule: str, progress: float, *, warmup: float = 0.0, epoch: int
 
 @dataclass
 class PlateauDivider:
-    """Divide the learning rate by 10 when the monitored error has not improved for ``patience`` epochs."""
+    """Divide the learning rate by 10 when the monitored error has not improved for ``patience``
+    epochs."""
 
     patience: int = 2
     best: float = math.inf

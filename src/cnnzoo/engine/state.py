@@ -1,9 +1,11 @@
-"""A run's state between epochs: counters and history, random-number states, and the ``last`` checkpoint that
-holds them with the weights, so that a resumed run continues exactly where it stopped.
+"""A run's state between epochs: counters and history, random-number states, and the ``last``
+checkpoint that holds them with the weights, so that a resumed run continues exactly where it
+stopped.
 
-Everything that influences what comes next is saved: model and optimiser tensors, the loss scaler, the
-weight average, the global and data-order generators, the plateau schedule's memory. Restoring all of it is
-what makes an interrupted-and-resumed run end with the same weights as an uninterrupted one.
+Everything that influences what comes next is saved: model and optimiser tensors, the loss scaler,
+the weight average, the global and data-order generators, the plateau schedule's memory. Restoring
+all of it is what makes an interrupted-and-resumed run end with the same weights as an uninterrupted
+one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.schedules import PlateauDivider
 from cnnzoo.errors import CheckpointError
 
-# What may change when a run is resumed: how long it goes on and where it runs, nothing that shapes the result.
+# What may change when a run is resumed: how long it goes on and where it runs, nothing that shapes
+# the result.
 
 
 @dataclass
@@ -37,8 +40,8 @@ class RunState:
 
 @dataclass
 class Trainable:
-    """What a training step changes: the model, its optimiser, loss scaler and weight average, and the
-    generator of data order and augmentation."""
+    """What a training step changes: the model, its optimiser, loss scaler and weight average, and
+    the generator of data order and augmentation."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -67,33 +70,49 @@ def restore_rng(checkpoint: Checkpoint, generator: torch.Generator) -> None:
 
 
 def save_last(path: Path, trainable: Trainable, meta: dict) -> None:
-    """The ``last`` checkpoint: weights, optimiser, scaler, weight average and random states together."""
+    """The ``last`` checkpoint: weights, optimiser, scaler, weight average and random states
+    together."""
     ema = trainable.ema
-    save_checkpoint(path, model_state=trainable.model.state_dict(),
-                    meta={**meta, "scaler": trainable.scaler.state_dict()},
-                    optimizer_state=trainable.optimizer.state_dict(), rng=rng_states(trainable.generator),
-                    extra_tensors={f"ema.{k}": v for k, v in ema.state_dict().items()} if ema else None)
+    save_checkpoint(
+        path,
+        model_state=trainable.model.state_dict(),
+        meta={**meta, "scaler": trainable.scaler.state_dict()},
+        optimizer_state=trainable.optimizer.state_dict(),
+        rng=rng_states(trainable.generator),
+        extra_tensors={f"ema.{k}": v for k, v in ema.state_dict().items()} if ema else None,
+    )
 
 
 def restore_last(path: Path, trainable: Trainable) -> RunState:
-    """Load ``path`` (written by ``save_last``) into ``trainable``; returns the run's state at that point.
+    """Load ``path`` (written by ``save_last``) into ``trainable``; returns the run's state at that
+    point.
 
-    A file that is not such a checkpoint (bare weights, a ``best`` checkpoint, another model's, a damaged
-    one) is a ``CheckpointError`` naming it, and the run stops there.
+    A file that is not such a checkpoint (bare weights, a ``best`` checkpoint, another model's, a
+    damaged one) is a ``CheckpointError`` naming it, and the run stops there.
     """
     checkpoint = load_checkpoint(path)
     meta, rng = checkpoint.meta, checkpoint.group("rng")
-    lacking = [part for part, present in (("run state", isinstance(meta.get("run_state"), dict)),
-                                          ("optimiser state", isinstance(meta.get("optimizer"), dict)),
-                                          ("random states", "torch" in rng and "data" in rng)) if not present]
+    lacking = [
+        part
+        for part, present in (
+            ("run state", isinstance(meta.get("run_state"), dict)),
+            ("optimiser state", isinstance(meta.get("optimizer"), dict)),
+            ("random states", "torch" in rng and "data" in rng),
+        )
+        if not present
+    ]
     if lacking:
-        raise CheckpointError(f"{path}: has no {' or '.join(lacking)}, so a run cannot resume from it (bare weights "
-                              f"or a best checkpoint?); --resume takes a run directory whose checkpoints/last was "
-                              f"written by cnnzoo train")
+        raise CheckpointError(
+            f"{path}: has no {' or '.join(lacking)}, so a run cannot resume from it (bare weights "
+            "or a best checkpoint?); --resume takes a run directory whose checkpoints/last was "
+            f"written by cnnzoo train"
+        )
     name = trainable.model.cfg.name
     if meta.get("model", name) != name:
-        raise CheckpointError(f"{path}: holds {json.dumps(meta['model'])[:60]}, but this run (its config.json) "
-                              f"trains {name}; the checkpoint is another run's: put back this run's own")
+        raise CheckpointError(f"{path}: holds {json.dumps(meta['model'])[:60]}, but this run (its "
+                              "config.json) "
+                              f"trains {name}; the checkpoint is another run's: put back this "
+                              "run's own")
     try:
         trainable.model.load_state_dict(checkpoint.model_state)
         trainable.optimizer.load_state_dict(checkpoint.optimizer_state())
@@ -105,10 +124,15 @@ def restore_last(path: Path, trainable: Trainable) -> RunState:
         return RunState(**meta["run_state"])
     except (RuntimeError, ValueError, TypeError, LookupError, AttributeError) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{path}: its training state does not fit this run ({type(error).__name__}: {detail}); "
+        raise CheckpointError(f"{path}: its training state does not fit this run "
+                              f"({type(error).__name__}: {detail}); "
                               f"the file is damaged or is another run's") from None
 
 
 def plateau_of(state: RunState, config: TrainConfig) -> PlateauDivider:
     """The plateau schedule as the state left it (a fresh one for a new run)."""
-    return PlateauDivider(**state.plateau) if state.plateau else PlateauDivider(patience=config.plateau_patience)
+    return (
+        PlateauDivider(**state.plateau)
+        if state.plateau
+        else PlateauDivider(patience=config.plateau_patience)
+    )

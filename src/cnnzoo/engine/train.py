@@ -1,21 +1,22 @@
-"""``train(config)``: one training run, from a dataset name to a run directory with metrics, plots and checkpoints.
+"""``train(config)``: one training run, from a dataset name to a run directory with metrics, plots
+and checkpoints.
 
-It reads as the short script it is: set up (runtime, data, model, optimiser, run directory), then for each epoch
-train, evaluate and record. The pieces live in modules named for their job: ``prepare`` (the data), ``inputs``
-(the image side), ``build`` (model and optimiser), ``autotune`` (precision, memory layout and compile, chosen by
-timing them), ``state`` (what a checkpoint holds and resume restores), ``loop`` (the steps of one epoch),
-``evaluate`` and ``run_dir`` (the files written).
+It reads as the short script it is: set up (runtime, data, model, optimiser, run directory), then
+for each epoch train, evaluate and record. The pieces live in modules named for their job:
+``prepare`` (the data), ``inputs`` (the image side), ``build`` (model and optimiser), ``autotune``
+(precision, memory layout and compile, chosen by timing them), ``state`` (what a checkpoint holds
+and resume restores), ``loop`` (the steps of one epoch), ``evaluate`` and ``run_dir`` (the files
+written).
 
-The fast path keeps the whole dataset as one uint8 tensor on the training device and cuts batches from it with a
-seeded permutation (no DataLoader, no per-image Python work); augmentation runs on whole batches. Every random
-draw — data order, crops, flips, dropout — comes from seeded generators whose states are saved with each
-checkpoint, so a resumed run continues exactly where it stopped.
+The fast path keeps the whole dataset as one uint8 tensor on the training device and cuts batches
+from it with a seeded permutation (no DataLoader, no per-image Python work); augmentation runs on
+whole batches. Every random draw — data order, crops, flips, dropout — comes from seeded generators
+whose states are saved with each checkpoint, so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +30,11 @@ from cnnzoo.data.dataset import Shard
 from cnnzoo.engine import distributed, elastic
 from cnnzoo.engine.autotune import Tuning, tune
 from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_ema, make_optimizer
-from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.epochs import record_epoch, refuse_non_finite, run_summary, save_epoch
 from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.loop import (
-    EpochResult,
     StepSettings,
     epoch_batch_size,
     steps_per_epoch,
@@ -46,18 +46,15 @@ from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, decide_start, look_at
 from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.schedules import lr_factor
-from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last, save_last
-from cnnzoo.errors import CnnzooError, NonFiniteLossError, Stopped, TrainingError
+from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last
+from cnnzoo.errors import CnnzooError, Stopped, TrainingError
 from cnnzoo.rundir import (
-    BEST,
     LAST,
     Provisional,
     make_run_dir,
     recover,
     timestamped_run_dir,
-    write_metrics,
     writer_lock,
-    writing,
 )
 
 FIT_IMAGES = 5_000  # training images a model that fits_to_data is fitted to
@@ -65,7 +62,8 @@ FIT_IMAGES = 5_000  # training images a model that fits_to_data is fitted to
 
 @dataclass
 class _Run:
-    """What every epoch of a run uses: its settings, data, model and optimiser, and where it writes."""
+    """What every epoch of a run uses: its settings, data, model and optimiser, and where it
+    writes."""
 
     config: TrainConfig
     data: PreparedData
@@ -78,57 +76,74 @@ class _Run:
     provisional: Provisional | None = None  # a new run not yet kept (see rundir.Provisional)
 
     def evaluate(self) -> EvalResult:
-        return evaluate(self.trainable.eval_model, self.data.test, self.data.spec.eval_pipeline(self.config.test_views),
+        return evaluate(self.trainable.eval_model, self.data.test,
+                        self.data.spec.eval_pipeline(self.config.test_views),
                         num_classes=len(self.data.classes), device=self.settings.device,
                         precision=self.settings.precision,
                         channels_last=self.settings.memory_format == torch.channels_last,
                         shard=Shard(distributed.rank(), distributed.world_size()))
 
 
-def train(config: TrainConfig | None, *, resume: Path | str | None = None, overrides: dict | None = None,
+def train(config: TrainConfig | None, *, resume: Path | str | None = None,
+          overrides: dict | None = None,
           overwrite: bool = False, progress: bool = False, log: Log = log_to_stderr) -> dict:
-    """Train ``config.model`` on ``config.dataset``; returns the run's summary (also written to summary.json).
+    """Train ``config.model`` on ``config.dataset``; returns the run's summary (also written to
+    summary.json).
 
-    With ``resume`` a run directory, ``config`` is ignored: the run directory's own ``config.json`` and
-    ``checkpoints/last`` continue the run where it stopped; ``overrides`` may change epochs, time_budget, device,
-    threads and dist_timeout (e.g. more epochs to extend a finished run). With ``resume="auto"``, and in every
-    process torchrun restarted, the run in ``config.out`` is continued if it has a checkpoint, else started
-    (``resume.decide_start``). A new run refuses a directory that holds a run unless ``overwrite``; the old
-    run is then moved aside and goes only once the new run has saved its first checkpoint (``rundir.Provisional``:
-    a failure, Ctrl-C or SIGTERM before that puts it back).
+    With ``resume`` a run directory, ``config`` is ignored: the run directory's own ``config.json``
+    and ``checkpoints/last`` continue the run where it stopped; ``overrides`` may change epochs,
+    time_budget, device, threads and dist_timeout (e.g. more epochs to extend a finished run). With
+    ``resume="auto"``, and in every process torchrun restarted, the run in ``config.out`` is
+    continued if it has a checkpoint, else started (``resume.decide_start``). A new run refuses a
+    directory that holds a run unless ``overwrite``; the old run is then moved aside and goes only
+    once the new run has saved its first checkpoint (``rundir.Provisional``: a failure, Ctrl-C or
+    SIGTERM before that puts it back).
     """
-    if resume is None and config.out is None and not elastic.restartable():  # named now, to be pointed to
-        config = dataclasses.replace(config, out=str(timestamped_run_dir(f"{config.model}-{config.dataset}")))
-    where = Path(resume) if resume is not None and str(resume) != AUTO else (config.out and Path(config.out))
+    # named now, to be pointed to
+    if resume is None and config.out is None and not elastic.restartable():
+        config = dataclasses.replace(config,
+                                     out=str(timestamped_run_dir(f"{config.model}-{config.dataset}")))
+    where = (
+        Path(resume)
+        if resume is not None and str(resume) != AUTO
+        else (config.out and Path(config.out))
+    )
     with _one_writer(where, log):  # held from before the directory is read to the run's last file
-        start = decide_start(config, resume, overwrite, look_at(where) if where else Found(), overrides=overrides,
-                             restartable=elastic.restartable(), restart_count=elastic.restart_count())
+        start = decide_start(config, resume, overwrite, look_at(where) if where else Found(),
+                             overrides=overrides,
+                             restartable=elastic.restartable(),
+                             restart_count=elastic.restart_count())
         if start.note:
             log(f"note: {start.note}")
         device = resolve_device(start.config.device)
-        # a new run is kept once its first checkpoint is saved (the run it replaces goes then); until then undone
+        # a new run is kept once its first checkpoint is saved (the run it replaces goes then);
+        # until then undone
         provisional = Provisional(start.run_dir, replacing=start.kind == REPLACE) \
             if distributed.is_main_process() and not start.resumes else None
         try:
-            with distributed.process_group(device, start.config.dist_timeout) as distributed_run:  # left on every path
-                return _train_joined(start, device, provisional, distributed_run=distributed_run, progress=progress,
-                                     log=log)
+            # left on every path
+            with distributed.process_group(device, start.config.dist_timeout) as distributed_run:
+                return _train_joined(start, device, provisional, distributed_run=distributed_run,
+                                     progress=progress, log=log)
         except BaseException as error:
             kept = provisional is None or provisional.kept
             if provisional is not None:
                 provisional.undo()
-            if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (see cli): what is left, how to go on
+            # Ctrl-C, or SIGTERM (see cli): what is left, how to go on
+            if isinstance(error, KeyboardInterrupt):
                 number = getattr(error, "signal_number", signal.SIGINT)
-                raise Stopped(_stopped_hint(start, signal.Signals(number).name, kept), number) from None
-            if isinstance(error, CnnzooError) and not kept:  # say what the failed start left: nothing of it
+                raise Stopped(_stopped_hint(start, signal.Signals(number).name, kept),
+                              number) from None
+            # say what the failed start left: nothing of it
+            if isinstance(error, CnnzooError) and not kept:
                 error.args = (f"{error}; {_left_behind(start)} once that is fixed", *error.args[1:])
             raise
 
 
 @contextmanager
 def _one_writer(run_dir: Path | None, log: Log) -> Iterator[None]:
-    """The run directory's writer lock, held by process 0 (the one that writes); what an --overwrite killed
-    halfway left is put right first."""
+    """The run directory's writer lock, held by process 0 (the one that writes); what an --overwrite
+    killed halfway left is put right first."""
     if run_dir is None or not distributed.is_main_process():
         yield
         return
@@ -142,18 +157,25 @@ def _one_writer(run_dir: Path | None, log: Log) -> Iterator[None]:
 def _stopped_hint(start: Start, signal_name: str, kept: bool) -> str:
     if kept and (start.run_dir / LAST).is_file():
         return f"stopped by {signal_name}; continue with: cnnzoo train --resume {start.run_dir}"
-    return f"stopped by {signal_name} before the first checkpoint of {start.run_dir}; {_left_behind(start)}"
+    return (f"stopped by {signal_name} before the first checkpoint of {start.run_dir}; "
+            f"{_left_behind(start)}")
 
 
 def _left_behind(start: Start) -> str:
-    """What a start that never saved a checkpoint left: nothing of itself, and the run it replaced as it was."""
-    kept = "the run it was replacing is back as it was" if start.kind == REPLACE else "nothing of it was kept"
+    """What a start that never saved a checkpoint left: nothing of itself, and the run it replaced
+    as it was."""
+    kept = (
+        "the run it was replacing is back as it was"
+        if start.kind == REPLACE
+        else "nothing of it was kept"
+    )
     return f"{kept}; run the same command again"
 
 
-def _train_joined(start: Start, device: torch.device, provisional: Provisional | None, *, distributed_run: bool,
-                  progress: bool, log: Log) -> dict:
-    """The run once every process has joined: build, train epoch after epoch, write the end-of-run files."""
+def _train_joined(start: Start, device: torch.device, provisional: Provisional | None, *,
+                  distributed_run: bool, progress: bool, log: Log) -> dict:
+    """The run once every process has joined: build, train epoch after epoch, write the end-of-run
+    files."""
     config, run_dir = start.config, start.run_dir
     main_process = distributed.is_main_process()
     log = log if main_process else (lambda message: None)  # only rank 0 speaks
@@ -168,29 +190,36 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
         make_run_dir(run_dir)
     elastic.agree_on_start(run_dir / LAST if start.resumes else None, device)
     # measuring the candidates is part of the run's cost, so it counts in its time budget
-    state = _resume(start, run.trainable, log) if start.resumes else RunState(train_seconds=run.tuning.seconds)
+    state = (
+        _resume(start, run.trainable, log)
+        if start.resumes
+        else RunState(train_seconds=run.tuning.seconds)
+    )
     if main_process:
         write_config(run_dir, config)  # a resumed run's too: the epochs or budget it now runs to
     config = run.config  # as the user set it but for a batch fitted to a small training set
     params = sum(p.numel() for p in run.trainable.model.parameters() if p.requires_grad)
     _warn_if_too_few_steps(config, len(run.data.train), log)
-    log(f"{config.model}: {params:,} parameters, {run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
-        f"input; {config.dataset}: {len(run.data.train):,} train / {len(run.data.test):,} test images; "
+    log(f"{config.model}: {params:,} parameters, "
+        f"{run.data.spec.size}×{run.data.spec.size}×{run.data.channels} "
+        f"input; {config.dataset}: {len(run.data.train):,} train / {len(run.data.test):,} test "
+        "images; "
         f"{device.type}" + (f", {distributed.world_size()} processes" if distributed_run else ""))
     if run.tuning.warning:
         log(f"warning: {run.tuning.warning}")
     log(run.tuning.sentence())
     with distributed.collectives_answered(config.dist_timeout):
-        last_eval, out_of_time = _train_epochs(run, state, distributed_run=distributed_run, progress=progress,
-                                               log=log)
-        if last_eval is None and state.epoch > 0:  # resumed only to write the end-of-run files a crash skipped
+        last_eval, out_of_time = _train_epochs(run, state, distributed_run=distributed_run,
+                                               progress=progress, log=log)
+        # resumed only to write the end-of-run files a crash skipped
+        if last_eval is None and state.epoch > 0:
             last_eval, out_of_time = run.evaluate(), state.epoch < config.epochs
     if last_eval is None:
         budget = f"the time budget ({config.time_budget} s) or " if config.time_budget else ""
         raise TrainingError(f"no epoch finished: {budget}the training set ({len(run.data.train)} "
                             f"images, batch {config.batch_size}) is too small for one epoch")
-    summary = _summary(config, state, last_eval, params=params, out_of_time=out_of_time, device=device,
-                       tuning=run.tuning, run_dir=run_dir)
+    summary = run_summary(config, state, last_eval, params=params, out_of_time=out_of_time,
+                          device=device, tuning=run.tuning, run_dir=run_dir)
     if main_process:
         write_outputs(run_dir, summary, state.history, last_eval, run.data.classes)
     return summary
@@ -198,8 +227,8 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
 
 def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_process: bool, *,
            may_measure: bool, log: Log) -> _Run:
-    """The data fitted to the model's input side, the model in the fastest precision and layout measured (or
-    forced), its optimiser and what a step needs."""
+    """The data fitted to the model's input side, the model in the fastest precision and layout
+    measured (or forced), its optimiser and what a step needs."""
     loaded = load_data(config)
     if loaded.note:
         log(loaded.note)
@@ -207,20 +236,25 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
     side = choose_input_side(limits_for(config, loaded.channels), loaded.side, config.input_size)
     data = prepare_data(loaded, config, side, device)
     model = build_model(config, len(data.classes), data.channels, side)
-    if model.fits_to_data:  # a layer computed from the images rather than trained (budgetnet's whitening)
+    # a layer computed from the images rather than trained (budgetnet's whitening)
+    if model.fits_to_data:
         model.fit_to_data(data.normalised_sample(FIT_IMAGES))
     model = model.to(device)
-    steps = config.epochs * steps_per_epoch(len(data.train), config.batch_size, distributed.world_size())
-    tuning = tune(model, data.train, data.augmentation(config), config=config, device=device, side=side,
-                  expected_steps=steps, may_measure=may_measure)
+    steps = config.epochs * steps_per_epoch(len(data.train), config.batch_size,
+                                            distributed.world_size())
+    tuning = tune(model, data.train, data.augmentation(config), config=config, device=device,
+                  side=side, expected_steps=steps, may_measure=may_measure)
     layout = torch.channels_last if tuning.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
-    settings = StepSettings(device, tuning.precision, layout, config.label_smoothing, config.grad_clip,
-                            skip_nonfinite=config.skip_nonfinite > 0)
+    settings = StepSettings(device, tuning.precision, layout, config.label_smoothing,
+                            config.grad_clip, skip_nonfinite=config.skip_nonfinite > 0)
     trainable = Trainable(model, make_optimizer(model, config),
-                          torch.amp.GradScaler(device.type, enabled=tuning.precision == "fp16"),  # fp16 needs loss scaling
-                          make_ema(model, config.ema_decay), torch.Generator().manual_seed(config.seed))
-    meta = {"model": config.model, "model_kwargs": builder_kwargs(model, config), "classes": data.classes,
+                          # fp16 needs loss scaling
+                          torch.amp.GradScaler(device.type, enabled=tuning.precision == "fp16"),
+                          make_ema(model, config.ema_decay),
+                          torch.Generator().manual_seed(config.seed))
+    meta = {"model": config.model, "model_kwargs": builder_kwargs(model, config),
+            "classes": data.classes,
             "input": data.spec.to_dict(), "data_size": data.native_side, "dataset": config.dataset,
             "versions": versions(), "tuning": tuning.to_dict()}
     return _Run(config, data, trainable, settings, tuning, run_dir, main_process, meta)
@@ -243,7 +277,8 @@ def _fit_batch(config: TrainConfig, images: int, log: Log) -> TrainConfig:
 
 def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress: bool,
                   log: Log) -> tuple[EvalResult | None, bool]:
-    """Train, evaluate and record epoch after epoch; returns the last evaluation and whether time ran out."""
+    """Train, evaluate and record epoch after epoch; returns the last evaluation and whether time
+    ran out."""
     config, trainable, device = run.config, run.trainable, run.settings.device
     net = distributed.wrap(trainable.model, device) if distributed_run else trainable.model
     net = torch.compile(net) if run.tuning.compile else net
@@ -251,50 +286,41 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
     last_eval, out_of_time = None, False
     with Progress(progress and run.main_process) as bar:
         while state.epoch < config.epochs and not out_of_time:
-            epoch = train_one_epoch(net, trainable, run.data.train, augment, config=config, settings=run.settings,
-                                    state=state, plateau=plateau, bar=bar, log=log if state.epoch == 0 else None,
-                                    before_step=elastic.kill_if_test_asks)  # a no-op unless a test asks
+            epoch = train_one_epoch(net, trainable, run.data.train, augment, config=config,
+                                    settings=run.settings,
+                                    state=state, plateau=plateau, bar=bar,
+                                    log=log if state.epoch == 0 else None,
+                                    # a no-op unless a test asks
+                                    before_step=elastic.kill_if_test_asks)
             out_of_time = epoch.out_of_time
             if epoch.images == 0:
                 break
             last_eval = run.evaluate()
-            _refuse_non_finite(trainable, last_eval, state.epoch + 1)  # before anything of the epoch is saved
+            # before anything of the epoch is saved
+            refuse_non_finite(trainable, last_eval, state.epoch + 1)
             if config.schedule == "plateau":
                 # process 0's test error decides, so every process keeps the same learning rate
                 plateau.update(distributed.from_main_process(1.0 - last_eval.top1, device))
-            row, improved = _record_epoch(state, epoch, last_eval, trainable, plateau)
-            log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_top1']:.4f} | test acc "
-                f"{row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | {row['epoch_seconds']:.1f}s, "
-                f"{row['images_per_second']:,.0f} img/s")
+            row, improved = record_epoch(state, epoch, last_eval, trainable, plateau)
+            log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc "
+                f"{row['train_top1']:.4f} | test acc "
+                f"{row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | "
+                f"{row['epoch_seconds']:.1f}s, {row['images_per_second']:,.0f} img/s")
             if run.main_process:
-                _save_epoch(run.run_dir, state, trainable, last_eval, {**run.meta, "epoch": state.epoch},
-                            improved=improved, final=state.epoch == config.epochs or out_of_time,
-                            every=config.checkpoint_every)
+                save_epoch(run.run_dir, state, trainable, last_eval,
+                           {**run.meta, "epoch": state.epoch},
+                           improved=improved, final=state.epoch == config.epochs or out_of_time,
+                           every=config.checkpoint_every)
                 if run.provisional is not None and (run.run_dir / LAST).is_file():
                     run.provisional.keep()  # resumable from here on: the run it replaced can go
     return last_eval, out_of_time
 
 
-def _summary(config: TrainConfig, state: RunState, result: EvalResult, *, params: int, out_of_time: bool,
-             device: torch.device, tuning: Tuning, run_dir: Path) -> dict:
-    return {
-        "model": config.model, "dataset": config.dataset, "epochs": state.epoch,
-        "train_seconds": round(state.train_seconds, 2),
-        "images_per_second": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
-        "params": params, "test_top1": result.top1, "test_top5": result.top5,
-        "best_test_top1": state.best_top1, "test_views": config.test_views,
-        "stopped_by": "time_budget" if out_of_time else "epochs",
-        "device": device.type, "precision": tuning.precision, "channels_last": tuning.channels_last,
-        "compile": tuning.compile, "tuning": tuning.to_dict(), "seed": config.seed, "run_dir": str(run_dir),
-        "label_smoothing": config.label_smoothing,
-    }
-
-
 def _resume(start: Start, trainable: Trainable, log: Log) -> RunState:
     state = restore_last(start.run_dir / LAST, trainable)
     if start.kind == FINISH:
-        log(f"{start.run_dir} trained its {state.epoch} epochs but stopped before writing its end-of-run files; "
-            f"writing them")
+        log(f"{start.run_dir} trained its {state.epoch} epochs but stopped before writing its "
+            f"end-of-run files; writing them")
         return state
     restart = f" (torchrun restart {elastic.restart_count()})" if elastic.restart_count() else ""
     log(f"resuming {start.run_dir} after epoch {state.epoch}, step {state.step}{restart}")
@@ -303,71 +329,24 @@ def _resume(start: Start, trainable: Trainable, log: Log) -> RunState:
     return state
 
 
-def _note_replanned_schedule(state: RunState, trainable: Trainable, config: TrainConfig, log: Log) -> None:
+def _note_replanned_schedule(state: RunState, trainable: Trainable, config: TrainConfig,
+                             log: Log) -> None:
     epoch_steps = state.step / state.epoch
     factor = lr_factor(config.schedule, state.step / (epoch_steps * config.epochs),
-                       warmup=config.warmup_epochs / config.epochs, epoch=state.epoch, step_epochs=config.step_epochs)
-    log(f"note: extending a finished run; its {config.schedule} schedule is re-planned over {config.epochs} epochs, "
-        f"so the learning rate goes from {trainable.optimizer.param_groups[0]['lr']:.3g} (where it ended) to "
-        f"{config.lr * factor:.3g} now")
+                       warmup=config.warmup_epochs / config.epochs, epoch=state.epoch,
+                       step_epochs=config.step_epochs)
+    log(
+        f"note: extending a finished run; its {config.schedule} schedule is re-planned over "
+        f"{config.epochs} epochs, "
+        f"so the learning rate goes from {trainable.optimizer.param_groups[0]['lr']:.3g} (where it "
+        f"ended) to {config.lr * factor:.3g} now"
+    )
 
 
 def _warn_if_too_few_steps(config: TrainConfig, images: int, log: Log) -> None:
     steps = config.epochs * steps_per_epoch(images, config.batch_size, distributed.world_size())
     if steps < 100:
-        log(f"note: {config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images:,} images in batches of "
-            f"{config.batch_size} are only {steps} optimiser steps, too few for most networks to learn much; "
-            f"train longer (--epochs), on more images, or with a smaller --batch-size")
-
-
-def _record_epoch(state: RunState, epoch: EpochResult, result: EvalResult, trainable: Trainable,
-                  plateau) -> tuple[dict, bool]:
-    """Advance the run's state past a finished epoch (on every process); returns its metrics row and whether
-    the test accuracy improved."""
-    world = distributed.world_size()
-    state.train_seconds += epoch.seconds
-    state.images_seen += epoch.images * world
-    state.epoch += 1
-    row = {"epoch": state.epoch, "lr": round(trainable.optimizer.param_groups[0]["lr"], 8),
-           "train_loss": round(epoch.loss, 5), "train_top1": round(epoch.top1, 5),
-           "test_loss": round(result.loss, 5), "test_top1": round(result.top1, 5),
-           "test_top5": round(result.top5, 5), "epoch_seconds": round(epoch.seconds, 3),
-           "images_per_second": round(epoch.images * world / epoch.seconds, 1),
-           **({} if epoch.skipped is None else {"skipped_steps": epoch.skipped})}
-    state.history.append(row)
-    state.plateau = dataclasses.asdict(plateau)
-    improved = result.top1 > state.best_top1
-    state.best_top1 = max(state.best_top1, result.top1)
-    return row, improved
-
-
-def _refuse_non_finite(trainable: Trainable, result: EvalResult, epoch: int) -> None:
-    """A checkpoint is good only if its weights and its evaluation are finite. The loss is checked as the epoch
-    trains, but the last steps' update can still make weights NaN (the loss before it was finite), and so can
-    a weight average: checked here, once an epoch, before anything of it is saved (the same on every process)."""
-    state = {name: t for name, t in trainable.eval_model.state_dict().items() if t.is_floating_point()}
-    if math.isfinite(result.loss) and bool(torch.stack([torch.isfinite(t).all() for t in state.values()]).all()):
-        return
-    bad = next((name for name, t in state.items() if not bool(torch.isfinite(t).all())), None)
-    what = f"the weight {bad}" if bad else f"the test loss ({result.loss})"
-    raise NonFiniteLossError(f"{what} became NaN or infinite in epoch {epoch} while the training loss stayed "
-                             f"finite; the checkpoints of the epochs before it were kept. Lower --lr, or add "
-                             f"--grad-clip")
-
-
-def _save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: EvalResult, meta: dict, *,
-                improved: bool, final: bool, every: int) -> None:
-    """metrics.csv after every epoch; ``best`` when test accuracy improved; ``last`` every ``every`` epochs.
-
-    A write that fails stops the run with a ``RunDirectoryError`` naming the file; the checkpoint files keep
-    their previous contents (each write is whole or not at all), so ``--resume`` continues from them.
-    """
-    write_metrics(run_dir, state.history)
-    meta = {**meta, "test_top1": result.top1, "run_state": vars(state)}
-    if improved:
-        best = run_dir / BEST
-        with writing(best):
-            save_checkpoint(best, model_state=trainable.eval_model.state_dict(), meta=meta)
-    if state.epoch % every == 0 or final:
-        with writing(run_dir / LAST):
-            save_last(run_dir / LAST, trainable, meta)
+        log(f"note: {config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images:,} images "
+            "in batches of "
+            f"{config.batch_size} are only {steps} optimiser steps, too few for most networks to "
+            f"learn much; train longer (--epochs), on more images, or with a smaller --batch-size")

@@ -1,15 +1,17 @@
-"""Where the autotuner keeps what it measured: one small JSON file per machine, model, input and batch.
+"""Where the autotuner keeps what it measured: one small JSON file per machine, model, input and
+batch.
 
-A measurement holds only for the machine and software it was taken on, so the key is made of everything that
-changes the answer: the processor (CPU model and instruction-set flags, or the GPU's name), the threads used,
-the model with its builder arguments, the input side, the batch size and the torch version. Any part changing
-gives another key, so a stale measurement is never read; each file also stores its key's parts, and a file whose
-parts differ from the ones asked for is treated as missing.
+A measurement holds only for the machine and software it was taken on, so the key is made of
+everything that changes the answer: the processor (CPU model and instruction-set flags, or the GPU's
+name), the threads used, the model with its builder arguments, the input side, the batch size and
+the torch version. Any part changing gives another key, so a stale measurement is never read; each
+file also stores its key's parts, and a file whose parts differ from the ones asked for is treated
+as missing.
 
 The directory is ``$CNNZOO_TUNING_CACHE`` when set (tests point it at a temporary directory), else
-``tuning/`` in the user cache (``$XDG_CACHE_HOME/cnnzoo`` or ``~/.cache/cnnzoo``). Files are written to a
-temporary name and renamed, so a reader sees a whole file or none; a damaged or unreadable file is ignored and
-rewritten, never an error: the cache only saves time. This module imports no torch.
+``tuning/`` in the user cache (``$XDG_CACHE_HOME/cnnzoo`` or ``~/.cache/cnnzoo``). Files are written
+to a temporary name and renamed, so a reader sees a whole file or none; a damaged or unreadable file
+is ignored and rewritten, never an error: the cache only saves time. This module imports no torch.
 
 Every value read back is checked before a run relies on it (a step time that was NaN, negative or
 text chose a candidate or crashed the compile decision): a file with one wrong value is ignored
@@ -43,11 +45,13 @@ def tuning_cache_dir() -> Path:
 
 
 def cache_key(parts: dict) -> str:
-    """A file name for the measurement keyed by ``parts`` (every name of ``KEY_PARTS``, JSON values)."""
+    """A file name for the measurement keyed by ``parts`` (every name of ``KEY_PARTS``, JSON
+    values)."""
     missing = sorted(set(KEY_PARTS) - set(parts))
     if missing:
         raise ValueError(f"a tuning cache key needs {missing}")
-    text = json.dumps({name: parts[name] for name in KEY_PARTS}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps({name: parts[name] for name in KEY_PARTS}, sort_keys=True,
+                      separators=(",", ":"))
     return f"{parts['model']}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
 
 
@@ -56,8 +60,8 @@ def _path(parts: dict) -> Path:
 
 
 def read_entry(parts: dict) -> dict:
-    """What was measured under ``parts``: ``{"steps": {candidate: seconds}, "compile": {...}}``; empty when
-    nothing was, or the file is damaged or belongs to other parts."""
+    """What was measured under ``parts``: ``{"steps": {candidate: seconds}, "compile": {...}}``;
+    empty when nothing was, or the file is damaged or belongs to other parts."""
     return load_entry(parts)[0]
 
 
@@ -116,10 +120,11 @@ def _seconds(value, where: str, bound: float, *, zero: bool = False) -> float:
 
 
 def write_entry(parts: dict, entry: dict) -> Path | None:
-    """Store ``entry`` under ``parts`` atomically; returns the file, or None where it cannot be written (a
-    read-only home: the run goes on, it only measures again next time)."""
+    """Store ``entry`` under ``parts`` atomically; returns the file, or None where it cannot be
+    written (a read-only home: the run goes on, it only measures again next time)."""
     path = _path(parts)
-    text = json.dumps({"parts": {name: parts[name] for name in KEY_PARTS}, **entry}, indent=1, sort_keys=True)
+    text = json.dumps({"parts": {name: parts[name] for name in KEY_PARTS}, **entry}, indent=1,
+                      sort_keys=True)
     try:
         atomic_write_text(path, text)
     except OSError:

@@ -1,8 +1,9 @@
 """Re-checking claims of the papers on Fashion-MNIST: ``cnnzoo experiment NAME``.
 
-Each experiment trains a few variants of one network with ``cnnzoo.engine.train.train`` (several seeds where
-the effect is small), writes a table (``results.csv``, ``results.md``) and a plot (``plot.png``) into its run
-directory and says whether the paper's claim held here, with the numbers:
+Each experiment trains a few variants of one network with ``cnnzoo.engine.train.train`` (several
+seeds where the effect is small), writes a table (``results.csv``, ``results.md``) and a plot
+(``plot.png``) into its run directory and says whether the paper's claim held here, with the
+numbers:
 
     relu-vs-tanh      AlexNet §3.1, Fig. 1: epochs to a training error, each activation at its best
     rate

@@ -30,9 +30,10 @@ from cnnzoo.experiments.base import ExperimentSettings
 from cnnzoo.experiments.two_arms import Arm, Comparison, run_comparison
 
 ALEXNET_PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet)"
-# alexnet_small has no normalisation layer to keep its 8 layers' signal in range, and plain SGD leaves its
-# starting plateau slowly: in 45 s of one-cycle training the AlexNet recipe reached 69% with SGD and 81% with
-# Adam. Small batches give more steps for the same images at the same CPU throughput.
+# alexnet_small has no normalisation layer to keep its 8 layers' signal in range, and plain SGD
+# leaves its starting plateau slowly: in 45 s of one-cycle training the AlexNet recipe reached 69%
+# with SGD and 81% with Adam. Small batches give more steps for the same images at the same CPU
+# throughput.
 ADAM = dict(batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine")
 # lenet5 is shallow enough for SGD with momentum, the optimiser of the BatchNorm paper.
 SGD = dict(
@@ -74,7 +75,8 @@ ABLATIONS = {
     "batchnorm": Comparison(
         name="batchnorm",
         title="Batch normalisation: lenet5_bn vs lenet5 under the same short budget",
-        paper="Ioffe & Szegedy, 2015, 'Batch normalization: accelerating deep network training by reducing "
+        paper="Ioffe & Szegedy, 2015, 'Batch normalization: accelerating deep network training by "
+              "reducing "
         "internal covariate shift'",
         claim="Batch normalisation speeds training up: under the same short training budget the "
         "normalised network reaches a higher test accuracy.",

@@ -1,9 +1,10 @@
-"""What every experiment shares: its settings, training one arm, the results files and the verdict dict.
+"""What every experiment shares: its settings, training one arm, the results files and the verdict
+dict.
 
-An experiment trains a few *arms* (the same recipe with one thing changed, sometimes over several seeds)
-with ``cnnzoo.engine.train.train``, each into ``<run dir>/arms/<label>-seed<k>/``, then writes into its run
-directory ``results.csv`` (one row per arm and seed), ``results.md`` (claim, verdict, settings, tables) and
-one PNG plot, and returns a JSON-able dict:
+An experiment trains a few *arms* (the same recipe with one thing changed, sometimes over several
+seeds) with ``cnnzoo.engine.train.train``, each into ``<run dir>/arms/<label>-seed<k>/``, then
+writes into its run directory ``results.csv`` (one row per arm and seed), ``results.md`` (claim,
+verdict, settings, tables) and one PNG plot, and returns a JSON-able dict:
 
     experiment, paper, claim   what is checked and where the claim comes from
     finding                    "held", "did not hold" or "not resolvable at this budget"
@@ -13,8 +14,10 @@ one PNG plot, and returns a JSON-able dict:
                                high, sd, seeds, seeds_needed, paper_effect, paper_figure, minimum,
                                negligible, method
     verdict                    one or two sentences with the measured numbers
-    quick                      True for the seconds-long smoke version, whose numbers are not evidence
-    settings                   the training settings used (shared by every arm unless the rows say otherwise)
+    quick                      True for the seconds-long smoke version, whose numbers are not
+                               evidence
+    settings                   the training settings used (shared by every arm unless the rows say
+                               otherwise)
     summary                    the experiment's own measurements (means, ratios, ...)
     rows                       the rows of results.csv
     run_dir, results_csv, results_md, plot, seconds
@@ -84,7 +87,7 @@ def default_run_dir(name: str) -> Path:
     return timestamped_run_dir(f"experiment-{name}")
 
 
-# ---- training one arm ---------------------------------------------------------------------------------------------
+# ---- training one arm ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -116,10 +119,11 @@ class ArmRun:
 
 def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields: dict, *,
               position: str = "") -> ArmRun:
-    """Train one arm with ``TrainConfig(**config_fields, seed=seed)`` into ``arms/<label>-seed<seed>``.
+    """Train one arm with ``TrainConfig(**config_fields, seed=seed)`` into
+    ``arms/<label>-seed<seed>``.
 
-    A run whose loss turns NaN is recorded as diverged (that is a result too: e.g. a deep plain net at a rate
-    its residual twin takes) instead of ending the experiment.
+    A run whose loss turns NaN is recorded as diverged (that is a result too: e.g. a deep plain net
+    at a rate its residual twin takes) instead of ending the experiment.
     """
     from cnnzoo.engine.config import TrainConfig
     from cnnzoo.engine.train import train
@@ -128,7 +132,9 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
 
     out = settings.run_dir / "arms" / f"{label}-seed{seed}"
     config = TrainConfig(**config_fields, seed=seed, data_dir=settings.data_dir, out=str(out))
-    settings.log(f"{position}{label}, seed {seed}: {config.model} {config.model_kwargs or ''}".rstrip())
+    settings.log(
+        f"{position}{label}, seed {seed}: {config.model} {config.model_kwargs or ''}".rstrip()
+    )
     try:
         summary = train(config, overwrite=True, log=lambda message: settings.log(f"    {message}"))
     except NonFiniteLossError as error:
@@ -139,7 +145,8 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
 
 def train_arms(settings: ExperimentSettings, name: str, seeds: Sequence[int],
                arms: dict[str, dict]) -> dict[str, list[ArmRun]]:
-    """Train every arm (label → TrainConfig fields) with every seed, seed by seed, numbering the runs in the log."""
+    """Train every arm (label → TrainConfig fields) with every seed, seed by seed, numbering the
+    runs in the log."""
     runs: dict[str, list[ArmRun]] = {label: [] for label in arms}
     total = len(seeds) * len(arms)
     started = time.perf_counter()
@@ -161,7 +168,7 @@ def _time_left(started: float, done: int, total: int) -> str:
     return f", about {duration((time.perf_counter() - started) / done * (total - done))} left"
 
 
-# ---- numbers ------------------------------------------------------------------------------------------------------
+# ---- numbers -------------------------------------------------------------------------------------
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -180,7 +187,7 @@ def rounded(value, digits: int = 5):
     return round(value, digits) if isinstance(value, float) and not math.isnan(value) else value
 
 
-# ---- results files ------------------------------------------------------------------------------------------------
+# ---- results files -------------------------------------------------------------------------------
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
@@ -210,7 +217,9 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
+        writer.writerows(
+            {key: "" if value is None else value for key, value in row.items()} for row in rows
+        )
 
 
 @dataclass
@@ -227,7 +236,8 @@ class Outcome:
     summary: dict
     rows: list[dict]
     figure: object  # a matplotlib Figure
-    tables: dict[str, list[dict]] = field(default_factory=dict)  # extra tables for results.md, by heading
+    # extra tables for results.md, by heading
+    tables: dict[str, list[dict]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # extra paragraphs for results.md
 
 
@@ -251,22 +261,26 @@ def verdict_rows(outcome: Outcome) -> list[dict]:
 
 
 def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> dict:
-    """Write results.csv, results.md and plot.png into the run directory and return the result dict."""
+    """Write results.csv, results.md and plot.png into the run directory and return the result
+    dict."""
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = [{key: rounded(value) for key, value in row.items()} for row in outcome.rows]
-    csv_path, md_path, plot_path = run_dir / "results.csv", run_dir / "results.md", run_dir / "plot.png"
+    csv_path, md_path, plot_path = (
+        run_dir / "results.csv",
+        run_dir / "results.md",
+        run_dir / "plot.png",
+    )
     write_csv(csv_path, rows)
     outcome.figure.savefig(plot_path, dpi=110)
     finding = outcome.finding
-    lines = [f"# {outcome.title}", "", f"**Paper:** {outcome.paper}", "", f"**Claim:** {outcome.claim}", "",
-             f"**Result: {finding}.** {outcome.verdict}", "",
+    lines = [f"# {outcome.title}", "", f"**Paper:** {outcome.paper}", "",
+             f"**Claim:** {outcome.claim}", "", f"**Result: {finding}.** {outcome.verdict}", "",
              markdown_table(verdict_rows(outcome)), "",
              VERDICT_RULES, ""]
     if settings.quick:
         lines += ["*Quick mode: a few hundred images for an epoch or two, to test the plumbing; "
-                  "these numbers "
-                  "are not evidence either way.*", ""]
+                  "these numbers are not evidence either way.*", ""]
     lines += [*(f"{note}\n" for note in outcome.notes)]
     lines += ["## Settings", "", markdown_table([{"setting": k, "value": _setting_text(k, v)}
                                                  for k, v in outcome.settings.items()]), ""]
@@ -280,15 +294,17 @@ def finish(outcome: Outcome, settings: ExperimentSettings, started: float) -> di
         "experiment": outcome.name, "paper": outcome.paper, "claim": outcome.claim,
         "finding": finding, "held": finding == HELD,
         "effects": to_jsonable([j.to_dict() for j in outcome.judgements]),
-        "verdict": outcome.verdict, "quick": settings.quick, "settings": to_jsonable(outcome.settings),
+        "verdict": outcome.verdict, "quick": settings.quick,
+            "settings": to_jsonable(outcome.settings),
         "summary": to_jsonable(outcome.summary), "rows": to_jsonable(rows), "run_dir": str(run_dir),
-        "results_csv": str(csv_path), "results_md": str(md_path), "plot": str(plot_path), "seconds": seconds,
+        "results_csv": str(csv_path), "results_md": str(md_path), "plot": str(plot_path),
+            "seconds": seconds,
     }
 
 
 def _setting_text(key: str, value) -> str:
     if key.endswith("_subset") and value is None:
         return "all"
-    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-
-
+    return (
+        ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+    )

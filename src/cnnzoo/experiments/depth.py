@@ -29,7 +29,8 @@ from cnnzoo.figures import new_figure, plain_numbers
 
 NAME = "depth"
 PAPER = "He, Zhang, Ren & Sun, 2016 (ResNet), section 4.2, Figs. 1 and 6"
-CLAIM = ("Degradation: a 56-layer plain network trains to a higher training error than a 20-layer one; with "
+CLAIM = ("Degradation: a 56-layer plain network trains to a higher training error than a 20-layer "
+         "one; with "
          "identity shortcuts the 56-layer ResNet trains to a lower training error than the "
          "20-layer ResNet.")
 MODELS = ("plain20", "plain56", "resnet20", "resnet56")
@@ -38,10 +39,10 @@ MINUTES_PER_SEED = 18.0  # the four nets, full mode, two CPU cores
 CHANCE_ERROR = 0.9  # ten classes
 NEGLIGIBLE = 0.5  # points of training error
 
-# The paper's recipe is batch 128 at rate 0.1; half the batch at half the rate (the linear scaling rule) gives
-# twice the steps for the same images, which a short CPU budget needs.
-COMMON = dict(batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=False, weight_decay=1e-4,
-              schedule="step")
+# The paper's recipe is batch 128 at rate 0.1; half the batch at half the rate (the linear scaling
+# rule) gives twice the steps for the same images, which a short CPU budget needs.
+COMMON = dict(batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=False,
+              weight_decay=1e-4, schedule="step")
 FULL = dict(COMMON, train_subset=4000, test_subset=1000, epochs=12, step_epochs=4)
 QUICK = dict(COMMON, train_subset=128, test_subset=128, epochs=2, step_epochs=1)
 
@@ -70,8 +71,7 @@ def judge_depth(arms: dict[str, list[ArmRun]]) -> tuple[list[Judgement], dict, s
         judge(points("resnet20", "resnet56"), measure="training error, ResNet-20 − ResNet-56 "
                                                       "(points)",
               paper_figure="ResNet-56 below ResNet-20 in training error (Fig. 6, middle); test "
-                           "error "
-                           "6.97% vs 8.75% (Table 6)", negligible=NEGLIGIBLE,
+                           "error 6.97% vs 8.75% (Table 6)", negligible=NEGLIGIBLE,
               claim="the residual net gains from depth"),
     ]
     mean = {model: sum(by_seed.values()) / len(by_seed) for model, by_seed in error.items()}
@@ -94,13 +94,22 @@ def run(settings: ExperimentSettings) -> dict:
     rows = []
     for model, runs in arms.items():
         for arm in runs:
-            rows.append({"model": model, "depth": int(model.removeprefix("plain").removeprefix("resnet")),
-                         "shortcuts": model.startswith("resnet"), "seed": arm.seed,
-                         "final_train_error": CHANCE_ERROR if arm.diverged else 1.0 - arm.train_top1,
-                         "final_test_error": 1.0 - arm.test_top1 if not arm.diverged else CHANCE_ERROR,
-                         "train_errors_per_epoch": " ".join(f"{1 - row['train_top1']:.4f}" for row in arm.history),
-                         "params": arm.summary.get("params"), "train_seconds": arm.train_seconds,
-                         "diverged": arm.diverged})
+            rows.append(
+                {
+                    "model": model,
+                    "depth": int(model.removeprefix("plain").removeprefix("resnet")),
+                    "shortcuts": model.startswith("resnet"),
+                    "seed": arm.seed,
+                    "final_train_error": CHANCE_ERROR if arm.diverged else 1.0 - arm.train_top1,
+                    "final_test_error": 1.0 - arm.test_top1 if not arm.diverged else CHANCE_ERROR,
+                    "train_errors_per_epoch": " ".join(
+                        f"{1 - row['train_top1']:.4f}" for row in arm.history
+                    ),
+                    "params": arm.summary.get("params"),
+                    "train_seconds": arm.train_seconds,
+                    "diverged": arm.diverged,
+                }
+            )
     judgements, summary, verdict = judge_depth(arms)
 
     images = plan["train_subset"]
@@ -112,18 +121,21 @@ def run(settings: ExperimentSettings) -> dict:
         for index, arm in enumerate(runs):
             seen = [row["epoch"] * images for row in arm.history]
             for ax, key in ((train_ax, "train_top1"), (test_ax, "test_top1")):
-                ax.plot(seen, [1 - row[key] for row in arm.history], color=colour, linestyle=line, linewidth=width,
-                        marker="o", label=model if index == 0 else None)
-    train_ax.set(xlabel="training images seen", ylabel="training error (epoch mean)", title="Training error")
+                ax.plot(seen, [1 - row[key] for row in arm.history], color=colour, linestyle=line,
+                        linewidth=width, marker="o", label=model if index == 0 else None)
+    train_ax.set(xlabel="training images seen", ylabel="training error (epoch mean)",
+                 title="Training error")
     test_ax.set(xlabel="training images seen", ylabel="test error", title="Test error")
     for ax in (train_ax, test_ax):
         plain_numbers(ax, "x")  # images seen: 30,000, not 3 with "1e4" above the axis
         ax.grid(alpha=0.3)
         ax.legend()
-    figure.suptitle("Plain vs residual CIFAR networks at depth 20 and 56 (dashed: plain, thick: 56 layers)")
+    figure.suptitle("Plain vs residual CIFAR networks at depth 20 and 56 (dashed: plain, thick: "
+                    "56 layers)")
 
     outcome = Outcome(
-        name=NAME, title="Depth: degradation of plain networks, and residual learning", paper=PAPER, claim=CLAIM,
+        name=NAME, title="Depth: degradation of plain networks, and residual learning",
+                      paper=PAPER, claim=CLAIM,
         judgements=judgements, verdict=verdict, settings={**plan, "seeds": len(seeds)},
         summary=summary,
         rows=rows, figure=figure)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from cnnzoo.experiments.base import ExperimentSettings
 from cnnzoo.experiments.two_arms import Arm, Comparison, run_comparison
 
-# Adam and small batches for the reason given in ablations.ADAM: alexnet_small leaves its starting plateau
-# much sooner with Adam than with plain SGD.
+# Adam and small batches for the reason given in ablations.ADAM: alexnet_small leaves its starting
+# plateau much sooner with Adam than with plain SGD.
 COMMON = dict(
     model="alexnet_small",
     batch_size=32,
@@ -48,8 +48,7 @@ DROPOUT = Comparison(
     eval_train=True,
     notes=(
         "Training accuracy is measured in eval mode (dropout off) on the 1,000 training images "
-        "after "
-        "training; the running accuracy during training sees half the hidden units dropped.",
+        "after training; the running accuracy during training sees half the hidden units dropped.",
     ),
 )
 

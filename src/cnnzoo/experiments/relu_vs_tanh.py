@@ -36,8 +36,7 @@ NAME = "relu-vs-tanh"
 PAPER = "Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 3.1, Fig. 1"
 CLAIM = (
     "A 4-layer CNN with ReLUs reaches a low training error several times faster than the same "
-    "network "
-    "with tanh units, each at its own fastest learning rate."
+    "network with tanh units, each at its own fastest learning rate."
 )
 PAPER_FIGURE = "6× fewer epochs to 25% training error on CIFAR-10 (Fig. 1), rates tuned per network"
 THRESHOLD = 0.10  # training error; Fashion-MNIST crosses the paper's 25% within the first epoch

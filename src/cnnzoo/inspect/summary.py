@@ -1,13 +1,15 @@
 """``summary(model, input_size)``: what each layer of a model does to one image.
 
-It runs one real forward pass with a hook on every leaf module, so layers inside branches (Inception columns,
-residual shortcuts, dense blocks) are each seen once per call, in execution order. For each call it records
+It runs one real forward pass with a hook on every leaf module, so layers inside branches (Inception
+columns, residual shortcuts, dense blocks) are each seen once per call, in execution order. For each
+call it records
 
 - the output shape;
-- the parameters the module owns (counted at its first call only, so the rows add up to the model's total);
-- multiply-adds: k·k·C_in/groups per output of a convolution and C_in per output of a linear layer, the
-  convention behind torchvision's published "GFLOPS"; layers without weights count 0, except those that
-  define ``count_macs(output)`` (LeNet-1998's subsampling, partial C3 and RBF output);
+- the parameters the module owns (counted at its first call only, so the rows add up to the model's
+  total);
+- multiply-adds: k·k·C_in/groups per output of a convolution and C_in per output of a linear layer,
+  the convention behind torchvision's published "GFLOPS"; layers without weights count 0, except
+  those that define ``count_macs(output)`` (LeNet-1998's subsampling, partial C3 and RBF output);
 - connections in LeCun's sense: multiply-adds plus one per output unit that has a bias;
 - the receptive field (side of the input square one output unit sees) and the jump (input pixels
   between neighbouring outputs), by r_out = r_in + (k − 1)·d·j_in and j_out = j_in·s, and where the
@@ -15,10 +17,10 @@ residual shortcuts, dense blocks) are each seen once per call, in execution orde
   p·j_in, so output (i, j) sees rows and columns start + i·jump … start + i·jump + r − 1. Layers
   whose output is no longer a spatial map (flatten, FC, global pooling) get ``None``.
 
-Receptive fields must also pass through operations that are not modules — ``a + b`` in a residual block,
-``torch.cat`` in Inception and DenseNet, a slice — so a ``TorchFunctionMode`` tags every 4-d tensor produced
-during the pass with the largest (receptive field, jump) among its 4-d inputs; a module's hook then overwrites
-the tag with the module's own rule.
+Receptive fields must also pass through operations that are not modules — ``a + b`` in a residual
+block, ``torch.cat`` in Inception and DenseNet, a slice — so a ``TorchFunctionMode`` tags every 4-d
+tensor produced during the pass with the largest (receptive field, jump) among its 4-d inputs; a
+module's hook then overwrites the tag with the module's own rule.
 """
 
 from __future__ import annotations
@@ -78,13 +80,14 @@ class ModelSummary:
 
     @property
     def unused_params(self) -> int:
-        """Parameters of modules this pass never ran (GoogLeNet's auxiliary classifiers, which run in training)."""
+        """Parameters of modules this pass never ran (GoogLeNet's auxiliary classifiers, which run
+        in training)."""
         return self.total_params - sum(layer.params for layer in self.layers)
 
     def rows(self, depth: int | None = None) -> list[LayerInfo]:
-        """The layers, or with ``depth`` the modules ``depth`` levels down the module path (``features.3`` is
-        depth 2), each adding up the layers below it: their params, MACs and connections, the output shape and
-        receptive field of the last one."""
+        """The layers, or with ``depth`` the modules ``depth`` levels down the module path
+        (``features.3`` is depth 2), each adding up the layers below it: their params, MACs and
+        connections, the output shape and receptive field of the last one."""
         if depth is None:
             return list(self.layers)
         grouped: list[LayerInfo] = []
@@ -104,12 +107,19 @@ class ModelSummary:
         return grouped
 
     def table(self, depth: int | None = None, name_width: int = 34) -> str:
-        """The summary as a text table (``cnnzoo summary``); long layer names keep their end after a '…'."""
-        header = (f"{'layer':<{name_width}} {'type':<20} {'output':<16} {'params':>12} {'MACs':>15} "
-                  f"{'connections':>15} {'RF':>5}")
+        """The summary as a text table (``cnnzoo summary``); long layer names keep their end after a
+        '…'."""
+        header = (
+            f"{'layer':<{name_width}} {'type':<20} {'output':<16} {'params':>12} {'MACs':>15} "
+            f"{'connections':>15} {'RF':>5}"
+        )
         lines = [f"{self.model}  input {tuple(self.input_size)}", header, "-" * len(header)]
         for layer in self.rows(depth):
-            name = layer.name if len(layer.name) <= name_width else "…" + layer.name[-(name_width - 1):]
+            name = (
+                layer.name
+                if len(layer.name) <= name_width
+                else "…" + layer.name[-(name_width - 1) :]
+            )
             shape = "×".join(map(str, layer.output_shape))
             rf = "" if layer.receptive_field is None else str(layer.receptive_field)
             lines.append(
@@ -141,7 +151,8 @@ def _window(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[int,
     pointwise ones."""
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         size_in, size_out = x.shape[-2], out.shape[-2]
-        if out.shape[-2:] != (1, 1) and size_in % size_out == 0:  # an adaptive pool that tiles exactly is an ordinary pool
+        # an adaptive pool that tiles exactly is an ordinary pool
+        if out.shape[-2:] != (1, 1) and size_in % size_out == 0:
             step = size_in // size_out
             return step, step, 1, 0
         return None
@@ -186,8 +197,9 @@ def _receptive_field(module: nn.Module, x: torch.Tensor | None,
 
 
 def _functional_window(func, args: tuple, kwargs: dict) -> tuple[int, int, int, int] | None:
-    """(kernel, stride, dilation, padding) along the height of a functional convolution or pooling called in
-    a ``forward`` (``F.max_pool2d(x, 2)``), where no module hook sees it; None for other calls."""
+    """(kernel, stride, dilation, padding) along the height of a functional convolution or pooling
+    called in a ``forward`` (``F.max_pool2d(x, 2)``), where no module hook sees it; None for other
+    calls."""
     name = getattr(func, "__name__", "")
     if name not in ("conv2d", "max_pool2d", "avg_pool2d") or len(args) < 2:
         return None
@@ -225,14 +237,22 @@ class _ReceptiveFieldMode(TorchFunctionMode):
         tags = [getattr(t, _TAG) for t in tree_flatten((args, kwargs))[0]
                 if isinstance(t, torch.Tensor) and t.dim() == 4 and hasattr(t, _TAG)]
         for result in tree_flatten(out)[0]:
-            if isinstance(result, torch.Tensor) and result.dim() == 4 and tags and not hasattr(result, _TAG):
+            if (
+                isinstance(result, torch.Tensor)
+                and result.dim() == 4
+                and tags
+                and not hasattr(result, _TAG)
+            ):
                 setattr(result, _TAG, max(tags, key=lambda tag: (tag[0], tag[1], -tag[2])))
         return out
 
 
-def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *, device: str = "cpu") -> ModelSummary:
-    """Run one image of ``input_size`` (C, H, W; default: the model's own) through ``model`` in eval mode and
-    report every leaf module's output shape, parameters, multiply-adds, connections and receptive field."""
+def summary(
+    model: nn.Module, input_size: tuple[int, int, int] | None = None, *, device: str = "cpu"
+) -> ModelSummary:
+    """Run one image of ``input_size`` (C, H, W; default: the model's own) through ``model`` in eval
+    mode and report every leaf module's output shape, parameters, multiply-adds, connections and
+    receptive field."""
     cfg = getattr(model, "cfg", None)
     if input_size is None:
         if cfg is None:
@@ -265,7 +285,8 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *,
         bias_units = out[0].numel() if isinstance(bias, torch.Tensor) else 0
         layers.append(LayerInfo(
             name=names.get(module, type(module).__name__), type=type(module).__name__,
-            output_shape=list(out.shape[1:]), params=params, macs=macs, connections=macs + bias_units,
+            output_shape=list(out.shape[1:]), params=params, macs=macs,
+                                connections=macs + bias_units,
             receptive_field=rf[0] if rf else None, jump=rf[1] if rf else None,
             rf_start=rf[2] if rf else None,
         ))
@@ -287,5 +308,6 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] | None = None, *,
     total = sum(p.numel() for p in model.parameters())
     trainable = parameter_count(model)
     name = cfg.name if cfg is not None else type(model).__name__
-    return ModelSummary(model=name, input_size=list(input_size), total_params=total, trainable_params=trainable,
+    return ModelSummary(model=name, input_size=list(input_size), total_params=total,
+                        trainable_params=trainable,
                         total_macs=sum(layer.macs for layer in layers), layers=layers)

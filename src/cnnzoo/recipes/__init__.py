@@ -1,8 +1,10 @@
-"""Training recipes: named, tested settings that reach a stated accuracy within a stated time budget.
+"""Training recipes: named, tested settings that reach a stated accuracy within a stated time
+budget.
 
-Each recipe is a small JSON file beside this module: a description, the budget and target it was measured
-against (on the reference machine: 2 CPU cores), and the ``TrainConfig`` settings. ``cnnzoo recipes`` lists
-them, ``cnnzoo train --recipe NAME`` runs one, and options given on the command line override its settings.
+Each recipe is a small JSON file beside this module: a description, the budget and target it was
+measured against (on the reference machine: 2 CPU cores), and the ``TrainConfig`` settings. ``cnnzoo
+recipes`` lists them, ``cnnzoo train --recipe NAME`` runs one, and options given on the command line
+override its settings.
 
 ``read_recipe`` checks a file field by field: a damaged or edited one (an installation gone
 wrong) is one ``DataFormatError`` naming the file and the field, never a traceback out of every
@@ -80,8 +82,9 @@ def model_settings(config: dict) -> str:
 
 
 def merge_settings(base: dict, options: dict) -> dict:
-    """A recipe's settings (``base``) with ``options`` given on top. Dictionaries merge key by key, so
-    ``--model-kwargs '{"dropout": 0.3}'`` on a recipe keeps the recipe's other builder arguments."""
+    """A recipe's settings (``base``) with ``options`` given on top. Dictionaries merge key by key,
+    so ``--model-kwargs '{"dropout": 0.3}'`` on a recipe keeps the recipe's other builder
+    arguments."""
     merged = {**base, **options}
     for name, value in options.items():
         if isinstance(value, dict) and isinstance(base.get(name), dict):
@@ -90,13 +93,15 @@ def merge_settings(base: dict, options: dict) -> dict:
 
 
 def train_config(recipe: str | None, options: dict) -> TrainConfig:
-    """The configuration of a run: the recipe's settings (if one is named) overridden by ``options``."""
+    """The configuration of a run: the recipe's settings (if one is named) overridden by
+    ``options``."""
     base = load_recipe(recipe).config if recipe else {}
     return TrainConfig.from_dict(merge_settings(base, options))
 
 
 def measured_results() -> dict[str, dict]:
-    """The rows of docs/results.json by recipe name, in a source checkout (empty where it is not shipped)."""
+    """The rows of docs/results.json by recipe name, in a source checkout (empty where it is not
+    shipped)."""
     path = Path(__file__).resolve().parents[3] / "docs" / "results.json"
     try:
         return {row["recipe"]: row for row in json.loads(path.read_text())}
@@ -111,7 +116,8 @@ def list_recipes() -> list[Recipe]:
 def load_recipe(name: str) -> Recipe:
     recipes = {r.name: r for r in list_recipes()}
     if name not in recipes:
-        raise UnknownNameError(f"unknown recipe {name!r}; `cnnzoo recipes` lists: {', '.join(sorted(recipes))}")
+        raise UnknownNameError(f"unknown recipe {name!r}; `cnnzoo recipes` lists: "
+                               f"{', '.join(sorted(recipes))}")
     return recipes[name]
 
 

@@ -1,8 +1,8 @@
-"""The explorer's application: ``create_app`` builds it (FastAPI inside the body-limit middleware) and ``serve``
-runs it on uvicorn until Ctrl-C.
+"""The explorer's application: ``create_app`` builds it (FastAPI inside the body-limit middleware)
+and ``serve`` runs it on uvicorn until Ctrl-C.
 
-The server binds its socket itself before uvicorn starts, so a port in use is a one-line error and ``--port 0``
-takes a free port (the printed URL has the real one).
+The server binds its socket itself before uvicorn starts, so a port in use is a one-line error and
+``--port 0`` takes a free port (the printed URL has the real one).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 @dataclass
 class Explorer:
-    """What every request reads: the runs folder, the loaded models, the inference slots and the limits."""
+    """What every request reads: the runs folder, the loaded models, the inference slots and the
+    limits."""
 
     root: Path
     limits: Limits
@@ -33,43 +34,48 @@ class Explorer:
 
 def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str | None = None,
                hosts: tuple[str, ...] | None = None):
-    """The ASGI application: FastAPI (the page and the API, behind ``guard.Guard``: ``hosts`` are the host names
-    it answers to, None for any) wrapped in ``BodyLimit``; ``.app`` is the FastAPI."""
+    """The ASGI application: FastAPI (the page and the API, behind ``guard.Guard``: ``hosts`` are
+    the host names it answers to, None for any) wrapped in ``BodyLimit``; ``.app`` is the
+    FastAPI."""
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
     from cnnzoo.serve.routes import STATIC, router
 
     root = check_runs_dir(runs_dir)
-    api = FastAPI(title="cnnzoo explorer", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    api = FastAPI(title="cnnzoo explorer", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
     api.state.explorer = Explorer(root, limits, ModelCache(root, limits.max_models, data_dir),
                                   InferenceGate(limits.max_inference))
     api.include_router(router)
     api.add_middleware(Guard, hosts=hosts)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return BodyLimit(api, limit=limits.max_upload_bytes, timeout=limits.body_timeout, deadline=limits.body_deadline)
+    return BodyLimit(api, limit=limits.max_upload_bytes, timeout=limits.body_timeout,
+                     deadline=limits.body_deadline)
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host``:``port`` (0: a free port), or a ``ConfigError`` saying why not."""
+    """A listening socket on ``host``:``port`` (0: a free port), or a ``ConfigError`` saying why
+    not."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as error:
-        raise ConfigError(f"cannot listen on {host}:{port} ({error.strerror or error}); choose another --port "
-                          f"(0 takes a free one) or --host") from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({error.strerror or error}); choose "
+                          f"another --port (0 takes a free one) or --host") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
 
 
 def headers_in_time(seconds: float) -> type:
-    """uvicorn's HTTP/1.1 protocol, closing a connection whose first request's headers have not all come
-    ``seconds`` after it opened: without it, connections that send a request line and stop hold their places
-    forever, and enough of them deny service to everyone else. (uvicorn's keep-alive timer only starts after a
-    response; a request starts its ``cycle`` once its headers are complete.)"""
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose first request's headers have not all
+    come ``seconds`` after it opened: without it, connections that send a request line and stop hold
+    their places forever, and enough of them deny service to everyone else. (uvicorn's keep-alive
+    timer only starts after a response; a request starts its ``cycle`` once its headers are
+    complete.)"""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeadersInTime(H11Protocol):
@@ -94,35 +100,39 @@ def url_of(sock: socket.socket) -> str:
 
 
 def use_threads(limits: Limits) -> None:
-    """One PyTorch thread per inference: requests run side by side (``max_inference`` of them), and a small
-    model's operations split over several threads only wait for each other (on a busy 2-core machine the
-    explorer's lenet5 answer takes 380 ms with 2 threads against 48 ms with 1). Called when serving, never on
-    import."""
+    """One PyTorch thread per inference: requests run side by side (``max_inference`` of them), and
+    a small model's operations split over several threads only wait for each other (on a busy 2-core
+    machine the explorer's lenet5 answer takes 380 ms with 2 threads against 48 ms with 1). Called
+    when serving, never on import."""
     import torch
 
     torch.set_num_threads(limits.threads_per_inference)
 
 
-def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
-          data_dir: str | None = None) -> None:
-    """Serve the explorer until Ctrl-C (uvicorn stops cleanly: open requests finish, then it returns)."""
+def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
+          limits: Limits = Limits(), data_dir: str | None = None) -> None:
+    """Serve the explorer until Ctrl-C (uvicorn stops cleanly: open requests finish, then it
+    returns)."""
     import uvicorn
 
     everywhere = host in ("0.0.0.0", "::", "")  # reached by names this process cannot know
-    app = create_app(runs_dir, limits, data_dir=data_dir, hosts=None if everywhere else (*LOOPBACK, host))
+    app = create_app(runs_dir, limits, data_dir=data_dir,
+                     hosts=None if everywhere else (*LOOPBACK, host))
     sock = bind(host, port)
     use_threads(limits)
     if host not in LOOPBACK:
-        print(f"warning: listening on {host}: the explorer has no authentication; anyone who can reach this "
-              f"address can use it", file=sys.stderr)
+        print(f"warning: listening on {host}: the explorer has no authentication; anyone who can "
+              f"reach this address can use it", file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=limits.keep_alive_timeout,
                             limit_concurrency=limits.max_connections, timeout_graceful_shutdown=5,
                             http=headers_in_time(limits.headers_timeout))
-    print(f"cnnzoo explorer on {url_of(sock)} serving {app.app.state.explorer.root} (Ctrl-C stops it)",
+    print(f"cnnzoo explorer on {url_of(sock)} serving {app.app.state.explorer.root} (Ctrl-C stops "
+          "it)",
           file=sys.stderr, flush=True)
     try:
         uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn has shut down (open requests answered) and passes Ctrl-C on: done
+    # uvicorn has shut down (open requests answered) and passes Ctrl-C on: done
+    except KeyboardInterrupt:
         pass
     finally:
         sock.close()

@@ -1,9 +1,11 @@
-"""One image, explained for the page: top-k, the input as the model sees it, every stage's feature maps with the
-layer that made them (kernels, and the output-size formula with its numbers), Grad-CAM, nearest training images.
+"""One image, explained for the page: top-k, the input as the model sees it, every stage's feature
+maps with the layer that made them (kernels, and the output-size formula with its numbers),
+Grad-CAM, nearest training images.
 
-The work is ``cnnzoo.visualize``'s (``activations``, ``grad_cam``, ``retrieval``); this module only packs the
-results for the browser. A stack of maps travels as one base64 string of uint8 values, each map scaled to its
-own range (its minimum and maximum go beside it), and the page colours them (viridis, as ``cnnzoo show maps``).
+The work is ``cnnzoo.visualize``'s (``activations``, ``grad_cam``, ``retrieval``); this module only
+packs the results for the browser. A stack of maps travels as one base64 string of uint8 values,
+each map scaled to its own range (its minimum and maximum go beside it), and the page colours them
+(viridis, as ``cnnzoo show maps``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from cnnzoo.visualize.source import display_image, model_input
 
 MAX_MAPS = 64  # feature maps sent per stage
 MAX_UNITS = 1024  # values sent for a fully connected stage
-MAX_KERNELS, MAX_KERNEL_INPUTS = 32, 16  # kernels (rows) × input channels (columns) sent per convolution
+# kernels (rows) × input channels (columns) sent per convolution
+MAX_KERNELS, MAX_KERNEL_INPUTS = 32, 16
 CONVS = (nn.Conv2d, PartialConv2d)
 LAYERS = (*CONVS, *POOLS)
 
@@ -39,24 +42,33 @@ class ImageRejected(DataFormatError):
 
 
 def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
-    """The uploaded bytes as a decoded, upright image; size checked before decoding, truncation detected."""
+    """The uploaded bytes as a decoded, upright image; size checked before decoding, truncation
+    detected."""
     from PIL import ImageOps
 
     if not data:
-        raise ImageRejected("the upload is empty; send an image file (PNG, JPEG, …) in the field 'image'")
-    try:  # the size is checked from the header, before any pixel is decoded (far below Pillow's bomb limits)
+        raise ImageRejected("the upload is empty; send an image file (PNG, JPEG, …) in the field "
+                            "'image'")
+    # the size is checked from the header, before any pixel is decoded (far below Pillow's bomb
+    # limits)
+    try:
         image = Image.open(io.BytesIO(data))
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageRejected(f"the image is {width}×{height} = {width * height:,} pixels, more than the "
-                                f"{max_pixels:,} this server decodes; send a smaller one")
+            raise ImageRejected(f"the image is {width}×{height} = {width * height:,} pixels, more "
+                                f"than the {max_pixels:,} this server decodes; send a smaller one")
         image.load()  # a truncated file fails here, not later
         return ImageOps.exif_transpose(image)
     except ImageRejected:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
-        detail = "not a format Pillow knows" if isinstance(error, UnidentifiedImageError) else str(error)[:200]
-        raise ImageRejected(f"the upload cannot be decoded as an image ({detail}); it is truncated, damaged or "
+        detail = (
+            "not a format Pillow knows"
+            if isinstance(error, UnidentifiedImageError)
+            else str(error)[:200]
+        )
+        raise ImageRejected(f"the upload cannot be decoded as an image ({detail}); it is "
+                            "truncated, damaged or "
                             f"not an image: send a PNG, JPEG, GIF, BMP or WebP file") from None
 
 
@@ -78,16 +90,23 @@ def uint8_base64(values: np.ndarray) -> dict:
             "max": np.round(high, 5).tolist()}
 
 
-def _stage_layers(model: nn.Module, stages: dict[str, str]) -> dict[str, list[tuple[str, nn.Module]]]:
-    """Per stage, the convolutions and pools among the leaf modules that run from the previous stage's end to
-    its own (registration order, which is forward order for every cnnzoo model that has plain stages)."""
-    leaves = [(path, m) for path, m in model.named_modules() if path and not any(True for _ in m.children())]
+def _stage_layers(model: nn.Module, stages: dict[str, str]) -> dict[str,
+                                                                    list[tuple[str, nn.Module]]]:
+    """Per stage, the convolutions and pools among the leaf modules that run from the previous
+    stage's end to its own (registration order, which is forward order for every cnnzoo model that
+    has plain stages)."""
+    leaves = [(path, m) for path,
+              m in model.named_modules() if path and not any(True for _ in m.children())]
     found, start = {}, 0
     for name, end in stages.items():
-        ends = [i for i, (path, _) in enumerate(leaves) if path == end or path.startswith(end + ".")]
+        ends = [i for i,
+                (path, _) in enumerate(leaves) if path == end or path.startswith(end + ".")]
         stop = ends[-1] + 1 if ends else start
-        found[name] = [(path, m) for path, m in leaves[start:stop]
-                       if isinstance(m, LAYERS) or hasattr(m, "kernel_size") and hasattr(m, "stride")]
+        found[name] = [
+            (path, m)
+            for path, m in leaves[start:stop]
+            if isinstance(m, LAYERS) or hasattr(m, "kernel_size") and hasattr(m, "stride")
+        ]
         start = max(start, stop)
     return found
 
@@ -98,22 +117,47 @@ def _pair(value) -> int:
 
 def layer_card(path: str, module: nn.Module, width: int, out_width: int) -> dict:
     """The layer behind a stage: its type, sizes and (W − K + 2P)/S + 1 with its own numbers."""
-    k, s, p = _pair(module.kernel_size), _pair(module.stride or module.kernel_size), _pair(getattr(module, "padding", 0))
+    k, s, p = (
+        _pair(module.kernel_size),
+        _pair(module.stride or module.kernel_size),
+        _pair(getattr(module, "padding", 0)),
+    )
     d = _pair(getattr(module, "dilation", 1))
     span = d * (k - 1) + 1  # a dilated kernel covers this many pixels
     ceil = bool(getattr(module, "ceil_mode", False))  # GoogLeNet's pools round up
     rounded = conv_output_size(width, k, s, p, d, ceil)
-    card = {"module": path, "type": type(module).__name__, "kernel": k, "stride": s, "padding": p, "dilation": d,
-            "in_width": width, "out_width": out_width, "ceil_mode": ceil,
-            "formula": f"({width} − {span} + 2·{p}) / {s} + 1 = {rounded}" + (" (rounded up)" if ceil else "")}
+    card = {
+        "module": path,
+        "type": type(module).__name__,
+        "kernel": k,
+        "stride": s,
+        "padding": p,
+        "dilation": d,
+        "in_width": width,
+        "out_width": out_width,
+        "ceil_mode": ceil,
+        "formula": f"({width} − {span} + 2·{p}) / {s} + 1 = {rounded}"
+        + (" (rounded up)" if ceil else ""),
+    }
     if isinstance(module, CONVS):
         weight = dense_weight(module)
         shown = weight[:MAX_KERNELS, :MAX_KERNEL_INPUTS].numpy()
         scale = np.abs(shown.reshape(len(shown), -1)).max(1)
-        unit = shown / np.where(scale > 0, scale, 1).reshape(-1, 1, 1, 1)  # each kernel by its own max |w|
-        card.update({"weight_shape": list(weight.shape), "groups": getattr(module, "groups", 1),
-                     "kernels": {"shape": list(shown.shape), "max_abs": np.round(scale, 5).tolist(),
-                                 "data": base64.b64encode(np.round((unit + 1) * 127.5).astype(np.uint8)).decode()}})
+        # each kernel by its own max |w|
+        unit = shown / np.where(scale > 0, scale, 1).reshape(-1, 1, 1, 1)
+        card.update(
+            {
+                "weight_shape": list(weight.shape),
+                "groups": getattr(module, "groups", 1),
+                "kernels": {
+                    "shape": list(shown.shape),
+                    "max_abs": np.round(scale, 5).tolist(),
+                    "data": base64.b64encode(
+                        np.round((unit + 1) * 127.5).astype(np.uint8)
+                    ).decode(),
+                },
+            }
+        )
     return card
 
 
@@ -123,7 +167,8 @@ def _maps(name: str, path: str, value: torch.Tensor, card: dict | None) -> dict:
     if sample.dim() == 3:
         shown = sample[:MAX_MAPS].numpy()
         stage.update({"kind": "maps", "count": int(sample.shape[0]), "shown": len(shown),
-                      "height": int(sample.shape[1]), "width": int(sample.shape[2]), **uint8_base64(shown)})
+                      "height": int(sample.shape[1]), "width": int(sample.shape[2]),
+                      **uint8_base64(shown)})
     else:
         units = sample.flatten()[:MAX_UNITS].numpy()
         stage.update({"kind": "units", "count": int(sample.numel()), "shown": len(units),
@@ -156,7 +201,8 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
         for handle in handles:
             handle.remove()
     cam, logits = _cam(model, x)
-    if logits is None:  # no Grad-CAM (a model without 2-D maps): one more forward pass for the scores
+    # no Grad-CAM (a model without 2-D maps): one more forward pass for the scores
+    if logits is None:
         with torch.no_grad():
             logits = model(x)[0]
     cards = {}
@@ -167,7 +213,8 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
     return {"top_k": ranked(subject, logits.float().softmax(-1), top_k),
             "input": {"png": png_base64(shown), "height": shown.shape[0], "width": shown.shape[1],
                       "shape": list(x.shape[1:])},
-            "stages": [_maps(name, stages[name], value, cards.get(name)) for name, value in outputs.items()],
+            "stages": [_maps(name, stages[name], value, cards.get(name)) for name,
+                       value in outputs.items()],
             "cam": cam, "softmax": softmax_table(model, logits)}
 
 
@@ -209,8 +256,9 @@ def softmax_table(model: nn.Module, logits: torch.Tensor) -> dict:
 
 
 def neighbours(entry, index, raw: torch.Tensor, k: int = 8) -> dict:
-    """The ``k`` training images nearest to the image in penultimate features (``cnnzoo show neighbours``),
-    searched in ``index`` (a ready ``index.NeighbourIndex``); the caller holds ``entry.lock``."""
+    """The ``k`` training images nearest to the image in penultimate features (``cnnzoo show
+    neighbours``), searched in ``index`` (a ready ``index.NeighbourIndex``); the caller holds
+    ``entry.lock``."""
     from cnnzoo.visualize import retrieval
 
     subject = entry.subject
@@ -229,7 +277,8 @@ def _unit(image: torch.Tensor) -> np.ndarray:
 
 
 def test_image(entry, data, index: int | None) -> dict:
-    """One test image of the run's data set (a random one when ``index`` is None), as PNG, with its label."""
+    """One test image of the run's data set (a random one when ``index`` is None), as PNG, with its
+    label."""
     test = data.test
     count = len(test)
     if index is None:
@@ -250,7 +299,8 @@ def prepare_upload(entry, image: Image.Image, prepare: bool = True) -> tuple[tor
 
 
 def model_card(entry) -> dict:
-    """The model of a run: name, classes, input, its stages and ``cnnzoo summary``'s per-layer table."""
+    """The model of a run: name, classes, input, its stages and ``cnnzoo summary``'s per-layer
+    table."""
     from cnnzoo.inspect.summary import summary
     from cnnzoo.serve.stages import stage_of
 
@@ -259,15 +309,18 @@ def model_card(entry) -> dict:
             subject = entry.subject
             table = summary(subject.model, tuple(subject.model.cfg.input_size))
             stages = stage_of(subject.model)
-            entry.card = {"model": subject.name, "dataset": subject.dataset, "classes": subject.classes,
-                          "input": {"size": subject.input.size, "channels": subject.model.cfg.input_size[0],
+            entry.card = {"model": subject.name, "dataset": subject.dataset,
+                          "classes": subject.classes,
+                          "input": {"size": subject.input.size,
+                                    "channels": subject.model.cfg.input_size[0],
                                     "data_size": subject.data_size, "mean": subject.input.mean,
                                     "std": subject.input.std},
                           "stages": list(default_stages(subject.model)),
                           # the trainable count leads, as `cnnzoo list` and `summary` show it
                           "params": table.trainable_params, "fixed_params": table.fixed_params,
                           "total_params": table.total_params, "total_macs": table.total_macs,
-                          "layers": [{"name": row.name, "type": row.type, "output_shape": row.output_shape,
+                          "layers": [{"name": row.name, "type": row.type,
+                                      "output_shape": row.output_shape,
                                       "params": row.params, "macs": row.macs,
                                       "receptive_field": row.receptive_field,
                                       "stage": stages.get(row.name)}

@@ -22,7 +22,8 @@ MB = 1024**2
 @dataclass(frozen=True)
 class Limits:
     max_upload_bytes: int = 10 * MB  # a photo from a phone is 2–6 MB
-    max_image_pixels: int = 16_000_000  # 4,000×4,000; decoding one RGB image of that size takes 48 MB
+    # 4,000×4,000; decoding one RGB image of that size takes 48 MB
+    max_image_pixels: int = 16_000_000
     max_inference: int = 2  # concurrent predictions (one per core of the reference machine)
     threads_per_inference: int = 1  # PyTorch threads each (app.use_threads)
     max_models: int = 4  # models kept loaded (LRU)
@@ -30,7 +31,8 @@ class Limits:
     body_deadline: float = 60.0  # seconds for a whole request body (10 MB at 170 kB/s)
     keep_alive_timeout: int = 5  # seconds an idle connection is kept open (uvicorn)
     headers_timeout: float = 5.0  # seconds a new connection has to send its request's headers
-    max_connections: int = 512  # open connections before uvicorn answers 503 (idle ones cost little; inference
+    # open connections before uvicorn answers 503 (idle ones cost little; inference
+    max_connections: int = 512
     # is bounded by max_inference)
 
 
@@ -56,17 +58,19 @@ class InferenceGate:
 async def _answer(send, status: int, message: str) -> None:
     body = json.dumps({"detail": message}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", b"application/json"), (b"content-length",
+                                                                     str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
-    """Pure ASGI middleware, outermost: 413 for bodies over ``limit`` bytes, 408 for bodies that stall (no chunk
-    for ``timeout`` seconds) or trickle (not whole after ``deadline`` seconds).
+    """Pure ASGI middleware, outermost: 413 for bodies over ``limit`` bytes, 408 for bodies that
+    stall (no chunk for ``timeout`` seconds) or trickle (not whole after ``deadline`` seconds).
 
-    When the counted bytes pass the limit (or a chunk is late) it answers at once and tells the application the
-    client has gone (``http.disconnect``), so nothing more is read; what the application then sends is dropped.
+    When the counted bytes pass the limit (or a chunk is late) it answers at once and tells the
+    application the client has gone (``http.disconnect``), so nothing more is read; what the
+    application then sends is dropped.
     """
 
     def __init__(self, app, *, limit: int, timeout: float, deadline: float = 60.0) -> None:
@@ -104,7 +108,8 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), max(wait, 0))
             except asyncio.TimeoutError:
-                return await refuse(408, f"the request body came too slowly (a chunk every {self.timeout:g} s and "
+                return await refuse(408, "the request body came too slowly (a chunk every "
+                                         f"{self.timeout:g} s and "
                                          f"all of it within {self.deadline:g} s)")
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
@@ -126,7 +131,8 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted_receive, watched_send)
-        except asyncio.CancelledError:  # the server is stopping (Ctrl-C) while a request runs: end it quietly
+        # the server is stopping (Ctrl-C) while a request runs: end it quietly
+        except asyncio.CancelledError:
             return
         except Exception:
             if not state["answered"]:

@@ -1,5 +1,5 @@
-"""Loaded models, kept in a least-recently-used cache of bounded size and reloaded when their checkpoint changes
-(a run still training writes a better ``best`` checkpoint now and then).
+"""Loaded models, kept in a least-recently-used cache of bounded size and reloaded when their
+checkpoint changes (a run still training writes a better ``best`` checkpoint now and then).
 
 A cache entry holds what the page asks for again and again about one run: the model (as a
 ``cnnzoo.engine.run.Run``), its per-layer summary and, once asked for, its nearest-neighbour index
@@ -26,8 +26,9 @@ class Entry:
     subject: object  # cnnzoo.engine.run.Run
     stamp: tuple
     data_dir: str | None
-    # held for any use of the model: hooks are set on the shared modules, so two forward passes at once would
-    # capture each other's outputs; requests for one run take turns, other runs go on in parallel
+    # held for any use of the model: hooks are set on the shared modules, so two forward passes at
+    # once would capture each other's outputs; requests for one run take turns, other runs go on in
+    # parallel
     lock: threading.RLock = field(default_factory=threading.RLock)
     card: dict | None = None  # the model's description and per-layer summary, made on first use
     index: object = None  # index.NeighbourIndex, started on the first search
@@ -38,7 +39,8 @@ def _checkpoint(root: Path, name: str) -> Path:
         path = runs.run_file(root, name, relative)
         if path is not None:
             return path
-    raise CheckpointError(f"{name}: no checkpoint yet (checkpoints/best.safetensors or last.safetensors); a run "
+    raise CheckpointError(f"{name}: no checkpoint yet (checkpoints/best.safetensors or "
+                          "last.safetensors); a run "
                           f"being trained writes its first one when its first epoch ends")
 
 
@@ -70,7 +72,8 @@ class ModelCache:
         return list(self._entries)
 
     def get(self, name: str) -> Entry:
-        """The entry of run ``name``: ``RunNotFound`` for an unknown run, ``CheckpointError`` for a damaged one."""
+        """The entry of run ``name``: ``RunNotFound`` for an unknown run, ``CheckpointError`` for a
+        damaged one."""
         from cnnzoo.engine.run import open_run
 
         path = _checkpoint(self.root, name)
@@ -78,7 +81,8 @@ class ModelCache:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.stamp != stamp:
-                subject = open_run(path)  # safetensors: no code runs; metadata checked before anything is built
+                # safetensors: no code runs; metadata checked before anything is built
+                subject = open_run(path)
                 data_dir = self.data_dir or runs.data_dir(self.root, name)
                 _drop(entry)
                 entry = Entry(subject, stamp, data_dir)
@@ -103,16 +107,19 @@ class ModelCache:
             return entry.index
 
     def data_for(self, entry: Entry):
-        """The data set ``entry``'s run was trained on (``DatasetSplits``, in memory), loaded once and shared."""
+        """The data set ``entry``'s run was trained on (``DatasetSplits``, in memory), loaded once
+        and shared."""
         from cnnzoo.visualize.source import load_data
 
         subject = entry.subject
         key = (subject.dataset, entry.data_dir, subject.model.cfg.input_size[0], subject.data_size)
         with self._data_lock:
             if key not in self._datasets:
-                data = load_data(subject, entry.data_dir, download=False)  # a request never reaches out
+                # a request never reaches out
+                data = load_data(subject, entry.data_dir, download=False)
                 if not hasattr(data.train, "images"):
-                    raise ConfigError(f"{subject.dataset} is streamed from disk, so the explorer cannot pick test "
+                    raise ConfigError(f"{subject.dataset} is streamed from disk, so the explorer "
+                                      "cannot pick test "
                                       f"images or search training images; give a smaller data set")
                 self._datasets[key] = data
             self._datasets.move_to_end(key)

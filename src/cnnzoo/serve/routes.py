@@ -1,17 +1,17 @@
-"""The JSON API and the page. Every run name goes through ``runs.run_path`` (404 for anything not served),
-every upload through ``explain.decode_upload`` (400), and all model work through the inference gate (503 when
-every slot is busy). Errors come back as ``{"detail": message}``.
+"""The JSON API and the page. Every run name goes through ``runs.run_path`` (404 for anything not
+served), every upload through ``explain.decode_upload`` (400), and all model work through the
+inference gate (503 when every slot is busy). Errors come back as ``{"detail": message}``.
 
 | route | what |
 |---|---|
 | ``GET /`` | the page |
 | ``GET /api/runs`` | every run: model, data set, accuracy, date, epochs, status |
 | ``GET /api/runs/{run}`` | one run: settings, metrics per epoch, per-class accuracy, figures |
-| ``GET /api/runs/{run}/model`` | classes, input, stages and the per-layer summary (422: damaged checkpoint) |
+| ``GET /api/runs/{run}/model`` | classes, input, stages, per-layer summary (422: damaged checkpoint) |
 | ``GET /api/runs/{run}/figures/{name}`` | ``curves.png`` or ``confusion.png`` |
-| ``GET /api/runs/{run}/test-image`` | a test image (``?index=N``, else random) as base64 PNG, with its class |
-| ``POST /api/runs/{run}/predict`` | multipart ``image``: top-k, input, every stage's maps, Grad-CAM |
-| ``POST /api/runs/{run}/neighbours`` | multipart ``image``: nearest training images in penultimate features |
+| ``GET /api/runs/{run}/test-image`` | a test image (``?index=N``, else random): base64 PNG, class |
+| ``POST /api/runs/{run}/predict`` | multipart ``image``: top-k, input, each stage's maps, Grad-CAM |
+| ``POST /api/runs/{run}/neighbours`` | ``image``: nearest training images in penultimate features |
 |  | (202 with the index's progress while it is built in the background) |
 | ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one position's arithmetic |
 | ``POST /api/runs/{run}/cam`` | ``?class_index=&layer=``: Grad-CAM for any class at any stage |
@@ -50,18 +50,21 @@ def _status_of(error: Exception) -> int:
         return 404
     if isinstance(error, ImageRejected):
         return 400
-    return 422  # a damaged checkpoint, missing data set, an index out of range: the run's problem, said in words
+    # a damaged checkpoint, missing data set, an index out of range: the run's problem, said in
+    # words
+    return 422
 
 
 async def _guarded(request: Request, work, *args):
-    """``work(explorer, *args)`` in a worker thread inside an inference slot; errors as JSON responses."""
+    """``work(explorer, *args)`` in a worker thread inside an inference slot; errors as JSON
+    responses."""
     explorer = request.app.state.explorer
     try:
         with explorer.gate:
             return await run_in_threadpool(work, explorer, *args)
     except Busy:
-        return _error(503, f"busy: all {explorer.limits.max_inference} inference slots are taken; retry in a "
-                           f"moment", **{"Retry-After": "1"})
+        return _error(503, f"busy: all {explorer.limits.max_inference} inference slots are taken; "
+                           f"retry in a moment", **{"Retry-After": "1"})
     except CnnzooError as error:
         return _error(_status_of(error), _relative(error, explorer.root))
 
@@ -70,8 +73,8 @@ _ABSOLUTE = re.compile(r"(?<![\w.~])/(?:[^\s'\",;:()/]+/)*([^\s'\",;:()/]*)")
 
 
 def _relative(error: Exception | str | None, root) -> str | None:
-    """The message with paths relative to the runs folder, and any other path cut to its last part: a client
-    learns nothing of the server's disk."""
+    """The message with paths relative to the runs folder, and any other path cut to its last part:
+    a client learns nothing of the server's disk."""
     if error is None:
         return None
     text = str(error).replace(f"{root}/", "").replace(str(root), "RUNS_DIR")
@@ -96,7 +99,8 @@ def list_runs(request: Request):
     explorer = request.app.state.explorer
     limits = explorer.limits
     return {"runs_dir": explorer.root.name, "runs": runs.list_runs(explorer.root),
-            "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_image_pixels": limits.max_image_pixels,
+            "limits": {"max_upload_bytes": limits.max_upload_bytes,
+                       "max_image_pixels": limits.max_image_pixels,
                        "max_inference": limits.max_inference, "max_models": limits.max_models}}
 
 
@@ -138,7 +142,8 @@ def _test_image(explorer, run: str, index: int | None) -> dict:
 
 
 @router.get("/api/runs/{run}/test-image")
-async def run_test_image(request: Request, run: str, index: int | None = Query(None, ge=0, le=10**9)):
+async def run_test_image(request: Request, run: str,
+                         index: int | None = Query(None, ge=0, le=10**9)):
     return await _guarded(request, _test_image, run, index)
 
 
@@ -147,7 +152,8 @@ async def _upload(request: Request) -> bytes | JSONResponse:
     try:
         form = await request.form(max_files=1, max_fields=4)
     except Exception as error:  # starlette's MultiPartException and malformed bodies
-        return _error(400, f"the request is not a multipart form with one file field 'image' ({error})")
+        return _error(400, "the request is not a multipart form with one file field 'image' "
+                           f"({error})")
     image = form.get("image")
     if not isinstance(image, UploadFile):
         return _error(400, "send the image as a file in the multipart field 'image'")

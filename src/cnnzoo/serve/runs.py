@@ -1,9 +1,10 @@
 """The runs under RUNS_DIR, read without torch: what the runs list and a run's page show.
 
-A run is named by its folder's name, a direct child of RUNS_DIR. Every name and every file is checked before it
-is opened: a name with a separator, ``..`` or anything but letters, digits, ``.``, ``_`` and ``-`` is unknown,
-and a folder or file whose real path (symlinks followed) lies outside RUNS_DIR is unknown too; nothing outside
-is ever opened. Unknown means ``RunNotFound``, which the API answers with 404.
+A run is named by its folder's name, a direct child of RUNS_DIR. Every name and every file is
+checked before it is opened: a name with a separator, ``..`` or anything but letters, digits, ``.``,
+``_`` and ``-`` is unknown, and a folder or file whose real path (symlinks followed) lies outside
+RUNS_DIR is unknown too; nothing outside is ever opened. Unknown means ``RunNotFound``, which the
+API answers with 404.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from cnnzoo.rundir import BEST, CONFIG, FIGURES, LAST, METRICS, PER_CLASS, SUMMA
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 MAX_RUNS = 500  # folders listed; a RUNS_DIR holding more is cut, the newest kept
-LIVE_SECONDS = 600  # a run without summary.json whose metrics.csv changed this recently is "training"
+# a run without summary.json whose metrics.csv changed this recently is "training"
+LIVE_SECONDS = 600
 CHECKPOINTS = (BEST, LAST)
 
 
@@ -30,10 +32,12 @@ class RunNotFound(CnnzooError, LookupError):
 
 
 def check_runs_dir(path: str | Path) -> Path:
-    """RUNS_DIR as an absolute real path; a missing folder or a run directory itself is a ``ConfigError``."""
+    """RUNS_DIR as an absolute real path; a missing folder or a run directory itself is a
+    ``ConfigError``."""
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise ConfigError(f"{root}: no such folder of runs; train one first (`make demo` writes runs/demo)")
+        raise ConfigError(f"{root}: no such folder of runs; train one first (`make demo` writes "
+                          "runs/demo)")
     if holds_run(root):
         raise ConfigError(f"{root} is a run directory itself; give the folder that holds runs: "
                           f"cnnzoo serve {root.resolve().parent}")
@@ -58,8 +62,9 @@ def run_path(root: Path, name: str) -> Path:
 
 
 def run_file(root: Path, name: str, relative: str) -> Path | None:
-    """A file of run ``name`` (``relative`` from the code's own list, never from a request), or None when absent;
-    ``RunNotFound`` when it is a link that leads outside RUNS_DIR or not a regular file."""
+    """A file of run ``name`` (``relative`` from the code's own list, never from a request), or None
+    when absent; ``RunNotFound`` when it is a link that leads outside RUNS_DIR or not a regular
+    file."""
     path = run_path(root, name) / relative
     if not path.exists() and not path.is_symlink():
         return None
@@ -129,16 +134,22 @@ def describe(root: Path, name: str) -> dict:
     last = history[-1] if history else {}
     dated = run_file(root, name, CONFIG) or run_path(root, name)
     accuracy = summary.get("test_top1", last.get("test_top1"))
-    return {"name": name, "model": config.get("model", summary.get("model")),
-            "dataset": config.get("dataset", summary.get("dataset")),
-            "test_top1": accuracy if isinstance(accuracy, (int, float)) else None,
-            "best_test_top1": max((row["test_top1"] for row in history if isinstance(row.get("test_top1"), float)),
-                                  default=None),
-            "epochs_done": len(history), "epochs_planned": config.get("epochs"),
-            "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(dated.stat().st_mtime)),
-            "modified": max((p.stat().st_mtime for p in _files(root, name)), default=0.0),
-            "status": _status(root, name, summary, history),
-            "has_checkpoint": any(_exists(root, name, c) for c in CHECKPOINTS)}
+    return {
+        "name": name,
+        "model": config.get("model", summary.get("model")),
+        "dataset": config.get("dataset", summary.get("dataset")),
+        "test_top1": accuracy if isinstance(accuracy, (int, float)) else None,
+        "best_test_top1": max(
+            (row["test_top1"] for row in history if isinstance(row.get("test_top1"), float)),
+            default=None,
+        ),
+        "epochs_done": len(history),
+        "epochs_planned": config.get("epochs"),
+        "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(dated.stat().st_mtime)),
+        "modified": max((p.stat().st_mtime for p in _files(root, name)), default=0.0),
+        "status": _status(root, name, summary, history),
+        "has_checkpoint": any(_exists(root, name, c) for c in CHECKPOINTS),
+    }
 
 
 def _files(root: Path, name: str) -> list[Path]:
@@ -154,7 +165,8 @@ def _files(root: Path, name: str) -> list[Path]:
 
 
 def list_runs(root: Path) -> list[dict]:
-    """Every run folder directly under ``root`` (links leading outside are left out), newest first."""
+    """Every run folder directly under ``root`` (links leading outside are left out), newest
+    first."""
     rows = []
     children = [p for p in root.iterdir() if NAME.fullmatch(p.name)]
     children.sort(key=lambda p: p.lstat().st_mtime, reverse=True)
@@ -168,7 +180,8 @@ def list_runs(root: Path) -> list[dict]:
 
 
 def details(root: Path, name: str) -> dict:
-    """A run's page: its row, settings, metrics per epoch, per-class accuracy and which figures it has."""
+    """A run's page: its row, settings, metrics per epoch, per-class accuracy and which figures it
+    has."""
     config = _json(root, name, CONFIG)
     config.pop("out", None)  # where it was written: a path on the server, not the run's business
     config.pop("data_dir", None)
@@ -185,6 +198,7 @@ def _exists(root: Path, name: str, relative: str) -> bool:
 
 
 def data_dir(root: Path, name: str) -> str | None:
-    """Where the run's data set was read from (config.json's data_dir), for test images and neighbours."""
+    """Where the run's data set was read from (config.json's data_dir), for test images and
+    neighbours."""
     value = _json(root, name, CONFIG).get("data_dir")
     return value if isinstance(value, str) else None

@@ -1,8 +1,10 @@
-"""What each stage computes on one image: intermediate outputs by forward hooks, drawn stage by stage.
+"""What each stage computes on one image: intermediate outputs by forward hooks, drawn stage by
+stage.
 
-``activations(model, x)`` is in the spirit of timm's ``forward_intermediates``: one ordinary forward pass,
-with a hook on each requested module that keeps a copy of its output (a copy, because the next in-place
-ReLU would overwrite it). The model is not changed and the hooks are removed even if the forward fails.
+``activations(model, x)`` is in the spirit of timm's ``forward_intermediates``: one ordinary forward
+pass, with a hook on each requested module that keeps a copy of its output (a copy, because the next
+in-place ReLU would overwrite it). The model is not changed and the hooks are removed even if the
+forward fails.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ MAX_MAPS = 32  # feature maps drawn per stage
 
 
 @torch.no_grad()
-def activations(model: nn.Module, x: torch.Tensor, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
-    """The outputs of ``layers`` (stage names or module paths; default: every stage of ``default_stages``)
-    for input ``x``, by name, in the order given (by default in the order the forward pass ran
-    them).
+def activations(
+    model: nn.Module, x: torch.Tensor, layers: list[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """The outputs of ``layers`` (stage names or module paths; default: every stage of
+    ``default_stages``) for input ``x``, by name, in the order given (by default in the order the
+    forward pass ran them).
 
     A module that runs more than once in one pass (one ``nn.ReLU`` reused after every layer) has no
     one output: by default it is left out, and asked for by name it is a ``ConfigError`` naming it.
@@ -68,25 +72,30 @@ def raise_reused(model: nn.Module, path: str, count: int):
 
 
 def stage_summary(outputs: dict[str, torch.Tensor]) -> list[dict]:
-    """Per stage: shape, and how many of its maps are zero everywhere (dead under ReLU for this image)."""
+    """Per stage: shape, and how many of its maps are zero everywhere (dead under ReLU for this
+    image)."""
     rows = []
     for name, value in outputs.items():
         sample = value[0]
         flat = sample.flatten(1) if sample.dim() == 3 else sample[:, None]
-        rows.append({"layer": name, "shape": list(sample.shape), "mean": round(float(sample.mean()), 6),
-                     "max": round(float(sample.max()), 6), "zero_maps": int((flat.abs().amax(1) == 0).sum())})
+        rows.append({"layer": name, "shape": list(sample.shape),
+                     "mean": round(float(sample.mean()), 6),
+                     "max": round(float(sample.max()), 6),
+                     "zero_maps": int((flat.abs().amax(1) == 0).sum())})
     return rows
 
 
-def draw_maps(image: np.ndarray, outputs: dict[str, torch.Tensor], *, paths: dict[str, str], title: str,
-              max_maps: int = MAX_MAPS, columns: int = 3):
-    """The input as the model sees it, then one mosaic per spatial stage (its first ``max_maps`` maps, each
-    scaled on its own); stages without a spatial map (fully connected ones) are drawn as a strip."""
+def draw_maps(image: np.ndarray, outputs: dict[str, torch.Tensor], *, paths: dict[str, str],
+              title: str, max_maps: int = MAX_MAPS, columns: int = 3):
+    """The input as the model sees it, then one mosaic per spatial stage (its first ``max_maps``
+    maps, each scaled on its own); stages without a spatial map (fully connected ones) are drawn as
+    a strip."""
     panels = len(outputs) + 1
     rows = math.ceil(panels / columns)
     figure, axes = grid_figure(rows, columns, cell=2.6, extra_height=0.6)
     axes = list(np.ravel(axes))
-    show_image(axes[0], image, title="input as the model sees it\n(resized, normalised; shown in [0, 1])")
+    show_image(axes[0], image, title="input as the model sees it\n(resized, normalised; shown in "
+                                     "[0, 1])")
     for ax, (name, value) in zip(axes[1:], outputs.items(), strict=False):
         sample = value[0].float().cpu()
         if sample.dim() == 1:  # a fully connected layer: one value per unit, as a strip
@@ -100,7 +109,8 @@ def draw_maps(image: np.ndarray, outputs: dict[str, torch.Tensor], *, paths: dic
         shown = sample[:max_maps].numpy()
         sheet = mosaic(colourise(shown, MAGNITUDE_CMAP), columns=math.ceil(math.sqrt(len(shown))))
         more = f", first {len(shown)}" if len(sample) > len(shown) else ""
-        show_image(ax, sheet, title=f"{name} · {paths[name]}\n{sample.shape[0]}×{sample.shape[1]}×{sample.shape[2]}"
+        show_image(ax, sheet, title=f"{name} · "
+                                    f"{paths[name]}\n{sample.shape[0]}×{sample.shape[1]}×{sample.shape[2]}"
                                     f"{more}")
     hide_unused(axes, panels)
     figure.suptitle(f"{title}\neach map scaled on its own (viridis: low → high)", fontsize=11)

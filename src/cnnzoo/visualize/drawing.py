@@ -1,8 +1,9 @@
 """What every view draws with: one colour map per kind of quantity, mosaics of small images, saving.
 
-Grids of many small images are drawn as one mosaic (one ``imshow``), not hundreds of axes: quick to draw and
-sharp at any size. Colour maps are fixed per kind so figures read alike: signed quantities (weights) on a
-diverging map centred on zero, non-negative ones (activations) on viridis, attributions on inferno.
+Grids of many small images are drawn as one mosaic (one ``imshow``), not hundreds of axes: quick to
+draw and sharp at any size. Colour maps are fixed per kind so figures read alike: signed quantities
+(weights) on a diverging map centred on zero, non-negative ones (activations) on viridis,
+attributions on inferno.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ DPI = 150
 
 
 def colourise(values: np.ndarray, cmap: str, *, signed: bool = False) -> np.ndarray:
-    """(N, h, w) values to (N, h, w, 3) RGB, each of the N scaled on its own: to [−max|v|, max|v|] when
-    ``signed``, else to [min, max] (a constant image comes out as the map's low end)."""
+    """(N, h, w) values to (N, h, w, 3) RGB, each of the N scaled on its own: to [−max|v|, max|v|]
+    when ``signed``, else to [min, max] (a constant image comes out as the map's low end)."""
     from matplotlib import colormaps
 
     values = np.asarray(values, dtype=np.float64)
@@ -38,14 +39,18 @@ def colourise(values: np.ndarray, cmap: str, *, signed: bool = False) -> np.ndar
 
 
 def rescale_rgb(values: np.ndarray) -> np.ndarray:
-    """(N, h, w, 3) to [0, 1], each of the N by its own minimum and maximum (AlexNet's Figure 3 does this)."""
+    """(N, h, w, 3) to [0, 1], each of the N by its own minimum and maximum (AlexNet's Figure 3 does
+    this)."""
     flat = values.reshape(len(values), -1)
     low, span = flat.min(1, keepdims=True), np.ptp(flat, 1, keepdims=True)
     return ((flat - low) / np.where(span > 0, span, 1)).reshape(values.shape)
 
 
-def mosaic(tiles: np.ndarray, columns: int | None = None, *, gap: int = 1, background: float = 1.0) -> np.ndarray:
-    """(N, h, w, 3) tiles laid out in rows of ``columns`` (default: as square as possible), ``gap`` px apart."""
+def mosaic(
+    tiles: np.ndarray, columns: int | None = None, *, gap: int = 1, background: float = 1.0
+) -> np.ndarray:
+    """(N, h, w, 3) tiles laid out in rows of ``columns`` (default: as square as possible), ``gap``
+    px apart."""
     count, h, w = tiles.shape[:3]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
@@ -56,10 +61,12 @@ def mosaic(tiles: np.ndarray, columns: int | None = None, *, gap: int = 1, backg
     return sheet
 
 
-def show_image(ax, image, *, title: str = "", cmap: str | None = None, fontsize: float = 9, **kwargs) -> None:
+def show_image(ax, image, *, title: str = "", cmap: str | None = None, fontsize: float = 9,
+               **kwargs) -> None:
     """An image without ticks or frame; (H, W) arrays in grey unless ``cmap`` says otherwise."""
     image = np.asarray(image)
-    ax.imshow(image, cmap=cmap or ("gray" if image.ndim == 2 else None), interpolation="nearest", **kwargs)
+    ax.imshow(image, cmap=cmap or ("gray" if image.ndim == 2 else None), interpolation="nearest",
+              **kwargs)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -69,7 +76,8 @@ def show_image(ax, image, *, title: str = "", cmap: str | None = None, fontsize:
 
 
 def grid_figure(rows: int, columns: int, *, cell: float = 1.6, extra_height: float = 0.7):
-    """A figure of ``rows``×``columns`` axes, ``cell`` inches each, room for a title; returns (figure, axes 2-D)."""
+    """A figure of ``rows``×``columns`` axes, ``cell`` inches each, room for a title; returns
+    (figure, axes 2-D)."""
     figure, _ = new_figure(1, width=max(columns * cell, 4.0), height=rows * cell + extra_height)
     figure.clear()
     axes = figure.subplots(rows, columns, squeeze=False)

@@ -1,9 +1,11 @@
-"""The model as an ONNX file with a dynamic batch axis, checked on export: onnxruntime against PyTorch on the
-same images (the largest |Δlogit| and the share of images where both pick the same class).
+"""The model as an ONNX file with a dynamic batch axis, checked on export: onnxruntime against
+PyTorch on the same images (the largest |Δlogit| and the share of images where both pick the same
+class).
 
-onnx and onnxruntime are the optional extra ``cnnzoo[export]``. The file is written by PyTorch's TorchScript
-exporter (``dynamo=False``): the dynamo exporter would need onnxscript as well, and every cnnzoo model traces
-(LRN takes its plain-ops path under ``no_grad``). GoogLeNet exports its evaluation graph (no auxiliary heads).
+onnx and onnxruntime are the optional extra ``cnnzoo[export]``. The file is written by PyTorch's
+TorchScript exporter (``dynamo=False``): the dynamo exporter would need onnxscript as well, and
+every cnnzoo model traces (LRN takes its plain-ops path under ``no_grad``). GoogLeNet exports its
+evaluation graph (no auxiliary heads).
 """
 
 from __future__ import annotations
@@ -26,22 +28,27 @@ def require_onnx():
         import onnx
         import onnxruntime
     except ImportError:
-        raise ConfigError("exporting needs onnx and onnxruntime: pip install 'cnnzoo[export]'") from None
+        raise ConfigError(
+            "exporting needs onnx and onnxruntime: pip install 'cnnzoo[export]'"
+        ) from None
     return onnx, onnxruntime
 
 
 @torch.no_grad()
 def export_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
-    """Write ``model`` (eval mode) to ``path``; ``example`` (N, C, H, W) fixes every axis but the batch."""
+    """Write ``model`` (eval mode) to ``path``; ``example`` (N, C, H, W) fixes every axis but the
+    batch."""
     onnx, _ = require_onnx()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _traceable(model.eval())
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
-        torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
+        # the TorchScript exporter's deprecation notice and tracer warnings
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(path), input_names=["images"],
+                          output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
     onnx.checker.check_model(str(path))
     return path
 
@@ -62,8 +69,9 @@ def _traceable(model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def compare(path: Path, model: nn.Module, x: torch.Tensor) -> dict:
-    """Run the ONNX file with onnxruntime (CPU) and the model with PyTorch on ``x``: largest |Δlogit|,
-    top-1 agreement, and the batch size used (different from the export's, to exercise the dynamic axis)."""
+    """Run the ONNX file with onnxruntime (CPU) and the model with PyTorch on ``x``: largest
+    |Δlogit|, top-1 agreement, and the batch size used (different from the export's, to exercise the
+    dynamic axis)."""
     _, onnxruntime = require_onnx()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     theirs = session.run(None, {"images": x.cpu().numpy().astype(np.float32)})[0]

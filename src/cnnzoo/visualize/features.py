@@ -19,8 +19,9 @@ parameterizations", Distill 2018):
   towards the data set's mean, so that what the unit does not need stays plain background.
 
 The image is ``sigmoid`` of that signal: always a valid picture in [0, 1], normalised as the model's
-inputs were, so what is saved can be fed back to ``cnnzoo predict --no-prepare`` unchanged. Every unit of a
-layer is optimised at once, one image each in one batch, and the forward pass stops at the layer.
+inputs were, so what is saved can be fed back to ``cnnzoo predict --no-prepare`` unchanged. Every
+unit of a layer is optimised at once, one image each in one batch, and the forward pass stops at the
+layer.
 """
 
 from __future__ import annotations

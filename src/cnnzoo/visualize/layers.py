@@ -1,9 +1,10 @@
-"""Which layers the views look at, by name: the stages of a network in order (LeNet's C1…F6 by the paper's
-names, block outputs for branched nets, conv and pool outputs otherwise) and its convolutions.
+"""Which layers the views look at, by name: the stages of a network in order (LeNet's C1…F6 by the
+paper's names, block outputs for branched nets, conv and pool outputs otherwise) and its
+convolutions.
 
-A stage is named by what it is (``conv3``, ``pool2``, ``inception4a``, ``layer2.1``) and stands for the module
-whose output ends it: a convolution's stage runs through its BatchNorm, ReLU and LRN up to the next
-convolution or pool. Any module path (``features.3``) is accepted too.
+A stage is named by what it is (``conv3``, ``pool2``, ``inception4a``, ``layer2.1``) and stands for
+the module whose output ends it: a convolution's stage runs through its BatchNorm, ReLU and LRN up
+to the next convolution or pool. Any module path (``features.3``) is accepted too.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def _is_conv(module: nn.Module) -> bool:
 
 
 def _sequential_stages(sequence: nn.Sequential, prefix: str) -> dict[str, str]:
-    """Stage name → module path for a plain sequence: each conv (through its norm/activation), each pool,
-    and each block by its type (``denseblock2``, ``transition1``)."""
+    """Stage name → module path for a plain sequence: each conv (through its norm/activation), each
+    pool, and each block by its type (``denseblock2``, ``transition1``)."""
     stages: dict[str, str] = {}
     counts: dict[str, int] = {}
     current = None
@@ -57,10 +58,13 @@ def _sequential_stages(sequence: nn.Sequential, prefix: str) -> dict[str, str]:
 
 
 def _lenet_stages(model: nn.Module) -> dict[str, str]:
-    """The modern LeNet-5 under the paper's names: C1, S2, C3, S4 in ``features``; C5 and F6 are its hidden
-    fully connected layers (C5 is a 5×5 convolution over a 5×5 map in the paper, the same thing)."""
-    stages = {LENET_PAPER_NAMES[k]: v for k, v in _sequential_stages(model.features, "features").items()}
-    relus = [f"classifier.{name}" for name, m in model.classifier.named_children() if isinstance(m, nn.ReLU)]
+    """The modern LeNet-5 under the paper's names: C1, S2, C3, S4 in ``features``; C5 and F6 are its
+    hidden fully connected layers (C5 is a 5×5 convolution over a 5×5 map in the paper, the same
+    thing)."""
+    stages = {LENET_PAPER_NAMES[k]: v for k, v in _sequential_stages(model.features,
+                                                                     "features").items()}
+    relus = [f"classifier.{name}" for name,
+             m in model.classifier.named_children() if isinstance(m, nn.ReLU)]
     return {**stages, "C5": relus[0], "F6": relus[1]}
 
 
@@ -101,7 +105,8 @@ def default_stages(model: nn.Module) -> dict[str, str]:
 
 def conv_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Every convolution, by module path, in registration order (the auxiliary heads' last)."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, PartialConv2d))}
+    return {name: m for name,
+            m in model.named_modules() if isinstance(m, (nn.Conv2d, PartialConv2d))}
 
 
 def _listing(names: list[str], limit: int = 24) -> str:
@@ -123,21 +128,23 @@ def resolve_layers(model: nn.Module, names: list[str] | None) -> dict[str, str]:
         elif name in modules and name:
             resolved[name] = name
         else:
-            raise ConfigError(f"{model.cfg.name} has no layer {name!r}; its stages are {_listing(list(stages))} "
-                              f"(or any module path, e.g. {next(iter(stages.values()), 'features.0')})")
+            raise ConfigError(f"{model.cfg.name} has no layer {name!r}; its stages are "
+                              f"{_listing(list(stages))} (or any module path, e.g. "
+                              f"{next(iter(stages.values()), 'features.0')})")
     return resolved
 
 
 def find_conv(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
-    """The convolution ``name``: a module path, ``convN`` (the N-th convolution, counting from 1) or, for
-    LeNet-5, C1/C3/C5; ``None`` means the first one."""
+    """The convolution ``name``: a module path, ``convN`` (the N-th convolution, counting from 1)
+    or, for LeNet-5, C1/C3/C5; ``None`` means the first one."""
     require_hooks(model, "its kernels")
     convs = conv_layers(model)
     if not convs:
         raise ConfigError(f"{model.cfg.name} has no convolution (it is fully connected)")
     paths = list(convs)
     ordinal = {f"conv{i + 1}": path for i, path in enumerate(paths)}
-    ordinal |= {paper: ordinal[f"conv{i + 1}"] for i, paper in enumerate(("C1", "C3", "C5")) if i < len(paths)}
+    ordinal |= {paper: ordinal[f"conv{i + 1}"] for i,
+                paper in enumerate(("C1", "C3", "C5")) if i < len(paths)}
     path = paths[0] if name is None else (name if name in convs else ordinal.get(name))
     if path is None:
         raise ConfigError(f"{model.cfg.name} has no convolution {name!r}; its convolutions are "

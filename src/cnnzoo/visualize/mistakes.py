@@ -1,9 +1,9 @@
-"""Where a trained network is wrong and sure of it: the test images it misclassifies with the highest
-probability on the wrong class, and which pairs of classes it mixes up most.
+"""Where a trained network is wrong and sure of it: the test images it misclassifies with the
+highest probability on the wrong class, and which pairs of classes it mixes up most.
 
-Confident mistakes are the ones worth looking at: a low-confidence mistake is a coin toss, a 99% one is either
-a label error in the data set or something the network has really got wrong (on Fashion-MNIST mostly shirts
-called T-shirts or pullovers, and the reverse).
+Confident mistakes are the ones worth looking at: a low-confidence mistake is a coin toss, a 99% one
+is either a label error in the data set or something the network has really got wrong (on
+Fashion-MNIST mostly shirts called T-shirts or pullovers, and the reverse).
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def probabilities(run: Run, images: torch.Tensor, batch_size: int = 500,
 
 
 def confident_mistakes(probs: torch.Tensor, labels: torch.Tensor, count: int) -> list[dict]:
-    """The ``count`` misclassified images with the highest predicted probability, most confident first:
-    each a dict of index, true and predicted class index, and the probability given to the prediction."""
+    """The ``count`` misclassified images with the highest predicted probability, most confident
+    first: each a dict of index, true and predicted class index, and the probability given to the
+    prediction."""
     confidence, predicted = probs.max(1)
     wrong = (predicted != labels).nonzero().flatten()
     order = wrong[confidence[wrong].argsort(descending=True)][:count]
@@ -43,7 +44,9 @@ def confident_mistakes(probs: torch.Tensor, labels: torch.Tensor, count: int) ->
              "probability": float(confidence[i])} for i in order]
 
 
-def confused_pairs(probs: torch.Tensor, labels: torch.Tensor, top: int = 5) -> list[tuple[int, int, int]]:
+def confused_pairs(
+    probs: torch.Tensor, labels: torch.Tensor, top: int = 5
+) -> list[tuple[int, int, int]]:
     """The ``top`` most frequent (true, predicted, count) mistakes."""
     predicted = probs.argmax(1)
     wrong = predicted != labels
@@ -51,8 +54,10 @@ def confused_pairs(probs: torch.Tensor, labels: torch.Tensor, top: int = 5) -> l
     return [(t, p, n) for (t, p), n in pairs.most_common(top)]
 
 
-def draw_mistakes(images: list[np.ndarray], rows: list[dict], *, classes: list[str], title: str, columns: int = 8):
-    """A grid of the mistakes, each titled with its true class and (in red) the prediction and its probability."""
+def draw_mistakes(images: list[np.ndarray], rows: list[dict], *, classes: list[str], title: str,
+                  columns: int = 8):
+    """A grid of the mistakes, each titled with its true class and (in red) the prediction and its
+    probability."""
     count = len(rows)
     grid_rows = max(1, -(-count // columns))
     figure, axes = grid_figure(grid_rows, columns, cell=1.45, extra_height=0.9)
@@ -60,7 +65,8 @@ def draw_mistakes(images: list[np.ndarray], rows: list[dict], *, classes: list[s
     for ax, image, row in zip(flat, images, rows, strict=False):
         show_image(ax, image)
         ax.set_title(f"{classes[row['true']]}\n", fontsize=7, color="black")
-        ax.text(0.5, 1.02, f"→ {classes[row['predicted']]} {_percent(row['probability'])}", transform=ax.transAxes,
+        ax.text(0.5, 1.02, f"→ {classes[row['predicted']]} {_percent(row['probability'])}",
+                transform=ax.transAxes,
                 ha="center", va="bottom", fontsize=7, color="#c0392b")
     hide_unused(flat, count)
     if count == 0:

@@ -1,14 +1,16 @@
-"""Which training images a network finds alike: nearest neighbours in its penultimate-layer features against
-nearest neighbours in raw pixels, and retrieval precision@k for both.
+"""Which training images a network finds alike: nearest neighbours in its penultimate-layer features
+against nearest neighbours in raw pixels, and retrieval precision@k for both.
 
-AlexNet's paper (Krizhevsky, Sutskever & Hinton, 2012, section 6.1, Figure 4) shows that images close in the
-last hidden layer's 4096-d activations are of the same class though far apart in pixels; ``precision_at_k``
-measures it: the share of a query's k nearest training images that have its label.
+AlexNet's paper (Krizhevsky, Sutskever & Hinton, 2012, section 6.1, Figure 4) shows that images
+close in the last hidden layer's 4096-d activations are of the same class though far apart in
+pixels; ``precision_at_k`` measures it: the share of a query's k nearest training images that have
+its label.
 
-Penultimate features are the input of the last ``nn.Linear`` (after the head's pooling, flatten, ReLU and
-dropout, which is the identity in eval mode), taken by a forward hook; NiN, which has no linear layer, gets its
-last feature map globally averaged. Features of the training set are cached in ``RUN/show/features.safetensors``,
-keyed by the checkpoint's size and modification time, and recomputed when the checkpoint changes.
+Penultimate features are the input of the last ``nn.Linear`` (after the head's pooling, flatten,
+ReLU and dropout, which is the identity in eval mode), taken by a forward hook; NiN, which has no
+linear layer, gets its last feature map globally averaged. Features of the training set are cached
+in ``RUN/show/features.safetensors``, keyed by the checkpoint's size and modification time, and
+recomputed when the checkpoint changes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ CACHE_NAME = "features.safetensors"
 
 
 def _last_linear(model: nn.Module) -> nn.Module | None:
-    linears = [m for name, m in model.named_modules() if isinstance(m, nn.Linear) and not name.startswith("aux")]
+    linears = [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and not name.startswith("aux")
+    ]
     return linears[-1] if linears else None
 
 
@@ -41,7 +47,8 @@ def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if last is None:
         return model.forward_features(x).mean(dim=(2, 3))
     captured = {}
-    handle = last.register_forward_hook(lambda module, inputs, output: captured.update(x=inputs[0].detach()))
+    handle = last.register_forward_hook(lambda module, inputs,
+                                        output: captured.update(x=inputs[0].detach()))
     try:
         model(x)
     finally:
@@ -70,8 +77,8 @@ def checkpoint_key(path: Path) -> str:
 
 def cached_features(run: Run, images: torch.Tensor, cache: Path,
                     advance: Advance | None = None) -> tuple[torch.Tensor, bool]:
-    """The training set's features from ``cache`` when it belongs to this checkpoint, else computed and saved.
-    Returns (features, whether they came from the cache)."""
+    """The training set's features from ``cache`` when it belongs to this checkpoint, else computed
+    and saved. Returns (features, whether they came from the cache)."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -84,14 +91,16 @@ def cached_features(run: Run, images: torch.Tensor, cache: Path,
     features = dataset_features(run, images, advance=advance)
     cache.parent.mkdir(parents=True, exist_ok=True)
     temporary = cache.with_suffix(".tmp")
-    save_file({"features": features.contiguous()}, str(temporary), metadata={"checkpoint": key, "count": str(len(images))})
+    save_file({"features": features.contiguous()}, str(temporary),
+              metadata={"checkpoint": key, "count": str(len(images))})
     temporary.replace(cache)
     return features, False
 
 
 def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 512,
             advance: Advance | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Euclidean k nearest rows of ``bank`` for each query row: (distances, indices), both (Q, k), sorted."""
+    """Euclidean k nearest rows of ``bank`` for each query row: (distances, indices), both (Q, k),
+    sorted."""
     bank = bank.float()
     bank_norms = (bank * bank).sum(1)
     distances, indices = [], []
@@ -128,8 +137,10 @@ def draw_neighbours(query: np.ndarray, rows: list[dict], *, title: str):
         axes[r][0].set_ylabel(row["space"].replace(" (", "\n("), fontsize=8)
         for c in range(k):
             good = row["labels"][c] == row["query_label"]
-            show_image(axes[r][c + 1], row["images"][c], title=f"{row['labels'][c]}\nd = {row['distances'][c]:.2f}",
+            show_image(axes[r][c + 1], row["images"][c], title=f"{row['labels'][c]}\nd = "
+                                                               f"{row['distances'][c]:.2f}",
                        fontsize=7)
-            axes[r][c + 1].set_title(axes[r][c + 1].get_title(), fontsize=7, color="black" if good else "#c0392b")
+            axes[r][c + 1].set_title(axes[r][c + 1].get_title(), fontsize=7,
+                                     color="black" if good else "#c0392b")
     figure.suptitle(title, fontsize=10)
     return figure

@@ -1,15 +1,18 @@
-"""A classifier slid over a larger image in one pass: its fully connected layers rewritten as convolutions.
+"""A classifier slid over a larger image in one pass: its fully connected layers rewritten as
+convolutions.
 
-The first FC layer reads the whole last feature map (C×h×w), so it is a h×w convolution with the same weights
-reshaped; later FC layers read a vector, so they are 1×1 convolutions (BatchNorm1d becomes BatchNorm2d with the
-same statistics). Run on a larger image, the network then returns a C×H′×W′ map of class scores: cell (i, j)
-is the network's output for the window at (i·s, j·s), s the features' total stride — the trick OverFeat and
-the VGG paper use for dense evaluation (Sermanet et al., 2014; Simonyan & Zisserman, 2015, section 3.2).
+The first FC layer reads the whole last feature map (C×h×w), so it is a h×w convolution with the
+same weights reshaped; later FC layers read a vector, so they are 1×1 convolutions (BatchNorm1d
+becomes BatchNorm2d with the same statistics). Run on a larger image, the network then returns a
+C×H′×W′ map of class scores: cell (i, j) is the network's output for the window at (i·s, j·s), s the
+features' total stride — the trick OverFeat and the VGG paper use for dense evaluation (Sermanet et
+al., 2014; Simonyan & Zisserman, 2015, section 3.2).
 
-Exactly equal to the original network on that crop when the convolutions have no padding (``lenet5`` at 32 px);
-with padding, a crop's border sees its neighbours instead of zeros, so cells agree in class but not to the last
-digit. Networks ending in global average pooling (NiN, GoogLeNet, ResNet, DenseNet, ``vgg16_bn_small``) are
-fully convolutional already; ``fully_convolutional`` says so with a ``ConfigError``.
+Exactly equal to the original network on that crop when the convolutions have no padding (``lenet5``
+at 32 px); with padding, a crop's border sees its neighbours instead of zeros, so cells agree in
+class but not to the last digit. Networks ending in global average pooling (NiN, GoogLeNet, ResNet,
+DenseNet, ``vgg16_bn_small``) are fully convolutional already; ``fully_convolutional`` says so with
+a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -37,22 +40,32 @@ def _head_layers(model: nn.Module) -> list[nn.Module]:
                           f"so as imported it is not fully convolutional and has no score map")
     classifier = getattr(model, "classifier", None)
     if name == "lenet5_1998":
-        raise ConfigError("lenet5_1998 ends in Euclidean RBF units, not a linear layer, so its head has no "
-                          "convolutional form here; use lenet5")
-    if not isinstance(classifier, nn.Sequential) or not any(isinstance(m, nn.Linear) for m in classifier):
-        raise ConfigError(f"{name} has no fully connected head: it ends in global average pooling, so it is "
-                          f"fully convolutional already (run it on the larger image and drop the pool)")
+        raise ConfigError("lenet5_1998 ends in Euclidean RBF units, not a linear layer, so its "
+                          "head has no convolutional form here; use lenet5")
+    if not isinstance(classifier, nn.Sequential) or not any(
+        isinstance(m, nn.Linear) for m in classifier
+    ):
+        raise ConfigError(
+            f"{name} has no fully connected head: it ends in global average pooling, so it is "
+            "fully convolutional already (run it on the larger image and drop the pool)"
+        )
     layers = list(classifier)
-    if any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) for m in layers) or name == "vgg16_bn_small":
-        raise ConfigError(f"{name} pools its last feature map globally before the FC layers, so it is fully "
-                          f"convolutional already: those FC layers are 1×1 convolutions on the pooled map")
+    if (
+        any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) for m in layers)
+        or name == "vgg16_bn_small"
+    ):
+        raise ConfigError(
+            f"{name} pools its last feature map globally before the FC layers, so it is fully "
+            "convolutional already: those FC layers are 1×1 convolutions on the pooled map"
+        )
     return layers
 
 
 def _feature_shape(model: nn.Module) -> tuple[int, int, int]:
     c, h, w = model.cfg.input_size
     with torch.no_grad():
-        return tuple(model.forward_features(torch.zeros(1, c, h, w, device=_device(model))).shape[1:])
+        return tuple(model.forward_features(torch.zeros(1, c, h, w,
+                                                        device=_device(model))).shape[1:])
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -60,14 +73,18 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def _first_conv(linear: nn.Linear, shape: tuple[int, int, int], pooled_to: int | None) -> nn.Conv2d:
-    """The first FC layer as a conv over the whole map; VGG's adaptive pool of a 1×1 map to 7×7 only copies it,
-    so its 49 weights per channel add up."""
+    """The first FC layer as a conv over the whole map; VGG's adaptive pool of a 1×1 map to 7×7 only
+    copies it, so its 49 weights per channel add up."""
     c, h, w = shape
     if pooled_to is not None and (h, w) != (pooled_to, pooled_to):
         if (h, w) != (1, 1):
-            raise ConfigError(f"the adaptive pool before the head turns a {h}×{w} map into {pooled_to}×{pooled_to}, "
-                              f"which no single convolution reproduces; build the model at its default size")
-        weight = linear.weight.view(linear.out_features, c, pooled_to, pooled_to).sum((2, 3), keepdim=True)
+            raise ConfigError(f"the adaptive pool before the head turns a {h}×{w} map into "
+                              f"{pooled_to}×{pooled_to}, "
+                              "which no single convolution reproduces; build the model at its "
+                              "default size")
+        weight = linear.weight.view(linear.out_features, c, pooled_to, pooled_to).sum(
+            (2, 3), keepdim=True
+        )
     else:
         weight = linear.weight.view(linear.out_features, c, h, w)
     conv = nn.Conv2d(c, linear.out_features, tuple(weight.shape[-2:]), bias=linear.bias is not None)
@@ -111,32 +128,37 @@ def convolutional_head(model: nn.Module) -> nn.Sequential:
         elif isinstance(module, ELEMENTWISE):
             converted.append(copy.deepcopy(module))
         else:
-            raise ConfigError(f"{model.cfg.name}'s head has a {type(module).__name__}, which has no convolutional form here")
+            raise ConfigError(f"{model.cfg.name}'s head has a {type(module).__name__}, which has "
+                              "no convolutional form here")
     return nn.Sequential(*converted).to(_device(model)).eval()
 
 
 def feature_stride(model: nn.Module) -> int:
-    """How far apart (in input pixels) two neighbouring cells of the score map are: input side / map side for
-    a side that divides evenly (the product of the strides)."""
+    """How far apart (in input pixels) two neighbouring cells of the score map are: input side / map
+    side for a side that divides evenly (the product of the strides)."""
     c, side, _ = model.cfg.input_size
     big = side * 4
     with torch.no_grad():
-        small_map = model.forward_features(torch.zeros(1, c, side, side, device=_device(model))).shape[-1]
-        large_map = model.forward_features(torch.zeros(1, c, big, big, device=_device(model))).shape[-1]
+        small_map = model.forward_features(torch.zeros(1, c, side, side,
+                                                       device=_device(model))).shape[-1]
+        large_map = model.forward_features(torch.zeros(1, c, big, big,
+                                                       device=_device(model))).shape[-1]
     return round((big - side) / (large_map - small_map))
 
 
 @torch.no_grad()
 def score_map(model: nn.Module, x: torch.Tensor, head: nn.Sequential | None = None) -> dict:
-    """Class scores for every window of a (1, C, H, W) image larger than the model's input, in one pass:
-    {"scores": (classes, H′, W′), "stride": s, "window": side}."""
+    """Class scores for every window of a (1, C, H, W) image larger than the model's input, in one
+    pass: {"scores": (classes, H′, W′), "stride": s, "window": side}."""
     head = head or convolutional_head(model)
     scores = head(model.forward_features(x))[0]
     return {"scores": scores, "stride": feature_stride(model), "window": model.cfg.input_size[1]}
 
 
-def draw_score_map(image: np.ndarray, result: dict, *, classes: list[str], title: str, per_class: int = 10):
-    """The canvas, the argmax map (one colour per class) and each class's probability map (one inferno scale)."""
+def draw_score_map(image: np.ndarray, result: dict, *, classes: list[str], title: str,
+                   per_class: int = 10):
+    """The canvas, the argmax map (one colour per class) and each class's probability map (one
+    inferno scale)."""
     from cnnzoo.figures import new_figure
 
     probabilities = result["scores"].float().softmax(0).cpu().numpy()
@@ -149,28 +171,38 @@ def draw_score_map(image: np.ndarray, result: dict, *, classes: list[str], title
     show_image(axes[0], image, title=f"input ({image.shape[0]}×{image.shape[1]})")
     best = probabilities.argmax(0)
     cmap = CLASS_CMAP if len(classes) <= 10 else "tab20"
-    show_image(axes[1], image, title=f"argmax class per {result['window']}-px window, stride {result['stride']} px "
+    show_image(axes[1], image, title=f"argmax class per {result['window']}-px window, stride "
+                                     f"{result['stride']} px "
                                      f"({best.shape[0]}×{best.shape[1]} cells)")
-    axes[1].imshow(best, cmap=cmap, vmin=-0.5, vmax=(10 if len(classes) <= 10 else 20) - 0.5, alpha=0.6,
-                   extent=extent, interpolation="nearest")
+    axes[1].imshow(best, cmap=cmap, vmin=-0.5, vmax=(10 if len(classes) <= 10 else 20) - 0.5,
+                   alpha=0.6, extent=extent, interpolation="nearest")
     axes[1].set_xlim(-0.5, image.shape[1] - 0.5)
     axes[1].set_ylim(image.shape[0] - 0.5, -0.5)
     from matplotlib import colormaps
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=colormaps[cmap](i), label=classes[i]) for i in sorted(set(best.ravel().tolist()))]
-    axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
+    handles = [
+        Patch(color=colormaps[cmap](i), label=classes[i])
+        for i in sorted(set(best.ravel().tolist()))
+    ]
+    axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8,
+                   frameon=False)
     maps = bottom.subplots(1, shown)
     for index, ax in enumerate(np.atleast_1d(maps)):
-        last = ax.imshow(probabilities[index], cmap=HEAT_CMAP, vmin=0, vmax=1, interpolation="nearest")
-        show_image(ax, probabilities[index], cmap=HEAT_CMAP, vmin=0, vmax=1, title=classes[index], fontsize=8)
+        last = ax.imshow(probabilities[index], cmap=HEAT_CMAP, vmin=0, vmax=1,
+                         interpolation="nearest")
+        show_image(ax, probabilities[index], cmap=HEAT_CMAP, vmin=0, vmax=1, title=classes[index],
+                   fontsize=8)
     bottom.colorbar(last, ax=maps, shrink=0.8, label="P(class)")
     figure.suptitle(title, fontsize=11)
     return figure
 
 
-def _extent(image: np.ndarray, result: dict, cells: tuple[int, int]) -> tuple[float, float, float, float]:
-    """Where the cells go over the image: each cell drawn at its window's centre, ``stride`` px wide."""
+def _extent(
+    image: np.ndarray, result: dict, cells: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """Where the cells go over the image: each cell drawn at its window's centre, ``stride`` px
+    wide."""
     stride, window = result["stride"], result["window"]
     start = window / 2 - stride / 2 - 0.5
     return (start, start + cells[1] * stride, start + cells[0] * stride, start)

@@ -16,7 +16,8 @@ from cnnzoo.errors import ConfigError
 
 
 def model_input(run: Run, images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, C, h, w) as the model sees them: padded as in training, resized, normalised."""
+    """uint8 images (N, C, h, w) as the model sees them: padded as in training, resized,
+    normalised."""
     images = pad_images(images, run.input.size)
     return run.input.eval_pipeline("center")(images)[0]
 
@@ -30,15 +31,18 @@ def load_input(run: Run, image: str | Path,
     return raw, model_input(run, raw[None]), note
 
 
-def load_data(run: Run, data_dir: str | Path | None = None, *, download: bool = True) -> DatasetSplits:
-    """The data set the run was trained on (train and test parts, uint8 at the training images' size); a
-    missing one is downloaded only when ``download`` (never for the explorer's clients)."""
+def load_data(
+    run: Run, data_dir: str | Path | None = None, *, download: bool = True
+) -> DatasetSplits:
+    """The data set the run was trained on (train and test parts, uint8 at the training images'
+    size); a missing one is downloaded only when ``download`` (never for the explorer's clients)."""
     from cnnzoo.data.loading import load_dataset
 
     if run.dataset is None:
-        raise ConfigError(f"{run.name} is not a trained run, so it has no data set; give a run directory")
-    return load_dataset(run.dataset, data_dir, download=download, in_channels=run.model.cfg.input_size[0],
-                        image_size=run.data_size)
+        raise ConfigError(f"{run.name} is not a trained run, so it has no data set; give a run "
+                          "directory")
+    return load_dataset(run.dataset, data_dir, download=download,
+                        in_channels=run.model.cfg.input_size[0], image_size=run.data_size)
 
 
 def display_image(x: torch.Tensor, run: Run) -> torch.Tensor:
@@ -73,6 +77,9 @@ def canvas_input(run: Run, images: torch.Tensor) -> torch.Tensor:
 
 
 def tile_canvas(images: torch.Tensor, per_side: int = 3) -> torch.Tensor:
-    """``per_side``² uint8 images (N, C, s, s) side by side: one (C, per_side·s, per_side·s) canvas."""
-    rows = [torch.cat(list(images[r * per_side:(r + 1) * per_side]), dim=-1) for r in range(per_side)]
+    """``per_side``² uint8 images (N, C, s, s) side by side: one (C, per_side·s, per_side·s)
+    canvas."""
+    rows = [
+        torch.cat(list(images[r * per_side : (r + 1) * per_side]), dim=-1) for r in range(per_side)
+    ]
     return torch.cat(rows, dim=-2)
