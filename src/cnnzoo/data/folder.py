@@ -314,5 +314,5 @@ def load_image_folder(
     return DatasetSplits(name, train, test, layout.classes, note)
 
 
-__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MEMORY_BUDGET", "MAX_IMAGE_PIXELS", "StreamingImageFolder",
-           "load_image", "load_image_folder"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MEMORY_BUDGET", "MAX_IMAGE_PIXELS",
+           "StreamingImageFolder", "load_image", "load_image_folder"]

@@ -1,6 +1,6 @@
-"""Where a folder's images are: ``PATH/train`` and ``PATH/val`` (or ``validation``, ``test``) with
-one sub-folder per class, or ``PATH/<class>`` with a stratified, seeded hold-out; the files and their
-labels in a fixed order (class, then path), before any image is opened."""
+"""Where a folder's images are: ``PATH/train`` and ``PATH/val`` (or ``validation``, ``test``)
+with one sub-folder per class, or ``PATH/<class>`` with a stratified, seeded hold-out; the files
+and their labels in a fixed order (class, then path), before any image is opened."""
 
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ inference gate (503 when every slot is busy). Errors come back as ``{"detail": m
 | ``GET /`` | the page |
 | ``GET /api/runs`` | every run: model, data set, accuracy, date, epochs, status |
 | ``GET /api/runs/{run}`` | one run: settings, metrics per epoch, per-class accuracy, figures |
-| ``GET /api/runs/{run}/model`` | classes, input, stages, per-layer summary (422: damaged checkpoint) |
+| ``GET /api/runs/{run}/model`` | classes, input, stages, the layer table (422: damaged checkpoint) |
 | ``GET /api/runs/{run}/figures/{name}`` | ``curves.png`` or ``confusion.png`` |
 | ``GET /api/runs/{run}/test-image`` | a test image (``?index=N``, else random): base64 PNG, class |
-| ``POST /api/runs/{run}/predict`` | multipart ``image``: top-k, input, each stage's maps, Grad-CAM |
+| ``POST /api/runs/{run}/predict`` | ``image``: top-k, input, each stage's maps, Grad-CAM |
 | ``POST /api/runs/{run}/neighbours`` | ``image``: nearest training images in penultimate features |
 |  | (202 with the index's progress while it is built in the background) |
 | ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one position's arithmetic |
