@@ -7,7 +7,7 @@ inference gate (503 when every slot is busy). Errors come back as ``{"detail": m
 | ``GET /`` | the page |
 | ``GET /api/runs`` | every run: model, data set, accuracy, date, epochs, status |
 | ``GET /api/runs/{run}`` | one run: settings, metrics per epoch, per-class accuracy, figures |
-| ``GET /api/runs/{run}/model`` | classes, input, stages, the layer table (422: damaged checkpoint) |
+| ``GET /api/runs/{run}/model`` | classes, input, stages, layer table (422: damaged checkpoint) |
 | ``GET /api/runs/{run}/figures/{name}`` | ``curves.png`` or ``confusion.png`` |
 | ``GET /api/runs/{run}/test-image`` | a test image (``?index=N``, else random): base64 PNG, class |
 | ``POST /api/runs/{run}/predict`` | ``image``: top-k, input, each stage's maps, Grad-CAM |
