@@ -331,5 +331,4 @@ def _register_occlusion(views: argparse._SubParsersAction, common) -> None:
         "--stride", type=positive_int, metavar="PX", help="step of the square (default: patch/2)"
     )
     p.add_argument("--cam-layer", help="stage for Grad-CAM (default: the last convolutional stage)")
-    options.add(p, "prepare")
     p.set_defaults(run=one_writer(cmd_occlusion))
