@@ -17,7 +17,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import cnnzoo
-from cnnzoo.commands import bench, data, evaluate, experiment, models, scratch, serve, show, train
+from cnnzoo.commands import (
+    bench,
+    compare,
+    data,
+    evaluate,
+    experiment,
+    models,
+    scratch,
+    serve,
+    show,
+    train,
+)
 from cnnzoo.errors import CnnzooError, Stopped
 
 EXIT_USAGE = 2
@@ -40,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnzoo {cnnzoo.__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (models, train, evaluate, data, bench, scratch, experiment, show, serve):
+    for module in (models, train, evaluate, data, bench, scratch, experiment, show, compare, serve):
         module.register(commands)
     _accept_global_options(commands)
     return parser
