@@ -71,7 +71,7 @@ def _report(sides, names: list[str], rows: list[dict], labels, image: int) -> di
     for side, name in zip(sides, names, strict=True):
         best = max((row["test_top1"] for row in side.history), default=None)
         runs.append({"name": name, "model": side.run.name, "checkpoint": str(side.run.checkpoint),
-                     "test_top1": float((side.predicted == labels).float().mean()),
+                     "test_top1": int((side.predicted == labels).sum()) / len(labels),
                      "best_epoch_top1": best, "epochs": len(side.history),
                      "train_seconds": sum(row["epoch_seconds"] for row in side.history),
                      "params": side.params, "macs": side.macs, "layers": side.layers})
