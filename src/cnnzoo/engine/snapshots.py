@@ -196,5 +196,5 @@ class SnapshotTaker:
         state.snapshots_kept = share < AUTO_SHARE
         kept = ("kept after every epoch" if state.snapshots_kept else
                 "no more are taken (--snapshots all keeps them whatever they cost)")
-        self.log(f"snapshots: {seconds * 1000:.1f} ms each, {share:.1%} of an epoch's "
+        self.log(f"snapshots: {seconds * 1000:.1f} ms each, {share * 100:.2g}% of an epoch's "
                  f"{epoch_seconds:.2f} s; {kept}")

@@ -161,13 +161,14 @@ def _maps_row(subfigure, sides: list[Side], names: list[str], image: torch.Tenso
 def _disagreement_row(subfigure, rows: list[dict], images: torch.Tensor, classes: list[str],
                       names: list[str], count: int) -> None:
     shown = rows[:count]
-    axes = subfigure.subplots(1, max(len(shown), 1), squeeze=False)[0]
+    axes = subfigure.subplots(1, max(count, 8), squeeze=False)[0]  # as wide whatever the count
+    for ax in axes[len(shown):]:
+        ax.axis("off")
     for ax, row in zip(axes, shown, strict=False):
         show_image(ax, _drawable(images[row["index"]]))
         ax.set_title(f"#{row['index']} {classes[row['true']]}\n{names[0]}: {classes[row['a']]}\n"
                      f"{names[1]}: {classes[row['b']]}", fontsize=6)
     if not shown:
-        axes[0].axis("off")
         axes[0].text(0.5, 0.5, "the two agree on every test image", ha="center", fontsize=9)
 
 
