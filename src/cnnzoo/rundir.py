@@ -116,8 +116,9 @@ def snapshot_epochs(run_dir: Path) -> dict[int, Path]:
 
 
 def drop_snapshots_after(run_dir: Path, epoch: int) -> list[int]:
-    """Remove the snapshots of epochs after ``epoch``: a run that crashed after a snapshot but before
-    that epoch's checkpoint trains the epoch again, so its series goes on from the checkpoint."""
+    """Remove the snapshots of epochs after ``epoch``: a run that crashed after a snapshot but
+    before that epoch's checkpoint trains the epoch again, so its series goes on from the
+    checkpoint."""
     dropped = [e for e in snapshot_epochs(run_dir) if e > epoch]
     for number in dropped:
         with writing(snapshot_path(run_dir, number)):

@@ -113,10 +113,11 @@ class TrainConfig:
                        maximum=2**32 - 1)  # NumPy's seeds end there
     deterministic: bool = option(RUNTIME, False, "use deterministic algorithms only (slower on GPU)")
     out: str | None = option(RUNTIME, None, "run directory (default runs/<model>-<dataset>-<timestamp>)")
-    snapshots: str = option(RUNTIME, "auto", "keep the first layer's kernels and a probe batch's feature maps "
-                                             "after each epoch, for `cnnzoo show timeline`: auto (every epoch "
-                                             "while one costs under 2% of an epoch, measured), all, off, or "
-                                             "the epochs, e.g. 0,1,2,5,10 (0: as initialised)")
+    snapshots: str = option(RUNTIME, "auto",
+                            "keep the first layer's kernels and a probe batch's feature maps after "
+                            "each epoch, for `cnnzoo show timeline`: auto (every epoch while "
+                            "one costs under 2 percent of an epoch, measured), all, off, or the "
+                            "epochs, e.g. 0,1,2,5,10 (0: as initialised)")
     checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs", minimum=1, maximum=10**5)
     dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the others before "
                                                  "the job stops, naming the ranks that did not answer", above=0,
@@ -156,8 +157,8 @@ class TrainConfig:
 
 
 def snapshot_epochs(text: str) -> tuple[int, ...] | None:
-    """The epochs ``--snapshots`` names (``"0,1,5"``), or None for auto, all and off; anything else is a
-    ``ConfigError``."""
+    """The epochs ``--snapshots`` names (``"0,1,5"``), or None for auto, all and off; anything else
+    is a ``ConfigError``."""
     if text in SNAPSHOTS:
         return None
     try:

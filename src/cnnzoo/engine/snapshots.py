@@ -43,7 +43,9 @@ FORMAT = "cnnzoo-snapshot-1"
 AUTO_SHARE = 0.02  # --snapshots auto keeps them while one costs less than this share of an epoch
 PROBE_IMAGES = 4  # test images whose maps are kept: the first of each of the first classes
 MAX_MAPS = 16  # maps kept per stage
-MAX_MAP_SIDE = 32  # larger maps are average-pooled to this side: kilobytes, not megabytes, per epoch
+MAX_MAP_SIDE = (
+    32  # larger maps are average-pooled to this side: kilobytes, not megabytes, per epoch
+)
 MIN_DEEP_SIDE = 7  # the deeper stage is the last whose maps are this wide: smaller ones show little
 MAX_FILE_BYTES = 64 * 1024**2
 
@@ -83,8 +85,16 @@ def probe_stages(model: nn.Module, x: torch.Tensor) -> dict[str, str]:
 
 
 @torch.no_grad()
-def snapshot_bytes(model: nn.Module, x: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
-                   stages: dict[str, str], *, epoch: int, test_top1: float | None) -> bytes:
+def snapshot_bytes(
+    model: nn.Module,
+    x: torch.Tensor,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    stages: dict[str, str],
+    *,
+    epoch: int,
+    test_top1: float | None,
+) -> bytes:
     """A snapshot of ``model`` (in eval mode, left as it was) on the normalised probe ``x``."""
     layer, conv = next(iter(conv_layers(model).items()))
     was_training = model.training
@@ -98,7 +108,9 @@ def snapshot_bytes(model: nn.Module, x: torch.Tensor, images: torch.Tensor, labe
         maps = value[:, :MAX_MAPS].float()
         if maps.shape[-1] > MAX_MAP_SIDE:
             maps = F.adaptive_avg_pool2d(maps, MAX_MAP_SIDE)
-        tensors[f"maps.{name}"] = maps.half()  # a picture, not a measurement: half precision is plenty
+        tensors[f"maps.{name}"] = (
+            maps.half()
+        )  # a picture, not a measurement: half precision is plenty
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     meta = {"epoch": epoch, "layer": layer, "stages": list(outputs), "test_top1": test_top1}
     return save_safetensors_bytes(tensors, metadata={"format": FORMAT, "meta": json.dumps(meta)})
@@ -109,15 +121,24 @@ def read_snapshot(path: Path) -> Snapshot:
     data = read_bytes(path, MAX_FILE_BYTES, "snapshot")
     try:
         tensors = load_safetensors_bytes(data)
-        # safetensors' layout: an 8-byte little-endian length, then the JSON header with the metadata
-        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+        # safetensors' layout: an 8-byte little-endian length, then the JSON header (with metadata)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
         meta = json.loads(header["__metadata__"]["meta"])
         maps = {name: tensors[f"maps.{name}"].float() for name in meta["stages"]}
-        return Snapshot(int(meta["epoch"]), str(meta["layer"]), tensors["kernels"], maps,
-                        tensors["images"], tensors["labels"], meta.get("test_top1"))
+        return Snapshot(
+            int(meta["epoch"]),
+            str(meta["layer"]),
+            tensors["kernels"],
+            maps,
+            tensors["images"],
+            tensors["labels"],
+            meta.get("test_top1"),
+        )
     except (SafetensorError, ValueError, KeyError, TypeError) as error:
-        raise DataFormatError(f"{path}: not a cnnzoo snapshot ({type(error).__name__}: {error}); "
-                              f"delete it, or train again with --snapshots") from None
+        raise DataFormatError(
+            f"{path}: not a cnnzoo snapshot ({type(error).__name__}: {error}); "
+            f"delete it, or train again with --snapshots"
+        ) from None
 
 
 def read_snapshots(run_dir: Path) -> list[Snapshot]:
@@ -129,8 +150,16 @@ class SnapshotTaker:
     """Takes a run's snapshots as it trains (process 0 only): ``begin`` once before the first
     epoch, ``after_epoch`` after each evaluation."""
 
-    def __init__(self, run_dir: Path, setting: str, model: nn.Module, test: ImageDataset,
-                 spec: InputSpec, device: torch.device, log: Log) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        setting: str,
+        model: nn.Module,
+        test: ImageDataset,
+        spec: InputSpec,
+        device: torch.device,
+        log: Log,
+    ) -> None:
         self.run_dir, self.setting, self.log = Path(run_dir), setting, log
         self.epochs = snapshot_epochs(setting)  # None: auto or all
         self.images, self.labels = probe_batch(test)
@@ -139,8 +168,16 @@ class SnapshotTaker:
         self.first_seconds: float | None = None  # the first snapshot this process took, timed
 
     @classmethod
-    def for_run(cls, run_dir: Path, setting: str, model: nn.Module, test: ImageDataset,
-                spec: InputSpec, device: torch.device, log: Log) -> SnapshotTaker | None:
+    def for_run(
+        cls,
+        run_dir: Path,
+        setting: str,
+        model: nn.Module,
+        test: ImageDataset,
+        spec: InputSpec,
+        device: torch.device,
+        log: Log,
+    ) -> SnapshotTaker | None:
         """The taker a run's ``--snapshots`` asks for, or None (off, or auto on a model without a
         convolution; asked for explicitly there, a ``ConfigError``)."""
         if setting == "off":
@@ -148,8 +185,10 @@ class SnapshotTaker:
         if not conv_layers(model):
             if setting == "auto":
                 return None
-            raise ConfigError(f"--snapshots {setting}: {model.cfg.name} has no convolution, so there "
-                              f"are no kernels to keep; leave --snapshots at auto or off")
+            raise ConfigError(
+                f"--snapshots {setting}: {model.cfg.name} has no convolution, so there "
+                f"are no kernels to keep; leave --snapshots at auto or off"
+            )
         return cls(run_dir, setting, model, test, spec, device, log)
 
     def wanted(self, epoch: int, state: RunState) -> bool:
@@ -160,8 +199,9 @@ class SnapshotTaker:
     def take(self, model: nn.Module, epoch: int, test_top1: float | None = None) -> float:
         """Write the snapshot after ``epoch``; returns the seconds it took."""
         started = time.perf_counter()
-        data = snapshot_bytes(model, self.x, self.images, self.labels, self.stages, epoch=epoch,
-                              test_top1=test_top1)
+        data = snapshot_bytes(
+            model, self.x, self.images, self.labels, self.stages, epoch=epoch, test_top1=test_top1
+        )
         rundir.write_bytes(rundir.snapshot_path(self.run_dir, epoch), data)
         seconds = time.perf_counter() - started
         if self.first_seconds is None:
@@ -173,13 +213,16 @@ class SnapshotTaker:
         0's (the network as initialised)."""
         dropped = rundir.drop_snapshots_after(self.run_dir, state.epoch)
         if dropped:
-            self.log(f"note: dropped the snapshots of epochs {', '.join(map(str, dropped))}, which "
-                     f"the last checkpoint does not cover; they are taken again")
+            self.log(
+                f"note: dropped the snapshots of epochs {', '.join(map(str, dropped))}, which "
+                f"the last checkpoint does not cover; they are taken again"
+            )
         if state.epoch == 0 and self.wanted(0, state):
             self.take(model, 0)
 
-    def after_epoch(self, model: nn.Module, state: RunState, epoch_seconds: float,
-                    test_top1: float) -> None:
+    def after_epoch(
+        self, model: nn.Module, state: RunState, epoch_seconds: float, test_top1: float
+    ) -> None:
         """Take the snapshot of the epoch just recorded (``state.epoch``) if it is wanted; under
         auto, first decide from the first snapshot's cost whether to keep taking them."""
         epoch, taken = state.epoch, False
@@ -194,7 +237,12 @@ class SnapshotTaker:
     def _decide(self, state: RunState, seconds: float, epoch_seconds: float) -> None:
         share = seconds / max(epoch_seconds, 1e-9)
         state.snapshots_kept = share < AUTO_SHARE
-        kept = ("kept after every epoch" if state.snapshots_kept else
-                "no more are taken (--snapshots all keeps them whatever they cost)")
-        self.log(f"snapshots: {seconds * 1000:.1f} ms each, {share * 100:.2g}% of an epoch's "
-                 f"{epoch_seconds:.2f} s; {kept}")
+        kept = (
+            "kept after every epoch"
+            if state.snapshots_kept
+            else "no more are taken (--snapshots all keeps them whatever they cost)"
+        )
+        self.log(
+            f"snapshots: {seconds * 1000:.1f} ms each, {share * 100:.2g}% of an epoch's "
+            f"{epoch_seconds:.2f} s; {kept}"
+        )

@@ -271,7 +271,8 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
                 f"{row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | {row['epoch_seconds']:.1f}s, "
                 f"{row['images_per_second']:,.0f} img/s")
             if run.snapshots is not None:  # before the checkpoint: see engine.snapshots
-                run.snapshots.after_epoch(trainable.eval_model, state, epoch.seconds, last_eval.top1)
+                run.snapshots.after_epoch(trainable.eval_model, state, epoch.seconds,
+                                          last_eval.top1)
             if run.main_process:
                 _save_epoch(run.run_dir, state, trainable, last_eval, {**run.meta, "epoch": state.epoch},
                             improved=improved, final=state.epoch == config.epochs or out_of_time,

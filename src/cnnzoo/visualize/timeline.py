@@ -1,6 +1,6 @@
-"""How a run learned, drawn from its snapshots (``engine.snapshots``): the first layer's kernels and a
-probe image's feature maps epoch by epoch, under the accuracy curve, as one grid (a column per epoch)
-and as an animated GIF (a frame per epoch).
+"""How a run learned, drawn from its snapshots (``engine.snapshots``): the first layer's kernels
+and a probe image's feature maps epoch by epoch, under the accuracy curve, as one grid (a column per
+epoch) and as an animated GIF (a frame per epoch).
 
 Each kernel and each map is scaled on its own, as ``show filters`` and ``show maps`` draw them, so a
 column shows the pattern a kernel has at that epoch; how far the weights moved is a number,
@@ -76,8 +76,9 @@ def _label(snapshot: Snapshot) -> str:
     return f"epoch {snapshot.epoch}" + (" (init)" if snapshot.epoch == 0 else "") + accuracy
 
 
-def draw_timeline(snapshots: list[Snapshot], history: list[dict], *, image: int, classes: list[str],
-                  title: str):
+def draw_timeline(
+    snapshots: list[Snapshot], history: list[dict], *, image: int, classes: list[str], title: str
+):
     """A column per snapshot epoch (at most ``MAX_COLUMNS``, spread): the kernels, then the probe
     image's maps at each kept stage; the accuracy curve above, the probe image beside it."""
     chosen = [s for s in snapshots if s.epoch in spread([s.epoch for s in snapshots])]
@@ -85,7 +86,9 @@ def draw_timeline(snapshots: list[Snapshot], history: list[dict], *, image: int,
     columns = max(len(chosen), 3)
     figure, _ = new_figure(1, width=max(1.7 * columns, 6.0), height=2.2 + 1.75 * (1 + len(stages)))
     figure.clear()
-    grid = figure.add_gridspec(2 + len(stages), columns, height_ratios=[1.5] + [1] * (1 + len(stages)))
+    grid = figure.add_gridspec(
+        2 + len(stages), columns, height_ratios=[1.5] + [1] * (1 + len(stages))
+    )
     probe = figure.add_subplot(grid[0, 0])
     label = classes[int(chosen[0].labels[image])] if classes else ""
     show_image(probe, probe_picture(chosen[0], image), title=f"probe image {image}\n{label}")
@@ -100,10 +103,16 @@ def draw_timeline(snapshots: list[Snapshot], history: list[dict], *, image: int,
             show_image(ax, _maps_sheet(snapshot.maps[stage], image))
             if column == 0:
                 ax.set_ylabel(f"{stage} maps", fontsize=8)
-    shown = f"{len(chosen)} of {len(snapshots)} snapshots" if len(chosen) < len(snapshots) else \
-        f"{len(snapshots)} snapshots"
-    figure.suptitle(f"{title}\nhow it learned: {shown}\nkernels red + blue −, maps viridis; "
-                    f"each on its own scale", fontsize=9)
+    shown = (
+        f"{len(chosen)} of {len(snapshots)} snapshots"
+        if len(chosen) < len(snapshots)
+        else f"{len(snapshots)} snapshots"
+    )
+    figure.suptitle(
+        f"{title}\nhow it learned: {shown}\nkernels red + blue −, maps viridis; "
+        f"each on its own scale",
+        fontsize=9,
+    )
     return figure
 
 
@@ -127,10 +136,13 @@ def write_gif(snapshots: list[Snapshot], history: list[dict], path: Path, *, ima
     from PIL import Image
 
     marked = [s.epoch for s in snapshots]
-    frames = [Image.open(io.BytesIO(_frame(s, history, marked, image=image))).convert("RGB")
-              for s in snapshots]
+    frames = [
+        Image.open(io.BytesIO(_frame(s, history, marked, image=image))).convert("RGB")
+        for s in snapshots
+    ]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:],
-                   duration=FRAME_MS, loop=0)
+    frames[0].save(
+        buffer, format="GIF", save_all=True, append_images=frames[1:], duration=FRAME_MS, loop=0
+    )
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
