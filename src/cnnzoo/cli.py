@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import cnnzoo
 from cnnzoo.commands import (
     bench,
+    compare,
     data,
     evaluate,
     experiment,
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-code", action="store_true", help=RUN_CODE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (models, train, evaluate, importing, data, bench, scratch, experiment, show,
-                   export, serve):
+                   export, compare, serve):
         module.register(commands)
     _accept_global_options(commands)
     return parser

@@ -8,6 +8,8 @@ A run directory holds::
     checkpoints/last.safetensors everything a resume needs; checkpoints/best.safetensors: the best
     weights per_class.csv, curves.png, confusion.png, tensorboard/   the end-of-run files
     summary.json                 written last: its presence means the run finished
+    snapshots/epoch-NNNN.safetensors  the first layer's kernels and a probe batch's feature maps
+                                 after epoch NNNN (0: as initialised), for ``show timeline``
     show/                        what the views wrote about it
 
 Training, evaluation, prediction, the views, export and the explorer all find these files through
@@ -59,12 +61,14 @@ BEST = "checkpoints/best.safetensors"
 LAST = "checkpoints/last.safetensors"
 TENSORBOARD = "tensorboard"
 SHOW = "show"
+SNAPSHOTS = "snapshots"
 FIGURES = (CURVES, CONFUSION)
 # What a run writes besides its config.json, checkpoints first: --overwrite removes them in this
 # order.
 RUN_FILES = (BEST, LAST, METRICS, PER_CLASS, CURVES, CONFUSION, SUMMARY)
 # config.json, summary.json, metrics.csv, per_class.csv are read whole: bounded
 MAX_TEXT_BYTES = 4 * 1024**2
+_SNAPSHOT = re.compile(r"epoch-(?P<epoch>\d{4,})\.safetensors")
 _PROBE = ".write-test"
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX))
 
@@ -92,6 +96,34 @@ def checkpoint_of(source: Path) -> Path:
             return source / name
     raise CheckpointError(f"{source}: no {BEST} or {LAST} in this directory; is it a cnnzoo run "
                           f"directory whose first epoch finished?")
+
+
+def snapshot_path(run_dir: Path, epoch: int) -> Path:
+    """Where the snapshot taken after ``epoch`` goes (``snapshots/epoch-0003.safetensors``)."""
+    return Path(run_dir) / SNAPSHOTS / f"epoch-{epoch:04d}.safetensors"
+
+
+def snapshot_epochs(run_dir: Path) -> dict[int, Path]:
+    """The run's snapshots by epoch, in order ({} when it has none); temporary files are not
+    snapshots."""
+    folder = Path(run_dir) / SNAPSHOTS
+    found = {}
+    for path in folder.iterdir() if folder.is_dir() else []:
+        match = _SNAPSHOT.fullmatch(path.name)
+        if match and path.is_file():
+            found[int(match["epoch"])] = path
+    return dict(sorted(found.items()))
+
+
+def drop_snapshots_after(run_dir: Path, epoch: int) -> list[int]:
+    """Remove the snapshots of epochs after ``epoch``: a run that crashed after a snapshot but
+    before that epoch's checkpoint trains the epoch again, so its series goes on from the
+    checkpoint."""
+    dropped = [e for e in snapshot_epochs(run_dir) if e > epoch]
+    for number in dropped:
+        with writing(snapshot_path(run_dir, number)):
+            snapshot_path(run_dir, number).unlink(missing_ok=True)
+    return dropped
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -216,11 +248,12 @@ def stale_files(run_dir: Path) -> list[Path]:
     write probe. Files cnnzoo did not write (other names, other patterns) are never listed."""
     own = {CONFIG, *RUN_FILES, TENSORBOARD}
     found = []
-    for folder in (run_dir, run_dir / CHECKPOINTS):
+    for folder in (run_dir, run_dir / CHECKPOINTS, run_dir / SNAPSHOTS):
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:
             match = _TEMPORARY.fullmatch(path.name)
             relative = path.relative_to(run_dir).parent / match["name"] if match else None
-            if (relative is not None and relative.as_posix() in own) or \
+            snapshot = match and folder.name == SNAPSHOTS and _SNAPSHOT.fullmatch(match["name"])
+            if (relative is not None and relative.as_posix() in own) or snapshot or \
                     (folder == run_dir and path.name == _PROBE):
                 found.append(path)
     return found
@@ -310,9 +343,11 @@ class Provisional:
             remove_stale_files(self.run_dir)
             for name in (CONFIG, *RUN_FILES):
                 (self.run_dir / name).unlink(missing_ok=True)
-            checkpoints = self.run_dir / CHECKPOINTS
-            if checkpoints.is_dir() and not any(checkpoints.iterdir()):
-                checkpoints.rmdir()
+            for path in snapshot_epochs(self.run_dir).values():
+                path.unlink(missing_ok=True)
+            for folder in (self.run_dir / CHECKPOINTS, self.run_dir / SNAPSHOTS):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         if self.replacing:
             os.replace(_aside(self.run_dir), self.run_dir)
         sync_directory(self.run_dir.parent)

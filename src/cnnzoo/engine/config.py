@@ -22,6 +22,7 @@ TEST_VIEWS = ("center", "flip", "ten-crop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE = ("auto", "on", "off")
+SNAPSHOTS = ("auto", "all", "off")  # or the epochs themselves: "0,1,2,5,10"
 MAX_SIDE = 4096  # pixels: a side beyond it would need terabytes per batch
 
 
@@ -153,6 +154,11 @@ class TrainConfig:
                                                  "GPU)")
     out: str | None = option(RUNTIME, None, "run directory (default "
                                             "runs/<model>-<dataset>-<timestamp>)")
+    snapshots: str = option(RUNTIME, "auto",
+                            "keep the first layer's kernels and a probe batch's feature maps after "
+                            "each epoch, for `cnnzoo show timeline`: auto (every epoch while "
+                            "one costs under 2 percent of an epoch, measured), all, off, or the "
+                            "epochs, e.g. 0,1,2,5,10 (0: as initialised)")
     checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs",
                                    minimum=1, maximum=10**5)
     dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the "
@@ -164,6 +170,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             check_value(f, getattr(self, f.name))
+        snapshot_epochs(self.snapshots)  # refuses what is neither a choice nor a list of epochs
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -192,6 +199,21 @@ class TrainConfig:
             return cls.from_dict(data)
         except ConfigError as error:
             raise CheckpointError(f"{path}: {error}") from None
+
+
+def snapshot_epochs(text: str) -> tuple[int, ...] | None:
+    """The epochs ``--snapshots`` names (``"0,1,5"``), or None for auto, all and off; anything else
+    is a ``ConfigError``."""
+    if text in SNAPSHOTS:
+        return None
+    try:
+        epochs = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        epochs = ()
+    if not epochs or not 0 <= epochs[0] <= epochs[-1] <= 10**5:
+        raise ConfigError(f"--snapshots must be {', '.join(SNAPSHOTS)} or epochs from 0 to 100,000 "
+                          f"separated by commas (e.g. 0,1,2,5,10); got {text!r}")
+    return epochs
 
 
 def flag(name: str) -> str:

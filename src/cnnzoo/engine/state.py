@@ -34,6 +34,8 @@ class RunState:
     images_seen: int = 0
     best_top1: float = -1.0
     skipped_steps: int = 0  # steps skipped for a non-finite loss (--skip-nonfinite)
+    # --snapshots auto's decision, once measured (None: not yet), kept so a resumed run keeps to it
+    snapshots_kept: bool | None = None
     plateau: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
 

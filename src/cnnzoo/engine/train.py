@@ -46,6 +46,7 @@ from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, decide_start, look_at
 from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.schedules import lr_factor
+from cnnzoo.engine.snapshots import SnapshotTaker
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last
 from cnnzoo.errors import CnnzooError, Stopped, TrainingError
 from cnnzoo.rundir import (
@@ -74,6 +75,7 @@ class _Run:
     main_process: bool
     meta: dict  # what each checkpoint records besides the state
     provisional: Provisional | None = None  # a new run not yet kept (see rundir.Provisional)
+    snapshots: SnapshotTaker | None = None  # process 0's, when --snapshots keeps any
 
     def evaluate(self) -> EvalResult:
         return evaluate(self.trainable.eval_model, self.data.test,
@@ -208,6 +210,8 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
     if run.tuning.warning:
         log(f"warning: {run.tuning.warning}")
     log(run.tuning.sentence())
+    if main_process and start.kind != FINISH:
+        run.snapshots = _start_snapshots(run, state, log)
     with distributed.collectives_answered(config.dist_timeout):
         last_eval, out_of_time = _train_epochs(run, state, distributed_run=distributed_run,
                                                progress=progress, log=log)
@@ -306,6 +310,9 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
                 f"{row['train_top1']:.4f} | test acc "
                 f"{row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | "
                 f"{row['epoch_seconds']:.1f}s, {row['images_per_second']:,.0f} img/s")
+            if run.snapshots is not None:  # before the checkpoint: see engine.snapshots
+                run.snapshots.after_epoch(trainable.eval_model, state, epoch.seconds,
+                                          last_eval.top1)
             if run.main_process:
                 save_epoch(run.run_dir, state, trainable, last_eval,
                            {**run.meta, "epoch": state.epoch},
@@ -314,6 +321,16 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
                 if run.provisional is not None and (run.run_dir / LAST).is_file():
                     run.provisional.keep()  # resumable from here on: the run it replaced can go
     return last_eval, out_of_time
+
+
+def _start_snapshots(run: _Run, state: RunState, log: Log) -> SnapshotTaker | None:
+    """What --snapshots asks of this run, begun: a new run's epoch-0 snapshot taken, a resumed
+    run's series cut back to its checkpoint."""
+    taker = SnapshotTaker.for_run(run.run_dir, run.config.snapshots, run.trainable.eval_model,
+                                  run.data.test, run.data.spec, run.settings.device, log)
+    if taker is not None:
+        taker.begin(run.trainable.eval_model, state)
+    return taker
 
 
 def _resume(start: Start, trainable: Trainable, log: Log) -> RunState:

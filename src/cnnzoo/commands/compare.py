@@ -1,0 +1,201 @@
+"""``cnnzoo compare RUN_A RUN_B``: two trained runs side by side, as one report: ``compare.md`` and
+the figure it shows, ``compare.png`` (``--json``: the numbers behind both). The numbers and the
+drawing are ``cnnzoo.visualize.compare``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from cnnzoo.commands import options
+from cnnzoo.commands.options import positive_int, whole_number
+from cnnzoo.commands.viewing import finish
+
+SHOWN = 12  # disagreements listed in the markdown (the JSON has them all)
+
+
+def _names(a, b) -> list[str]:
+    """How the report calls the two runs: their model names, told apart when they are the same."""
+    return [a.name, b.name] if a.name != b.name else [f"{a.name} (A)", f"{b.name} (B)"]
+
+
+def _default_out(a, b) -> Path:
+    def label(run) -> str:
+        return run.run_dir.name if run.run_dir else run.checkpoint.stem
+
+    return Path(f"compare-{label(a)}-vs-{label(b)}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from cnnzoo import rundir
+    from cnnzoo.engine.run import load_run
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.visualize import compare as c
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.source import load_data
+
+    started = time.perf_counter()
+    a, b = load_run(args.run_a), load_run(args.run_b)
+    c.check_comparable(a, b)
+    sides, labels, images = [], None, None
+    for run in (a, b):
+        test = load_data(run, args.data_dir).test
+        predicted, truth = c.test_predictions(run, test)
+        if labels is not None and not labels.equal(truth):
+            raise ConfigError(
+                f"the two runs read {run.dataset}'s test set differently (other images "
+                f"or order); compare needs the same test images"
+            )
+        labels, images = truth, test.images.cpu() if images is None else images
+        history = rundir.read_metrics(run.run_dir) if run.run_dir else []
+        sides.append(c.Side(run, history, predicted, c.layer_table(run)))
+    if args.image >= len(labels):
+        raise ConfigError(f"--image {args.image}: the test set has {len(labels):,} images")
+    names = _names(a, b)
+    rows = c.disagreements(sides[0].predicted, sides[1].predicted, labels)
+    out = Path(args.out) if args.out else _default_out(a, b)
+    figure = c.draw_comparison(
+        sides,
+        names,
+        rows,
+        images,
+        image=args.image,
+        count=args.count,
+        title=f"{names[0]} and {names[1]} on {a.dataset}",
+    )
+    picture = save(figure, out / "compare.png")
+    report = _report(sides, names, rows, labels, args.image)
+    markdown = out / "compare.md"
+    rundir.write_text(markdown, _markdown(report, sides, names, picture.name))
+    return finish(args, {**report, "wrote": [str(markdown), str(picture)]}, started)
+
+
+def _report(sides, names: list[str], rows: list[dict], labels, image: int) -> dict:
+    from cnnzoo.visualize.compare import tally
+
+    classes = sides[0].run.classes
+    runs = []
+    for side, name in zip(sides, names, strict=True):
+        best = max((row["test_top1"] for row in side.history), default=None)
+        runs.append(
+            {
+                "name": name,
+                "model": side.run.name,
+                "checkpoint": str(side.run.checkpoint),
+                "test_top1": int((side.predicted == labels).sum()) / len(labels),
+                "best_epoch_top1": best,
+                "epochs": len(side.history),
+                "train_seconds": sum(row["epoch_seconds"] for row in side.history),
+                "params": side.params,
+                "macs": side.macs,
+                "layers": side.layers,
+            }
+        )
+    named = [
+        {**row, "true": classes[row["true"]], "a": classes[row["a"]], "b": classes[row["b"]]}
+        for row in rows
+    ]
+    return {
+        "dataset": sides[0].run.dataset,
+        "test_images": len(labels),
+        "image": image,
+        "runs": runs,
+        "disagree": len(rows),
+        **tally(rows),
+        "disagreements": named,
+    }
+
+
+def _markdown(report: dict, sides, names: list[str], picture: str) -> str:
+    a, b = report["runs"]
+    lines = [
+        f"# {names[0]} and {names[1]} on {report['dataset']}",
+        "",
+        f"![the comparison]({picture})",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|---:|---:|",
+        f"| test top-1 ({report['test_images']:,} images, centre view) | {a['test_top1']:.2%} | "
+        f"{b['test_top1']:.2%} |",
+        f"| epochs, seconds of training | {a['epochs']}, {a['train_seconds']:.0f} s | "
+        f"{b['epochs']}, {b['train_seconds']:.0f} s |",
+        f"| parameters | {a['params']:,} | {b['params']:,} |",
+        f"| multiply-adds per image | {a['macs']:,} | {b['macs']:,} |",
+        "",
+    ]
+    for run in report["runs"]:
+        lines += [
+            f"## {run['name']}: parameters and multiply-adds per layer",
+            "",
+            "| layer | type | output | params | MACs |",
+            "|---|---|---|---:|---:|",
+        ]
+        lines += [
+            f"| {layer['name']} | {layer['type']} | {'×'.join(map(str, layer['output']))} | "
+            f"{layer['params']:,} | {layer['macs']:,} |"
+            for layer in run["layers"]
+        ]
+        lines.append("")
+    lines += [
+        f"## Where they disagree: {report['disagree']:,} of {report['test_images']:,} test images",
+        "",
+        f"{names[0]} right: {report['a_right']:,}; {names[1]} right: {report['b_right']:,}; "
+        f"both wrong: {report['both_wrong']:,}.",
+        "",
+        f"| test image | true class | {names[0]} | {names[1]} |",
+        "|---:|---|---|---|",
+    ]
+    lines += [
+        f"| {row['index']} | {row['true']} | {row['a']} | {row['b']} |"
+        for row in report["disagreements"][:SHOWN]
+    ]
+    more = report["disagree"] - SHOWN
+    return (
+        "\n".join(
+            lines
+            + (
+                [f"\n…and {more:,} more (`cnnzoo compare --json` lists them all)."]
+                if more > 0
+                else []
+            )
+        )
+        + "\n"
+    )
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "compare",
+        help="two trained runs side by side: accuracy, cost per layer, kernels, maps",
+        description="One report (compare.md and compare.png) on two runs of the same data set: "
+        "accuracy and curves, parameters and multiply-adds per layer, first-layer "
+        "kernels, one test image's feature maps in each, and the test images where "
+        "their predictions differ.",
+    )
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="a run directory or checkpoint")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="another, of the same data set")
+    p.add_argument(
+        "--image",
+        type=whole_number(0, 10**7),
+        default=0,
+        metavar="N",
+        help="the test image whose feature maps are drawn (default: 0)",
+    )
+    p.add_argument(
+        "--count",
+        type=positive_int,
+        default=16,
+        metavar="N",
+        help="disagreements drawn in the figure (default: 16)",
+    )
+    options.add(p, "data_dir")
+    options.add(
+        p,
+        "out_dir",
+        help="where to write compare.md and compare.png (default: "
+        "compare-A-vs-B in the working directory)",
+    )
+    options.add(p, "json", help="print the numbers behind the report")
+    p.set_defaults(run=cmd_compare)
