@@ -49,7 +49,7 @@ from cnnzoo.cli import main
 
 rank = os.environ["RANK"]
 if os.environ.get("TEST_WEIGHTS_DIR"):
-    record = engine._record_epoch
+    record = engine.record_epoch
 
     def record_and_save(state, *args):
         row = record(state, *args)
@@ -58,7 +58,7 @@ if os.environ.get("TEST_WEIGHTS_DIR"):
         torch.save(model.state_dict(), folder / f"rank{rank}-epoch{state.epoch}.pt")
         return row
 
-    engine._record_epoch = record_and_save
+    engine.record_epoch = record_and_save
 if os.environ.get("TEST_DECODED_LOG"):
     load_image = folder.load_image
 

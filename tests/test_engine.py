@@ -55,7 +55,7 @@ def test_a_run_learns_and_writes_its_run_directory(tiny_mnist_dir, tmp_path):
 def test_resumed_run_ends_with_the_same_weights(tiny_mnist_dir, tmp_path, monkeypatch):
     # Dropout and augmentation draw random numbers: resume must restore every generator to match
     # exactly.
-    import cnnzoo.engine.train as engine
+    import cnnzoo.engine.epochs as engine  # where each epoch's metrics.csv is written
 
     common = dict(model="alexnet_small", model_kwargs={"widths": [8, 16, 16, 16, 16], "hidden": 32},
                   crop_padding=2, epochs=3, batch_size=100)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cnnzoo.commands import options
 from cnnzoo.commands.models import parse_input_size
-from cnnzoo.commands.options import json_arguments
+from cnnzoo.commands.options import json_arguments, number
 from cnnzoo.console import print_json
 
 DESCRIPTION = """\
@@ -30,22 +30,21 @@ gives class names only. torchvision-layout weights for a cnnzoo architecture def
 ImageNet's statistics, as torchvision's weights expect, and the import says so."""
 
 
-def _finite(text: str) -> float:
+def _mean(text: str) -> float:
+    """A channel's mean of pixels scaled to [0, 1]: a number from 0 to 1."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}")
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1 (pixels are read in "
+                                         f"[0, 1]); got {text!r}")
     return value
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from cnnzoo.engine.importing import ImportSettings, import_run
-    from cnnzoo.errors import ConfigError
 
-    if args.std is not None and min(args.std) <= 0:
-        raise ConfigError(f"--std {' '.join(map(str, args.std))}: every value must be above 0")
     out = args.out or Path("runs") / f"{args.name or args.source.stem.split('.')[0]}-imported"
     settings = ImportSettings(args.source, Path(out), model=args.model, code=args.code,
                               code_args=args.code_args, input_size=args.input_size,
@@ -81,9 +80,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=parse_input_size, metavar="C,H,W",
                    help="the input the model takes (default: the architecture's own, or the "
                         ".pt2's exported shape; needed for TorchScript and --code)")
-    p.add_argument("--mean", type=_finite, nargs="+", metavar="M",
+    p.add_argument("--mean", type=_mean, nargs="+", metavar="M",
                    help="per-channel mean the model's inputs were normalised with (default: none)")
-    p.add_argument("--std", type=_finite, nargs="+", metavar="S",
+    p.add_argument("--std", type=number(above=0, high=1), nargs="+", metavar="S",
                    help="per-channel standard deviation (default: none)")
     p.add_argument("--classes", type=Path, metavar="FILE", help="class names, one a line")
     p.add_argument("--dataset", metavar="NAME",

@@ -76,10 +76,15 @@ def probe_stages(model: nn.Module, x: torch.Tensor) -> dict[str, str]:
     """The stages whose maps are kept: the first with a spatial map, and the last whose maps are at
     least ``MIN_DEEP_SIDE`` wide (stage name → module path)."""
     stages = default_stages(model)
-    spatial = [name for name, value in activations(model, x[:1]).items() if value.dim() == 4]
+    was_training = model.training
+    model.eval()  # a batch of one through BatchNorm, and no running statistics moved by a probe
+    try:
+        spatial = [name for name, value in activations(model, x[:1]).items() if value.dim() == 4]
+        outputs = activations(model, x[:1], spatial) if spatial else {}
+    finally:
+        model.train(was_training)
     if not spatial:
         return {}
-    outputs = activations(model, x[:1], spatial)
     wide = [name for name in spatial if outputs[name].shape[-1] >= MIN_DEEP_SIDE] or spatial[:1]
     return {name: stages[name] for name in dict.fromkeys([spatial[0], wide[-1]])}
 

@@ -176,8 +176,7 @@ def _nin(name: str, num_classes: int, in_channels: int, input_size: int, dropout
 def nin(*, num_classes: int = 1000, in_channels: int = 3, input_size: int = 224,
         dropout: float = 0.5,
         widths: tuple[int, int, int] = (96, 256, 384), batch_norm: bool = False) -> NiN:
-    """ImageNet NiN (the d2l configuration): four mlpconv blocks, the last giving the class maps,
-    for 224 px images."""
+    """ImageNet NiN (d2l's configuration): four mlpconv blocks, the last giving the class maps."""
     return _nin("nin", num_classes, in_channels, input_size, dropout, widths, batch_norm)
 
 
@@ -186,7 +185,6 @@ def nin_small(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 
               dropout: float = 0.5,
               widths: tuple[int, int, int] = (96, 192, 192), batch_norm: bool = False,
               head: str = "gap") -> NiN:
-    """NiN for 28–32 px grey images: mlpconv blocks of 96, 192, 192 maps and the class maps, no FC
-    layer."""
+    """NiN for 28–32 px grey images: mlpconv blocks of 96, 192, 192 maps, then the class maps."""
     return _nin("nin_small", num_classes, in_channels, input_size, dropout, widths, batch_norm,
                 head)
