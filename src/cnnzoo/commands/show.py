@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from cnnzoo.commands import options, units
+from cnnzoo.commands import options, trust, units
 from cnnzoo.commands.options import positive_int
 from cnnzoo.commands.viewing import class_index as _class_index
 from cnnzoo.commands.viewing import finish as _finish
@@ -334,4 +334,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     options.add(p, "data_dir")
     p.set_defaults(run=_one_writer(cmd_embedding))
     units.register(views, _common)
+    trust.register(views, _common)
     _register_scoremap(commands)
