@@ -81,6 +81,8 @@ def _layer_line(choice: dict) -> str:
     shown = "; ".join(f"{c['layer']} trusted on {c['trusted']}/{c['images']}, gain "
                       f"{c['mean_gain']:+.2f}, randomised ρ {c['mean_randomised_rho']:.2f}"
                       for c in choice["candidates"])
+    if not any(c["trusted"] for c in choice["candidates"]):
+        shown += "; no layer passes on these images, so the largest gain decides"
     return f"Grad-CAM layer: {choice['layer']}, chosen by the checks ({shown})"
 
 
@@ -92,7 +94,8 @@ def _labels(methods: list[str], layer: str | None, patch: int) -> dict[str, str]
 
 
 def _method_row(name: str, label: str, report: dict, steps: list[str]) -> dict:
-    keep = ("trust", "randomised_rho", "deletion_auc", "insertion_auc", "gain", "occlusion_rho")
+    keep = ("trust", "randomised_rho", "deletion_auc", "insertion_auc", "gain", "gain_needed",
+            "occlusion_rho")
     row = {"method": name, "label": label, "verdict": report["line"], "flat": report["flat"]}
     row |= {key: report[key] if isinstance(report[key], bool) or report[key] is None
             else round(float(report[key]), 4) for key in keep}
@@ -123,7 +126,8 @@ def _check(run, row: dict, args: argparse.Namespace, methods: dict, labels: dict
     return {"image": str(row["path"]), "class": name, "class_index": row["class"],
             "probability": round(row["probability"], 6), **row["note"],
             "random": {"deletion_auc": round(random["deletion_auc"], 4),
-                       "insertion_auc": round(random["insertion_auc"], 4)},
+                       "insertion_auc": round(random["insertion_auc"], 4),
+                       "spread": round(random["spread"], 4)},
             "methods": [_method_row(m, labels[m], r, result["steps"])
                         for m, r in result["methods"].items()],
             "figure": str(path)}
@@ -150,6 +154,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
     labels = _labels(methods, layer, settings["patch"])
     images = [_check(run, row, args, explain, labels, out) for row in inputs]
     thresholds = {"randomised_rho_max": trust.RANDOMISED_RHO_MAX, "gain_min": trust.GAIN_MIN,
+                  "gain_random_spreads": trust.SPREADS,
                   "occlusion_rho_min": trust.OCCLUSION_RHO_MIN}
     return finish(args, {"model": run.name, "cam_layer": choice, **settings,
                          "thresholds": thresholds, "images": images,

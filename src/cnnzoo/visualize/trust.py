@@ -13,10 +13,11 @@ insertion, compared here with the same curves for random orders of the pixels.
 Deviations, stated: the cascade randomises a stage at a time (a convolution with its BatchNorm),
 drawing each weight tensor afresh from a normal law with the trained tensor's own mean and
 standard deviation, so that activations keep their scale and a map does not change only because
-the signal died (the paper draws from a truncated normal). A removed pixel becomes the data set's
-mean (zero after normalisation, as under ``show occlusion``'s square), and insertion starts from
-a blur that leaves no shape (σ = side/8), not RISE's 1-pixel blur of a 224-pixel image, which
-leaves a 28-pixel digit readable.
+the signal died (the paper draws from a truncated normal). Both curves run between the image and
+a blur of it that leaves no shape (σ = side/8; RISE blurs a 224-pixel image by 1 pixel, which
+would leave a 28-pixel digit readable): a deleted pixel takes its blurred value, where RISE's
+takes the mean colour, because on a black background (MNIST, Fashion-MNIST) a grey pixel is
+itself a mark the network answers to, and deletion would then reward maps of the background.
 """
 
 from __future__ import annotations
@@ -38,15 +39,19 @@ Explainer = Callable[[nn.Module, torch.Tensor, int], torch.Tensor]
 # of its rank variance with the trained one (ρ² < 0.25); an edge map keeps ρ = 1.
 RANDOMISED_RHO_MAX = 0.5
 # (b) Insertion AUC minus deletion AUC, beyond the same difference for random orders, in units
-# of the class probability: 0.1 is a tenth of the whole range, far above the spread of random
-# orders (about 0.01 on lenet5) and out of reach of a model that cannot tell the classes apart.
+# of the class probability: at least a tenth of the whole range, and at least two standard
+# deviations of single random orders on this image (a random order gets there about 1 time in
+# 40; on Fashion-MNIST one order's difference varies by 0.1 to 0.16, on simple data by 0.03).
 GAIN_MIN = 0.1
-# (c) The map ranks pixels as occlusion does at least weakly: ρ ≥ 0.2 (a quarter of Grad-CAM's
-# typical agreement on a trained lenet5, 0.6–0.8, while independent maps sit near 0).
+SPREADS = 2.0
+# (c) The map ranks pixels as occlusion does, at least weakly: ρ ≥ 0.2. A weak bar on purpose:
+# occlusion sees the image through a square of a seventh of its side, so even a faithful map
+# agrees only in part (Grad-CAM at C1 on the tests' data: 0.3 to 0.4), and smooth maps that
+# share nothing can reach ±0.3 by chance, so (c) rejects maps of the wrong place, not the rest.
 OCCLUSION_RHO_MIN = 0.2
 
 STEPS = 32  # points on a deletion or insertion curve, beside its start
-RANDOM_ORDERS = 8  # random pixel orders averaged for the baseline curves
+RANDOM_ORDERS = 16  # random pixel orders: the baseline curves and their spread
 
 
 def cascade_steps(model: nn.Module, x: torch.Tensor) -> list[tuple[str, list[str]]]:
@@ -54,11 +59,12 @@ def cascade_steps(model: nn.Module, x: torch.Tensor) -> list[tuple[str, list[str
     Modules are placed in the stage whose output follows them in the forward pass; those after
     the last stage form ``output``.
     """
+    # a forward hook fires as its module returns, so a block's comes after its layers'
     order: list[str] = []
     handles = [
         module.register_forward_hook(lambda *_, path=path: order.append(path))
         for path, module in model.named_modules()
-        if not any(True for _ in module.children())
+        if path
     ]
     try:
         with torch.no_grad():
@@ -149,7 +155,7 @@ def _curves(model: nn.Module, x: torch.Tensor, target: int, order: torch.Tensor)
     rank = torch.empty(h * w, dtype=torch.long)
     rank[order] = torch.arange(h * w)
     shown = (rank[None] < counts[:, None]).view(-1, 1, h, w).to(x.dtype)  # (STEPS+1, 1, H, W)
-    deleted = x * (1 - shown)
+    deleted = blurred(x) * shown + x * (1 - shown)
     inserted = blurred(x) * (1 - shown) + x * shown
     probabilities = torch.cat(
         [model(chunk).softmax(-1)[:, target] for chunk in torch.cat([deleted, inserted]).split(128)]
@@ -163,22 +169,26 @@ def area(curve: torch.Tensor) -> float:
 
 
 def removal_curves(
-    model: nn.Module, x: torch.Tensor, target: int, importance: torch.Tensor | None, *, seed: int = 0
+    model: nn.Module, x: torch.Tensor, target: int, importance: torch.Tensor | None, *,
+    seed: int = 0,
 ) -> dict:
     """Deletion and insertion curves in the order of ``importance`` (None: the mean of
-    ``RANDOM_ORDERS`` random orders), with their areas.
+    ``RANDOM_ORDERS`` random orders, and the standard deviation of one order's insertion AUC minus
+    deletion AUC as ``spread``), with their areas.
     """
     generator = torch.Generator().manual_seed(seed)
     pixels = x.shape[-2] * x.shape[-1]
-    if importance is None:
-        runs = [_curves(model, x, target, torch.randperm(pixels, generator=generator))
-                for _ in range(RANDOM_ORDERS)]
-        deletion = torch.stack([d for d, _ in runs]).mean(0)
-        insertion = torch.stack([i for _, i in runs]).mean(0)
-    else:
+    if importance is not None:
         deletion, insertion = _curves(model, x, target, _ranked(importance, generator))
-    return {"deletion": deletion, "insertion": insertion,
-            "deletion_auc": area(deletion), "insertion_auc": area(insertion)}
+        return {"deletion": deletion, "insertion": insertion,
+                "deletion_auc": area(deletion), "insertion_auc": area(insertion)}
+    runs = [_curves(model, x, target, torch.randperm(pixels, generator=generator))
+            for _ in range(RANDOM_ORDERS)]
+    deletion = torch.stack([d for d, _ in runs]).mean(0)
+    insertion = torch.stack([i for _, i in runs]).mean(0)
+    differences = torch.tensor([area(i) - area(d) for d, i in runs])
+    return {"deletion": deletion, "insertion": insertion, "deletion_auc": area(deletion),
+            "insertion_auc": area(insertion), "spread": float(differences.std())}
 
 
 def edge_map(x: torch.Tensor) -> torch.Tensor:
@@ -221,16 +231,19 @@ def judge(report: dict) -> dict:
     passed, failed = [], []
     if report["flat"]:
         failed.append("the map is flat (nothing to rank)")
-    rho = report["randomised_rho"]
+    # decided on the figures as printed (two decimals), so a line never reads "0.20 < 0.2"
+    rho = round(report["randomised_rho"], 2)
     (passed if rho < RANDOMISED_RHO_MAX else failed).append(
         f"randomised ρ {rho:.2f} {'<' if rho < RANDOMISED_RHO_MAX else '≥'} {RANDOMISED_RHO_MAX}"
     )
-    gain, ok = report["gain"], report["gain"] >= GAIN_MIN
+    gain, needed = round(report["gain"], 2), round(report["gain_needed"], 2)
+    ok = gain >= needed
     (passed if ok else failed).append(
-        f"insertion−deletion AUC {gain:+.2f} over random {'≥' if ok else '<'} {GAIN_MIN}"
+        f"insertion−deletion AUC {gain:+.2f} over random {'≥' if ok else '<'} {needed:.2f}"
     )
     agreement = report["occlusion_rho"]
     if agreement is not None:
+        agreement = round(agreement, 2)
         ok = agreement >= OCCLUSION_RHO_MIN
         (passed if ok else failed).append(
             f"occlusion ρ {agreement:.2f} {'≥' if ok else '<'} {OCCLUSION_RHO_MIN}"
@@ -264,6 +277,7 @@ def check_image(
             "flat": bool(heat.max() == heat.min()),
             **curves,
             "gain": curves["insertion_auc"] - curves["deletion_auc"] - baseline,
+            "gain_needed": max(GAIN_MIN, SPREADS * random["spread"]),
             "occlusion_rho": None if name == "occlusion" else rank_correlation(heat, occluded),
         }
         results[name] = report | judge(report)

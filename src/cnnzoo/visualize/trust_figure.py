@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnzoo.visualize.drawing import HEAT_CMAP, grid_figure, show_image
-from cnnzoo.visualize.trust import GAIN_MIN, RANDOMISED_RHO_MAX
+from cnnzoo.visualize.trust import RANDOMISED_RHO_MAX
 
 TRUST_COLOUR, DOUBT_COLOUR = "#1a7f37", "#b3261e"  # green, red: the verdict at a glance
 
@@ -65,7 +65,7 @@ def draw_trust(image: np.ndarray, result: dict, *, labels: dict[str, str], title
         agreement = report["occlusion_rho"]
         occlusion = "" if agreement is None else f"\nρ with occlusion {agreement:.2f}"
         _overlay(row[0], image, report["map"], f"{labels[name]}\n{verdict}\ngain over random "
-                 f"{report['gain']:+.2f} (≥ {GAIN_MIN}){occlusion}", colour)
+                 f"{report['gain']:+.2f} (≥ {report['gain_needed']:.2f}){occlusion}", colour)
         _overlay(row[1], image, report["randomised_map"],
                  f"every layer randomised\nρ = {report['randomised_rho']:.2f}")
         _cascade(row[2], result["steps"], report["cascade_rho"])
