@@ -84,3 +84,5 @@ figures: $(STAMP)
 	$(BIN)/python -m cnnzoo show patches $(RUN) --layer C3 --out docs/figures
 	$(BIN)/python -m cnnzoo show occlusion $(RUN) $(FIG_IMAGES)/test0_Ankle_boot.png --out docs/figures
 	$(BIN)/python -m cnnzoo show timeline $(RUN) --out docs/figures
+	$(BIN)/python -m cnnzoo show trust $(RUN) $(FIG_IMAGES)/test6_Coat.png \
+		$(FIG_IMAGES)/test0_Ankle_boot.png --methods grad-cam saliency occlusion edges --out docs/figures

@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from cnnzoo.commands import options, timeline, units
+from cnnzoo.commands import options, timeline, trust, units
 from cnnzoo.commands.options import positive_int
 from cnnzoo.commands.viewing import class_index as _class_index
 from cnnzoo.commands.viewing import finish as _finish
@@ -379,4 +379,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_one_writer(cmd_embedding))
     units.register(views, _common)
     timeline.register(views, _common)
+    trust.register(views, _common)
     _register_scoremap(commands)
