@@ -300,8 +300,8 @@ def test_a_full_disk_mid_run_is_one_line_naming_the_file(capsys, tmp_path, monke
     last_line = err.strip().splitlines()[-1]
     assert code == 2 and out == "" and "Traceback" not in err
     assert last_line.startswith("cnnzoo train: error: cannot write "
-                                f"{tmp_path / 'run/checkpoints/last.safetensors'}: "
-                                f"the disk is full; ")
+                                f"{tmp_path / 'run/checkpoints/last.safetensors'}: the disk is "
+                                "full; ")
     assert "free space" in last_line and f"cnnzoo train --resume {tmp_path / 'run'}" in last_line
 
 

@@ -486,8 +486,8 @@ def test_a_forged_object_dtype_is_refused_without_reaching_numpy(tmp_path):
         b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01J\x80\xc3\xc9"
         b"\x01\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89]tb."))
     code = ("import sys; from cnnzoo.data import safe_pickle\ntry:\n    "
-            "safe_pickle.safe_load_pickle(sys.argv[1])\n"
-            "except safe_pickle.DataFormatError as error:\n    print(error)")
+            "safe_pickle.safe_load_pickle(sys.argv[1])\nexcept safe_pickle.DataFormatError as "
+            "error:\n    print(error)")
     result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

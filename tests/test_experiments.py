@@ -353,6 +353,6 @@ def test_cli_rejects_bad_arguments(capsys, cli_with_experiment, argv):
 
 
 def test_commands_module_imports_no_torch():
-    code = ("import sys, cnnzoo.commands.experiment, cnnzoo.experiments; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = ("import sys, cnnzoo.commands.experiment, cnnzoo.experiments; assert 'torch' not in "
+            "sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

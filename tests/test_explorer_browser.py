@@ -376,8 +376,8 @@ def test_a_clicked_position_shows_the_arithmetic_the_model_computes(page, browse
     page.focus("#zoom-map")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#position h4')?.textContent"
-                           ".includes('row 2, column 14')")
+    page.wait_for_function("document.querySelector('#position h4')?.textContent.includes('row 2, "
+                           "column 14')")
     assert _number(page, "#position [data-role=value]") == pytest.approx(float(after[2, 14]),
                                                                          abs=2e-6)
     page.click("#zoom-close")
@@ -415,8 +415,9 @@ def test_choosing_a_grad_cam_class_and_layer(page, server, browser_runs, digit_f
     expected = grad_cam(subject.model, x, chosen, "C1")
     page.select_option("#cam-layer", "C1")
     page.select_option("#cam-class", str(chosen))
-    page.wait_for_function("c => document.querySelector('#cam-caption').textContent"
-                           ".includes(`“${c}” at C1`)",
+    page.wait_for_function("c => "
+                           "document.querySelector('#cam-caption').textContent.includes(`“${c}” "
+                           "at C1`)",
                            arg=subject.classes[chosen])
     caption = page.inner_text("#cam-caption")
     if float(expected["cam"].max()) == 0:
@@ -454,8 +455,8 @@ def test_nothing_overflows_on_a_laptop_and_the_confusion_numbers_are_readable(pa
         _click_cell(page, "#zoom-map", 5, 5, 28, 28)
         page.wait_for_selector("#convolution:not([hidden])")
         assert page.evaluate(OVERFLOW) <= 0
-        assert page.evaluate("() => { const d = document.querySelector('#zoom'); "
-                             "return d.scrollWidth - d.clientWidth; }") <= 0
+        assert page.evaluate("() => { const d = document.querySelector('#zoom'); return "
+                             "d.scrollWidth - d.clientWidth; }") <= 0
         page.click("#zoom-close")
         for tab in ("training", "compare"):
             page.click(f"#tabs button[data-tab='{tab}']")
@@ -494,8 +495,8 @@ def test_the_page_answers_while_the_index_builds(page, digit_file, monkeypatch, 
                                ".includes('indexing')")
         page.screenshot(path=str(_shots(tmp_path) / "explorer-index-building.png"))
         _draw_a_seven(page)  # a new prediction answers while the index is still held
-        page.wait_for_function("document.querySelector('#truth').textContent"
-                               ".includes('your drawing')")
+        page.wait_for_function("document.querySelector('#truth').textContent.includes('your "
+                               "drawing')")
         page.locator("#stages .stage[data-stage='S2'] canvas.map").first.click()
         _click_cell(page, "#zoom-map", 3, 3, 14, 14)
         page.wait_for_selector("#position [data-role=value]")

@@ -634,10 +634,9 @@ def test_damaged_files_raise_only_cnnzoo_errors_naming_the_file(fmt, tmp_path):
     print(
         f"\n{fmt}: {report['inputs']:,} inputs ({report['cuts']:,} cuts, {report['mutations']:,} "
         f"mutations) in {report['seconds']} s, slowest {report['slowest_seconds']:.3f} s; peak RSS "
-        f"{report['peak_rss_mib']} MiB "
-        f"(+{report['rss_growth_mib']} while fuzzing, address space capped at "
-        f"{report['address_space_limit_mib']} "
-        f"MiB); {json.dumps(report['outcomes'], sort_keys=True)}"
+        f"{report['peak_rss_mib']} MiB (+{report['rss_growth_mib']} while fuzzing, address space "
+        f"capped at {report['address_space_limit_mib']} MiB); "
+        f"{json.dumps(report['outcomes'], sort_keys=True)}"
     )
     assert report["escaped"] == []
     assert report["badly_worded"] == []

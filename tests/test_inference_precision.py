@@ -73,7 +73,8 @@ def test_pt2e_int8_agrees_with_fp32_on_a_small_trained_run(trained, tiny_mnist_d
 
 
 @pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no native bf16 (avx512_bf16 or "
-                    "AMX): the bf16 path runs fp32 here, tested above")
+                                                    "AMX): the bf16 path runs fp32 here, tested "
+                                                    "above")
 def test_bf16_agrees_with_fp32_where_native(trained, tiny_mnist_dir):
     _, report = precision_gate.gate(load_run(trained), "bf16", data_dir=str(tiny_mnist_dir))
     assert report["precision"] == "bf16" and report["top1_agreement_with_fp32"] >= 0.98

@@ -471,7 +471,7 @@ def test_scratch_never_imports_torch(module):
 
 
 def test_cli_scratch_runs_without_torch(tmp_path):
-    code = ("import sys; from cnnzoo import cli; "
-            f"assert cli.main(['scratch', 'linreg', '--quick', '--out', {str(tmp_path)!r}]) == 0; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = ("import sys; from cnnzoo import cli; assert cli.main(['scratch', 'linreg', '--quick', "
+            f"'--out', {str(tmp_path)!r}]) == 0; assert 'torch' not in sys.modules, 'torch was "
+            "imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -28,9 +28,8 @@ import pytest
 pytest.importorskip("fastapi", reason="no serve extra (pip install 'cnnzoo[serve]')")
 
 # serve() as `cnnzoo serve` calls it, with limits the command line does not offer (body timeouts)
-SERVE = ("import json, sys\nfrom cnnzoo.serve.app import serve\n"
-         "from cnnzoo.serve.limits import Limits\n"
-         "serve(sys.argv[1], port=0, limits=Limits(**json.loads(sys.argv[2])))")
+SERVE = ("import json, sys\nfrom cnnzoo.serve.app import serve\nfrom cnnzoo.serve.limits import "
+         "Limits\nserve(sys.argv[1], port=0, limits=Limits(**json.loads(sys.argv[2])))")
 BOUNDARY = "b"
 PREDICT = "/api/runs/lenet5-a/predict?top_k=3"
 
@@ -128,9 +127,9 @@ def _trickle(server: Server, path: str, body: bytes, give_up: float, results: li
     until the server closes the connection or ``give_up`` seconds pass. Appends (the answer's
     status line, the seconds until the server closed the connection or None if still open)."""
     with socket.create_connection((server.host, server.port), timeout=give_up) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
-                     f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-                     f"Content-Length: {len(body)}\r\n\r\n".encode())
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nContent-Type: "
+                     f"multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: "
+                     f"{len(body)}\r\n\r\n".encode())
         started, answer, closed = time.monotonic(), b"", None
         try:
             for byte in body:

@@ -157,9 +157,9 @@ def test_light_modules_do_not_import_torch(module):
 def test_the_public_api_imports_torch_only_when_a_name_needs_it():
     """``import cnnzoo``, ``dir(cnnzoo)`` and its torch-free names load no torch (PEP 562's lazy
     ``__getattr__``); the first model function does."""
-    code = ("import cnnzoo, sys; dir(cnnzoo); cnnzoo.__version__, cnnzoo.CnnzooError; "
-            "assert 'torch' not in sys.modules, 'torch was imported'; cnnzoo.create_model; "
-            "assert 'torch' in sys.modules")
+    code = ("import cnnzoo, sys; dir(cnnzoo); cnnzoo.__version__, cnnzoo.CnnzooError; assert "
+            "'torch' not in sys.modules, 'torch was imported'; cnnzoo.create_model; assert "
+            "'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -167,7 +167,6 @@ def test_importing_cnnzoo_leaves_matplotlib_backend_alone():
     """Training draws its figures without switching the process's matplotlib backend (a notebook's
     stays)."""
     code = ("import matplotlib; matplotlib.use('svg'); import cnnzoo.engine.train, "
-            "cnnzoo.engine.plots, "
-            "cnnzoo.engine.outputs; assert matplotlib.get_backend().lower() == 'svg', "
-            "matplotlib.get_backend()")
+            "cnnzoo.engine.plots, cnnzoo.engine.outputs; assert matplotlib.get_backend().lower() "
+            "== 'svg', matplotlib.get_backend()")
     subprocess.run([sys.executable, "-c", code], check=True)

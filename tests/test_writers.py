@@ -124,8 +124,8 @@ def test_an_overwrite_stopped_before_its_first_checkpoint_gives_the_old_run_back
     _, stderr = replacing.communicate(timeout=120)
     assert replacing.returncode == 128 + sent, stderr[-3000:]
     assert (
-        f"stopped by {sent.name} before the first checkpoint of {out}; the run it was replacing "
-        "is back"
+        f"stopped by {sent.name} before the first checkpoint of {out}; the run it was replacing is "
+        "back"
     ) in stderr
     assert files(out) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".run")) == [".run.lock"]

@@ -95,7 +95,7 @@ def checkpoint_of(source: Path) -> Path:
         if (source / name).is_file():
             return source / name
     raise CheckpointError(f"{source}: no {BEST} or {LAST} in this directory; is it a cnnzoo run "
-                          f"directory whose first epoch finished?")
+                          "directory whose first epoch finished?")
 
 
 def snapshot_path(run_dir: Path, epoch: int) -> Path:
@@ -286,15 +286,15 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
         handle = os.open(run_dir.parent / f".{run_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
         raise RunDirectoryError(f"cannot write beside {run_dir} ({error.strerror or error}); "
-                                f"choose another --out") from None
+                                "choose another --out") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
             raise RunDirectoryError(f"{run_dir} is being written by another cnnzoo process (PID "
-                                    f"{holder}); wait "
-                                    f"for it to end or stop it, or choose another --out") from None
+                                    f"{holder}); wait for it to end or stop it, or choose another "
+                                    "--out") from None
         os.ftruncate(handle, 0)
         os.pwrite(handle, str(os.getpid()).encode(), 0)
         yield
@@ -363,8 +363,8 @@ def recover(run_dir: Path) -> str | None:
     if (run_dir / LAST).is_file():
         shutil.rmtree(aside, ignore_errors=True)
         return (
-            f"removed the run that --overwrite replaced in {run_dir} (its replacement had saved "
-            "a checkpoint)"
+            f"removed the run that --overwrite replaced in {run_dir} (its replacement had saved a "
+            "checkpoint)"
         )
     shutil.rmtree(run_dir, ignore_errors=True)
     os.replace(aside, run_dir)

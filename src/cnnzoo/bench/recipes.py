@@ -102,27 +102,22 @@ def results_markdown(rows: list[dict], machine: str) -> str:
         "# Recipe results",
         "",
         f"Last written by `cnnzoo bench recipes` on {machine}. Each row is dated (UTC) by the run "
-        "that measured "
-        "it and names its machine (rows from before 2026-12-01 did not record it: they were "
-        "measured on a 2-core AMD "
-        "EPYC with AVX2 only); re-running some recipes replaces only their rows. Training wall "
-        "time (evaluation excluded), test accuracy "
-        "on the 10,000 official Fashion-MNIST test images. Do not edit by hand: re-run the "
-        "command.",
+        "that measured it and names its machine (rows from before 2026-12-01 did not record it: "
+        "they were measured on a 2-core AMD EPYC with AVX2 only); re-running some recipes "
+        "replaces only their rows. Training wall time (evaluation excluded), test accuracy on the "
+        "10,000 official Fashion-MNIST test images. Do not edit by hand: re-run the command.",
         "",
         "- **tier**: " + "; ".join(f"*{name}*: {text}" for name, text in TIERS.items()) + ".",
         "- **target**: the test accuracy the recipe is meant to reach; **budget**: the training "
-        "wall time it may "
-        "take for that, on 2 CPU cores; **met**: the target reached within the budget by every "
-        "seed.",
+        "wall time it may take for that, on 2 CPU cores; **met**: the target reached within the "
+        "budget by every seed.",
         "- **model**, **params**: the network as the recipe trains it: a *variant* where the "
         "recipe sets builder arguments, built for the data's channels (1 for Fashion-MNIST); "
         "`cnnzoo recipes` shows the same count, and `cnnzoo list` shows it under the model where "
         "it differs from the model's default.",
         "- **runtime**: the precision and memory layout the run trained in (and whether "
-        "compiled), as the "
-        "autotuner measured fastest for the model on this machine (`engine/autotune.py`); its "
-        "measuring counts in **train s**.",
+        "compiled), as the autotuner measured fastest for the model on this machine "
+        "(`engine/autotune.py`); its measuring counts in **train s**.",
         "",
         "| recipe | model | params | MACs/image | train s | images/s | runtime | test top-1 | "
         "target | budget s | met | measured on |",
@@ -135,11 +130,11 @@ def results_markdown(rows: list[dict], machine: str) -> str:
             accuracy += f" (±{row['test_top1_spread'] / 2:.2%}, {row['seeds']} seeds)"
         settings = row.get("config") or {**configs.get(row["recipe"], {}), "model": row["model"]}
         lines.append(
-            f"| {row['recipe']} | {model_settings(settings)} "
-            f"| {row['params']:,} | {row['macs_per_image'] / 1e6:,.1f} M | "
-            f"{row['train_seconds']:.0f} | {row['images_per_second']:,.0f} | "
-            f"{row.get('runtime', '')} | {accuracy} | {row['target_top1']:.0%} | "
-            f"{row['budget_seconds']:.0f} | {'yes' if row['met'] else 'no'} | "
+            f"| {row['recipe']} | {model_settings(settings)} | {row['params']:,} | "
+            f"{row['macs_per_image'] / 1e6:,.1f} M | {row['train_seconds']:.0f} | "
+            f"{row['images_per_second']:,.0f} | {row.get('runtime', '')} | {accuracy} | "
+            f"{row['target_top1']:.0%} | {row['budget_seconds']:.0f} | "
+            f"{'yes' if row['met'] else 'no'} | "
             f"{row.get('measured', '')}{', ' + row['machine'] if row.get('machine') else ''} |"
         )
     return "\n".join(lines) + "\n"
@@ -176,8 +171,7 @@ def write_results(rows: list[dict], path: Path, device: str | None = None) -> li
         merged = {row["recipe"]: row for row in kept if _still_current(row, current)}
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{previous} is not a results file written by `cnnzoo bench recipes` "
-                          f"({error}); move it "
-                         "away and re-run the recipes") from error
+                          f"({error}); move it away and re-run the recipes") from error
     merged.update({row["recipe"]: row for row in rows})
     table = [merged[name] for name in sorted(merged)]
     path.parent.mkdir(parents=True, exist_ok=True)

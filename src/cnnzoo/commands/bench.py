@@ -41,8 +41,8 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         print(f"{r.name:<19} {r.tier:<9} {network['variant']:<58} {network['params']:>9,} "
               f"{size:<8} {r.budget_seconds:>6.0f}s {r.target_top1:>6.0%} {shown:>8}")
     print("\ntiers: " + "; ".join(f"{name}: {text}" for name, text in TIERS.items()))
-    print("params: the network as the recipe trains it (its widths, its data's channels), which "
-          "a variant's differs from `cnnzoo list`'s default; budget: training wall time on 2 CPU "
+    print("params: the network as the recipe trains it (its widths, its data's channels), which a "
+          "variant's differs from `cnnzoo list`'s default; budget: training wall time on 2 CPU "
           "cores; target: test accuracy meant to be reached within it; measured: docs/results.md "
           "(`cnnzoo bench recipes`). Run one: cnnzoo train --recipe NAME")
     return 0
@@ -208,9 +208,8 @@ def _bench_recipes(args: argparse.Namespace) -> list[dict]:
         settings[name] is not None for name in ("epochs", "train_subset", "test_subset", "device")
     ):
         raise ConfigError("--epochs, --train-subset, --test-subset and --device change what the "
-                          "recipes "
-                          "measure; write such results elsewhere with --results PATH, not to "
-                          f"{RESULTS}")
+                          "recipes measure; write such results elsewhere with --results PATH, not "
+                          f"to {RESULTS}")
     with TaskProgress("bench recipes") as progress:
         rows = run_recipes(args.recipes, seeds=args.seeds, log=progress.note, step=progress.step,
                            **{name: value for name, value in settings.items() if value is not None})
@@ -242,16 +241,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("recipes", help="list the training recipes",
                             description="Named training settings, each with the budget and "
-                                        "accuracy it was "
-                                        "measured at; run one with `cnnzoo train --recipe NAME`.")
+                                        "accuracy it was measured at; run one with `cnnzoo train "
+                                        "--recipe NAME`.")
     options.add(p, "json")
     p.set_defaults(run=cmd_recipes)
 
     bench = commands.add_parser(
         "bench", help="measure cnnzoo against plain PyTorch in the same run",
         description="cnnzoo measured against plain PyTorch in the same run: ratios, not absolute "
-                    "times, are the "
-                    "result. `cnnzoo bench BENCHMARK --help` shows a benchmark's options.")
+                    "times, are the result. `cnnzoo bench BENCHMARK --help` shows a benchmark's "
+                    "options.")
     benchmarks = bench.add_subparsers(dest="what", metavar="BENCHMARK", required=True)
     for name, (summary, description, declare) in BENCHMARKS.items():
         p = benchmarks.add_parser(name, help=summary, description=description)

@@ -45,8 +45,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         predicted, truth = c.test_predictions(run, test)
         if labels is not None and not labels.equal(truth):
             raise ConfigError(
-                f"the two runs read {run.dataset}'s test set differently (other images "
-                f"or order); compare needs the same test images"
+                f"the two runs read {run.dataset}'s test set differently (other images or order); "
+                "compare needs the same test images"
             )
         labels, images = truth, test.images.cpu() if images is None else images
         history = rundir.read_metrics(run.run_dir) if run.run_dir else []
@@ -141,8 +141,8 @@ def _markdown(report: dict, sides, names: list[str], picture: str) -> str:
     lines += [
         f"## Where they disagree: {report['disagree']:,} of {report['test_images']:,} test images",
         "",
-        f"{names[0]} right: {report['a_right']:,}; {names[1]} right: {report['b_right']:,}; "
-        f"both wrong: {report['both_wrong']:,}.",
+        f"{names[0]} right: {report['a_right']:,}; {names[1]} right: {report['b_right']:,}; both "
+        f"wrong: {report['both_wrong']:,}.",
         "",
         f"| test image | true class | {names[0]} | {names[1]} |",
         "|---:|---|---|---|",
@@ -170,9 +170,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "compare",
         help="two trained runs side by side: accuracy, cost per layer, kernels, maps",
         description="One report (compare.md and compare.png) on two runs of the same data set: "
-        "accuracy and curves, parameters and multiply-adds per layer, first-layer "
-        "kernels, one test image's feature maps in each, and the test images where "
-        "their predictions differ.",
+                    "accuracy and curves, parameters and multiply-adds per layer, first-layer "
+                    "kernels, one test image's feature maps in each, and the test images where "
+                    "their predictions differ.",
     )
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="a run directory or checkpoint")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="another, of the same data set")
@@ -194,8 +194,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     options.add(
         p,
         "out_dir",
-        help="where to write compare.md and compare.png (default: "
-        "compare-A-vs-B in the working directory)",
+        help="where to write compare.md and compare.png (default: compare-A-vs-B in the working "
+             "directory)",
     )
     options.add(p, "json", help="print the numbers behind the report")
     p.set_defaults(run=cmd_compare)

@@ -80,8 +80,8 @@ def _precision_note(run) -> str:
     except CnnzooError:
         return ""
     return "" if precision == "fp32" else (" (the run's summary.json was evaluated in "
-                                           f"{precision}, as it trained, "
-                                           f"so it can differ by a few tenths of a point)")
+                                           f"{precision}, as it trained, so it can differ by a few "
+                                           "tenths of a point)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -122,12 +122,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not "
                                    "record it")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
-                   help="fp32 (default), or bf16/int8 evaluated beside fp32 and kept only "
-                        "within 0.5 points of its top-1 and faster (bf16: fp32 where the CPU "
-                        "has no native bf16)")
+                   help="fp32 (default), or bf16/int8 evaluated beside fp32 and kept only within "
+                        "0.5 points of its top-1 and faster (bf16: fp32 where the CPU has no "
+                        "native bf16)")
     p.add_argument("--int8-backend", choices=("auto", "pt2e", "onnxruntime"), default="auto",
-                   help="int8 toolchain: torchao PT2E, ONNX Runtime, or the faster here "
-                        "(default: auto)")
+                   help="int8 toolchain: torchao PT2E, ONNX Runtime, or the faster here (default: "
+                        "auto)")
     p.add_argument("--force", action="store_true",
                    help="keep bf16/int8 even if the gate refuses it")
     options.add(p, "device", default="cpu")

@@ -49,14 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "dropout, depth, ...)",
         description=textwrap.fill(
             "Train the arms of one experiment (the same network with one choice changed, over "
-            "several seeds where "
-            "the effect is small), write results.csv, results.md and plot.png into the run "
-            "directory, and say "
-            "whether the paper's claim held here, did not hold, or is not resolvable at this "
-            "budget, from a 95% "
-            "confidence interval of the effect over seeds. A full experiment says its expected "
-            "time up front "
-            "(minutes to an hour on two CPU cores); --budget MINUTES sets its seeds to fit.",
+            "several seeds where the effect is small), write results.csv, results.md and plot.png "
+            "into the run directory, and say whether the paper's claim held here, did not hold, "
+            "or is not resolvable at this budget, from a 95% confidence interval of the effect "
+            "over seeds. A full experiment says its expected time up front (minutes to an hour on "
+            "two CPU cores); --budget MINUTES sets its seeds to fit.",
             width=100),
         epilog=f"experiments:\n{listing}\n\nExample: cnnzoo experiment lrn --seeds 5 --out "
                "runs/lrn",

@@ -39,8 +39,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     check = compare(path, run.model, x)
     print(f"{run.name} → {path}: onnxruntime vs PyTorch on {check['images']} {source}: max "
-          "|Δlogit| "
-          f"{check['max_abs_logit_diff']:.2e}, top-1 agreement {check['top1_agreement']:.1%}",
+          f"|Δlogit| {check['max_abs_logit_diff']:.2e}, top-1 agreement "
+          f"{check['top1_agreement']:.1%}",
           file=sys.stderr)
     report = {"model": run.name, "format": "onnx", "checked_on": source, **check,
               "wrote": [str(path)]}
@@ -64,8 +64,8 @@ def _export_int8(args: argparse.Namespace, run, path: Path, progress: TaskProgre
         raise ConfigError("--int8 needs a trained run: the gate compares int8 with fp32 on its "
                           "test set")
     int8_path = path.with_name(path.stem + ".int8.onnx")
-    progress.stage(f"int8: calibrating on training images, then the gate on {run.dataset}'s "
-                   "test set")
+    progress.stage(f"int8: calibrating on training images, then the gate on {run.dataset}'s test "
+                   "set")
     _, report = gate(run, "int8", data_dir=args.data_dir, force=args.force, onnx_path=int8_path)
     print(verdict(report), file=sys.stderr)
     figures = int8_path.with_suffix(".json")

@@ -37,8 +37,8 @@ def _mean(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and 0 <= value <= 1):
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1 (pixels are read in "
-                                         f"[0, 1]); got {text!r}")
+        raise argparse.ArgumentTypeError("must be a number from 0 to 1 (pixels are read in [0, "
+                                         f"1]); got {text!r}")
     return value
 
 
@@ -73,8 +73,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="NAME",
                    help="the cnnzoo architecture the weights are for (`cnnzoo list`)")
     p.add_argument("--code", metavar="FILE.py:NAME",
-                   help="the class (or function) in your own file that builds the model; "
-                        "THIS RUNS THE FILE'S PYTHON, now and whenever the run is loaded")
+                   help="the class (or function) in your own file that builds the model; THIS "
+                        "RUNS THE FILE'S PYTHON, now and whenever the run is loaded")
     p.add_argument("--code-args", type=json_arguments, metavar="JSON",
                    help="arguments for --code's NAME: a JSON list or object")
     p.add_argument("--input-size", type=parse_input_size, metavar="C,H,W",

@@ -47,7 +47,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(_list_line(f"  └ recipe {variant['recipe']}", variant, note))
     if args.pattern == "*":
         print(f"\n{len(rows)} models; └ a recipe's variant of the model above (`cnnzoo recipes`), "
-              f"counted as that recipe trains it")
+              "counted as that recipe trains it")
     return 0
 
 
@@ -94,7 +94,7 @@ def _summary_of_run(args: argparse.Namespace) -> int:
 
     if args.num_classes is not None or args.input_size is not None:
         raise ConfigError(f"{args.model} is a run: its model is summarised at its own input and "
-                          f"classes; leave out --input-size and --num-classes")
+                          "classes; leave out --input-size and --num-classes")
     run = load_run(Path(args.model), run_code=args.run_code)
     result = summary(run.model, tuple(run.model.cfg.input_size))
     if args.json:
@@ -114,7 +114,7 @@ def _summary_of_code(args: argparse.Namespace) -> int:
     path, _, attribute = args.code.rpartition(":")
     if args.model is not None or not path or not attribute:
         raise ConfigError(f"--code {args.code}: give FILE.py:NAME (e.g. net.py:Net) and no model "
-                          f"name beside it")
+                          "name beside it")
     if args.input_size is None or len(args.input_size) != 3:
         raise ConfigError(f"--code {args.code}: pass --input-size C,H,W, the input it takes")
     result = summary(code_model(Path(path), attribute, args.code_args), args.input_size)
@@ -146,8 +146,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "1,32,32 for lenet5_1998)")
     p.add_argument("--depth", type=whole_number(0, 100), metavar="N",
                    help="show modules N levels down the module path, each adding up the layers "
-                        "inside it "
-                        "(e.g. --depth 2 gives resnet50's stages and blocks; default: every layer)")
+                        "inside it (e.g. --depth 2 gives resnet50's stages and blocks; default: "
+                        "every layer)")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
                    help="number of output classes (default: the model's)")
     p.add_argument("--code", metavar="FILE.py:NAME",

@@ -63,7 +63,7 @@ def json_arguments(text: str) -> list | dict:
     except ValueError:
         value = None
     if not isinstance(value, (list, dict)):
-        raise argparse.ArgumentTypeError(f"must be a JSON list or object of the constructor's "
+        raise argparse.ArgumentTypeError("must be a JSON list or object of the constructor's "
                                          f"arguments, e.g. '{{\"num_classes\": 10}}'; got {text!r}")
     return value
 
@@ -186,9 +186,9 @@ SHARED: dict[str, dict] = {
     "json": dict(flags=("--json",), action="store_true", help="print one JSON document on stdout"),
     "prepare": dict(flags=("--prepare",), action=argparse.BooleanOptionalAction, default=True,
                     help="for models trained on MNIST or Fashion-MNIST, prepare each image as "
-                         "those datasets were: invert a light background, trim, resize the longest "
-                         "side, pad to a square (default: on; --no-prepare: the pixels as they "
-                         "are)"),
+                         "those datasets were: invert a light background, trim, resize the "
+                         "longest side, pad to a square (default: on; --no-prepare: the pixels as "
+                         "they are)"),
     "seed": dict(flags=("--seed",), type=setting("seed"), metavar="N",
                  help=_FIELDS["seed"].metadata["help"]),
     "threads": dict(flags=("--threads",), type=setting("threads"), metavar="N",
@@ -212,9 +212,8 @@ SHARED: dict[str, dict] = {
     "test_views": dict(flags=("--test-views",), choices=_FIELDS["test_views"].metadata["choices"],
                        default="center",
                        help="test-time views averaged per image (default: center); flip helps "
-                            "models trained with "
-                            "--flip and hurts others, ten-crop needs a model trained with "
-                            "--crop-padding"),
+                            "models trained with --flip and hurts others, ten-crop needs a model "
+                            "trained with --crop-padding"),
 }
 
 

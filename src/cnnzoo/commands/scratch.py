@@ -55,9 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scratch", help="deep-learning fundamentals in NumPy only (no torch): regression, GD, "
                         "MLP, CNN",
         description=textwrap.fill("Run one of the from-scratch demos of cnnzoo.scratch, written "
-                                  "in NumPy without "
-                                  "torch. Each logs what it does on stderr, saves one plot and "
-                                  "reports its figures.",
+                                  "in NumPy without torch. Each logs what it does on stderr, "
+                                  "saves one plot and reports its figures.",
                                   width=100),
         epilog=f"demos:\n{demos}\n\nmlp and cnn read Fashion-MNIST (see --data-dir). --quick "
                "shrinks the data and epochs so that each demo takes seconds.",

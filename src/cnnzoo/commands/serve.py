@@ -30,11 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("serve", help="the explorer: a web page over your runs (feature maps, "
                                           "Grad-CAM, …)",
                             description="Serve a page and a JSON API over the runs in RUNS_DIR: "
-                                        "draw or upload an "
-                                        "image and see every layer's feature maps, Grad-CAM, "
-                                        "nearest training "
-                                        "images; training curves, confusion matrix, layer table; "
-                                        "compare runs.")
+                                        "draw or upload an image and see every layer's feature "
+                                        "maps, Grad-CAM, nearest training images; training "
+                                        "curves, confusion matrix, layer table; compare runs.")
     p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
                    help="the folder holding run directories (default: runs)")
     p.add_argument("--host", default="127.0.0.1",

@@ -118,7 +118,7 @@ def _scoremap_image(run, args: argparse.Namespace, report: dict) -> tuple:
     if min(height, width) < window:
         raise ConfigError(f"{args.image}: {width}×{height} pixels at the model's scale, smaller "
                           f"than its {window}×{window} window; give a larger image (cnnzoo predict "
-                          f"takes any size)")
+                          "takes any size)")
     _, whole, note = load_input(run, args.image, args.prepare)
     with torch.no_grad():
         report.update(_seen(run, run.model(whole)[0], note))
@@ -211,11 +211,11 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
                      "labels": [run.classes[int(train_labels[i])] for i in indices[0]],
                      "distances": distances[0].tolist(), "indices": indices[0].tolist()})
     figure = r.draw_neighbours(_drawable(raw), rows, title=f"{run.label}: nearest training images "
-                                                           "to "
-                               f"{args.image.name} (predicted {predicted}); red: another class "
-                               "than predicted\n"
-                               f"precision@{args.k} over {len(q_labels):,} test queries"
-                               f"{_caption(note)}")
+                                                           f"to {args.image.name} (predicted "
+                                                           f"{predicted}); red: another class than "
+                                                           f"predicted\nprecision@{args.k} over "
+                                                           f"{len(q_labels):,} test "
+                                                           f"queries{_caption(note)}")
     path = save(figure, out / f"neighbours-{args.image.stem}.png")
     progress.close()
     report = {
@@ -251,9 +251,8 @@ def cmd_errors(args: argparse.Namespace) -> int:
     rows = m.confident_mistakes(probs, labels, args.count)
     wrong = int((probs.argmax(1) != labels).sum())
     title = (f"{run.label}: the {len(rows)} most confident of {wrong:,} mistakes on "
-             f"{len(labels):,} test images "
-             f"({wrong / len(labels):.1%} error)\ntrue class above each image, the prediction and "
-             "its probability in red")
+             f"{len(labels):,} test images ({wrong / len(labels):.1%} error)\ntrue class above "
+             "each image, the prediction and its probability in red")
     figure = m.draw_mistakes([_drawable(images[r["index"]]) for r in rows], rows,
                              classes=run.classes, title=title)
     path = save(figure, out / "errors.png")
@@ -309,9 +308,8 @@ def _register_scoremap(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("scoremap", help="a classifier slid over a larger image: FC layers as "
                                              "convolutions",
                             description="Rewrite the FC head as convolutions and run the whole "
-                                        "image once: a "
-                                        "class-score map, one cell per window (lenet5, alexnet, "
-                                        "vgg, convnet).")
+                                        "image once: a class-score map, one cell per window "
+                                        "(lenet5, alexnet, vgg, convnet).")
     p.add_argument("source", metavar="RUN|MODEL")
     p.add_argument("image", type=Path, nargs="?", metavar="IMAGE",
                    help="an image larger than the model's input (default: 3×3 test images tiled "

@@ -23,20 +23,20 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     run, out = open_source(args)
     if run.run_dir is None:
         raise ConfigError(
-            f"{args.source} is not a run directory; show timeline draws what a run "
-            f"kept as it trained (cnnzoo train --snapshots all)"
+            f"{args.source} is not a run directory; show timeline draws what a run kept as it "
+            "trained (cnnzoo train --snapshots all)"
         )
     snapshots = read_snapshots(run.run_dir)
     if not snapshots:
         raise ConfigError(
-            f"{run.run_dir} kept no snapshots (--snapshots auto stops when they cost "
-            f"2% of an epoch, or the run predates them); train with --snapshots all"
+            f"{run.run_dir} kept no snapshots (--snapshots auto stops when they cost 2% of an "
+            "epoch, or the run predates them); train with --snapshots all"
         )
     image = args.image
     if image >= len(snapshots[0].images):
         raise ConfigError(
-            f"--image {image}: the probe batch holds {len(snapshots[0].images)} "
-            f"images (0…{len(snapshots[0].images) - 1}; at most {PROBE_IMAGES})"
+            f"--image {image}: the probe batch holds {len(snapshots[0].images)} images "
+            f"(0…{len(snapshots[0].images) - 1}; at most {PROBE_IMAGES})"
         )
     history = rundir.read_metrics(run.run_dir)
     figure = t.draw_timeline(snapshots, history, image=image, classes=run.classes, title=run.label)
@@ -63,7 +63,7 @@ def register(views: argparse._SubParsersAction, common) -> None:
         "timeline",
         help="how a run learned: its first kernels and a probe image's maps, epoch by epoch",
         description="The snapshots `cnnzoo train --snapshots` kept, drawn as a grid (a column per "
-        "epoch, under the accuracy curve) and an animated GIF (a frame per epoch).",
+                    "epoch, under the accuracy curve) and an animated GIF (a frame per epoch).",
     )
     common(p, image=False)
     p.add_argument(
@@ -71,7 +71,7 @@ def register(views: argparse._SubParsersAction, common) -> None:
         type=whole_number(0, 1000),
         default=0,
         metavar="N",
-        help="which probe image's maps to draw (default: 0; the probe batch holds the "
-        "first test image of each of the first classes)",
+        help="which probe image's maps to draw (default: 0; the probe batch holds the first test "
+             "image of each of the first classes)",
     )
     p.set_defaults(run=one_writer(cmd_timeline))

@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # the run's own settings; what may change is engine.resume's call
     if args.resume is not None and not auto:
         if args.recipe or args.overwrite:
-            raise ConfigError(f"--resume continues a run with its own settings, so it takes no "
+            raise ConfigError("--resume continues a run with its own settings, so it takes no "
                               f"{'--recipe' if args.recipe else '--overwrite'}")
         config = None
     else:
@@ -137,17 +137,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Train a model and write a run directory: config.json, metrics.csv, "
                     "summary.json, curves.png, confusion.png, per_class.csv and "
                     "checkpoints/{last,best}.safetensors.",
-        epilog="Examples:  cnnzoo train --model lenet5 --dataset fashion-mnist --epochs 5\n"
-               "           cnnzoo train --recipe budgetnet-fast --json\n"
-               "           cnnzoo train --resume runs/lenet5-fashion-mnist-20260101-120000\n"
-               "           cnnzoo train --model lenet5 --out runs/mine --overwrite",
+        epilog="Examples:  cnnzoo train --model lenet5 --dataset fashion-mnist --epochs 5\n       "
+               "    cnnzoo train --recipe budgetnet-fast --json\n           cnnzoo train --resume "
+               "runs/lenet5-fashion-mnist-20260101-120000\n           cnnzoo train --model lenet5 "
+               "--out runs/mine --overwrite",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", help="start from a named recipe (see `cnnzoo recipes`); options "
                                     "given override it")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue an interrupted run exactly; `--resume auto` continues the run "
-                        "in --out if it has "
-                        "a checkpoint, else starts it (what a process torchrun restarted does)")
+                        "in --out if it has a checkpoint, else starts it (what a process torchrun "
+                        "restarted does)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its files go once the new run has "
                         "written its config); without it, a directory holding a run is refused")

@@ -119,8 +119,8 @@ def _check(run, row: dict, args: argparse.Namespace, methods: dict, labels: dict
     for method, report in result["methods"].items():
         _say(args, f"{row['path'].name}  {labels[method]}  {report['line']}")
     figure = draw_trust(display_image(row["x"][0], run).numpy(), result, labels=labels,
-                        title=f"{run.label}: {row['path'].name}, class {name!r} "
-                              f"(p = {row['probability']:.2f})")
+                        title=f"{run.label}: {row['path'].name}, class {name!r} (p = "
+                              f"{row['probability']:.2f})")
     path = save(figure, out / f"trust-{row['path'].stem}.png")
     random = result["random"]
     return {"image": str(row["path"]), "class": name, "class_index": row["class"],
@@ -167,17 +167,19 @@ def register(views: argparse._SubParsersAction, common) -> None:
         "trust",
         help="can a heatmap be trusted? randomisation, deletion/insertion and occlusion checks",
         description="For each image and attribution method: the model-parameter randomisation "
-        "test (Adebayo et al. 2018), deletion and insertion curves against random pixel orders "
-        "(Petsiuk et al. 2018) and agreement with occlusion, then one verdict line. Without "
-        "--cam-layer, Grad-CAM's layer is the one these checks trust most, and is printed.",
+                    "test (Adebayo et al. 2018), deletion and insertion curves against random "
+                    "pixel orders (Petsiuk et al. 2018) and agreement with occlusion, then one "
+                    "verdict line. Without --cam-layer, Grad-CAM's layer is the one these checks "
+                    "trust most, and is printed.",
     )
     common(p, image=False)
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (PNG, …)")
     options.add(p, "prepare")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=DEFAULT_METHODS,
                    metavar="M", help="among grad-cam, saliency, occlusion and the controls edges "
-                   "(an edge map of the input) and untrained (Grad-CAM of a randomly initialised "
-                   "copy), which ignore the weights and so must fail (default: the first three)")
+                                     "(an edge map of the input) and untrained (Grad-CAM of a "
+                                     "randomly initialised copy), which ignore the weights and so "
+                                     "must fail (default: the first three)")
     p.add_argument("--class", dest="target_class", metavar="C",
                    help="class name or index (default: each image's predicted class)")
     p.add_argument("--cam-layer", help="stage for Grad-CAM (default: chosen by the checks)")

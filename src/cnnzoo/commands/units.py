@@ -114,8 +114,8 @@ def cmd_features(args: argparse.Namespace) -> int:
         result,
         labels=labels,
         stats=stats,
-        title=f"{run.label}\nwhat each unit of {result['layer']} ({result['module']}) wants "
-        f"to see, optimised from noise\nunder each: its {what} on that image",
+        title=f"{run.label}\nwhat each unit of {result['layer']} ({result['module']}) wants to "
+              f"see, optimised from noise\nunder each: its {what} on that image",
     )
     path = save(figure, out / f"features-{name}.png")
     progress.close()
@@ -175,9 +175,9 @@ def cmd_patches(args: argparse.Namespace) -> int:
     figure = pt.draw_patches(
         shown,
         result,
-        title=f"{run.label}: the {pt.TOP} of {len(raw):,} test images "
-        f"that drive each unit of {args.layer} ({path}) hardest\neach cropped to the "
-        f"unit's {size}×{size} receptive field; above: the first three activations",
+        title=f"{run.label}: the {pt.TOP} of {len(raw):,} test images that drive each unit of "
+              f"{args.layer} ({path}) hardest\neach cropped to the unit's {size}×{size} receptive "
+              "field; above: the first three activations",
     )
     written = save(figure, out / f"patches-{_file_name(args.layer)}.png")
     progress.close()
@@ -266,7 +266,7 @@ def register(views: argparse._SubParsersAction, common) -> None:
         "features",
         help="what each unit (or class) wants to see: inputs optimised from noise",
         description="Activation maximisation with jitter, scaling, rotation, a 1/f spectrum and a "
-        "total-variation penalty; one image per unit, also saved at input size.",
+                    "total-variation penalty; one image per unit, also saved at input size.",
     )
     common(p, image=False)
     p.add_argument(
@@ -304,8 +304,8 @@ def _register_patches(views: argparse._SubParsersAction, common) -> None:
     p = views.add_parser(
         "patches",
         help="the 9 test images' patches that drive each unit of a layer hardest",
-        description="Zeiler and Fergus's top patches: for each unit, the test images with "
-        "its largest activation, cropped to that unit's receptive field.",
+        description="Zeiler and Fergus's top patches: for each unit, the test images with its "
+                    "largest activation, cropped to that unit's receptive field.",
     )
     common(p, image=False)
     p.add_argument(
@@ -333,8 +333,8 @@ def _register_occlusion(views: argparse._SubParsersAction, common) -> None:
     p = views.add_parser(
         "occlusion",
         help="a grey square slid over the image: where the class probability falls",
-        description="Occlusion (Zeiler and Fergus) beside Grad-CAM, with their rank "
-        "correlation; the image is prepared as cnnzoo predict prepares it.",
+        description="Occlusion (Zeiler and Fergus) beside Grad-CAM, with their rank correlation; "
+                    "the image is prepared as cnnzoo predict prepares it.",
     )
     common(p, image=True)
     p.add_argument(

@@ -66,8 +66,8 @@ def read_cifar_batch(
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataFormatError(
             f"{path}: labels must lie in 0..{num_classes - 1}; found values from {labels.min()} to "
-            f"{labels.max()}. "
-            "Is this a CIFAR-100 file in a CIFAR-10 folder (or the other way round)?"
+            f"{labels.max()}. Is this a CIFAR-100 file in a CIFAR-10 folder (or the other way "
+            "round)?"
         )
     images = data.reshape(len(data), 3, CIFAR_SIDE, CIFAR_SIDE)
     return (images if images.flags.writeable else images.copy()), labels
@@ -187,8 +187,8 @@ def _require(batch: dict[str, object], key: str, path: Path) -> object:
     if key not in batch:
         raise DataFormatError(
             f"{path}: no {key!r} entry (it has "
-            f"{sorted(batch)[:8]}{'…' if len(batch) > 8 else ''}); this is not "
-            "the CIFAR file expected here"
+            f"{sorted(batch)[:8]}{'…' if len(batch) > 8 else ''}); this is not the CIFAR file "
+            "expected here"
         )
     return batch[key]
 

@@ -71,9 +71,8 @@ def download_verified(url: str, destination: Path, md5: str | None,
             if found != md5:
                 raise ChecksumMismatch(
                     f"{url}: the downloaded file's MD5 is {found}, expected {md5}; it was not "
-                    "kept. The download "
-                    "was damaged or the server sent another file: try again later, or get the "
-                    "file another way"
+                    "kept. The download was damaged or the server sent another file: try again "
+                    "later, or get the file another way"
                 )
         publish(temp, destination)
     finally:

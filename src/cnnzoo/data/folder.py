@@ -94,8 +94,8 @@ def open_image(path: str | Path, channels: int = 3, draft_size: int | None = Non
             if width * height > MAX_IMAGE_PIXELS:
                 raise DataFormatError(
                     f"{path}: {width}×{height} = {width * height:,} pixels, more than the "
-                    f"{MAX_IMAGE_PIXELS:,} "
-                    "we decode (cnnzoo.data.folder.MAX_IMAGE_PIXELS); shrink the image or remove it"
+                    f"{MAX_IMAGE_PIXELS:,} we decode (cnnzoo.data.folder.MAX_IMAGE_PIXELS); shrink "
+                    "the image or remove it"
                 )
             if draft_size:
                 # JPEG: a reduced scale still ≥ size
@@ -110,8 +110,8 @@ def open_image(path: str | Path, channels: int = 3, draft_size: int | None = Non
     except MemoryError:
         raise DataFormatError(
             f"{path}: decoding it asked for more memory than an image of at most "
-            f"{MAX_IMAGE_PIXELS:,} pixels needs; the file is damaged: re-save it or remove it "
-            f"from the folder"
+            f"{MAX_IMAGE_PIXELS:,} pixels needs; the file is damaged: re-save it or remove it from "
+            "the folder"
         ) from None
     # Pillow's ways of saying "cannot decode"
     except (OSError, SyntaxError, ValueError, EOFError) as err:

@@ -51,7 +51,7 @@ def scan_image_folder(
     if not root.is_dir():
         raise DataFilesMissing(
             f"{root}: no such folder. folder:PATH needs a folder with one sub-folder of images per "
-            f"class (PATH/<class>/*.png), or PATH/train/<class>/ and PATH/val/<class>/",
+            "class (PATH/<class>/*.png), or PATH/train/<class>/ and PATH/val/<class>/",
             missing=[str(root)],
         )
     if not 0 <= holdout_fraction < 1:
@@ -64,8 +64,8 @@ def scan_image_folder(
         unknown = sorted(set(_class_folders(held_out_dir, allow_none=True)) - set(classes))
         if unknown:
             raise DataFormatError(
-                f"{held_out_dir}: class folders {unknown} have no counterpart in {train_dir}; "
-                "a model cannot learn a class it never trains on. Add them to train/ or remove them"
+                f"{held_out_dir}: class folders {unknown} have no counterpart in {train_dir}; a "
+                "model cannot learn a class it never trains on. Add them to train/ or remove them"
             )
         test = _list_files(held_out_dir, classes, require_every_class=False)
         return FolderLayout(root, classes, train, test, held_out_dir.name)

@@ -150,9 +150,9 @@ def _read_expecting(path: str | Path, magic: int, kind: str, limit: int | None) 
         shown = f"0x{found:08X}" if found is not None else f"only {len(head)} bytes"
         raise DataFormatError(
             f"{path}: this is not an IDX {kind} file: its magic number is {shown}, expected "
-            f"0x{magic:08X} "
-            f"(unsigned bytes, {'3 dimensions' if kind == 'images' else '1 dimension'}). Check "
-            "that the right file is in the right place, or download it again"
+            f"0x{magic:08X} (unsigned bytes, "
+            f"{'3 dimensions' if kind == 'images' else '1 dimension'}). Check that the right file "
+            "is in the right place, or download it again"
         )
     return read_idx(path, limit=limit)
 
@@ -188,9 +188,8 @@ def _read_header(stream: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...
     if zero != 0 or type_code not in IDX_DTYPES:
         raise DataFormatError(
             f"{path}: not an IDX file: its magic number is 0x{int.from_bytes(head, 'big'):08X}, "
-            "expected "
-            "0x000008NN (e.g. 0x00000803 for images, 0x00000801 for labels); check the file or "
-            "download it again"
+            "expected 0x000008NN (e.g. 0x00000803 for images, 0x00000801 for labels); check the "
+            "file or download it again"
         )
     if not 0 < ndim <= MAX_DIMENSIONS:
         raise DataFormatError(
@@ -227,9 +226,8 @@ def _check_plausible_size(path: Path, compressed: bool, expected: int,
     elif expected > on_disk * _MAX_DEFLATE_RATIO + 1024:
         raise DataFormatError(
             f"{path}: expected {expected:,} {_what(dims)} bytes for {_shape_text(dims)}, but a "
-            "gzip file of "
-            f"{on_disk:,} bytes cannot hold that many: the file is truncated or its header is "
-            "damaged; delete it and download it again"
+            f"gzip file of {on_disk:,} bytes cannot hold that many: the file is truncated or its "
+            "header is damaged; delete it and download it again"
         )
 
 

@@ -43,9 +43,8 @@ class ImageTensors(ImageDataset):
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:
             raise ValueError(
                 "ImageTensors.images must be an (N, C, H, W) uint8 tensor; got "
-                f"{self.images.dtype} of shape "
-                f"{tuple(self.images.shape)}. Keep images as uint8 and convert batches with "
-                "augment.to_float."
+                f"{self.images.dtype} of shape {tuple(self.images.shape)}. Keep images as uint8 "
+                "and convert batches with augment.to_float."
             )
         if self.labels.dim() != 1 or self.labels.dtype != torch.int64:
             raise ValueError(

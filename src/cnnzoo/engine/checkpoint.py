@@ -105,8 +105,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
-            f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated "
-            f"or not a cnnzoo checkpoint"
+            f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated or not "
+            "a cnnzoo checkpoint"
         ) from None
     if header.get("format") != FORMAT:
         # a bare safetensors file of weights (e.g. exported elsewhere): accept it as a model state
@@ -122,8 +122,8 @@ def read_meta(path: Path) -> dict:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
-            f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated "
-            f"or not a cnnzoo checkpoint"
+            f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated or not "
+            "a cnnzoo checkpoint"
         ) from None
     return _read_meta(path, header) if header.get("format") == FORMAT else {}
 
@@ -134,7 +134,7 @@ def _read_meta(path: Path, header: dict[str, str]) -> dict:
 
     def damaged(what: str) -> CheckpointError:
         return CheckpointError(f"{path}: a cnnzoo checkpoint whose metadata {what}; the file is "
-                               f"damaged: use another checkpoint of the run, or train again")
+                               "damaged: use another checkpoint of the run, or train again")
 
     if "meta" not in header:
         raise damaged("is missing (no 'meta' entry in its header)")
@@ -156,9 +156,9 @@ def _load_torch_state_dict(path: Path) -> Checkpoint:
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path}: refused to load: the file asks to construct objects that a plain state dict "
-            "does not need "
-            f"({str(error).splitlines()[0]}). Loading it could run code from the file. Re-save "
-            f"only the weights (torch.save(model.state_dict(), ...)) or use safetensors."
+            f"does not need ({str(error).splitlines()[0]}). Loading it could run code from the "
+            "file. Re-save only the weights (torch.save(model.state_dict(), ...)) or use "
+            "safetensors."
         ) from None
     # a damaged file: zip or pickle structure broken (weights_only's unpickler raises all of these
     # on bad data)

@@ -62,9 +62,8 @@ class TrainConfig:
                                                  "images", minimum=1,
                                      maximum=10**8)
     memory_budget: float | None = option(WHAT, None, "MiB of decoded images an image folder may "
-                                                     "take in memory; "
-                                                     "bigger folders are streamed (0: always; "
-                                                     "default 2048)",
+                                                     "take in memory; bigger folders are streamed "
+                                                     "(0: always; default 2048)",
                                          minimum=0, maximum=2**24)
 
     epochs: int = option(HOW_LONG, 10, "passes over the training set (with --time-budget, the "
@@ -114,10 +113,9 @@ class TrainConfig:
                                  maximum=10**6)
 
     input_size: int | None = option(DATA, None, "image side fed to the model (default: the "
-                                                "data's, for an "
-                                                "image folder its images' most common shorter "
-                                                "side, at "
-                                                "most 224; or the model's if it needs its own)",
+                                                "data's, for an image folder its images' most "
+                                                "common shorter side, at most 224; or the model's "
+                                                "if it needs its own)",
                                     minimum=1, maximum=MAX_SIDE)
     crop_padding: int = option(DATA, 0, "random crops after zero-padding each side by N pixels "
                                         "(0: off)", minimum=0,
@@ -127,23 +125,21 @@ class TrainConfig:
                                          "RGB data only",
                               minimum=0, maximum=10)
     test_views: str = option(DATA, "center", "center, flip (average with the mirror image; for "
-                                             "runs with --flip) "
-                                             "or ten-crop (for runs with --crop-padding)",
+                                             "runs with --flip) or ten-crop (for runs with "
+                                             "--crop-padding)",
                              choices=TEST_VIEWS)
 
     device: str = option(RUNTIME, "auto", "auto, cpu, cuda or mps", choices=DEVICES)
     precision: str = option(RUNTIME, "auto", "auto (the fastest measured for this model on this "
-                                             "machine; the "
-                                             "measurement is cached), fp32, bf16 or fp16",
+                                             "machine; the measurement is cached), fp32, bf16 or "
+                                             "fp16",
                             choices=PRECISIONS)
     channels_last: bool | None = option(RUNTIME, None, "NHWC memory layout; --no-channels-last: "
-                                                       "NCHW (default: "
-                                                       "whichever trains faster here, measured "
-                                                       "and cached)")
+                                                       "NCHW (default: whichever trains faster "
+                                                       "here, measured and cached)")
     compile: str = option(RUNTIME, "auto", "torch.compile the training step: on, off, or auto "
-                                           "(where a measured "
-                                           "trial shows it pays over the run, compile time "
-                                           "included)",
+                                           "(where a measured trial shows it pays over the run, "
+                                           "compile time included)",
                           choices=COMPILE)
     threads: int | None = option(RUNTIME, None, "CPU threads (default: one per core)", minimum=1,
                                  maximum=4096)
@@ -155,16 +151,15 @@ class TrainConfig:
     out: str | None = option(RUNTIME, None, "run directory (default "
                                             "runs/<model>-<dataset>-<timestamp>)")
     snapshots: str = option(RUNTIME, "auto",
-                            "keep the first layer's kernels and a probe batch's feature maps after "
-                            "each epoch, for `cnnzoo show timeline`: auto (every epoch while "
-                            "one costs under 2 percent of an epoch, measured), all, off, or the "
-                            "epochs, e.g. 0,1,2,5,10 (0: as initialised)")
+                            "keep the first layer's kernels and a probe batch's feature maps "
+                            "after each epoch, for `cnnzoo show timeline`: auto (every epoch "
+                            "while one costs under 2 percent of an epoch, measured), all, off, or "
+                            "the epochs, e.g. 0,1,2,5,10 (0: as initialised)")
     checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs",
                                    minimum=1, maximum=10**5)
     dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the "
-                                                 "others before "
-                                                 "the job stops, naming the ranks that did not "
-                                                 "answer", above=0,
+                                                 "others before the job stops, naming the ranks "
+                                                 "that did not answer", above=0,
                                   maximum=10**6)
 
     def __post_init__(self) -> None:

@@ -63,9 +63,8 @@ def setup(device: torch.device, timeout: float = 300.0) -> bool:
                                     rank=rank_, world_size=size, timeout=timedelta(seconds=timeout))
         except RuntimeError as error:  # the store's "waiting for clients" timeout is a RuntimeError
             raise TrainingError(f"process {rank()} of {world_size()}: not every process joined "
-                                "within "
-                                f"--dist-timeout {timeout:g} s ({_first_line(error)}); did each "
-                                "one start?") from None
+                                f"within --dist-timeout {timeout:g} s ({_first_line(error)}); did "
+                                "each one start?") from None
     return True
 
 
@@ -86,9 +85,8 @@ def _store_of_this_attempt(store: dist.Store) -> dist.Store:
         os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")
     ):
         raise TrainingError("torchrun --max-restarts on several nodes needs each restart to get a "
-                            "new store: launch "
-                            "torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its "
-                            "environment on every node (see docs/distributed.md)")
+                            "new store: launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
+                            "in its environment on every node (see docs/distributed.md)")
     return dist.PrefixStore(f"cnnzoo/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}",
                             store)
 
@@ -108,8 +106,8 @@ def collectives_answered(timeout: float) -> Iterator[None]:
         who = (
             f"rank(s) {', '.join(map(str, missing))} did not answer"
             if missing
-            else f"one of ranks {', '.join(map(str, others))} did not answer "
-            "(they could not be told apart)"
+            else f"one of ranks {', '.join(map(str, others))} did not answer (they could not be "
+                 "told apart)"
         )
         raise TrainingError(f"process {me} of {world_size()} waited --dist-timeout {timeout:g} s "
                             "for the others: "

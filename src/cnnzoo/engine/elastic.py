@@ -70,11 +70,10 @@ def agree_on_start(path: Path | None, device: torch.device) -> None:
     differ = [rank for rank, view in enumerate(found) if view != found[0]]
     if differ:
         raise TrainingError(
-            f"the processes found different checkpoints to start from (process 0: "
+            "the processes found different checkpoints to start from (process 0: "
             f"{_described(found[0])}; "
             + "; ".join(f"process {r}: {_described(found[r])}" for r in differ)
-            + "); every node must see the same run directory (put --out on a shared "
-            "file system)"
+            + "); every node must see the same run directory (put --out on a shared file system)"
         )
 
 

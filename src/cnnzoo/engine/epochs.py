@@ -56,9 +56,8 @@ def refuse_non_finite(trainable: Trainable, result: EvalResult, epoch: int) -> N
     bad = next((name for name, t in state.items() if not bool(torch.isfinite(t).all())), None)
     what = f"the weight {bad}" if bad else f"the test loss ({result.loss})"
     raise NonFiniteLossError(f"{what} became NaN or infinite in epoch {epoch} while the training "
-                             "loss stayed "
-                             "finite; the checkpoints of the epochs before it were kept. Lower "
-                             f"--lr, or add --grad-clip")
+                             "loss stayed finite; the checkpoints of the epochs before it were "
+                             "kept. Lower --lr, or add --grad-clip")
 
 
 def save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: EvalResult,

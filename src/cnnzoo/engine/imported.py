@@ -57,8 +57,8 @@ class ProgramModel(nn.Module):
         super().__init__()
         self.program, self.cfg, self.kind, self.batch = program, cfg, kind, batch
         what = "a TorchScript file" if kind == "torchscript" else "an ExportedProgram (.pt2)"
-        self.hooks_unavailable = (f"{cfg.name} is {what}, whose layers run as one compiled "
-                                  f"program that hooks cannot see into")
+        self.hooks_unavailable = (f"{cfg.name} is {what}, whose layers run as one compiled program "
+                                  "that hooks cannot see into")
 
     def train(self, mode: bool = True) -> ProgramModel:
         # an exported graph keeps the mode it was traced in and refuses train()/eval()
@@ -138,7 +138,7 @@ def code_model(code: Path, attribute: str, arguments: dict | list | None) -> nn.
         sys.path.remove(folder)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"--code {code}:{attribute} returned a {type(model).__name__}, not an "
-                          f"nn.Module")
+                          "nn.Module")
     return model
 
 
@@ -147,7 +147,7 @@ def load_imported(path: Path, meta: dict, state: dict[str, torch.Tensor], *, run
     """The model of an imported run's checkpoint ``path`` (its ``meta['imported']`` says how)."""
     info, run_dir = meta["imported"], path.parent.parent
     damaged = CheckpointError(f"{path}: the record of its import is damaged; import the model "
-                              f"again with `cnnzoo import`")
+                              "again with `cnnzoo import`")
     try:
         shape = tuple(int(v) for v in meta["input_size"])
         cfg = imported_config(str(meta["model"]), shape, int(meta["num_classes"]))
@@ -168,10 +168,10 @@ def load_imported(path: Path, meta: dict, state: dict[str, torch.Tensor], *, run
     where = f"the {info['attribute']!r} of {code} (imported with --code)"
     if not run_code:
         raise ConfigError(f"{run_dir}: its model is {where}, and loading it runs that file's "
-                          f"Python; pass --run-code if you trust it")
+                          "Python; pass --run-code if you trust it")
     if not code.is_file() or sha256_of(code) != info["sha256"]:
         raise ConfigError(f"{run_dir}: its model is {where}, which has changed or gone since the "
-                          f"import; import it again with `cnnzoo import --code`")
+                          "import; import it again with `cnnzoo import --code`")
     model = code_model(code, info["attribute"], info.get("arguments"))
     model.load_state_dict(state)
     model.cfg = cfg

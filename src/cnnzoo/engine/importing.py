@@ -99,10 +99,10 @@ def import_run(settings: ImportSettings) -> dict:
     kind = file_format(settings.source)
     if settings.code and kind != "weights":
         raise ConfigError(f"{settings.source} is a {kind} file, a whole model: import it without "
-                          f"--code (which is for weights of a class in your own file)")
+                          "--code (which is for weights of a class in your own file)")
     if kind == "weights" and not (settings.model or settings.code):
-        raise ConfigError(f"{settings.source} holds weights only: say which network they belong "
-                          f"to with --model NAME (a cnnzoo architecture) or --code FILE.py:CLASS")
+        raise ConfigError(f"{settings.source} holds weights only: say which network they belong to "
+                          "with --model NAME (a cnnzoo architecture) or --code FILE.py:CLASS")
     built = (_program(settings, kind) if kind != "weights" else
              _code(settings) if settings.code else _zoo(settings))
     num_classes = check_forward(built.model, built.input_size, built.name)
@@ -239,11 +239,11 @@ def _program(settings: ImportSettings, kind: str) -> Built:
 def _required_shape(settings: ImportSettings, what: str) -> tuple[int, int, int]:
     shape = settings.input_size
     if shape is None or len(shape) != 3:
-        raise ConfigError(f"{what} does not say what input it takes: pass --input-size C,H,W "
-                          f"(e.g. 1,28,28), the shape it was trained on")
+        raise ConfigError(f"{what} does not say what input it takes: pass --input-size C,H,W (e.g. "
+                          "1,28,28), the shape it was trained on")
     if shape[1] != shape[2]:
         raise ConfigError(f"--input-size {','.join(map(str, shape))}: cnnzoo's views take square "
-                          f"images; give a square input")
+                          "images; give a square input")
     return tuple(shape)
 
 
@@ -255,14 +255,14 @@ def check_forward(model: nn.Module, shape: tuple[int, int, int], name: str) -> i
             out = model.eval()(x)
     except Exception as error:  # noqa: BLE001  (a foreign model: its failure is one line)
         detail = (str(error).splitlines() or [""])[0][:200]
-        raise ConfigError(f"{name}: a forward pass of a {'×'.join(map(str, x.shape))} input "
-                          f"failed ({type(error).__name__}: {detail}); pass the --input-size "
-                          f"C,H,W it was trained on") from None
+        raise ConfigError(f"{name}: a forward pass of a {'×'.join(map(str, x.shape))} input failed "
+                          f"({type(error).__name__}: {detail}); pass the --input-size C,H,W it was "
+                          "trained on") from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or len(out) != 1:
         got = ("×".join(map(str, out.shape)) if isinstance(out, torch.Tensor)
                else type(out).__name__)
         raise ConfigError(f"{name}: a {'×'.join(map(str, x.shape))} input gives {got}, not the "
-                          f"1×classes scores of a classifier; import a model that returns logits")
+                          "1×classes scores of a classifier; import a model that returns logits")
     return out.shape[1]
 
 
@@ -279,7 +279,7 @@ def class_names(settings: ImportSettings, count: int) -> list[str]:
         names = list(get_source(settings.dataset).classes)
         if not names:
             raise ConfigError(f"--dataset {settings.dataset} keeps its class names with its files; "
-                              f"give them with --classes FILE (one a line)")
+                              "give them with --classes FILE (one a line)")
         origin = f"--dataset {settings.dataset}"
     else:
         return [str(i) for i in range(count)]
@@ -321,7 +321,7 @@ def _write(settings: ImportSettings, built: Built, meta: dict, config: dict) -> 
         replacing = rundir.holds_run(out)
         if replacing and not settings.overwrite:
             raise RunDirectoryError(f"{out} already holds a run; pass --overwrite to replace it, "
-                                    f"or choose another --out")
+                                    "or choose another --out")
         provisional = rundir.Provisional(out, replacing=replacing)
         try:
             rundir.make_run_dir(out)
@@ -345,4 +345,4 @@ def _check_reloaded(out: Path, built: Built) -> None:
         gap = (run.model(x) - built.model(x)).abs().max().item()
     if not gap <= 1e-5:
         raise CheckpointError(f"{out}: the written run gives outputs {gap:.2e} away from the "
-                              f"imported model's; this is a bug in cnnzoo import")
+                              "imported model's; this is a bug in cnnzoo import")

@@ -37,8 +37,8 @@ def choose_input_side(limits: ModelConfig, data_side: int, requested: int | None
         need = f"exactly {default}" if fixed else f"at least {limits.min_size}"
         alternative = f", or use {limits.small_variant}" if limits.small_variant else ""
         raise InputShapeError(
-            f"{limits.name} cannot take {requested}×{requested} images (it needs {need}); "
-            f"choose --input-size accordingly{alternative}"
+            f"{limits.name} cannot take {requested}×{requested} images (it needs {need}); choose "
+            f"--input-size accordingly{alternative}"
         )
     return requested
 
@@ -88,9 +88,8 @@ class InputSpec:
             return base
         if self.crop_padding == 0:
             raise ConfigError("ten-crop views are crops of a larger image, but this model was "
-                              "trained on whole "
-                             "images (no --crop-padding), so all ten would be the same; use "
-                             "--test-views flip, or train with --crop-padding N")
+                              "trained on whole images (no --crop-padding), so all ten would be "
+                              "the same; use --test-views flip, or train with --crop-padding N")
         return PaddedTenCrop(base, self.crop_padding)
 
     def to_dict(self) -> dict:

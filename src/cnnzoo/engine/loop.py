@@ -136,9 +136,8 @@ class _Checks:
             value = f"{losses[at]}" if at == bad else "non-finite on another process"
             raise NonFiniteLossError(
                 f"the loss became {value} at epoch {self.epoch}, step {self.checked_at + at + 1} "
-                "(learning rate "
-                f"{self.lrs[at]:.3g}); the best checkpoint was kept. Lower --lr, add --grad-clip, "
-                f"or use --precision fp32.")
+                f"(learning rate {self.lrs[at]:.3g}); the best checkpoint was kept. Lower --lr, "
+                "add --grad-clip, or use --precision fp32.")
         if index > self.checked_at:
             self.seconds_per_step = (elapsed - self.checked_seconds) / (index - self.checked_at)
         self.checked_at, self.checked_seconds = index, elapsed
@@ -203,10 +202,9 @@ def _announce_cost(log, config: TrainConfig, data_size: int, steps_left: int,
     if config.time_budget is None and steps_left * step_seconds > 300:
         log(
             f"at {config.batch_size / step_seconds:,.0f} img/s, the {config.epochs} epochs over "
-            f"{data_size:,} "
-            f"images will take about {_duration(steps_left * step_seconds)}; --time-budget SECONDS "
-            "or fewer "
-            f"--epochs spend less (Ctrl-C stops; --resume continues from the last finished epoch)"
+            f"{data_size:,} images will take about {_duration(steps_left * step_seconds)}; "
+            "--time-budget SECONDS or fewer --epochs spend less (Ctrl-C stops; --resume continues "
+            "from the last finished epoch)"
         )
 
 
@@ -296,6 +294,5 @@ def _skipped_one(state: RunState, config: TrainConfig, lr: float, index: int) ->
     if state.skipped_steps > config.skip_nonfinite:
         raise NonFiniteLossError(
             f"the loss was not finite at more than {config.skip_nonfinite} steps (the last at "
-            "epoch "
-            f"{state.epoch + 1}, step {index + 1}, learning rate {lr:.3g}); the best checkpoint "
-            f"was kept. Lower --lr, add --grad-clip, or use --precision fp32.")
+            f"epoch {state.epoch + 1}, step {index + 1}, learning rate {lr:.3g}); the best "
+            "checkpoint was kept. Lower --lr, add --grad-clip, or use --precision fp32.")

@@ -34,8 +34,8 @@ SPEED_BATCH = 64  # the batch at which "it pays" is judged: throughput, as `cnnz
 def run_data(run: Run, data_dir: str | None = None) -> tuple[ImageDataset, ImageDataset]:
     """The run's training and test images, at the side its model takes."""
     if run.dataset is None:
-        raise ConfigError("this checkpoint does not record its dataset, which the gate "
-                          "evaluates on")
+        raise ConfigError("this checkpoint does not record its dataset, which the gate evaluates "
+                          "on")
     data = load_dataset(run.dataset, data_dir, in_channels=run.model.cfg.input_size[0],
                         image_size=run.data_size)
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
@@ -125,16 +125,16 @@ def verdict(report: dict) -> str:
     """One line: the figures and what was decided."""
     line = (f"{report['precision']}: top-1 {report['top1']:.2%} against fp32 "
             f"{report['fp32_top1']:.2%} ({report['accuracy_drop_points']:+.2f} points lost) on "
-            f"{report['images']:,} test images, "
-            f"agreement with fp32 {report['top1_agreement_with_fp32']:.1%}, "
-            f"{report['speedup_over_eager_fp32']}x eager fp32 at batch {SPEED_BATCH}")
+            f"{report['images']:,} test images, agreement with fp32 "
+            f"{report['top1_agreement_with_fp32']:.1%}, {report['speedup_over_eager_fp32']}x eager "
+            f"fp32 at batch {SPEED_BATCH}")
     if report.get("backend"):
         line += f" ({report['backend']})"
     if report["forced"]:
         return line + "; kept because --force was given"
     if not report["keeps_accuracy"]:
-        return line + (f"; refused: it loses more than {100 * TOLERANCE:.1f} points "
-                       "(--force keeps it)")
+        return line + (f"; refused: it loses more than {100 * TOLERANCE:.1f} points (--force keeps "
+                       "it)")
     if not report["pays"]:
         return line + "; refused: it does not pay on a model this small (--force keeps it)"
     return line + "; kept"

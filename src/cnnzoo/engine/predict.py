@@ -40,8 +40,7 @@ def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "
               row in zip(paths, probabilities, strict=True) if not torch.isfinite(row).all()]
     if broken:
         raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs for "
-                                   f"{', '.join(broken[:3])}; its "
-                                   "weights are finite, so the input drove it out of range: check "
-                                   "the image")
+                                   f"{', '.join(broken[:3])}; its weights are finite, so the input "
+                                   "drove it out of range: check the image")
     return [{"file": str(path), "predictions": ranked(run, row, top_k), **note}
             for path, row, (_, note) in zip(paths, probabilities, decoded, strict=True)]

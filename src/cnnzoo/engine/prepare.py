@@ -128,7 +128,7 @@ def prepare_data(
         if data.channels != 3:
             raise ConfigError(
                 f"--pca-noise needs RGB images; {config.dataset} has {data.channels} channel(s). "
-                f"Drop --pca-noise for grey datasets."
+                "Drop --pca-noise for grey datasets."
             )
         pca = rgb_pca(sample)
     return PreparedData(train.to(device), test.to(device), data.classes, data.channels, data.side,

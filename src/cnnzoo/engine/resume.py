@@ -103,14 +103,14 @@ def _run_state(path: Path) -> tuple[int, float]:
     seconds = state.get("train_seconds", 0.0)
     if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
         raise TrainingError(f"{path}: its run_state.train_seconds is {seconds!r}, not a number of "
-                            f"seconds ≥ 0; the checkpoint is damaged")
+                            "seconds ≥ 0; the checkpoint is damaged")
     return _whole(state.get("epoch", 0), path, "epoch"), float(seconds)
 
 
 def _whole(value: object, path: Path, key: str) -> int:
     if type(value) is not int or not 0 <= value <= 10**6:
         raise TrainingError(f"{path}: its run_state.{key} is {value!r}, not a whole number from 0 "
-                            f"to 1,000,000; the checkpoint is damaged")
+                            "to 1,000,000; the checkpoint is damaged")
     return value
 
 
@@ -143,9 +143,9 @@ def decide_start(config: TrainConfig | None, resume: Path | str | None, overwrit
     # (a restart of an --overwrite job may find the old run still there)
     if differences and not overwrite:
         raise ConfigError(f"{config.out} holds another run (its "
-                          f"{', '.join(map(flag, differences))} differ from this "
-                          "command's), so it is not resumed; choose another --out, or continue "
-                          f"that run with `cnnzoo train --resume {config.out}`")
+                          f"{', '.join(map(flag, differences))} differ from this command's), so it "
+                          "is not resumed; choose another --out, or continue that run with "
+                          f"`cnnzoo train --resume {config.out}`")
     if not differences and found.last_epoch is not None:
         return _resume(Path(config.out), found,
                        {name: getattr(config, name) for name in RESUMABLE_SETTINGS})
@@ -158,13 +158,12 @@ def _new(config: TrainConfig, found: Found, overwrite: bool) -> Start:
         return Start(NEW, config)
     if found.debris and not overwrite:  # a rerun of a command that was killed in its first epoch
         return Start(REPLACE, config,
-                     f"{config.out} held only the start of a run that never saved " "a checkpoint; "
-                                      f"starting again in its place")
+                     f"{config.out} held only the start of a run that never saved a checkpoint; "
+                     "starting again in its place")
     if not overwrite:
         raise ConfigError(f"{config.out} already holds a cnnzoo run (config.json or checkpoints); "
-                          "continue it with "
-                          f"`cnnzoo train --resume {config.out}`, replace it with --overwrite, or "
-                          f"choose another --out")
+                          f"continue it with `cnnzoo train --resume {config.out}`, replace it with "
+                          "--overwrite, or choose another --out")
     return Start(REPLACE, config)
 
 
@@ -174,8 +173,8 @@ def _resume(run_dir: Path, found: Found, overrides: dict) -> Start:
     changed = sorted(set(overrides) - set(RESUMABLE_SETTINGS))
     if changed:
         raise ConfigError("a resumed run keeps its settings; only "
-                          f"{', '.join(map(flag, RESUMABLE_SETTINGS))} "
-                          f"can change (got {', '.join(map(flag, changed))})")
+                          f"{', '.join(map(flag, RESUMABLE_SETTINGS))} can change (got "
+                          f"{', '.join(map(flag, changed))})")
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir}: no such run directory to resume")
     if found.damaged:
@@ -192,8 +191,8 @@ def _resume(run_dir: Path, found: Found, overrides: dict) -> Start:
     if found.summary_epochs != found.last_epoch:
         return Start(FINISH, config)
     raise ConfigError(f"{run_dir} already ran {found.last_epoch} epochs ({found.last_seconds:.0f} "
-                      "s of training); "
-                      f"to continue it, raise --epochs (now {config.epochs}) or --time-budget")
+                      f"s of training); to continue it, raise --epochs (now {config.epochs}) or "
+                      "--time-budget")
 
 
 def _nothing_to_resume(run_dir: Path, found: Found) -> Exception:
@@ -201,9 +200,8 @@ def _nothing_to_resume(run_dir: Path, found: Found) -> Exception:
         return RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no "
                                  "checkpoints)")
     return TrainingError(f"{run_dir}: nothing to resume: no epoch finished before the run stopped "
-                         "(there is no "
-                         f"{rundir.LAST}); start it again from scratch, with the same options and "
-                         f"--out {run_dir} --overwrite")
+                         f"(there is no {rundir.LAST}); start it again from scratch, with the same "
+                         f"options and --out {run_dir} --overwrite")
 
 
 def _differences(found: Found, config: TrainConfig) -> list[str]:

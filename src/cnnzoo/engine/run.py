@@ -121,7 +121,7 @@ def _zoo_model(path: Path, meta: dict, model_name: str | None,
     kwargs = meta.get("model_kwargs", {})
     if not isinstance(kwargs, dict):
         raise _damaged(path, f"'model_kwargs' is {_shown(kwargs)}, not an object of builder "
-                             f"arguments")
+                             "arguments")
     cfg = _check_model(path, name, kwargs, state)
     model = create_model(name, **kwargs)
     try:
@@ -138,9 +138,9 @@ def _check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{path}: its tensor {name} holds NaN or infinite values (the "
-                                  "run diverged before "
-                                  "this checkpoint was saved); use another checkpoint of the run, "
-                                  f"or train again with a lower --lr or with --grad-clip")
+                                  "run diverged before this checkpoint was saved); use another "
+                                  "checkpoint of the run, or train again with a lower --lr or "
+                                  "with --grad-clip")
 
 
 def _run_dir_of(checkpoint: Path) -> Path | None:
@@ -156,7 +156,7 @@ def _run_dir_of(checkpoint: Path) -> Path | None:
 
 def _damaged(path: Path, what: str) -> CheckpointError:
     return CheckpointError(f"{path}: {what}; the checkpoint's metadata is damaged or was not "
-                           f"written by cnnzoo: use another checkpoint of the run, or train again")
+                           "written by cnnzoo: use another checkpoint of the run, or train again")
 
 
 def _shown(value: object) -> str:
@@ -168,7 +168,7 @@ def _model_name(path: Path, meta: dict, model_name: str | None) -> str:
     if "model" not in meta:
         if model_name is None:
             raise CheckpointError(f"{path} holds bare weights and does not say which model they "
-                                  f"belong to; pass --model NAME")
+                                  "belong to; pass --model NAME")
         return model_name
     name = meta["model"]
     if not isinstance(name, str):
@@ -233,20 +233,20 @@ def _check_model(
     ) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
         raise CheckpointError(
-            f"{path}: its model_kwargs do not build {name} ({type(error).__name__}: {detail}); "
-            f"the file is damaged or was written by another version of cnnzoo"
+            f"{path}: its model_kwargs do not build {name} ({type(error).__name__}: {detail}); the "
+            "file is damaged or was written by another version of cnnzoo"
         ) from None
     parameters = sum(p.numel() for p in model.parameters())
     if parameters > MAX_PARAMETERS:
         raise CheckpointError(f"{path}: its metadata describes {name} with {parameters:,} "
-                              "parameters, more than "
-                              f"the {MAX_PARAMETERS:,} cnnzoo loads; the file is damaged")
+                              f"parameters, more than the {MAX_PARAMETERS:,} cnnzoo loads; the "
+                              "file is damaged")
     misfit = describe_misfit({k: tuple(v.shape) for k, v in model.state_dict().items()},
                      {k: tuple(v.shape) for k, v in state.items()})
     if misfit:
         raise CheckpointError(
-            f"{path}: its weights do not fit {name} as its metadata describes it ({misfit}); "
-            f"for bare weights, pass the --model they were trained as"
+            f"{path}: its weights do not fit {name} as its metadata describes it ({misfit}); for "
+            "bare weights, pass the --model they were trained as"
         )
     return model.cfg
 

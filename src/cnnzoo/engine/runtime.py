@@ -21,8 +21,8 @@ def resolve_device(requested: str) -> torch.device:
         return torch.device("cpu")
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU; "
-                           "use --device cpu (or auto), or install a CUDA build of torch (make "
-                           "TORCH=torch)")
+                          "use --device cpu (or auto), or install a CUDA build of torch (make "
+                          "TORCH=torch)")
     if requested == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):

@@ -141,8 +141,8 @@ def read_snapshot(path: Path) -> Snapshot:
         )
     except (SafetensorError, ValueError, KeyError, TypeError) as error:
         raise DataFormatError(
-            f"{path}: not a cnnzoo snapshot ({type(error).__name__}: {error}); "
-            f"delete it, or train again with --snapshots"
+            f"{path}: not a cnnzoo snapshot ({type(error).__name__}: {error}); delete it, or train "
+            "again with --snapshots"
         ) from None
 
 
@@ -191,8 +191,8 @@ class SnapshotTaker:
             if setting == "auto":
                 return None
             raise ConfigError(
-                f"--snapshots {setting}: {model.cfg.name} has no convolution, so there "
-                f"are no kernels to keep; leave --snapshots at auto or off"
+                f"--snapshots {setting}: {model.cfg.name} has no convolution, so there are no "
+                "kernels to keep; leave --snapshots at auto or off"
             )
         return cls(run_dir, setting, model, test, spec, device, log)
 
@@ -219,8 +219,8 @@ class SnapshotTaker:
         dropped = rundir.drop_snapshots_after(self.run_dir, state.epoch)
         if dropped:
             self.log(
-                f"note: dropped the snapshots of epochs {', '.join(map(str, dropped))}, which "
-                f"the last checkpoint does not cover; they are taken again"
+                f"note: dropped the snapshots of epochs {', '.join(map(str, dropped))}, which the "
+                "last checkpoint does not cover; they are taken again"
             )
         if state.epoch == 0 and self.wanted(0, state):
             self.take(model, 0)

@@ -107,14 +107,13 @@ def restore_last(path: Path, trainable: Trainable) -> RunState:
         raise CheckpointError(
             f"{path}: has no {' or '.join(lacking)}, so a run cannot resume from it (bare weights "
             "or a best checkpoint?); --resume takes a run directory whose checkpoints/last was "
-            f"written by cnnzoo train"
+            "written by cnnzoo train"
         )
     name = trainable.model.cfg.name
     if meta.get("model", name) != name:
         raise CheckpointError(f"{path}: holds {json.dumps(meta['model'])[:60]}, but this run (its "
-                              "config.json) "
-                              f"trains {name}; the checkpoint is another run's: put back this "
-                              "run's own")
+                              f"config.json) trains {name}; the checkpoint is another run's: put "
+                              "back this run's own")
     try:
         trainable.model.load_state_dict(checkpoint.model_state)
         trainable.optimizer.load_state_dict(checkpoint.optimizer_state())
@@ -127,8 +126,8 @@ def restore_last(path: Path, trainable: Trainable) -> RunState:
     except (RuntimeError, ValueError, TypeError, LookupError, AttributeError) as error:
         detail = (str(error).splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: its training state does not fit this run "
-                              f"({type(error).__name__}: {detail}); "
-                              f"the file is damaged or is another run's") from None
+                              f"({type(error).__name__}: {detail}); the file is damaged or is "
+                              "another run's") from None
 
 
 def plateau_of(state: RunState, config: TrainConfig) -> PlateauDivider:

@@ -274,8 +274,8 @@ def _fit_batch(config: TrainConfig, images: int, log: Log) -> TrainConfig:
     several = world > 1
     each = f" for each of {world} processes" if several else ""
     whole = "a process's share" if several else "all"
-    log(f"note: the {images:,} training images are fewer than a batch of {config.batch_size}"
-        f"{each}, so batches are {batch} images ({whole} of them) instead")
+    log(f"note: the {images:,} training images are fewer than a batch of "
+        f"{config.batch_size}{each}, so batches are {batch} images ({whole} of them) instead")
     return dataclasses.replace(config, batch_size=batch)
 
 
@@ -307,9 +307,9 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
                 plateau.update(distributed.from_main_process(1.0 - last_eval.top1, device))
             row, improved = record_epoch(state, epoch, last_eval, trainable, plateau)
             log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc "
-                f"{row['train_top1']:.4f} | test acc "
-                f"{row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | "
-                f"{row['epoch_seconds']:.1f}s, {row['images_per_second']:,.0f} img/s")
+                f"{row['train_top1']:.4f} | test acc {row['test_top1']:.4f} top-5 "
+                f"{row['test_top5']:.4f} | {row['epoch_seconds']:.1f}s, "
+                f"{row['images_per_second']:,.0f} img/s")
             if run.snapshots is not None:  # before the checkpoint: see engine.snapshots
                 run.snapshots.after_epoch(trainable.eval_model, state, epoch.seconds,
                                           last_eval.top1)
@@ -337,7 +337,7 @@ def _resume(start: Start, trainable: Trainable, log: Log) -> RunState:
     state = restore_last(start.run_dir / LAST, trainable)
     if start.kind == FINISH:
         log(f"{start.run_dir} trained its {state.epoch} epochs but stopped before writing its "
-            f"end-of-run files; writing them")
+            "end-of-run files; writing them")
         return state
     restart = f" (torchrun restart {elastic.restart_count()})" if elastic.restart_count() else ""
     log(f"resuming {start.run_dir} after epoch {state.epoch}, step {state.step}{restart}")
@@ -354,9 +354,9 @@ def _note_replanned_schedule(state: RunState, trainable: Trainable, config: Trai
                        step_epochs=config.step_epochs)
     log(
         f"note: extending a finished run; its {config.schedule} schedule is re-planned over "
-        f"{config.epochs} epochs, "
-        f"so the learning rate goes from {trainable.optimizer.param_groups[0]['lr']:.3g} (where it "
-        f"ended) to {config.lr * factor:.3g} now"
+        f"{config.epochs} epochs, so the learning rate goes from "
+        f"{trainable.optimizer.param_groups[0]['lr']:.3g} (where it ended) to "
+        f"{config.lr * factor:.3g} now"
     )
 
 
@@ -364,6 +364,6 @@ def _warn_if_too_few_steps(config: TrainConfig, images: int, log: Log) -> None:
     steps = config.epochs * steps_per_epoch(images, config.batch_size, distributed.world_size())
     if steps < 100:
         log(f"note: {config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images:,} images "
-            "in batches of "
-            f"{config.batch_size} are only {steps} optimiser steps, too few for most networks to "
-            f"learn much; train longer (--epochs), on more images, or with a smaller --batch-size")
+            f"in batches of {config.batch_size} are only {steps} optimiser steps, too few for most "
+            "networks to learn much; train longer (--epochs), on more images, or with a smaller "
+            "--batch-size")

@@ -78,7 +78,7 @@ def load_entry(parts: dict) -> tuple[dict, str | None]:
     except (CnnzooError, OSError, ValueError, RecursionError) as error:  # RecursionError: [[[[...
         reason = (str(error).replace(f"{path}: ", "").splitlines() or [type(error).__name__])[0]
         return {}, (f"the tuning cache file {path} is damaged ({reason[:200]}); ignored: the next "
-                    f"measurement rewrites it")
+                    "measurement rewrites it")
     return entry, None
 
 

@@ -62,7 +62,7 @@ ABLATIONS = {
         title="Overlapping pooling (3×3/2) vs non-overlapping (2×2/2)",
         paper=f"{ALEXNET_PAPER}, section 3.4",
         claim="Overlapping max-pooling (3×3 windows, stride 2) improves test accuracy over "
-        "non-overlapping 2×2/2 pooling.",
+              "non-overlapping 2×2/2 pooling.",
         claimed=Arm("overlapping", "alexnet_small", {"overlapping_pool": True, "lrn": False}),
         other=Arm("non-overlapping", "alexnet_small", {"overlapping_pool": False, "lrn": False}),
         full=dict(ADAM, train_subset=12000, test_subset=2000, epochs=2),
@@ -76,10 +76,9 @@ ABLATIONS = {
         name="batchnorm",
         title="Batch normalisation: lenet5_bn vs lenet5 under the same short budget",
         paper="Ioffe & Szegedy, 2015, 'Batch normalization: accelerating deep network training by "
-              "reducing "
-        "internal covariate shift'",
+              "reducing internal covariate shift'",
         claim="Batch normalisation speeds training up: under the same short training budget the "
-        "normalised network reaches a higher test accuracy.",
+              "normalised network reaches a higher test accuracy.",
         claimed=Arm("batchnorm", "lenet5_bn"),
         other=Arm("plain", "lenet5"),
         full=dict(SGD, train_subset=None, test_subset=None, epochs=2),

@@ -24,13 +24,13 @@ AUGMENTATION = Comparison(
     title="AlexNet: random crops and flips vs no augmentation",
     paper="Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 4.1",
     claim="Random crops and horizontal flips of the training images reduce overfitting: a smaller "
-    "train-test gap than without them.",
+          "train-test gap than without them.",
     claimed=Arm("crop+flip", "alexnet_small", {"lrn": False}, {"crop_padding": 2, "flip": True}),
     other=Arm("none", "alexnet_small", {"lrn": False}),
     full=dict(COMMON, train_subset=1500, test_subset=2000, epochs=16),
     quick=dict(COMMON, train_subset=128, test_subset=128, epochs=1),
-    paper_figure="'substantial overfitting' without crops and flips (§4.1); PCA noise: top-1 error "
-                 "−1 point",
+    paper_figure="'substantial overfitting' without crops and flips (§4.1); PCA noise: top-1 "
+                 "error −1 point",
     measure="gap",
     negligible=0.5,
     minutes_per_seed=5.5,

@@ -23,15 +23,13 @@ AUX_CLASSIFIERS = Comparison(
     title="GoogLeNet: auxiliary classifiers (loss weight 0.3) vs none",
     paper="Szegedy et al., 2015 (GoogLeNet), section 5; Szegedy et al., 2016, section 4",
     claim="Auxiliary classifiers on intermediate layers, their losses weighted 0.3, improve the "
-          "final "
-    "accuracy of the network trained with them.",
+          "final accuracy of the network trained with them.",
     claimed=Arm("aux", "googlenet_small", {"aux_logits": True, "width": 0.25}),
     other=Arm("no-aux", "googlenet_small", {"aux_logits": False, "width": 0.25}),
     full=dict(COMMON, train_subset=8000, test_subset=2000, epochs=3),
     quick=dict(COMMON, train_subset=128, test_subset=128, epochs=1),
     paper_figure="no ablation in the 2015 paper; 'slightly higher' final accuracy and no early "
-                 "speed-up "
-    "(2016 paper, §4)",
+                 "speed-up (2016 paper, §4)",
     minutes_per_seed=6.0,
 )
 

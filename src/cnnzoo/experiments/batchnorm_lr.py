@@ -31,8 +31,7 @@ BATCHNORM_LR = Comparison(
     title=f"BatchNorm at a high learning rate ({HIGH_RATE:g}): lenet5_bn vs lenet5",
     paper="Ioffe & Szegedy, 2015, 'Batch normalization', sections 3.3 and 4.2.2",
     claim="With batch normalisation a much higher learning rate still trains; without it the same "
-          "rate "
-    "fails (diverges or learns far less).",
+          "rate fails (diverges or learns far less).",
     claimed=Arm("batchnorm", "lenet5_bn"),
     other=Arm("plain", "lenet5"),
     full=dict(COMMON, train_subset=20000, test_subset=2000, epochs=2),

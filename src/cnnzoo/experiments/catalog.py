@@ -40,13 +40,13 @@ EXPERIMENTS = {e.name: e for e in (
                "depth"),
     Experiment("params", "ResNet bottleneck 69,632 vs 1,179,648 weights; GoogLeNet's 1×1 "
                          "reductions (no training)", "params"),
-    Experiment("gap-vs-fc", "NiN §4.6: global average pooling overfits less than a fully connected "
-                            "head",
+    Experiment("gap-vs-fc", "NiN §4.6: global average pooling overfits less than a fully "
+                            "connected head",
                "gap_vs_fc"),
     Experiment("aux-classifiers", "GoogLeNet §5: auxiliary classifiers (loss weight 0.3) improve "
                                   "the final accuracy", "aux_classifiers"),
-    Experiment("small-kernels", "VGG §2.3: two 3×3 convolutions beat one 5×5 of the same receptive "
-                                "field",
+    Experiment("small-kernels", "VGG §2.3: two 3×3 convolutions beat one 5×5 of the same "
+                                "receptive field",
                "small_kernels"),
     Experiment("batchnorm-lr", "Ioffe & Szegedy: with BatchNorm a much higher learning rate still "
                                "trains; without, it fails", "batchnorm_lr"),

@@ -31,9 +31,8 @@ DENSE_VS_RES = Comparison(
     name="dense-vs-res",
     title="DenseNet-BC-40 (k = 12) vs ResNet-20: accuracy per parameter",
     paper="Huang, Liu, van der Maaten & Weinberger, 2017 (DenseNet), section 4.3, Table 2",
-    claim="A DenseNet-BC is at least as accurate as a ResNet with more parameters (here: not worse "
-          "by more "
-    "than 0.5 points with 65% of the parameters).",
+    claim="A DenseNet-BC is at least as accurate as a ResNet with more parameters (here: not "
+          "worse by more than 0.5 points with 65% of the parameters).",
     claimed=Arm("densenet_bc_40_k12", "densenet_bc_40_k12"),
     other=Arm("resnet20", "resnet20"),
     full=dict(COMMON, train_subset=10000, test_subset=2000, epochs=5),

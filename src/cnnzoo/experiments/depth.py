@@ -30,9 +30,8 @@ from cnnzoo.figures import new_figure, plain_numbers
 NAME = "depth"
 PAPER = "He, Zhang, Ren & Sun, 2016 (ResNet), section 4.2, Figs. 1 and 6"
 CLAIM = ("Degradation: a 56-layer plain network trains to a higher training error than a 20-layer "
-         "one; with "
-         "identity shortcuts the 56-layer ResNet trains to a lower training error than the "
-         "20-layer ResNet.")
+         "one; with identity shortcuts the 56-layer ResNet trains to a lower training error than "
+         "the 20-layer ResNet.")
 MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 DEFAULT_SEEDS = 3
 MINUTES_PER_SEED = 18.0  # the four nets, full mode, two CPU cores
@@ -76,11 +75,10 @@ def judge_depth(arms: dict[str, list[ArmRun]]) -> tuple[list[Judgement], dict, s
     ]
     mean = {model: sum(by_seed.values()) / len(by_seed) for model, by_seed in error.items()}
     verdict = (f"Final training error, mean over {len(seeds)} seed(s): plain-20 "
-               f"{pct(mean['plain20'])}, "
-               f"plain-56 {pct(mean['plain56'])} (degradation {parts[0].effect_text()} points: "
-               f"{parts[0].finding}); ResNet-20 {pct(mean['resnet20'])}, ResNet-56 "
-               f"{pct(mean['resnet56'])} "
-               f"(gain {parts[1].effect_text()} points: {parts[1].finding}).")
+               f"{pct(mean['plain20'])}, plain-56 {pct(mean['plain56'])} (degradation "
+               f"{parts[0].effect_text()} points: {parts[0].finding}); ResNet-20 "
+               f"{pct(mean['resnet20'])}, ResNet-56 {pct(mean['resnet56'])} (gain "
+               f"{parts[1].effect_text()} points: {parts[1].finding}).")
     return parts, {"final_train_error": mean}, verdict
 
 

@@ -35,8 +35,7 @@ DROPOUT = Comparison(
     title="Dropout: train–test gap with and without, on 1,000 images",
     paper="Krizhevsky, Sutskever & Hinton, 2012 (AlexNet), section 4.2",
     claim="Dropout (p = 0.5) in the hidden fully connected layers substantially reduces "
-          "overfitting: the "
-    "gap between training and test accuracy is smaller than without it.",
+          "overfitting: the gap between training and test accuracy is smaller than without it.",
     claimed=Arm("dropout0.5", "alexnet_small", {"dropout": 0.5, "lrn": False}),
     other=Arm("dropout0", "alexnet_small", {"dropout": 0.0, "lrn": False}),
     full=dict(COMMON, train_subset=1000, test_subset=2000, epochs=30),

@@ -25,15 +25,13 @@ GAP_VS_FC = Comparison(
     title="NiN: global average pooling vs a fully connected head",
     paper="Lin, Chen & Yan, 2013, 'Network In Network', sections 3.2 and 4.6",
     claim="Global average pooling over per-class maps, with no parameters of its own, overfits "
-          "less than a "
-    "fully connected head on the same features: a smaller train-test gap.",
+          "less than a fully connected head on the same features: a smaller train-test gap.",
     claimed=Arm("gap", "nin_small", {"head": "gap", "batch_norm": True}),
     other=Arm("fc", "nin_small", {"head": "fc", "batch_norm": True}),
     full=dict(COMMON, train_subset=2000, test_subset=2000, epochs=15),
     quick=dict(COMMON, train_subset=128, test_subset=128, epochs=1),
     paper_figure="CIFAR-10 test error 10.41% with GAP, 10.88% FC + dropout, 11.59% FC alone "
-                 "(§4.6); no "
-    "figure for the gap",
+                 "(§4.6); no figure for the gap",
     measure="gap",
     negligible=0.5,
     minutes_per_seed=5.0,

@@ -28,9 +28,9 @@ NAME = "params"
 PAPER = ("He, Zhang, Ren & Sun, 2016 (ResNet), section 4.1 and Fig. 5; Szegedy et al., 2015 "
          "(GoogLeNet), section 4 and Table 1")
 CLAIM = ("1×1 convolutions make wide layers cheap: ResNet's bottleneck block on 256 maps has "
-         "69,632 weights against "
-         "1,179,648 for two 3×3 convolutions at 256 maps (16.94× fewer), and GoogLeNet's 1×1 "
-         "reductions cut the weights and multiply-adds of inception 3a's 5×5 branch several-fold.")
+         "69,632 weights against 1,179,648 for two 3×3 convolutions at 256 maps (16.94× fewer), "
+         "and GoogLeNet's 1×1 reductions cut the weights and multiply-adds of inception 3a's 5×5 "
+         "branch several-fold.")
 BOTTLENECK_WEIGHTS = 256 * 64 + 9 * 64 * 64 + 64 * 256  # 69,632
 TWO_3X3_WEIGHTS = 2 * 9 * 256 * 256  # 1,179,648
 RESNET_SIDE = 56  # conv2_x of the ImageNet ResNets, where the 256-map bottlenecks sit
@@ -93,16 +93,14 @@ def run(settings: ExperimentSettings) -> dict:
                             measure="weights of two 3×3 convs at 256 maps / the bottleneck's (×)",
                             paper_figure="69,632 vs 1,179,648 weights (16.94×) (§4.1, Fig. 5)")
     verdict = (f"The bottleneck's convolutions have {bottleneck['conv_weights']:,} weights, two "
-               "3×3 convolutions at "
-               f"256 maps {two_3x3['conv_weights']:,}: {resnet_ratio:.2f}× as many "
-               f"({bottleneck['multiply_adds'] / 1e6:,.0f} M against "
-               f"{two_3x3['multiply_adds'] / 1e6:,.0f} M "
-               f"multiply-adds on a {RESNET_SIDE}×{RESNET_SIDE} map). Inception 3a's 5×5 branch: "
+               f"3×3 convolutions at 256 maps {two_3x3['conv_weights']:,}: {resnet_ratio:.2f}× as "
+               f"many ({bottleneck['multiply_adds'] / 1e6:,.0f} M against "
+               f"{two_3x3['multiply_adds'] / 1e6:,.0f} M multiply-adds on a "
+               f"{RESNET_SIDE}×{RESNET_SIDE} map). Inception 3a's 5×5 branch: "
                f"{reduced5['conv_weights']:,} weights and {reduced5['multiply_adds'] / 1e6:.1f} M "
                f"multiply-adds with the 16-map 1×1 reduction, {plain5['conv_weights']:,} and "
-               f"{plain5['multiply_adds'] / 1e6:.1f} M "
-               f"without ({weight_ratio_5x5:.2f}× the weights, {mac_ratio_5x5:.2f}× the "
-               "multiply-adds).")
+               f"{plain5['multiply_adds'] / 1e6:.1f} M without ({weight_ratio_5x5:.2f}× the "
+               f"weights, {mac_ratio_5x5:.2f}× the multiply-adds).")
 
     figure = _plot(rows, by_name)
 

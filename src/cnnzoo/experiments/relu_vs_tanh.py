@@ -147,8 +147,8 @@ def judge_speed(rows: list[dict], epochs: int) -> tuple[Judgement, str]:
     note = ""
     if too_soon:
         judgement = Judgement(**{**judgement.to_dict(), "finding": UNRESOLVED})
-        note = (f" {len(too_soon)} run(s) crossed the threshold within the first epoch: too "
-                f"coarse to judge.")
+        note = (f" {len(too_soon)} run(s) crossed the threshold within the first epoch: too coarse "
+                "to judge.")
     if censored:
         note += f" {censored} run(s) never reached it and count as {epochs + 1} epochs (a bound)."
     ratio = " ".join(

@@ -29,15 +29,13 @@ SMALL_KERNELS = Comparison(
     title="Two 3×3 convolutions vs one 5×5 (same receptive field)",
     paper="Simonyan & Zisserman, 2015 (VGG), sections 2.3 and 4.1",
     claim="Replacing a 5×5 convolution by two 3×3 ones (same receptive field, one more "
-          "non-linearity) "
-    "improves accuracy.",
+          "non-linearity) improves accuracy.",
     claimed=Arm("two-3x3", "convnet", {"stacked_3x3": True}),
     other=Arm("one-5x5", "convnet"),
     full=dict(COMMON, train_subset=10000, test_subset=2000, epochs=3),
     quick=dict(COMMON, train_subset=256, test_subset=128, epochs=1),
     paper_figure="net B's top-1 error 7% lower than with single 5×5 layers, ImageNet (§4.1); "
-                 "2·9·C² vs "
-    "25·C² weights (§2.3)",
+                 "2·9·C² vs 25·C² weights (§2.3)",
     minutes_per_seed=1.5,
 )
 
@@ -52,7 +50,7 @@ def cost_note() -> str:
         info = summary(create_model(arm.model, **arm.model_kwargs), (1, 28, 28))
         parts.append(
             f"{arm.label}: {info.total_params:,} parameters, {info.total_macs / 1e6:.2f} M "
-            f"multiply-adds per image"
+            "multiply-adds per image"
         )
     return "Cost, counted from the modules: " + "; ".join(parts) + "."
 

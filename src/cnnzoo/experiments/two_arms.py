@@ -241,9 +241,9 @@ def run_comparison(spec: Comparison, settings: ExperimentSettings) -> dict:
     table, stats = _summary_table(spec, rows)
     verdict = (
         f"Over {len(seeds)} seed(s): test top-1 {on} {pct(stats[on]['test_top1'][0])}, {off} "
-        f"{pct(stats[off]['test_top1'][0])}; train–test gap {on} "
-        f"{100 * stats[on]['gap'][0]:.2f}, {off} {100 * stats[off]['gap'][0]:.2f} points. "
-        f"Effect ({judgement.measure}): {judgement.effect_text()}."
+        f"{pct(stats[off]['test_top1'][0])}; train–test gap {on} {100 * stats[on]['gap'][0]:.2f}, "
+        f"{off} {100 * stats[off]['gap'][0]:.2f} points. Effect ({judgement.measure}): "
+        f"{judgement.effect_text()}."
     )
     outcome = Outcome(
         name=spec.name,

@@ -127,7 +127,7 @@ class ModelSummary:
                 f"{layer.macs:>15,} {layer.connections:>15,} {rf:>5}"
             )
         unused = (f"; {self.unused_params:,} of them in modules this pass did not run (e.g. "
-                  f"auxiliary classifiers, which run in training only), so the rows add up to "
+                  "auxiliary classifiers, which run in training only), so the rows add up to "
                   f"{self.total_params - self.unused_params:,}") if self.unused_params \
             and not self.note else ""
         # the trainable count leads, as `cnnzoo list` and the recipes show it (parameter_count)

@@ -78,8 +78,8 @@ def check_fixed_side(name: str, input_size: int, side: int,
     one side."""
     if input_size != side:
         raise InputShapeError(f"{name} takes {side}×{side} images only (its fully connected head "
-                              "is sized for them);"
-                              f" got input_size={input_size}.{_small_hint(small_variant)}")
+                              "is sized for them); got "
+                              f"input_size={input_size}.{_small_hint(small_variant)}")
 
 
 def check_min_side(name: str, input_size: int, min_size: int, small_variant: str | None = None,
@@ -104,15 +104,15 @@ def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
     if c != channels:
         raise InputShapeError(
             f"{cfg.name} was built for {channels}-channel input; got {c} channels (shape "
-            f"{tuple(x.shape)}). "
-            f"Convert the images ({'repeat the grey channel' if c == 1 else 'average to grey'}) or "
-            f"build the model with in_channels={c}."
+            f"{tuple(x.shape)}). Convert the images "
+            f"({'repeat the grey channel' if c == 1 else 'average to grey'}) or build the model "
+            f"with in_channels={c}."
         )
     if cfg.fixed_size and (h, w) != tuple(cfg.input_size[1:]):
         raise InputShapeError(
             f"{cfg.name} takes exactly {side}×{cfg.input_size[2]} images (its fully connected head "
-            "is sized "
-            f"for them); got {h}×{w}. Resize or pad the images to {side}×{cfg.input_size[2]}"
+            f"is sized for them); got {h}×{w}. Resize or pad the images to "
+            f"{side}×{cfg.input_size[2]}"
             + (f", or build it with input_size={h}" if cfg.resizable else "")
             + (f", or use {cfg.small_variant}" if cfg.small_variant else "")
             + "."
@@ -123,8 +123,8 @@ def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
         )
         raise InputShapeError(
             f"{cfg.name} needs images of at least {cfg.min_size}×{cfg.min_size}; got {h}×{w}, "
-            "which its "
-            f"convolutions and poolings would shrink to nothing. Resize or pad the images{hint}."
+            "which its convolutions and poolings would shrink to nothing. Resize or pad the "
+            f"images{hint}."
         )
 
 

@@ -55,9 +55,8 @@ class LeNet5_1998(ZooModel):
         if (num_classes, in_channels) != (10, 1):
             raise ConfigError(
                 "lenet5_1998 is the paper's network: 1 input channel and 10 classes (its RBF "
-                "prototypes are the "
-                f"ten digits); got in_channels={in_channels}, num_classes={num_classes}. Use "
-                "lenet5 for other shapes."
+                f"prototypes are the ten digits); got in_channels={in_channels}, "
+                f"num_classes={num_classes}. Use lenet5 for other shapes."
             )
         check_fixed_side("lenet5_1998", input_size, 32, "lenet5")
         self.cfg = ModelConfig("lenet5_1998", (1, 32, 32), 10, min_size=32, fixed_size=True,

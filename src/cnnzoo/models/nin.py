@@ -153,8 +153,7 @@ def with_widths(layout: tuple, widths: tuple[int, ...]) -> tuple:
     blocks = [item for item in layout if isinstance(item, tuple) and item[0] is not None]
     if len(widths) != len(blocks) or not all(isinstance(w, int) and w >= 1 for w in widths):
         raise ConfigError(f"widths must be {len(blocks)} positive channel counts, one per mlpconv "
-                          "block before "
-                         f"the class maps; got {list(widths)}")
+                          f"block before the class maps; got {list(widths)}")
     new_widths = iter(widths)
     return tuple(
         (next(new_widths), *item[1:]) if isinstance(item, tuple) and item[0] is not None else item

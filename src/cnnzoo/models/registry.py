@@ -62,11 +62,9 @@ def create_model(name: str, **kwargs) -> nn.Module:
     options."""
     if kwargs.pop("pretrained", False):
         raise ConfigError("cnnzoo ships no pretrained weights: its models are built from their "
-                          "papers and trained "
-                          f"with cnnzoo (`cnnzoo train --model {name} ...`); no ImageNet run of "
-                          "them is bundled. "
-                          "Load weights of your own with model.load_state_dict(...) or `cnnzoo "
-                          f"eval FILE --model {name}`.")
+                          f"papers and trained with cnnzoo (`cnnzoo train --model {name} ...`); no "
+                          "ImageNet run of them is bundled. Load weights of your own with "
+                          f"model.load_state_dict(...) or `cnnzoo eval FILE --model {name}`.")
     return get_builder(name)(**kwargs)
 
 

@@ -78,8 +78,8 @@ def _run_linreg(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -
     best_loss = linreg.mse(x, y, weights, bias)
     log(f"5 features, 20 samples around 10, true weights {_fmt(linreg.TRUE_WEIGHTS)}, bias "
         f"{linreg.TRUE_BIAS}")
-    log(f"normal equation: weights {_fmt(weights)}, bias {bias:.4f}, MSE {best_loss:.4f} "
-        f"(largest difference from lstsq {difference:.1e})")
+    log(f"normal equation: weights {_fmt(weights)}, bias {bias:.4f}, MSE {best_loss:.4f} (largest "
+        f"difference from lstsq {difference:.1e})")
     log("  the bias is far from 2: with features all near 10 the data hardly tell the bias from "
         "the weights")
 
@@ -92,12 +92,11 @@ def _run_linreg(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -
     mini = linreg.minibatch_gradient_descent(z, y, lr=lr / 2, epochs=epochs, batch_size=5)
     batch_w, batch_b = linreg.to_original_scale(batch.weights, batch.bias, mean, std)
     mini_w, mini_b = linreg.to_original_scale(mini.weights, mini.bias, mean, std)
-    log(f"batch GD, {epochs} steps (lr {lr:.3f}): weights {_fmt(batch_w)}, bias {batch_b:.4f}, "
-        f"MSE {batch.losses[-1]:.4f}")
+    log(f"batch GD, {epochs} steps (lr {lr:.3f}): weights {_fmt(batch_w)}, bias {batch_b:.4f}, MSE "
+        f"{batch.losses[-1]:.4f}")
     log(f"mini-batch GD, {epochs} epochs × 4 batches of 5 (lr {lr / 2:.3f}): weights "
-        f"{_fmt(mini_w)}, "
-        f"bias {mini_b:.4f}, MSE {mini.losses[-1]:.4f} (the batch noise keeps it a little above "
-        "the minimum)")
+        f"{_fmt(mini_w)}, bias {mini_b:.4f}, MSE {mini.losses[-1]:.4f} (the batch noise keeps it a "
+        "little above the minimum)")
 
     figure, (left, right) = new_figure(2, width=5.5)
     left.scatter(x1, y1, s=12, label="data")
@@ -138,8 +137,8 @@ def _run_gd(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> di
         kappa, lr = result.condition_numbers[name], result.learning_rates[name]
         reached = f"{run.steps:,} steps" if run.converged else f"not reached in {run.steps:,} steps"
         log(f"  {name:>12}: condition number {kappa:12,.1f}, η {lr:.2e}: {reached}, final error "
-            f"{run.errors[-1]:.1e}"
-            f" (≈ κ·ln(e₀/tol) = {kappa * math.log(run.errors[0] / result.tol):,.0f})")
+            f"{run.errors[-1]:.1e} (≈ κ·ln(e₀/tol) = "
+            f"{kappa * math.log(run.errors[0] / result.tol):,.0f})")
     x, y = linreg.make_multivariate_example()
     best_loss = linreg.mse(x, y, target_w, target_b)
     standardised, same_budget = result.runs["standardised"], result.raw_at_standardised_steps
@@ -150,9 +149,8 @@ def _run_gd(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> di
     near = int(np.argmax(raw.losses <= 1.2 * best_loss))
     log(
         f"raw GD's MSE is within 20% of the minimum by step {raw.recorded_steps[near]:,}, yet θ is "
-        "then still "
-        f"{raw.errors[near]:.2f} away: what is left lies along the nearly flat direction that "
-        "trades the bias against the weights, where the gradient is tiny"
+        f"then still {raw.errors[near]:.2f} away: what is left lies along the nearly flat "
+        "direction that trades the bias against the weights, where the gradient is tiny"
     )
     log(f"standardised GD, mapped back: weights {_fmt(standardised.weights)}, bias "
         f"{standardised.bias:.4f}")
@@ -203,8 +201,8 @@ def _run_mlp(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> d
     )
     neuron_accuracy = float(np.mean(((points @ neuron_w + neuron_b) > 0) == classes))
     log(f"one neuron on two 2-D blobs, 100 GD steps: loss {neuron_losses[0]:.3f} → "
-        f"{neuron_losses[-1]:.3f}, "
-        f"accuracy {neuron_accuracy:.1%}, w = {_fmt(neuron_w)}, b = {neuron_b:.3f}")
+        f"{neuron_losses[-1]:.3f}, accuracy {neuron_accuracy:.1%}, w = {_fmt(neuron_w)}, b = "
+        f"{neuron_b:.3f}")
 
     images, epochs, test_images = (1000, 2, 1000) if quick else (20_000, 10, 10_000)
     x_train, y_train = load_fashion_mnist("train", images, data_dir)
@@ -257,11 +255,9 @@ def _run_cnn(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> d
     parameters = sum(p.size for p in model.params.values())
     lr, momentum, batch_size = 0.02, 0.9, 64
     log("LeNet-sized CNN (conv5×5·6 pad 2 → pool → conv5×5·16 → pool → 120 → 84 → 10, "
-        f"{parameters:,} "
-        f"parameters), float32, SGD lr {lr} (cosine to 0), momentum {momentum}, batch "
-        f"{batch_size}, "
-        f"{images:,} training images, {epochs} epoch(s); per-epoch accuracy on the first "
-        f"{monitor:,} test images")
+        f"{parameters:,} parameters), float32, SGD lr {lr} (cosine to 0), momentum {momentum}, "
+        f"batch {batch_size}, {images:,} training images, {epochs} epoch(s); per-epoch accuracy on "
+        f"the first {monitor:,} test images")
     history = cnn.train(model, x_train, y_train, epochs=epochs, batch_size=batch_size, lr=lr,
                         momentum=momentum,
                         x_test=x_test[:monitor], y_test=y_test[:monitor], log=log)
@@ -269,9 +265,8 @@ def _run_cnn(*, out_dir: Path, quick: bool, data_dir: str | None, log: Log) -> d
     test_accuracy = float(np.mean(model.predict(x_test) == y_test))
     eval_seconds = time.perf_counter() - start
     log(f"test accuracy {test_accuracy:.2%} on {len(y_test):,} test images after "
-        f"{history.seconds:.1f} s of "
-        f"training ({images * epochs / history.seconds:,.0f} images/s); evaluation took "
-        f"{eval_seconds:.1f} s")
+        f"{history.seconds:.1f} s of training ({images * epochs / history.seconds:,.0f} images/s); "
+        f"evaluation took {eval_seconds:.1f} s")
 
     figure, (left, right) = new_figure(2, width=5.5)
     per_epoch = -(-images // batch_size)

@@ -64,7 +64,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port} ({error.strerror or error}); choose "
-                          f"another --port (0 takes a free one) or --host") from None
+                          "another --port (0 takes a free one) or --host") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -122,7 +122,7 @@ def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     use_threads(limits)
     if host not in LOOPBACK:
         print(f"warning: listening on {host}: the explorer has no authentication; anyone who can "
-              f"reach this address can use it", file=sys.stderr)
+              "reach this address can use it", file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=limits.keep_alive_timeout,
                             limit_concurrency=limits.max_connections, timeout_graceful_shutdown=5,
                             http=headers_in_time(limits.headers_timeout))

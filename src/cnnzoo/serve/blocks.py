@@ -63,8 +63,8 @@ def residual(block: nn.Module, captured: dict, path: str, channel: int, y: int, 
         "shortcut_kind": how,
         "sum": round(main + shortcut, 6),
         "value": round(out, 6),
-        "words": f"the main branch ({last_conv} after BatchNorm) plus the {how} shortcut, "
-        "then ReLU: max(0, main + shortcut)",
+        "words": f"the main branch ({last_conv} after BatchNorm) plus the {how} shortcut, then "
+                 "ReLU: max(0, main + shortcut)",
     }
 
 
@@ -90,7 +90,7 @@ def dense(block: DenseBlock, captured: dict, path: str, channel: int, y: int, x:
         "channel": (channel - before) % growth,
         "value": value,
         "words": f"the block's input ({before} channels) and each layer's {growth} new maps are "
-        f"concatenated; this channel is new map {(channel - before) % growth} of {layer}",
+                 f"concatenated; this channel is new map {(channel - before) % growth} of {layer}",
     }
 
 
@@ -103,7 +103,7 @@ def generic(block: nn.Module, captured: dict, path: str, channel: int, y: int, x
         "out_shape": list(out.shape[1:]),
         "value": round(float(out[0, channel, y, x]), 6),
         "words": f"a {type(block).__name__} block: {'×'.join(map(str, x_in.shape[1:]))} in, "
-        f"{'×'.join(map(str, out.shape[1:]))} out",
+                 f"{'×'.join(map(str, out.shape[1:]))} out",
     }
 
 

@@ -68,8 +68,8 @@ def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
             else str(error)[:200]
         )
         raise ImageRejected(f"the upload cannot be decoded as an image ({detail}); it is "
-                            "truncated, damaged or "
-                            f"not an image: send a PNG, JPEG, GIF, BMP or WebP file") from None
+                            "truncated, damaged or not an image: send a PNG, JPEG, GIF, BMP or "
+                            "WebP file") from None
 
 
 def png_base64(array: np.ndarray) -> str:

@@ -109,8 +109,8 @@ class BodyLimit:
                 message = await asyncio.wait_for(receive(), max(wait, 0))
             except asyncio.TimeoutError:
                 return await refuse(408, "the request body came too slowly (a chunk every "
-                                         f"{self.timeout:g} s and "
-                                         f"all of it within {self.deadline:g} s)")
+                                         f"{self.timeout:g} s and all of it within "
+                                         f"{self.deadline:g} s)")
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 state["body_done"] = not message.get("more_body", False)

@@ -40,8 +40,8 @@ def _checkpoint(root: Path, name: str) -> Path:
         if path is not None:
             return path
     raise CheckpointError(f"{name}: no checkpoint yet (checkpoints/best.safetensors or "
-                          "last.safetensors); a run "
-                          f"being trained writes its first one when its first epoch ends")
+                          "last.safetensors); a run being trained writes its first one when its "
+                          "first epoch ends")
 
 
 def _stamp(path: Path) -> tuple:
@@ -119,8 +119,8 @@ class ModelCache:
                 data = load_data(subject, entry.data_dir, download=False)
                 if not hasattr(data.train, "images"):
                     raise ConfigError(f"{subject.dataset} is streamed from disk, so the explorer "
-                                      "cannot pick test "
-                                      f"images or search training images; give a smaller data set")
+                                      "cannot pick test images or search training images; give a "
+                                      "smaller data set")
                 self._datasets[key] = data
             self._datasets.move_to_end(key)
             while len(self._datasets) > DATASETS:

@@ -64,7 +64,7 @@ async def _guarded(request: Request, work, *args):
             return await run_in_threadpool(work, explorer, *args)
     except Busy:
         return _error(503, f"busy: all {explorer.limits.max_inference} inference slots are taken; "
-                           f"retry in a moment", **{"Retry-After": "1"})
+                           "retry in a moment", **{"Retry-After": "1"})
     except CnnzooError as error:
         return _error(_status_of(error), _relative(error, explorer.root))
 

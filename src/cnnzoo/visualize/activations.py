@@ -67,7 +67,7 @@ def raise_reused(model: nn.Module, path: str, count: int):
 
     kind = type(dict(model.named_modules())[path]).__name__
     raise ConfigError(f"{model.cfg.name}'s module {path!r} ({kind}) runs {count} times in one "
-                      f"forward pass, so its output is not one map: give each use its own "
+                      "forward pass, so its output is not one map: give each use its own "
                       f"nn.{kind}() in the model, or choose another layer")
 
 

@@ -90,14 +90,13 @@ def check_comparable(a: Run, b: Run) -> None:
     for run in (a, b):
         if run.dataset is None:
             raise ConfigError(
-                f"{run.name} is a bare model, not a trained run; compare takes two run "
-                f"directories (or checkpoints) trained on the same data set"
+                f"{run.name} is a bare model, not a trained run; compare takes two run directories "
+                "(or checkpoints) trained on the same data set"
             )
     if a.dataset != b.dataset or a.classes != b.classes:
         raise ConfigError(
-            f"the runs were trained on different data ({a.dataset} with "
-            f"{len(a.classes)} classes, {b.dataset} with {len(b.classes)}); compare "
-            f"two runs of the same data set"
+            f"the runs were trained on different data ({a.dataset} with {len(a.classes)} classes, "
+            f"{b.dataset} with {len(b.classes)}); compare two runs of the same data set"
         )
 
 
@@ -218,8 +217,8 @@ def _disagreement_row(
     for ax, row in zip(axes, shown, strict=False):
         show_image(ax, _drawable(images[row["index"]]))
         ax.set_title(
-            f"#{row['index']} {classes[row['true']]}\nA: {classes[row['a']]}\n"
-            f"B: {classes[row['b']]}",
+            f"#{row['index']} {classes[row['true']]}\nA: {classes[row['a']]}\nB: "
+            f"{classes[row['b']]}",
             fontsize=6,
         )
     if not shown:
@@ -251,8 +250,8 @@ def draw_comparison(
     maps.suptitle(f"test image #{image}: feature maps, each on its own scale", fontsize=9)
     _disagreement_row(bottom, rows, images, sides[0].run.classes, names, count)
     bottom.suptitle(
-        f"{len(rows):,} test images where they disagree (the first {min(count, len(rows))}): "
-        f"true class, then A = {names[0]} and B = {names[1]}",
+        f"{len(rows):,} test images where they disagree (the first {min(count, len(rows))}): true "
+        f"class, then A = {names[0]} and B = {names[1]}",
         fontsize=9,
     )
     figure.suptitle(title, fontsize=11)

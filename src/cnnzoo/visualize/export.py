@@ -61,9 +61,9 @@ def _traceable(model: nn.Module) -> nn.Module:
         return model.program
     if kind == "exported" and model.batch is not None:
         raise ConfigError(f"{model.cfg.name} was exported (.pt2) for batches of {model.batch} "
-                          f"only, and an ONNX file needs a dynamic batch: export it with "
-                          f"dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}} and import "
-                          f"it again")
+                          "only, and an ONNX file needs a dynamic batch: export it with "
+                          "dynamic_shapes={'x': {0: torch.export.Dim('batch')}} and import it "
+                          "again")
     return model
 
 

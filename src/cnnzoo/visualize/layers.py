@@ -74,8 +74,8 @@ def require_hooks(model: nn.Module, view: str) -> None:
     reason = getattr(model, "hooks_unavailable", "")
     if reason:
         raise ConfigError(f"{reason}, so {view} cannot be drawn for it (predict, eval, errors and "
-                          f"the saliency of `show cam` can); import its weights with --model or "
-                          f"--code to see its layers")
+                          "the saliency of `show cam` can); import its weights with --model or "
+                          "--code to see its layers")
 
 
 def default_stages(model: nn.Module) -> dict[str, str]:

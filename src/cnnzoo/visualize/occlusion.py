@@ -84,8 +84,8 @@ def draw_occlusion(
         cam["cam"].numpy(), cmap=HEAT_CMAP, alpha=0.55, vmin=0, vmax=1, interpolation="bilinear"
     )
     axes[2].set_title(
-        f"Grad-CAM for {class_name!r} at {cam['layer']}\nrank correlation with "
-        f"occlusion ρ = {rho:.2f}",
+        f"Grad-CAM for {class_name!r} at {cam['layer']}\nrank correlation with occlusion ρ = "
+        f"{rho:.2f}",
         fontsize=9,
     )
     figure.suptitle(title, fontsize=11)

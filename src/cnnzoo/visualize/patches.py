@@ -35,8 +35,8 @@ def field_of(model: nn.Module, path: str) -> tuple[int, int, int]:
     ]
     if not inside or inside[-1].receptive_field is None:
         raise ConfigError(
-            f"{path} of {model.cfg.name} is not a spatial map (it has no receptive field); "
-            f"choose a convolutional stage"
+            f"{path} of {model.cfg.name} is not a spatial map (it has no receptive field); choose "
+            "a convolutional stage"
         )
     last = inside[-1]
     return last.receptive_field, last.jump, last.rf_start

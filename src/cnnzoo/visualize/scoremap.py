@@ -36,8 +36,8 @@ def _head_layers(model: nn.Module) -> list[nn.Module]:
     # an imported model (engine/imported.py) has no split into features and head
     if not hasattr(model, "forward_features"):
         raise ConfigError(f"{name} is an imported model, not a cnnzoo architecture: cnnzoo cannot "
-                          f"tell its features from its head to rewrite the head as convolutions, "
-                          f"so as imported it is not fully convolutional and has no score map")
+                          "tell its features from its head to rewrite the head as convolutions, "
+                          "so as imported it is not fully convolutional and has no score map")
     classifier = getattr(model, "classifier", None)
     if name == "lenet5_1998":
         raise ConfigError("lenet5_1998 ends in Euclidean RBF units, not a linear layer, so its "
@@ -79,9 +79,8 @@ def _first_conv(linear: nn.Linear, shape: tuple[int, int, int], pooled_to: int |
     if pooled_to is not None and (h, w) != (pooled_to, pooled_to):
         if (h, w) != (1, 1):
             raise ConfigError(f"the adaptive pool before the head turns a {h}×{w} map into "
-                              f"{pooled_to}×{pooled_to}, "
-                              "which no single convolution reproduces; build the model at its "
-                              "default size")
+                              f"{pooled_to}×{pooled_to}, which no single convolution reproduces; "
+                              "build the model at its default size")
         weight = linear.weight.view(linear.out_features, c, pooled_to, pooled_to).sum(
             (2, 3), keepdim=True
         )
@@ -172,8 +171,8 @@ def draw_score_map(image: np.ndarray, result: dict, *, classes: list[str], title
     best = probabilities.argmax(0)
     cmap = CLASS_CMAP if len(classes) <= 10 else "tab20"
     show_image(axes[1], image, title=f"argmax class per {result['window']}-px window, stride "
-                                     f"{result['stride']} px "
-                                     f"({best.shape[0]}×{best.shape[1]} cells)")
+                                     f"{result['stride']} px ({best.shape[0]}×{best.shape[1]} "
+                                     "cells)")
     axes[1].imshow(best, cmap=cmap, vmin=-0.5, vmax=(10 if len(classes) <= 10 else 20) - 0.5,
                    alpha=0.6, extent=extent, interpolation="nearest")
     axes[1].set_xlim(-0.5, image.shape[1] - 0.5)

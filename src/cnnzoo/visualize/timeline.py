@@ -109,8 +109,8 @@ def draw_timeline(
         else f"{len(snapshots)} snapshots"
     )
     figure.suptitle(
-        f"{title}\nhow it learned: {shown}\nkernels red + blue −, maps viridis; "
-        f"each on its own scale",
+        f"{title}\nhow it learned: {shown}\nkernels red + blue −, maps viridis; each on its own "
+        "scale",
         fontsize=9,
     )
     return figure

@@ -35,8 +35,8 @@ def _cascade(ax, steps: list[str], rho: list[float]) -> None:
     ax.set_ylim(-1.05, 1.05)
     ax.set_ylabel("rank correlation ρ", fontsize=7)
     ax.tick_params(labelsize=6)
-    ax.set_title("layers randomised from the top:\nρ with the trained map "
-                 f"(the last < {RANDOMISED_RHO_MAX})", fontsize=8)
+    ax.set_title("layers randomised from the top:\nρ with the trained map (the last < "
+                 f"{RANDOMISED_RHO_MAX})", fontsize=8)
 
 
 def _curves(ax, kind: str, report: dict, random: dict) -> None:
@@ -65,7 +65,8 @@ def draw_trust(image: np.ndarray, result: dict, *, labels: dict[str, str], title
         agreement = report["occlusion_rho"]
         occlusion = "" if agreement is None else f"\nρ with occlusion {agreement:.2f}"
         _overlay(row[0], image, report["map"], f"{labels[name]}\n{verdict}\ngain over random "
-                 f"{report['gain']:+.2f} (≥ {report['gain_needed']:.2f}){occlusion}", colour)
+                                               f"{report['gain']:+.2f} (≥ "
+                                               f"{report['gain_needed']:.2f}){occlusion}", colour)
         _overlay(row[1], image, report["randomised_map"],
                  f"every layer randomised\nρ = {report['randomised_rho']:.2f}")
         _cascade(row[2], result["steps"], report["cascade_rho"])
