@@ -126,9 +126,11 @@ class Net(nn.Module):
 
 @pytest.fixture(scope="session")
 def imported_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
-    """A folder of runs made by `cnnzoo import` from what a plain PyTorch loop (x/255, SGD) saved:
+    """A folder of runs made by `cnnzoo import` from what a plain PyTorch loop (x/255, Adam) saved:
     a zoo lenet5's state_dict ("lenet5-imported"), the same network traced to TorchScript
     ("lenet5-script") and a class in the user's own file, imported with --code ("own-code")."""
+    import warnings
+
     import torch
     import torch.nn.functional as F
 
@@ -144,9 +146,9 @@ def imported_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     lenet, own = create_model("lenet5"), namespace["Net"]()
     for model in (lenet, own):
-        optimiser = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
         model.train()
-        for start in range(0, 600, 60):
+        for start in [*range(0, 600, 60)] * 3:  # three epochs of ten batches
             x = train.images[start:start + 60].float() / 255
             loss = F.cross_entropy(model(x), train.labels[start:start + 60].long())
             optimiser.zero_grad()
@@ -154,7 +156,9 @@ def imported_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
             optimiser.step()
         model.eval()
     torch.save(lenet.state_dict(), folder / "lenet5.pt")
-    torch.jit.trace(lenet, torch.zeros(1, 1, 28, 28)).save(str(folder / "lenet5_ts.pt"))
+    with warnings.catch_warnings():  # tracing's deprecation and its input checks, known here
+        warnings.simplefilter("ignore")
+        torch.jit.trace(lenet, torch.zeros(1, 1, 28, 28)).save(str(folder / "lenet5_ts.pt"))
     torch.save(own.state_dict(), folder / "net.pt")
     root = folder / "runs"
     for source, how, name in (("lenet5.pt", ["--model", "lenet5"], "lenet5-imported"),

@@ -522,9 +522,11 @@ def test_an_imported_run_shows_its_maps_and_the_verdict_beside_its_grad_cam(page
     assert "imported (weights)" in page.inner_text("#runs li[data-run='lenet5-imported']")
     assert "--run-code" in page.inner_text("#runs li[data-run='own-code'] .closed")
     _select(page, "lenet5-imported")
-    page.set_input_files("#file", str(digit_file))
+    digit = tmp_path / "imported-digit.png"  # a new name: the file input changes, and is awaited
+    shutil.copy(digit_file, digit)
+    page.set_input_files("#file", str(digit))
     page.wait_for_function("name => document.querySelector('#truth').textContent.includes(name)",
-                           arg=digit_file.name)
+                           arg=digit.name)
     assert page.locator("#stages .stage[data-stage]").evaluate_all(
         "els => els.map(e => e.dataset.stage)") == ["C1", "S2", "C3", "S4", "C5", "F6"]
     page.wait_for_function("document.querySelector('#cam-caption').textContent"

@@ -213,7 +213,8 @@ def details(root: Path, name: str, run_code: bool = False) -> dict:
         config["imported"] = {key: value for key, value in config["imported"].items()
                               if key not in ("file", "code")}
     return {**describe(root, name, run_code), "config": config,
-            "summary": _json(root, name, SUMMARY), "metrics": metrics(root, name), "per_class": per_class(root, name),
+            "summary": _json(root, name, SUMMARY), "metrics": metrics(root, name),
+            "per_class": per_class(root, name),
             "figures": [f for f in FIGURES if _exists(root, name, f)]}
 
 

@@ -76,7 +76,8 @@ function runCard(run) {
   const li = el("li", { "data-run": run.name, class: run.name === state.run ? "selected" : "" },
     el("div", { class: "run-name" }, run.name,
       el("span", { class: `badge ${run.status}` }, run.status)),
-    el("div", { class: "muted" }, `${run.model || "?"} · ${run.dataset || "?"}`),
+    el("div", { class: "muted" },
+      `${run.model || "?"} · ${run.dataset || (run.imported ? "no data set" : "?")}`),
     el("div", {}, el("strong", { class: "acc" }, pct(run.test_top1)),
       el("span", { class: "muted" }, ` test · ${epochs}`)),
     el("div", { class: "muted small" }, run.date));
