@@ -128,7 +128,8 @@ class Net(nn.Module):
 def imported_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
     """A folder of runs made by `cnnzoo import` from what a plain PyTorch loop (x/255, Adam) saved:
     a zoo lenet5's state_dict ("lenet5-imported"), the same network traced to TorchScript
-    ("lenet5-script") and a class in the user's own file, imported with --code ("own-code")."""
+    ("lenet5-script") and exported with torch.export ("lenet5-exported"), and a class in the
+    user's own file, imported with --code ("own-code")."""
     import warnings
 
     import torch
@@ -159,10 +160,14 @@ def imported_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
     with warnings.catch_warnings():  # tracing's deprecation and its input checks, known here
         warnings.simplefilter("ignore")
         torch.jit.trace(lenet, torch.zeros(1, 1, 28, 28)).save(str(folder / "lenet5_ts.pt"))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.export.save(torch.export.export(lenet, (torch.zeros(2, 1, 28, 28),),
+                                          dynamic_shapes=({0: batch},)), folder / "lenet5.pt2")
     torch.save(own.state_dict(), folder / "net.pt")
     root = folder / "runs"
     for source, how, name in (("lenet5.pt", ["--model", "lenet5"], "lenet5-imported"),
                               ("lenet5_ts.pt", ["--input-size", "1,28,28"], "lenet5-script"),
+                              ("lenet5.pt2", [], "lenet5-exported"),
                               ("net.pt", ["--code", f"{folder / 'net.py'}:Net",
                                           "--input-size", "1,28,28"], "own-code")):
         assert main(["import", str(folder / source), *how, "--out", str(root / name)]) == 0

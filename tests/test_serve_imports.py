@@ -1,8 +1,8 @@
 """The explorer on runs made by `cnnzoo import` (the `imported_runs` fixture: a zoo lenet5's
-state_dict, the same network as TorchScript, and a class in the user's own file imported with
---code): they are listed, predict as `cnnzoo predict` does, show their maps or say in one line why
-they cannot, and the user's code runs only with --run-code. And the trust route: the verdict on
-Grad-CAM for an uploaded image is `cnnzoo show trust --json`'s for the same image."""
+state_dict, the same network as TorchScript and as .pt2, and a class in the user's own file
+imported with --code): they are listed, predict as `cnnzoo predict` does, show their maps or say in
+one line why they cannot, and the user's code runs only with --run-code. And the trust route: the
+verdict on Grad-CAM for an uploaded image is `cnnzoo show trust --json`'s for the same image."""
 
 from __future__ import annotations
 
@@ -63,10 +63,10 @@ def test_imported_runs_are_listed_and_predict_as_cnnzoo_predict(client, imported
     rows = {row["name"]: row for row in client.get("/api/runs").json()["runs"]}
     assert {name: (row["imported"], row["status"]) for name, row in rows.items()} == {
         "lenet5-imported": ("weights", "imported"), "lenet5-script": ("torchscript", "imported"),
-        "own-code": ("code", "imported")}
+        "lenet5-exported": ("exported", "imported"), "own-code": ("code", "imported")}
     assert rows["lenet5-imported"]["closed"] is None and rows["lenet5-script"]["closed"] is None
     data, path = digit
-    for run in ("lenet5-imported", "lenet5-script"):
+    for run in ("lenet5-imported", "lenet5-script", "lenet5-exported"):
         shown = _probabilities(client, run, data)["top_k"]
         expected = _cli(capsys, "predict", str(imported_runs / run), str(path), "--top-k", "10",
                         "--json")["results"][0]["predictions"]
@@ -76,7 +76,7 @@ def test_imported_runs_are_listed_and_predict_as_cnnzoo_predict(client, imported
             {p["class"]: p["probability"] for p in expected}, abs=1e-5)
 
 
-def test_a_zoo_import_shows_its_maps_and_a_torchscript_one_says_why_not(client, digit):
+def test_a_zoo_import_shows_its_maps_and_a_compiled_program_says_why_not(client, digit):
     data, _ = digit
     zoo = _probabilities(client, "lenet5-imported", data)
     assert [s["name"] for s in zoo["stages"]] == ["C1", "S2", "C3", "S4", "C5", "F6"]
@@ -84,14 +84,17 @@ def test_a_zoo_import_shows_its_maps_and_a_torchscript_one_says_why_not(client, 
     card = client.get("/api/runs/lenet5-imported/model").json()
     assert card["total_params"] == 61_706 and card["note"] is None and card["layers"]
 
-    script = _probabilities(client, "lenet5-script", data)
-    note = script["stages_note"]
-    assert script["stages"] == [] and script["cam"] == {"error": note}
-    assert "hooks cannot see into" in note and "\n" not in note
-    assert sum(script["softmax"]["probabilities"]) == pytest.approx(1, abs=1e-5)
-    card = client.get("/api/runs/lenet5-script/model").json()
-    assert card["layers"] == [] and card["stages"] == [] and card["note"] == note
-    assert card["total_params"] == 61_706  # counted without hooks
+    for run in ("lenet5-script", "lenet5-exported"):
+        program = _probabilities(client, run, data)
+        note = program["stages_note"]
+        assert program["stages"] == [] and program["cam"] == {"error": note}
+        assert "hooks cannot see into" in note and "\n" not in note
+        assert sum(program["softmax"]["probabilities"]) == pytest.approx(1, abs=1e-5)
+        card = client.get(f"/api/runs/{run}/model").json()
+        assert card["layers"] == [] and card["stages"] == [] and card["note"] == note
+        assert card["total_params"] == 61_706  # counted without hooks
+        refused = _post(client, f"/api/runs/{run}/cam?class_index=0", data)
+        assert refused.status_code == 200 and "hooks cannot see into" in refused.json()["error"]
 
 
 def test_a_code_import_is_listed_with_its_reason_and_opened_only_with_run_code(
