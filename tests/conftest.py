@@ -106,3 +106,69 @@ def explorer_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
         checkpoint.symlink_to(outside / "checkpoints" / checkpoint.name)
     (root / "escape").symlink_to(outside, target_is_directory=True)
     return root
+
+
+OWN_NET = '''
+import torch.nn.functional as F
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(F.relu(self.conv1(x)), 2).flatten(1))
+'''
+
+
+@pytest.fixture(scope="session")
+def imported_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
+    """A folder of runs made by `cnnzoo import` from what a plain PyTorch loop (x/255, Adam) saved:
+    a zoo lenet5's state_dict ("lenet5-imported"), the same network traced to TorchScript
+    ("lenet5-script") and exported with torch.export ("lenet5-exported"), and a class in the
+    user's own file, imported with --code ("own-code")."""
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+
+    from cnnzoo.cli import main
+    from cnnzoo.data.loading import load_dataset
+    from cnnzoo.models.registry import create_model
+
+    folder = tmp_path_factory.mktemp("imports")
+    (folder / "net.py").write_text(OWN_NET)
+    namespace: dict = {}
+    exec(compile(OWN_NET, str(folder / "net.py"), "exec"), namespace)
+    train = load_dataset("mnist", tiny_mnist_dir, in_channels=1).train
+    torch.manual_seed(0)
+    lenet, own = create_model("lenet5"), namespace["Net"]()
+    for model in (lenet, own):
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+        model.train()
+        for start in [*range(0, 600, 60)] * 3:  # three epochs of ten batches
+            x = train.images[start:start + 60].float() / 255
+            loss = F.cross_entropy(model(x), train.labels[start:start + 60].long())
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        model.eval()
+    torch.save(lenet.state_dict(), folder / "lenet5.pt")
+    with warnings.catch_warnings():  # tracing's deprecation and its input checks, known here
+        warnings.simplefilter("ignore")
+        torch.jit.trace(lenet, torch.zeros(1, 1, 28, 28)).save(str(folder / "lenet5_ts.pt"))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.export.save(torch.export.export(lenet, (torch.zeros(2, 1, 28, 28),),
+                                          dynamic_shapes=({0: batch},)), folder / "lenet5.pt2")
+    torch.save(own.state_dict(), folder / "net.pt")
+    root = folder / "runs"
+    for source, how, name in (("lenet5.pt", ["--model", "lenet5"], "lenet5-imported"),
+                              ("lenet5_ts.pt", ["--input-size", "1,28,28"], "lenet5-script"),
+                              ("lenet5.pt2", [], "lenet5-exported"),
+                              ("net.pt", ["--code", f"{folder / 'net.py'}:Net",
+                                          "--input-size", "1,28,28"], "own-code")):
+        assert main(["import", str(folder / source), *how, "--out", str(root / name)]) == 0
+    return root

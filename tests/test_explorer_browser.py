@@ -31,10 +31,16 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 
 @pytest.fixture(scope="module")
-def browser_runs(explorer_runs, tmp_path_factory) -> Path:
-    """Copies of the test runs, plus "live": a run with one epoch done whose summary is not written
-    yet."""
+def browser_runs(explorer_runs, imported_runs, tmp_path_factory) -> Path:
+    """Copies of the test runs and of the imported ones (dated a day back, so that the trained runs
+    stay first), plus "live": a run with one epoch done whose summary is not written yet."""
+    import time
+
     root = tmp_path_factory.mktemp("browser") / "runs"
+    for name in ("lenet5-imported", "lenet5-script", "own-code"):
+        shutil.copytree(imported_runs / name, root / name)
+        for path in (root / name).rglob("*"):
+            os.utime(path, (time.time() - 86_400,) * 2)
     for name in ("lenet5-a", "lenet5bn-b", "damaged"):
         shutil.copytree(explorer_runs / name, root / name)
     shutil.copytree(explorer_runs / "lenet5-a", root / "live")
@@ -506,3 +512,44 @@ def test_the_page_answers_while_the_index_builds(page, digit_file, monkeypatch, 
         release.set()
     page.wait_for_selector("#neighbours figure", timeout=60_000)
     page.wait_for_selector("#index-progress", state="hidden")
+
+
+def test_an_imported_run_shows_its_maps_and_the_verdict_beside_its_grad_cam(page, digit_file,
+                                                                           tmp_path):
+    """A zoo lenet5 imported from a state_dict: listed as imported, its maps drawn, and the trust
+    button puts the verdict (with its figures) beside the Grad-CAM drawn at the layer it judged;
+    a TorchScript import says in one line why it has no maps; an import of the user's code,
+    served without --run-code, is listed with the reason and not opened."""
+    assert "imported (weights)" in page.inner_text("#runs li[data-run='lenet5-imported']")
+    assert "--run-code" in page.inner_text("#runs li[data-run='own-code'] .closed")
+    _select(page, "lenet5-imported")
+    digit = tmp_path / "imported-digit.png"  # a new name: the file input changes, and is awaited
+    shutil.copy(digit_file, digit)
+    page.set_input_files("#file", str(digit))
+    page.wait_for_function("name => document.querySelector('#truth').textContent.includes(name)",
+                           arg=digit.name)
+    assert page.locator("#stages .stage[data-stage]").evaluate_all(
+        "els => els.map(e => e.dataset.stage)") == ["C1", "S2", "C3", "S4", "C5", "F6"]
+    page.wait_for_function("document.querySelector('#cam-caption').textContent"
+                           ".includes('Grad-CAM for')")
+    assert page.evaluate(UNPAINTED, "#stages canvas.map, #seen, #cam") == []
+    page.click("#trust-check")
+    page.wait_for_function("document.querySelector('#trust').dataset.verdict", timeout=60_000)
+    verdict = page.locator("#trust").get_attribute("data-verdict")
+    assert verdict in ("trust", "do not trust")
+    line = page.inner_text("#trust [data-role=trust-line]")
+    assert line.startswith(f"{verdict}: ") and "randomised ρ" in line and "occlusion ρ" in line
+    judged = page.inner_text("#trust > div")
+    layer = page.locator("#cam-layer").input_value()
+    assert f"Grad-CAM at {layer} " in judged  # the map beside is the one judged
+    page.wait_for_function("layer => document.querySelector('#cam-caption').textContent"
+                           ".includes(` at ${layer} `)", arg=layer)
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-trust.png"))
+    _select(page, "lenet5-script")
+    page.wait_for_selector("#stages [data-role=stages-note]")
+    assert "hooks cannot see into" in page.inner_text("#stages [data-role=stages-note]")
+    page.wait_for_function("document.querySelector('#cam-caption').textContent"
+                           ".includes('hooks cannot see into')")
+    assert page.locator("#trust").inner_text() == ""  # the verdict went with its image's run
+    _select(page, "own-code")
+    assert "--run-code" in page.inner_text("#run-error")

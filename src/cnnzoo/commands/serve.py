@@ -22,7 +22,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB), max_models=args.max_models,
                     max_inference=args.max_inference)
-    serve(args.runs_dir, host=args.host, port=args.port, limits=limits, data_dir=args.data_dir)
+    serve(args.runs_dir, host=args.host, port=args.port, limits=limits, data_dir=args.data_dir,
+          run_code=getattr(args, "run_code", False))
     return 0
 
 
@@ -32,7 +33,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                             description="Serve a page and a JSON API over the runs in RUNS_DIR: "
                                         "draw or upload an image and see every layer's feature "
                                         "maps, Grad-CAM, nearest training images; training "
-                                        "curves, confusion matrix, layer table; compare runs.")
+                                        "curves, confusion matrix, layer table; compare runs. "
+                                        "Runs made by `cnnzoo import` are listed too; one "
+                                        "imported with --code is opened only with --run-code, "
+                                        "since that runs its Python file.")
     p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
                    help="the folder holding run directories (default: runs)")
     p.add_argument("--host", default="127.0.0.1",

@@ -44,8 +44,9 @@ def _inputs(run, args: argparse.Namespace) -> list[dict]:
 
 
 def _settings(args: argparse.Namespace, side: int) -> dict:
-    patch = args.patch or max(2, side // 7)  # as show occlusion: about a seventh of the image
-    return {"patch": patch, "stride": args.stride or max(1, patch // 2)}
+    from cnnzoo.visualize.trust import occlusion_settings
+
+    return occlusion_settings(side, args.patch, args.stride)
 
 
 def _cam_layer(run, inputs: list[dict], args: argparse.Namespace, settings: dict) -> dict:
@@ -66,13 +67,8 @@ def _cam_layer(run, inputs: list[dict], args: argparse.Namespace, settings: dict
                                     seed=args.seed)
         for layer in layers:
             reports[layer].append(checked["methods"][layer])
-    layer = trust.choose_cam_layer(reports)
-    candidates = [{"layer": name, "trusted": sum(r["trust"] for r in rows), "images": len(rows),
-                   "mean_gain": round(sum(r["gain"] for r in rows) / len(rows), 4),
-                   "mean_randomised_rho": round(
-                       sum(r["randomised_rho"] for r in rows) / len(rows), 4)}
-                  for name, rows in reports.items()]
-    return {"layer": layer, "chosen_by": "checks", "candidates": candidates}
+    return {"layer": trust.choose_cam_layer(reports), "chosen_by": "checks",
+            "candidates": trust.candidate_rows(reports)}
 
 
 def _layer_line(choice: dict) -> str:
@@ -93,17 +89,6 @@ def _labels(methods: list[str], layer: str | None, patch: int) -> dict[str, str]
     return {method: names[method] for method in methods}
 
 
-def _method_row(name: str, label: str, report: dict, steps: list[str]) -> dict:
-    keep = ("trust", "randomised_rho", "deletion_auc", "insertion_auc", "gain", "gain_needed",
-            "occlusion_rho")
-    row = {"method": name, "label": label, "verdict": report["line"], "flat": report["flat"]}
-    row |= {key: report[key] if isinstance(report[key], bool) or report[key] is None
-            else round(float(report[key]), 4) for key in keep}
-    row["cascade"] = [{"randomised": step, "rho": round(rho, 4)}
-                      for step, rho in zip(steps, report["cascade_rho"], strict=True)]
-    return row
-
-
 def _check(run, row: dict, args: argparse.Namespace, methods: dict, labels: dict, out) -> dict:
     """One image: its checks, its verdict lines, its figure; the image's part of the report."""
     from cnnzoo.visualize import trust
@@ -122,13 +107,10 @@ def _check(run, row: dict, args: argparse.Namespace, methods: dict, labels: dict
                         title=f"{run.label}: {row['path'].name}, class {name!r} (p = "
                               f"{row['probability']:.2f})")
     path = save(figure, out / f"trust-{row['path'].stem}.png")
-    random = result["random"]
     return {"image": str(row["path"]), "class": name, "class_index": row["class"],
             "probability": round(row["probability"], 6), **row["note"],
-            "random": {"deletion_auc": round(random["deletion_auc"], 4),
-                       "insertion_auc": round(random["insertion_auc"], 4),
-                       "spread": round(random["spread"], 4)},
-            "methods": [_method_row(m, labels[m], r, result["steps"])
+            "random": trust.random_row(result["random"]),
+            "methods": [trust.report_row(m, labels[m], r, result["steps"])
                         for m, r in result["methods"].items()],
             "figure": str(path)}
 
@@ -153,11 +135,8 @@ def cmd_trust(args: argparse.Namespace) -> int:
     explain = trust.explainers(run.model, methods, cam_layer=layer, **settings)
     labels = _labels(methods, layer, settings["patch"])
     images = [_check(run, row, args, explain, labels, out) for row in inputs]
-    thresholds = {"randomised_rho_max": trust.RANDOMISED_RHO_MAX, "gain_min": trust.GAIN_MIN,
-                  "gain_random_spreads": trust.SPREADS,
-                  "occlusion_rho_min": trust.OCCLUSION_RHO_MIN}
     return finish(args, {"model": run.name, "cam_layer": choice, **settings,
-                         "thresholds": thresholds, "images": images,
+                         "thresholds": trust.thresholds(), "images": images,
                          "wrote": [row["figure"] for row in images]}, started)
 
 

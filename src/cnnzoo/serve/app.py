@@ -30,13 +30,15 @@ class Explorer:
     limits: Limits
     cache: ModelCache
     gate: InferenceGate
+    run_code: bool = False  # runs imported with --code may be opened (their Python runs)
 
 
 def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str | None = None,
-               hosts: tuple[str, ...] | None = None):
+               hosts: tuple[str, ...] | None = None, run_code: bool = False):
     """The ASGI application: FastAPI (the page and the API, behind ``guard.Guard``: ``hosts`` are
     the host names it answers to, None for any) wrapped in ``BodyLimit``; ``.app`` is the
-    FastAPI."""
+    FastAPI. ``run_code`` (``--run-code``) lets runs imported with ``--code`` load, which runs their
+    Python file; without it they are listed with the reason and never opened."""
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
@@ -45,8 +47,9 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
     root = check_runs_dir(runs_dir)
     api = FastAPI(title="cnnzoo explorer", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
-    api.state.explorer = Explorer(root, limits, ModelCache(root, limits.max_models, data_dir),
-                                  InferenceGate(limits.max_inference))
+    cache = ModelCache(root, limits.max_models, data_dir, run_code=run_code)
+    api.state.explorer = Explorer(root, limits, cache, InferenceGate(limits.max_inference),
+                                  run_code)
     api.include_router(router)
     api.add_middleware(Guard, hosts=hosts)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -110,19 +113,22 @@ def use_threads(limits: Limits) -> None:
 
 
 def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
-          limits: Limits = Limits(), data_dir: str | None = None) -> None:
+          limits: Limits = Limits(), data_dir: str | None = None, run_code: bool = False) -> None:
     """Serve the explorer until Ctrl-C (uvicorn stops cleanly: open requests finish, then it
     returns)."""
     import uvicorn
 
     everywhere = host in ("0.0.0.0", "::", "")  # reached by names this process cannot know
     app = create_app(runs_dir, limits, data_dir=data_dir,
-                     hosts=None if everywhere else (*LOOPBACK, host))
+                     hosts=None if everywhere else (*LOOPBACK, host), run_code=run_code)
     sock = bind(host, port)
     use_threads(limits)
     if host not in LOOPBACK:
         print(f"warning: listening on {host}: the explorer has no authentication; anyone who can "
               "reach this address can use it", file=sys.stderr)
+    if run_code:
+        print("--run-code: runs imported with `cnnzoo import --code` are opened, which runs their "
+              "Python files (checked unchanged since the import)", file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=limits.keep_alive_timeout,
                             limit_concurrency=limits.max_connections, timeout_graceful_shutdown=5,
                             http=headers_in_time(limits.headers_timeout))

@@ -188,10 +188,39 @@ def _hook_widths(layers: dict[str, list[tuple[str, nn.Module]]]) -> tuple[dict, 
     return widths, handles
 
 
+def opaque_note(model: nn.Module) -> str | None:
+    """One line for the views that need a model's layers, where hooks cannot see them (an imported
+    TorchScript or .pt2 program); None where they can."""
+    reason = getattr(model, "hooks_unavailable", "")
+    if not reason:
+        return None
+    return (f"{reason}, so its feature maps, Grad-CAM and layer table cannot be shown (its "
+            f"predictions and softmax can); import its weights with --model or --code to see them")
+
+
+def _input(subject, x: torch.Tensor) -> dict:
+    shown = display_image(x[0], subject).numpy()
+    return {"png": png_base64(shown), "height": shown.shape[0], "width": shown.shape[1],
+            "shape": list(x.shape[1:])}
+
+
+def _scores_only(subject, x: torch.Tensor, top_k: int, note: str) -> dict:
+    """What a compiled program gives: its scores, the input as it saw it and the softmax; every
+    stage-by-stage view replaced by ``note``."""
+    with torch.no_grad():
+        logits = subject.model(x)[0]
+    return {"top_k": ranked(subject, logits.float().softmax(-1), top_k),
+            "input": _input(subject, x), "stages": [], "stages_note": note,
+            "cam": {"error": note}, "softmax": softmax_table(subject.model, logits)}
+
+
 def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
     """Everything the page draws for one uint8 image (C, s, s) at the training images' size."""
     model = subject.model
     x = model_input(subject, raw[None])
+    note = opaque_note(model)
+    if note:
+        return _scores_only(subject, x, top_k, note)
     stages = default_stages(model)
     layers = _stage_layers(model, stages)
     widths, handles = _hook_widths(layers)
@@ -209,10 +238,8 @@ def explain(subject, raw: torch.Tensor, *, top_k: int = 5) -> dict:
     for name, items in layers.items():
         if len(items) == 1 and items[0][0] in widths:  # one convolution or pool: its own card
             cards[name] = layer_card(items[0][0], items[0][1], *widths[items[0][0]])
-    shown = display_image(x[0], subject).numpy()
     return {"top_k": ranked(subject, logits.float().softmax(-1), top_k),
-            "input": {"png": png_base64(shown), "height": shown.shape[0], "width": shown.shape[1],
-                      "shape": list(x.shape[1:])},
+            "input": _input(subject, x),
             "stages": [_maps(name, stages[name], value, cards.get(name)) for name,
                        value in outputs.items()],
             "cam": cam, "softmax": softmax_table(model, logits)}
@@ -308,14 +335,16 @@ def model_card(entry) -> dict:
         if entry.card is None:
             subject = entry.subject
             table = summary(subject.model, tuple(subject.model.cfg.input_size))
-            stages = stage_of(subject.model)
+            note = opaque_note(subject.model)  # a compiled program: no stages, no layer rows
+            stages = {} if note else stage_of(subject.model)
             entry.card = {"model": subject.name, "dataset": subject.dataset,
                           "classes": subject.classes,
                           "input": {"size": subject.input.size,
                                     "channels": subject.model.cfg.input_size[0],
                                     "data_size": subject.data_size, "mean": subject.input.mean,
                                     "std": subject.input.std},
-                          "stages": list(default_stages(subject.model)),
+                          "stages": [] if note else list(default_stages(subject.model)),
+                          "note": note,
                           # the trainable count leads, as `cnnzoo list` and `summary` show it
                           "params": table.trainable_params, "fixed_params": table.fixed_params,
                           "total_params": table.total_params, "total_macs": table.total_macs,

@@ -58,8 +58,10 @@ def _drop(entry: Entry | None) -> None:
 class ModelCache:
     """Run name → ``Entry``, at most ``capacity`` of them; the least recently used goes first."""
 
-    def __init__(self, root: Path, capacity: int, data_dir: str | None = None) -> None:
+    def __init__(self, root: Path, capacity: int, data_dir: str | None = None, *,
+                 run_code: bool = False) -> None:
         self.root, self.capacity, self.data_dir = root, capacity, data_dir
+        self.run_code = run_code  # runs imported with --code load (their file runs) only with it
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()  # loads are serialised: two requests for one run load it once
         self._datasets: OrderedDict[tuple, object] = OrderedDict()
@@ -81,8 +83,9 @@ class ModelCache:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.stamp != stamp:
-                # safetensors: no code runs; metadata checked before anything is built
-                subject = open_run(path)
+                # safetensors: no code runs; metadata checked before anything is built (a run
+                # imported with --code runs its file only with run_code, else a ConfigError)
+                subject = open_run(path, run_code=self.run_code)
                 data_dir = self.data_dir or runs.data_dir(self.root, name)
                 _drop(entry)
                 entry = Entry(subject, stamp, data_dir)
@@ -112,6 +115,10 @@ class ModelCache:
         from cnnzoo.visualize.source import load_data
 
         subject = entry.subject
+        if subject.dataset is None:
+            raise ConfigError(f"{subject.name} was imported without a data set, so there are no "
+                              "test images to pick or training images to search; import it "
+                              "with --dataset NAME for them")
         key = (subject.dataset, entry.data_dir, subject.model.cfg.input_size[0], subject.data_size)
         with self._data_lock:
             if key not in self._datasets:

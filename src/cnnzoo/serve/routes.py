@@ -15,6 +15,8 @@ inference gate (503 when every slot is busy). Errors come back as ``{"detail": m
 |  | (202 with the index's progress while it is built in the background) |
 | ``POST /api/runs/{run}/position`` | ``?stage=&channel=&y=&x=``: one position's arithmetic |
 | ``POST /api/runs/{run}/cam`` | ``?class_index=&layer=``: Grad-CAM for any class at any stage |
+| ``POST /api/runs/{run}/trust`` | ``?class_index=&layer=``: can its Grad-CAM be trusted? the |
+|  | verdict of ``cnnzoo show trust`` with its figures (seconds of work) |
 | ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
 
 The POST routes prepare the image as ``cnnzoo predict`` does and say how (``prepared``,
@@ -98,7 +100,8 @@ def page() -> FileResponse:
 def list_runs(request: Request):
     explorer = request.app.state.explorer
     limits = explorer.limits
-    return {"runs_dir": explorer.root.name, "runs": runs.list_runs(explorer.root),
+    return {"runs_dir": explorer.root.name,
+            "runs": runs.list_runs(explorer.root, explorer.run_code),
             "limits": {"max_upload_bytes": limits.max_upload_bytes,
                        "max_image_pixels": limits.max_image_pixels,
                        "max_inference": limits.max_inference, "max_models": limits.max_models}}
@@ -106,7 +109,7 @@ def list_runs(request: Request):
 
 @router.get("/api/runs/{run}")
 def run_details(request: Request, run: str):
-    return _plain(request, runs.details, run)
+    return _plain(request, runs.details, run, request.app.state.explorer.run_code)
 
 
 @router.get("/api/runs/{run}/figures/{name}")
@@ -272,3 +275,28 @@ async def run_cam(request: Request, run: str, class_index: int = Query(..., ge=0
     if isinstance(data, JSONResponse):
         return data
     return await _guarded(request, _class_cam, run, data, class_index, layer, prepare)
+
+
+def _trust(explorer, run: str, data: bytes, target: int | None, layer: str | None,
+           prepare: bool) -> dict:
+    from cnnzoo.serve.explain import decode_upload, prepare_upload
+    from cnnzoo.serve.trust import grad_cam_trust
+
+    image = decode_upload(data, explorer.limits.max_image_pixels)
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        raw, note = prepare_upload(entry, image, prepare)
+        return {"run": run, **grad_cam_trust(entry.subject, raw, target, layer), **note}
+
+
+@router.post("/api/runs/{run}/trust")
+async def run_trust(request: Request, run: str,
+                    class_index: int | None = Query(None, ge=0, le=10**6),
+                    layer: str | None = Query(None, max_length=200), prepare: bool = True):
+    """The verdict on Grad-CAM for the image: ``cnnzoo show trust``'s checks, its layer chosen by
+    them unless ``layer`` names one; the class is the predicted one unless ``class_index``."""
+    missing = _plain(request, runs.run_path, run)
+    data = missing if isinstance(missing, JSONResponse) else await _upload(request)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _trust, run, data, class_index, layer, prepare)

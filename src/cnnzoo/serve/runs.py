@@ -119,7 +119,9 @@ def per_class(root: Path, name: str) -> dict[str, float]:
     return found
 
 
-def _status(root: Path, name: str, summary: dict, history: list[dict]) -> str:
+def _status(root: Path, name: str, config: dict, summary: dict, history: list[dict]) -> str:
+    if imported_as(config):  # written whole by `cnnzoo import`: never training
+        return "imported"
     if summary and summary.get("epochs") == (history[-1].get("epoch") if history else None):
         return "finished"
     path = run_file(root, name, METRICS) or run_file(root, name, CONFIG)
@@ -127,8 +129,28 @@ def _status(root: Path, name: str, summary: dict, history: list[dict]) -> str:
     return "training" if recent else ("stopped" if history else "starting")
 
 
-def describe(root: Path, name: str) -> dict:
-    """One row of the runs list: model, dataset, accuracy, date, epochs, status."""
+def imported_as(config: dict) -> str | None:
+    """How a run made by ``cnnzoo import`` holds its model (``weights``, ``torchscript``,
+    ``exported`` or ``code``); None for a run cnnzoo trained."""
+    found = config.get("imported")
+    kind = found.get("format") if isinstance(found, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def closed_reason(config: dict, run_code: bool) -> str | None:
+    """Why a listed run is not opened: its model is the user's own Python (``import --code``), and
+    the explorer was not started with ``--run-code``; None when it can be opened."""
+    if run_code or imported_as(config) != "code":
+        return None
+    found = config["imported"]
+    where = f"{found.get('attribute', '?')} in {Path(str(found.get('code', '?'))).name}"
+    return (f"imported with --code: its model is {where}, and opening it runs that file's "
+            f"Python; start the explorer with `cnnzoo serve --run-code` if you trust it")
+
+
+def describe(root: Path, name: str, run_code: bool = False) -> dict:
+    """One row of the runs list: model, dataset, accuracy, date, epochs, status; for an imported
+    run, how it was imported and (``closed``) why it cannot be opened, if it cannot."""
     config, summary = _json(root, name, CONFIG), _json(root, name, SUMMARY)
     history = metrics(root, name)
     last = history[-1] if history else {}
@@ -147,8 +169,10 @@ def describe(root: Path, name: str) -> dict:
         "epochs_planned": config.get("epochs"),
         "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(dated.stat().st_mtime)),
         "modified": max((p.stat().st_mtime for p in _files(root, name)), default=0.0),
-        "status": _status(root, name, summary, history),
+        "status": _status(root, name, config, summary, history),
         "has_checkpoint": any(_exists(root, name, c) for c in CHECKPOINTS),
+        "imported": imported_as(config),
+        "closed": closed_reason(config, run_code),
     }
 
 
@@ -164,7 +188,7 @@ def _files(root: Path, name: str) -> list[Path]:
     return found
 
 
-def list_runs(root: Path) -> list[dict]:
+def list_runs(root: Path, run_code: bool = False) -> list[dict]:
     """Every run folder directly under ``root`` (links leading outside are left out), newest
     first."""
     rows = []
@@ -172,21 +196,25 @@ def list_runs(root: Path) -> list[dict]:
     children.sort(key=lambda p: p.lstat().st_mtime, reverse=True)
     for child in children[:MAX_RUNS]:
         try:
-            rows.append(describe(root, run_path(root, child.name).name))
+            rows.append(describe(root, run_path(root, child.name).name, run_code))
         except (RunNotFound, OSError):
             continue
     rows.sort(key=lambda row: row["modified"], reverse=True)
     return rows
 
 
-def details(root: Path, name: str) -> dict:
+def details(root: Path, name: str, run_code: bool = False) -> dict:
     """A run's page: its row, settings, metrics per epoch, per-class accuracy and which figures it
     has."""
     config = _json(root, name, CONFIG)
     config.pop("out", None)  # where it was written: a path on the server, not the run's business
     config.pop("data_dir", None)
-    return {**describe(root, name), "config": config, "summary": _json(root, name, SUMMARY),
-            "metrics": metrics(root, name), "per_class": per_class(root, name),
+    if isinstance(config.get("imported"), dict):  # where the model came from: paths on the server
+        config["imported"] = {key: value for key, value in config["imported"].items()
+                              if key not in ("file", "code")}
+    return {**describe(root, name, run_code), "config": config,
+            "summary": _json(root, name, SUMMARY), "metrics": metrics(root, name),
+            "per_class": per_class(root, name),
             "figures": [f for f in FIGURES if _exists(root, name, f)]}
 
 

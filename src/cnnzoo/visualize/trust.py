@@ -308,3 +308,45 @@ def choose_cam_layer(reports: dict[str, list[dict]]) -> str:
         return sum(row["trust"] for row in rows), sum(row["gain"] for row in rows) / len(rows)
 
     return max(reports, key=score)
+
+
+def occlusion_settings(side: int, patch: int | None = None, stride: int | None = None) -> dict:
+    """Occlusion's square and step for an image of ``side`` pixels: as ``show occlusion``, about a
+    seventh of the image, moved by half of it, unless given."""
+    patch = patch or max(2, side // 7)
+    return {"patch": patch, "stride": stride or max(1, patch // 2)}
+
+
+def thresholds() -> dict:
+    """The verdict's thresholds, as reports state them."""
+    return {"randomised_rho_max": RANDOMISED_RHO_MAX, "gain_min": GAIN_MIN,
+            "gain_random_spreads": SPREADS, "occlusion_rho_min": OCCLUSION_RHO_MIN}
+
+
+def report_row(name: str, label: str, report: dict, steps: list[str]) -> dict:
+    """One method's verdict and the figures behind it, rounded for a report (``--json``, the
+    explorer); ``steps`` are the cascade's stages."""
+    keep = ("trust", "randomised_rho", "deletion_auc", "insertion_auc", "gain", "gain_needed",
+            "occlusion_rho")
+    row = {"method": name, "label": label, "verdict": report["line"], "flat": report["flat"]}
+    row |= {key: report[key] if isinstance(report[key], bool) or report[key] is None
+            else round(float(report[key]), 4) for key in keep}
+    row["cascade"] = [{"randomised": step, "rho": round(rho, 4)}
+                      for step, rho in zip(steps, report["cascade_rho"], strict=True)]
+    return row
+
+
+def random_row(random: dict) -> dict:
+    """The random orders' areas and the spread of one order's gain, rounded for a report."""
+    return {"deletion_auc": round(random["deletion_auc"], 4),
+            "insertion_auc": round(random["insertion_auc"], 4),
+            "spread": round(random["spread"], 4)}
+
+
+def candidate_rows(reports: dict[str, list[dict]]) -> list[dict]:
+    """Per candidate Grad-CAM layer, on how many images the checks trusted it, its mean gain and
+    mean randomised ρ: what chose the layer."""
+    return [{"layer": name, "trusted": sum(r["trust"] for r in rows), "images": len(rows),
+             "mean_gain": round(sum(r["gain"] for r in rows) / len(rows), 4),
+             "mean_randomised_rho": round(sum(r["randomised_rho"] for r in rows) / len(rows), 4)}
+            for name, rows in reports.items()]

@@ -59,7 +59,7 @@ async function refreshRuns(label) {
       el("code", {}, `cnnzoo train --recipe lenet5-demo --out ${data.runs_dir}/demo`)));
   }
   if (!state.run && data.runs.length) {
-    selectRun(data.runs.find((r) => r.has_checkpoint)?.name || data.runs[0].name);
+    selectRun(data.runs.find((r) => r.has_checkpoint && !r.closed)?.name || data.runs[0].name);
   }
   fillCompareSelects();
   const current = data.runs.find((r) => r.name === state.run);
@@ -71,15 +71,18 @@ async function refreshRuns(label) {
 }
 
 function runCard(run) {
-  const epochs = run.epochs_planned
+  const epochs = run.imported ? `imported (${run.imported})` : run.epochs_planned
     ? `${run.epochs_done}/${run.epochs_planned} epochs` : `${run.epochs_done} epochs`;
   const li = el("li", { "data-run": run.name, class: run.name === state.run ? "selected" : "" },
     el("div", { class: "run-name" }, run.name,
       el("span", { class: `badge ${run.status}` }, run.status)),
-    el("div", { class: "muted" }, `${run.model || "?"} · ${run.dataset || "?"}`),
+    el("div", { class: "muted" },
+      `${run.model || "?"} · ${run.dataset || (run.imported ? "no data set" : "?")}`),
     el("div", {}, el("strong", { class: "acc" }, pct(run.test_top1)),
       el("span", { class: "muted" }, ` test · ${epochs}`)),
     el("div", { class: "muted small" }, run.date));
+  // an import of the user's own code, served without --run-code: listed, never opened
+  if (run.closed) li.append(el("div", { class: "closed small" }, run.closed));
   li.tabIndex = 0;
   li.addEventListener("click", () => selectRun(run.name));
   li.addEventListener("keydown", (e) => {
@@ -99,7 +102,8 @@ async function selectRun(name) {
   showError("");
   clearResults();
   loadDetails();
-  state.waiting = !run.has_checkpoint;
+  state.waiting = !run.has_checkpoint && !run.closed;
+  if (run.closed) { showError(`${name} is not opened: ${run.closed}`); return; }
   if (state.waiting) {
     showError(`${name} has no checkpoint yet: it is written when the first epoch ends ` +
       "(this page will notice). Its curves grow in the Training tab meanwhile.");
@@ -181,6 +185,7 @@ async function randomTestImage() {
 
 // ---- prediction ---------------------------------------------------------------------------------
 function clearResults() {
+  clearTrust();
   for (const id of ["#topk", "#stages", "#neighbours"]) $(id).replaceChildren();
   for (const id of ["#seen", "#cam"]) {
     const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height);
@@ -239,6 +244,7 @@ function renderPrediction(result) {
   const steps = result.prepared?.length ? result.prepared.join("; ") : "as it is";
   $("#prepared").textContent = `prepared: ${steps}`;
   if (result.warning) $("#prepared").textContent += ` ⚠ ${result.warning}`;
+  clearTrust();
   renderStages(result);
   renderSoftmax(result.softmax, state.model?.classes || []);
   fillCamChoices(result);
@@ -325,7 +331,10 @@ function renderStages(result) {
     el("div", { class: "muted small" }, "softmax"),
     el("ol", {}, ...result.top_k.slice(0, 5)
       .map((p) => el("li", {}, `${p.class} ${pct(p.probability)}`))));
-  $("#stages").replaceChildren(...cards, out);
+  // a compiled program (TorchScript, .pt2): no stages to draw, and one line saying why
+  const note = result.stages_note
+    ? [el("p", { class: "muted small", "data-role": "stages-note" }, result.stages_note)] : [];
+  $("#stages").replaceChildren(...note, ...cards, out);
 }
 
 // ---- tabs and start -----------------------------------------------------------------------------
@@ -349,5 +358,6 @@ setupTabs();
 setupPositions();
 setupConvolution();
 setupCamChoices();
+setupTrust();
 refreshRuns().catch((error) => showError(error.message));
 setInterval(() => refreshRuns(false).catch(() => {}), 3000);

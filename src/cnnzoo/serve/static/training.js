@@ -61,7 +61,7 @@ function renderLayers() {
   const fixed = m.fixed_params
     ? ` (trainable; ${thousands(m.fixed_params)} fixed, ${thousands(m.total_params)} in all)` : "";
   $("#layers-total").textContent = `${m.model}: ${thousands(m.params)} parameters${fixed}, `
-    + `${thousands(m.total_macs)} multiply-adds per image`;
+    + `${thousands(m.total_macs)} multiply-adds per image` + (m.note ? `; ${m.note}` : "");
   $("#layers tbody").replaceChildren(...m.layers.map((l) => el("tr", {},
     el("td", {}, l.stage ? `${l.stage} / ${l.name}` : l.name), el("td", {}, l.type),
     el("td", {}, l.output_shape.join("×")), el("td", { class: "num" }, thousands(l.params)),
