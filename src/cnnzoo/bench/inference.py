@@ -51,6 +51,11 @@ def _eager(model: nn.Module) -> Callable:
 def build_variants(model: nn.Module, calibration: list[torch.Tensor], variants=VARIANTS
                    ) -> tuple[dict[str, Callable], dict[str, str]]:
     """The functions of the ``variants`` that run here, and why each other one does not."""
+    # Every zoo model shares BaseModel.forward's code object, and dynamo keeps at most 8 compiled
+    # entries per code object: after the first few models and variants it silently ran the rest
+    # eagerly (compiled fp32 and PT2E measured ~1x). Each model starts from an empty cache, as a
+    # user who compiles one model does.
+    torch._dynamo.reset()
     device = calibration[0].device
     functions, skipped = {}, {}
     for name in variants:
