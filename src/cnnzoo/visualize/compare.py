@@ -27,6 +27,7 @@ from cnnzoo.engine.snapshots import probe_stages
 from cnnzoo.errors import ConfigError
 from cnnzoo.figures import integer_ticks, new_figure
 from cnnzoo.inspect.summary import summary
+from cnnzoo.models.base import parameter_count
 from cnnzoo.visualize.activations import activations
 from cnnzoo.visualize.drawing import MAGNITUDE_CMAP, colourise, mosaic, show_image
 from cnnzoo.visualize.filters import kernel_tiles, kernels
@@ -46,7 +47,9 @@ class Side:
 
     @property
     def params(self) -> int:
-        return sum(layer["params"] for layer in self.layers)
+        """The count `cnnzoo list` and `summary` lead with: trainable parameters (lenet5_1998's
+        840 fixed RBF prototypes are in its layer rows, not here)."""
+        return parameter_count(self.run.model)
 
     @property
     def macs(self) -> int:

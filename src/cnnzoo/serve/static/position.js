@@ -216,8 +216,8 @@ function layerExplanation(stage, index) {
   }
   const parts = [el("p", {}, `${L.type}: kernel ${L.kernel}×${L.kernel}, stride ${L.stride}, ` +
       `padding ${L.padding}` + (L.dilation > 1 ? `, dilation ${L.dilation}` : "")),
-    el("p", { class: "formula" }, "output width = (W − K + 2P) / S + 1"),
-    el("p", { class: "formula" }, L.formula),
+    el("p", { class: "formula equation" }, "output width = (W − K + 2P) / S + 1"),
+    el("p", { class: "formula equation" }, L.formula),
     el("p", { class: "muted small" }, `W = ${L.in_width} input width, K = ${L.kernel} kernel, ` +
       `P = ${L.padding} padding, S = ${L.stride} stride` +
       (L.ceil_mode ? "; this pool rounds up" : "; rounded down"))];
