@@ -79,10 +79,10 @@ def probe_stages(model: nn.Module, x: torch.Tensor) -> dict[str, str]:
     was_training = model.training
     model.eval()  # a batch of one through BatchNorm, and no running statistics moved by a probe
     try:
-        spatial = [name for name, value in activations(model, x[:1]).items() if value.dim() == 4]
-        outputs = activations(model, x[:1], spatial) if spatial else {}
+        outputs = activations(model, x[:1])
     finally:
         model.train(was_training)
+    spatial = [name for name, value in outputs.items() if value.dim() == 4]
     if not spatial:
         return {}
     wide = [name for name in spatial if outputs[name].shape[-1] >= MIN_DEEP_SIDE] or spatial[:1]
