@@ -6,7 +6,6 @@ The work is in ``cnnzoo.engine.importing``; this module only reads the options.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -28,18 +27,6 @@ YOUR FILE'S PYTHON, now and whenever the run is loaded (which then needs --run-c
 Normalisation is what you state with --mean/--std, or none (pixels in [0, 1]): a --dataset
 gives class names only. torchvision-layout weights for a cnnzoo architecture default to
 ImageNet's statistics, as torchvision's weights expect, and the import says so."""
-
-
-def _mean(text: str) -> float:
-    """A channel's mean of pixels scaled to [0, 1]: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 <= value <= 1):
-        raise argparse.ArgumentTypeError("must be a number from 0 to 1 (pixels are read in [0, "
-                                         f"1]); got {text!r}")
-    return value
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -80,8 +67,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=parse_input_size, metavar="C,H,W",
                    help="the input the model takes (default: the architecture's own, or the "
                         ".pt2's exported shape; needed for TorchScript and --code)")
-    p.add_argument("--mean", type=_mean, nargs="+", metavar="M",
-                   help="per-channel mean the model's inputs were normalised with (default: none)")
+    p.add_argument("--mean", type=number(low=0, high=1), nargs="+", metavar="M",
+                   help="per-channel mean (of pixels in [0, 1]) the inputs were normalised with "
+                        "(default: none)")
     p.add_argument("--std", type=number(above=0, high=1), nargs="+", metavar="S",
                    help="per-channel standard deviation (default: none)")
     p.add_argument("--classes", type=Path, metavar="FILE", help="class names, one a line")

@@ -39,15 +39,19 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def number(*, above: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number greater than ``above`` and at most ``high``."""
+def number(*, above: float | None = None, low: float | None = None,
+           high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number greater than ``above`` (or at least ``low``) and at most
+    ``high``."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not (math.isfinite(value) and above < value <= high):
-            raise argparse.ArgumentTypeError(f"must be a number > {above:g} and ≤ {high:,g}; got "
+        fits = value > above if above is not None else value >= low
+        if not (math.isfinite(value) and fits and value <= high):
+            bound = f"> {above:g}" if above is not None else f"≥ {low:g}"
+            raise argparse.ArgumentTypeError(f"must be a number {bound} and ≤ {high:,g}; got "
                                              f"{text!r}")
         return value
     parse.__name__ = "number"
