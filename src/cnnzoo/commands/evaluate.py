@@ -37,15 +37,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-GATE_FILE = "inference_gate.json"  # in the run directory: the gate's last verdict per precision
-
-
 def _eval_reduced(args: argparse.Namespace, run) -> int:
     """bf16 or int8 beside fp32 on the test set (centre view), through the gate of
     ``engine.precision_gate``; its verdict is printed and stored in the run directory."""
-    import json
-
-    from cnnzoo.engine.precision_gate import gate, verdict
+    from cnnzoo.engine.precision_gate import gate, store_verdict, verdict
     from cnnzoo.errors import ConfigError
     from cnnzoo.task_progress import TaskProgress
 
@@ -57,9 +52,7 @@ def _eval_reduced(args: argparse.Namespace, run) -> int:
                          int8_backend=args.int8_backend)
     print(f"{run.name}: {verdict(report)}", file=sys.stderr)
     if run.run_dir is not None:
-        stored = run.run_dir / GATE_FILE
-        verdicts = json.loads(stored.read_text()) if stored.is_file() else {}
-        stored.write_text(json.dumps({**verdicts, report["precision"]: report}, indent=2) + "\n")
+        store_verdict(run.run_dir, report)
     if args.json:
         print_json({**report, "model": run.name, "checkpoint": str(run.checkpoint)})
     return 0
@@ -90,11 +83,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     run = load_run(args.source, model_name=args.model, device=args.device,
                    run_code=args.run_code)
+    model, figures = run.model, None
+    if args.precision != "fp32":
+        from cnnzoo.engine.precision_gate import kept_model
+
+        model, figures = kept_model(run, args.precision, data_dir=args.data_dir)
     results = predict_files(run, args.images, top_k=args.top_k, views=args.views,
-                            prepare=args.prepare)
+                            prepare=args.prepare, model=model)
+    # fp32's output is as it always was; a reduced precision says what it traded
+    traded = {} if figures is None else {"precision": args.precision, "gate": figures}
     if args.json:
-        print_json({"model": run.name, "checkpoint": str(run.checkpoint), "results": results})
+        print_json({"model": run.name, "checkpoint": str(run.checkpoint), **traded,
+                    "results": results})
         return 0
+    if traded:
+        print(_traded(run, args.precision, figures), file=sys.stderr)
     for item in results:
         best = item["predictions"][0]
         others = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"][1:])
@@ -108,6 +111,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if item.get("warning"):
             print(f"  warning: {item['warning']}", file=sys.stderr)
     return 0
+
+
+def _traded(run, precision: str, figures: dict) -> str:
+    """One line: the precision used and what the accuracy gate measured it to cost."""
+    if not figures:
+        return (f"{precision} (autocast): not measured yet; `cnnzoo eval {run.run_dir or 'RUN_DIR'}"
+                f" --precision {precision}` says what it costs in top-1")
+    backend = f" ({figures['backend']})" if figures.get("backend") else ""
+    line = (f"{precision}{backend}: the gate measured top-1 {figures['top1']:.2%} against fp32 "
+            f"{figures['fp32_top1']:.2%} ({figures['accuracy_drop_points']:+.2f} points lost), "
+            f"agreement with fp32 {figures['top1_agreement_with_fp32']:.1%} on "
+            f"{figures['images']:,} test images")
+    return line + ("; kept because --force was given" if figures.get("forced") else "")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -144,6 +160,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     options.add(p, "test_views", dest="views")
     options.add(p, "prepare")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                   help="fp32 (default); bf16 (autocast, where the CPU has native bf16) or int8 "
+                        "(the model `cnnzoo eval --precision int8` or `export --int8` kept), "
+                        "printed with the accuracy gate's figures")
+    options.add(p, "data_dir", help="with --precision int8: where the run's training images are "
+                                    "(int8 is rebuilt from them unless export wrote its file)")
     options.add(p, "device", default="cpu")
     options.add(p, "json")
     p.set_defaults(run=cmd_predict)

@@ -54,10 +54,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_int8(args: argparse.Namespace, run, path: Path, progress: TaskProgress) -> dict:
     """ONNX Runtime's int8 file beside the fp32 one, kept only if the gate passes (or --force); the
-    gate's figures go to a .json beside it either way."""
+    gate's figures go to a .json beside it either way, and to the run's verdicts, where `cnnzoo
+    predict --precision int8` finds the file."""
     import json
 
-    from cnnzoo.engine.precision_gate import gate, verdict
+    from cnnzoo.engine.precision_gate import gate, store_verdict, verdict
     from cnnzoo.errors import ConfigError
 
     if run.checkpoint is None:
@@ -72,6 +73,8 @@ def _export_int8(args: argparse.Namespace, run, path: Path, progress: TaskProgre
     figures.write_text(json.dumps(report, indent=2) + "\n")
     if not report["kept"]:
         int8_path.unlink(missing_ok=True)
+    if run.run_dir is not None:
+        store_verdict(run.run_dir, {**report, "file": str(int8_path.resolve())})
     return {**report, "wrote": ([str(int8_path)] if report["kept"] else []) + [str(figures)]}
 
 

@@ -23,7 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB), max_models=args.max_models,
                     max_inference=args.max_inference)
     serve(args.runs_dir, host=args.host, port=args.port, limits=limits, data_dir=args.data_dir,
-          run_code=getattr(args, "run_code", False))
+          run_code=getattr(args, "run_code", False), precision=args.precision)
     return 0
 
 
@@ -52,4 +52,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="models kept loaded (default: 4)")
     p.add_argument("--max-inference", type=whole_number(1, 1000), default=2,
                    help="predictions computed at once; more get 503 (default: 2)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                   help="the predictions' precision: fp32 (default), bf16 (where the CPU has "
+                        "native bf16) or int8 (each run's model kept by `cnnzoo eval --precision "
+                        "int8`, else fp32 with the reason); maps and Grad-CAM stay fp32")
     p.set_defaults(run=cmd_serve)

@@ -7,10 +7,16 @@ for a LeNet-size network the work per image is so small that quantising and dequ
 than the int8 arithmetic saves, and such a model is reported as not worth quantising. ``force``
 keeps it anyway. The verdict, with every figure behind it, is returned for printing and storing.
 Calibration uses training images, never test images, so the test accuracy stays an honest figure.
+
+The verdicts are stored in the run directory (``GATE_FILE``), and ``kept_model`` gives `cnnzoo
+predict` and the explorer the model a verdict kept: int8 from the file `cnnzoo export --int8` wrote,
+else rebuilt as the gate built it (the same calibration images, in the same order, by the same
+toolchain), so that it is the model whose figures were measured.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +26,7 @@ from cnnzoo.data.loading import load_dataset
 from cnnzoo.engine.evaluate import log_probabilities
 from cnnzoo.engine.inference import InferenceModel, inference_precision, optimize_for_inference
 from cnnzoo.engine.inputs import choose_input_side
-from cnnzoo.engine.quantize import best_seconds, quantize, quantize_onnxruntime
+from cnnzoo.engine.quantize import best_seconds, onnx_function, quantize, quantize_onnxruntime
 from cnnzoo.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,14 +35,16 @@ if TYPE_CHECKING:
 
 TOLERANCE = 0.005  # the most top-1 (as a fraction) a reduced precision may lose against fp32
 SPEED_BATCH = 64  # the batch at which "it pays" is judged: throughput, as `cnnzoo bench inference`
+GATE_FILE = "inference_gate.json"  # in the run directory: the gate's last verdict per precision
 
 
-def run_data(run: Run, data_dir: str | None = None) -> tuple[ImageDataset, ImageDataset]:
+def run_data(run: Run, data_dir: str | None = None, download: bool = True
+             ) -> tuple[ImageDataset, ImageDataset]:
     """The run's training and test images, at the side its model takes."""
     if run.dataset is None:
         raise ConfigError("this checkpoint does not record its dataset, which the gate evaluates "
                           "on")
-    data = load_dataset(run.dataset, data_dir, in_channels=run.model.cfg.input_size[0],
+    data = load_dataset(run.dataset, data_dir, download, in_channels=run.model.cfg.input_size[0],
                         image_size=run.data_size)
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
     return data.train.pad_to(side), data.test.pad_to(side)
@@ -78,10 +86,11 @@ def compare_on_test(run: Run, variant: torch.nn.Module, test: ImageDataset,
 
 
 def build_variant(run: Run, precision: str, calibration: list[torch.Tensor],
-                  int8_backend: str = "auto", onnx_path: Path | None = None
-                  ) -> tuple[InferenceModel, dict]:
+                  int8_backend: str = "auto", onnx_path: Path | None = None,
+                  method: str = "compile") -> tuple[InferenceModel, dict]:
     """The run's model in ``precision`` (int8 calibrated on ``calibration``), and how it was made;
-    ``onnx_path``: ONNX Runtime's int8 file is written there (what `cnnzoo export --int8` ships)."""
+    ``onnx_path``: ONNX Runtime's int8 file is written there (what `cnnzoo export --int8` ships);
+    ``method``: how bf16 is prepared (``optimize_for_inference``'s; "eager" is autocast alone)."""
     model = run.model.eval()
     if precision == "int8" and onnx_path is not None:
         function = quantize_onnxruntime(model, calibration, onnx_path)
@@ -89,7 +98,8 @@ def build_variant(run: Run, precision: str, calibration: list[torch.Tensor],
     elif precision == "int8":
         function, how = quantize(model, calibration, int8_backend)
     else:
-        function = optimize_for_inference(model, calibration[0], precision=precision)
+        function = optimize_for_inference(model, calibration[0], precision=precision,
+                                          method=method)
         how = {}
     return InferenceModel(model, function, precision), how
 
@@ -138,3 +148,53 @@ def verdict(report: dict) -> str:
     if not report["pays"]:
         return line + "; refused: it does not pay on a model this small (--force keeps it)"
     return line + "; kept"
+
+
+def stored_verdicts(run_dir: Path | None) -> dict:
+    """The gate's last verdict per precision stored in ``run_dir`` ({} where none was)."""
+    path = None if run_dir is None else Path(run_dir) / GATE_FILE
+    return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+
+def store_verdict(run_dir: Path, report: dict) -> None:
+    """Record ``report`` as the run's verdict for its precision, beside the other precisions'."""
+    verdicts = {**stored_verdicts(run_dir), report["precision"]: report}
+    (Path(run_dir) / GATE_FILE).write_text(json.dumps(verdicts, indent=2) + "\n")
+
+
+FIGURES = ("fp32_top1", "top1", "top1_agreement_with_fp32", "accuracy_drop_points", "images",
+           "speedup_over_eager_fp32", "backend", "forced")
+
+
+def kept_model(run: Run, precision: str, *, data_dir: str | None = None, download: bool = True
+               ) -> tuple[InferenceModel, dict]:
+    """The run's model in ``precision`` (bf16 or int8) as the stored verdict kept it, and that
+    verdict's figures ({} for a bf16 never gated); a ``ConfigError`` saying what to do where there
+    is none. bf16 is autocast, only on hardware that runs it natively; int8 needs a kept verdict."""
+    device = next(run.model.parameters()).device
+    where = run.run_dir or "RUN_DIR"
+    if precision == "bf16" and inference_precision("bf16", device)[0] != "bf16":
+        raise ConfigError("--precision bf16: this CPU has no native bf16 (avx512_bf16 or AMX), so "
+                          "PyTorch would emulate it several times slower than fp32; use "
+                          "--precision fp32")
+    report = stored_verdicts(run.run_dir).get(precision)
+    if report is None and precision == "int8":
+        raise ConfigError(f"--precision int8: {run.name} has no int8 model kept by the accuracy "
+                          f"gate; run `cnnzoo eval {where} --precision int8` or `cnnzoo export "
+                          f"{where} --int8` first")
+    if report is not None and not report["kept"]:
+        why = ("it does not pay on a model this small" if report["keeps_accuracy"] else
+               f"it loses {report['accuracy_drop_points']:.2f} points of top-1")
+        raise ConfigError(f"--precision {precision}: the accuracy gate refused it for {run.name} "
+                          f"({why}); use --precision fp32, or keep it anyway with `cnnzoo eval "
+                          f"{where} --precision {precision} --force`")
+    if precision == "bf16":
+        example = torch.zeros(2, *run.model.cfg.input_size, device=device)
+        variant, _ = build_variant(run, "bf16", [example], method="eager")
+    elif report.get("file") and Path(report["file"]).is_file():
+        variant = InferenceModel(run.model.eval(), onnx_function(Path(report["file"])), "int8")
+    else:
+        train, _ = run_data(run, data_dir, download)
+        calibration = model_batches(run, train, report["calibration_images"], shuffle=True)
+        variant, _ = build_variant(run, "int8", calibration, report["backend"])
+    return variant, {key: report[key] for key in FIGURES if key in (report or {})}

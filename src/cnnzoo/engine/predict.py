@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from cnnzoo.data.dataset import pad_images
 from cnnzoo.engine.evaluate import log_probabilities
@@ -16,7 +17,7 @@ from cnnzoo.errors import NonFiniteOutputError
 
 @torch.no_grad()
 def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "center",
-                  prepare: bool = True) -> list[dict]:
+                  prepare: bool = True, model: nn.Module | None = None) -> list[dict]:
     """Class probabilities for each image file: [{"file", "predictions": [{"class", "index",
     "probability"}], "prepared": [steps], "warning": ...}].
 
@@ -34,7 +35,8 @@ def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "
     # pad as training did (e.g. 28 → 32 for LeNet-1998)
     images = pad_images(torch.stack([image for image, _ in decoded]), run.input.size)
     device = next(run.model.parameters()).device
-    log_probs = log_probabilities(run.model, images, run.input.eval_pipeline(views), device=device)
+    model = run.model if model is None else model
+    log_probs = log_probabilities(model, images, run.input.eval_pipeline(views), device=device)
     probabilities = log_probs.exp().cpu()
     broken = [str(path) for path,
               row in zip(paths, probabilities, strict=True) if not torch.isfinite(row).all()]

@@ -31,17 +31,21 @@ class Explorer:
     cache: ModelCache
     gate: InferenceGate
     run_code: bool = False  # runs imported with --code may be opened (their Python runs)
+    precision: str = "fp32"  # the predictions' precision (``serve.precision``); views stay fp32
 
 
 def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str | None = None,
-               hosts: tuple[str, ...] | None = None, run_code: bool = False):
+               hosts: tuple[str, ...] | None = None, run_code: bool = False,
+               precision: str = "fp32"):
     """The ASGI application: FastAPI (the page and the API, behind ``guard.Guard``: ``hosts`` are
     the host names it answers to, None for any) wrapped in ``BodyLimit``; ``.app`` is the
     FastAPI. ``run_code`` (``--run-code``) lets runs imported with ``--code`` load, which runs their
-    Python file; without it they are listed with the reason and never opened."""
+    Python file; without it they are listed with the reason and never opened. ``precision``: the
+    predictions' (``serve.precision``)."""
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
+    from cnnzoo.serve.precision import check_precision
     from cnnzoo.serve.routes import STATIC, router
 
     root = check_runs_dir(runs_dir)
@@ -49,7 +53,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
                   openapi_url="/api/openapi.json")
     cache = ModelCache(root, limits.max_models, data_dir, run_code=run_code)
     api.state.explorer = Explorer(root, limits, cache, InferenceGate(limits.max_inference),
-                                  run_code)
+                                  run_code, check_precision(precision))
     api.include_router(router)
     api.add_middleware(Guard, hosts=hosts)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -113,14 +117,16 @@ def use_threads(limits: Limits) -> None:
 
 
 def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
-          limits: Limits = Limits(), data_dir: str | None = None, run_code: bool = False) -> None:
+          limits: Limits = Limits(), data_dir: str | None = None, run_code: bool = False,
+          precision: str = "fp32") -> None:
     """Serve the explorer until Ctrl-C (uvicorn stops cleanly: open requests finish, then it
     returns)."""
     import uvicorn
 
     everywhere = host in ("0.0.0.0", "::", "")  # reached by names this process cannot know
     app = create_app(runs_dir, limits, data_dir=data_dir,
-                     hosts=None if everywhere else (*LOOPBACK, host), run_code=run_code)
+                     hosts=None if everywhere else (*LOOPBACK, host), run_code=run_code,
+                     precision=precision)
     sock = bind(host, port)
     use_threads(limits)
     if host not in LOOPBACK:

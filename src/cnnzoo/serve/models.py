@@ -32,6 +32,8 @@ class Entry:
     lock: threading.RLock = field(default_factory=threading.RLock)
     card: dict | None = None  # the model's description and per-layer summary, made on first use
     index: object = None  # index.NeighbourIndex, started on the first search
+    # (gate verdicts' stamp, the bf16/int8 model or None, the answer's fields): serve --precision
+    variant: tuple | None = None
 
 
 def _checkpoint(root: Path, name: str) -> Path:

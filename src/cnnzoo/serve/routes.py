@@ -165,12 +165,15 @@ async def _upload(request: Request) -> bytes | JSONResponse:
 
 def _predict(explorer, run: str, data: bytes, top_k: int, prepare: bool) -> dict:
     from cnnzoo.serve.explain import decode_upload, explain, prepare_upload
+    from cnnzoo.serve.precision import rescored
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
         raw, note = prepare_upload(entry, image, prepare)
-        return {"run": run, **explain(entry.subject, raw, top_k=top_k), **note}
+        answer = rescored(entry, raw, explain(entry.subject, raw, top_k=top_k), top_k=top_k,
+                          precision=explorer.precision, root=explorer.root)
+        return {"run": run, **answer, **note}
 
 
 @router.post("/api/runs/{run}/predict")
@@ -258,12 +261,14 @@ async def run_position(request: Request, run: str, stage: str = Query(..., max_l
 def _class_cam(explorer, run: str, data: bytes, target: int, layer: str | None,
                prepare: bool) -> dict:
     from cnnzoo.serve.explain import class_cam, decode_upload, prepare_upload
+    from cnnzoo.serve.precision import fp32_views
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
         raw, note = prepare_upload(entry, image, prepare)
-        return {"run": run, **class_cam(entry.subject, raw, target, layer), **note}
+        return {"run": run, **class_cam(entry.subject, raw, target, layer), **note,
+                **fp32_views(explorer.precision)}
 
 
 @router.post("/api/runs/{run}/cam")
@@ -280,13 +285,15 @@ async def run_cam(request: Request, run: str, class_index: int = Query(..., ge=0
 def _trust(explorer, run: str, data: bytes, target: int | None, layer: str | None,
            prepare: bool) -> dict:
     from cnnzoo.serve.explain import decode_upload, prepare_upload
+    from cnnzoo.serve.precision import fp32_views
     from cnnzoo.serve.trust import grad_cam_trust
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
         raw, note = prepare_upload(entry, image, prepare)
-        return {"run": run, **grad_cam_trust(entry.subject, raw, target, layer), **note}
+        return {"run": run, **grad_cam_trust(entry.subject, raw, target, layer), **note,
+                **fp32_views(explorer.precision)}
 
 
 @router.post("/api/runs/{run}/trust")
