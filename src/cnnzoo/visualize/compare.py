@@ -195,7 +195,8 @@ def build_report(comparison: Comparison, image: int) -> dict:
     }
 
 
-def _drawable(image: torch.Tensor) -> np.ndarray:
+def drawable(image: torch.Tensor) -> np.ndarray:
+    """A stored (C, H, W) test image as an array images are drawn from: (H, W) or (H, W, 3)."""
     return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
 
 
@@ -292,7 +293,7 @@ def _disagreement_row(
     for ax in axes[len(shown) :]:
         ax.axis("off")
     for ax, row in zip(axes, shown, strict=False):
-        show_image(ax, _drawable(images[row["index"]]))
+        show_image(ax, drawable(images[row["index"]]))
         ax.set_title(
             f"#{row['index']} {classes[row['true']]}\nA: {classes[row['a']]}\nB: "
             f"{classes[row['b']]}",
