@@ -93,11 +93,13 @@ def _pictures(comparison, image: int) -> dict:
     from cnnzoo.visualize.compare import drawable
     from cnnzoo.visualize.source import display_image, model_input
 
-    first = comparison.sides[0].run
+    first, sides = comparison.sides[0].run, comparison.sides
     shown = model_input(first, comparison.images[image][None])[0]
     return {
-        "kernels": [_kernels(side.run) for side in comparison.sides],
+        "kernels": [_kernels(side.run) for side in sides],
         "maps": {"image": image, "input": _png(display_image(shown, first).numpy()),
+                 "class": first.classes[int(comparison.labels[image])],
+                 "predicted": [first.classes[int(side.predicted[image])] for side in sides],
                  "runs": [_maps(side.run, comparison.images[image]) for side in comparison.sides]},
         "disagreements": [
             {"index": row["index"], "png": _png(drawable(comparison.images[row["index"]]))}
