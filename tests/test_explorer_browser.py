@@ -292,7 +292,7 @@ def test_the_compare_tab_shows_cnnzoo_compares_report(page, server, tmp_path):
     caption = shown.first.inner_text()
     marked = {answer: f"{'✓' if answer == first['true'] else '✗'} {answer}"
               for answer in (first["a"], first["b"])}
-    assert caption.split("\n") == [f"#{first['index']} {first['true']}",
+    assert caption.split("\n") == [f"#{first['index']}", f"true {first['true']}",
                                     f"A {marked[first['a']]}", f"B {marked[first['b']]}"]
     unloaded = "[...document.querySelectorAll('#comparison img')].filter(i => !i.naturalWidth)"
     page.wait_for_function(f"{unloaded}.length === 0")

@@ -99,7 +99,7 @@ function mapsPanel(report, label) {
     el("figcaption", {}, `${"AB"[i]} ${s.stage}`, el("br"),
       el("span", { class: "muted" }, s.shape.join("×"))))));
   return el("div", { class: "panel" },
-    el("h3", {}, `Test image #${maps.image} (${maps.class}; ${said}): feature maps in both`),
+    el("h3", {}, `Test image #${maps.image}, truly ${maps.class} (${said}): feature maps in both`),
     el("div", { class: "compare-figures" },
       el("figure", {}, img64(maps.input, "the test image", "maps"),
         el("figcaption", {}, "the image")), ...stages),
@@ -135,7 +135,7 @@ function disagreementFigure(row, png) {
   const figure = el("figure", { tabindex: "0", role: "button", "data-index": row.index,
     title: `open test image #${row.index} in the Explore tab` },
   img64(png, `test image #${row.index}, truly ${row.true}`),
-  el("figcaption", {}, el("strong", {}, `#${row.index} ${row.true}`), el("br"),
+  el("figcaption", {}, el("strong", {}, `#${row.index}`), el("br"), `true ${row.true}`, el("br"),
     el("span", { class: row.a === row.true ? "right" : "wrong" }, `A ${mark(row.a)}`), el("br"),
     el("span", { class: row.b === row.true ? "right" : "wrong" }, `B ${mark(row.b)}`)));
   const open = () => exploreTestImage(row.index);
