@@ -264,6 +264,51 @@ def test_training_tab_and_comparing_two_runs(page, server, tmp_path):
     page.click("#tabs button[data-tab='explore']")
 
 
+def test_the_compare_tab_shows_cnnzoo_compares_report(page, server, tmp_path):
+    """The tab shows GET /api/compare's report (itself `cnnzoo compare --json`, test_serve_compare):
+    its numbers, the tallies and one picture per disagreement; one click explores an image."""
+    page.click("#tabs button[data-tab='compare']")
+    page.select_option("#compare-a", "lenet5-a")
+    page.select_option("#compare-b", "lenet5-imported")  # no data set: a bare model
+    page.wait_for_selector("#comparison [data-role=compare-error]", timeout=60_000)
+    assert "lenet5 is a bare model, not a trained run" in page.inner_text("#comparison")
+    page.select_option("#compare-b", "lenet5bn-b")
+    page.wait_for_selector("#compare-disagreements .strip figure", timeout=60_000)
+    report = _api(server, "/api/compare?a=lenet5-a&b=lenet5bn-b")
+    a, b = report["runs"]
+    table = page.inner_text("#compare-table")
+    for value in (f"{a['test_top1']:.1%}", f"{b['test_top1']:.1%}", f"{a['params']:,}",
+                  f"{b['macs']:,}", "B: lenet5bn-b", "lenet5_bn"):
+        assert value in table
+    assert [page.locator(".compare-layers").nth(i).locator("tbody tr").count()
+            for i in range(2)] == [len(a["layers"]), len(b["layers"])]
+    tallies = page.locator("#compare-disagreements .tally").all_inner_texts()
+    assert [int(t.split()[0].replace(",", "")) for t in tallies] == [
+        report["both_right"], report["a_right"], report["b_right"],
+        report["both_wrong"] + report["both_wrong_alike"]]
+    shown = page.locator("#compare-disagreements .strip figure")
+    assert shown.count() == report["disagree"] == len(report["disagreements"]) > 0
+    first = report["disagreements"][0]
+    caption = shown.first.inner_text()
+    marked = {answer: f"{'✓' if answer == first['true'] else '✗'} {answer}"
+              for answer in (first["a"], first["b"])}
+    assert caption.split("\n") == [f"#{first['index']}", f"true {first['true']}",
+                                    f"A {marked[first['a']]}", f"B {marked[first['b']]}"]
+    unloaded = "[...document.querySelectorAll('#comparison img')].filter(i => !i.naturalWidth)"
+    page.wait_for_function(f"{unloaded}.length === 0")
+    assert page.locator("#comparison img.kernels").count() == 2
+    wide = page.evaluate("[...document.querySelectorAll('#compare *')].filter(e => "
+                         "e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX "
+                         "=== 'visible').map(e => e.id || e.className || e.tagName)")
+    assert wide == []  # nothing spills out of its box
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    shown.first.click()
+    page.wait_for_function("n => document.querySelector('#truth').textContent"
+                           ".startsWith(`test image #${n} `)", arg=first["index"])
+    assert page.locator("#explore").is_visible() and f"truly {first['true']}" in page.inner_text(
+        "#truth")
+
+
 def test_a_run_still_training_updates_live(page, browser_runs):
     card = page.locator("#runs li[data-run='live']")
     assert "training" in card.inner_text() and "1/2 epochs" in card.inner_text()

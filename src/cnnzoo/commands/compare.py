@@ -16,11 +16,6 @@ from cnnzoo.commands.viewing import finish
 SHOWN = 12  # disagreements listed in the markdown (the JSON has them all)
 
 
-def _names(a, b) -> list[str]:
-    """How the report calls the two runs: their model names, told apart when they are the same."""
-    return [a.name, b.name] if a.name != b.name else [f"{a.name} (A)", f"{b.name} (B)"]
-
-
 def _default_out(a, b) -> Path:
     def label(run) -> str:
         return run.run_dir.name if run.run_dir else run.checkpoint.stem
@@ -39,76 +34,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     a, b = load_run(args.run_a), load_run(args.run_b)
     c.check_comparable(a, b)
-    sides, labels, images = [], None, None
-    for run in (a, b):
-        test = load_data(run, args.data_dir).test
-        predicted, truth = c.test_predictions(run, test)
-        if labels is not None and not labels.equal(truth):
-            raise ConfigError(
-                f"the two runs read {run.dataset}'s test set differently (other images or order); "
-                "compare needs the same test images"
-            )
-        labels, images = truth, test.images.cpu() if images is None else images
-        history = rundir.read_metrics(run.run_dir) if run.run_dir else []
-        sides.append(c.Side(run, history, predicted, c.layer_table(run)))
-    if args.image >= len(labels):
-        raise ConfigError(f"--image {args.image}: the test set has {len(labels):,} images")
-    names = _names(a, b)
-    rows = c.disagreements(sides[0].predicted, sides[1].predicted, labels)
+    runs = (a, b)
+    tests = tuple(load_data(run, args.data_dir).test for run in runs)
+    histories = tuple(rundir.read_metrics(run.run_dir) if run.run_dir else [] for run in runs)
+    if args.image >= len(tests[0].images):
+        raise ConfigError(f"--image {args.image}: the test set has {len(tests[0].images):,} images")
+    comparison = c.compare_runs(a, b, tests, histories)
+    names = comparison.names
     out = Path(args.out) if args.out else _default_out(a, b)
     figure = c.draw_comparison(
-        sides,
+        comparison.sides,
         names,
-        rows,
-        images,
+        comparison.rows,
+        comparison.images,
         image=args.image,
         count=args.count,
         title=f"{names[0]} and {names[1]} on {a.dataset}",
     )
     picture = save(figure, out / "compare.png")
-    report = _report(sides, names, rows, labels, args.image)
+    report = c.build_report(comparison, args.image)
     markdown = out / "compare.md"
-    rundir.write_text(markdown, _markdown(report, sides, names, picture.name))
+    rundir.write_text(markdown, _markdown(report, names, picture.name))
     return finish(args, {**report, "wrote": [str(markdown), str(picture)]}, started)
 
 
-def _report(sides, names: list[str], rows: list[dict], labels, image: int) -> dict:
-    from cnnzoo.visualize.compare import tally
-
-    classes = sides[0].run.classes
-    runs = []
-    for side, name in zip(sides, names, strict=True):
-        best = max((row["test_top1"] for row in side.history), default=None)
-        runs.append(
-            {
-                "name": name,
-                "model": side.run.name,
-                "checkpoint": str(side.run.checkpoint),
-                "test_top1": int((side.predicted == labels).sum()) / len(labels),
-                "best_epoch_top1": best,
-                "epochs": len(side.history),
-                "train_seconds": sum(row["epoch_seconds"] for row in side.history),
-                "params": side.params,
-                "macs": side.macs,
-                "layers": side.layers,
-            }
-        )
-    named = [
-        {**row, "true": classes[row["true"]], "a": classes[row["a"]], "b": classes[row["b"]]}
-        for row in rows
-    ]
-    return {
-        "dataset": sides[0].run.dataset,
-        "test_images": len(labels),
-        "image": image,
-        "runs": runs,
-        "disagree": len(rows),
-        **tally(rows),
-        "disagreements": named,
-    }
-
-
-def _markdown(report: dict, sides, names: list[str], picture: str) -> str:
+def _markdown(report: dict, names: list[str], picture: str) -> str:
     a, b = report["runs"]
     lines = [
         f"# {names[0]} and {names[1]} on {report['dataset']}",
@@ -142,7 +92,8 @@ def _markdown(report: dict, sides, names: list[str], picture: str) -> str:
         f"## Where they disagree: {report['disagree']:,} of {report['test_images']:,} test images",
         "",
         f"{names[0]} right: {report['a_right']:,}; {names[1]} right: {report['b_right']:,}; both "
-        f"wrong: {report['both_wrong']:,}.",
+        f"wrong: {report['both_wrong']:,}. They agree on the others: both right on "
+        f"{report['both_right']:,}, both wrong alike on {report['both_wrong_alike']:,}.",
         "",
         f"| test image | true class | {names[0]} | {names[1]} |",
         "|---:|---|---|---|",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.serve.comparison import ComparisonCache
 from cnnzoo.serve.guard import Guard
 from cnnzoo.serve.limits import BodyLimit, InferenceGate, Limits
 from cnnzoo.serve.models import ModelCache
@@ -32,6 +33,7 @@ class Explorer:
     gate: InferenceGate
     run_code: bool = False  # runs imported with --code may be opened (their Python runs)
     precision: str = "fp32"  # the predictions' precision (``serve.precision``); views stay fp32
+    comparisons: ComparisonCache = field(default_factory=ComparisonCache)  # /api/compare's
 
 
 def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str | None = None,

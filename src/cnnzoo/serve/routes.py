@@ -18,6 +18,8 @@ inference gate (503 when every slot is busy). Errors come back as ``{"detail": m
 | ``POST /api/runs/{run}/trust`` | ``?class_index=&layer=``: can its Grad-CAM be trusted? the |
 |  | verdict of ``cnnzoo show trust`` with its figures (seconds of work) |
 | ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
+| ``GET /api/compare`` | ``?a=RUN&b=RUN``: ``cnnzoo compare A B --json``'s report, with |
+|  | kernels, one image's maps and the disagreeing images (422: not comparable) |
 
 The POST routes prepare the image as ``cnnzoo predict`` does and say how (``prepared``,
 ``warning``); ``?prepare=false`` uses the pixels as they are (``--no-prepare``).
@@ -307,3 +309,17 @@ async def run_trust(request: Request, run: str,
     if isinstance(data, JSONResponse):
         return data
     return await _guarded(request, _trust, run, data, class_index, layer, prepare)
+
+
+def _compare(explorer, a: str, b: str, image: int) -> dict:
+    from cnnzoo.serve.comparison import compare
+
+    return compare(explorer, a, b, image)
+
+
+@router.get("/api/compare")
+async def compare_runs(request: Request, a: str = Query(..., max_length=200),
+                       b: str = Query(..., max_length=200),
+                       image: int = Query(0, ge=0, le=10**7)):
+    """Two runs as ``cnnzoo compare`` reports them (seconds of work the first time; kept after)."""
+    return await _guarded(request, _compare, a, b, image)

@@ -121,7 +121,82 @@ def tally(rows: list[dict]) -> dict:
     }
 
 
-def _drawable(image: torch.Tensor) -> np.ndarray:
+def run_names(a: Run, b: Run) -> list[str]:
+    """How the report calls the two runs: their model names, told apart when they are the same."""
+    return [a.name, b.name] if a.name != b.name else [f"{a.name} (A)", f"{b.name} (B)"]
+
+
+@dataclass
+class Comparison:
+    """Two runs' predictions on one test set: what the report, the figure and the explorer show."""
+
+    sides: list[Side]
+    names: list[str]
+    rows: list[dict]  # ``disagreements``
+    labels: torch.Tensor  # (N,) true class per test image
+    images: torch.Tensor  # (N, C, H, W) uint8 test images, as stored
+
+
+def compare_runs(a: Run, b: Run, tests: tuple, histories: tuple) -> Comparison:
+    """Both runs' predictions on their test sets (``tests``: one per run, the same images in the
+    same order, else a ``ConfigError``) with their metrics.csv rows (``histories``)."""
+    check_comparable(a, b)
+    sides, labels = [], None
+    for run, test, history in zip((a, b), tests, histories, strict=True):
+        predicted, truth = test_predictions(run, test)
+        if labels is not None and not labels.equal(truth):
+            raise ConfigError(
+                f"the two runs read {run.dataset}'s test set differently (other images or order); "
+                "compare needs the same test images"
+            )
+        labels = truth
+        sides.append(Side(run, history, predicted, layer_table(run)))
+    rows = disagreements(sides[0].predicted, sides[1].predicted, labels)
+    return Comparison(sides, run_names(a, b), rows, labels, tests[0].images.cpu())
+
+
+def build_report(comparison: Comparison, image: int) -> dict:
+    """The numbers of ``cnnzoo compare --json``: each run's accuracy, cost and layers, how the test
+    images split between the two, and every disagreement with its class names."""
+    sides, labels, rows = comparison.sides, comparison.labels, comparison.rows
+    classes = sides[0].run.classes
+    runs = []
+    for side, name in zip(sides, comparison.names, strict=True):
+        best = max((row["test_top1"] for row in side.history), default=None)
+        runs.append({
+            "name": name,
+            "model": side.run.name,
+            "checkpoint": str(side.run.checkpoint),
+            "test_top1": int((side.predicted == labels).sum()) / len(labels),
+            "best_epoch_top1": best,
+            "epochs": len(side.history),
+            "train_seconds": sum(row["epoch_seconds"] for row in side.history),
+            "params": side.params,
+            "macs": side.macs,
+            "layers": side.layers,
+        })
+    a, b = (side.predicted for side in sides)
+    agree = a == b
+    named = [
+        {**row, "true": classes[row["true"]], "a": classes[row["a"]], "b": classes[row["b"]]}
+        for row in rows
+    ]
+    return {
+        "dataset": sides[0].run.dataset,
+        "test_images": len(labels),
+        "image": image,
+        "runs": runs,
+        "disagree": len(rows),
+        **tally(rows),
+        # the images they agree on: both right, or both wrong with the same answer
+        "both_right": int((agree & (a == labels)).sum()),
+        "both_wrong_alike": int((agree & (a != labels)).sum()),
+        "disagreements": named,
+    }
+
+
+def drawable(image: torch.Tensor) -> np.ndarray:
+    """A stored (C, H, W) test image as an array images are drawn from: (H, W) or (H, W, 3)."""
     return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
 
 
@@ -218,7 +293,7 @@ def _disagreement_row(
     for ax in axes[len(shown) :]:
         ax.axis("off")
     for ax, row in zip(axes, shown, strict=False):
-        show_image(ax, _drawable(images[row["index"]]))
+        show_image(ax, drawable(images[row["index"]]))
         ax.set_title(
             f"#{row['index']} {classes[row['true']]}\nA: {classes[row['a']]}\nB: "
             f"{classes[row['b']]}",

@@ -83,6 +83,8 @@ async function renderCompare() {
   // two quick choices: the answers can come back in either order
   const ticket = ++state.compareSeq;
   const names = [$("#compare-a").value, $("#compare-b").value].filter(Boolean);
+  $("#compare-table").dataset.source = "";
+  loadComparison(names, ticket);  // compare's report (comparison.js): seconds the first time
   const runs = await Promise.all(names.map((n) => api(`/api/runs/${encodeURIComponent(n)}`)));
   if (ticket !== state.compareSeq) return;  // a newer choice is being drawn
   const label = (r, i) => `${"AB"[i]}: ${r.name}`;
@@ -102,6 +104,7 @@ async function renderCompare() {
     ["parameters", ...runs.map((r) => thousands(r.summary.params))],
     ["training time",
       ...runs.map((r) => (r.summary.train_seconds ? `${r.summary.train_seconds} s` : "–"))]];
+  if ($("#compare-table").dataset.source === "report") return;  // the report's table came first
   $("#compare-table").replaceChildren(...rows.map((row, i) => el("tr", {},
     ...row.map((cell) => el(i ? "td" : "th", {}, cell)))));
 }
