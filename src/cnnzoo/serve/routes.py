@@ -18,6 +18,8 @@ inference gate (503 when every slot is busy). Errors come back as ``{"detail": m
 | ``POST /api/runs/{run}/trust`` | ``?class_index=&layer=``: can its Grad-CAM be trusted? the |
 |  | verdict of ``cnnzoo show trust`` with its figures (seconds of work) |
 | ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
+| ``GET /api/runs/{run}/units``, ``POST …/features``, ``POST …/patches`` | the Units tab: |
+|  | ``show features`` and ``show patches`` (in ``unit_routes``) |
 
 The POST routes prepare the image as ``cnnzoo predict`` does and say how (``prepared``,
 ``warning``); ``?prepare=false`` uses the pixels as they are (``--no-prepare``).
