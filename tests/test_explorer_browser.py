@@ -598,3 +598,63 @@ def test_an_imported_run_shows_its_maps_and_the_verdict_beside_its_grad_cam(page
     assert page.locator("#trust").inner_text() == ""  # the verdict went with its image's run
     _select(page, "own-code")
     assert "--run-code" in page.inner_text("#run-error")
+
+
+def test_the_units_tab_synthesises_a_layer_finds_its_patches_and_sends_a_class_to_explore(
+        page, server, tmp_path):
+    """The Units tab offers the commands' layers (classes first), shows the synthesised classes with
+    what POST /features computed, and a class's image clicked is classified in the Explore tab as
+    POST /predict classifies the same pixels as they are; a spatial stage gets its top patches, a
+    fully connected one cannot."""
+    _select(page, "lenet5-a")
+    page.click("#tabs button[data-tab='units']")
+    page.wait_for_selector("#units-layer option", state="attached")
+    offered = _api(server, "/api/runs/lenet5-a/units")
+    options = page.locator("#units-layer option").evaluate_all("os => os.map(o => o.value)")
+    assert options == offered["features"] and page.input_value("#units-layer") == "classes"
+    page.click("#units-synthesise")
+    page.wait_for_selector("#units-features-status .units-spinner")  # it says it is working
+    page.wait_for_selector("#units-features figure", timeout=120_000)
+    figures = page.locator("#units-features figure")
+    classes = _api(server, "/api/runs/lenet5-a/model")["classes"]
+    assert figures.evaluate_all("fs => fs.map(f => f.querySelector('strong').textContent)") == \
+        classes
+    page.wait_for_function("[...document.querySelectorAll('#units-features img')]"
+                           ".every(i => i.complete && i.naturalWidth === 28)")  # at input size
+    assert page.evaluate(OVERFLOW) <= 0
+    page.set_viewport_size({"width": 1366, "height": 1100})
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-units-features.png"))
+    assert "10 classes (logits), 128 steps, seed 0" in page.inner_text(
+        "#units-features-status")
+    chosen = figures.nth(3)
+    png = base64.b64decode(chosen.locator("img").get_attribute("src").split(",", 1)[1])
+    expected = _api(server, "/api/runs/lenet5-a/predict?prepare=false", png)
+    chosen.click()
+    page.wait_for_function("document.querySelector('#truth').textContent.includes('synthesised "
+                           f"for {classes[3]}')")
+    assert page.locator("#explore").is_visible() and not page.is_checked("#prepare")
+    shown = page.locator("#topk .prob").all_inner_texts()
+    assert page.inner_text("#topk li.top .label") == expected["top_k"][0]["class"]
+    assert shown == [f"{p['probability'] * 100:.1f}%" for p in expected["top_k"]]
+    page.check("#prepare")  # as the other tests expect it
+    page.click("#tabs button[data-tab='units']")
+    page.select_option("#units-layer", "F6")
+    assert page.is_disabled("#units-find-patches")
+    assert "C1, S2, C3, S4" in page.inner_text("#units-patches-status")
+    page.select_option("#units-layer", "C3")
+    page.click("#units-find-patches")
+    page.wait_for_selector("#units-patches .patch-unit", timeout=120_000)
+    assert page.locator("#units-patches .patch-unit").count() == 16  # C3's 16 channels
+    values = page.locator("#units-patches .patch-unit").first.locator("figure").evaluate_all(
+        "fs => fs.map(f => Number(f.dataset.value))")
+    assert len(values) == 9 and values == sorted(values, reverse=True)
+    assert "14×14 receptive field" in page.inner_text("#units-patches-status")
+    page.click("#units-synthesise")  # C3's hidden units: each beside the test set's mean and max
+    page.wait_for_function("document.querySelectorAll('#units-features figure').length === 16",
+                           timeout=120_000)
+    first = page.inner_text("#units-features figure >> nth=0")
+    assert first.startswith("unit 0\nactivation ") and "test mean " in first and "max " in first
+    assert page.evaluate(OVERFLOW) <= 0
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-units-patches.png"), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+    page.click("#tabs button[data-tab='explore']")

@@ -36,12 +36,6 @@ def _test_inputs(run, data_dir, count: int, batch: int = 500):
     return [model_input(run, chunk) for chunk in images.split(batch)]
 
 
-def _unit_labels(run, result: dict) -> list[str]:
-    if result["layer"] == "classes":
-        return [run.classes[u] for u in result["units"]]
-    return [f"unit {u}" for u in result["units"]]
-
-
 def _save_inputs(result: dict, labels: list[str], folder: Path) -> list[str]:
     """Each synthesised image as its own PNG at the model's input size: ready for ``cnnzoo predict
     --no-prepare``.
@@ -89,7 +83,7 @@ def _synthesise(run, args: argparse.Namespace, progress: TaskProgress):
 
 def cmd_features(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.drawing import save
-    from cnnzoo.visualize.features import dataset_statistics, draw_features
+    from cnnzoo.visualize.features import dataset_statistics, draw_features, unit_labels
 
     started = time.perf_counter()
     run, out = open_source(args)
@@ -98,7 +92,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         TaskProgress("features", stream=io.StringIO() if args.quiet else None)
     )
     result = _synthesise(run, args, progress)
-    labels = _unit_labels(run, result)
+    labels = unit_labels(run.classes, result)
     module = None if result["module"] == "logits" else result["module"]
     progress.stage("loading the test images")
     batches = _test_inputs(run, args.data_dir, args.test_images)
@@ -153,7 +147,7 @@ def cmd_patches(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.drawing import save
     from cnnzoo.visualize.features import as_drawable
     from cnnzoo.visualize.layers import resolve_layers
-    from cnnzoo.visualize.source import load_data, model_input
+    from cnnzoo.visualize.source import load_data, model_input, model_input_pixels
 
     started = time.perf_counter()
     run, out = open_source(args)
@@ -196,18 +190,6 @@ def cmd_patches(args: argparse.Namespace) -> int:
         },
         started,
     )
-
-
-def model_input_pixels(run, raw):
-    """uint8 test images as the model sees them (padded, resized), back in uint8 for drawing."""
-    import torch
-
-    from cnnzoo.visualize.source import model_input
-
-    mean = torch.tensor(run.input.mean).view(1, -1, 1, 1)
-    std = torch.tensor(run.input.std).view(1, -1, 1, 1)
-    pixels = (model_input(run, raw) * std + mean).clamp(0, 1)
-    return (pixels * 255).round().to(torch.uint8)
 
 
 def cmd_occlusion(args: argparse.Namespace) -> int:

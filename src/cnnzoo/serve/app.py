@@ -49,6 +49,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
 
     from cnnzoo.serve.precision import check_precision
     from cnnzoo.serve.routes import STATIC, router
+    from cnnzoo.serve.unit_routes import router as unit_router
 
     root = check_runs_dir(runs_dir)
     api = FastAPI(title="cnnzoo explorer", docs_url=None, redoc_url=None,
@@ -57,6 +58,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
     api.state.explorer = Explorer(root, limits, cache, InferenceGate(limits.max_inference),
                                   run_code, check_precision(precision))
     api.include_router(router)
+    api.include_router(unit_router)  # the Units tab: show features and show patches
     api.add_middleware(Guard, hosts=hosts)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return BodyLimit(api, limit=limits.max_upload_bytes, timeout=limits.body_timeout,

@@ -20,6 +20,8 @@ inference gate (503 when every slot is busy). Errors come back as ``{"detail": m
 | ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
 | ``GET /api/compare`` | ``?a=RUN&b=RUN``: ``cnnzoo compare A B --json``'s report, with |
 |  | kernels, one image's maps and the disagreeing images (422: not comparable) |
+| ``GET /api/runs/{run}/units``, ``POST …/features``, ``POST …/patches`` | the Units tab: |
+|  | ``show features`` and ``show patches`` (in ``unit_routes``) |
 
 The POST routes prepare the image as ``cnnzoo predict`` does and say how (``prepared``,
 ``warning``); ``?prepare=false`` uses the pixels as they are (``--no-prepare``).

@@ -194,10 +194,20 @@ def resolve_target(model: nn.Module, layer: str | None) -> tuple[str, str | None
     c, side, _ = model.cfg.input_size
     if layer in (None, CLASSES):
         return CLASSES, None, model.cfg.num_classes
-    path = resolve_layers(model, [layer])[layer]
+    try:
+        path = resolve_layers(model, [layer])[layer]
+    except ConfigError as error:
+        raise ConfigError(f"{error}, or {CLASSES!r} for the output layer") from None
     with torch.no_grad():
         units = layer_values(model, torch.zeros(1, c, side, side), path).shape[1]
     return layer, path, units
+
+
+def unit_labels(classes: list[str], result: dict) -> list[str]:
+    """What each synthesised image is called: its class for the output layer, else "unit N"."""
+    if result["layer"] == CLASSES:
+        return [classes[u] for u in result["units"]]
+    return [f"unit {u}" for u in result["units"]]
 
 
 def _normaliser(mean: list[float], std: list[float]) -> Callable[[torch.Tensor], torch.Tensor]:

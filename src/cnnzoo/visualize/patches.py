@@ -21,6 +21,7 @@ from torch import nn
 from cnnzoo.errors import ConfigError
 from cnnzoo.inspect.summary import summary
 from cnnzoo.visualize.activations import activations
+from cnnzoo.visualize.layers import default_stages
 
 TOP = 9  # patches per unit, a 3×3 block as in Zeiler & Fergus
 
@@ -36,10 +37,22 @@ def field_of(model: nn.Module, path: str) -> tuple[int, int, int]:
     if not inside or inside[-1].receptive_field is None:
         raise ConfigError(
             f"{path} of {model.cfg.name} is not a spatial map (it has no receptive field); choose "
-            "a convolutional stage"
+            f"a convolutional stage: {', '.join(spatial_stages(model))}"
         )
     last = inside[-1]
     return last.receptive_field, last.jump, last.rf_start
+
+
+def spatial_stages(model: nn.Module) -> list[str]:
+    """The stages whose output is a spatial map (those with a receptive field): the layers
+    ``show patches`` accepts by stage name."""
+    rows = summary(model).layers
+    spatial = []
+    for name, path in default_stages(model).items():
+        inside = [row for row in rows if row.name == path or row.name.startswith(path + ".")]
+        if inside and inside[-1].receptive_field is not None:
+            spatial.append(name)
+    return spatial
 
 
 def window(field: tuple[int, int, int], i: int, j: int) -> tuple[int, int]:
@@ -60,7 +73,8 @@ def top_patches(
     for x in batches:
         maps = activations(model, x, [path])[path]  # (N, C, h, w)
         if maps.dim() != 4:
-            raise ConfigError(f"{layer} is not a spatial map; choose a convolutional stage")
+            raise ConfigError(f"{layer} of {model.cfg.name} is not a spatial map; choose a "
+                              f"convolutional stage: {', '.join(spatial_stages(model))}")
         values, places = maps.flatten(2).max(2)  # each image's strongest response per channel
         best_values.append(values)
         best_places.append(places)

@@ -22,6 +22,14 @@ def model_input(run: Run, images: torch.Tensor) -> torch.Tensor:
     return run.input.eval_pipeline("center")(images)[0]
 
 
+def model_input_pixels(run: Run, raw: torch.Tensor) -> torch.Tensor:
+    """uint8 test images as the model sees them (padded, resized), back in uint8 for drawing."""
+    mean = torch.tensor(run.input.mean).view(1, -1, 1, 1)
+    std = torch.tensor(run.input.std).view(1, -1, 1, 1)
+    pixels = (model_input(run, raw) * std + mean).clamp(0, 1)
+    return (pixels * 255).round().to(torch.uint8)
+
+
 def load_input(run: Run, image: str | Path,
                prepare: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """An image file as (uint8 (C, s, s) at the training images' size, float (1, C, S, S) model

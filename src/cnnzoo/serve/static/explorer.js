@@ -101,6 +101,7 @@ async function selectRun(name) {
   $("#run-title").textContent = `${name}: ${run.model || "?"} on ${run.dataset || "?"}`;
   showError("");
   clearResults();
+  resetUnits();  // units.js
   loadDetails();
   state.waiting = !run.has_checkpoint && !run.closed;
   if (run.closed) { showError(`${name} is not opened: ${run.closed}`); return; }
