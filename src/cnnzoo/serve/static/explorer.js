@@ -186,6 +186,7 @@ async function randomTestImage() {
 // ---- prediction ---------------------------------------------------------------------------------
 function clearResults() {
   clearTrust();
+  clearOcclusion();
   for (const id of ["#topk", "#stages", "#neighbours"]) $(id).replaceChildren();
   for (const id of ["#seen", "#cam"]) {
     const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height);
@@ -245,6 +246,7 @@ function renderPrediction(result) {
   $("#prepared").textContent = `prepared: ${steps}`;
   if (result.warning) $("#prepared").textContent += ` ⚠ ${result.warning}`;
   clearTrust();
+  clearOcclusion();
   renderStages(result);
   renderSoftmax(result.softmax, state.model?.classes || []);
   fillCamChoices(result);
@@ -359,5 +361,6 @@ setupPositions();
 setupConvolution();
 setupCamChoices();
 setupTrust();
+setupOcclusion();
 refreshRuns().catch((error) => showError(error.message));
 setInterval(() => refreshRuns(false).catch(() => {}), 3000);
