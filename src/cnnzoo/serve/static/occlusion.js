@@ -92,6 +92,9 @@ function renderOcclusion(answer) {
   }
 }
 
+const occlusionAsked = () => [$("#prepare").checked, $("#cam-class").value,
+  $("#cam-layer").value].join("|");
+
 async function runOcclusion() {
   const box = $("#occlusion");
   if (!state.blob || !state.run) {
@@ -103,14 +106,15 @@ async function runOcclusion() {
   if ($("#cam-layer").value) params.set("layer", $("#cam-layer").value);
   const form = new FormData();
   form.append("image", state.blob, state.blob.name || "image.png");
-  const seq = state.seq, button = $("#occlusion-run");
+  const seq = state.seq, button = $("#occlusion-run"), asked = occlusionAsked();
   button.disabled = true;
   clearOcclusion();
   box.textContent = "occluding: sliding a grey square over the image, a forward pass per place…";
   try {
     const answer = await api(`/api/runs/${encodeURIComponent(state.run)}/occlusion?${params}`,
       { method: "POST", body: form });
-    if (seq === state.seq) renderOcclusion(answer);
+    // drawn only if the image, class and layer are still those asked about
+    if (seq === state.seq && occlusionAsked() === asked) renderOcclusion(answer);
   } catch (error) {
     if (seq === state.seq) box.textContent = error.message;
   } finally { button.disabled = false; }
