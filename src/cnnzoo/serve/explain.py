@@ -90,6 +90,13 @@ def uint8_base64(values: np.ndarray) -> dict:
             "max": np.round(high, 5).tolist()}
 
 
+def float32_base64(values: torch.Tensor | np.ndarray) -> dict:
+    """Values exactly, as {"shape", "data": base64 of float32 little-endian in C order}: for what a
+    client compares with a file or a command, not only draws."""
+    array = np.ascontiguousarray(np.asarray(values, dtype="<f4"))
+    return {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode()}
+
+
 def _stage_layers(model: nn.Module, stages: dict[str, str]) -> dict[str,
                                                                     list[tuple[str, nn.Module]]]:
     """Per stage, the convolutions and pools among the leaf modules that run from the previous

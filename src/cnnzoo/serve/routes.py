@@ -17,6 +17,11 @@ inference gate (503 when every slot is busy). Errors come back as ``{"detail": m
 | ``POST /api/runs/{run}/cam`` | ``?class_index=&layer=``: Grad-CAM for any class at any stage |
 | ``POST /api/runs/{run}/trust`` | ``?class_index=&layer=``: can its Grad-CAM be trusted? the |
 |  | verdict of ``cnnzoo show trust`` with its figures (seconds of work) |
+| ``POST /api/runs/{run}/occlusion`` | ``?class_index=&layer=``: ``cnnzoo show occlusion``'s map |
+|  | and its rank correlation with Grad-CAM (a second or more of work) |
+| ``GET /api/runs/{run}/snapshots`` | the epochs ``train --snapshots`` kept (none: how to get |
+|  | them) |
+| ``GET /api/runs/{run}/snapshots/{epoch}`` | one epoch's first-layer kernels and probe maps |
 | ``GET /api/runs/{run}/index`` | the neighbour index's progress: state, done, total, seconds |
 | ``GET /api/compare`` | ``?a=RUN&b=RUN``: ``cnnzoo compare A B --json``'s report, with |
 |  | kernels, one image's maps and the disagreeing images (422: not comparable) |
@@ -33,6 +38,7 @@ import re
 from pathlib import Path
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
@@ -325,3 +331,42 @@ async def compare_runs(request: Request, a: str = Query(..., max_length=200),
                        image: int = Query(0, ge=0, le=10**7)):
     """Two runs as ``cnnzoo compare`` reports them (seconds of work the first time; kept after)."""
     return await _guarded(request, _compare, a, b, image)
+
+
+def _occlusion(explorer, run: str, data: bytes, target: int | None, layer: str | None,
+               prepare: bool) -> dict:
+    from cnnzoo.serve.explain import decode_upload, prepare_upload
+    from cnnzoo.serve.occlusion import occlusion
+
+    image = decode_upload(data, explorer.limits.max_image_pixels)
+    entry = explorer.cache.get(run)
+    with entry.lock:
+        raw, note = prepare_upload(entry, image, prepare)
+        return {"run": run, **occlusion(entry.subject, raw, target, layer), **note}
+
+
+@router.post("/api/runs/{run}/occlusion")
+async def run_occlusion(request: Request, run: str,
+                        class_index: int | None = Query(None, ge=0, le=10**6),
+                        layer: str | None = Query(None, max_length=200), prepare: bool = True):
+    """``cnnzoo show occlusion`` for the image: the probability drop under a grey square beside
+    Grad-CAM at ``layer`` for the class (the predicted one unless ``class_index``), and their ρ."""
+    missing = _plain(request, runs.run_path, run)
+    data = missing if isinstance(missing, JSONResponse) else await _upload(request)
+    if isinstance(data, JSONResponse):
+        return data
+    return await _guarded(request, _occlusion, run, data, class_index, layer, prepare)
+
+
+@router.get("/api/runs/{run}/snapshots")
+def run_snapshots(request: Request, run: str):
+    from cnnzoo.serve.timeline import snapshot_list
+
+    return _plain(request, snapshot_list, run)
+
+
+@router.get("/api/runs/{run}/snapshots/{epoch}")
+def run_snapshot(request: Request, run: str, epoch: int = PathParam(..., ge=0, le=10**6)):
+    from cnnzoo.serve.timeline import snapshot_view
+
+    return _plain(request, snapshot_view, run, epoch)

@@ -71,6 +71,7 @@ function lineChart(canvas, series, opts = {}) {
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter((v) => Number.isFinite(v));
   const ctx = canvas.getContext("2d");
+  canvas.chartFrame = null;  // where epochs and values fall, for marks drawn later (timeline.js)
   if (!ys.length) {
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     ctx.font = FONT; ctx.fillStyle = "#666"; ctx.textAlign = "center";
@@ -100,6 +101,7 @@ function lineChart(canvas, series, opts = {}) {
   }
   f.ctx.lineWidth = 1;
   legend(f.ctx, series, f.m.left, 12);
+  canvas.chartFrame = f;
 }
 
 // groups: [{label, colour, values: [...] (one per category)}]

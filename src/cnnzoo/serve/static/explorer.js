@@ -187,6 +187,7 @@ async function randomTestImage() {
 // ---- prediction ---------------------------------------------------------------------------------
 function clearResults() {
   clearTrust();
+  clearOcclusion();
   for (const id of ["#topk", "#stages", "#neighbours"]) $(id).replaceChildren();
   for (const id of ["#seen", "#cam"]) {
     const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height);
@@ -246,6 +247,7 @@ function renderPrediction(result) {
   $("#prepared").textContent = `prepared: ${steps}`;
   if (result.warning) $("#prepared").textContent += ` ⚠ ${result.warning}`;
   clearTrust();
+  clearOcclusion();
   renderStages(result);
   renderSoftmax(result.softmax, state.model?.classes || []);
   fillCamChoices(result);
@@ -360,5 +362,6 @@ setupPositions();
 setupConvolution();
 setupCamChoices();
 setupTrust();
+setupOcclusion();
 refreshRuns().catch((error) => showError(error.message));
 setInterval(() => refreshRuns(false).catch(() => {}), 3000);

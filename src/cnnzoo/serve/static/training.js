@@ -40,6 +40,7 @@ function renderTraining(d) {
   $("#confusion").replaceChildren(d.figures.includes("confusion.png")
     ? confusionImage(d)
     : el("p", { class: "muted" }, "written when training ends"));
+  renderTimeline(d);
 }
 
 // The confusion matrix's numbers are 7 pt at 110 dpi (10.7 px at the PNG's own size): shown at
