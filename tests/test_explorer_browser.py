@@ -260,7 +260,7 @@ def test_training_tab_and_comparing_two_runs(page, server, tmp_path):
     table = page.inner_text("#compare-table")
     assert "A: lenet5-a" in table and "lenet5_bn" in table
     assert page.evaluate(UNPAINTED, "#compare canvas.chart") == []
-    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-compare.png"), full_page=True)
     page.click("#tabs button[data-tab='explore']")
 
 
@@ -301,7 +301,7 @@ def test_the_compare_tab_shows_cnnzoo_compares_report(page, server, tmp_path):
                          "e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX "
                          "=== 'visible').map(e => e.id || e.className || e.tagName)")
     assert wide == []  # nothing spills out of its box
-    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-compare.png"), full_page=True)
     shown.first.click()
     page.wait_for_function("n => document.querySelector('#truth').textContent"
                            ".startsWith(`test image #${n} `)", arg=first["index"])

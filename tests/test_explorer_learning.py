@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 
 browser = pytest.importorskip("test_explorer_browser")  # skips as it does without Chromium
-_api, _select = browser._api, browser._select
+_api, _select, _shots = browser._api, browser._select, browser._shots
 # its fixtures, run here on this module's browser_runs
 page, playwright, server = browser.page, browser.playwright, browser.server
-
-SHOTS = Path("/tmp")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +68,7 @@ def _expected_kernel_pixels(page, kernels: np.ndarray) -> np.ndarray:
     return np.concatenate([lut[scaled], np.full((*scaled.shape, 1), 255, np.uint8)], -1)
 
 
-def test_the_slider_shows_each_epochs_kernels_and_marks_it_on_the_chart(page, server):
+def test_the_slider_shows_each_epochs_kernels_and_marks_it_on_the_chart(page, server, tmp_path):
     import base64
 
     _select(page, "timeline")
@@ -101,7 +99,7 @@ def test_the_slider_shows_each_epochs_kernels_and_marks_it_on_the_chart(page, se
     page.wait_for_selector("#timeline-probes button.chosen:nth-child(2)")
     top = page.locator("#training .row").first.bounding_box()
     panel = page.locator("#timeline-panel").bounding_box()
-    page.screenshot(path=str(SHOTS / "timeline.png"), full_page=True, clip={
+    page.screenshot(path=str(_shots(tmp_path) / "explorer-timeline.png"), full_page=True, clip={
         "x": top["x"], "y": top["y"], "width": top["width"],
         "height": panel["y"] + panel["height"] - top["y"]})
 
@@ -115,7 +113,8 @@ def test_a_run_without_snapshots_says_how_to_get_them(page):
     assert page.locator("#timeline-epoch").count() == 0
 
 
-def test_occlusion_draws_the_map_and_states_the_apis_rank_correlation(page, server, digit_file):
+def test_occlusion_draws_the_map_and_states_the_apis_rank_correlation(page, server, digit_file,
+                                                                      tmp_path):
     _select(page, "lenet5-a")
     _tab(page, "explore")
     page.set_input_files("#file", str(digit_file))
@@ -137,6 +136,7 @@ def test_occlusion_draws_the_map_and_states_the_apis_rank_correlation(page, serv
       return new Set(Array.from({length: d.length / 4}, (_, i) => d[4 * i])).size; }"""
     assert page.evaluate(varied, "[data-role=occlusion-map]") > 5
     assert page.evaluate(varied, "#occlusion canvas.scale") > 5
-    page.locator("#prediction-panel").screenshot(path=str(SHOTS / "occl.png"))
+    shot = _shots(tmp_path) / "explorer-occlusion.png"
+    page.locator("#prediction-panel").screenshot(path=str(shot))
     page.select_option("#cam-class", "0")  # another class: the maps no longer speak of it
     page.wait_for_function("!document.querySelector('#occlusion').dataset.rho")
