@@ -114,6 +114,10 @@ def test_quick_experiment_writes_well_formed_results(quick_results, name):
     arms = Path(result["run_dir"]) / "arms"  # relu-vs-tanh's rate search trains more, under -lr*
     trained = [p for p in arms.glob("*/metrics.csv") if not re.search(r"-lr[0-9]", p.parent.name)]
     assert len(trained) == len(rows)
+    # every arm in fp32, whatever the autotuner would pick for its model on this CPU
+    for metrics in trained:
+        config = json.loads((metrics.parent / "config.json").read_text())
+        assert config["precision"] == "fp32", metrics.parent
 
 
 @needs_data

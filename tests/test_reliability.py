@@ -296,13 +296,33 @@ def test_a_loss_gone_non_finite_mid_run_keeps_the_best_checkpoint(tiny_mnist_dir
 
     monkeypatch.setattr(engine, "train_one_epoch", poisoned_in_epoch_2)
     run_dir = tmp_path / "run"
-    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 1 .*the best checkpoint was kept"):
+    kept = r"epoch 2, step 1 .*The best checkpoint so far is kept"
+    with pytest.raises(NonFiniteLossError, match=kept):
         train(tiny(tiny_mnist_dir, run_dir))
     for name in ("best", "last"):
         saved = ckpt.load_checkpoint(run_dir / f"checkpoints/{name}.safetensors")
         assert saved.meta["epoch"] == 1 and all(
             t.isfinite().all() for t in saved.model_state.values()
         )
+
+
+def test_a_loss_gone_non_finite_in_the_first_epoch_claims_no_checkpoint(tiny_mnist_dir, tmp_path,
+                                                                         monkeypatch):
+    """Before the first checkpoint there is none to keep, and the message must not say there is."""
+    import cnnzoo.engine.train as engine
+
+    epoch = engine.train_one_epoch
+
+    def poisoned(net, trainable, *args, state, **kwargs):
+        with torch.no_grad():
+            for parameter in trainable.model.parameters():
+                parameter.fill_(float("nan"))
+        return epoch(net, trainable, *args, state=state, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 1 ") as raised:
+        train(tiny(tiny_mnist_dir, tmp_path / "run"))
+    assert "checkpoint" not in str(raised.value)
 
 
 # ------------------------------------------------------------------------- full and read-only disks

@@ -136,8 +136,8 @@ class _Checks:
             value = f"{losses[at]}" if at == bad else "non-finite on another process"
             raise NonFiniteLossError(
                 f"the loss became {value} at epoch {self.epoch}, step {self.checked_at + at + 1} "
-                f"(learning rate {self.lrs[at]:.3g}); the best checkpoint was kept. Lower --lr, "
-                "add --grad-clip, or use --precision fp32.")
+                f"(learning rate {self.lrs[at]:.3g}). Lower --lr, add --grad-clip, or use "
+                "--precision fp32.")
         if index > self.checked_at:
             self.seconds_per_step = (elapsed - self.checked_seconds) / (index - self.checked_at)
         self.checked_at, self.checked_seconds = index, elapsed

@@ -48,8 +48,9 @@ from cnnzoo.engine.runtime import resolve_device, seed_everything
 from cnnzoo.engine.schedules import lr_factor
 from cnnzoo.engine.snapshots import SnapshotTaker
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last
-from cnnzoo.errors import CnnzooError, Stopped, TrainingError
+from cnnzoo.errors import CnnzooError, NonFiniteLossError, Stopped, TrainingError
 from cnnzoo.rundir import (
+    BEST,
     LAST,
     Provisional,
     make_run_dir,
@@ -136,9 +137,12 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None,
                 number = getattr(error, "signal_number", signal.SIGINT)
                 raise Stopped(_stopped_hint(start, signal.Signals(number).name, kept),
                               number) from None
-            # say what the failed start left: nothing of it
+            # say what the failed start left: nothing of it, or its best checkpoint so far
             if isinstance(error, CnnzooError) and not kept:
                 error.args = (f"{error}; {_left_behind(start)} once that is fixed", *error.args[1:])
+            elif isinstance(error, NonFiniteLossError) and _has_best(start.run_dir):
+                error.args = (f"{error} The best checkpoint so far is kept in {start.run_dir}.",
+                              *error.args[1:])
             raise
 
 
@@ -161,6 +165,10 @@ def _stopped_hint(start: Start, signal_name: str, kept: bool) -> str:
         return f"stopped by {signal_name}; continue with: cnnzoo train --resume {start.run_dir}"
     return (f"stopped by {signal_name} before the first checkpoint of {start.run_dir}; "
             f"{_left_behind(start)}")
+
+
+def _has_best(run_dir: Path | None) -> bool:
+    return run_dir is not None and (run_dir / BEST).is_file()
 
 
 def _left_behind(start: Start) -> str:

@@ -124,6 +124,10 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
 
     A run whose loss turns NaN is recorded as diverged (that is a result too: e.g. a deep plain net
     at a rate its residual twin takes) instead of ending the experiment.
+
+    Every arm trains in fp32 unless its fields say otherwise: the autotuner picks per model (bf16
+    for lenet5_bn and fp32 for lenet5 on one CPU, say), which would change two things at once, and
+    the verdicts would depend on the CPU they ran on.
     """
     from cnnzoo.engine.config import TrainConfig
     from cnnzoo.engine.train import train
@@ -131,7 +135,8 @@ def train_arm(settings: ExperimentSettings, label: str, seed: int, config_fields
     from cnnzoo.rundir import read_metrics
 
     out = settings.run_dir / "arms" / f"{label}-seed{seed}"
-    config = TrainConfig(**config_fields, seed=seed, data_dir=settings.data_dir, out=str(out))
+    fields = {"precision": "fp32", **config_fields}
+    config = TrainConfig(**fields, seed=seed, data_dir=settings.data_dir, out=str(out))
     settings.log(
         f"{position}{label}, seed {seed}: {config.model} {config.model_kwargs or ''}".rstrip()
     )
