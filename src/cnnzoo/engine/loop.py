@@ -294,5 +294,5 @@ def _skipped_one(state: RunState, config: TrainConfig, lr: float, index: int) ->
     if state.skipped_steps > config.skip_nonfinite:
         raise NonFiniteLossError(
             f"the loss was not finite at more than {config.skip_nonfinite} steps (the last at "
-            f"epoch {state.epoch + 1}, step {index + 1}, learning rate {lr:.3g}); the best "
-            "checkpoint was kept. Lower --lr, add --grad-clip, or use --precision fp32.")
+            f"epoch {state.epoch + 1}, step {index + 1}, learning rate {lr:.3g}). Lower --lr, "
+            "add --grad-clip, or use --precision fp32.")
