@@ -77,9 +77,12 @@ class ExperimentSettings:
         if count < 1:
             raise ConfigError(f"seeds must be ≥ 1; got {count}")
         if minutes_per_seed and not self.quick:
-            self.log(f"{count} seed(s), about {count * minutes_per_seed:.0f} min on 2 CPU cores "
-                     f"({minutes_per_seed:g} min per seed; --budget MINUTES or --seeds N to "
-                     f"choose)")
+            from cnnzoo.task_progress import duration
+
+            self.log(f"{count} seed(s), about {duration(count * minutes_per_seed * 60)} "
+                     f"({minutes_per_seed:g} min per seed, as measured on 2 CPU cores; another "
+                     "CPU differs, and the time left is logged after each run; --budget MINUTES "
+                     "or --seeds N to choose)")
         return list(range(count))
 
 

@@ -36,7 +36,8 @@ SMALL_KERNELS = Comparison(
     quick=dict(COMMON, train_subset=256, test_subset=128, epochs=1),
     paper_figure="net B's top-1 error 7% lower than with single 5×5 layers, ImageNet (§4.1); "
                  "2·9·C² vs 25·C² weights (§2.3)",
-    minutes_per_seed=1.5,
+    default_seeds=10,  # 3 left a 95% interval too wide to read (t with 2 degrees of freedom)
+    minutes_per_seed=0.6,  # measured: 2-core Xeon (AMX), fp32, 2026-12-05
 )
 
 
