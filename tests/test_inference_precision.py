@@ -138,3 +138,31 @@ def test_bench_inference_json_has_every_variant_with_its_figures(trained, tiny_m
     assert rows["eager_fp32"]["speedup_batch64"] == 1.0
     assert rows["eager_fp32"]["top1_agreement_with_fp32"] == 1.0
     assert rows["int8_onnxruntime"]["top1_agreement_with_fp32"] >= 0.98
+
+
+@needs_torchao
+@pytest.mark.slow  # inductor compiles the int8 graph twice
+def test_pt2e_compiles_every_batch_size_with_freezing(monkeypatch):
+    """Freezing is what turns each quantise/dequantise pair and its convolution into one int8
+    kernel; a batch size the first call did not have recompiles, and must compile frozen too (it
+    once did not, and int8 ran at fp32 speed)."""
+    import torch._inductor.compile_fx as compile_fx
+    from torch._inductor import config as inductor_config
+
+    from cnnzoo.engine.quantize import quantize_pt2e
+
+    frozen = []
+    real = compile_fx.compile_fx
+
+    def spy(*args, **kwargs):
+        frozen.append(inductor_config.freezing)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compile_fx, "compile_fx", spy)
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    run = quantize_pt2e(create_model("lenet5").eval(), [torch.randn(8, 1, 28, 28)])
+    with torch.no_grad():
+        for batch in (3, 64):
+            run(torch.randn(batch, 1, 28, 28))
+    assert len(frozen) >= 2 and all(frozen), frozen

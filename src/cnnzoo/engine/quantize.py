@@ -91,10 +91,18 @@ def quantize_pt2e(model: nn.Module, calibration: list[torch.Tensor]) -> Function
             converted = convert_pt2e(prepared)
             # freezing turns weights into constants, which is what lets inductor pre-pack them into
             # oneDNN's int8 layout once and fuse each dequantise into its convolution
-            with inductor_config.patch(freezing=True):
-                compiled = torch.compile(converted)
-                compiled(calibration[0])  # compile now, with the freezing setting in force
-    return lambda x: compiled(x).float()
+            compiled = torch.compile(converted, dynamic=False)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        # in force at every call, not only the first: a new batch size recompiles, and a graph
+        # compiled without freezing keeps each quantise/dequantise pair as fp32 arithmetic (measured
+        # on resnet18 at batch 64, AMX Xeon: 0.8-1.0x eager fp32 without, 6.1-6.3x with)
+        with inductor_config.patch(freezing=True):
+            return compiled(x).float()
+
+    with torch.no_grad():
+        run(calibration[0])  # compile now
+    return run
 
 
 class _CalibrationReader:
