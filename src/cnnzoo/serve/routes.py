@@ -292,18 +292,26 @@ async def run_cam(request: Request, run: str, class_index: int = Query(..., ge=0
     return await _guarded(request, _class_cam, run, data, class_index, layer, prepare)
 
 
-def _trust(explorer, run: str, data: bytes, target: int | None, layer: str | None,
-           prepare: bool) -> dict:
+def _on_prepared_image(explorer, run: str, data: bytes, prepare: bool, view) -> dict:
+    """``view(subject, raw)`` on the uploaded image prepared as predict prepares it, holding the
+    run's lock (the views hook the shared model), with the preparation's note."""
     from cnnzoo.serve.explain import decode_upload, prepare_upload
-    from cnnzoo.serve.precision import fp32_views
-    from cnnzoo.serve.trust import grad_cam_trust
 
     image = decode_upload(data, explorer.limits.max_image_pixels)
     entry = explorer.cache.get(run)
     with entry.lock:
         raw, note = prepare_upload(entry, image, prepare)
-        return {"run": run, **grad_cam_trust(entry.subject, raw, target, layer), **note,
-                **fp32_views(explorer.precision)}
+        return {"run": run, **view(entry.subject, raw), **note}
+
+
+def _trust(explorer, run: str, data: bytes, target: int | None, layer: str | None,
+           prepare: bool) -> dict:
+    from cnnzoo.serve.precision import fp32_views
+    from cnnzoo.serve.trust import grad_cam_trust
+
+    answer = _on_prepared_image(explorer, run, data, prepare,
+                                lambda subject, raw: grad_cam_trust(subject, raw, target, layer))
+    return {**answer, **fp32_views(explorer.precision)}
 
 
 @router.post("/api/runs/{run}/trust")
@@ -335,14 +343,10 @@ async def compare_runs(request: Request, a: str = Query(..., max_length=200),
 
 def _occlusion(explorer, run: str, data: bytes, target: int | None, layer: str | None,
                prepare: bool) -> dict:
-    from cnnzoo.serve.explain import decode_upload, prepare_upload
     from cnnzoo.serve.occlusion import occlusion
 
-    image = decode_upload(data, explorer.limits.max_image_pixels)
-    entry = explorer.cache.get(run)
-    with entry.lock:
-        raw, note = prepare_upload(entry, image, prepare)
-        return {"run": run, **occlusion(entry.subject, raw, target, layer), **note}
+    return _on_prepared_image(explorer, run, data, prepare,
+                              lambda subject, raw: occlusion(subject, raw, target, layer))
 
 
 @router.post("/api/runs/{run}/occlusion")
