@@ -172,3 +172,12 @@ def imported_runs(tiny_mnist_dir, tmp_path_factory) -> Path:
                                           "--input-size", "1,28,28"], "own-code")):
         assert main(["import", str(folder / source), *how, "--out", str(root / name)]) == 0
     return root
+
+
+def ctrl_c_reaches_it() -> None:
+    """Popen's preexec_fn for a child the test stops with SIGINT: a shell running the tests in the
+    background (``make test &``, nohup) starts them with SIGINT ignored, children inherit that,
+    and Python then installs no KeyboardInterrupt handler; this puts the terminal's default back."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -27,6 +27,7 @@ import pytest
 import cnnzoo
 from cnnzoo import rundir
 from cnnzoo.engine import checkpoint as ckpt
+from conftest import ctrl_c_reaches_it
 
 SOURCE = Path(cnnzoo.__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("CNNZOO_CHAOS_ROUNDS", "3"))
@@ -73,7 +74,8 @@ class Runner:
         full = {**os.environ, "PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", **env}
         with open(self.log, "a") as log:
             return subprocess.Popen([sys.executable, str(self.script), *args],
-                                    stdout=subprocess.DEVNULL, stderr=log, env=full)
+                                    stdout=subprocess.DEVNULL, stderr=log, env=full,
+                                    preexec_fn=ctrl_c_reaches_it)
 
     def run(self, args: list[str], **env: str) -> int:
         return self.start(args, **env).wait(300)

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ctrl_c_reaches_it
+
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install "
                                       "'cnnzoo[serve]')")
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
@@ -429,7 +431,8 @@ def test_a_real_server_refuses_big_bodies_unread_and_stops_on_ctrl_c(explorer_ru
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     server = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", str(explorer_runs),
                                "--port", "0",
-                               "--max-upload-mb", "1"], stderr=subprocess.PIPE, text=True, env=env)
+                               "--max-upload-mb", "1"], stderr=subprocess.PIPE, text=True, env=env,
+                              preexec_fn=ctrl_c_reaches_it)
     try:
         line = server.stderr.readline()
         host, port = re.search(r"http://([\d.]+):(\d+)/", line).groups()

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ctrl_c_reaches_it
+
 pytest.importorskip("fastapi", reason="no serve extra (pip install 'cnnzoo[serve]')")
 
 # serve() as `cnnzoo serve` calls it, with limits the command line does not offer (body timeouts)
@@ -41,7 +43,7 @@ class Server:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
         self.process = subprocess.Popen(
             [sys.executable, "-c", SERVE, str(runs_dir), json.dumps(limits)],
-            stderr=subprocess.PIPE, text=True, env=env)
+            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ctrl_c_reaches_it)
         line = self.process.stderr.readline()
         found = re.search(r"http://([\d.]+):(\d+)/", line)
         assert found, f"the server did not start: {line}"

@@ -20,6 +20,7 @@ import pytest
 
 import cnnzoo
 from cnnzoo import rundir
+from conftest import ctrl_c_reaches_it
 
 SOURCE = Path(cnnzoo.__file__).resolve().parents[1]
 
@@ -57,7 +58,8 @@ def start(script: Path, argv: list[str], gate: Path, gate_epoch: int = 1) -> sub
                                                         os.environ.get("PYTHONPATH", "")]),
            "TEST_GATE": str(gate), "TEST_GATE_EPOCH": str(gate_epoch), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(script), *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_reaches_it)
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
