@@ -78,6 +78,15 @@ def test_int8_without_a_kept_model_is_one_line_and_exit_2(trained, images, tmp_p
     assert f"cnnzoo eval {bare} --precision int8" in error and f"export {bare} --int8" in error
 
 
+def test_a_damaged_gate_file_is_one_line_and_exit_2(trained, images, tmp_path, capsys):
+    damaged = tmp_path / "run"
+    shutil.copytree(trained, damaged)
+    (damaged / precision_gate.GATE_FILE).write_text('{"int8": [1, 2')
+    assert main(["predict", str(damaged), str(images[0][0]), "--precision", "int8"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and f"{damaged / precision_gate.GATE_FILE} is damaged" in error
+
+
 def test_bf16_is_refused_where_the_cpu_has_no_native_bf16(trained, images, monkeypatch, capsys):
     import cnnzoo.engine.inference as inference
 

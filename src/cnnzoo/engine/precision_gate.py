@@ -27,7 +27,8 @@ from cnnzoo.engine.evaluate import log_probabilities
 from cnnzoo.engine.inference import InferenceModel, inference_precision, optimize_for_inference
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.quantize import best_seconds, onnx_function, quantize, quantize_onnxruntime
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ConfigError, DataFormatError
+from cnnzoo.files import atomic_write_text
 
 if TYPE_CHECKING:
     from cnnzoo.data.dataset import ImageDataset
@@ -150,16 +151,33 @@ def verdict(report: dict) -> str:
     return line + "; kept"
 
 
+def require_native_bf16(device: torch.device) -> None:
+    """Refuse ``--precision bf16`` where the hardware would only emulate it."""
+    if inference_precision("bf16", device)[0] != "bf16":
+        raise ConfigError("--precision bf16: this CPU has no native bf16 (avx512_bf16 or AMX), so "
+                          "PyTorch would emulate it several times slower than fp32; use "
+                          "--precision fp32")
+
+
 def stored_verdicts(run_dir: Path | None) -> dict:
     """The gate's last verdict per precision stored in ``run_dir`` ({} where none was)."""
     path = None if run_dir is None else Path(run_dir) / GATE_FILE
-    return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    if path is None or not path.is_file():
+        return {}
+    try:
+        verdicts = json.loads(path.read_text())
+    except ValueError:  # UnicodeDecodeError is one too
+        verdicts = None
+    if not (isinstance(verdicts, dict) and all(isinstance(v, dict) for v in verdicts.values())):
+        raise DataFormatError(f"{path} is damaged (not the gate's JSON verdicts); delete it and "
+                              "run `cnnzoo eval RUN --precision int8` (or bf16) again")
+    return verdicts
 
 
 def store_verdict(run_dir: Path, report: dict) -> None:
     """Record ``report`` as the run's verdict for its precision, beside the other precisions'."""
     verdicts = {**stored_verdicts(run_dir), report["precision"]: report}
-    (Path(run_dir) / GATE_FILE).write_text(json.dumps(verdicts, indent=2) + "\n")
+    atomic_write_text(Path(run_dir) / GATE_FILE, json.dumps(verdicts, indent=2) + "\n")
 
 
 FIGURES = ("fp32_top1", "top1", "top1_agreement_with_fp32", "accuracy_drop_points", "images",
@@ -173,10 +191,8 @@ def kept_model(run: Run, precision: str, *, data_dir: str | None = None, downloa
     is none. bf16 is autocast, only on hardware that runs it natively; int8 needs a kept verdict."""
     device = next(run.model.parameters()).device
     where = run.run_dir or "RUN_DIR"
-    if precision == "bf16" and inference_precision("bf16", device)[0] != "bf16":
-        raise ConfigError("--precision bf16: this CPU has no native bf16 (avx512_bf16 or AMX), so "
-                          "PyTorch would emulate it several times slower than fp32; use "
-                          "--precision fp32")
+    if precision == "bf16":
+        require_native_bf16(device)
     report = stored_verdicts(run.run_dir).get(precision)
     if report is None and precision == "int8":
         raise ConfigError(f"--precision int8: {run.name} has no int8 model kept by the accuracy "

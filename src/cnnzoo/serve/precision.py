@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from cnnzoo.engine.inference import inference_precision
-from cnnzoo.engine.precision_gate import GATE_FILE, kept_model
+from cnnzoo.engine.precision_gate import GATE_FILE, kept_model, require_native_bf16
 from cnnzoo.engine.user_image import ranked
 from cnnzoo.errors import CnnzooError, ConfigError
 from cnnzoo.serve.explain import softmax_table
@@ -32,10 +31,8 @@ def check_precision(precision: str) -> str:
     request)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
-    if precision == "bf16" and inference_precision("bf16", torch.device("cpu"))[0] != "bf16":
-        raise ConfigError("--precision bf16: this CPU has no native bf16 (avx512_bf16 or AMX), so "
-                          "PyTorch would emulate it several times slower than fp32; use "
-                          "--precision fp32")
+    if precision == "bf16":
+        require_native_bf16(torch.device("cpu"))
     return precision
 
 
