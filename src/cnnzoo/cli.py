@@ -26,6 +26,7 @@ from cnnzoo.commands import (
     export,
     importing,
     models,
+    recipes,
     scratch,
     serve,
     show,
@@ -58,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     parser.add_argument("--run-code", action="store_true", help=RUN_CODE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (models, train, evaluate, importing, data, bench, scratch, experiment, show,
-                   export, compare, serve):
+    for module in (models, train, evaluate, importing, data, recipes, bench, scratch, experiment,
+                   show, export, compare, serve):
         module.register(commands)
     _accept_global_options(commands)
     return parser

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from cnnzoo import files
+from cnnzoo.bench.ablation import ablation_markdown
 from cnnzoo.console import log_to_stderr
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.train import train
@@ -175,9 +177,48 @@ def write_results(rows: list[dict], path: Path, device: str | None = None) -> li
     merged.update({row["recipe"]: row for row in rows})
     table = [merged[name] for name in sorted(merged)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results_markdown(table, machine_description(device)))
     previous.write_text(json.dumps(table, indent=2) + "\n")
+    render_results(path, machine_description(device))
     return table
 
 
-__all__ = ["run_recipes", "write_results", "results_markdown"]
+def ablation_path(path: Path) -> Path:
+    """Where ``cnnzoo bench ablation`` keeps its result beside the results table ``path``."""
+    return path.with_name(f"{path.stem}-ablation.json")
+
+
+def render_results(path: Path, machine: str | None = None) -> None:
+    """Write the markdown ``path`` from its JSON twins: the recipes' rows, then the ablation (when
+    one was measured). ``machine`` heads the recipes' table (default: the one it says now)."""
+    rows = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(
+        ".json").exists() else []
+    if machine is None:
+        machine = _machine_line(path) or machine_description()
+    text = results_markdown(rows, machine)
+    if ablation_path(path).exists():
+        result = json.loads(ablation_path(path).read_text())
+        text += "\n" + ablation_markdown(result, result["machine"])
+    files.atomic_write_text(path, text)
+
+
+def write_ablation(result: dict, path: Path, device: str | None = None) -> None:
+    """Keep ``cnnzoo bench ablation``'s ``result`` beside the results table ``path`` and re-write
+    the table with it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = {**result, "machine": machine_description(device)}
+    files.atomic_write_text(ablation_path(path), json.dumps(result, indent=2) + "\n")
+    render_results(path)
+
+
+def _machine_line(path: Path) -> str | None:
+    """The machine the table at ``path`` names now, so that re-rendering it keeps it."""
+    if not path.exists():
+        return None
+    marker = "Last written by `cnnzoo bench recipes` on "
+    for line in path.read_text().splitlines():
+        if line.startswith(marker):
+            return line[len(marker):].split(". Each row", 1)[0]
+    return None
+
+
+__all__ = ["render_results", "results_markdown", "run_recipes", "write_ablation", "write_results"]

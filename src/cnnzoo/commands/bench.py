@@ -1,5 +1,5 @@
-"""``cnnzoo recipes`` and ``cnnzoo bench``: the measured training settings, and cnnzoo measured
-against plain PyTorch in the same run (ratios, not absolute times, are the result)."""
+"""``cnnzoo bench``: cnnzoo measured against plain PyTorch in the same run (ratios, not absolute
+times, are the result), and the recipes re-run."""
 
 from __future__ import annotations
 
@@ -15,37 +15,6 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.task_progress import TaskProgress
 
 RESULTS = "docs/results.md"  # the table of the recipes measured on the reference machine
-
-
-def cmd_recipes(args: argparse.Namespace) -> int:
-    from cnnzoo.model_table import recipe_table
-    from cnnzoo.recipes import TIERS, list_recipes, measured_results
-
-    recipes, measured, networks = list_recipes(), measured_results(), recipe_table()
-    if args.json:
-        print_json([{"name": r.name, "model": r.config["model"],
-                     "model_kwargs": r.config.get("model_kwargs", {}),
-                     "variant": networks[r.name]["variant"], "params": networks[r.name]["params"],
-                     "input_size": networks[r.name]["input_size"],
-                     "family": r.family, "tier": r.tier, "budget_seconds": r.budget_seconds,
-                     "target_top1": r.target_top1,
-                     "measured_top1": measured.get(r.name, {}).get("test_top1"),
-                     "description": r.description} for r in recipes])
-        return 0
-    print(f"{'recipe':<19} {'tier':<9} {'model':<58} {'params':>9} {'input':<8} {'budget':>7} "
-          f"{'target':>6} {'measured':>8}")
-    for r in recipes:
-        result, network = measured.get(r.name), networks[r.name]
-        shown = f"{result['test_top1']:.2%}" if result else "-"
-        size = "×".join(map(str, network["input_size"]))
-        print(f"{r.name:<19} {r.tier:<9} {network['variant']:<58} {network['params']:>9,} "
-              f"{size:<8} {r.budget_seconds:>6.0f}s {r.target_top1:>6.0%} {shown:>8}")
-    print("\ntiers: " + "; ".join(f"{name}: {text}" for name, text in TIERS.items()))
-    print("params: the network as the recipe trains it (its widths, its data's channels), which a "
-          "variant's differs from `cnnzoo list`'s default; budget: training wall time on 2 CPU "
-          "cores; target: test accuracy meant to be reached within it; measured: docs/results.md "
-          "(`cnnzoo bench recipes`). Run one: cnnzoo train --recipe NAME")
-    return 0
 
 
 def _fashion_mnist_images(data_dir: str | None, count: int):
@@ -218,13 +187,37 @@ def _bench_recipes(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _bench_ablation(args: argparse.Namespace) -> dict:
+    from cnnzoo.bench.ablation import run_ablation
+    from cnnzoo.bench.recipes import write_ablation
+
+    settings = {"device": args.device, "epochs": args.epochs, "time_budget": args.time_budget,
+                "train_subset": args.train_subset, "test_subset": args.test_subset,
+                "data_dir": args.data_dir}
+    changed = [name for name in ("epochs", "time_budget", "train_subset", "test_subset")
+               if settings[name] is not None]
+    with TaskProgress("bench ablation") as progress:
+        result = run_ablation(args.recipe, args.tricks, seeds=args.seeds, log=progress.note,
+                              step=progress.step,
+                              **{name: value for name, value in settings.items()
+                                 if value is not None})
+    if changed and args.results == RESULTS:
+        print(f"not written to {RESULTS}: {', '.join(changed)} changed what the recipe measures "
+              "(--results PATH writes such results elsewhere)", file=sys.stderr)
+    else:
+        write_ablation(result, Path(args.results), args.device)
+        print(f"wrote {args.results}", file=sys.stderr)
+    return result
+
+
 def _bench_all(args: argparse.Namespace) -> dict:
     return {"training": _bench_training(args), "inference": _bench_inference(args),
             "hardware": _bench_hardware(args)}
 
 
 RUNS = {"training": _bench_training, "inference": _bench_inference, "hardware": _bench_hardware,
-        "race": _bench_race, "recipes": _bench_recipes, "all": _bench_all}
+        "race": _bench_race, "recipes": _bench_recipes, "ablation": _bench_ablation,
+        "all": _bench_all}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -239,13 +232,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("recipes", help="list the training recipes",
-                            description="Named training settings, each with the budget and "
-                                        "accuracy it was measured at; run one with `cnnzoo train "
-                                        "--recipe NAME`.")
-    options.add(p, "json")
-    p.set_defaults(run=cmd_recipes)
-
     bench = commands.add_parser(
         "bench", help="measure cnnzoo against plain PyTorch in the same run",
         description="cnnzoo measured against plain PyTorch in the same run: ratios, not absolute "
@@ -342,6 +328,28 @@ def _declare_recipes(p: argparse.ArgumentParser) -> None:
                    help=f"where the table is written (default: {RESULTS})")
 
 
+def _declare_ablation(p: argparse.ArgumentParser) -> None:
+    from cnnzoo.bench.ablation import TRICKS
+
+    p.add_argument("--recipe", default="budgetnet-fast",
+                   help="the recipe each trick is added to (default: budgetnet-fast)")
+    p.add_argument("--tricks", nargs="+", choices=list(TRICKS), metavar="TRICK",
+                   help="tricks to measure, each alone (default: all: " + ", ".join(TRICKS) + ")")
+    options.add(p, "seeds", default=3, help="runs per arm, seeds 0..N-1, the same for every arm "
+                                            "(default: 3)")
+    options.add(p, "epochs", help="the most epochs each run takes (default: the recipe's)")
+    p.add_argument("--time-budget", type=number(above=0, high=10**7), metavar="SECONDS",
+                   help="each run's training seconds (default: the recipe's)")
+    options.add(p, "train_subset")
+    options.add(p, "test_subset")
+    options.add(p, "data_dir", help="where Fashion-MNIST is")
+    options.add(p, "device", help="auto, cpu, cuda, cuda:N or mps (default: the recipe's, auto)")
+    p.add_argument("--results", type=writable_file, default=RESULTS, metavar="FILE",
+                   help=f"the results table the ablation is written into (default: {RESULTS}; "
+                        "not written there when --epochs, --time-budget or a subset changes the "
+                        "recipe)")
+
+
 # name: (one line for `cnnzoo bench --help`, the description of `cnnzoo bench NAME --help`, its
 # options)
 BENCHMARKS = {
@@ -361,6 +369,12 @@ BENCHMARKS = {
     "recipes": (f"re-run the recipes, write {RESULTS}",
                 "Re-run the training recipes and write their measured accuracy and time to "
                 f"{RESULTS} (or --results).", _declare_recipes),
+    "ablation": ("a recipe with each fast-training trick added alone",
+                 "Train a recipe as it is and with each trick (Muon, EMA, label smoothing 0.2, "
+                 "BatchNorm-bias learning rate, dirac initialisation, alternating flips, "
+                 "mirror-and-shift test views, progressive resizing) added alone, the same seeds "
+                 "and time budget for every arm; each trick's effect on test accuracy with its "
+                 f"95% interval, written into {RESULTS}.", _declare_ablation),
     "race": ("the tutorial's loop, then the fast recipe in its time",
              "The notes' tutorial loop trains first; then cnnzoo's recipe gets the same wall "
              "time. Both accuracies "

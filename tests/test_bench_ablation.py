@@ -1,0 +1,93 @@
+"""`cnnzoo bench ablation`: every arm is the recipe with one setting changed and the same seeds, each
+effect is the paired difference the runs themselves recorded, and the result lands in the results
+table beside the recipes' rows."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from cnnzoo.bench.ablation import arm_settings, run_ablation
+from cnnzoo.bench.recipes import write_ablation, write_results
+from cnnzoo.cli import main
+from cnnzoo.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def ablation(tiny_mnist_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablation")
+    steps = []
+    result = run_ablation("budgetnet-fast", ["ema", "label-smoothing-0.2"], seeds=2,
+                          out_root=out, log=lambda message: None,
+                          step=lambda name, index, count: steps.append((name, index, count)),
+                          dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1,
+                          time_budget=None, train_subset=300, test_subset=100, precision="fp32",
+                          compile="off", channels_last=False, snapshots="off")
+    return result, out, steps
+
+
+def _run_file(out, arm, seed, name):
+    return json.loads((out / f"{arm}-seed{seed}" / name).read_text())
+
+
+def test_each_arm_changes_one_setting_and_keeps_the_seed(ablation):
+    result, out, steps = ablation
+    # seed by seed, every arm within a seed
+    assert [name for name, _, _ in steps] == ["recipe, seed 0", "ema, seed 0",
+                                              "label-smoothing-0.2, seed 0", "recipe, seed 1",
+                                              "ema, seed 1", "label-smoothing-0.2, seed 1"]
+    assert [(index, count) for _, index, count in steps] == [(i, 6) for i in range(6)]
+    for seed in (0, 1):
+        recipe = _run_file(out, "recipe", seed, "config.json")
+        for arm, changed in (("ema", {"ema_decay": 0.995}),
+                             ("label-smoothing-0.2", {"label_smoothing": 0.2})):
+            config = _run_file(out, arm, seed, "config.json")
+            differing = {k: v for k, v in config.items() if recipe.get(k) != v and k != "out"}
+            assert differing == changed and config["seed"] == seed
+
+
+def test_effects_are_the_paired_differences_of_the_runs(ablation):
+    result, out, _ = ablation
+    arms = {row["arm"]: row for row in result["arms"]}
+    assert list(arms) == ["recipe", "ema", "label-smoothing-0.2"] and "effect" not in arms["recipe"]
+    recorded = {arm: [_run_file(out, arm, s, "summary.json")["test_top1"] for s in (0, 1)]
+                for arm in arms}
+    for arm in ("ema", "label-smoothing-0.2"):
+        assert arms[arm]["test_top1_runs"] == recorded[arm]
+        differences = [a - b for a, b in zip(recorded[arm], recorded["recipe"], strict=True)]
+        effect = arms[arm]["effect"]
+        assert effect["mean"] == pytest.approx(statistics.fmean(differences))
+        assert effect["seeds"] == 2 and effect["low"] <= effect["mean"] <= effect["high"]
+        assert arms[arm]["helps"] == (effect["low"] > 0)
+
+
+def test_the_ablation_is_written_beside_the_recipes_rows(ablation, tmp_path):
+    result, _, _ = ablation
+    path = tmp_path / "results.md"
+    row = {"recipe": "mlp", "model": "mlp", "params": 1, "macs_per_image": 1e6,
+           "train_seconds": 1.0, "images_per_second": 1.0, "test_top1": 0.9,
+           "test_top1_spread": None, "target_top1": 0.89, "budget_seconds": 60, "met": True}
+    write_results([row], path)
+    write_ablation(result, path)
+    text = path.read_text()
+    assert "| mlp | mlp | 1 |" in text and "## Ablation: each trick alone" in text
+    ema = next(r for r in result["arms"] if r["arm"] == "ema")
+    assert "| ema | ema_decay=0.995 |" in text
+    assert f"{ema['effect']['mean'] * 100:+.2f}" in text
+    write_results([dict(row, test_top1=0.91)], path)  # new recipe rows keep the ablation
+    assert "## Ablation: each trick alone" in path.read_text() and "91.00%" in path.read_text()
+
+
+def test_a_trick_the_recipe_already_has_is_refused():
+    with pytest.raises(ConfigError, match="already trains with"):
+        arm_settings({"label_smoothing": 0.2}, "label-smoothing-0.2")
+    with pytest.raises(ConfigError, match="unknown trick 'swa'"):
+        arm_settings({}, "swa")
+
+
+def test_one_seed_is_one_line_and_exit_2(capsys):
+    assert main(["bench", "ablation", "--seeds", "1", "--tricks", "ema"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--seeds 1" in err and len(err.splitlines()) == 1
