@@ -1,6 +1,6 @@
-"""`cnnzoo bench ablation`: every arm is the recipe with one setting changed and the same seeds, each
-effect is the paired difference the runs themselves recorded, and the result lands in the results
-table beside the recipes' rows."""
+"""`cnnzoo bench ablation`: every arm is the recipe with one setting changed and the same seeds,
+each effect is the paired difference the runs themselves recorded, and the result lands in the
+results table beside the recipes' rows."""
 
 from __future__ import annotations
 
