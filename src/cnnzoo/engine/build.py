@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.muon import Muon
 from cnnzoo.errors import ConfigError
 from cnnzoo.models.base import ModelConfig
 from cnnzoo.models.registry import create_model, model_limits
@@ -37,11 +38,29 @@ def limits_for(config: TrainConfig, in_channels: int) -> ModelConfig:
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, side: int) -> nn.Module:
     """``config.model`` for ``num_classes`` classes of ``in_channels``×``side``×``side`` images."""
     try:
-        return create_model(config.model, num_classes=num_classes, in_channels=in_channels,
-                            input_size=side, **config.model_kwargs)
+        model = create_model(config.model, num_classes=num_classes, in_channels=in_channels,
+                             input_size=side, **config.model_kwargs)
     except TypeError as error:
         raise ConfigError(f"{config.model} does not take these settings {config.model_kwargs}: "
                           f"{error}") from None
+    if config.dirac_init:
+        identity_initialise(model)
+    return model
+
+
+@torch.no_grad()
+def identity_initialise(model: nn.Module) -> None:
+    """``--dirac-init``: each trainable convolution that can pass its input through unchanged (one
+    group, stride 1, an odd square kernel, no fewer outputs than inputs) gets identity filters for
+    its first ``in_channels`` outputs; its other filters, its bias and frozen convolutions keep
+    their initialisation."""
+    for module in model.modules():
+        if not isinstance(module, nn.Conv2d) or not module.weight.requires_grad:
+            continue
+        height, width = module.kernel_size
+        if (module.groups == 1 and module.stride == (1, 1) and height == width and height % 2
+                and module.in_channels <= module.out_channels and not module.weight.is_meta):
+            nn.init.dirac_(module.weight[:module.in_channels])
 
 
 def builder_kwargs(model: nn.Module, config: TrainConfig) -> dict:
@@ -52,16 +71,48 @@ def builder_kwargs(model: nn.Module, config: TrainConfig) -> dict:
             "input_size": cfg.input_size[1], **config.model_kwargs}
 
 
+# the normalisation layers whose biases --bn-bias-lr speeds up
+NORMALISATIONS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm,
+                  nn.LayerNorm)
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """The optimiser's parameter groups, each with its ``base_lr`` (the rate the schedule scales).
+
+    Weight decay goes on weights only: decaying biases and BatchNorm scales only fights the
+    normalisation. The first group is always the weights at ``--lr`` (what metrics.csv reports);
+    normalisation biases get their own group when ``--bn-bias-lr`` is not 1, and under ``--optimizer
+    muon`` the convolution filters (4-D) another, orthogonalised at ``--muon-lr``. Default settings
+    give the two groups runs have always had, so their checkpoints still load.
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    norm_biases: list[torch.Tensor] = []
+    if config.bn_bias_lr != 1.0:
+        norm_biases = [m.bias for m in model.modules() if isinstance(m, NORMALISATIONS)
+                       and isinstance(m.bias, nn.Parameter) and m.bias.requires_grad]
+    filters = [p for p in trainable if p.dim() == 4] if config.optimizer == "muon" else []
+    special = {id(p) for p in norm_biases + filters}
+    rest = [p for p in trainable if id(p) not in special]
+    groups = [{"params": [p for p in rest if p.dim() > 1], "weight_decay": config.weight_decay,
+               "base_lr": config.lr},
+              {"params": [p for p in rest if p.dim() <= 1], "weight_decay": 0.0,
+               "base_lr": config.lr}]
+    if norm_biases:
+        groups.append({"params": norm_biases, "weight_decay": 0.0,
+                       "base_lr": config.lr * config.bn_bias_lr})
+    if filters:
+        groups.append({"params": filters, "weight_decay": 0.0, "base_lr": config.muon_lr,
+                       "orthogonalise": True})
+    return [{**group, "lr": group["base_lr"]} for group in groups]
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    # Weight decay on weights only: decaying biases and BatchNorm scales only fights the
-    # normalisation.
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = parameter_groups(model, config)
+    nesterov = config.nesterov and config.momentum > 0
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov)
+    if config.optimizer == "muon":
+        return Muon(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov)
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr)
     return torch.optim.AdamW(groups, lr=config.lr)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cnnzoo.errors import CheckpointError, ConfigError
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 SCHEDULES = ("constant", "step", "plateau", "cosine", "onecycle")
 TEST_VIEWS = ("center", "flip", "ten-crop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -76,10 +76,12 @@ class TrainConfig:
 
     batch_size: int = option(OPTIMISATION, 256, "images per optimiser step", minimum=1,
                              maximum=2**20)
-    optimizer: str = option(OPTIMISATION, "sgd", "sgd, adam or adamw", choices=OPTIMIZERS)
+    optimizer: str = option(OPTIMISATION, "sgd", "sgd, adam, adamw or muon (Muon for "
+                                                  "convolution filters, Nesterov SGD for the "
+                                                  "rest; see --muon-lr)", choices=OPTIMIZERS)
     lr: float = option(OPTIMISATION, 0.05, "peak learning rate", above=0, maximum=100)
-    momentum: float = option(OPTIMISATION, 0.9, "SGD momentum", minimum=0, below=1)
-    nesterov: bool = option(OPTIMISATION, True, "Nesterov momentum for SGD")
+    momentum: float = option(OPTIMISATION, 0.9, "momentum of SGD and Muon", minimum=0, below=1)
+    nesterov: bool = option(OPTIMISATION, True, "Nesterov momentum for SGD and Muon")
     weight_decay: float = option(OPTIMISATION, 5e-4, "L2 penalty on weights (not on biases or "
                                                      "BatchNorm scales)",
                                  minimum=0, maximum=1)
@@ -104,6 +106,18 @@ class TrainConfig:
     ema_decay: float | None = option(OPTIMISATION, None, "evaluate an exponential moving average "
                                                          "of the weights "
                                                          "(e.g. 0.999)", above=0, below=1)
+    muon_lr: float = option(OPTIMISATION, 0.2, "learning rate of the convolution filters under "
+                                               "--optimizer muon (the other parameters take "
+                                               "--lr); follows the schedule as --lr does",
+                            above=0, maximum=10)
+    bn_bias_lr: float = option(OPTIMISATION, 1.0, "multiply the learning rate of the biases of "
+                                                  "normalisation layers (BatchNorm, GroupNorm, "
+                                                  "LayerNorm) by this (airbench: 64); they are "
+                                                  "never weight-decayed", above=0, maximum=1000)
+    dirac_init: bool = option(OPTIMISATION, False, "start each trainable stride-1 convolution with "
+                                                   "an odd square kernel and at least as many "
+                                                   "outputs as inputs as the identity: its first "
+                                                   "filters pass their input channel through")
     skip_nonfinite: int = option(OPTIMISATION, 0, "skip up to N steps whose loss is NaN or "
                                                   "infinite (counted in "
                                                   "metrics.csv) instead of stopping at the first; "

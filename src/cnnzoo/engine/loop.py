@@ -184,10 +184,14 @@ def training_step(
 
 def _set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, state: RunState,
                        done: float, plateau: PlateauDivider) -> float:
+    """Scale every parameter group's base rate by the schedule's factor at ``done``; returns
+    ``--lr`` so scaled, the rate reported."""
     factor = lr_factor(config.schedule, done, warmup=config.warmup_epochs / config.epochs,
                        epoch=state.epoch, step_epochs=config.step_epochs) * plateau.factor
     for group in optimizer.param_groups:
-        group["lr"] = config.lr * factor
+        # each group's own rate (--lr, --muon-lr, --bn-bias-lr's multiple); a checkpoint written
+        # before groups carried one holds --lr's groups only
+        group["lr"] = group.get("base_lr", config.lr) * factor
     return config.lr * factor
 
 

@@ -1,0 +1,99 @@
+"""Muon (Jordan et al., 2024) for convolution filters and Nesterov SGD for every other parameter,
+in one optimiser.
+
+Muon takes the momentum direction of a weight matrix and replaces it by the nearest semi-orthogonal
+matrix, its polar factor U Vᵀ (from the SVD U S Vᵀ), before stepping: every direction the update
+spans moves by the same amount, however small its singular value was in the raw gradient. An exact
+SVD per step would be slow, so the polar factor is approximated by a few iterations of an odd
+quintic polynomial in the matrix (a Newton–Schulz iteration) whose coefficients were tuned for speed
+rather than convergence: five iterations take the singular values of a random matrix to between
+about 0.7 and 1.15 (very small ones rise less), close enough to orthogonal for training, in matrix
+products only.
+
+A convolution filter bank (out, in, kh, kw) is treated as the matrix (out, in·kh·kw). Biases,
+normalisation parameters and linear layers are left to plain SGD with momentum, as in airbench.
+Which rule a parameter group follows is its ``orthogonalise`` entry; ``engine.build.make_optimizer``
+puts the 4-D trainable parameters in such a group.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# (a, b, c) of X ← aX + (bA + cA²)X with A = XXᵀ: a steep slope at 0 (a), then kept near 1
+NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
+NEWTON_SCHULZ_STEPS = 5
+
+
+def orthogonalise(matrix: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> torch.Tensor:
+    """An approximately semi-orthogonal matrix of ``matrix``'s shape with its singular vectors
+    (singular values near 1, not exactly 1), computed in fp32 by ``steps`` quintic Newton–Schulz
+    iterations."""
+    a, b, c = NEWTON_SCHULZ
+    x = matrix.float()
+    tall = x.shape[0] > x.shape[1]
+    if tall:  # iterate on the wide side: XXᵀ is then the smaller square
+        x = x.T
+    x = x / (x.norm() + 1e-7)  # the Frobenius norm bounds the spectral norm: singular values ≤ 1
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+def muon_direction(update: torch.Tensor) -> torch.Tensor:
+    """The step direction Muon takes for a filter bank's momentum ``update`` (out, in, kh, kw): the
+    orthogonalised (out, in·kh·kw) matrix, scaled up by √(rows/cols) when it has more rows than
+    columns (whose rows cannot all be unit vectors), in the update's shape."""
+    rows = update.shape[0]
+    matrix = update.reshape(rows, -1)
+    scale = max(1.0, rows / matrix.shape[1]) ** 0.5
+    return (orthogonalise(matrix) * scale).reshape(update.shape)
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon for the groups whose ``orthogonalise`` is true (4-D convolution filters), SGD with
+    momentum for the others.
+
+    Each group has ``lr``, ``momentum``, ``nesterov`` and ``weight_decay`` (L2, added to the
+    gradient). For a gradient g and momentum buffer B, B ← μB + g and the direction is g + μB with
+    Nesterov (else B); an orthogonalised group then replaces it by ``muon_direction`` of it. The
+    parameter moves by −lr × the direction. The only state is each parameter's buffer, so
+    ``state_dict`` and ``load_state_dict`` are torch.optim.Optimizer's own.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, nesterov: bool = True,
+                 weight_decay: float = 0.0) -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got {momentum}")
+        defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov,
+                    "weight_decay": weight_decay, "orthogonalise": False}
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            if group["orthogonalise"] and any(p.dim() != 4 for p in group["params"]):
+                raise ValueError("Muon orthogonalises convolution filters only (4-D parameters)")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            momentum, nesterov = group["momentum"], group["nesterov"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if group["weight_decay"]:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buffer = state["momentum_buffer"]
+                buffer.mul_(momentum).add_(grad)
+                direction = grad.add(buffer, alpha=momentum) if nesterov else buffer
+                if group["orthogonalise"]:
+                    direction = muon_direction(direction).to(p.dtype)
+                p.add_(direction, alpha=-group["lr"])
+        return loss
