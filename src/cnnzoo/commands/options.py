@@ -215,9 +215,10 @@ SHARED: dict[str, dict] = {
                           help=_FIELDS["memory_budget"].metadata["help"]),
     "test_views": dict(flags=("--test-views",), choices=_FIELDS["test_views"].metadata["choices"],
                        default="center",
-                       help="test-time views averaged per image (default: center); flip helps "
-                            "models trained with --flip and hurts others, ten-crop needs a model "
-                            "trained with --crop-padding"),
+                       help="test-time views averaged per image (default: center); flip and "
+                            "flip-shift (mirror plus one-pixel shifts, 6 views) help models "
+                            "trained with --flip and hurt others, ten-crop needs a model trained "
+                            "with --crop-padding"),
 }
 
 

@@ -6,9 +6,11 @@ passed in, never from the global RNG, so a run seeded once gives the same crops 
 time, and the model's own randomness (dropout) does not shift the data's.
 
 The pieces: ``to_float``, ``resize``, ``center_crop``, ``random_crop`` (zero padding, per-image
-offsets), ``random_flip`` (horizontal), ``pca_lighting`` with ``rgb_pca`` (AlexNet's colour noise),
-``normalize``, and the test-time views ``flip_views`` and ``ten_crop_views``. ``TrainAugment`` and
-``EvalViews`` compose them the way the engine uses them.
+offsets), ``random_flip`` (horizontal) and ``flip_where`` with ``flip_coins`` and
+``alternating_flips`` (airbench's flips: each image mirrored every other epoch), ``pca_lighting``
+with ``rgb_pca`` (AlexNet's colour noise), ``normalize``, and the test-time views ``flip_views``,
+``flip_shift_views`` and ``ten_crop_views``. ``TrainAugment`` and ``EvalViews`` compose them the way
+the engine uses them.
 
 A horizontal flip changes nothing about what a T-shirt or a car is, but it does about digits (a
 flipped 2 or 7 is not a digit), so the caller decides: recipes turn ``flip`` on for CIFAR,
@@ -17,6 +19,7 @@ Fashion-MNIST and photos, and leave it off for MNIST.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -115,6 +118,38 @@ def random_flip(
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def flip_where(x: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose entry of the (N,) bool ``mirror`` is true."""
+    _check_batch(x, "flip_where")
+    if mirror.shape != (x.shape[0],):
+        raise ValueError(f"flip_where needs one bool per image: {x.shape[0]} images but a mask of "
+                         f"shape {tuple(mirror.shape)}")
+    return torch.where(mirror.to(x.device)[:, None, None, None], x.flip(-1), x)
+
+
+def flip_coins(count: int, seed: int) -> torch.Tensor:
+    """(count,) bool: one fixed coin per image of a training set, for ``alternating_flips``.
+
+    The coins depend on ``seed`` and the image's index only, never on an epoch or a batch, so a
+    resumed or a sharded run gives each image the coin an uninterrupted single process would. They
+    are drawn from a generator of their own, seeded from a hash of ``seed``: the run's data order is
+    drawn from ``seed`` itself, and sharing its stream could tie an image's coin to its place in
+    the first epoch's order.
+    """
+    digest = hashlib.blake2b(f"cnnzoo flip coins {seed}".encode(), digest_size=8).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+    return torch.rand(count, generator=generator) < 0.5
+
+
+def alternating_flips(coins: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which images to mirror in ``epoch`` (counted from 0): those whose coin differs from whether
+    the epoch is odd. Each image is thus mirrored in every other epoch, half of them starting with
+    the first (Keller Jordan's airbench, 2024): over two epochs the model sees every image both
+    ways, where fresh coins show a quarter of them unmirrored twice and a quarter mirrored
+    twice."""
+    return coins ^ bool(epoch % 2)
+
+
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(x - mean) / std per channel, for a float batch."""
     _check_batch(x, "normalize")
@@ -185,6 +220,20 @@ def flip_views(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, x.flip(-1)])
 
 
+def flip_shift_views(x: torch.Tensor) -> torch.Tensor:
+    """(6, N, C, H, W): airbench's mirror-and-translate test views. View 0 is the image, view 1 its
+    mirror; views 2 and 3 are those two moved one pixel up and left, views 4 and 5 the two moved
+    one pixel down and right. A moved view loses the row and column pushed out and gets a zero row
+    and column on the other side (the zero padding of training's random crops)."""
+    _check_batch(x, "flip_shift_views")
+    both = torch.stack([x, x.flip(-1)])  # (2, N, C, H, W)
+    padded = F.pad(both.flatten(0, 1), (1, 1, 1, 1)).unflatten(0, both.shape[:2])
+    height, width = x.shape[-2:]
+    up_left = padded[..., 2 : 2 + height, 2 : 2 + width]
+    down_right = padded[..., 0:height, 0:width]
+    return torch.cat([both, up_left, down_right])
+
+
 def ten_crop_views(x: torch.Tensor, size: Size) -> torch.Tensor:
     """(10, N, C, h, w): AlexNet's test views. Views 0–4 are the top-left, top-right, bottom-left
     and bottom-right corners and the centre; views 5–9 are those five crops mirrored, in the same
@@ -217,6 +266,10 @@ class TrainAugment:
     (leave it off for digits); PCA colour noise when ``pca_std > 0`` (needs ``eigvals``/``eigvecs``
     from ``rgb_pca``); ``normalize`` when ``mean``/``std`` are given. ``out_size=None`` keeps the
     images' size.
+
+    A call may say which images to mirror (``mirror``, from ``alternating_flips``) instead of
+    leaving it to fresh coins, and at which ``side`` to train this step (progressive resizing:
+    the augmented batch is then shrunk to it with ``resize``, before normalising).
     """
 
     out_size: int | None
@@ -238,8 +291,12 @@ class TrainAugment:
             raise ValueError(f"crop_padding must be ≥ 0; got {self.crop_padding}")
 
     def __call__(
-        self, batch: torch.Tensor, generator: torch.Generator | None = None
+        self, batch: torch.Tensor, generator: torch.Generator | None = None, *,
+        mirror: torch.Tensor | None = None, side: int | None = None,
     ) -> torch.Tensor:
+        if mirror is not None and not self.flip:
+            raise ValueError("a mirror mask was given to a pipeline without flip; build it with "
+                             "flip=True")
         x = batch
         size = self.out_size or x.shape[-1]
         resize_target = self.resize_to or size
@@ -251,8 +308,10 @@ class TrainAugment:
         if self.crop_padding or x.shape[-1] != size or x.shape[-2] != size:
             x = random_crop(x, size, self.crop_padding, generator)
         if self.flip:
-            x = random_flip(x, generator)
+            x = random_flip(x, generator) if mirror is None else flip_where(x, mirror)
         x = to_float(x)
+        if side is not None and side != size:
+            x = resize(x, side)
         if self.pca_std > 0:
             x = pca_lighting(x, self.eigvals, self.eigvecs, self.pca_std, generator)
         if self.mean is not None:
@@ -260,32 +319,39 @@ class TrainAugment:
         return x
 
 
+# the test-time views EvalViews offers, and how many model inputs each makes of an image
+VIEW_COUNTS = {"center": 1, "flip": 2, "flip-shift": 6, "ten-crop": 10}
+
+
 @dataclass
 class EvalViews:
     """The test-time pipeline: uint8 batch → (V, N, C, H, W) float views whose predictions get
     averaged.
 
-    ``views``: ``"center"`` (V = 1), ``"flip"`` (the centre view and its mirror, V = 2) or
-    ``"ten-crop"`` (V = 10, see ``ten_crop_views``). With ``resize_to``, images are resized to it
-    and the views are ``out_size`` crops of it (AlexNet: 256 → 224); without, they are resized to
-    ``out_size`` (ten crops then need images larger than ``out_size``, or all ten are the same
-    window).
+    ``views``: ``"center"`` (V = 1), ``"flip"`` (the centre view and its mirror, V = 2),
+    ``"flip-shift"`` (those two and each moved one pixel diagonally both ways, V = 6, see
+    ``flip_shift_views``) or ``"ten-crop"`` (V = 10, see ``ten_crop_views``). With
+    ``resize_to``, images are resized to it and the views are ``out_size`` crops of it (AlexNet:
+    256 → 224); without, they are resized to ``out_size`` (ten crops then need images larger than
+    ``out_size``, or all ten are the same window). Flip-shift views are moved before normalising,
+    so the row and column they gain are black, like the padding of training's random crops.
     """
 
     out_size: int | None
-    views: Literal["center", "flip", "ten-crop"] = "center"
+    views: Literal["center", "flip", "flip-shift", "ten-crop"] = "center"
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
     resize_to: int | None = None
 
     def __post_init__(self) -> None:
         _check_statistics(self.mean, self.std)
-        if self.views not in ("center", "flip", "ten-crop"):
-            raise ValueError(f"views must be 'center', 'flip' or 'ten-crop'; got {self.views!r}")
+        if self.views not in VIEW_COUNTS:
+            raise ValueError(f"views must be one of {', '.join(map(repr, VIEW_COUNTS))}; got "
+                             f"{self.views!r}")
 
     @property
     def num_views(self) -> int:
-        return {"center": 1, "flip": 2, "ten-crop": 10}[self.views]
+        return VIEW_COUNTS[self.views]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         x = to_float(batch)
@@ -294,6 +360,12 @@ class EvalViews:
             x = resize(x, self.resize_to)
         elif self.views != "ten-crop" or min(x.shape[-2:]) < size:
             x = resize(x, size)
+        if self.views == "flip-shift":
+            # moved before normalising, so the edge they gain is black, as training's padding was
+            views = flip_shift_views(center_crop(x, size))
+            if self.mean is None:
+                return views
+            return normalize(views.flatten(0, 1), self.mean, self.std).unflatten(0, views.shape[:2])
         if self.mean is not None:
             x = normalize(x, self.mean, self.std)
         if self.views == "ten-crop":
@@ -303,10 +375,15 @@ class EvalViews:
 
 
 __all__ = [
+    "VIEW_COUNTS",
     "EvalViews",
     "TrainAugment",
+    "alternating_flips",
     "center_crop",
+    "flip_coins",
+    "flip_shift_views",
     "flip_views",
+    "flip_where",
     "normalize",
     "pca_lighting",
     "random_crop",

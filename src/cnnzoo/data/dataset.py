@@ -30,6 +30,8 @@ from cnnzoo.errors import ConfigError
 MAX_PAD = 8
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 labels (N,)
+# a Batch and each image's index in the data set (N,) int64, for batches(..., indices=True)
+IndexedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,14 @@ class ImageDataset(Protocol):
         generator: torch.Generator | None = None,
         drop_last: bool = False,
         shard: Shard = Shard(),
-    ) -> Iterator[Batch]:
+        indices: bool = False,
+    ) -> Iterator[Batch] | Iterator[IndexedBatch]:
         """Yield ``(uint8 images (N, C, H, W), int64 labels (N,))`` on ``device``, in the order
         ``batch_plan`` gives, only ``shard``'s batches (only their images are read). ``batch_size <
         1`` raises ``ConfigError`` at the call; the permutation is drawn from ``generator`` when the
-        first batch is asked for."""
+        first batch is asked for. With ``indices``, each batch comes with a third tensor: its
+        images' (N,) int64 positions in the whole data set, whatever the shard (what per-image
+        settings such as alternating flips are keyed on)."""
 
 
 
@@ -184,6 +189,7 @@ __all__ = [
     "Batch",
     "DatasetSplits",
     "ImageDataset",
+    "IndexedBatch",
     "Shard",
     "batch_plan",
     "centred_padding",

@@ -35,6 +35,7 @@ from cnnzoo.data.dataset import (
     Batch,
     DatasetSplits,
     ImageDataset,
+    IndexedBatch,
     Shard,
     batch_plan,
     centred_padding,
@@ -244,16 +245,19 @@ class StreamingImageFolder(ImageDataset):
         return self._like(padding=(self.padding[0] + before, self.padding[1] + after))
 
     def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
-                drop_last: bool = False, shard: Shard = Shard()) -> Iterator[Batch]:
-        """``dataset.batch_plan``'s batches of ``shard``: only their images are decoded."""
+                drop_last: bool = False, shard: Shard = Shard(),
+                indices: bool = False) -> Iterator[Batch] | Iterator[IndexedBatch]:
+        """``dataset.batch_plan``'s batches of ``shard``: only their images are decoded. With
+        ``indices``, each also carries its images' positions in the folder's file list."""
         check_batch_size(batch_size)
-        return self._batches(batch_size, shuffle, generator, drop_last, shard)
+        return self._batches(batch_size, shuffle, generator, drop_last, shard, indices)
 
     def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                 drop_last: bool, shard: Shard) -> Iterator[Batch]:
+                 drop_last: bool, shard: Shard, indices: bool) -> Iterator[Batch | IndexedBatch]:
         order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator,
                                    drop_last=drop_last, shard=shard)
         order = torch.arange(len(self)) if order is None else order
+        positions = iter([order[part] for part in slices])  # the loader yields the batches in order
         loader = torch.utils.data.DataLoader(
             ImageFileDataset(self.files, self.channels, self.size),
             batch_sampler=[order[part].tolist() for part in slices],
@@ -267,7 +271,8 @@ class StreamingImageFolder(ImageDataset):
                 raise DataFormatError(batch)
             images, labels = batch
             images = images.to(self.device, non_blocking=True)
-            yield pad_by(images, self.padding), labels.to(self.device, non_blocking=True)
+            batch = pad_by(images, self.padding), labels.to(self.device, non_blocking=True)
+            yield batch + ((next(positions).to(self.device),) if indices else ())
 
     def load_all(self) -> ImageTensors:
         """Decode every image into one ``ImageTensors`` (in file order, padded as the batches

@@ -19,6 +19,7 @@ from cnnzoo.data.dataset import (
     Batch,
     DatasetSplits,
     ImageDataset,
+    IndexedBatch,
     Shard,
     batch_plan,
     check_batch_size,
@@ -97,25 +98,31 @@ class ImageTensors(ImageDataset):
         generator: torch.Generator | None = None,
         drop_last: bool = False,
         shard: Shard = Shard(),
-    ) -> Iterator[Batch]:
+        indices: bool = False,
+    ) -> Iterator[Batch] | Iterator[IndexedBatch]:
         """Batches by ``dataset.batch_plan``: in order they are slices (views, no copy); shuffled,
         each is one indexing operation with a slice of the permutation (moved to the images' device
-        once)."""
+        once). With ``indices``, each also carries its images' positions (on the images'
+        device)."""
         check_batch_size(batch_size)
-        return self._batches(batch_size, shuffle, generator, drop_last, shard)
+        return self._batches(batch_size, shuffle, generator, drop_last, shard, indices)
 
     def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-                 drop_last: bool, shard: Shard) -> Iterator[Batch]:
+                 drop_last: bool, shard: Shard, indices: bool) -> Iterator[Batch | IndexedBatch]:
         order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator,
                                    drop_last=drop_last, shard=shard)
         if order is None:
             for part in slices:
-                yield self.images[part], self.labels[part]
+                batch = self.images[part], self.labels[part]
+                if indices:
+                    span = range(len(self))[part]
+                    batch += (torch.arange(span.start, span.stop, device=self.device),)
+                yield batch
             return
         order = order.to(self.device)
         for part in slices:
             chosen = order[part]
-            yield self.images[chosen], self.labels[chosen]
+            yield (self.images[chosen], self.labels[chosen]) + ((chosen,) if indices else ())
 
 
 def convert_channels(images: torch.Tensor, in_channels: int | None) -> torch.Tensor:

@@ -18,7 +18,7 @@ from cnnzoo.errors import CheckpointError, ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 SCHEDULES = ("constant", "step", "plateau", "cosine", "onecycle")
-TEST_VIEWS = ("center", "flip", "ten-crop")
+TEST_VIEWS = ("center", "flip", "flip-shift", "ten-crop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE = ("auto", "on", "off")
@@ -135,13 +135,25 @@ class TrainConfig:
                                         "(0: off)", minimum=0,
                                maximum=MAX_SIDE)
     flip: bool = option(DATA, False, "random horizontal flips (off by default: wrong for digits)")
+    alternate_flips: bool = option(DATA, False, "with --flip: mirror each training image every "
+                                                "other epoch (a fixed seeded coin per image "
+                                                "picks which epochs) rather than by a fresh coin "
+                                                "each epoch")
     pca_noise: float = option(DATA, 0.0, "AlexNet's PCA colour noise, std of α (the paper: 0.1); "
                                          "RGB data only",
                               minimum=0, maximum=10)
     test_views: str = option(DATA, "center", "center, flip (average with the mirror image; for "
-                                             "runs with --flip) or ten-crop (for runs with "
-                                             "--crop-padding)",
+                                             "runs with --flip), flip-shift (those two and each "
+                                             "moved one pixel diagonally both ways: 6 views) or "
+                                             "ten-crop (for runs with --crop-padding)",
                              choices=TEST_VIEWS)
+    progressive_resize: int | None = option(DATA, None, "train at this image side first, growing "
+                                                        "it with the run's progress to the full "
+                                                        "side three quarters into the run (at most "
+                                                        "8 sides, multiples of 4; each may "
+                                                        "recompile under --compile); evaluation "
+                                                        "uses the full side",
+                                            minimum=8, maximum=MAX_SIDE)
 
     device: str = option(RUNTIME, "auto", "auto, cpu, cuda or mps", choices=DEVICES)
     precision: str = option(RUNTIME, "auto", "auto (the fastest measured for this model on this "
@@ -180,6 +192,9 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             check_value(f, getattr(self, f.name))
         snapshot_epochs(self.snapshots)  # refuses what is neither a choice nor a list of epochs
+        if self.alternate_flips and not self.flip:
+            raise ConfigError("--alternate-flips decides in which epochs each image is mirrored, "
+                              "but --flip is off, so none is; add --flip or drop --alternate-flips")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

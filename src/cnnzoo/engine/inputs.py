@@ -43,6 +43,36 @@ def choose_input_side(limits: ModelConfig, data_side: int, requested: int | None
     return requested
 
 
+def check_progressive_resize(model: torch.nn.Module, start: int | None, side: int,
+                             channels: int, device: torch.device | str = "cpu") -> None:
+    """Refuse ``--progressive-resize start`` in one ``ConfigError`` line unless it is smaller than
+    the run's input ``side`` and ``model`` runs on ``start``×``start`` images, tried once on a zero
+    batch (a head sized for the full side, or pooling that shrinks the image to nothing, fails
+    there rather than at the first step). None (the option left out) passes."""
+    if start is None:
+        return
+    if start >= side:
+        raise ConfigError(f"--progressive-resize {start} must be smaller than the {side}×{side} "
+                          "images the model is trained at; give a smaller side or leave it out")
+    was_training = model.training
+    model.eval()  # BatchNorm in training mode refuses a 1×1 map of one image; its statistics stay
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, channels, start, start, device=device))
+    except (RuntimeError, ValueError) as error:
+        # its first sentence, on one line
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]
+        reason = reason if len(reason) <= 160 else reason[:157] + "..."
+        name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
+        if not reason.startswith(name):  # a model's own refusal names it; PyTorch's does not
+            reason = f"{name} cannot take {start}×{start} images ({reason})"
+        raise ConfigError(f"--progressive-resize {start}: {reason}; leave --progressive-resize "
+                          "out or pick a model that pools globally, e.g. budgetnet_s or "
+                          "resnet20") from None
+    finally:
+        model.train(was_training)
+
+
 def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images on the [0, 1] scale."""
     sample = images.to(torch.float32) / 255.0

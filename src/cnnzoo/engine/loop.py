@@ -5,6 +5,12 @@ Under torchrun every process draws the same seeded batch order and asks the data
 without exchanging indices and a streamed folder decodes each image once per epoch in all;
 DistributedDataParallel averages the gradients. One step of N processes with batches of B is one
 step of a single process with a batch of N×B (the same images).
+
+Two options change what a step is fed. ``--alternate-flips`` asks the data set for each batch's
+image indices (global ones, whatever the shard) and mirrors the images ``augment.alternating_flips``
+picks from coins seeded by ``--seed`` and the epoch's parity, so a resumed or sharded run mirrors
+exactly as one uninterrupted process does. ``--progressive-resize`` shrinks each batch to
+``schedules.progressive_side`` of the run's progress, the same fraction the learning rate follows.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnzoo.data.augment import TrainAugment
+from cnnzoo.data.augment import TrainAugment, alternating_flips, flip_coins
 from cnnzoo.data.dataset import ImageDataset, Shard
 from cnnzoo.engine import distributed
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.runtime import autocast, synchronize
-from cnnzoo.engine.schedules import PlateauDivider, lr_factor
+from cnnzoo.engine.schedules import PlateauDivider, lr_factor, progressive_side
 from cnnzoo.engine.state import RunState, Trainable
 from cnnzoo.errors import NonFiniteLossError
 
@@ -146,6 +152,38 @@ class _Checks:
         return self.budget is not None and elapsed >= self.budget
 
 
+@dataclass
+class _StepTricks:
+    """What ``--alternate-flips`` and ``--progressive-resize`` change in each step of an epoch: the
+    images to mirror and the side to train at, as ``training_step``'s ``mirror`` and ``side``."""
+
+    coins: torch.Tensor | None  # every image's flip coin, on the data's device
+    start: int | None  # the progressive resizing's first side
+
+    @classmethod
+    def of(cls, config: TrainConfig, data: ImageDataset) -> _StepTricks:
+        # the coins come from the seed alone: the same in every epoch, process and resumed run
+        alternate = config.flip and config.alternate_flips
+        return cls(flip_coins(len(data), config.seed).to(data.device) if alternate else None,
+                   config.progressive_resize)
+
+    @property
+    def needs_indices(self) -> bool:
+        return self.coins is not None
+
+    def for_step(self, indices: list[torch.Tensor], epoch: int, done: float,
+                 full: int) -> dict:
+        """``mirror`` and ``side`` for a batch of the images at ``indices`` (the batch's third
+        element, when asked for), in ``epoch`` (from 0), ``done`` (the schedule's progress) into
+        the run, at most ``full`` pixels a side; only those that are set."""
+        options = {}
+        if self.coins is not None:
+            options["mirror"] = alternating_flips(self.coins[indices[0]], epoch)
+        if self.start is not None:
+            options["side"] = progressive_side(self.start, full, done)
+        return options
+
+
 def training_step(
     net: nn.Module,
     model: nn.Module,
@@ -155,15 +193,21 @@ def training_step(
     augment: TrainAugment,
     trainable: Trainable,
     settings: StepSettings,
+    mirror: torch.Tensor | None = None,
+    side: int | None = None,
 ) -> tuple[torch.Tensor, object]:
     """One optimiser step on a uint8 batch: augment, forward (under autocast), loss, backward, step.
 
     ``net`` is what runs (``model`` itself, or wrapped for several processes or compiled); ``model``
-    declares its training loss. Returns the loss without reading it: whether it is finite is the
-    caller's to check, when it next reads the device (see ``_Checks``), since a read per step would
-    wait for the step to finish.
+    declares its training loss. ``mirror`` (which images to flip, instead of random coins) and
+    ``side`` (the side to train at, instead of the full one) go to ``augment``. Returns the loss
+    without reading it: whether it is finite is the caller's to check, when it next reads the device
+    (see ``_Checks``), since a read per step would wait for the step to finish.
     """
-    x = augment(images, trainable.generator).contiguous(memory_format=settings.memory_format)
+    # passed only when set, so that a plain ``augment(images, generator)`` still serves
+    options = {k: v for k, v in (("mirror", mirror), ("side", side)) if v is not None}
+    x = augment(images, trainable.generator, **options)
+    x = x.contiguous(memory_format=settings.memory_format)
     with autocast(settings.device, settings.precision):
         outputs = net(x)
     loss = model.training_loss(outputs, labels, label_smoothing=settings.label_smoothing)
@@ -242,9 +286,10 @@ def train_one_epoch(
     synchronize(device)
     started = time.perf_counter()
     checks = _Checks(config, state, device, started)
+    tricks = _StepTricks.of(config, data)
     batches = data.batches(config.batch_size, shuffle=True, generator=trainable.generator,
-                           drop_last=True, shard=Shard(rank, world))
-    for index, (images, labels) in enumerate(batches):
+                           drop_last=True, shard=Shard(rank, world), indices=tricks.needs_indices)
+    for index, (images, labels, *indices) in enumerate(batches):
         if index >= steps:  # every process takes as many steps, or one would wait for the others
             break
         if before_step is not None:
@@ -255,8 +300,10 @@ def train_one_epoch(
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         done = max(state.step / total_steps, checks.budget_done(index))
         lr = _set_learning_rate(trainable.optimizer, config, state, done, plateau)
-        loss, outputs = training_step(net, trainable.model, images, labels, augment=augment,
-                                      trainable=trainable, settings=settings)
+        loss, outputs = training_step(
+            net, trainable.model, images, labels, augment=augment, trainable=trainable,
+            settings=settings, **tricks.for_step(indices, state.epoch, done,
+                                                 augment.out_size or images.shape[-1]))
         if outputs is None:  # skipped: its loss was not finite (--skip-nonfinite)
             _skipped_one(state, config, lr, index)
             # keeps the checks' step count; nothing to flag

@@ -4,7 +4,8 @@ Progress is the fraction of the run done, in [0, 1]: steps done over steps plann
 run has a time budget — seconds spent over seconds allowed, so one-cycle and cosine schedules end
 their anneal exactly when the budget runs out. ``plateau`` (AlexNet's rule) is the exception: it
 divides the rate by 10 when the test error stops improving, so it lives in ``PlateauDivider`` and is
-updated once per epoch.
+updated once per epoch. ``progressive_side`` follows the same progress for ``--progressive-resize``:
+the image side a step trains at.
 """
 
 from __future__ import annotations
@@ -51,3 +52,22 @@ class PlateauDivider:
                 self.factor /= 10
                 self.bad_epochs = 0
         return self.factor
+
+
+def progressive_side(start: int, full: int, progress: float, *, end: float = 0.75,
+                     most: int = 8) -> int:
+    """The image side a progressively resized run trains at, ``progress`` ∈ [0, 1] into it.
+
+    It is ``start`` at the beginning and grows linearly to ``full`` at ``end`` of the run (75 %:
+    the last quarter trains at the side the model is evaluated at), rounded down to a grid so that
+    at most ``most`` distinct sides occur, the first and the full one included: each new side is a
+    new input shape, which under ``torch.compile`` may mean a recompilation. The grid's spacing is
+    a multiple of 4 (4 when the sides are close), so every side between the first and the full one
+    is a multiple of 4.
+    """
+    if start >= full or progress >= end:
+        return full
+    between = most - 2  # the sides strictly between start and full
+    spacing = 4 * max(1, math.ceil((full - start) / (4 * max(1, between))))
+    target = start + (full - start) * max(progress, 0.0) / end
+    return min(full, max(start, int(target // spacing) * spacing))

@@ -33,7 +33,7 @@ from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_em
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.epochs import record_epoch, refuse_non_finite, run_summary, save_epoch
 from cnnzoo.engine.evaluate import EvalResult, evaluate
-from cnnzoo.engine.inputs import choose_input_side
+from cnnzoo.engine.inputs import check_progressive_resize, choose_input_side
 from cnnzoo.engine.loop import (
     StepSettings,
     epoch_batch_size,
@@ -252,6 +252,7 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
     if model.fits_to_data:
         model.fit_to_data(data.normalised_sample(FIT_IMAGES))
     model = model.to(device)
+    check_progressive_resize(model, config.progressive_resize, side, data.channels, device)
     steps = config.epochs * steps_per_epoch(len(data.train), config.batch_size,
                                             distributed.world_size())
     tuning = tune(model, data.train, data.augmentation(config), config=config, device=device,
