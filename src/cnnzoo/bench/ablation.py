@@ -81,11 +81,11 @@ def run_ablation(recipe_name: str, tricks: list[str] | None = None, *, seeds: in
             config = recipe.train_config(seed=seed, out=str(out_root / f"{arm}-seed{seed}"),
                                          **{**overrides, **settings})
             runs[arm].append(train(config, log=log, overwrite=True))
-    return summarise(recipe_name, arms, runs, overrides)
+    return summarise(recipe_name, arms, runs, overrides, recipe.config)
 
 
 def summarise(recipe_name: str, arms: dict[str, dict], runs: dict[str, list[dict]],
-              overrides: dict) -> dict:
+              overrides: dict, recipe_config: dict) -> dict:
     """Each arm's accuracies and seconds, and each trick's effect over the recipe, paired by
     seed."""
     base = [r["test_top1"] for r in runs["recipe"]]
@@ -103,12 +103,21 @@ def summarise(recipe_name: str, arms: dict[str, dict], runs: dict[str, list[dict
                              "level": interval.level, "seeds": interval.n}
             row["helps"] = interval.low > 0
         rows.append(row)
-    return {"recipe": recipe_name, "seeds": len(base), "overrides": overrides, "arms": rows,
+    return {"recipe": recipe_name, "recipe_config": recipe_config, "seeds": len(base),
+            "overrides": overrides, "arms": rows,
             "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}"}
 
 
 def _points(value: float) -> str:
     return f"{value * 100:+.2f}"
+
+
+def _settings(settings: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def _verdict(effect: dict) -> str:
+    return "helps" if effect["low"] > 0 else "hurts" if effect["high"] < 0 else "unresolved"
 
 
 def ablation_markdown(result: dict, machine: str) -> str:
@@ -119,24 +128,26 @@ def ablation_markdown(result: dict, machine: str) -> str:
         f"`cnnzoo bench ablation --recipe {result['recipe']} --seeds {result['seeds']}` on "
         f"{machine}, {result['measured']} UTC"
         + (f", with {result['overrides']}" if result["overrides"] else "") + ". "
+        f"The recipe as it was then: {_settings(result['recipe_config'])}. "
         "Each arm is the recipe with one setting changed, the same time budget and the same "
         "seeds; **effect** is the mean of the per-seed differences in test top-1 from the recipe, "
-        "in percentage points, with its 95% Student-t interval. A trick **helps** when the whole "
-        "interval is above zero.",
+        "in percentage points, with its 95% Student-t interval. **verdict**: *helps* when the "
+        "whole interval is above zero, *hurts* when it is below, else *unresolved* at these "
+        "seeds.",
         "",
         "| arm | settings | source | epochs | train s | test top-1 | effect (points) | "
-        "95% interval | helps |",
+        "95% interval | verdict |",
         "|---|---|---|---:|---:|---:|---:|---|:---:|",
     ]
     for row in result["arms"]:
-        settings = ", ".join(f"{k}={v}" for k, v in row["settings"].items()) or "—"
+        settings = _settings(row["settings"]) or "—"
         effect = row.get("effect")
         interval = (f"[{_points(effect['low'])}, {_points(effect['high'])}]" if effect else "")
         lines.append(
             f"| {row['arm']} | {settings} | {row['source']} | {row['epochs']:g} | "
             f"{row['train_seconds']:.0f} | {row['test_top1']:.2%} | "
             f"{_points(effect['mean']) if effect else ''} | {interval} | "
-            f"{('yes' if row['helps'] else 'no') if effect else ''} |")
+            f"{_verdict(effect) if effect else ''} |")
     return "\n".join(lines) + "\n"
 
 
