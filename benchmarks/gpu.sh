@@ -24,7 +24,7 @@ case "$MODE" in
     INFERENCE=(--repeats 3 --variants compiled_fp32 bf16 fp16)
     HARDWARE=()
     RACE=()
-    RECIPES=(--recipes budgetnet-fast budgetnet-balanced budgetnet-best)
+    RECIPES=(--recipes budgetnet-fast budgetnet-balanced budgetnet-strong budgetnet-best)
     ;;
   --cpu-tiny)
     DEVICE=cpu; SEEDS=1; OUT=${OUT_TINY:-$(mktemp -d)}
