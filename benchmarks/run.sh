@@ -8,3 +8,5 @@ mkdir -p benchmarks/results
 "$CNNZOO" bench training --out benchmarks/results/training.json
 "$CNNZOO" bench inference --out benchmarks/results/inference.json
 "$CNNZOO" bench recipes --out benchmarks/results/recipes.json
+"$CNNZOO" bench race --epochs 3 --out benchmarks/results/race.json
+"$CNNZOO" bench ablation --out benchmarks/results/ablation.json

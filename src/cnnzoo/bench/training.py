@@ -27,6 +27,7 @@ from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.engine.autotune import tuned_for
 from cnnzoo.engine.inputs import InputSpec, channel_statistics
 from cnnzoo.engine.loop import StepSettings, training_step
+from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.runtime import synchronize
 from cnnzoo.engine.state import Trainable
 from cnnzoo.errors import ConfigError
@@ -151,7 +152,8 @@ def training_throughput(model_name: str, images: torch.Tensor, labels: torch.Ten
     )
     return [{"model": model_name, "baseline": baseline, "batch_size": batch_size,
              "images_per_run": images_per_run,
-             "device": device.type, "precision": tuning.precision,
+             "device": device.type, "machine": machine_name(device.type),
+             "precision": tuning.precision,
              "channels_last": tuning.channels_last,
              "chosen_by": tuning.source, "dataloader_workers": num_workers, **result}
             for baseline, result in results.items()]
