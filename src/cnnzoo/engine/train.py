@@ -79,10 +79,12 @@ class _Run:
     snapshots: SnapshotTaker | None = None  # process 0's, when --snapshots keeps any
 
     def evaluate(self) -> EvalResult:
+        # in fp32 whatever the run trains in: its summary, metrics and per-class table are then
+        # the numbers `cnnzoo eval` gives its checkpoints (bf16 scoring moved them by hundredths)
         return evaluate(self.trainable.eval_model, self.data.test,
                         self.data.spec.eval_pipeline(self.config.test_views),
                         num_classes=len(self.data.classes), device=self.settings.device,
-                        precision=self.settings.precision,
+                        precision="fp32",
                         channels_last=self.settings.memory_format == torch.channels_last,
                         shard=Shard(distributed.rank(), distributed.world_size()))
 
