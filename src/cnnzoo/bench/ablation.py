@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cnnzoo.console import log_to_stderr
-from cnnzoo.engine.train import train
 from cnnzoo.errors import ConfigError
 from cnnzoo.experiments.verdict import paired_t_interval
 from cnnzoo.recipes import load_recipe
@@ -68,6 +67,8 @@ def run_ablation(recipe_name: str, tricks: list[str] | None = None, *, seeds: in
                  step: Callable[[str, int, int], None] | None = None, **overrides) -> dict:
     """Train ``recipe_name`` (with ``overrides``) and each of ``tricks`` added alone, seeds
     0..``seeds``-1 each; the recipe's accuracies and every trick's paired effect."""
+    from cnnzoo.engine.train import train  # torch: not needed for `cnnzoo bench --help`
+
     if seeds < 2:
         raise ConfigError(f"--seeds {seeds}: an effect's interval needs at least 2 seeds")
     recipe = load_recipe(recipe_name)
