@@ -99,11 +99,15 @@ def _runtime(run_summary: dict) -> str:
     )
 
 
+# how the table's first paragraph starts: the machine follows, up to its first ". "
+WRITTEN_ON = "Last written by `cnnzoo bench recipes` on "
+
+
 def results_markdown(rows: list[dict], machine: str) -> str:
     lines = [
         "# Recipe results",
         "",
-        f"Last written by `cnnzoo bench recipes` on {machine}. Each row is dated (UTC) by the run "
+        f"{WRITTEN_ON}{machine}. Each row is dated (UTC) by the run "
         "that measured it and names its machine (rows from before 2026-12-01 did not record it: "
         "they were measured on a 2-core AMD EPYC with AVX2 only); re-running some recipes "
         "replaces only their rows. Training wall time (evaluation excluded), test accuracy on the "
@@ -190,13 +194,13 @@ def ablation_path(path: Path) -> Path:
 def render_results(path: Path, machine: str | None = None) -> None:
     """Write the markdown ``path`` from its JSON twins: the recipes' rows, then the ablation (when
     one was measured). ``machine`` heads the recipes' table (default: the one it says now)."""
-    rows = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(
-        ".json").exists() else []
+    table, ablation = path.with_suffix(".json"), ablation_path(path)
+    rows = json.loads(table.read_text()) if table.exists() else []
     if machine is None:
         machine = _machine_line(path) or machine_description()
     text = results_markdown(rows, machine)
-    if ablation_path(path).exists():
-        result = json.loads(ablation_path(path).read_text())
+    if ablation.exists():
+        result = json.loads(ablation.read_text())
         text += "\n" + ablation_markdown(result, result["machine"])
     files.atomic_write_text(path, text)
 
@@ -214,10 +218,9 @@ def _machine_line(path: Path) -> str | None:
     """The machine the table at ``path`` names now, so that re-rendering it keeps it."""
     if not path.exists():
         return None
-    marker = "Last written by `cnnzoo bench recipes` on "
     for line in path.read_text().splitlines():
-        if line.startswith(marker):
-            return line[len(marker):].split(". Each row", 1)[0]
+        if line.startswith(WRITTEN_ON):
+            return line[len(WRITTEN_ON):].split(". Each row", 1)[0]
     return None
 
 

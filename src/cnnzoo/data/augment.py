@@ -114,8 +114,7 @@ def random_flip(
 ) -> torch.Tensor:
     """Mirror each image left-right with probability ``p`` (one draw per image, whatever ``p``)."""
     _check_batch(x, "random_flip")
-    flip = torch.rand(x.shape[0], generator=generator).to(x.device) < p
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return flip_where(x, torch.rand(x.shape[0], generator=generator) < p)
 
 
 def flip_where(x: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:

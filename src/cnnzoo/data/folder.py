@@ -257,10 +257,11 @@ class StreamingImageFolder(ImageDataset):
         order, slices = batch_plan(len(self), batch_size, shuffle=shuffle, generator=generator,
                                    drop_last=drop_last, shard=shard)
         order = torch.arange(len(self)) if order is None else order
-        positions = iter([order[part] for part in slices])  # the loader yields the batches in order
+        parts = [order[part] for part in slices]
+        positions = iter(parts)  # the loader yields the batches in order
         loader = torch.utils.data.DataLoader(
             ImageFileDataset(self.files, self.channels, self.size),
-            batch_sampler=[order[part].tolist() for part in slices],
+            batch_sampler=[part.tolist() for part in parts],
             num_workers=self.num_workers,
             collate_fn=collate_decoded,
             pin_memory=self.device.type == "cuda",

@@ -163,8 +163,9 @@ class _StepTricks:
     @classmethod
     def of(cls, config: TrainConfig, data: ImageDataset) -> _StepTricks:
         # the coins come from the seed alone: the same in every epoch, process and resumed run
-        alternate = config.flip and config.alternate_flips
-        return cls(flip_coins(len(data), config.seed).to(data.device) if alternate else None,
+        # (TrainConfig refuses --alternate-flips without --flip)
+        return cls(flip_coins(len(data), config.seed).to(data.device) if config.alternate_flips
+                   else None,
                    config.progressive_resize)
 
     @property

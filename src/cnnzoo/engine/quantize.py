@@ -102,8 +102,7 @@ def quantize_pt2e(model: nn.Module, calibration: list[torch.Tensor]) -> Function
         with torch.no_grad(), inductor_config.patch(freezing=True):
             return compiled(x).float()
 
-    with torch.no_grad():
-        run(calibration[0])  # compile now
+    run(calibration[0])  # compile now
     return run
 
 
