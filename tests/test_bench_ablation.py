@@ -91,3 +91,17 @@ def test_one_seed_is_one_line_and_exit_2(capsys):
     assert main(["bench", "ablation", "--seeds", "1", "--tricks", "ema"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--seeds 1" in err and len(err.splitlines()) == 1
+
+
+def test_without_tricks_named_an_ablation_measures_those_the_recipe_lacks():
+    from cnnzoo.bench.ablation import TRICKS, untried_tricks
+    from cnnzoo.recipes import load_recipe
+
+    config = load_recipe("budgetnet-fast").config
+    untried = untried_tricks(config)
+    # the fast recipe trains with Muon and alternating flips already: nothing to measure there
+    assert config["optimizer"] == "muon" and config["alternate_flips"] is True
+    assert "muon" not in untried and "alternating-flips" not in untried
+    assert set(untried) == set(TRICKS) - {"muon", "alternating-flips"}
+    for trick in untried:
+        arm_settings(config, trick)  # each one a real change: none refused

@@ -1,5 +1,5 @@
 """The data half of the fast-training tricks (issue #26): alternating flips, flip-and-shift test
-views and progressive resizing, each checked by what it does to the images a model sees."""
+views, progressive resizing and cutout, each checked by what it does to the images a model sees."""
 
 from __future__ import annotations
 
@@ -211,11 +211,12 @@ def test_a_streamed_folder_gives_each_batch_its_images_indices(tmp_path):
 
 def test_an_old_config_without_the_new_settings_still_loads(tmp_path):
     saved = TrainConfig().to_dict()
-    for name in ("alternate_flips", "progressive_resize"):
+    for name in ("alternate_flips", "progressive_resize", "cutout"):
         del saved[name]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     loaded = TrainConfig.from_json(tmp_path / "config.json")
     assert not loaded.alternate_flips and loaded.progressive_resize is None
+    assert loaded.cutout == 0
     saved["progressive_resize"] = 4  # below the smallest side it takes
     (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(CheckpointError, match="--progressive-resize must be ≥ 8"):
@@ -351,3 +352,50 @@ def test_progressive_resize_is_refused_for_a_model_that_cannot_take_the_side(
     assert resnet.training  # and is left in the mode it was in
     with pytest.raises(ConfigError, match="--progressive-resize 28 must be smaller than the 28×28"):
         check_progressive_resize(resnet, 28, 28, 1)
+
+
+# ------------------------------------------------------------------------------------------ cutout
+
+
+def _zeroed(x: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool: the pixels zeroed in every channel."""
+    return (x == 0).all(1)
+
+
+def test_cutout_zeroes_one_square_per_image_clipped_at_the_border():
+    x = torch.ones(400, 2, 12, 10)
+    out = augment.cutout(x, 4, torch.Generator().manual_seed(0))
+    zeroed = _zeroed(out)
+    assert ((out == 0) == zeroed[:, None]).all()  # every channel alike
+    for mask in zeroed:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        # one rectangle: every pixel within its bounding box is zeroed
+        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
+        assert mask.sum() == len(rows) * len(cols)
+        # a 4×4 square, or a part of one at the border: its centre lies inside the image
+        assert 2 <= len(rows) <= 4 and 2 <= len(cols) <= 4
+        assert len(rows) == 4 or rows[0] == 0 or rows[-1] == 11
+        assert len(cols) == 4 or cols[0] == 0 or cols[-1] == 9
+    sizes = zeroed.sum((1, 2))
+    assert (sizes == 16).float().mean() > 0.5 and (sizes < 16).any()  # most whole, some clipped
+    again = augment.cutout(x, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
+
+def test_training_with_cutout_feeds_each_image_a_square_of_the_mean(tiny_mnist_dir, tmp_path,
+                                                                     monkeypatch):
+    """The normalised batch the model gets has the square at zero (the training mean); the option
+    is stored in config.json."""
+    fed = []
+    original = train_module.train_one_epoch
+
+    def spy(net, trainable, data, augment_, **kwargs):
+        fed.append(augment_(data.images[:64], torch.Generator().manual_seed(1)))
+        return original(net, trainable, data, augment_, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", spy)
+    config = _quick(tiny_mnist_dir, tmp_path / "run", cutout=6)
+    train(config, log=lambda message: None)
+    zeroed = _zeroed(fed[0]).sum((1, 2))
+    assert (zeroed >= 9).all() and (zeroed == 36).float().mean() > 0.5
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["cutout"] == 6

@@ -10,11 +10,13 @@ import json
 import math
 
 import pytest
+import safetensors.torch
 import torch
 from torch import nn
 
 from cnnzoo.cli import main
 from cnnzoo.engine import checkpoint as ckpt
+from cnnzoo.engine import muon
 from cnnzoo.engine.build import build_model, identity_initialise, make_optimizer
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.loop import _set_learning_rate
@@ -67,12 +69,13 @@ def set_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, done: float
 # ----------------------------------------------------------------------------------- Newton–Schulz
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(64, 288), (288, 64)])
-def test_newton_schulz_brings_every_singular_value_near_one_for_wide_and_tall(shape):
+def test_newton_schulz_brings_every_singular_value_near_one_for_wide_and_tall(shape, dtype):
     matrix = torch.randn(*shape, generator=torch.Generator().manual_seed(1)) * 3.0
-    result = orthogonalise(matrix)
-    values = torch.linalg.svdvals(result)
-    assert result.shape == shape and result.dtype == torch.float32
+    result = orthogonalise(matrix, dtype=dtype)
+    values = torch.linalg.svdvals(result.float())
+    assert result.shape == shape and result.dtype == dtype
     assert values.min() > 0.5 and values.max() < 1.5
     assert torch.linalg.svdvals(matrix).max() / torch.linalg.svdvals(matrix).min() > 2
 
@@ -268,3 +271,33 @@ def test_a_tiny_run_with_all_three_trains_and_resumes(capsys, tiny_mnist_dir, tm
     assert [int(row["epoch"]) for row in metrics] == [1, 2]
     assert all(math.isfinite(float(row["train_loss"])) for row in metrics)
     assert all(0 <= float(row["lr"]) <= 0.05 for row in metrics)  # --lr's, not --muon-lr's
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_muon_orthogonalises_in_the_precision_the_run_trains_in(precision, tiny_mnist_dir,
+                                                                  tmp_path, monkeypatch):
+    """bf16 products where the model trains in bf16 (native there, else the autotuner would not
+    pick it); the filters themselves stay fp32 and move as the fp32 iteration would move them, to
+    bf16's rounding."""
+    seen = []
+    original = muon.orthogonalise
+
+    def spy(matrix, steps=muon.NEWTON_SCHULZ_STEPS, dtype=torch.float32):
+        seen.append(dtype)
+        result = original(matrix, steps, dtype)
+        exact = original(matrix, steps, torch.float32)
+        assert nn.functional.cosine_similarity(result.float().flatten(), exact.flatten(),
+                                               dim=0) > 0.99
+        return result
+
+    monkeypatch.setattr(muon, "orthogonalise", spy)
+    code = main(["train", "--model", "budgetnet_s", "--dataset", "mnist", "--data-dir",
+                 str(tiny_mnist_dir), "--optimizer", "muon", "--epochs", "1", "--batch-size", "64",
+                 "--train-subset", "128", "--test-subset", "50", "--precision", precision,
+                 "--no-channels-last", "--compile", "off", "--device", "cpu", "--snapshots", "off",
+                 "--no-progress", "--out", str(tmp_path / "run")])
+    assert code == 0
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert seen and set(seen) == {dtype}
+    weights = safetensors.torch.load_file(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())

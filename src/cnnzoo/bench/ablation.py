@@ -46,7 +46,14 @@ TRICKS: dict[str, Trick] = {
                             "airbench: test views mirrored and shifted by a pixel"),
     "progressive-resize": Trick({"progressive_resize": 20},
                                 "fast.ai / FFCV: small images first, full size from 75%"),
+    "cutout-8": Trick({"cutout": 8}, "DeVries & Taylor 2017: an 8×8 square of each image zeroed"),
 }
+
+
+def untried_tricks(recipe_config: dict) -> list[str]:
+    """The tricks that would change ``recipe_config``: the arms of an ablation that names none."""
+    return [name for name, trick in TRICKS.items()
+            if any(recipe_config.get(k) != v for k, v in trick.settings.items())]
 
 
 def arm_settings(recipe_config: dict, trick: str) -> dict:
@@ -72,7 +79,7 @@ def run_ablation(recipe_name: str, tricks: list[str] | None = None, *, seeds: in
     if seeds < 2:
         raise ConfigError(f"--seeds {seeds}: an effect's interval needs at least 2 seeds")
     recipe = load_recipe(recipe_name)
-    tricks = list(TRICKS) if tricks is None else tricks
+    tricks = untried_tricks(recipe.config) if tricks is None else tricks
     arms = {"recipe": {}, **{t: arm_settings(recipe.config, t) for t in tricks}}
     step = step or (lambda name, index, count: log(f"ablation: {name}"))
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}

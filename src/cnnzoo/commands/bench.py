@@ -334,7 +334,8 @@ def _declare_ablation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="budgetnet-fast",
                    help="the recipe each trick is added to (default: budgetnet-fast)")
     p.add_argument("--tricks", nargs="+", choices=list(TRICKS), metavar="TRICK",
-                   help="tricks to measure, each alone (default: all: " + ", ".join(TRICKS) + ")")
+                   help="tricks to measure, each alone (default: those the recipe does not use "
+                        "already, of " + ", ".join(TRICKS) + ")")
     options.add(p, "seeds", default=3, help="runs per arm, seeds 0..N-1, the same for every arm "
                                             "(default: 3)")
     options.add(p, "epochs", help="the most epochs each run takes (default: the recipe's)")

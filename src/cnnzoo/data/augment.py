@@ -117,6 +117,21 @@ def random_flip(
     return flip_where(x, torch.rand(x.shape[0], generator=generator) < p)
 
 
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero a ``size``×``size`` square of every image (DeVries & Taylor, 2017, Cutout), centred on a
+    random pixel of its own, so that near the border part of the square falls outside the image.
+    Applied after normalising, zero is the training set's mean."""
+    _check_batch(x, "cutout")
+    count, height, width = x.shape[0], x.shape[-2], x.shape[-1]
+    rows = torch.randint(0, height, (count, 1, 1), generator=generator).to(x.device)
+    cols = torch.randint(0, width, (count, 1, 1), generator=generator).to(x.device)
+    start = size // 2
+    ys = torch.arange(height, device=x.device)[None, :, None] - rows + start
+    xs = torch.arange(width, device=x.device)[None, None, :] - cols + start
+    inside = (ys >= 0) & (ys < size) & (xs >= 0) & (xs < size)  # (N, H, W)
+    return x.masked_fill(inside[:, None], 0)
+
+
 def flip_where(x: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
     """Mirror left-right the images whose entry of the (N,) bool ``mirror`` is true."""
     _check_batch(x, "flip_where")
@@ -263,8 +278,8 @@ class TrainAugment:
     differ; random crop of ``out_size`` after zero padding ``crop_padding`` (the CIFAR recipe: pad
     4, crop 32; AlexNet's: ``resize_to=256, out_size=224``); random horizontal flip when ``flip``
     (leave it off for digits); PCA colour noise when ``pca_std > 0`` (needs ``eigvals``/``eigvecs``
-    from ``rgb_pca``); ``normalize`` when ``mean``/``std`` are given. ``out_size=None`` keeps the
-    images' size.
+    from ``rgb_pca``); ``normalize`` when ``mean``/``std`` are given; ``cutout`` of a square of side
+    ``cutout`` when it is above 0. ``out_size=None`` keeps the images' size.
 
     A call may say which images to mirror (``mirror``, from ``alternating_flips``) instead of
     leaving it to fresh coins, and at which ``side`` to train this step (progressive resizing:
@@ -280,9 +295,12 @@ class TrainAugment:
     eigvals: torch.Tensor | None = None
     eigvecs: torch.Tensor | None = None
     resize_to: int | None = None
+    cutout: int = 0
 
     def __post_init__(self) -> None:
         _check_statistics(self.mean, self.std)
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be ≥ 0; got {self.cutout}")
         if self.pca_std > 0 and (self.eigvals is None or self.eigvecs is None):
             raise ValueError("pca_std > 0 needs eigvals and eigvecs; compute them with "
                              "rgb_pca(train images)")
@@ -315,6 +333,8 @@ class TrainAugment:
             x = pca_lighting(x, self.eigvals, self.eigvecs, self.pca_std, generator)
         if self.mean is not None:
             x = normalize(x, self.mean, self.std)
+        if self.cutout:
+            x = cutout(x, self.cutout, generator)
         return x
 
 

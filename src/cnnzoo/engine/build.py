@@ -106,13 +106,17 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     return [{**group, "lr": group["base_lr"]} for group in groups]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig,
+                   precision: str = "fp32") -> torch.optim.Optimizer:
+    """The optimiser ``config`` names; ``precision`` is the one the model trains in (Muon then
+    orthogonalises in bf16 too)."""
     groups = parameter_groups(model, config)
     nesterov = config.nesterov and config.momentum > 0
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov)
     if config.optimizer == "muon":
-        return Muon(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov)
+        return Muon(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov,
+                    matmul_dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr)
     return torch.optim.AdamW(groups, lr=config.lr)

@@ -139,6 +139,9 @@ class TrainConfig:
                                                 "other epoch (a fixed seeded coin per image "
                                                 "picks which epochs) rather than by a fresh coin "
                                                 "each epoch")
+    cutout: int = option(DATA, 0, "zero a random N×N square of each training image, after "
+                                  "normalising (DeVries & Taylor 2017; 0: off)", minimum=0,
+                         maximum=MAX_SIDE)
     pca_noise: float = option(DATA, 0.0, "AlexNet's PCA colour noise, std of α (the paper: 0.1); "
                                          "RGB data only",
                               minimum=0, maximum=10)

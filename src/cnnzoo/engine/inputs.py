@@ -107,10 +107,10 @@ class InputSpec:
     crop_padding: int = 0
 
     def train_pipeline(self, *, flip: bool, pca_std: float, eigvals: torch.Tensor | None = None,
-                       eigvecs: torch.Tensor | None = None) -> TrainAugment:
+                       eigvecs: torch.Tensor | None = None, cutout: int = 0) -> TrainAugment:
         return TrainAugment(out_size=self.size, crop_padding=self.crop_padding, flip=flip,
-                            pca_std=pca_std,
-                            mean=self.mean, std=self.std, eigvals=eigvals, eigvecs=eigvecs)
+                            pca_std=pca_std, mean=self.mean, std=self.std, eigvals=eigvals,
+                            eigvecs=eigvecs, cutout=cutout)
 
     def eval_pipeline(self, views: str = "center") -> EvalViews | PaddedTenCrop:
         base = EvalViews(out_size=self.size, views=views, mean=self.mean, std=self.std)

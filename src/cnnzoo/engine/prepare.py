@@ -63,7 +63,7 @@ class PreparedData:
     def augmentation(self, config: TrainConfig) -> TrainAugment:
         eigvals, eigvecs = self.rgb_pca or (None, None)
         return self.spec.train_pipeline(flip=config.flip, pca_std=config.pca_noise, eigvals=eigvals,
-                                        eigvecs=eigvecs)
+                                        eigvecs=eigvecs, cutout=config.cutout)
 
 
 def subset_indices(total: int, count: int | None, seed: int) -> torch.Tensor:

@@ -263,7 +263,7 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
     model = model.to(memory_format=layout)
     settings = StepSettings(device, tuning.precision, layout, config.label_smoothing,
                             config.grad_clip, skip_nonfinite=config.skip_nonfinite > 0)
-    trainable = Trainable(model, make_optimizer(model, config),
+    trainable = Trainable(model, make_optimizer(model, config, tuning.precision),
                           # fp16 needs loss scaling
                           torch.amp.GradScaler(device.type, enabled=tuning.precision == "fp16"),
                           make_ema(model, config.ema_decay),
