@@ -93,15 +93,21 @@ def test_one_seed_is_one_line_and_exit_2(capsys):
     assert "--seeds 1" in err and len(err.splitlines()) == 1
 
 
-def test_without_tricks_named_an_ablation_measures_those_the_recipe_lacks():
-    from cnnzoo.bench.ablation import TRICKS, untried_tricks
-    from cnnzoo.recipes import load_recipe
+def test_without_tricks_named_an_ablation_measures_those_the_recipe_lacks(tmp_path,
+                                                                          monkeypatch):
+    from cnnzoo.bench.ablation import TRICKS
+    from cnnzoo.engine import train as train_module
 
-    config = load_recipe("budgetnet-fast").config
-    untried = untried_tricks(config)
+    trained = []
+
+    def fake_train(config, **kwargs):  # what each arm would train, without training it
+        trained.append(config)
+        return {"test_top1": 0.9, "train_seconds": 1.0, "epochs": 1}
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    result = run_ablation("budgetnet-fast", seeds=2, out_root=tmp_path, log=lambda message: None)
+    arms = [row["arm"] for row in result["arms"]]
     # the fast recipe trains with Muon and alternating flips already: nothing to measure there
-    assert config["optimizer"] == "muon" and config["alternate_flips"] is True
-    assert "muon" not in untried and "alternating-flips" not in untried
-    assert set(untried) == set(TRICKS) - {"muon", "alternating-flips"}
-    for trick in untried:
-        arm_settings(config, trick)  # each one a real change: none refused
+    assert arms == ["recipe"] + [t for t in TRICKS if t not in ("muon", "alternating-flips")]
+    assert len(trained) == 2 * len(arms)
+    assert {c.optimizer for c in trained} == {"muon"} and all(c.alternate_flips for c in trained)

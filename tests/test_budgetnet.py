@@ -3,7 +3,6 @@ training fits it."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -13,7 +12,6 @@ from cnnzoo.engine.build import make_optimizer
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.run import load_run
 from cnnzoo.engine.train import train
-from cnnzoo.errors import ConfigError
 from cnnzoo.models import budgetnet
 from cnnzoo.models.budgetnet import patch_whitening
 
@@ -94,22 +92,3 @@ def test_training_fits_the_whitening_to_the_normalised_training_images(tiny_mnis
     covariance = response_covariance(normalised, filters[:9])
     assert torch.allclose(covariance.diagonal(), torch.ones(9, dtype=covariance.dtype), atol=0.05)
     assert summary["test_top1"] > 0.5
-
-
-def test_depths_add_convolutions_at_the_stage_width_after_its_pool():
-    plain, deep = budgetnet.budgetnet_l(), budgetnet.budgetnet_xl()
-    stage2 = deep.features.stage2
-    assert list(stage2._modules) == ["conv", "pool", "bn", "relu", "conv2", "bn2", "relu2"]
-    assert list(deep.features.stage1._modules) == list(plain.features.stage1._modules)
-    # each extra 3×3 convolution (no bias) and its BatchNorm: w·w·9 + 2·w parameters
-    extra = sum(w * w * 9 + 2 * w for w in (128, 256))
-    trainable = [sum(p.numel() for p in m.parameters() if p.requires_grad) for m in (plain, deep)]
-    assert trainable[1] - trainable[0] == extra
-    # an extra convolution at 3×3 keeps the side, so the output is still one logit per class
-    assert deep(torch.randn(2, 1, 28, 28)).shape == (2, 10)
-
-
-@pytest.mark.parametrize("depths", [(1, 2), (1, 0, 2), (1, 2.0, 2), (True, 1, 1)])
-def test_depths_are_refused_in_one_line_unless_three_positive_whole_numbers(depths):
-    with pytest.raises(ConfigError, match="depths must be three positive whole numbers"):
-        budgetnet.budgetnet_xl(depths=depths)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cnnzoo.data import augment
+from cnnzoo.data.views import EvalViews, flip_views, ten_crop_views
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -71,7 +72,7 @@ def test_center_crop_and_ten_crop_views():
     x = _distinct_images(3, 2, 10)
     centre = augment.center_crop(x, 6)
     assert torch.equal(centre, x[..., 2:8, 2:8])
-    views = augment.ten_crop_views(x, 6)
+    views = ten_crop_views(x, 6)
     assert views.shape == (10, 3, 2, 6, 6)
     assert torch.equal(views[0], x[..., :6, :6])  # top-left
     assert torch.equal(views[1], x[..., :6, 4:])  # top-right
@@ -79,7 +80,7 @@ def test_center_crop_and_ten_crop_views():
     assert torch.equal(views[3], x[..., 4:, 4:])  # bottom-right
     assert torch.equal(views[4], centre)
     assert torch.equal(views[5:], views[:5].flip(-1))  # the mirrored half
-    pair = augment.flip_views(x)
+    pair = flip_views(x)
     assert pair.shape == (2, 3, 2, 10, 10) and torch.equal(pair[1], x.flip(-1))
 
 
@@ -162,17 +163,17 @@ def test_train_augment_pipelines():
 
 def test_eval_views():
     batch = torch.randint(0, 256, (5, 3, 40, 40), dtype=torch.uint8)
-    centre = augment.EvalViews(32, "center", mean=(0.5,) * 3, std=(0.5,) * 3)(batch)
+    centre = EvalViews(32, "center", mean=(0.5,) * 3, std=(0.5,) * 3)(batch)
     assert centre.shape == (1, 5, 3, 32, 32)
-    flips = augment.EvalViews(32, "flip")(batch)
+    flips = EvalViews(32, "flip")(batch)
     assert flips.shape == (2, 5, 3, 32, 32) and torch.equal(flips[1], flips[0].flip(-1))
-    ten = augment.EvalViews(32, "ten-crop")(batch)
+    ten = EvalViews(32, "ten-crop")(batch)
     assert ten.shape == (10, 5, 3, 32, 32)
     assert torch.equal(ten[0], batch[..., :32, :32].float() / 255)
-    resized = augment.EvalViews(24, "center", resize_to=28)(batch)
+    resized = EvalViews(24, "center", resize_to=28)(batch)
     assert resized.shape == (1, 5, 3, 24, 24)
     with pytest.raises(ValueError, match="views"):
-        augment.EvalViews(32, "five-crop")
+        EvalViews(32, "five-crop")
 
 
 def test_a_photo_on_a_light_background_is_prepared_as_fashion_mnist_was():

@@ -12,9 +12,10 @@ from torch import nn
 
 from cnnzoo.cli import main
 from cnnzoo.data import augment
-from cnnzoo.data.augment import EvalViews, TrainAugment
+from cnnzoo.data.augment import TrainAugment
 from cnnzoo.data.loading import load_dataset
 from cnnzoo.data.tensors import ImageTensors
+from cnnzoo.data.views import VIEW_COUNTS, EvalViews, flip_shift_views
 from cnnzoo.engine import loop
 from cnnzoo.engine import train as train_module
 from cnnzoo.engine.config import TEST_VIEWS, TrainConfig
@@ -238,7 +239,7 @@ def _moved(x: torch.Tensor, down: int) -> torch.Tensor:
 
 def test_flip_shift_views_are_the_image_its_mirror_and_both_moved_a_pixel_each_way():
     x = torch.rand(3, 2, 5, 7) + 0.5  # no zero inside, so the edge is the only zero
-    views = augment.flip_shift_views(x)
+    views = flip_shift_views(x)
     assert views.shape == (6, 3, 2, 5, 7)
     assert torch.equal(views[0], x) and torch.equal(views[1], x.flip(-1))
     assert torch.equal(views[2], _moved(x, -1)) and torch.equal(views[3], _moved(x.flip(-1), -1))
@@ -248,7 +249,7 @@ def test_flip_shift_views_are_the_image_its_mirror_and_both_moved_a_pixel_each_w
 
 
 def test_eval_views_offer_flip_shift_with_a_black_edge_wherever_test_views_are_chosen():
-    assert set(augment.VIEW_COUNTS) == set(TEST_VIEWS)
+    assert set(VIEW_COUNTS) == set(TEST_VIEWS)
     batch = torch.randint(1, 256, (4, 1, 6, 6), dtype=torch.uint8)
     views = EvalViews(6, "flip-shift", mean=[0.5], std=[0.25])
     stacked = views(batch)
@@ -362,24 +363,29 @@ def _zeroed(x: torch.Tensor) -> torch.Tensor:
     return (x == 0).all(1)
 
 
-def test_cutout_zeroes_one_square_per_image_clipped_at_the_border():
-    x = torch.ones(400, 2, 12, 10)
-    out = augment.cutout(x, 4, torch.Generator().manual_seed(0))
+def test_cutout_zeroes_one_square_per_image_centred_on_a_pixel_of_it():
+    x = torch.ones(400, 2, 20, 18)
+    out = augment.cutout(x, 6, torch.Generator().manual_seed(0))
     zeroed = _zeroed(out)
     assert ((out == 0) == zeroed[:, None]).all()  # every channel alike
+    clipped = set()
     for mask in zeroed:
         rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
         # one rectangle: every pixel within its bounding box is zeroed
         assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
         assert mask.sum() == len(rows) * len(cols)
-        # a 4×4 square, or a part of one at the border: its centre lies inside the image
-        assert 2 <= len(rows) <= 4 and 2 <= len(cols) <= 4
-        assert len(rows) == 4 or rows[0] == 0 or rows[-1] == 11
-        assert len(cols) == 4 or cols[0] == 0 or cols[-1] == 9
-    sizes = zeroed.sum((1, 2))
-    assert (sizes == 16).float().mean() > 0.5 and (sizes < 16).any()  # most whole, some clipped
-    again = augment.cutout(x, 4, torch.Generator().manual_seed(0))
-    assert torch.equal(out, again)
+        for found, first, last, side in ((rows, "top", "bottom", 20), (cols, "left", "right", 18)):
+            # a 6×6 square, or the part of one inside the image: at least half of it on each axis,
+            # as its centre pixel is in the image
+            assert 3 <= len(found) <= 6
+            if len(found) < 6:
+                assert found[0] == 0 or found[-1] == side - 1
+                clipped.add(first if found[0] == 0 else last)
+    assert clipped == {"top", "bottom", "left", "right"}  # centred: cut off on every side
+    whole = (zeroed.sum((1, 2)) == 36).float().mean()
+    assert 0.4 < whole < 0.7  # a centre 3 pixels from the top and left, 2 from the bottom and
+    # right, or more: 15/20 × 13/18 ≈ 0.54
+    assert torch.equal(out, augment.cutout(x, 6, torch.Generator().manual_seed(0)))
 
 
 def test_training_with_cutout_feeds_each_image_a_square_of_the_mean(tiny_mnist_dir, tmp_path,
@@ -399,3 +405,13 @@ def test_training_with_cutout_feeds_each_image_a_square_of_the_mean(tiny_mnist_d
     zeroed = _zeroed(fed[0]).sum((1, 2))
     assert (zeroed >= 9).all() and (zeroed == 36).float().mean() > 0.5
     assert json.loads((tmp_path / "run" / "config.json").read_text())["cutout"] == 6
+
+
+def test_a_cutout_as_large_as_the_image_is_refused_in_one_line(tiny_mnist_dir, tmp_path, capsys):
+    code = main(["train", "--model", "mlp", "--dataset", "mnist", "--data-dir",
+                 str(tiny_mnist_dir), "--cutout", "28", "--epochs", "1", "--no-progress",
+                 "--out", str(tmp_path / "run")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1
+    assert "--cutout 28 must be smaller than the 28×28 images" in error
+    assert not (tmp_path / "run" / "checkpoints").exists()

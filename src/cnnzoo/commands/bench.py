@@ -373,9 +373,9 @@ BENCHMARKS = {
     "ablation": ("a recipe with each fast-training trick added alone",
                  "Train a recipe as it is and with each trick (Muon, EMA, label smoothing 0.2, "
                  "BatchNorm-bias learning rate, dirac initialisation, alternating flips, "
-                 "mirror-and-shift test views, progressive resizing) added alone, the same seeds "
-                 "and time budget for every arm; each trick's effect on test accuracy with its "
-                 f"95% interval, written into {RESULTS}.", _declare_ablation),
+                 "mirror-and-shift test views, progressive resizing, cutout) added alone, the "
+                 "same seeds and time budget for every arm; each trick's effect on test accuracy "
+                 f"with its 95% interval, written into {RESULTS}.", _declare_ablation),
     "race": ("the tutorial's loop, then the fast recipe in its time",
              "The notes' tutorial loop trains first; then cnnzoo's recipe gets the same wall "
              "time. Both accuracies "

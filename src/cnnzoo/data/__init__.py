@@ -16,7 +16,8 @@ below are loaded on first use:
 * ``cnnzoo.data.folder``: ``folder:PATH`` image folders, decoded into memory or streamed
   (``StreamingImageFolder``);
 * ``cnnzoo.data.loading``: ``load_dataset``, the name of a data set to its ``DatasetSplits``;
-* ``cnnzoo.data.augment``: batch-wise augmentation, ``TrainAugment`` and ``EvalViews``.
+* ``cnnzoo.data.augment``: batch-wise augmentation and ``TrainAugment``; ``cnnzoo.data.views``:
+  test-time views and ``EvalViews``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _LAZY = {
     "StreamingImageFolder": "cnnzoo.data.folder",
     "load_image": "cnnzoo.data.folder",
     "TrainAugment": "cnnzoo.data.augment",
-    "EvalViews": "cnnzoo.data.augment",
+    "EvalViews": "cnnzoo.data.views",
     "find_dataset_files": "cnnzoo.data.sources",
     "describe_sources": "cnnzoo.data.sources",
     "verify_dataset": "cnnzoo.data.sources",

@@ -8,9 +8,8 @@ time, and the model's own randomness (dropout) does not shift the data's.
 The pieces: ``to_float``, ``resize``, ``center_crop``, ``random_crop`` (zero padding, per-image
 offsets), ``random_flip`` (horizontal) and ``flip_where`` with ``flip_coins`` and
 ``alternating_flips`` (airbench's flips: each image mirrored every other epoch), ``pca_lighting``
-with ``rgb_pca`` (AlexNet's colour noise), ``normalize``, and the test-time views ``flip_views``,
-``flip_shift_views`` and ``ten_crop_views``. ``TrainAugment`` and ``EvalViews`` compose them the way
-the engine uses them.
+with ``rgb_pca`` (AlexNet's colour noise), ``normalize`` and ``cutout``. ``TrainAugment`` composes
+them the way the engine trains; the test-time views are in ``cnnzoo.data.views``.
 
 A horizontal flip changes nothing about what a T-shirt or a car is, but it does about digits (a
 flipped 2 or 7 is not a digit), so the caller decides: recipes turn ``flip`` on for CIFAR,
@@ -22,7 +21,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +28,13 @@ import torch.nn.functional as F
 Size = int | tuple[int, int]
 
 
-def _pair(size: Size) -> tuple[int, int]:
+def side_pair(size: Size) -> tuple[int, int]:
+    """(height, width) of a side given as one int or a pair."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def _check_batch(x: torch.Tensor, what: str) -> None:
+def check_batch(x: torch.Tensor, what: str) -> None:
+    """Refuse anything but an (N, C, H, W) batch, naming the function ``what``."""
     if x.dim() != 4:
         raise ValueError(f"{what} takes an (N, C, H, W) batch; got shape {tuple(x.shape)}. Use "
                          "x.unsqueeze(0) for one image.")
@@ -55,8 +55,8 @@ def resize(x: torch.Tensor, size: Size) -> torch.Tensor:
 
     A uint8 batch is resized in float and rounded back to uint8.
     """
-    _check_batch(x, "resize")
-    height, width = _pair(size)
+    check_batch(x, "resize")
+    height, width = side_pair(size)
     if (height, width) == tuple(x.shape[-2:]):
         return x
     shrinking = height < x.shape[-2] or width < x.shape[-1]
@@ -68,14 +68,14 @@ def resize(x: torch.Tensor, size: Size) -> torch.Tensor:
 
 def center_crop(x: torch.Tensor, size: Size) -> torch.Tensor:
     """The central ``size`` window of every image (a view)."""
-    _check_batch(x, "center_crop")
-    height, width = _pair(size)
-    spare_h, spare_w = _offsets_within(x, height, width, "center_crop")
+    check_batch(x, "center_crop")
+    height, width = side_pair(size)
+    spare_h, spare_w = offsets_within(x, height, width, "center_crop")
     top, left = spare_h // 2, spare_w // 2
     return x[..., top : top + height, left : left + width]
 
 
-def _offsets_within(x: torch.Tensor, height: int, width: int, what: str) -> tuple[int, int]:
+def offsets_within(x: torch.Tensor, height: int, width: int, what: str) -> tuple[int, int]:
     """The room left for a crop window (H - height, W - width), checking the window fits."""
     spare_h, spare_w = x.shape[-2] - height, x.shape[-1] - width
     if spare_h < 0 or spare_w < 0:
@@ -95,10 +95,10 @@ def random_crop(
     window of every image without copying, and one advanced-indexing operation picks each image's
     window (no loop over images). The output is always exactly ``size``, with the input's dtype.
     """
-    _check_batch(x, "random_crop")
-    height, width = _pair(size)
+    check_batch(x, "random_crop")
+    height, width = side_pair(size)
     padded = F.pad(x, (padding,) * 4) if padding else x
-    spare_h, spare_w = _offsets_within(padded, height, width, "random_crop")
+    spare_h, spare_w = offsets_within(padded, height, width, "random_crop")
     if spare_h == 0 and spare_w == 0:
         return padded
     count = x.shape[0]
@@ -113,7 +113,7 @@ def random_flip(
     x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
 ) -> torch.Tensor:
     """Mirror each image left-right with probability ``p`` (one draw per image, whatever ``p``)."""
-    _check_batch(x, "random_flip")
+    check_batch(x, "random_flip")
     return flip_where(x, torch.rand(x.shape[0], generator=generator) < p)
 
 
@@ -121,7 +121,7 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None)
     """Zero a ``size``×``size`` square of every image (DeVries & Taylor, 2017, Cutout), centred on a
     random pixel of its own, so that near the border part of the square falls outside the image.
     Applied after normalising, zero is the training set's mean."""
-    _check_batch(x, "cutout")
+    check_batch(x, "cutout")
     count, height, width = x.shape[0], x.shape[-2], x.shape[-1]
     rows = torch.randint(0, height, (count, 1, 1), generator=generator).to(x.device)
     cols = torch.randint(0, width, (count, 1, 1), generator=generator).to(x.device)
@@ -134,7 +134,7 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None)
 
 def flip_where(x: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
     """Mirror left-right the images whose entry of the (N,) bool ``mirror`` is true."""
-    _check_batch(x, "flip_where")
+    check_batch(x, "flip_where")
     if mirror.shape != (x.shape[0],):
         raise ValueError(f"flip_where needs one bool per image: {x.shape[0]} images but a mask of "
                          f"shape {tuple(mirror.shape)}")
@@ -166,7 +166,7 @@ def alternating_flips(coins: torch.Tensor, epoch: int) -> torch.Tensor:
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(x - mean) / std per channel, for a float batch."""
-    _check_batch(x, "normalize")
+    check_batch(x, "normalize")
     if len(mean) != x.shape[1] or len(std) != x.shape[1]:
         raise ValueError(
             f"normalize: {x.shape[1]}-channel images need {x.shape[1]} means and stds; got "
@@ -187,7 +187,7 @@ def rgb_pca(
     ``generator``, or a fixed seed, so the result is reproducible): AlexNet's statistics, for
     ``pca_lighting``.
     """
-    _check_batch(images, "rgb_pca")
+    check_batch(images, "rgb_pca")
     if images.shape[1] != 3:
         raise ValueError(f"rgb_pca needs RGB images; got {images.shape[1]} channels. PCA lighting "
                          "is for colour data.")
@@ -217,7 +217,7 @@ def pca_lighting(
     all the pixels of an image, so it changes the colour and brightness of the lighting, not the
     objects.
     """
-    _check_batch(x, "pca_lighting")
+    check_batch(x, "pca_lighting")
     if x.shape[1] != 3:
         raise ValueError(f"pca_lighting needs RGB images; got {x.shape[1]} channels")
     alphas = torch.randn(x.shape[0], 3, generator=generator).to(device=x.device,
@@ -228,42 +228,11 @@ def pca_lighting(
     return x + offsets[:, :, None, None]
 
 
-def flip_views(x: torch.Tensor) -> torch.Tensor:
-    """(2, N, C, H, W): the images and their mirror images."""
-    _check_batch(x, "flip_views")
-    return torch.stack([x, x.flip(-1)])
-
-
-def flip_shift_views(x: torch.Tensor) -> torch.Tensor:
-    """(6, N, C, H, W): airbench's mirror-and-translate test views. View 0 is the image, view 1 its
-    mirror; views 2 and 3 are those two moved one pixel up and left, views 4 and 5 the two moved
-    one pixel down and right. A moved view loses the row and column pushed out and gets a zero row
-    and column on the other side (the zero padding of training's random crops)."""
-    _check_batch(x, "flip_shift_views")
-    both = torch.stack([x, x.flip(-1)])  # (2, N, C, H, W)
-    padded = F.pad(both.flatten(0, 1), (1, 1, 1, 1)).unflatten(0, both.shape[:2])
-    height, width = x.shape[-2:]
-    up_left = padded[..., 2 : 2 + height, 2 : 2 + width]
-    down_right = padded[..., 0:height, 0:width]
-    return torch.cat([both, up_left, down_right])
-
-
-def ten_crop_views(x: torch.Tensor, size: Size) -> torch.Tensor:
-    """(10, N, C, h, w): AlexNet's test views. Views 0–4 are the top-left, top-right, bottom-left
-    and bottom-right corners and the centre; views 5–9 are those five crops mirrored, in the same
-    order."""
-    _check_batch(x, "ten_crop_views")
-    height, width = _pair(size)
-    spare_h, spare_w = _offsets_within(x, height, width, "ten_crop_views")
-    corners = [(0, 0), (0, spare_w), (spare_h, 0), (spare_h, spare_w), (spare_h // 2, spare_w // 2)]
-    crops = torch.stack([x[..., top : top + height, left : left + width] for top, left in corners])
-    return torch.cat([crops, crops.flip(-1)])
-
-
 # ---------------------------------------------------------------------------------------- pipelines
 
 
-def _check_statistics(mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+def check_statistics(mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    """Refuse a mean without a std (or the reverse) and a std that is not positive."""
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std (to normalise) or neither")
     if std is not None and any(s <= 0 for s in std):
@@ -298,7 +267,7 @@ class TrainAugment:
     cutout: int = 0
 
     def __post_init__(self) -> None:
-        _check_statistics(self.mean, self.std)
+        check_statistics(self.mean, self.std)
         if self.cutout < 0:
             raise ValueError(f"cutout must be ≥ 0; got {self.cutout}")
         if self.pca_std > 0 and (self.eigvals is None or self.eigvecs is None):
@@ -338,70 +307,12 @@ class TrainAugment:
         return x
 
 
-# the test-time views EvalViews offers, and how many model inputs each makes of an image
-VIEW_COUNTS = {"center": 1, "flip": 2, "flip-shift": 6, "ten-crop": 10}
-
-
-@dataclass
-class EvalViews:
-    """The test-time pipeline: uint8 batch → (V, N, C, H, W) float views whose predictions get
-    averaged.
-
-    ``views``: ``"center"`` (V = 1), ``"flip"`` (the centre view and its mirror, V = 2),
-    ``"flip-shift"`` (those two and each moved one pixel diagonally both ways, V = 6, see
-    ``flip_shift_views``) or ``"ten-crop"`` (V = 10, see ``ten_crop_views``). With
-    ``resize_to``, images are resized to it and the views are ``out_size`` crops of it (AlexNet:
-    256 → 224); without, they are resized to ``out_size`` (ten crops then need images larger than
-    ``out_size``, or all ten are the same window). Flip-shift views are moved before normalising,
-    so the row and column they gain are black, like the padding of training's random crops.
-    """
-
-    out_size: int | None
-    views: Literal["center", "flip", "flip-shift", "ten-crop"] = "center"
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
-    resize_to: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_statistics(self.mean, self.std)
-        if self.views not in VIEW_COUNTS:
-            raise ValueError(f"views must be one of {', '.join(map(repr, VIEW_COUNTS))}; got "
-                             f"{self.views!r}")
-
-    @property
-    def num_views(self) -> int:
-        return VIEW_COUNTS[self.views]
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        x = to_float(batch)
-        size = self.out_size or x.shape[-1]
-        if self.resize_to is not None:
-            x = resize(x, self.resize_to)
-        elif self.views != "ten-crop" or min(x.shape[-2:]) < size:
-            x = resize(x, size)
-        if self.views == "flip-shift":
-            # moved before normalising, so the edge they gain is black, as training's padding was
-            views = flip_shift_views(center_crop(x, size))
-            if self.mean is None:
-                return views
-            return normalize(views.flatten(0, 1), self.mean, self.std).unflatten(0, views.shape[:2])
-        if self.mean is not None:
-            x = normalize(x, self.mean, self.std)
-        if self.views == "ten-crop":
-            return ten_crop_views(x, size)
-        x = center_crop(x, size)
-        return flip_views(x) if self.views == "flip" else x.unsqueeze(0)
-
-
 __all__ = [
-    "VIEW_COUNTS",
-    "EvalViews",
     "TrainAugment",
     "alternating_flips",
     "center_crop",
+    "cutout",
     "flip_coins",
-    "flip_shift_views",
-    "flip_views",
     "flip_where",
     "normalize",
     "pca_lighting",
@@ -409,6 +320,5 @@ __all__ = [
     "random_flip",
     "resize",
     "rgb_pca",
-    "ten_crop_views",
     "to_float",
 ]

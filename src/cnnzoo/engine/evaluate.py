@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnzoo.data.augment import EvalViews
 from cnnzoo.data.dataset import ImageDataset, Shard
 from cnnzoo.data.loading import load_dataset
+from cnnzoo.data.views import EvalViews
 from cnnzoo.engine import distributed
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.runtime import autocast, resolve_device

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cnnzoo.data.augment import EvalViews, TrainAugment
+from cnnzoo.data.augment import TrainAugment
+from cnnzoo.data.views import EvalViews
 from cnnzoo.errors import ConfigError, InputShapeError
 from cnnzoo.models.base import ModelConfig
 
@@ -41,6 +42,15 @@ def choose_input_side(limits: ModelConfig, data_side: int, requested: int | None
             f"--input-size accordingly{alternative}"
         )
     return requested
+
+
+def check_cutout(size: int, side: int) -> None:
+    """Refuse ``--cutout size`` in one ``ConfigError`` line unless it is smaller than the run's
+    input ``side`` (a square that large would blank most images whole)."""
+    if size >= side:
+        raise ConfigError(f"--cutout {size} must be smaller than the {side}×{side} images the "
+                          f"model is trained at; give a smaller square (e.g. {max(1, side // 4)}) "
+                          "or leave it out")
 
 
 def check_progressive_resize(model: torch.nn.Module, start: int | None, side: int,

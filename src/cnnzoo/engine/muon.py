@@ -8,10 +8,12 @@ SVD per step would be slow, so the polar factor is approximated by a few iterati
 quintic polynomial in the matrix (a Newton–Schulz iteration) whose coefficients were tuned for speed
 rather than convergence: five iterations take the singular values of a random matrix to between
 about 0.7 and 1.15 (very small ones rise less), close enough to orthogonal for training, in matrix
-products only. The products run in bf16 when the model trains in bf16 (the autotuner found bf16
-fastest, so the CPU or GPU does it natively: on a 2-core AMX Xeon 2.5× faster for budgetnet_xl's
-filters, 25 → 10 ms a step), as Muon's authors run them; in fp32 otherwise. The iteration is
-insensitive to that rounding (its singular values land in the same band).
+products only. The products run in bf16 when the run trains in bf16, as Muon's authors run them,
+and in fp32 otherwise: where the autotuner chose bf16 the hardware has it natively (on a 2-core AMX
+Xeon the iteration for budgetnet_xl's filters takes 10 ms a step instead of 25), while a forced
+``--precision bf16`` on a CPU without native bf16 makes it slower, as it makes the whole step. The
+autotuner times its steps with SGD, so Muon's share never enters its choice. The iteration is
+insensitive to bf16's rounding (its singular values land in the same band).
 
 A convolution filter bank (out, in, kh, kw) is treated as the matrix (out, in·kh·kw). Biases,
 normalisation parameters and linear layers are left to plain SGD with momentum, as in airbench.

@@ -33,7 +33,7 @@ from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_em
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.epochs import record_epoch, refuse_non_finite, run_summary, save_epoch
 from cnnzoo.engine.evaluate import EvalResult, evaluate
-from cnnzoo.engine.inputs import check_progressive_resize, choose_input_side
+from cnnzoo.engine.inputs import check_cutout, check_progressive_resize, choose_input_side
 from cnnzoo.engine.loop import (
     StepSettings,
     epoch_batch_size,
@@ -248,6 +248,7 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
         log(loaded.note)
     config = _fit_batch(config, len(loaded.train), log)
     side = choose_input_side(limits_for(config, loaded.channels), loaded.side, config.input_size)
+    check_cutout(config.cutout, side)
     data = prepare_data(loaded, config, side, device)
     model = build_model(config, len(data.classes), data.channels, side)
     # a layer computed from the images rather than trained (budgetnet's whitening)

@@ -19,9 +19,6 @@ Keller Jordan's airbench (2024), which trains CIFAR-10 networks in seconds on a 
 Layout at 28×28 (``widths=(a, b, c)``): whitening 3×3 → 2·C·9 maps, ReLU, pool (14×14); conv a, BN,
 ReLU, pool (7×7); conv b, pool (3×3), BN, ReLU; conv c, BN, ReLU; global max-pool; linear.
 ``budgetnet_s`` is (24, 48, 96), ``budgetnet_m`` (32, 64, 128) and ``budgetnet_l`` (64, 128, 256).
-``depths=(d1, d2, d3)`` gives each stage d − 1 more 3×3 convolutions (conv, BN, ReLU, at the
-stage's width, after its pool), as airbench's blocks have two: ``budgetnet_xl`` is ``budgetnet_l``
-with two in its last two stages, (1, 2, 2), for the 20-minute ``best`` recipe.
 Until ``fit_to_data`` runs (the training engine calls it with a sample of the normalised training
 images) the whitening filters are random.
 """
@@ -90,52 +87,41 @@ class PatchWhitening(nn.Conv2d):
 
 
 def _conv_bn_relu(
-    cin: int, cout: int, *, pool_before_norm: bool = False, depth: int = 1
+    cin: int, cout: int, *, pool_before_norm: bool = False
 ) -> OrderedDict[str, nn.Module]:
-    """conv (cin → cout), [pool], BN, ReLU, then ``depth`` − 1 times conv (cout → cout), BN,
-    ReLU; the later layers' names end in their number (``conv2``, ``bn2``, ``relu2``, …)."""
     layers: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(cin, cout, 3, padding=1,
                                                                      bias=False))
     if pool_before_norm:
         layers["pool"] = nn.MaxPool2d(2)
     layers["bn"] = nn.BatchNorm2d(cout)
     layers["relu"] = nn.ReLU(inplace=True)
-    for n in range(2, depth + 1):
-        layers[f"conv{n}"] = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        layers[f"bn{n}"] = nn.BatchNorm2d(cout)
-        layers[f"relu{n}"] = nn.ReLU(inplace=True)
     return layers
-
-
-def _three_whole(name: str, what: str, values: tuple) -> tuple[int, int, int]:
-    values = tuple(values)
-    if len(values) != 3 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1
-                               for v in values):
-        raise ConfigError(f"{name}: {what} must be three positive whole numbers; got {values!r}")
-    return values
 
 
 class BudgetNet(ZooModel):
     fits_to_data = True
 
     def __init__(self, *, name: str, num_classes: int, in_channels: int, input_size: int,
-                 widths: tuple[int, int, int], depths: tuple[int, int, int] = (1, 1, 1)) -> None:
+                 widths: tuple[int, int, int]) -> None:
         super().__init__()
-        a, b, c = _three_whole(name, "widths", widths)
-        d1, d2, d3 = _three_whole(name, "depths", depths)
+        widths = tuple(widths)
+        if len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths):
+            raise ConfigError(f"{name}: widths must be three positive whole numbers; got "
+                              f"{widths!r}")
         check_min_side(name, input_size, MIN_SIDE, reason=" (three 2×2 poolings)")
         self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes,
                                min_size=MIN_SIDE,
                                paper="a budget design after Jordan, 2024, airbench")
+        a, b, c = widths
         whitening = PatchWhitening(in_channels)
         self.features = nn.Sequential(OrderedDict(
             whitening=whitening,
             relu=nn.ReLU(inplace=True),
             pool=nn.MaxPool2d(2),
-            stage1=nn.Sequential(_conv_bn_relu(whitening.out_channels, a, depth=d1)),
+            stage1=nn.Sequential(_conv_bn_relu(whitening.out_channels, a)),
             pool1=nn.MaxPool2d(2),
-            stage2=nn.Sequential(_conv_bn_relu(a, b, pool_before_norm=True, depth=d2)),
-            stage3=nn.Sequential(_conv_bn_relu(b, c, depth=d3)),
+            stage2=nn.Sequential(_conv_bn_relu(a, b, pool_before_norm=True)),
+            stage3=nn.Sequential(_conv_bn_relu(b, c)),
         ))
         self.classifier = nn.Sequential(OrderedDict(pool=nn.AdaptiveMaxPool2d(1),
                                                     flatten=nn.Flatten(),
@@ -173,16 +159,6 @@ def budgetnet_m(*, num_classes: int = 10, in_channels: int = 1, input_size: int 
 @register_model
 def budgetnet_l(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (64, 128, 256)) -> BudgetNet:
-    """Budget network, 64-128-256 wide: the ``strong`` recipe's (≥ 94% in 5 min on 2 cores)."""
+    """Budget network, 64-128-256 wide: the ``strong`` and ``best`` recipes' (5 and 20 minutes)."""
     return BudgetNet(name="budgetnet_l", num_classes=num_classes, in_channels=in_channels,
                      input_size=input_size, widths=widths)
-
-
-@register_model
-def budgetnet_xl(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-                 widths: tuple[int, int, int] = (64, 128, 256),
-                 depths: tuple[int, int, int] = (1, 2, 2)) -> BudgetNet:
-    """Budget network, 64-128-256 wide with two convolutions in its last two stages: the ``best``
-    recipe's (20 minutes on 2 cores)."""
-    return BudgetNet(name="budgetnet_xl", num_classes=num_classes, in_channels=in_channels,
-                     input_size=input_size, widths=widths, depths=depths)
