@@ -128,10 +128,17 @@ def _verdict(effect: dict) -> str:
     return "helps" if effect["low"] > 0 else "hurts" if effect["high"] < 0 else "unresolved"
 
 
+def ablations_markdown(results: list[dict]) -> str:
+    """The ablation section of ``docs/results.md``: each kept ablation, newest first."""
+    heading = ("## Ablation: each trick alone\n\nNewest first; an ablation of a recipe as it was "
+               "before stays below, as the evidence for what the recipe took up since.\n")
+    return heading + "".join("\n" + ablation_markdown(r, r["machine"]) for r in results)
+
+
 def ablation_markdown(result: dict, machine: str) -> str:
-    """The ablation section of ``docs/results.md``."""
+    """One ablation's part of ``docs/results.md``: what was run, and a row per arm."""
     lines = [
-        "## Ablation: each trick alone",
+        f"### `{result['recipe']}`, {result['measured']} UTC",
         "",
         f"`cnnzoo bench ablation --recipe {result['recipe']} --seeds {result['seeds']}` on "
         f"{machine}, {result['measured']} UTC"
@@ -159,4 +166,4 @@ def ablation_markdown(result: dict, machine: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["TRICKS", "ablation_markdown", "run_ablation", "summarise"]
+__all__ = ["TRICKS", "ablation_markdown", "ablations_markdown", "run_ablation", "summarise"]

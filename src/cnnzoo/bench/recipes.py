@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from cnnzoo import files
-from cnnzoo.bench.ablation import ablation_markdown
+from cnnzoo.bench.ablation import ablations_markdown
 from cnnzoo.console import log_to_stderr
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.engine.train import train
@@ -191,26 +191,44 @@ def ablation_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}-ablation.json")
 
 
+def kept_ablations(path: Path) -> list[dict]:
+    """The ablations kept beside the results table ``path``, newest first (a file written before
+    several were kept holds one)."""
+    kept = ablation_path(path)
+    if not kept.exists():
+        return []
+    saved = json.loads(kept.read_text())
+    return saved if isinstance(saved, list) else [saved]
+
+
 def render_results(path: Path, machine: str | None = None) -> None:
-    """Write the markdown ``path`` from its JSON twins: the recipes' rows, then the ablation (when
-    one was measured). ``machine`` heads the recipes' table (default: the one it says now)."""
-    table, ablation = path.with_suffix(".json"), ablation_path(path)
+    """Write the markdown ``path`` from its JSON twins: the recipes' rows, then the ablations (when
+    any were measured). ``machine`` heads the recipes' table (default: the one it says now)."""
+    table = path.with_suffix(".json")
     rows = json.loads(table.read_text()) if table.exists() else []
     if machine is None:
         machine = _machine_line(path) or machine_description()
     text = results_markdown(rows, machine)
-    if ablation.exists():
-        result = json.loads(ablation.read_text())
-        text += "\n" + ablation_markdown(result, result["machine"])
+    ablations = kept_ablations(path)
+    if ablations:
+        text += "\n" + ablations_markdown(ablations)
     files.atomic_write_text(path, text)
 
 
 def write_ablation(result: dict, path: Path, device: str | None = None) -> None:
-    """Keep ``cnnzoo bench ablation``'s ``result`` beside the results table ``path`` and re-write
-    the table with it."""
+    """Keep ``cnnzoo bench ablation``'s ``result`` beside the results table ``path``, first, and
+    re-write the table with it. It replaces an earlier ablation of the same recipe with the same
+    settings and overrides only: one of the recipe as it was before stays, as the evidence for
+    what the recipe took up since."""
     path.parent.mkdir(parents=True, exist_ok=True)
     result = {**result, "machine": machine_description(device)}
-    files.atomic_write_text(ablation_path(path), json.dumps(result, indent=2) + "\n")
+
+    def same(other: dict) -> bool:
+        return all(other.get(key) == result[key]
+                   for key in ("recipe", "recipe_config", "overrides"))
+
+    kept = [result] + [other for other in kept_ablations(path) if not same(other)]
+    files.atomic_write_text(ablation_path(path), json.dumps(kept, indent=2) + "\n")
     render_results(path)
 
 
