@@ -111,3 +111,30 @@ def test_without_tricks_named_an_ablation_measures_those_the_recipe_lacks(tmp_pa
     assert arms == ["recipe"] + [t for t in TRICKS if t not in ("muon", "alternating-flips")]
     assert len(trained) == 2 * len(arms)
     assert {c.optimizer for c in trained} == {"muon"} and all(c.alternate_flips for c in trained)
+
+
+def test_an_ablation_of_the_recipe_as_it_was_stays_and_a_repeat_replaces_its_own(ablation,
+                                                                                  tmp_path):
+    from cnnzoo.bench.recipes import ablation_path, kept_ablations
+
+    result, _, _ = ablation
+    path = tmp_path / "results.md"
+    # an ablation written before several were kept: the file holds one result, not a list
+    before = dict(result, recipe_config={**result["recipe_config"], "optimizer": "sgd"},
+                  measured="2026-01-01 00:00", machine="an older machine")
+    ablation_path(path).write_text(json.dumps(before))
+    write_ablation(result, path)
+    assert [r["measured"] for r in kept_ablations(path)] == [result["measured"], "2026-01-01 00:00"]
+    text = path.read_text()
+    assert text.count("## Ablation: each trick alone") == 1
+    newer, older = text.index(f"### `budgetnet-fast`, {result['measured']} UTC"), \
+        text.index("### `budgetnet-fast`, 2026-01-01 00:00 UTC")
+    assert newer < older and "optimizer=sgd" in text[older:]
+    again = dict(result, measured="2026-12-31 23:59")  # the same recipe, settings and overrides
+    write_ablation(again, path)
+    assert [r["measured"] for r in kept_ablations(path)] == ["2026-12-31 23:59", "2026-01-01 00:00"]
+    assert f"### `budgetnet-fast`, {result['measured']} UTC" not in path.read_text()
+    other = dict(result, overrides={**result["overrides"], "epochs": 2},
+                 measured="2027-01-01 00:00")
+    write_ablation(other, path)  # other overrides: another ablation, kept beside
+    assert len(kept_ablations(path)) == 3
