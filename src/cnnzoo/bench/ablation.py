@@ -50,10 +50,15 @@ TRICKS: dict[str, Trick] = {
 }
 
 
+def _trains_with(recipe_config: dict, settings: dict) -> bool:
+    """Whether ``recipe_config`` has every one of ``settings`` already."""
+    return all(recipe_config.get(name) == value for name, value in settings.items())
+
+
 def untried_tricks(recipe_config: dict) -> list[str]:
     """The tricks that would change ``recipe_config``: the arms of an ablation that names none."""
     return [name for name, trick in TRICKS.items()
-            if any(recipe_config.get(k) != v for k, v in trick.settings.items())]
+            if not _trains_with(recipe_config, trick.settings)]
 
 
 def arm_settings(recipe_config: dict, trick: str) -> dict:
@@ -62,7 +67,7 @@ def arm_settings(recipe_config: dict, trick: str) -> dict:
     if trick not in TRICKS:
         raise ConfigError(f"unknown trick {trick!r}; the tricks are {', '.join(TRICKS)}")
     settings = TRICKS[trick].settings
-    if all(recipe_config.get(name) == value for name, value in settings.items()):
+    if _trains_with(recipe_config, settings):
         raise ConfigError(f"trick {trick}: the recipe already trains with {settings}; leave it "
                           "out of --tricks")
     return settings

@@ -10,7 +10,7 @@ rather than convergence: five iterations take the singular values of a random ma
 about 0.7 and 1.15 (very small ones rise less), close enough to orthogonal for training, in matrix
 products only. The products run in bf16 when the run trains in bf16, as Muon's authors run them,
 and in fp32 otherwise: where the autotuner chose bf16 the hardware has it natively (on a 2-core AMX
-Xeon the iteration for budgetnet_xl's filters takes 10 ms a step instead of 25), while a forced
+Xeon the iteration for budgetnet_l's filters takes 4.9 ms a step instead of 8.7), while a forced
 ``--precision bf16`` on a CPU without native bf16 makes it slower, as it makes the whole step. The
 autotuner times its steps with SGD, so Muon's share never enters its choice. The iteration is
 insensitive to bf16's rounding (its singular values land in the same band).
