@@ -87,6 +87,17 @@ def test_a_trick_the_recipe_already_has_is_refused():
         arm_settings({}, "swa")
 
 
+def test_a_trick_that_does_not_apply_is_refused_by_name_and_left_out_of_the_default():
+    from cnnzoo.bench.ablation import untried_tricks
+    from cnnzoo.recipes import load_recipe
+
+    sgd = load_recipe("resnet20").config  # SGD: Muon's fixed norm has nothing to hold
+    with pytest.raises(ConfigError, match="muon-fixed-norm does not apply.*--optimizer muon"):
+        arm_settings(sgd, "muon-fixed-norm")
+    assert "muon-fixed-norm" not in untried_tricks(sgd) and "muon" in untried_tricks(sgd)
+    assert "muon-fixed-norm" in untried_tricks(load_recipe("budgetnet-fast").config)
+
+
 def test_one_seed_is_one_line_and_exit_2(capsys):
     assert main(["bench", "ablation", "--seeds", "1", "--tricks", "ema"]) == 2
     err = capsys.readouterr().err.strip()

@@ -203,13 +203,13 @@ def test_train_help_groups_its_options_and_shows_only_defaults_it_applies():
     assert text.index("how long:") < text.index("--time-budget") < text.index("optimisation:")
 
 
-def test_result_sentence_counts_epochs_and_says_when_the_budget_cut_one():
+def test_result_sentence_counts_epochs_and_says_when_the_budget_stopped_the_run():
     from cnnzoo.commands.train import result_sentence
 
     base = {"test_top1": 0.9, "test_top5": 0.99, "train_seconds": 30.0, "run_dir": "runs/x"}
     assert "after 1 epoch," in result_sentence({**base, "epochs": 1, "stopped_by": "epochs"})
     cut = result_sentence({**base, "epochs": 5, "stopped_by": "time_budget"})
-    assert "after 5 epochs; the time budget ended the last one early" in cut
+    assert "after 5 epochs; the time budget stopped the run" in cut
 
 
 def test_version_and_debug_after_the_command(capsys):

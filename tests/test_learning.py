@@ -308,7 +308,7 @@ SOURCE = Path(cnnzoo.__file__).resolve().parents[1]
 
 
 # a torchrun job of two processes: about 12 s on two cores
-def test_a_distributed_run_keeps_one_series_written_by_process_0(tiny_mnist_dir, tmp_path):
+def test_a_distributed_run_keeps_one_series_written_by_process_0_and_evaluates_alike(tiny_mnist_dir, tmp_path):
     out = tmp_path / "run"
     env = {
         **os.environ,
@@ -324,6 +324,8 @@ def test_a_distributed_run_keeps_one_series_written_by_process_0(tiny_mnist_dir,
         "--data-dir",
         str(tiny_mnist_dir),
         "--epochs",
+        "3",
+        "--eval-every",
         "2",
         "--batch-size",
         "100",
@@ -358,9 +360,11 @@ def test_a_distributed_run_keeps_one_series_written_by_process_0(tiny_mnist_dir,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     series = read_snapshots(out)
-    assert [s.epoch for s in series] == [0, 1, 2]
+    assert [s.epoch for s in series] == [0, 1, 2, 3]
     assert torch.equal(series[-1].kernels, first_conv(out))
     assert done.stderr.count("snapshots:") <= 1  # process 0 alone speaks (and takes them)
+    # both processes evaluated (sharded) the same epochs, --eval-every's and the last
+    assert [row["test_top1"] is None for row in rundir.read_metrics(out)] == [True, False, False]
 
 
 @pytest.mark.parametrize("argv", [["compare", "--help"], ["show", "timeline", "--help"]])

@@ -23,6 +23,7 @@ from cnnzoo.engine.loop import _set_learning_rate
 from cnnzoo.engine.muon import Muon, orthogonalise
 from cnnzoo.engine.schedules import PlateauDivider
 from cnnzoo.engine.state import RunState
+from cnnzoo.errors import ConfigError
 
 
 def newton_schulz_by_hand(matrix: torch.Tensor) -> torch.Tensor:
@@ -119,6 +120,47 @@ def test_a_first_muon_step_moves_filters_by_the_scaled_orthogonal_direction_and_
     decayed = grads["fc.weight"] + 0.01 * before["fc.weight"]  # the linear head: SGD with decay
     torch.testing.assert_close(after["fc.weight"].detach(),
                                before["fc.weight"] - 0.03 * (1 + mu) * decayed)
+
+
+def test_fixed_norm_scales_each_filter_bank_to_root_rows_before_its_step():
+    """airbench's Muon: the bank is scaled to norm √(output channels), then moved by the direction
+    it would take without (which depends on the gradient only); without it the banks grow."""
+    torch.manual_seed(0)
+    model = Small()
+    twin = copy.deepcopy(model)
+    fixed = make_optimizer(model, TrainConfig(optimizer="muon", muon_fixed_norm=True,
+                                              muon_lr=0.05))
+    free = make_optimizer(twin, TrainConfig(optimizer="muon", muon_lr=0.05))
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for net, optimizer in ((model, fixed), (twin, free)):
+        backward(net, 0)
+        optimizer.step()
+    moved, free_moved = dict(model.named_parameters()), dict(twin.named_parameters())
+    for name, rows in (("conv.weight", 8), ("wide.weight", 32)):
+        scaled = start[name] * rows ** 0.5 / start[name].norm()
+        free_step = free_moved[name].detach() - start[name]
+        torch.testing.assert_close(moved[name].detach(), scaled + free_step, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(moved["bn.weight"], free_moved["bn.weight"])  # SGD in both
+    for seed in range(1, 30):
+        for net, optimizer in ((model, fixed), (twin, free)):
+            backward(net, seed)
+            optimizer.step()
+    for name, rows in (("conv.weight", 8), ("wide.weight", 32)):
+        # the last step's own size (lr × √rows) is all it strays from √rows
+        assert float(moved[name].norm()) == pytest.approx(rows ** 0.5, rel=0.06)
+        assert free_moved[name].norm() > 1.5 * start[name].norm()  # unheld, the bank grows
+
+
+def test_fixed_norm_needs_muon_and_old_groups_without_it_still_step():
+    with pytest.raises(ConfigError, match="--optimizer muon"):
+        TrainConfig(optimizer="sgd", muon_fixed_norm=True)
+    model = Small()
+    optimizer = make_optimizer(model, TrainConfig(optimizer="muon"))
+    for group in optimizer.param_groups:  # as a checkpoint written before fixed_norm restores them
+        group.pop("fixed_norm", None)
+    backward(model, 0)
+    optimizer.step()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_muon_without_filters_is_nesterov_sgd():

@@ -146,20 +146,29 @@ def read_json(path: Path, what: str = "JSON file") -> dict:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """metrics.csv as one dict per epoch (``epoch`` an int, the rest floats; a value that is no
-    number stays text); [] if absent. A row cut short (being written, or by a crash) is left out."""
+    number stays text, an empty one is None: the test figures of an epoch ``--eval-every`` skipped);
+    [] if absent. A row cut short (being written, or by a crash) is left out."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
     text = read_bytes(path, MAX_TEXT_BYTES, "metrics file").decode("utf-8", errors="replace")
     rows = []
     for row in csv.DictReader(text.splitlines()):
-        if not row or None in row or any(value in (None, "") for value in row.values()):
+        values = list(row.values())
+        if not row or None in row or None in values or values[-1] == "":
             continue
         rows.append({key: _number(key, value) for key, value in row.items()})
     return rows
 
 
-def _number(key: str, text: str) -> int | float | str:
+def evaluated(history: list[dict]) -> list[dict]:
+    """The rows of ``history`` (metrics.csv's) whose epoch was evaluated on the test set."""
+    return [row for row in history if row.get("test_top1") is not None]
+
+
+def _number(key: str, text: str) -> int | float | str | None:
+    if text == "":
+        return None
     try:
         return int(text) if key == "epoch" else float(text)
     except ValueError:

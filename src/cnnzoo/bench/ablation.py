@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cnnzoo.console import log_to_stderr
+from cnnzoo.engine.config import TrainConfig
 from cnnzoo.errors import ConfigError
 from cnnzoo.experiments.verdict import paired_t_interval
 from cnnzoo.recipes import load_recipe
@@ -33,6 +34,8 @@ class Trick:
 TRICKS: dict[str, Trick] = {
     "muon": Trick({"optimizer": "muon"},
                   "Jordan et al. 2024, Muon: orthogonalised momentum for the convolution filters"),
+    "muon-fixed-norm": Trick({"muon_fixed_norm": True},
+                             "airbench: Muon's filters held at norm √(output channels)"),
     "ema": Trick({"ema_decay": 0.995}, "Polyak averaging; an EMA of the weights is evaluated"),
     "label-smoothing-0.2": Trick({"label_smoothing": 0.2},
                                  "Szegedy et al. 2016; airbench uses 0.2"),
@@ -55,21 +58,36 @@ def _trains_with(recipe_config: dict, settings: dict) -> bool:
     return all(recipe_config.get(name) == value for name, value in settings.items())
 
 
+def _problem(recipe_config: dict, settings: dict) -> str | None:
+    """Why ``settings`` cannot be added to ``recipe_config`` (``--muon-fixed-norm`` to an SGD
+    recipe), or None."""
+    try:
+        TrainConfig.from_dict({**recipe_config, **settings})
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
 def untried_tricks(recipe_config: dict) -> list[str]:
-    """The tricks that would change ``recipe_config``: the arms of an ablation that names none."""
+    """The tricks that would change ``recipe_config`` and apply to it: the arms of an ablation
+    that names none."""
     return [name for name, trick in TRICKS.items()
-            if not _trains_with(recipe_config, trick.settings)]
+            if not _trains_with(recipe_config, trick.settings)
+            and _problem(recipe_config, trick.settings) is None]
 
 
 def arm_settings(recipe_config: dict, trick: str) -> dict:
     """The settings ``trick`` changes, refused when the recipe already has them (no effect to
-    measure)."""
+    measure) or cannot take them."""
     if trick not in TRICKS:
         raise ConfigError(f"unknown trick {trick!r}; the tricks are {', '.join(TRICKS)}")
     settings = TRICKS[trick].settings
     if _trains_with(recipe_config, settings):
         raise ConfigError(f"trick {trick}: the recipe already trains with {settings}; leave it "
                           "out of --tricks")
+    problem = _problem(recipe_config, settings)
+    if problem:
+        raise ConfigError(f"trick {trick} does not apply to this recipe: {problem}")
     return settings
 
 

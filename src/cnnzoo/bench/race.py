@@ -64,11 +64,12 @@ def tutorial_run(train_images: torch.Tensor, train_labels: torch.Tensor, test_im
 
 def seconds_to_reach(history: list[dict], tuning_seconds: float, accuracy: float) -> float | None:
     """Training seconds (measuring included) until the first epoch whose test accuracy reached
-    ``accuracy``."""
+    ``accuracy``; under ``--eval-every`` only evaluated epochs can, so the figure is rounded up to
+    the next evaluation."""
     elapsed = tuning_seconds
     for row in history:
         elapsed += float(row["epoch_seconds"])
-        if float(row["test_top1"]) >= accuracy:
+        if row["test_top1"] is not None and float(row["test_top1"]) >= accuracy:
             return round(elapsed, 2)
     return None
 

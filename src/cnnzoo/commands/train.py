@@ -117,14 +117,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def result_sentence(summary: dict) -> str:
-    """``test accuracy 91.2% (top-5 99.7%) after 3 epochs, 41 s of training; …`` (saying when a
-    budget cut it)."""
+    """``test accuracy 91.2% (top-5 99.7%) after 3 epochs, 41 s of training; …`` (saying when the
+    time budget, not the epochs, stopped it: its last epoch may have been cut short)."""
     epochs = summary["epochs"]
-    cut = (
-        "; the time budget ended the last one early"
-        if summary.get("stopped_by") == "time_budget"
-        else ""
-    )
+    cut = "; the time budget stopped the run" if summary.get("stopped_by") == "time_budget" else ""
     return (f"test accuracy {summary['test_top1']:.2%} (top-5 {summary['test_top5']:.2%}) after "
             f"{epochs} epoch{'s' if epochs != 1 else ''}{cut}, {summary['train_seconds']:.0f} s of "
             f"training; plots and checkpoints in {summary['run_dir']}")

@@ -82,7 +82,8 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     Weight decay goes on weights only: decaying biases and BatchNorm scales only fights the
     normalisation. The first group is always the weights at ``--lr`` (what metrics.csv reports);
     normalisation biases get their own group when ``--bn-bias-lr`` is not 1, and under ``--optimizer
-    muon`` the convolution filters (4-D) another, orthogonalised at ``--muon-lr``. Default settings
+    muon`` the convolution filters (4-D) another, orthogonalised at ``--muon-lr`` (and held at a
+    fixed norm with ``--muon-fixed-norm``). Default settings
     give the two groups runs have always had, so their checkpoints still load.
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -102,7 +103,7 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
                        "base_lr": config.lr * config.bn_bias_lr})
     if filters:
         groups.append({"params": filters, "weight_decay": 0.0, "base_lr": config.muon_lr,
-                       "orthogonalise": True})
+                       "orthogonalise": True, "fixed_norm": config.muon_fixed_norm})
     return [{**group, "lr": group["base_lr"]} for group in groups]
 
 

@@ -110,6 +110,11 @@ class TrainConfig:
                                                "--optimizer muon (the other parameters take "
                                                "--lr); follows the schedule as --lr does",
                             above=0, maximum=10)
+    muon_fixed_norm: bool = option(
+        OPTIMISATION, False, "under --optimizer muon: hold each convolution filter bank at norm "
+        "√(output channels) before every step (airbench's Muon), so that the schedule alone sets "
+        "how far a step turns it; for filters followed by a normalisation layer, which undoes the "
+        "scale")
     bn_bias_lr: float = option(OPTIMISATION, 1.0, "multiply the learning rate of the biases of "
                                                   "normalisation layers (BatchNorm, GroupNorm, "
                                                   "LayerNorm) by this (airbench: 64); they are "
@@ -186,6 +191,13 @@ class TrainConfig:
                             "the epochs, e.g. 0,1,2,5,10 (0: as initialised)")
     checkpoint_every: int = option(RUNTIME, 1, "write the `last` checkpoint every N epochs",
                                    minimum=1, maximum=10**5)
+    eval_every: int = option(RUNTIME, 1, "evaluate on the test set every N epochs and after the "
+                                         "last, also when the time budget ends the run (the "
+                                         "epochs between leave their test columns in metrics.csv "
+                                         "empty; `best` is chosen among the evaluated ones): less "
+                                         "wall time where evaluation is slow, e.g. with several "
+                                         "--test-views; not with --schedule plateau",
+                             minimum=1, maximum=10**5)
     dist_timeout: float = option(RUNTIME, 300.0, "under torchrun: seconds a process waits for the "
                                                  "others before the job stops, naming the ranks "
                                                  "that did not answer", above=0,
@@ -198,6 +210,14 @@ class TrainConfig:
         if self.alternate_flips and not self.flip:
             raise ConfigError("--alternate-flips decides in which epochs each image is mirrored, "
                               "but --flip is off, so none is; add --flip or drop --alternate-flips")
+        if self.muon_fixed_norm and self.optimizer != "muon":
+            raise ConfigError(f"--muon-fixed-norm holds the norm of the filters Muon steps, but "
+                              f"--optimizer is {self.optimizer}; add --optimizer muon or drop "
+                              "--muon-fixed-norm")
+        if self.schedule == "plateau" and self.eval_every > 1:
+            raise ConfigError(f"--schedule plateau watches the test error after every epoch, but "
+                              f"--eval-every {self.eval_every} skips the epochs between "
+                              "evaluations; drop --eval-every or pick another --schedule")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

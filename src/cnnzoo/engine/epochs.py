@@ -21,35 +21,44 @@ from cnnzoo.errors import NonFiniteLossError
 from cnnzoo.rundir import BEST, LAST, write_metrics, writing
 
 
-def record_epoch(state: RunState, epoch: EpochResult, result: EvalResult, trainable: Trainable,
-                 plateau) -> tuple[dict, bool]:
+def record_epoch(state: RunState, epoch: EpochResult, result: EvalResult | None,
+                 trainable: Trainable, plateau) -> tuple[dict, bool]:
     """Advance the run's state past a finished epoch (on every process); returns its metrics row and
-    whether the test accuracy improved."""
+    whether the test accuracy improved. An epoch not evaluated (``result`` None) has None for its
+    test figures and never improves."""
     world = distributed.world_size()
     state.train_seconds += epoch.seconds
     state.images_seen += epoch.images * world
     state.epoch += 1
     row = {"epoch": state.epoch, "lr": round(trainable.optimizer.param_groups[0]["lr"], 8),
            "train_loss": round(epoch.loss, 5), "train_top1": round(epoch.top1, 5),
-           "test_loss": round(result.loss, 5), "test_top1": round(result.top1, 5),
-           "test_top5": round(result.top5, 5), "epoch_seconds": round(epoch.seconds, 3),
+           **_test_figures(result), "epoch_seconds": round(epoch.seconds, 3),
            "images_per_second": round(epoch.images * world / epoch.seconds, 1),
            **({} if epoch.skipped is None else {"skipped_steps": epoch.skipped})}
     state.history.append(row)
     state.plateau = dataclasses.asdict(plateau)
-    improved = result.top1 > state.best_top1
-    state.best_top1 = max(state.best_top1, result.top1)
+    improved = result is not None and result.top1 > state.best_top1
+    if improved:
+        state.best_top1 = result.top1
     return row, improved
 
 
-def refuse_non_finite(trainable: Trainable, result: EvalResult, epoch: int) -> None:
-    """A checkpoint is good only if its weights and its evaluation are finite. The loss is checked
-    as the epoch trains, but the last steps' update can still make weights NaN (the loss before it
-    was finite), and so can a weight average: checked here, once an epoch, before anything of it is
-    saved (the same on every process)."""
+def _test_figures(result: EvalResult | None) -> dict:
+    figures = {"test_loss": None, "test_top1": None, "test_top5": None}
+    if result is not None:
+        figures = {"test_loss": round(result.loss, 5), "test_top1": round(result.top1, 5),
+                   "test_top5": round(result.top5, 5)}
+    return figures
+
+
+def refuse_non_finite(trainable: Trainable, result: EvalResult | None, epoch: int) -> None:
+    """A checkpoint is good only if its weights and its evaluation (when the epoch has one) are
+    finite. The loss is checked as the epoch trains, but the last steps' update can still make
+    weights NaN (the loss before it was finite), and so can a weight average: checked here, once an
+    epoch, before anything of it is saved (the same on every process)."""
     state = {name: t for name,
              t in trainable.eval_model.state_dict().items() if t.is_floating_point()}
-    if math.isfinite(result.loss) and bool(
+    if (result is None or math.isfinite(result.loss)) and bool(
         torch.stack([torch.isfinite(t).all() for t in state.values()]).all()
     ):
         return
@@ -60,7 +69,7 @@ def refuse_non_finite(trainable: Trainable, result: EvalResult, epoch: int) -> N
                              "kept. Lower --lr, or add --grad-clip")
 
 
-def save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: EvalResult,
+def save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: EvalResult | None,
                meta: dict, *, improved: bool, final: bool, every: int) -> None:
     """metrics.csv after every epoch; ``best`` when test accuracy improved; ``last`` every ``every``
     epochs.
@@ -70,7 +79,8 @@ def save_epoch(run_dir: Path, state: RunState, trainable: Trainable, result: Eva
     continues from them.
     """
     write_metrics(run_dir, state.history)
-    meta = {**meta, "test_top1": result.top1, "run_state": vars(state)}
+    meta = {**meta, "test_top1": None if result is None else result.top1,
+            "run_state": vars(state)}
     if improved:
         best = run_dir / BEST
         with writing(best):

@@ -53,7 +53,7 @@ class EpochResult:
     top1: float
     images: int  # images this process trained on
     seconds: float
-    out_of_time: bool  # the time budget ended the epoch early
+    out_of_time: bool  # the time budget is spent: no epoch follows (this one may have ended early)
     skipped: int | None = None  # steps skipped for a non-finite loss (None: not asked to skip)
 
 
@@ -295,7 +295,9 @@ def train_one_epoch(
             break
         if before_step is not None:
             before_step(epoch=state.epoch + 1, step=index + 1)
-        if checks.due(index) and checks.check(index):
+        # before step 1 the budget was just decided by the end of the epoch before (or by the
+        # resume that started this one): an epoch that starts takes at least one step
+        if checks.due(index) and checks.check(index) and index > 0:
             out_of_time = True
             break
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -328,9 +330,10 @@ def train_one_epoch(
                 stats = (f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.3f}  "
                          f"{seen * world / max(time.perf_counter() - started, 1e-9):,.0f} img/s")
             bar.update(task, stats)
-    # the epoch's last losses are read before anything of it is saved; a budget spent
+    # the epoch's last losses are read before anything of it is saved, and a budget spent by now
+    # ends the run with this epoch (evaluated and checkpointed as the last)
     if not out_of_time:
-        checks.check(taken)  # now is found before the next epoch's first step, as it always was
+        out_of_time = checks.check(taken)
     synchronize(device)
     bar.finish(task)
     seconds = time.perf_counter() - started

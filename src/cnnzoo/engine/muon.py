@@ -15,6 +15,13 @@ Xeon the iteration for budgetnet_l's filters takes 4.9 ms a step instead of 8.7)
 autotuner times its steps with SGD, so Muon's share never enters its choice. The iteration is
 insensitive to bf16's rounding (its singular values land in the same band).
 
+Left alone, the filters grow: each step adds an orthogonal matrix of a fixed size, so their norm
+rises step after step (budgetnet_l's three banks 15–17 times their initial norm after 32 of
+budgetnet-best's epochs, measured), and since the BatchNorm after each filter undoes its scale, a
+step of the same size turns it less and less. A group whose ``fixed_norm`` is true is first scaled
+back to norm √(output channels) before every step, as airbench's Muon does: the learning rate and
+its schedule alone then set how far each step turns the filters.
+
 A convolution filter bank (out, in, kh, kw) is treated as the matrix (out, in·kh·kw). Biases,
 normalisation parameters and linear layers are left to plain SGD with momentum, as in airbench.
 Which rule a parameter group follows is its ``orthogonalise`` entry; ``engine.build.make_optimizer``
@@ -66,7 +73,8 @@ class Muon(torch.optim.Optimizer):
     Each group has ``lr``, ``momentum``, ``nesterov`` and ``weight_decay`` (L2, added to the
     gradient). For a gradient g and momentum buffer B, B ← μB + g and the direction is g + μB with
     Nesterov (else B); an orthogonalised group then replaces it by ``muon_direction`` of it. The
-    parameter moves by −lr × the direction. The only state is each parameter's buffer, so
+    parameter moves by −lr × the direction, after a ``fixed_norm`` group's filter bank is scaled to
+    norm √(output channels). The only state is each parameter's buffer, so
     ``state_dict`` and ``load_state_dict`` are torch.optim.Optimizer's own. ``matmul_dtype`` is
     the precision of the Newton–Schulz products (bf16 for a model that trains in bf16).
     """
@@ -77,7 +85,7 @@ class Muon(torch.optim.Optimizer):
             raise ValueError(f"momentum must be in [0, 1); got {momentum}")
         self.matmul_dtype = matmul_dtype
         defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov,
-                    "weight_decay": weight_decay, "orthogonalise": False}
+                    "weight_decay": weight_decay, "orthogonalise": False, "fixed_norm": False}
         super().__init__(params, defaults)
         for group in self.param_groups:
             if group["orthogonalise"] and any(p.dim() != 4 for p in group["params"]):
@@ -105,5 +113,8 @@ class Muon(torch.optim.Optimizer):
                 direction = grad.add(buffer, alpha=momentum) if nesterov else buffer
                 if group["orthogonalise"]:
                     direction = muon_direction(direction, self.matmul_dtype)
+                    # a checkpoint written before fixed_norm existed restores groups without it
+                    if group.get("fixed_norm"):
+                        p.mul_(p.shape[0] ** 0.5 / p.norm().clamp_min(1e-12))
                 p.add_(direction, alpha=-group["lr"])
         return loss

@@ -13,6 +13,7 @@ import io
 import torch
 
 from cnnzoo.figures import integer_ticks, new_figure
+from cnnzoo.rundir import evaluated
 
 
 def _png(figure) -> bytes:
@@ -22,15 +23,18 @@ def _png(figure) -> bytes:
 
 
 def curves_png(history: list[dict], title: str, label_smoothing: float = 0.0) -> bytes:
+    """Train and test loss and accuracy by epoch (test at the epochs that were evaluated)."""
     epochs = [row["epoch"] for row in history]
+    tested = evaluated(history)
+    test_epochs = [row["epoch"] for row in tested]
     figure, (loss_ax, acc_ax) = new_figure(2, width=5.0, height=4.0)
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
-    loss_ax.plot(epochs, [row["test_loss"] for row in history], "s-", label="test")
+    loss_ax.plot(test_epochs, [row["test_loss"] for row in tested], "s-", label="test")
     loss_title = "loss" if not label_smoothing else (f"loss (label smoothing {label_smoothing:g} "
                                                      "raises the train loss)")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title=loss_title)
     acc_ax.plot(epochs, [row["train_top1"] for row in history], "o-", label="train")
-    acc_ax.plot(epochs, [row["test_top1"] for row in history], "s-", label="test")
+    acc_ax.plot(test_epochs, [row["test_top1"] for row in tested], "s-", label="test")
     acc_ax.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)

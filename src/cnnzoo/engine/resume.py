@@ -35,7 +35,7 @@ from cnnzoo.errors import (
 
 AUTO = "auto"  # --resume auto: continue the run in --out if it has a checkpoint, else start it
 # a resume may change these
-RESUMABLE_SETTINGS = ("epochs", "time_budget", "device", "threads", "dist_timeout")
+RESUMABLE_SETTINGS = ("epochs", "time_budget", "eval_every", "device", "threads", "dist_timeout")
 NEW, REPLACE, CONTINUE, EXTEND, FINISH = "new", "replace", "continue", "extend", "finish"
 
 

@@ -226,7 +226,7 @@ class SnapshotTaker:
             self.take(model, 0)
 
     def after_epoch(
-        self, model: nn.Module, state: RunState, epoch_seconds: float, test_top1: float
+        self, model: nn.Module, state: RunState, epoch_seconds: float, test_top1: float | None
     ) -> None:
         """Take the snapshot of the epoch just recorded (``state.epoch``) if it is wanted; under
         auto, first decide from the first snapshot's cost whether to keep taking them."""

@@ -35,6 +35,7 @@ from cnnzoo.engine.epochs import record_epoch, refuse_non_finite, run_summary, s
 from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import check_cutout, check_progressive_resize, choose_input_side
 from cnnzoo.engine.loop import (
+    EpochResult,
     StepSettings,
     epoch_batch_size,
     steps_per_epoch,
@@ -45,7 +46,7 @@ from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
 from cnnzoo.engine.resume import AUTO, EXTEND, FINISH, REPLACE, Found, Start, decide_start, look_at
 from cnnzoo.engine.runtime import resolve_device, seed_everything
-from cnnzoo.engine.schedules import lr_factor
+from cnnzoo.engine.schedules import PlateauDivider, lr_factor
 from cnnzoo.engine.snapshots import SnapshotTaker
 from cnnzoo.engine.state import RunState, Trainable, plateau_of, restore_last
 from cnnzoo.errors import CnnzooError, NonFiniteLossError, Stopped, TrainingError
@@ -293,10 +294,12 @@ def _fit_batch(config: TrainConfig, images: int, log: Log) -> TrainConfig:
 
 def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress: bool,
                   log: Log) -> tuple[EvalResult | None, bool]:
-    """Train, evaluate and record epoch after epoch; returns the last evaluation and whether time
-    ran out."""
-    config, trainable, device = run.config, run.trainable, run.settings.device
-    net = distributed.wrap(trainable.model, device) if distributed_run else trainable.model
+    """Train and record epoch after epoch, evaluating every ``--eval-every`` epochs and after the
+    last; returns the last epoch's evaluation (None if it was not evaluated) and whether time ran
+    out."""
+    config, trainable = run.config, run.trainable
+    net = (distributed.wrap(trainable.model, run.settings.device) if distributed_run
+           else trainable.model)
     net = torch.compile(net) if run.tuning.compile else net
     augment, plateau = run.data.augmentation(config), plateau_of(state, config)
     last_eval, out_of_time = None, False
@@ -311,28 +314,37 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
             out_of_time = epoch.out_of_time
             if epoch.images == 0:
                 break
-            last_eval = run.evaluate()
-            # before anything of the epoch is saved
-            refuse_non_finite(trainable, last_eval, state.epoch + 1)
-            if config.schedule == "plateau":
-                # process 0's test error decides, so every process keeps the same learning rate
-                plateau.update(distributed.from_main_process(1.0 - last_eval.top1, device))
-            row, improved = record_epoch(state, epoch, last_eval, trainable, plateau)
-            log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc "
-                f"{row['train_top1']:.4f} | test acc {row['test_top1']:.4f} top-5 "
-                f"{row['test_top5']:.4f} | {row['epoch_seconds']:.1f}s, "
-                f"{row['images_per_second']:,.0f} img/s")
-            if run.snapshots is not None:  # before the checkpoint: see engine.snapshots
-                run.snapshots.after_epoch(trainable.eval_model, state, epoch.seconds,
-                                          last_eval.top1)
-            if run.main_process:
-                save_epoch(run.run_dir, state, trainable, last_eval,
-                           {**run.meta, "epoch": state.epoch},
-                           improved=improved, final=state.epoch == config.epochs or out_of_time,
-                           every=config.checkpoint_every)
-                if run.provisional is not None and (run.run_dir / LAST).is_file():
-                    run.provisional.keep()  # resumable from here on: the run it replaced can go
-    return last_eval, out_of_time
+            final = state.epoch + 1 == config.epochs or out_of_time
+            due = final or (state.epoch + 1) % config.eval_every == 0
+            last_eval = run.evaluate() if due else None
+            _record(run, state, epoch, last_eval, plateau, final=final, log=log)
+    # a budget found spent after the last planned epoch did not stop the run: its epochs did
+    return last_eval, out_of_time and state.epoch < config.epochs
+
+
+def _record(run: _Run, state: RunState, epoch: EpochResult, result: EvalResult | None,
+            plateau: PlateauDivider, *, final: bool, log: Log) -> None:
+    """What a trained epoch leaves: its weights checked, its metrics row and log line, its snapshot
+    and checkpoints. ``result`` is its evaluation, None in the epochs ``--eval-every`` skips."""
+    trainable = run.trainable
+    refuse_non_finite(trainable, result, state.epoch + 1)  # before anything of the epoch is saved
+    if run.config.schedule == "plateau":  # which evaluates every epoch (TrainConfig's check)
+        # process 0's test error decides, so every process keeps the same learning rate
+        plateau.update(distributed.from_main_process(1.0 - result.top1, run.settings.device))
+    row, improved = record_epoch(state, epoch, result, trainable, plateau)
+    test = "" if result is None else (f" | test acc {row['test_top1']:.4f} top-5 "
+                                      f"{row['test_top5']:.4f}")
+    log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc "
+        f"{row['train_top1']:.4f}{test} | {row['epoch_seconds']:.1f}s, "
+        f"{row['images_per_second']:,.0f} img/s")
+    if run.snapshots is not None:  # before the checkpoint: see engine.snapshots
+        run.snapshots.after_epoch(trainable.eval_model, state, epoch.seconds,
+                                  None if result is None else result.top1)
+    if run.main_process:
+        save_epoch(run.run_dir, state, trainable, result, {**run.meta, "epoch": state.epoch},
+                   improved=improved, final=final, every=run.config.checkpoint_every)
+        if run.provisional is not None and (run.run_dir / LAST).is_file():
+            run.provisional.keep()  # resumable from here on: the run it replaced can go
 
 
 def _start_snapshots(run: _Run, state: RunState, log: Log) -> SnapshotTaker | None:

@@ -153,7 +153,7 @@ def describe(root: Path, name: str, run_code: bool = False) -> dict:
     run, how it was imported and (``closed``) why it cannot be opened, if it cannot."""
     config, summary = _json(root, name, CONFIG), _json(root, name, SUMMARY)
     history = metrics(root, name)
-    last = history[-1] if history else {}
+    last = (rundir.evaluated(history) or [{}])[-1]  # the last evaluated (--eval-every skips some)
     dated = run_file(root, name, CONFIG) or run_path(root, name)
     accuracy = summary.get("test_top1", last.get("test_top1"))
     return {

@@ -28,6 +28,7 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.figures import integer_ticks, new_figure
 from cnnzoo.inspect.summary import summary
 from cnnzoo.models.base import parameter_count
+from cnnzoo.rundir import evaluated
 from cnnzoo.visualize.activations import activations
 from cnnzoo.visualize.drawing import MAGNITUDE_CMAP, colourise, mosaic, show_image
 from cnnzoo.visualize.filters import kernel_tiles, kernels
@@ -162,7 +163,7 @@ def build_report(comparison: Comparison, image: int) -> dict:
     classes = sides[0].run.classes
     runs = []
     for side, name in zip(sides, comparison.names, strict=True):
-        best = max((row["test_top1"] for row in side.history), default=None)
+        best = max((row["test_top1"] for row in evaluated(side.history)), default=None)
         runs.append({
             "name": name,
             "model": side.run.name,
@@ -202,10 +203,10 @@ def drawable(image: torch.Tensor) -> np.ndarray:
 
 def _curves(ax, sides: list[Side], names: list[str]) -> None:
     for side, name, colour in zip(sides, names, COLOURS, strict=True):
-        epochs = [row["epoch"] for row in side.history]
+        epochs, tested = [row["epoch"] for row in side.history], evaluated(side.history)
         ax.plot(
-            epochs,
-            [row["test_top1"] for row in side.history],
+            [row["epoch"] for row in tested],
+            [row["test_top1"] for row in tested],
             "s-",
             color=colour,
             ms=3,

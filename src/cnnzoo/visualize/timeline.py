@@ -19,6 +19,7 @@ import torch
 from cnnzoo.engine.snapshots import Snapshot
 from cnnzoo.figures import integer_ticks, new_figure
 from cnnzoo.files import atomic_write_bytes
+from cnnzoo.rundir import evaluated
 from cnnzoo.visualize.drawing import MAGNITUDE_CMAP, colourise, mosaic, show_image
 from cnnzoo.visualize.filters import kernel_tiles
 
@@ -60,7 +61,9 @@ def probe_picture(snapshot: Snapshot, image: int) -> np.ndarray:
 def _curve(ax, history: list[dict], marked: list[int], now: int | None = None) -> None:
     epochs = [row["epoch"] for row in history]
     ax.plot(epochs, [row["train_top1"] for row in history], "o-", ms=3, label="train")
-    ax.plot(epochs, [row["test_top1"] for row in history], "s-", ms=3, label="test")
+    tested = evaluated(history)
+    ax.plot([row["epoch"] for row in tested], [row["test_top1"] for row in tested], "s-", ms=3,
+            label="test")
     for epoch in marked:
         ax.axvline(epoch, color="grey", lw=0.6, ls=":")
     if now is not None:
