@@ -308,7 +308,8 @@ SOURCE = Path(cnnzoo.__file__).resolve().parents[1]
 
 
 # a torchrun job of two processes: about 12 s on two cores
-def test_a_distributed_run_keeps_one_series_written_by_process_0_and_evaluates_alike(tiny_mnist_dir, tmp_path):
+def test_a_distributed_run_keeps_one_series_by_process_0_and_evaluates_alike(tiny_mnist_dir,
+                                                                            tmp_path):
     out = tmp_path / "run"
     env = {
         **os.environ,

@@ -117,6 +117,33 @@ def test_a_time_budget_stops_the_run_and_its_schedule_is_planned_over_the_budget
     assert rates[-1] < 0.25 * config.lr
 
 
+@pytest.mark.parametrize("decided, steps", [(False, 0), (True, 1)])
+def test_an_epoch_after_one_that_found_time_left_takes_a_step_whatever_its_first_check_says(
+        decided, steps):
+    """A run's first epoch stops before its first step if the budget is already spent (tuning or
+    an earlier run spent it); a later epoch was let start by the end of the one before, which is
+    then not left as an epoch that trained nothing after the run's last evaluated one."""
+    from cnnzoo.data.tensors import ImageTensors
+    from cnnzoo.engine.inputs import InputSpec
+    from cnnzoo.engine.progress import Progress
+    from cnnzoo.engine.schedules import PlateauDivider
+
+    model = create_model("mlp", num_classes=10, in_channels=1, input_size=28, hidden=[8])
+    trainable = Trainable(model, torch.optim.SGD(model.parameters(), lr=0.01),
+                          torch.amp.GradScaler("cpu", enabled=False), None,
+                          torch.Generator().manual_seed(0))
+    data = ImageTensors(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8),
+                        torch.randint(0, 10, (64,)))
+    augment = InputSpec(size=28, mean=[0.5], std=[0.25]).train_pipeline(flip=False, pca_std=0.0)
+    state = RunState(epoch=1, train_seconds=100.0)  # past the 10 s budget
+    epoch = loop.train_one_epoch(model, trainable, data, augment,
+                                 config=TrainConfig(epochs=5, batch_size=16, time_budget=10.0),
+                                 settings=StepSettings(CPU), state=state,
+                                 plateau=PlateauDivider(), bar=Progress(False),
+                                 budget_decided=decided)
+    assert epoch.images == 16 * steps and state.step == steps and epoch.out_of_time
+
+
 # -------------------------------------------------------------------------------- options of a step
 
 

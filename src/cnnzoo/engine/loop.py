@@ -270,18 +270,20 @@ def train_one_epoch(
     bar: Progress,
     log=None,
     before_step: Callable[..., None] | None = None,
+    budget_decided: bool = False,
 ) -> EpochResult:
     """One pass over ``data`` (or until the time budget runs out); advances ``state.step``. With
     ``log``, the cost of the whole run is estimated from the first steps and announced when it is
     long. ``before_step`` is called with ``epoch=`` and ``step=`` (1-based) before each step: tests
-    use it to kill a process there."""
+    use it to kill a process there. ``budget_decided``: the epoch before ended by finding the budget
+    not spent, so this one takes at least one step (its first check could otherwise find the
+    budget spent since, and an epoch that trained nothing would leave the last one unevaluated)."""
     world, rank, device = distributed.world_size(), distributed.rank(), settings.device
     steps = steps_per_epoch(len(data), config.batch_size, world)
     total_steps = config.epochs * steps
     task = bar.start(f"epoch {state.epoch + 1}/{config.epochs}", steps)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen, taken, out_of_time = 0, 0, False
+    tally = _Tally(device)
+    taken, out_of_time = 0, False
     skipped_before = state.skipped_steps
     net.train()
     synchronize(device)
@@ -295,9 +297,8 @@ def train_one_epoch(
             break
         if before_step is not None:
             before_step(epoch=state.epoch + 1, step=index + 1)
-        # before step 1 the budget was just decided by the end of the epoch before (or by the
-        # resume that started this one): an epoch that starts takes at least one step
-        if checks.due(index) and checks.check(index) and index > 0:
+        spent = checks.due(index) and checks.check(index)
+        if spent and (index > 0 or not budget_decided):
             out_of_time = True
             break
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -320,16 +321,9 @@ def train_one_epoch(
         if log is not None and index == 4:  # five steps in: warm enough to extrapolate
             _announce_cost(log, config, len(data), total_steps - state.step,
                            (time.perf_counter() - started) / 5)
-        main = outputs[0] if isinstance(outputs, tuple) else outputs
-        loss_sum += loss.detach() * labels.numel()
-        correct += (main.argmax(1) == labels).sum()
-        seen += labels.numel()
-        if task is not None:
-            stats = ""
-            if state.step % 10 == 0:
-                stats = (f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.3f}  "
-                         f"{seen * world / max(time.perf_counter() - started, 1e-9):,.0f} img/s")
-            bar.update(task, stats)
+        tally.add(loss, outputs, labels)
+        if task is not None:  # the figures read the device: every 10 steps
+            bar.update(task, tally.stats(world, started) if state.step % 10 == 0 else "")
     # the epoch's last losses are read before anything of it is saved, and a budget spent by now
     # ends the run with this epoch (evaluated and checkpointed as the last)
     if not out_of_time:
@@ -337,9 +331,32 @@ def train_one_epoch(
     synchronize(device)
     bar.finish(task)
     seconds = time.perf_counter() - started
-    return EpochResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen,
-                       seconds, out_of_time,
+    return EpochResult(*tally.means(), tally.seen, seconds, out_of_time,
                        state.skipped_steps - skipped_before if settings.skip_nonfinite else None)
+
+
+class _Tally:
+    """An epoch's training loss and accuracy, summed on the device (read only when reported)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, outputs, labels: torch.Tensor) -> None:
+        main = outputs[0] if isinstance(outputs, tuple) else outputs  # GoogLeNet's aux heads
+        self.loss_sum += loss.detach() * labels.numel()
+        self.correct += (main.argmax(1) == labels).sum()
+        self.seen += labels.numel()
+
+    def means(self) -> tuple[float, float]:
+        return (self.loss_sum.item() / max(self.seen, 1),
+                self.correct.item() / max(self.seen, 1))
+
+    def stats(self, world: int, started: float) -> str:
+        loss, accuracy = self.means()
+        rate = self.seen * world / max(time.perf_counter() - started, 1e-9)
+        return f"loss {loss:.3f}  acc {accuracy:.3f}  {rate:,.0f} img/s"
 
 
 def _skipped_one(state: RunState, config: TrainConfig, lr: float, index: int) -> None:

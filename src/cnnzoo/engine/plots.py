@@ -15,6 +15,8 @@ import torch
 from cnnzoo.figures import integer_ticks, new_figure
 from cnnzoo.rundir import evaluated
 
+MAX_MARKED_POINTS = 40  # more epochs than this are drawn as lines without markers
+
 
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
@@ -28,13 +30,14 @@ def curves_png(history: list[dict], title: str, label_smoothing: float = 0.0) ->
     tested = evaluated(history)
     test_epochs = [row["epoch"] for row in tested]
     figure, (loss_ax, acc_ax) = new_figure(2, width=5.0, height=4.0)
-    loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
-    loss_ax.plot(test_epochs, [row["test_loss"] for row in tested], "s-", label="test")
+    train_style, test_style = _style("o-", len(epochs)), _style("s-", len(tested))
+    loss_ax.plot(epochs, [row["train_loss"] for row in history], train_style, label="train")
+    loss_ax.plot(test_epochs, [row["test_loss"] for row in tested], test_style, label="test")
     loss_title = "loss" if not label_smoothing else (f"loss (label smoothing {label_smoothing:g} "
                                                      "raises the train loss)")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title=loss_title)
-    acc_ax.plot(epochs, [row["train_top1"] for row in history], "o-", label="train")
-    acc_ax.plot(test_epochs, [row["test_top1"] for row in tested], "s-", label="test")
+    acc_ax.plot(epochs, [row["train_top1"] for row in history], train_style, label="train")
+    acc_ax.plot(test_epochs, [row["test_top1"] for row in tested], test_style, label="test")
     acc_ax.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
@@ -42,6 +45,11 @@ def curves_png(history: list[dict], title: str, label_smoothing: float = 0.0) ->
         integer_ticks(ax)
     figure.suptitle(title)
     return _png(figure)
+
+
+def _style(marked: str, points: int) -> str:
+    """A line with markers, or without where they would crowd into a thick band (a long run)."""
+    return marked if points <= MAX_MARKED_POINTS else "-"
 
 
 def confusion_png(confusion: torch.Tensor, classes: list[str], title: str) -> bytes:

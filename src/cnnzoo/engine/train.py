@@ -303,6 +303,7 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
     net = torch.compile(net) if run.tuning.compile else net
     augment, plateau = run.data.augmentation(config), plateau_of(state, config)
     last_eval, out_of_time = None, False
+    first = state.epoch  # after it, each epoch starts where the one before found time left
     with Progress(progress and run.main_process) as bar:
         while state.epoch < config.epochs and not out_of_time:
             epoch = train_one_epoch(net, trainable, run.data.train, augment, config=config,
@@ -310,7 +311,8 @@ def _train_epochs(run: _Run, state: RunState, *, distributed_run: bool, progress
                                     state=state, plateau=plateau, bar=bar,
                                     log=log if state.epoch == 0 else None,
                                     # a no-op unless a test asks
-                                    before_step=elastic.kill_if_test_asks)
+                                    before_step=elastic.kill_if_test_asks,
+                                    budget_decided=state.epoch > first)
             out_of_time = epoch.out_of_time
             if epoch.images == 0:
                 break
