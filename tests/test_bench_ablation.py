@@ -149,3 +149,11 @@ def test_an_ablation_of_the_recipe_as_it_was_stays_and_a_repeat_replaces_its_own
                  measured="2027-01-01 00:00")
     write_ablation(other, path)  # other overrides: another ablation, kept beside
     assert len(kept_ablations(path)) == 3
+    # one trick measured again later leaves the ablation that measured the others with it
+    one = dict(again, arms=[row for row in again["arms"] if row["arm"] in ("recipe", "ema")],
+               measured="2027-02-01 00:00")
+    write_ablation(one, path)
+    assert [r["measured"] for r in kept_ablations(path)][:3] == [
+        "2027-02-01 00:00", "2027-01-01 00:00", "2026-12-31 23:59"]
+    write_ablation(dict(one, measured="2027-03-01 00:00"), path)  # ...and replaces its own repeat
+    assert "2027-02-01 00:00" not in [r["measured"] for r in kept_ablations(path)]

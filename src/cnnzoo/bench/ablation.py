@@ -164,10 +164,12 @@ def ablations_markdown(results: list[dict]) -> str:
 
 def ablation_markdown(result: dict, machine: str) -> str:
     """One ablation's part of ``docs/results.md``: what was run, and a row per arm."""
+    tricks = [row["arm"] for row in result["arms"] if row["arm"] != "recipe"]
     lines = [
         f"### `{result['recipe']}`, {result['measured']} UTC",
         "",
-        f"`cnnzoo bench ablation --recipe {result['recipe']} --seeds {result['seeds']}` on "
+        f"`cnnzoo bench ablation --recipe {result['recipe']} --tricks {' '.join(tricks)} "
+        f"--seeds {result['seeds']}` on "
         f"{machine}, {result['measured']} UTC"
         + (f", with {result['overrides']}" if result["overrides"] else "") + ". "
         f"The recipe as it was then: {_settings(result['recipe_config'])}. "

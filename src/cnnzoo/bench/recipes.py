@@ -218,18 +218,24 @@ def render_results(path: Path, machine: str | None = None) -> None:
 def write_ablation(result: dict, path: Path, device: str | None = None) -> None:
     """Keep ``cnnzoo bench ablation``'s ``result`` beside the results table ``path``, first, and
     re-write the table with it. It replaces an earlier ablation of the same recipe with the same
-    settings and overrides only: one of the recipe as it was before stays, as the evidence for
-    what the recipe took up since."""
+    settings and overrides whose arms it measured again (all of them): one of the recipe as it was
+    before stays, as the evidence for what the recipe took up since, and so does one with arms
+    this one left out."""
     path.parent.mkdir(parents=True, exist_ok=True)
     result = {**result, "machine": machine_description(device)}
 
-    def same(other: dict) -> bool:
+    def measured_again(other: dict) -> bool:
         return all(other.get(key) == result[key]
-                   for key in ("recipe", "recipe_config", "overrides"))
+                   for key in ("recipe", "recipe_config", "overrides")) and \
+            _arm_names(other) <= _arm_names(result)
 
-    kept = [result] + [other for other in kept_ablations(path) if not same(other)]
+    kept = [result] + [other for other in kept_ablations(path) if not measured_again(other)]
     files.atomic_write_text(ablation_path(path), json.dumps(kept, indent=2) + "\n")
     render_results(path)
+
+
+def _arm_names(ablation: dict) -> set[str]:
+    return {row["arm"] for row in ablation.get("arms", [])}
 
 
 def _machine_line(path: Path) -> str | None:

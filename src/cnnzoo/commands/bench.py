@@ -371,7 +371,8 @@ BENCHMARKS = {
                 "Re-run the training recipes and write their measured accuracy and time to "
                 f"{RESULTS} (or --results).", _declare_recipes),
     "ablation": ("a recipe with each fast-training trick added alone",
-                 "Train a recipe as it is and with each trick (Muon, EMA, label smoothing 0.2, "
+                 "Train a recipe as it is and with each trick (Muon, Muon's fixed filter norm, "
+                 "EMA, label smoothing 0.2, "
                  "BatchNorm-bias learning rate, dirac initialisation, alternating flips, "
                  "mirror-and-shift test views, progressive resizing, cutout) added alone, the "
                  "same seeds and time budget for every arm; each trick's effect on test accuracy "
