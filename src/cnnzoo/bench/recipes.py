@@ -225,9 +225,9 @@ def write_ablation(result: dict, path: Path, device: str | None = None) -> None:
     result = {**result, "machine": machine_description(device)}
 
     def measured_again(other: dict) -> bool:
-        return all(other.get(key) == result[key]
-                   for key in ("recipe", "recipe_config", "overrides")) and \
-            _arm_names(other) <= _arm_names(result)
+        keys = ("recipe", "recipe_config", "overrides")
+        same = all(other.get(key) == result[key] for key in keys)
+        return same and _arm_names(other) <= _arm_names(result)
 
     kept = [result] + [other for other in kept_ablations(path) if not measured_again(other)]
     files.atomic_write_text(ablation_path(path), json.dumps(kept, indent=2) + "\n")

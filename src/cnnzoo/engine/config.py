@@ -114,7 +114,7 @@ class TrainConfig:
         OPTIMISATION, False, "under --optimizer muon: hold each convolution filter bank at norm "
         "√(output channels) before every step (airbench's Muon), so that the schedule alone sets "
         "how far a step turns it; for filters followed by a normalisation layer, which undoes the "
-        "scale")
+        "scale. It wants a far smaller --muon-lr (0.02–0.05 on budgetnet)")
     bn_bias_lr: float = option(OPTIMISATION, 1.0, "multiply the learning rate of the biases of "
                                                   "normalisation layers (BatchNorm, GroupNorm, "
                                                   "LayerNorm) by this (airbench: 64); they are "
