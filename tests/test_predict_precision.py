@@ -138,3 +138,20 @@ def test_bf16_agrees_with_fp32_top1(trained, images, capsys):
     assert bf16["precision"] == "bf16"
     assert [r["predictions"][0]["class"] for r in bf16["results"]] == [
         r["predictions"][0]["class"] for r in fp32["results"]]
+
+
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no native bf16 (avx512_bf16 or "
+                                                    "AMX), so predict refuses bf16 here")
+def test_the_api_predicts_in_the_precision_asked_as_the_command_does(trained, images, capsys):
+    import cnnzoo
+    from cnnzoo.errors import ConfigError
+
+    paths, _ = images
+    command = _predict(capsys, trained, *paths, "--precision", "bf16")
+    answers = cnnzoo.predict(trained, paths, precision="bf16")
+    assert all(a["precision"] == "bf16" and a["gate"] == command["gate"] for a in answers)
+    assert [a["predictions"] for a in answers] == [r["predictions"] for r in command["results"]]
+    plain = cnnzoo.predict(trained, paths)  # fp32: the answers as they always were
+    assert "precision" not in plain[0] and plain[0]["predictions"] != answers[0]["predictions"]
+    with pytest.raises(ConfigError, match="fp32, bf16 or int8; got 'fp16'"):
+        cnnzoo.predict(trained, paths, precision="fp16")

@@ -16,6 +16,7 @@ from cnnzoo.engine.evaluate import EvalResult, evaluate_run
 from cnnzoo.engine.predict import predict_files
 from cnnzoo.engine.run import Run
 from cnnzoo.engine.run import load_run as _load_run
+from cnnzoo.errors import ConfigError
 
 __all__ = ["Run", "evaluate", "load_run", "predict"]
 
@@ -30,15 +31,30 @@ def load_run(source: PathLike, *, model_name: str | None = None, device: str = "
 
 
 def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k: int = 5,
-            views: str = "center", prepare: bool = True) -> list[dict]:
+            views: str = "center", prepare: bool = True, precision: str = "fp32",
+            data_dir: PathLike | None = None) -> list[dict]:
     """The ``top_k`` classes of each image file, as ``cnnzoo predict`` gives them: one dict per
     image, in order, ``{"file", "predictions": [{"class", "index", "probability"}, ...], "prepared":
     [steps]}`` (and ``warning`` for a light background; ``prepare=False`` only resizes; see
     ``engine.user_image``). ``run`` is a ``Run`` or a path for ``load_run``; ``images`` one path or
-    several."""
+    several. ``precision`` "bf16" or "int8" predicts with the model the accuracy gate kept (``cnnzoo
+    eval --precision``; int8 is rebuilt from the training images in ``data_dir`` unless export
+    wrote its file), and each dict then also carries ``precision`` and the gate's figures
+    (``gate``)."""
     paths = [images] if isinstance(images, (str, Path)) else list(images)
-    return predict_files(_loaded(run), [Path(p) for p in paths], top_k=top_k, views=views,
-                         prepare=prepare)
+    loaded = _loaded(run)
+    model, traded = loaded.model, {}
+    if precision != "fp32":
+        if precision not in ("bf16", "int8"):
+            raise ConfigError(f"precision must be fp32, bf16 or int8; got {precision!r}")
+        from cnnzoo.engine.precision_gate import kept_model  # onnx and the quantisers: on demand
+
+        model, figures = kept_model(loaded, precision,
+                                    data_dir=None if data_dir is None else str(data_dir))
+        traded = {"precision": precision, "gate": figures}
+    results = predict_files(loaded, [Path(p) for p in paths], top_k=top_k, views=views,
+                            prepare=prepare, model=model)
+    return [{**item, **traded} for item in results]
 
 
 def evaluate(run: Run | PathLike, dataset: str | None = None, *, data_dir: PathLike | None = None,
