@@ -135,6 +135,7 @@ def test_bench_inference_json_has_every_variant_with_its_figures(trained, tiny_m
         row = rows[name]
         assert row["batch1_latency_ms"] > 0 and row["batch64_images_per_second"] > 0
         assert {"speedup_batch1", "speedup_batch64", "test_top1", "machine"} <= set(row)
+        assert row["test_views"] == "center"  # the gate's view, named beside its accuracy
     assert rows["eager_fp32"]["speedup_batch64"] == 1.0
     assert rows["eager_fp32"]["top1_agreement_with_fp32"] == 1.0
     assert rows["int8_onnxruntime"]["top1_agreement_with_fp32"] >= 0.98

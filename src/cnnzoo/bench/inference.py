@@ -158,4 +158,6 @@ def trained_run_variants(run, *, data_dir: str | None = None, repeats: int = 3,
         if row["variant"] in functions:
             wrapped = InferenceModel(run.model, functions[row["variant"]], row["variant"])
             row["test_top1"] = round(compare_on_test(run, wrapped, test)["top1"], 4)
+            # the gate's view, which may not be the run's own --test-views (summary.json's)
+            row["test_views"] = "center"
     return rows

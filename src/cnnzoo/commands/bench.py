@@ -77,7 +77,8 @@ def _bench_inference(args: argparse.Namespace) -> list[dict]:
 def _variant_line(row: dict) -> str:
     if "skipped" in row:
         return f"{row['model']} {row['variant']}: skipped ({row['skipped']})"
-    accuracy = f", test top-1 {row['test_top1']:.2%}" if "test_top1" in row else ""
+    accuracy = (f", test top-1 {row['test_top1']:.2%} ({row['test_views']} view)"
+                if "test_top1" in row else "")
     return (f"{row['model']} {row['variant']}: batch 1 {row['batch1_latency_ms']:.2f} ms "
             f"({row['speedup_batch1']}x), batch 64 {row['batch64_images_per_second']:,.1f} img/s "
             f"({row['speedup_batch64']}x), agreement {row['top1_agreement_with_fp32']:.1%}"
