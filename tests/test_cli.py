@@ -179,6 +179,11 @@ def test_model_table_is_cached_and_rebuilt_when_the_model_code_changes(tmp_path,
     rebuilt = {"models": [{"name": "rebuilt"}], "recipes": []}
     monkeypatch.setattr(model_table, "_build_table", lambda: rebuilt)
     assert model_table.model_table() == [{"name": "rebuilt"}]
+    # a cache file that parses but lacks a part (damaged, or hand-edited) is built again too
+    model_table._cache_file().write_text('{"models": []}')
+    monkeypatch.setattr(model_table, "_build_table", lambda: {**rebuilt, "models": [{"name": "x"}]})
+    assert model_table.model_table() == [{"name": "x"}]
+    assert "recipes" in json.loads(model_table._cache_file().read_text())
 
 
 def test_a_warm_list_does_not_import_torch(tmp_path):

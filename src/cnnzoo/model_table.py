@@ -22,6 +22,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
+from cnnzoo.files import atomic_write_text
 from cnnzoo.version import __version__
 
 _HERE = Path(__file__).parent
@@ -96,15 +97,14 @@ def _table() -> dict[str, list[dict]]:
     path = _cache_file()
     try:
         table = json.loads(path.read_text())
-        if not isinstance(table, dict):
-            raise ValueError("a table from before recipes were counted")
+        if not isinstance(table, dict) or not {"models", "recipes"} <= set(table):
+            raise ValueError("a table from before recipes were counted, or damaged")
     except (OSError, ValueError):
         table = _build_table()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(table))
-            tmp.replace(path)
+            # a temporary file of its own: two `cnnzoo list` started at once never share one
+            atomic_write_text(path, json.dumps(table))
         except OSError:  # a read-only home: list without caching
             pass
     return table
