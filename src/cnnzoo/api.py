@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cnnzoo.engine.evaluate import EvalResult, evaluate_run
-from cnnzoo.engine.predict import predict_files
+from cnnzoo.engine.predict import predict_files_in
 from cnnzoo.engine.run import Run
 from cnnzoo.engine.run import load_run as _load_run
-from cnnzoo.errors import ConfigError
 
 __all__ = ["Run", "evaluate", "load_run", "predict"]
 
@@ -42,18 +41,10 @@ def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k
     wrote its file), and each dict then also carries ``precision`` and the gate's figures
     (``gate``)."""
     paths = [images] if isinstance(images, (str, Path)) else list(images)
-    loaded = _loaded(run)
-    model, traded = loaded.model, {}
-    if precision != "fp32":
-        if precision not in ("bf16", "int8"):
-            raise ConfigError(f"precision must be fp32, bf16 or int8; got {precision!r}")
-        from cnnzoo.engine.precision_gate import kept_model  # onnx and the quantisers: on demand
-
-        model, figures = kept_model(loaded, precision,
-                                    data_dir=None if data_dir is None else str(data_dir))
-        traded = {"precision": precision, "gate": figures}
-    results = predict_files(loaded, [Path(p) for p in paths], top_k=top_k, views=views,
-                            prepare=prepare, model=model)
+    results, figures = predict_files_in(_loaded(run), [Path(p) for p in paths], precision,
+                                        data_dir=None if data_dir is None else str(data_dir),
+                                        top_k=top_k, views=views, prepare=prepare)
+    traded = {} if figures is None else {"precision": precision, "gate": figures}
     return [{**item, **traded} for item in results]
 
 

@@ -78,18 +78,14 @@ def _precision_note(run) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnnzoo.engine.predict import predict_files
+    from cnnzoo.engine.predict import predict_files_in
     from cnnzoo.engine.run import load_run
 
     run = load_run(args.source, model_name=args.model, device=args.device,
                    run_code=args.run_code)
-    model, figures = run.model, None
-    if args.precision != "fp32":
-        from cnnzoo.engine.precision_gate import kept_model
-
-        model, figures = kept_model(run, args.precision, data_dir=args.data_dir)
-    results = predict_files(run, args.images, top_k=args.top_k, views=args.views,
-                            prepare=args.prepare, model=model)
+    results, figures = predict_files_in(run, args.images, args.precision,
+                                        data_dir=args.data_dir, top_k=args.top_k,
+                                        views=args.views, prepare=args.prepare)
     # fp32's output is as it always was; a reduced precision says what it traded
     traded = {} if figures is None else {"precision": args.precision, "gate": figures}
     if args.json:

@@ -12,7 +12,7 @@ from cnnzoo.data.dataset import pad_images
 from cnnzoo.engine.evaluate import log_probabilities
 from cnnzoo.engine.run import Run
 from cnnzoo.engine.user_image import prepare_image, ranked, read_image
-from cnnzoo.errors import NonFiniteOutputError
+from cnnzoo.errors import ConfigError, NonFiniteOutputError
 
 
 @torch.no_grad()
@@ -46,3 +46,20 @@ def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "
                                    "drove it out of range: check the image")
     return [{"file": str(path), "predictions": ranked(run, row, top_k), **note}
             for path, row, (_, note) in zip(paths, probabilities, decoded, strict=True)]
+
+
+def predict_files_in(run: Run, paths: list[Path], precision: str = "fp32", *,
+                     data_dir: str | None = None, **options) -> tuple[list[dict], dict | None]:
+    """``predict_files`` (``options`` are its own) in ``precision``: fp32 with the run's model;
+    bf16 or int8 with the model the accuracy gate kept (``precision_gate.kept_model``; int8 is
+    rebuilt from the training images in ``data_dir`` unless export wrote its file). Returns the
+    answers and the gate's figures (None in fp32), for ``cnnzoo predict`` and ``cnnzoo.predict``
+    alike."""
+    if precision == "fp32":
+        return predict_files(run, paths, **options), None
+    if precision not in ("bf16", "int8"):
+        raise ConfigError(f"precision must be fp32, bf16 or int8; got {precision!r}")
+    from cnnzoo.engine.precision_gate import kept_model  # the quantisers: only when asked
+
+    model, figures = kept_model(run, precision, data_dir=data_dir)
+    return predict_files(run, paths, model=model, **options), figures
