@@ -3,6 +3,7 @@ training fits it."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -12,6 +13,7 @@ from cnnzoo.engine.build import make_optimizer
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.run import load_run
 from cnnzoo.engine.train import train
+from cnnzoo.errors import ConfigError
 from cnnzoo.models import budgetnet
 from cnnzoo.models.budgetnet import patch_whitening
 
@@ -92,3 +94,21 @@ def test_training_fits_the_whitening_to_the_normalised_training_images(tiny_mnis
     covariance = response_covariance(normalised, filters[:9])
     assert torch.allclose(covariance.diagonal(), torch.ones(9, dtype=covariance.dtype), atol=0.05)
     assert summary["test_top1"] > 0.5
+
+
+def test_depths_add_width_keeping_convolutions_to_a_stage_and_are_checked():
+    plain = cnnzoo.create_model("budgetnet_l")
+    deeper = cnnzoo.create_model("budgetnet_l", depths=(3, 1, 2))
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    # each added convolution: a 3×3 bank of width², no bias, and its BatchNorm's scale and shift
+    added = 2 * (64 * 64 * 9 + 2 * 64) + (256 * 256 * 9 + 2 * 256)
+    assert count(deeper) - count(plain) == added
+    assert [name for name, _ in deeper.features.stage1.named_children()] == [
+        "conv", "bn", "relu", "conv2", "bn2", "relu2", "conv3", "bn3", "relu3"]
+    features = {}
+    deeper.features.stage1.conv3.register_forward_hook(
+        lambda module, inputs, output: features.update(stage1=output.shape))
+    assert deeper(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert features["stage1"] == (2, 64, 14, 14)  # at the stage's resolution
+    with pytest.raises(ConfigError, match=r"budgetnet_l: depths must be three positive whole"):
+        cnnzoo.create_model("budgetnet_l", depths=(2, 0, 1))

@@ -19,6 +19,8 @@ Keller Jordan's airbench (2024), which trains CIFAR-10 networks in seconds on a 
 Layout at 28×28 (``widths=(a, b, c)``): whitening 3×3 → 2·C·9 maps, ReLU, pool (14×14); conv a, BN,
 ReLU, pool (7×7); conv b, pool (3×3), BN, ReLU; conv c, BN, ReLU; global max-pool; linear.
 ``budgetnet_s`` is (24, 48, 96), ``budgetnet_m`` (32, 64, 128) and ``budgetnet_l`` (64, 128, 256).
+``depths=(p, q, r)`` gives the three stages p, q and r convolutions (one each by default): the
+added ones keep their stage's width and resolution (conv, BN, ReLU), as in airbench's blocks of two.
 Until ``fit_to_data`` runs (the training engine calls it with a sample of the normalised training
 images) the whitening filters are random.
 """
@@ -98,16 +100,27 @@ def _conv_bn_relu(
     return layers
 
 
+def _stage(cin: int, cout: int, depth: int, *,
+           pool_before_norm: bool = False) -> OrderedDict[str, nn.Module]:
+    """A stage of ``depth`` convolutions: the first changes the width (and pools, when asked), the
+    others (conv2, bn2, relu2, ...) keep it and the resolution."""
+    layers = _conv_bn_relu(cin, cout, pool_before_norm=pool_before_norm)
+    for i in range(2, depth + 1):
+        layers.update((f"{key}{i}", layer) for key, layer in _conv_bn_relu(cout, cout).items())
+    return layers
+
+
 class BudgetNet(ZooModel):
     fits_to_data = True
 
     def __init__(self, *, name: str, num_classes: int, in_channels: int, input_size: int,
-                 widths: tuple[int, int, int]) -> None:
+                 widths: tuple[int, int, int], depths: tuple[int, int, int]) -> None:
         super().__init__()
-        widths = tuple(widths)
-        if len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths):
-            raise ConfigError(f"{name}: widths must be three positive whole numbers; got "
-                              f"{widths!r}")
+        widths, depths = tuple(widths), tuple(depths)
+        for option, values in (("widths", widths), ("depths", depths)):
+            if len(values) != 3 or any(not isinstance(v, int) or v < 1 for v in values):
+                raise ConfigError(f"{name}: {option} must be three positive whole numbers; got "
+                                  f"{values!r}")
         check_min_side(name, input_size, MIN_SIDE, reason=" (three 2×2 poolings)")
         self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes,
                                min_size=MIN_SIDE,
@@ -118,10 +131,10 @@ class BudgetNet(ZooModel):
             whitening=whitening,
             relu=nn.ReLU(inplace=True),
             pool=nn.MaxPool2d(2),
-            stage1=nn.Sequential(_conv_bn_relu(whitening.out_channels, a)),
+            stage1=nn.Sequential(_stage(whitening.out_channels, a, depths[0])),
             pool1=nn.MaxPool2d(2),
-            stage2=nn.Sequential(_conv_bn_relu(a, b, pool_before_norm=True)),
-            stage3=nn.Sequential(_conv_bn_relu(b, c)),
+            stage2=nn.Sequential(_stage(a, b, depths[1], pool_before_norm=True)),
+            stage3=nn.Sequential(_stage(b, c, depths[2])),
         ))
         self.classifier = nn.Sequential(OrderedDict(pool=nn.AdaptiveMaxPool2d(1),
                                                     flatten=nn.Flatten(),
@@ -142,23 +155,26 @@ class BudgetNet(ZooModel):
 
 @register_model
 def budgetnet_s(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-                widths: tuple[int, int, int] = (24, 48, 96)) -> BudgetNet:
+                widths: tuple[int, int, int] = (24, 48, 96),
+                depths: tuple[int, int, int] = (1, 1, 1)) -> BudgetNet:
     """Budget network, 24-48-96 wide: the ``fast`` recipe's (≥ 91% in 30 s on 2 cores)."""
     return BudgetNet(name="budgetnet_s", num_classes=num_classes, in_channels=in_channels,
-                     input_size=input_size, widths=widths)
+                     input_size=input_size, widths=widths, depths=depths)
 
 
 @register_model
 def budgetnet_m(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-                widths: tuple[int, int, int] = (32, 64, 128)) -> BudgetNet:
+                widths: tuple[int, int, int] = (32, 64, 128),
+                depths: tuple[int, int, int] = (1, 1, 1)) -> BudgetNet:
     """Budget network, 32-64-128 wide: the ``balanced`` recipe's (≥ 93% in 2 min on 2 cores)."""
     return BudgetNet(name="budgetnet_m", num_classes=num_classes, in_channels=in_channels,
-                     input_size=input_size, widths=widths)
+                     input_size=input_size, widths=widths, depths=depths)
 
 
 @register_model
 def budgetnet_l(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
-                widths: tuple[int, int, int] = (64, 128, 256)) -> BudgetNet:
+                widths: tuple[int, int, int] = (64, 128, 256),
+                depths: tuple[int, int, int] = (1, 1, 1)) -> BudgetNet:
     """Budget network, 64-128-256 wide: the ``strong`` and ``best`` recipes' (5 and 20 minutes)."""
     return BudgetNet(name="budgetnet_l", num_classes=num_classes, in_channels=in_channels,
-                     input_size=input_size, widths=widths)
+                     input_size=input_size, widths=widths, depths=depths)
