@@ -124,6 +124,9 @@ def test_results_of_a_changed_recipe_are_dropped(tmp_path):
     path = tmp_path / "results.md"
     write_results([row], path)
     assert [r["recipe"] for r in write_results([], path)] == ["mlp"]  # unchanged: kept
+    # evaluated every 5 epochs since it was measured: it learns the same, so the row stays
+    write_results([dict(row, config={**recipe.config, "eval_every": 5})], path)
+    assert [r["recipe"] for r in write_results([], path)] == ["mlp"]
     changed = dict(row, config={**recipe.config, "lr": recipe.config["lr"] * 2})
     write_results([changed], path)
     assert write_results([], path) == []  # measured with other settings than the recipe's: dropped

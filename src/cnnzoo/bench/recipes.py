@@ -156,14 +156,23 @@ def machine_description(device: str | None = None) -> str:
             f"{torch.get_num_threads()} threads")
 
 
+# settings that say when a run is evaluated or saved, not what it learns (evaluation touches no
+# random state): a row measured before one of them changed still describes its recipe
+BOOKKEEPING = ("eval_every", "checkpoint_every", "snapshots")
+
+
+def _what_trains(config: dict) -> dict:
+    return {key: value for key, value in config.items() if key not in BOOKKEEPING}
+
+
 def _still_current(row: dict, recipes: dict[str, Recipe]) -> bool:
     recipe = recipes.get(row["recipe"])
     if recipe is None:
         return False
     if "config" not in row:  # written before rows recorded their settings
         return True
-    return (row["config"], row["budget_seconds"], row["target_top1"]) == (
-        recipe.config, recipe.budget_seconds, recipe.target_top1)
+    return (_what_trains(row["config"]), row["budget_seconds"], row["target_top1"]) == (
+        _what_trains(recipe.config), recipe.budget_seconds, recipe.target_top1)
 
 
 def write_results(rows: list[dict], path: Path, device: str | None = None) -> list[dict]:
