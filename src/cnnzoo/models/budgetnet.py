@@ -175,7 +175,6 @@ def budgetnet_m(*, num_classes: int = 10, in_channels: int = 1, input_size: int 
 def budgetnet_l(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (64, 128, 256),
                 depths: tuple[int, int, int] = (1, 1, 1)) -> BudgetNet:
-    """Budget network, 64-128-256 wide; with ``depths=(2, 1, 1)``, the ``strong`` and ``best``
-    recipes' (5 and 20 minutes)."""
+    """Budget network, 64-128-256 wide: the ``strong`` and ``best`` recipes' (depths 2, 1, 1)."""
     return BudgetNet(name="budgetnet_l", num_classes=num_classes, in_channels=in_channels,
                      input_size=input_size, widths=widths, depths=depths)
