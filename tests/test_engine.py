@@ -52,6 +52,22 @@ def test_a_run_learns_and_writes_its_run_directory(tiny_mnist_dir, tmp_path):
     assert Image.open(run / "curves.png").size[0] > 300
 
 
+def test_a_run_figures_name_the_network_with_its_builder_arguments(tiny_mnist_dir, tmp_path,
+                                                                   monkeypatch):
+    import cnnzoo.engine.plots as plots
+
+    titles = []
+    for name in ("curves_png", "confusion_png"):
+        drawn = getattr(plots, name)
+        monkeypatch.setattr(plots, name, lambda *a, drawn=drawn, **k: titles.append(k["title"])
+                            or drawn(*a, **k))
+    train(tiny_config(tiny_mnist_dir, tmp_path / "run", model="mlp",
+                      model_kwargs={"hidden": [16, 8]}, epochs=1))
+    curves, confusion = titles
+    assert curves == "mlp variant (hidden=[16,8]) on mnist"
+    assert confusion.startswith("mlp variant (hidden=[16,8])\ntest top-1 ")
+
+
 def test_resumed_run_ends_with_the_same_weights(tiny_mnist_dir, tmp_path, monkeypatch):
     # Dropout and augmentation draw random numbers: resume must restore every generator to match
     # exactly.

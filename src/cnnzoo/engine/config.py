@@ -10,6 +10,7 @@ validates again): code that holds one can trust it. This module imports no torch
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,6 +247,14 @@ class TrainConfig:
             return cls.from_dict(data)
         except ConfigError as error:
             raise CheckpointError(f"{path}: {error}") from None
+
+
+def variant_name(model: str, model_kwargs: dict) -> str:
+    """``model`` named with the builder arguments it is built with, as the variant it is:
+    ``vgg16_bn_small variant (width=0.25)``; the bare name when there are none."""
+    options = ", ".join(f"{key}={json.dumps(value, separators=(',', ':'))}"
+                        for key, value in model_kwargs.items())
+    return f"{model} variant ({options})" if options else model
 
 
 def snapshot_epochs(text: str) -> tuple[int, ...] | None:

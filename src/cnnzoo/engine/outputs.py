@@ -36,9 +36,9 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
 
 
 def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: EvalResult,
-                  classes: list[str]) -> None:
-    """The end-of-run files: per-class accuracy, the two figures, TensorBoard events and, last,
-    summary.json."""
+                  classes: list[str], *, model: str) -> None:
+    """The end-of-run files: per-class accuracy, the two figures (titled with ``model``, the
+    network as built: ``variant_name``), TensorBoard events and, last, summary.json."""
     from cnnzoo.engine.plots import confusion_png, curves_png
 
     per_class = result.per_class_accuracy
@@ -48,10 +48,10 @@ def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: Eva
     summary["per_class_top1"] = {name: round(acc, 5) for name,
                                  acc in zip(classes, per_class, strict=True)}
     rundir.write_bytes(run_dir / rundir.CURVES, curves_png(
-        history, title=f"{summary['model']} on {summary['dataset']}",
+        history, title=f"{model} on {summary['dataset']}",
         label_smoothing=summary.get("label_smoothing", 0.0)))
     rundir.write_bytes(run_dir / rundir.CONFUSION, confusion_png(
-        result.confusion, classes, title=f"{summary['model']}: test top-1 {result.top1:.2%}"))
+        result.confusion, classes, title=f"{model}\ntest top-1 {result.top1:.2%}"))
     with rundir.writing(run_dir / rundir.TENSORBOARD):
         _log_tensorboard(run_dir, history)
     rundir.write_text(run_dir / rundir.SUMMARY, json.dumps(summary, indent=2))

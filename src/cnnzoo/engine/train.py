@@ -30,7 +30,7 @@ from cnnzoo.data.dataset import Shard
 from cnnzoo.engine import distributed, elastic
 from cnnzoo.engine.autotune import Tuning, tune
 from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_ema, make_optimizer
-from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.config import TrainConfig, variant_name
 from cnnzoo.engine.epochs import record_epoch, refuse_non_finite, run_summary, save_epoch
 from cnnzoo.engine.evaluate import EvalResult, evaluate
 from cnnzoo.engine.inputs import check_cutout, check_progressive_resize, choose_input_side
@@ -236,7 +236,8 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
     summary = run_summary(config, state, last_eval, params=params, out_of_time=out_of_time,
                           device=device, tuning=run.tuning, run_dir=run_dir)
     if main_process:
-        write_outputs(run_dir, summary, state.history, last_eval, run.data.classes)
+        write_outputs(run_dir, summary, state.history, last_eval, run.data.classes,
+                      model=variant_name(config.model, config.model_kwargs))
     return summary
 
 

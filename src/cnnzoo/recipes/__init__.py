@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.config import TrainConfig, variant_name
 from cnnzoo.errors import ConfigError, DataFormatError, UnknownNameError
 from cnnzoo.files import read_bytes
 
@@ -77,9 +77,7 @@ def check_tier(recipe: Recipe) -> None:
 def model_settings(config: dict) -> str:
     """A recipe's model with the builder arguments it sets, named as the variant it is:
     ``vgg16_bn_small variant (width=0.25)``; the bare name where it sets none."""
-    options = ", ".join(f"{key}={json.dumps(value, separators=(',', ':'))}"
-                        for key, value in config.get("model_kwargs", {}).items())
-    return f"{config['model']} variant ({options})" if options else config["model"]
+    return variant_name(config["model"], config.get("model_kwargs", {}))
 
 
 def merge_settings(base: dict, options: dict) -> dict:
