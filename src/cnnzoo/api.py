@@ -41,10 +41,9 @@ def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k
     wrote its file), and each dict then also carries ``precision`` and the gate's figures
     (``gate``)."""
     paths = [images] if isinstance(images, (str, Path)) else list(images)
-    results, figures = predict_files_in(_loaded(run), [Path(p) for p in paths], precision,
-                                        data_dir=None if data_dir is None else str(data_dir),
-                                        top_k=top_k, views=views, prepare=prepare)
-    traded = {} if figures is None else {"precision": precision, "gate": figures}
+    results, traded = predict_files_in(_loaded(run), [Path(p) for p in paths], precision,
+                                       data_dir=None if data_dir is None else str(data_dir),
+                                       top_k=top_k, views=views, prepare=prepare)
     return [{**item, **traded} for item in results]
 
 

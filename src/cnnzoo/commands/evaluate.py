@@ -83,17 +83,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     run = load_run(args.source, model_name=args.model, device=args.device,
                    run_code=args.run_code)
-    results, figures = predict_files_in(run, args.images, args.precision,
-                                        data_dir=args.data_dir, top_k=args.top_k,
-                                        views=args.views, prepare=args.prepare)
     # fp32's output is as it always was; a reduced precision says what it traded
-    traded = {} if figures is None else {"precision": args.precision, "gate": figures}
+    results, traded = predict_files_in(run, args.images, args.precision,
+                                       data_dir=args.data_dir, top_k=args.top_k,
+                                       views=args.views, prepare=args.prepare)
     if args.json:
         print_json({"model": run.name, "checkpoint": str(run.checkpoint), **traded,
                     "results": results})
         return 0
     if traded:
-        print(_traded(run, args.precision, figures), file=sys.stderr)
+        print(_traded(run, args.precision, traded["gate"]), file=sys.stderr)
     for item in results:
         best = item["predictions"][0]
         others = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"][1:])

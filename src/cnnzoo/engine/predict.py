@@ -49,17 +49,19 @@ def predict_files(run: Run, paths: list[Path], *, top_k: int = 5, views: str = "
 
 
 def predict_files_in(run: Run, paths: list[Path], precision: str = "fp32", *,
-                     data_dir: str | None = None, **options) -> tuple[list[dict], dict | None]:
+                     data_dir: str | None = None, **options) -> tuple[list[dict], dict]:
     """``predict_files`` (``options`` are its own) in ``precision``: fp32 with the run's model;
     bf16 or int8 with the model the accuracy gate kept (``precision_gate.kept_model``; int8 is
     rebuilt from the training images in ``data_dir`` unless export wrote its file). Returns the
-    answers and the gate's figures (None in fp32), for ``cnnzoo predict`` and ``cnnzoo.predict``
+    answers and what the precision traded, ``{"precision", "gate"}`` (the gate's figures; empty in
+    fp32, whose answers stay as they always were), for ``cnnzoo predict`` and ``cnnzoo.predict``
     alike."""
     if precision == "fp32":
-        return predict_files(run, paths, **options), None
+        return predict_files(run, paths, **options), {}
     if precision not in ("bf16", "int8"):
         raise ConfigError(f"precision must be fp32, bf16 or int8; got {precision!r}")
     from cnnzoo.engine.precision_gate import kept_model  # the quantisers: only when asked
 
     model, figures = kept_model(run, precision, data_dir=data_dir)
-    return predict_files(run, paths, model=model, **options), figures
+    return predict_files(run, paths, model=model, **options), {"precision": precision,
+                                                               "gate": figures}
