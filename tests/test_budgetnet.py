@@ -112,3 +112,19 @@ def test_depths_add_width_keeping_convolutions_to_a_stage_and_are_checked():
     assert features["stage1"] == (2, 64, 14, 14)  # at the stage's resolution
     with pytest.raises(ConfigError, match=r"budgetnet_l: depths must be three positive whole"):
         cnnzoo.create_model("budgetnet_l", depths=(2, 0, 1))
+
+
+def test_full_resolution_runs_stage_one_first_convolution_before_the_first_pool():
+    plain = cnnzoo.create_model("budgetnet_l", depths=(2, 1, 1))
+    full = cnnzoo.create_model("budgetnet_l", depths=(2, 1, 1), full_resolution=True)
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    assert count(full) == count(plain)  # the same layers, in another order
+    assert "pool" not in dict(full.features.named_children())
+    assert [name for name, _ in full.features.stage1.named_children()] == [
+        "conv", "pool", "bn", "relu", "conv2", "bn2", "relu2"]
+    shapes = {}
+    for name in ("conv", "conv2"):
+        getattr(full.features.stage1, name).register_forward_hook(
+            lambda module, inputs, output, name=name: shapes.update({name: output.shape}))
+    assert full(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert shapes == {"conv": (2, 64, 28, 28), "conv2": (2, 64, 14, 14)}

@@ -21,6 +21,10 @@ ReLU, pool (7×7); conv b, pool (3×3), BN, ReLU; conv c, BN, ReLU; global max-p
 ``budgetnet_s`` is (24, 48, 96), ``budgetnet_m`` (32, 64, 128) and ``budgetnet_l`` (64, 128, 256).
 ``depths=(p, q, r)`` gives the three stages p, q and r convolutions (one each by default): the
 added ones keep their stage's width and resolution (conv, BN, ReLU), as in airbench's blocks of two.
+``full_resolution=True`` moves the first pool after stage 1's first convolution, between it and its
+BatchNorm as in stage 2: that convolution then sees the whitened image at 28×28, as airbench's
+first block sees its 32×32 images, for four times its multiply-adds (budgetnet_l with depths
+(2, 1, 1): 21.8 M an image instead of 15.7 M).
 Until ``fit_to_data`` runs (the training engine calls it with a sample of the normalised training
 images) the whitening filters are random.
 """
@@ -114,24 +118,31 @@ class BudgetNet(ZooModel):
     fits_to_data = True
 
     def __init__(self, *, name: str, num_classes: int, in_channels: int, input_size: int,
-                 widths: tuple[int, int, int], depths: tuple[int, int, int]) -> None:
+                 widths: tuple[int, int, int], depths: tuple[int, int, int],
+                 full_resolution: bool = False) -> None:
         super().__init__()
         widths, depths = tuple(widths), tuple(depths)
         for option, values in (("widths", widths), ("depths", depths)):
             if len(values) != 3 or any(not isinstance(v, int) or v < 1 for v in values):
                 raise ConfigError(f"{name}: {option} must be three positive whole numbers; got "
                                   f"{values!r}")
+        if not isinstance(full_resolution, bool):
+            raise ConfigError(f"{name}: full_resolution must be true or false; got "
+                              f"{full_resolution!r}")
         check_min_side(name, input_size, MIN_SIDE, reason=" (three 2×2 poolings)")
         self.cfg = ModelConfig(name, (in_channels, input_size, input_size), num_classes,
                                min_size=MIN_SIDE,
                                paper="a budget design after Jordan, 2024, airbench")
         a, b, c = widths
         whitening = PatchWhitening(in_channels)
+        stem: OrderedDict[str, nn.Module] = OrderedDict(whitening=whitening,
+                                                        relu=nn.ReLU(inplace=True))
+        if not full_resolution:
+            stem["pool"] = nn.MaxPool2d(2)
         self.features = nn.Sequential(OrderedDict(
-            whitening=whitening,
-            relu=nn.ReLU(inplace=True),
-            pool=nn.MaxPool2d(2),
-            stage1=nn.Sequential(_stage(whitening.out_channels, a, depths[0])),
+            **stem,
+            stage1=nn.Sequential(_stage(whitening.out_channels, a, depths[0],
+                                        pool_before_norm=full_resolution)),
             pool1=nn.MaxPool2d(2),
             stage2=nn.Sequential(_stage(a, b, depths[1], pool_before_norm=True)),
             stage3=nn.Sequential(_stage(b, c, depths[2])),
@@ -156,25 +167,31 @@ class BudgetNet(ZooModel):
 @register_model
 def budgetnet_s(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (24, 48, 96),
-                depths: tuple[int, int, int] = (1, 1, 1)) -> BudgetNet:
+                depths: tuple[int, int, int] = (1, 1, 1),
+                full_resolution: bool = False) -> BudgetNet:
     """Budget network, 24-48-96 wide: the ``fast`` recipe's (≥ 91% in 30 s on 2 cores)."""
     return BudgetNet(name="budgetnet_s", num_classes=num_classes, in_channels=in_channels,
-                     input_size=input_size, widths=widths, depths=depths)
+                     input_size=input_size, widths=widths, depths=depths,
+                     full_resolution=full_resolution)
 
 
 @register_model
 def budgetnet_m(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (32, 64, 128),
-                depths: tuple[int, int, int] = (1, 1, 1)) -> BudgetNet:
+                depths: tuple[int, int, int] = (1, 1, 1),
+                full_resolution: bool = False) -> BudgetNet:
     """Budget network, 32-64-128 wide: the ``balanced`` recipe's (≥ 93% in 2 min on 2 cores)."""
     return BudgetNet(name="budgetnet_m", num_classes=num_classes, in_channels=in_channels,
-                     input_size=input_size, widths=widths, depths=depths)
+                     input_size=input_size, widths=widths, depths=depths,
+                     full_resolution=full_resolution)
 
 
 @register_model
 def budgetnet_l(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                 widths: tuple[int, int, int] = (64, 128, 256),
-                depths: tuple[int, int, int] = (1, 1, 1)) -> BudgetNet:
+                depths: tuple[int, int, int] = (1, 1, 1),
+                full_resolution: bool = False) -> BudgetNet:
     """Budget network, 64-128-256 wide: the ``strong`` and ``best`` recipes' (depths 2, 1, 1)."""
     return BudgetNet(name="budgetnet_l", num_classes=num_classes, in_channels=in_channels,
-                     input_size=input_size, widths=widths, depths=depths)
+                     input_size=input_size, widths=widths, depths=depths,
+                     full_resolution=full_resolution)
