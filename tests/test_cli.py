@@ -37,10 +37,26 @@ def test_summary_json_matches_the_documented_shape(capsys):
     assert data["layers"][-1]["output_shape"] == [7]
 
 
+def test_summary_of_a_variant_counts_the_network_a_recipe_trains(capsys):
+    from cnnzoo.recipes import load_recipe
+
+    config = load_recipe("budgetnet-strong").config
+    code, out, _ = run(capsys, "summary", config["model"], "--model-kwargs",
+                       json.dumps(config["model_kwargs"]), "--json")
+    plain = json.loads(run(capsys, "summary", config["model"], "--json")[1])
+    variant = json.loads(out)
+    assert code == 0 and variant["total_params"] != plain["total_params"]
+    code, out, _ = run(capsys, "recipes", "--json")
+    recipe = next(row for row in json.loads(out) if row["name"] == "budgetnet-strong")
+    assert recipe["params"] == variant["trainable_params"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["summary", "resnt18"], "Did you mean resnet18"),
+        (["summary", "budgetnet_l", "--model-kwargs", '{"depht": [2, 1, 1]}'],
+         "budgetnet_l does not take these settings {'depht': [2, 1, 1]}"),
         (["summary", "alexnet_2012", "--input-size", "3,64,64"], "227×227"),
         (["summary", "vgg16", "--input-size", "3,16,16"], "at least 32×32"),
         (["train", "--model", "lenet5", "--dataset", "imagenet", "--out", "{tmp}/r"], "imagenet"),

@@ -59,8 +59,8 @@ def _list_line(name: str, row: dict, note: str) -> str:
 def cmd_summary(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cnnzoo.engine.build import create_variant
     from cnnzoo.inspect.summary import summary
-    from cnnzoo.models.registry import create_model
 
     if args.code:
         return _summary_of_code(args)
@@ -74,7 +74,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         kwargs["input_size"] = shape[-1]
         if len(shape) == 3:
             kwargs["in_channels"] = shape[0]
-    model = create_model(args.model, **kwargs)
+    model = create_variant(args.model, args.model_kwargs or {}, **kwargs)
     result = summary(
         model, (shape if len(shape) == 3 else model.cfg.input_size) if shape is not None else None
     )
@@ -92,9 +92,10 @@ def _summary_of_run(args: argparse.Namespace) -> int:
     from cnnzoo.engine.run import load_run
     from cnnzoo.inspect.summary import summary
 
-    if args.num_classes is not None or args.input_size is not None:
-        raise ConfigError(f"{args.model} is a run: its model is summarised at its own input and "
-                          "classes; leave out --input-size and --num-classes")
+    if args.num_classes is not None or args.input_size is not None or args.model_kwargs:
+        raise ConfigError(f"{args.model} is a run: its model is summarised as it was trained, at "
+                          "its own input and classes; leave out --input-size, --num-classes and "
+                          "--model-kwargs")
     run = load_run(Path(args.model), run_code=args.run_code)
     result = summary(run.model, tuple(run.model.cfg.input_size))
     if args.json:
@@ -112,9 +113,9 @@ def _summary_of_code(args: argparse.Namespace) -> int:
     from cnnzoo.inspect.summary import summary
 
     path, _, attribute = args.code.rpartition(":")
-    if args.model is not None or not path or not attribute:
+    if args.model is not None or not path or not attribute or args.model_kwargs:
         raise ConfigError(f"--code {args.code}: give FILE.py:NAME (e.g. net.py:Net) and no model "
-                          "name beside it")
+                          "name or --model-kwargs beside it (--code-args passes its arguments)")
     if args.input_size is None or len(args.input_size) != 3:
         raise ConfigError(f"--code {args.code}: pass --input-size C,H,W, the input it takes")
     result = summary(code_model(Path(path), attribute, args.code_args), args.input_size)
@@ -150,6 +151,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "every layer)")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
                    help="number of output classes (default: the model's)")
+    options.add(p, "model_kwargs", help="builder arguments of a variant, as a JSON object, e.g. "
+                                        '\'{"depths": [2, 1, 1]}\' for budgetnet_l as the strong '
+                                        "recipe trains it")
     p.add_argument("--code", metavar="FILE.py:NAME",
                    help="summarise the model your own file builds (THIS RUNS THE FILE'S PYTHON); "
                         "needs --input-size C,H,W")

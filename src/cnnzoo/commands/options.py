@@ -72,6 +72,21 @@ def json_arguments(text: str) -> list | dict:
     return value
 
 
+def json_object(text: str) -> dict:
+    """An argparse type: a JSON object of a model builder's arguments (``--model-kwargs``)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}); e.g. '{{\"dropout\": 0.3}}'") \
+            from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object of builder arguments, e.g. "
+                                         f"'{{\"dropout\": 0.3}}'; got {text!r}")
+    return value
+
+
 # a count of things shown or computed: classes, images, neighbours
 positive_int = whole_number(1, 1_000_000)
 
@@ -187,6 +202,9 @@ SHARED: dict[str, dict] = {
                     help="folder to write into"),
     "out_file": dict(flags=("--out",), type=writable_file, metavar="FILE",
                      help="also save the JSON results to this file"),
+    "model_kwargs": dict(flags=("--model-kwargs",), type=json_object, metavar="JSON",
+                         help="extra builder arguments as a JSON object, e.g. "
+                              '\'{"dropout": 0.3}\''),
     "json": dict(flags=("--json",), action="store_true", help="print one JSON document on stdout"),
     "prepare": dict(flags=("--prepare",), action=argparse.BooleanOptionalAction, default=True,
                     help="for models trained on MNIST or Fashion-MNIST, prepare each image as "

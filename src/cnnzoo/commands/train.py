@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -22,19 +21,6 @@ _SHARED = {"data_dir": "data_dir", "device": "device", "out": "out_dir", "seed":
            "threads": "threads",
            "memory_budget": "memory_budget", "test_views": "test_views", "epochs": "epochs",
            "train_subset": "train_subset", "test_subset": "test_subset", "batch_size": "batch_size"}
-
-
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(
-            f"not JSON ({error}); e.g. '{{\"dropout\": 0.3}}'"
-        ) from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object of builder arguments, e.g. "
-                                         f"'{{\"dropout\": 0.3}}'; got {text!r}")
-    return value
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -52,10 +38,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, f.name)
         shown = "" if default is None or f.name == "model" else f" (default: {default})"
         if f.name == "model_kwargs":
-            group.add_argument("--model-kwargs", type=_json_object, metavar="JSON",
-                               help='extra builder arguments as a JSON object, e.g. \'{"dropout": '
-                                    '0.3}\' (with '
-                                    "--recipe, merged key by key into the recipe's)")
+            options.add(group, "model_kwargs", default=None,
+                        help=options.SHARED["model_kwargs"]["help"] + " (with --recipe, merged key "
+                             "by key into the recipe's)")
         elif isinstance(default, bool) or str(f.type) == "bool | None":
             shown = "" if default is None else f" (default: {'on' if default else 'off'})"
             group.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None,

@@ -35,14 +35,19 @@ def limits_for(config: TrainConfig, in_channels: int) -> ModelConfig:
                           f"{error}") from None
 
 
+def create_variant(name: str, model_kwargs: dict, **shape) -> nn.Module:
+    """The registered model ``name`` built with the user's ``model_kwargs`` (and ``shape``: classes,
+    channels, side); a builder argument it does not take is the user's error, not a bug."""
+    try:
+        return create_model(name, **shape, **model_kwargs)
+    except TypeError as error:
+        raise ConfigError(f"{name} does not take these settings {model_kwargs}: {error}") from None
+
+
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, side: int) -> nn.Module:
     """``config.model`` for ``num_classes`` classes of ``in_channels``×``side``×``side`` images."""
-    try:
-        model = create_model(config.model, num_classes=num_classes, in_channels=in_channels,
-                             input_size=side, **config.model_kwargs)
-    except TypeError as error:
-        raise ConfigError(f"{config.model} does not take these settings {config.model_kwargs}: "
-                          f"{error}") from None
+    model = create_variant(config.model, config.model_kwargs, num_classes=num_classes,
+                           in_channels=in_channels, input_size=side)
     if config.dirac_init:
         identity_initialise(model)
     return model
