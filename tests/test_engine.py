@@ -66,6 +66,8 @@ def test_a_run_figures_name_the_network_with_its_builder_arguments(tiny_mnist_di
     curves, confusion = titles
     assert curves == "mlp variant (hidden=[16,8]) on mnist"
     assert confusion.startswith("mlp variant (hidden=[16,8])\ntest top-1 ")
+    # and so do the views of the run (`cnnzoo show ...`), which title their figures with its label
+    assert load_run(tmp_path / "run").label == "mlp variant (hidden=[16,8]) (trained on mnist)"
 
 
 def test_resumed_run_ends_with_the_same_weights(tiny_mnist_dir, tmp_path, monkeypatch):

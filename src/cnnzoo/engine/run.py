@@ -27,6 +27,7 @@ from torch.nn.modules.module import (
 
 from cnnzoo import rundir
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
+from cnnzoo.engine.config import variant_name
 from cnnzoo.engine.imported import load_imported
 from cnnzoo.engine.inputs import InputSpec
 from cnnzoo.engine.runtime import resolve_device
@@ -57,14 +58,13 @@ class Run:
     @property
     def label(self) -> str:
         """How figures name the model: ``lenet5 (trained on fashion-mnist)`` or ``lenet5 (random
-        weights)``."""
+        weights)``; a run of a variant with its builder arguments, as its own curves name it."""
         if self.checkpoint is None:
             return f"{self.name} (random weights)"
-        return (
-            f"{self.name} (trained on {self.dataset})"
-            if self.dataset
-            else f"{self.name} (trained weights)"
-        )
+        kwargs = self.config.get("model_kwargs")
+        name = variant_name(self.name, kwargs) if isinstance(kwargs, dict) else self.name
+        return f"{name} (trained on {self.dataset})" if self.dataset else \
+            f"{name} (trained weights)"
 
     def default_out(self) -> Path:
         """``RUN/show`` for a run; ``show-NAME`` in the working directory for a bare model."""
