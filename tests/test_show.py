@@ -299,3 +299,15 @@ def test_scoremap_reads_an_image_with_predicts_checks(tiny_run, tmp_path, capsys
     assert time.monotonic() - started < 5
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and str(path) in error and "Traceback" not in error
+
+
+def test_a_long_figure_title_wraps_inside_the_figure(tmp_path):
+    from cnnzoo.visualize.drawing import save
+    from cnnzoo.visualize.filters import draw_filters
+
+    name = "budgetnet_l variant (depths=[2,1,1], full_resolution=true) (trained on fashion-mnist)"
+    figure = draw_filters(kernels(create_model("lenet5"), None), title=name)
+    save(figure, tmp_path / "filters.png")
+    extent = figure._suptitle.get_window_extent(figure.canvas.get_renderer())
+    assert 0 <= extent.x0 and extent.x1 <= figure.bbox.width
+    assert extent.y1 <= figure.bbox.height

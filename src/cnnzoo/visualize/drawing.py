@@ -90,8 +90,12 @@ def hide_unused(axes, used: int) -> None:
 
 
 def save(figure, path: Path) -> Path:
-    """Write ``figure`` as a PNG (creating the folder) and return its path."""
+    """Write ``figure`` as a PNG (creating the folder) and return its path. Its title wraps at the
+    figure's edges (a variant's name, ``budgetnet_l variant (depths=[2,1,1], ...)``, is long)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    title = getattr(figure, "_suptitle", None)  # matplotlib keeps no public handle on it
+    if title is not None:
+        title.set_wrap(True)
     figure.savefig(path, dpi=DPI)
     return path
