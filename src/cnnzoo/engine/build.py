@@ -3,6 +3,8 @@ average."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -25,23 +27,26 @@ def _check_options(config: TrainConfig) -> None:
                           f"{'them' if len(given) > 1 else 'it'} from --model-kwargs")
 
 
+def _with_user_kwargs(build: Callable, name: str, model_kwargs: dict, **shape):
+    """``build(name, ...)`` (``create_model`` or ``model_limits``) with the user's ``model_kwargs``
+    and ``shape`` (classes, channels, side): a builder argument the model does not take (a misspelt
+    --model-kwargs key) is the user's error, not a bug."""
+    try:
+        return build(name, **shape, **model_kwargs)
+    except TypeError as error:
+        raise ConfigError(f"{name} does not take these settings {model_kwargs}: {error}") from None
+
+
 def limits_for(config: TrainConfig, in_channels: int) -> ModelConfig:
     """The declared input limits of ``config.model`` with its options (no weights are allocated)."""
     _check_options(config)
-    try:
-        return model_limits(config.model, in_channels=in_channels, **config.model_kwargs)
-    except TypeError as error:  # a misspelt --model-kwargs key
-        raise ConfigError(f"{config.model} does not take these settings {config.model_kwargs}: "
-                          f"{error}") from None
+    return _with_user_kwargs(model_limits, config.model, config.model_kwargs,
+                             in_channels=in_channels)
 
 
 def create_variant(name: str, model_kwargs: dict, **shape) -> nn.Module:
-    """The registered model ``name`` built with the user's ``model_kwargs`` (and ``shape``: classes,
-    channels, side); a builder argument it does not take is the user's error, not a bug."""
-    try:
-        return create_model(name, **shape, **model_kwargs)
-    except TypeError as error:
-        raise ConfigError(f"{name} does not take these settings {model_kwargs}: {error}") from None
+    """The registered model ``name`` built with the user's ``model_kwargs`` (and ``shape``)."""
+    return _with_user_kwargs(create_model, name, model_kwargs, **shape)
 
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, side: int) -> nn.Module:
