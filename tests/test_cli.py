@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from cnnzoo.cli import main
+from cnnzoo.engine.config import variant_name
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -46,6 +47,11 @@ def test_summary_of_a_variant_counts_the_network_a_recipe_trains(capsys):
     plain = json.loads(run(capsys, "summary", config["model"], "--json")[1])
     variant = json.loads(out)
     assert code == 0 and variant["total_params"] != plain["total_params"]
+    # the JSON says what it was built with, as a run's config.json does; the table is headed by it
+    assert variant["model_kwargs"] == config["model_kwargs"] and plain["model_kwargs"] == {}
+    table = run(capsys, "summary", config["model"], "--model-kwargs",
+                json.dumps(config["model_kwargs"]))[1]
+    assert table.startswith(variant_name(config["model"], config["model_kwargs"]) + "  input")
     code, out, _ = run(capsys, "recipes", "--json")
     recipe = next(row for row in json.loads(out) if row["name"] == "budgetnet-strong")
     assert recipe["params"] == variant["trainable_params"]

@@ -88,6 +88,20 @@ def test_run_details_and_figures(client, explorer_runs):
     assert client.get("/api/runs/lenet5-a/figures/config.json").status_code == 404
 
 
+def test_a_run_of_a_variant_is_listed_and_carded_with_its_builder_arguments(explorer_runs,
+                                                                            tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(explorer_runs / "lenet5-a", root / "variant")
+    config_file = root / "variant" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "model_kwargs": {"input_size": 28}}))
+    row = runs.describe(root, "variant")
+    assert (row["model"], row["variant"]) == ("lenet5", "lenet5 variant (input_size=28)")
+    with TestClient(create_app(root, LIMITS)) as client:
+        card = client.get("/api/runs/variant/model").json()
+    assert (card["model"], card["variant"]) == ("lenet5", row["variant"])
+
+
 def test_model_card_is_cnnzoo_summary(client):
     from cnnzoo.inspect.summary import summary
     from cnnzoo.models.registry import create_model

@@ -263,6 +263,25 @@ def test_eval_views_offer_flip_shift_with_a_black_edge_wherever_test_views_are_c
         EvalViews(6, "shift")
 
 
+def test_eval_of_a_run_scores_it_with_its_own_views_and_names_the_figure_it_recorded(
+        tiny_mnist_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    summary = train(_quick(tiny_mnist_dir, run_dir, flip=True, test_views="flip"))
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--data-dir", str(tiny_mnist_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    # the run's own views (flip), so its own figure comes back: fp32 both times
+    assert report["views"] == "flip" and report["epoch"] == 1
+    assert report["top1"] == report["recorded_top1"] == summary["test_top1"]
+    assert "checkpoint best (epoch 1)" in err and f"the run recorded {report['top1']:.2%}" in err
+    # other views: a different question, so no recorded figure to compare with
+    assert main(["eval", str(run_dir), "--test-views", "center", "--data-dir",
+                 str(tiny_mnist_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["views"] == "center" and "recorded" not in err
+
+
 def test_eval_with_flip_shift_views_averages_the_six_views_probabilities(tiny_mnist_dir,
                                                                          tmp_path, capsys):
     run_dir = tmp_path / "run"

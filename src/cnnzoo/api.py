@@ -48,10 +48,11 @@ def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k
 
 
 def evaluate(run: Run | PathLike, dataset: str | None = None, *, data_dir: PathLike | None = None,
-             views: str = "center", device: str = "cpu", batch_size: int = 250) -> EvalResult:
+             views: str | None = None, device: str = "cpu", batch_size: int = 250) -> EvalResult:
     """Test-set accuracy of ``run`` (a ``Run`` or a path for ``load_run``) on ``dataset``, by
-    default the one it was trained on: ``top1``, ``top5``, ``loss``, ``images``, the confusion
-    matrix and ``per_class_accuracy``."""
+    default the one it was trained on, with the test-time views it scored itself with unless
+    ``views`` says: ``top1``, ``top5``, ``loss``, ``images``, the confusion matrix and
+    ``per_class_accuracy``."""
     return evaluate_run(_loaded(run, device), dataset,
                         data_dir=None if data_dir is None else str(data_dir),
                         views=views, device=device, batch_size=batch_size)

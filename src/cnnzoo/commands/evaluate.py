@@ -25,16 +25,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate_run(run, args.dataset, data_dir=args.data_dir, views=args.views,
                               device=args.device, memory_budget=args.memory_budget,
                               progress=progress)
+    dataset = args.dataset or run.dataset
     report = {**result.to_dict(), "model": run.name, "checkpoint": str(run.checkpoint),
-              "dataset": args.dataset or run.dataset}
+              "dataset": dataset, "epoch": run.recorded.get("epoch"),
+              "recorded_top1": run.recorded.get("test_top1")}
     print(
-        f"{run.name} on {report['dataset']} ({result.images:,} images, {args.views} view, fp32): "
-        f"top-1 {result.top1:.2%}, top-5 {result.top5:.2%}{_precision_note(run)}",
+        f"{run.variant}, {_checkpoint_name(run)}, on {dataset} ({result.images:,} images, "
+        f"{result.views} view, fp32): top-1 {result.top1:.2%}, top-5 {result.top5:.2%}"
+        f"{_recorded_note(run, result.views, dataset)}",
         file=sys.stderr,
     )
     if args.json:
         print_json(report)
     return 0
+
+
+def _checkpoint_name(run) -> str:
+    """``checkpoint best (epoch 9)``, or the file's name where training recorded no epoch."""
+    epoch = run.recorded.get("epoch")
+    return f"checkpoint {run.checkpoint.stem}" + (f" (epoch {epoch})" if epoch is not None else "")
+
+
+def _recorded_note(run, views: str, dataset: str) -> str:
+    """What training recorded for this checkpoint, where it scored the same images the same way:
+    the figure to compare with (and why it may differ a little: it was evaluated in the precision
+    the run trained in)."""
+    top1 = run.recorded.get("test_top1")
+    if (top1 is None or views != run.test_views or dataset != run.dataset
+            or run.config.get("test_subset")):
+        return ""
+    precision = run.recorded["precision"]
+    how = "" if precision == "fp32" else (f" in {precision}, as it trained (the two can differ "
+                                          "by a few tenths of a point)")
+    return f"; the run recorded {top1:.2%}{how}"
 
 
 def _eval_reduced(args: argparse.Namespace, run) -> int:
@@ -44,7 +67,7 @@ def _eval_reduced(args: argparse.Namespace, run) -> int:
     from cnnzoo.errors import ConfigError
     from cnnzoo.task_progress import TaskProgress
 
-    if args.views != "center" or args.dataset:
+    if args.views not in (None, "center") or args.dataset:
         raise ConfigError("--precision bf16/int8 is checked on the run's own test set, centre view")
     with TaskProgress("eval") as progress:
         progress.stage(f"{args.precision}: building it, then fp32 and it on the test set")
@@ -56,25 +79,6 @@ def _eval_reduced(args: argparse.Namespace, run) -> int:
     if args.json:
         print_json({**report, "model": run.name, "checkpoint": str(run.checkpoint)})
     return 0
-
-
-def _precision_note(run) -> str:
-    """Why this figure may differ from the run's own: training evaluated in its training
-    precision."""
-    from cnnzoo import rundir
-    from cnnzoo.errors import CnnzooError
-
-    if run.run_dir is None or not (run.run_dir / rundir.SUMMARY).exists():
-        return ""
-    try:
-        precision = rundir.read_json(run.run_dir / rundir.SUMMARY, "summary").get(
-            "precision", "fp32"
-        )
-    except CnnzooError:
-        return ""
-    return "" if precision == "fp32" else (" (the run's summary.json was evaluated in "
-                                           f"{precision}, as it trained, so it can differ by a few "
-                                           "tenths of a point)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -124,11 +128,16 @@ def _traded(run, precision: str, figures: dict) -> str:
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("eval", help="test accuracy of a trained model",
                             description="Evaluate a run's best checkpoint (or any checkpoint) on "
-                                        "a test set.")
+                                        "a test set, with the test-time views the run scored "
+                                        "itself with, so that its figure can be checked.")
     p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
     options.add(p, "data_dir")
-    options.add(p, "test_views", dest="views")
+    options.add(p, "test_views", dest="views", default=None,
+                help="test-time views averaged per image (default: the run's own, from its "
+                     "config.json, else center); flip and flip-shift (mirror plus one-pixel "
+                     "shifts, 6 views) suit models trained with --flip, ten-crop models trained "
+                     "with --crop-padding")
     options.add(p, "memory_budget")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not "
                                    "record it")

@@ -78,10 +78,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
     result = summary(
         model, (shape if len(shape) == 3 else model.cfg.input_size) if shape is not None else None
     )
+    return _print_summary(args, result, args.model_kwargs or {})
+
+
+def _print_summary(args: argparse.Namespace, result, model_kwargs: dict) -> int:
+    """The table (headed by the variant's name), or with ``--json`` the summary and the builder
+    arguments it was built with (``model`` stays the builder's name, as in a run's config.json)."""
+    from dataclasses import replace
+
+    from cnnzoo.engine.config import variant_name
+
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "model_kwargs": model_kwargs})
     else:
-        print(result.table(depth=args.depth))
+        print(replace(result, model=variant_name(result.model, model_kwargs)).table(
+            depth=args.depth))
     return 0
 
 
@@ -98,11 +109,8 @@ def _summary_of_run(args: argparse.Namespace) -> int:
                           "--model-kwargs")
     run = load_run(Path(args.model), run_code=args.run_code)
     result = summary(run.model, tuple(run.model.cfg.input_size))
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        print(result.table(depth=args.depth))
-    return 0
+    kwargs = run.config.get("model_kwargs")
+    return _print_summary(args, result, kwargs if isinstance(kwargs, dict) else {})
 
 
 def _summary_of_code(args: argparse.Namespace) -> int:
@@ -119,11 +127,7 @@ def _summary_of_code(args: argparse.Namespace) -> int:
     if args.input_size is None or len(args.input_size) != 3:
         raise ConfigError(f"--code {args.code}: pass --input-size C,H,W, the input it takes")
     result = summary(code_model(Path(path), attribute, args.code_args), args.input_size)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        print(result.table(depth=args.depth))
-    return 0
+    return _print_summary(args, result, {})
 
 
 def register(commands: argparse._SubParsersAction) -> None:

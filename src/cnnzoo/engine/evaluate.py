@@ -104,16 +104,17 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
 
 
 def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None = None,
-                 views: str = "center",
+                 views: str | None = None,
                  device: str = "cpu", batch_size: int = 250, memory_budget: float | None = None,
                  progress: TaskProgress | None = None) -> EvalResult:
-    """Test accuracy of a run's model on ``dataset`` (default: the one it was trained on); its
-    stages and images reported to ``progress`` where one is given.
+    """Test accuracy of a run's model on ``dataset`` (default: the one it was trained on), with
+    test-time ``views`` (default: those the run scored itself with, ``Run.test_views``); its stages
+    and images reported to ``progress`` where one is given.
 
     An image folder is decoded at the side the model was trained from, in memory or streamed as
     ``memory_budget`` (MiB; 0 always streams) allows.
     """
-    dataset = dataset or run.dataset
+    dataset, views = dataset or run.dataset, views or run.test_views
     if dataset is None:
         raise ConfigError("this checkpoint does not record its dataset; pass --dataset NAME")
     budget = None if memory_budget is None else int(memory_budget * 1024**2)

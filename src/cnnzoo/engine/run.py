@@ -27,7 +27,7 @@ from torch.nn.modules.module import (
 
 from cnnzoo import rundir
 from cnnzoo.engine.checkpoint import CheckpointError, load_checkpoint
-from cnnzoo.engine.config import variant_name
+from cnnzoo.engine.config import TEST_VIEWS, variant_name
 from cnnzoo.engine.imported import load_imported
 from cnnzoo.engine.inputs import InputSpec
 from cnnzoo.engine.runtime import resolve_device
@@ -54,6 +54,15 @@ class Run:
     run_dir: Path | None = None
     checkpoint: Path | None = None
     config: dict = field(default_factory=dict)  # the run's config.json ({} where there is none)
+    # what training recorded of this checkpoint: its epoch, its test top-1 (None for an epoch not
+    # evaluated) and the precision it was evaluated in ({} for weights cnnzoo did not train)
+    recorded: dict = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        """The model's name, with a run's builder arguments: ``mlp variant (hidden=[16,8])``."""
+        kwargs = self.config.get("model_kwargs")
+        return variant_name(self.name, kwargs) if isinstance(kwargs, dict) else self.name
 
     @property
     def label(self) -> str:
@@ -61,10 +70,14 @@ class Run:
         weights)``; a run of a variant with its builder arguments, as its own curves name it."""
         if self.checkpoint is None:
             return f"{self.name} (random weights)"
-        kwargs = self.config.get("model_kwargs")
-        name = variant_name(self.name, kwargs) if isinstance(kwargs, dict) else self.name
-        return f"{name} (trained on {self.dataset})" if self.dataset else \
-            f"{name} (trained weights)"
+        return f"{self.variant} (trained on {self.dataset})" if self.dataset else \
+            f"{self.variant} (trained weights)"
+
+    @property
+    def test_views(self) -> str:
+        """The test-time views the run scored itself with (its config.json's), else ``center``."""
+        views = self.config.get("test_views")
+        return views if views in TEST_VIEWS else "center"
 
     def default_out(self) -> Path:
         """``RUN/show`` for a run; ``show-NAME`` in the working directory for a bare model."""
@@ -111,7 +124,25 @@ def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu"
     run_dir = _run_dir_of(path)
     has_config = run_dir is not None and (run_dir / rundir.CONFIG).is_file()
     config = rundir.read_json(run_dir / rundir.CONFIG, "run's settings") if has_config else {}
-    return Run(model, cfg.name, classes, spec, data_size, dataset, run_dir, path, config)
+    return Run(model, cfg.name, classes, spec, data_size, dataset, run_dir, path, config,
+               _recorded(path, meta))
+
+
+def _recorded(path: Path, meta: dict) -> dict:
+    """The epoch a checkpoint of a cnnzoo run was saved after, its test top-1 then (None if that
+    epoch was not evaluated) and the precision it trained and was evaluated in; {} for weights
+    that do not record them."""
+    epoch, top1 = meta.get("epoch"), meta.get("test_top1")
+    if epoch is None:
+        return {}
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise _damaged(path, f"'epoch' is {_shown(epoch)}, not an epoch number")
+    if top1 is not None and not (isinstance(top1, (int, float)) and 0 <= top1 <= 1):
+        raise _damaged(path, f"'test_top1' is {_shown(top1)}, not an accuracy")
+    tuning = meta.get("tuning")
+    precision = tuning.get("precision") if isinstance(tuning, dict) else None
+    return {"epoch": epoch, "test_top1": top1,
+            "precision": precision if isinstance(precision, str) else "fp32"}
 
 
 def _zoo_model(path: Path, meta: dict, model_name: str | None,

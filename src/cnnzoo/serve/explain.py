@@ -344,7 +344,8 @@ def model_card(entry) -> dict:
             table = summary(subject.model, tuple(subject.model.cfg.input_size))
             note = opaque_note(subject.model)  # a compiled program: no stages, no layer rows
             stages = {} if note else stage_of(subject.model)
-            entry.card = {"model": subject.name, "dataset": subject.dataset,
+            entry.card = {"model": subject.name, "variant": subject.variant,
+                          "dataset": subject.dataset,
                           "classes": subject.classes,
                           "input": {"size": subject.input.size,
                                     "channels": subject.model.cfg.input_size[0],

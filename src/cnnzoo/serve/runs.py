@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from cnnzoo import rundir
+from cnnzoo.engine.config import variant_name
 from cnnzoo.errors import CnnzooError, ConfigError
 from cnnzoo.files import read_bytes
 from cnnzoo.rundir import BEST, CONFIG, FIGURES, LAST, METRICS, PER_CLASS, SUMMARY, holds_run
@@ -156,9 +157,13 @@ def describe(root: Path, name: str, run_code: bool = False) -> dict:
     last = (rundir.evaluated(history) or [{}])[-1]  # the last evaluated (--eval-every skips some)
     dated = run_file(root, name, CONFIG) or run_path(root, name)
     accuracy = summary.get("test_top1", last.get("test_top1"))
+    model, kwargs = config.get("model", summary.get("model")), config.get("model_kwargs")
     return {
         "name": name,
-        "model": config.get("model", summary.get("model")),
+        "model": model,
+        # with the run's builder arguments, as its figures name it
+        "variant": variant_name(model, kwargs) if isinstance(model, str) and isinstance(
+            kwargs, dict) else model,
         "dataset": config.get("dataset", summary.get("dataset")),
         "test_top1": accuracy if isinstance(accuracy, (int, float)) else None,
         "best_test_top1": max(

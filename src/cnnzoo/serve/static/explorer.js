@@ -77,7 +77,8 @@ function runCard(run) {
     el("div", { class: "run-name" }, run.name,
       el("span", { class: `badge ${run.status}` }, run.status)),
     el("div", { class: "muted" },
-      `${run.model || "?"} · ${run.dataset || (run.imported ? "no data set" : "?")}`),
+      `${run.variant || run.model || "?"} · `
+        + `${run.dataset || (run.imported ? "no data set" : "?")}`),
     el("div", {}, el("strong", { class: "acc" }, pct(run.test_top1)),
       el("span", { class: "muted" }, ` test · ${epochs}`)),
     el("div", { class: "muted small" }, run.date));
@@ -98,7 +99,8 @@ async function selectRun(name) {
   document.querySelectorAll("#runs li")
     .forEach((li) => li.classList.toggle("selected", li.dataset.run === name));
   const run = state.runs.find((r) => r.name === name) || {};
-  $("#run-title").textContent = `${name}: ${run.model || "?"} on ${run.dataset || "?"}`;
+  $("#run-title").textContent =
+    `${name}: ${run.variant || run.model || "?"} on ${run.dataset || "?"}`;
   showError("");
   clearResults();
   resetUnits();  // units.js

@@ -61,8 +61,8 @@ function renderLayers() {
   // the trainable count, as `cnnzoo list` shows it; fixed ones (LeNet-1998's RBF prototypes) apart
   const fixed = m.fixed_params
     ? ` (trainable; ${thousands(m.fixed_params)} fixed, ${thousands(m.total_params)} in all)` : "";
-  $("#layers-total").textContent = `${m.model}: ${thousands(m.params)} parameters${fixed}, `
-    + `${thousands(m.total_macs)} multiply-adds per image` + (m.note ? `; ${m.note}` : "");
+  $("#layers-total").textContent = `${m.variant || m.model}: ${thousands(m.params)} parameters`
+    + `${fixed}, ${thousands(m.total_macs)} multiply-adds per image` + (m.note ? `; ${m.note}` : "");
   $("#layers tbody").replaceChildren(...m.layers.map((l) => el("tr", {},
     el("td", {}, l.stage ? `${l.stage} / ${l.name}` : l.name), el("td", {}, l.type),
     el("td", {}, l.output_shape.join("×")), el("td", { class: "num" }, thousands(l.params)),
@@ -75,7 +75,7 @@ function fillCompareSelects() {
   for (const [id, fallback] of [["#compare-a", 0], ["#compare-b", 1]]) {
     const select = $(id), chosen = select.value;
     select.replaceChildren(...state.runs.map((r) => el("option", { value: r.name },
-      `${r.name} (${r.model}, ${pct(r.test_top1)})`)));
+      `${r.name} (${r.variant || r.model}, ${pct(r.test_top1)})`)));
     select.value = chosen || state.runs[Math.min(fallback, state.runs.length - 1)]?.name || "";
   }
 }
