@@ -10,3 +10,4 @@ mkdir -p benchmarks/results
 "$CNNZOO" bench recipes --out benchmarks/results/recipes.json
 "$CNNZOO" bench race --epochs 3 --out benchmarks/results/race.json
 "$CNNZOO" bench ablation --out benchmarks/results/ablation.json
+PYTHONPATH=src .venv/bin/python benchmarks/allocator.py --out benchmarks/results/allocator.json

@@ -41,6 +41,7 @@ from cnnzoo.engine.loop import (
     steps_per_epoch,
     train_one_epoch,
 )
+from cnnzoo.engine.memory import keep_freed_memory
 from cnnzoo.engine.outputs import versions, write_config, write_outputs
 from cnnzoo.engine.prepare import PreparedData, load_data, prepare_data
 from cnnzoo.engine.progress import Progress
@@ -194,6 +195,7 @@ def _train_joined(start: Start, device: torch.device, provisional: Provisional |
     log = log if main_process else (lambda message: None)  # only rank 0 speaks
     if config.threads:
         torch.set_num_threads(config.threads)
+    keep_freed_memory()  # no page faults for each step's fresh buffers (engine/memory.py)
     seed_everything(config.seed, config.deterministic)
 
     run = _build(config, device, run_dir, main_process,
