@@ -4,15 +4,16 @@ A training step frees and reallocates the same activation and gradient buffers e
 malloc hands a block over its mmap threshold (adjusted as the process runs, at most 32 MiB on
 64-bit Linux) straight back to the system when it is freed, so the next step's block of that size
 is fresh memory, and every 4 KiB page of it faults on first touch. Measured on a 2-core Intel Xeon
-with AMX (`benchmarks/allocator.py`, the training step alone): `budgetnet_l` as
-`budgetnet-best` trains it faulted about 25,000 times a step, LeNet-5 1,200 and ResNet-20 10,000
-to 15,000; keeping the memory took every one of them to none and each step 1.2–1.3× faster.
+with AMX (`benchmarks/allocator.py`, 45 s of each recipe in fresh processes): `budgetnet-best`
+faulted 13.6 million times, 0.16 million with the memory kept, and trained at 5,100 images/s kept
+against 4,000–5,100 plain (the faults cost what the host makes them cost at the moment: 3,900
+against 5,000 in an earlier pair); `lenet5-demo` and `resnet20` trained as fast either way.
 
 ``keep_freed_memory`` raises both thresholds out of reach: blocks come from the heap, and freed
 ones stay in it for the next step. The cost is that the process keeps its largest footprint until
-it exits, which a training run reaches in its first step anyway. It changes the whole process, so
-the training engine calls it, never an import; ``CNNZOO_KEEP_FREED_MEMORY=0`` in the environment
-leaves malloc as it is.
+it exits, which a training run reaches in its first step anyway (3% more peak memory for
+budgetnet-best). It changes the whole process, so the training engine calls it, never an import;
+``CNNZOO_KEEP_FREED_MEMORY=0`` in the environment leaves malloc as it is.
 """
 
 from __future__ import annotations
