@@ -8,6 +8,7 @@ import importlib.util
 
 from cnnzoo.commands import options
 from cnnzoo.commands.options import number, whole_number
+from cnnzoo.engine.config import ANSWER_PRECISIONS
 from cnnzoo.errors import ConfigError
 
 EXTRA = ("fastapi", "uvicorn", "multipart")  # the `serve` extra: FastAPI, uvicorn, python-multipart
@@ -52,7 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="models kept loaded (default: 4)")
     p.add_argument("--max-inference", type=whole_number(1, 1000), default=2,
                    help="predictions computed at once; more get 503 (default: 2)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+    p.add_argument("--precision", choices=ANSWER_PRECISIONS, default="fp32",
                    help="the predictions' precision: fp32 (default), bf16 (where the CPU has "
                         "native bf16) or int8 (each run's model kept by `cnnzoo eval --precision "
                         "int8`, else fp32 with the reason); maps and Grad-CAM stay fp32")

@@ -22,6 +22,9 @@ SCHEDULES = ("constant", "step", "plateau", "cosine", "onecycle")
 TEST_VIEWS = ("center", "flip", "flip-shift", "ten-crop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# what predict, eval, export and the explorer answer in: fp32, or a reduced precision the accuracy
+# gate (engine/precision_gate.py) checked against it
+ANSWER_PRECISIONS = ("fp32", "bf16", "int8")
 COMPILE = ("auto", "on", "off")
 SNAPSHOTS = ("auto", "all", "off")  # or the epochs themselves: "0,1,2,5,10"
 MAX_SIDE = 4096  # pixels: a side beyond it would need terabytes per batch
