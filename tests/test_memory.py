@@ -1,6 +1,6 @@
 """engine/memory.py: a process that keeps freed memory runs training steps without page-faulting
-their buffers in, and training keeps it; each case is a fresh process, since the setting lasts a
-process's life."""
+their buffers in, and training and `cnnzoo eval` keep it; each case is a fresh process, since the
+setting lasts a process's life."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 # steps of a convolution whose output (and its gradient) is 32 MiB, as a training step's
-# activations are: their page faults per step once warm. ``train`` first trains a tiny run, so that
-# what is measured is whatever the engine left the process with.
+# activations are: their page faults per step once warm. ``train`` first trains a tiny run (``eval``
+# evaluates it with `cnnzoo eval`), so that what is measured is whatever that left the process with.
 STEPS = """
 import json, resource, sys, torch
 from cnnzoo.engine.memory import keep_freed_memory
@@ -32,6 +32,9 @@ if sys.argv[1] == "train":
     train(TrainConfig(model="mlp", model_kwargs={"hidden": [16]}, dataset="mnist",
                       data_dir=sys.argv[2], epochs=1, batch_size=50, out=sys.argv[3],
                       precision="fp32", compile="off", snapshots="off"), log=lambda m: None)
+if sys.argv[1] == "eval":
+    from cnnzoo.cli import main
+    assert main(["eval", sys.argv[3], "--data-dir", sys.argv[2]]) == 0
 torch.manual_seed(0)
 conv = torch.nn.Conv2d(8, 32, 3, padding=1)
 x = torch.randn(64, 8, 64, 64)
@@ -64,7 +67,9 @@ def test_a_process_that_keeps_freed_memory_steps_without_page_faults():
     assert not opted_out["kept"] and opted_out["faults"] > 5_000
 
 
-def test_training_keeps_freed_memory(tmp_path, tiny_mnist_dir):
+def test_training_and_cnnzoo_eval_keep_freed_memory(tmp_path, tiny_mnist_dir):
     plain = _steps("plain")
     trained = _steps("train", str(tiny_mnist_dir), str(tmp_path / "run"))
     assert trained["faults"] < plain["faults"] / 10
+    evaluated = _steps("eval", str(tiny_mnist_dir), str(tmp_path / "run"))
+    assert evaluated["faults"] < plain["faults"] / 10

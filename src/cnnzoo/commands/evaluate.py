@@ -10,13 +10,16 @@ from pathlib import Path
 from cnnzoo.commands import options
 from cnnzoo.commands.options import positive_int
 from cnnzoo.console import print_json
+from cnnzoo.engine.config import ANSWER_PRECISIONS
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from cnnzoo.engine.evaluate import evaluate_run
+    from cnnzoo.engine.memory import keep_freed_memory
     from cnnzoo.engine.run import load_run
     from cnnzoo.task_progress import TaskProgress
 
+    keep_freed_memory()  # each batch's buffers reused rather than faulted in again (as training)
     run = load_run(args.source, model_name=args.model, device=args.device,
                    run_code=args.run_code)
     if args.precision != "fp32":
@@ -141,7 +144,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     options.add(p, "memory_budget")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth) that does not "
                                    "record it")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+    p.add_argument("--precision", choices=ANSWER_PRECISIONS, default="fp32",
                    help="fp32 (default), or bf16/int8 evaluated beside fp32 and kept only within "
                         "0.5 points of its top-1 and faster (bf16: fp32 where the CPU has no "
                         "native bf16)")
@@ -164,7 +167,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     options.add(p, "test_views", dest="views")
     options.add(p, "prepare")
     p.add_argument("--model", help="model name, for a bare state dict (.pt/.pth)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+    p.add_argument("--precision", choices=ANSWER_PRECISIONS, default="fp32",
                    help="fp32 (default); bf16 (autocast, where the CPU has native bf16) or int8 "
                         "(the model `cnnzoo eval --precision int8` or `export --int8` kept), "
                         "printed with the accuracy gate's figures")
