@@ -55,6 +55,35 @@ def test_on_a_terminal_one_bar_is_redrawn_and_cleared():
     assert text.endswith("\r\x1b[2Keval: done in 8 s\n") and text.count("\n") == 1
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_training_draws_its_bar_with_running_figures_on_a_terminal_only(tiny_mnist_dir, tmp_path,
+                                                                         monkeypatch):
+    from cnnzoo import task_progress
+    from cnnzoo.engine import progress as training_progress
+    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.train import train
+
+    monkeypatch.setattr(task_progress, "REDRAW_EVERY", 0.0)  # a tiny run's epoch is quicker
+
+    def train_into(stream, name: str) -> str:
+        monkeypatch.setattr(training_progress.sys, "stderr", stream)
+        train(TrainConfig(model="mlp", model_kwargs={"hidden": [16]}, dataset="mnist",
+                          data_dir=str(tiny_mnist_dir), epochs=2, batch_size=10, precision="fp32",
+                          compile="off", snapshots="off", out=str(tmp_path / name)),
+              log=lambda message: None, progress=True)
+        return stream.getvalue()
+
+    drawn = train_into(Terminal(), "tty")
+    assert "train: epoch 1/2 [" in drawn and "train: epoch 2/2 [" in drawn
+    assert " img/s" in drawn and "acc " in drawn  # the running figures, after the bar
+    assert drawn.endswith("\r\x1b[2K") and "\n" not in drawn  # cleared: the epoch lines stand alone
+    assert train_into(io.StringIO(), "log") == ""  # a log file gets the epoch lines only
+
+
 def test_a_commands_own_line_clears_the_bar_and_counted_batches_advance_it():
     clock, stream = Clock(), io.StringIO()
     progress = TaskProgress("race", stream=stream, terminal=True, clock=clock)

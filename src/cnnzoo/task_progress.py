@@ -46,6 +46,7 @@ class TaskProgress:
         self.name, self.total, self.done = "", None, 0
         self.stage_started = self.last_shown = self.started
         self.drawn = False
+        self.stats = ""  # running figures drawn after the bar (training's loss, accuracy, images/s)
 
     def __enter__(self) -> TaskProgress:
         return self
@@ -53,13 +54,12 @@ class TaskProgress:
     def __exit__(self, error_type, *exc) -> None:
         if error_type is None:
             self.close()
-        elif self.drawn:  # the error's own line follows, alone: no bar left, no "done"
-            self.stream.write("\r\x1b[2K")
-            self.drawn = False
+        else:  # the error's own line follows, alone: no bar left, no "done"
+            self.clear()
 
     def stage(self, name: str, total: int | None = None) -> None:
         """Start the next stage (``total``: its items, when it counts them)."""
-        self.name, self.total, self.done = name, total, 0
+        self.name, self.total, self.done, self.stats = name, total, 0, ""
         self.stage_started = self.last_shown = self.clock()
         if self.terminal:
             self._draw()
@@ -106,10 +106,16 @@ class TaskProgress:
             return None
         return elapsed / share * (1 - share)
 
-    def close(self) -> None:
-        """Clear the bar (the command's own report follows) and say how long the whole task took."""
+    def clear(self) -> None:
+        """Clear the bar, if it is drawn, and say nothing."""
         if self.drawn:
             self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.drawn = False
+
+    def close(self) -> None:
+        """Clear the bar (the command's own report follows) and say how long the whole task took."""
+        self.clear()
         if self.name:
             self._write(f"{self.label}: done in {duration(self.clock() - self.started)}")
         self.name = ""
@@ -128,7 +134,8 @@ class TaskProgress:
             filled = round(BAR_WIDTH * min(1.0, self.done / self.total))
             bar = "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "] "
         status = self._status() if (self.total or self.done) else ""
-        self.stream.write(f"\r\x1b[2K{self.label}: {self.name} {bar}{status}")
+        stats = f" · {self.stats}" if self.stats else ""
+        self.stream.write(f"\r\x1b[2K{self.label}: {self.name} {bar}{status}{stats}")
         self.stream.flush()
         self.drawn = True
 

@@ -1,41 +1,42 @@
-"""The training progress bar: a rich bar on stderr with running loss, accuracy and images/s (or
-nothing)."""
+"""The training bar: ``task_progress``'s bar, one stage per epoch, with the running loss, accuracy
+and images/s after it; drawn only on a terminal (elsewhere the epoch lines are the whole log) and
+cleared after each epoch, so that the epoch's own line stands alone."""
 
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
+from cnnzoo.task_progress import TaskProgress
+
 
 class Progress:
-    """A context manager around rich's progress bar; every method is a no-op when ``enabled`` is
-    False."""
+    """A context manager around the bar; every method is a no-op when ``enabled`` is False or
+    ``stream`` (default: stderr) is not a terminal."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
-
-            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
-                                    MofNCompleteColumn(),
-                                    TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
-                                    console=Console(stderr=True), transient=True)
+    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
+        self.bar = TaskProgress("train", stream=stream, terminal=True) if enabled and \
+            stream.isatty() else None
 
     def __enter__(self) -> Progress:
-        if self.bar:
-            self.bar.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.bar:
-            self.bar.__exit__(*exc)
+            self.bar.clear()
 
-    def start(self, description: str, total: int):
-        return self.bar.add_task(description, total=total, stats="") if self.bar else None
-
-    def update(self, task, stats: str) -> None:
+    def start(self, description: str, total: int) -> TaskProgress | None:
         if self.bar:
-            self.bar.update(task, advance=1, stats=stats)
+            self.bar.stage(description, total)
+        return self.bar
 
-    def finish(self, task) -> None:
-        if self.bar:
-            self.bar.remove_task(task)
+    def update(self, task: TaskProgress | None, stats: str) -> None:
+        """One more step done; ``stats`` (when not empty) replaces the running figures."""
+        if task:
+            task.stats = stats or task.stats
+            task.advance(1)
+
+    def finish(self, task: TaskProgress | None) -> None:
+        if task:
+            task.clear()
