@@ -239,6 +239,16 @@ def test_timeline_and_compare_on_three_channel_runs(colour_folder, tmp_path, cap
     ).read_text()
 
 
+def test_compare_names_two_variants_of_one_builder_by_their_arguments():
+    from cnnzoo.engine.run import Run
+    from cnnzoo.visualize.compare import run_names
+
+    a, b = (Run(None, "mlp", [], None, 28, config={"model_kwargs": {"hidden": [width]}})
+            for width in (16, 32))
+    assert run_names(a, b) == ["mlp variant (hidden=[16])", "mlp variant (hidden=[32])"]
+    assert run_names(a, a) == ["mlp variant (hidden=[16]) (A)", "mlp variant (hidden=[16]) (B)"]
+
+
 @pytest.fixture(scope="module")
 def paper_and_modern(tiny_mnist_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")

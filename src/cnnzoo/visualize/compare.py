@@ -123,8 +123,10 @@ def tally(rows: list[dict]) -> dict:
 
 
 def run_names(a: Run, b: Run) -> list[str]:
-    """How the report calls the two runs: their model names, told apart when they are the same."""
-    return [a.name, b.name] if a.name != b.name else [f"{a.name} (A)", f"{b.name} (B)"]
+    """How the report calls the two runs: their models (a variant with its builder arguments), told
+    apart when they are the same."""
+    return [a.variant, b.variant] if a.variant != b.variant else [f"{a.variant} (A)",
+                                                                  f"{b.variant} (B)"]
 
 
 @dataclass
@@ -167,6 +169,7 @@ def build_report(comparison: Comparison, image: int) -> dict:
         runs.append({
             "name": name,
             "model": side.run.name,
+            "variant": side.run.variant,
             "checkpoint": str(side.run.checkpoint),
             "test_top1": int((side.predicted == labels).sum()) / len(labels),
             "best_epoch_top1": best,

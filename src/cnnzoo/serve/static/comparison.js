@@ -48,7 +48,7 @@ function renderComparison(report, names) {
 function renderCompareSummary(r, label) {
   const [a, b] = r.runs;
   const both = (f) => [f(a), f(b)];
-  const rows = [["", ...label], ["model", ...both((x) => x.model)],
+  const rows = [["", ...label], ["model", ...both((x) => x.variant || x.model)],
     ["data set", r.dataset, r.dataset],
     [`test top-1 (${thousands(r.test_images)} images, centre view)`,
       ...both((x) => pct(x.test_top1))],
