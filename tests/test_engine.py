@@ -324,6 +324,7 @@ def _lenet_checkpoint(path: Path, changes: dict | None = None) -> Path:
     ({"dataset": 7}, "'dataset' is 7, not a data set's name"),
     ({"epoch": "ten"}, "'epoch' is \"ten\", not an epoch number"),
     ({"epoch": 3, "test_top1": 7}, "'test_top1' is 7, not an accuracy"),
+    ({"epoch": 3, "test_top1": True}, "'test_top1' is true, not an accuracy"),
 ])
 def test_damaged_checkpoint_metadata_is_refused_before_building(tmp_path, changes, message):
     path = _lenet_checkpoint(tmp_path / "best.safetensors", changes)

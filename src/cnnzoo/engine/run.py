@@ -137,7 +137,8 @@ def _recorded(path: Path, meta: dict) -> dict:
         return {}
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise _damaged(path, f"'epoch' is {_shown(epoch)}, not an epoch number")
-    if top1 is not None and not (isinstance(top1, (int, float)) and 0 <= top1 <= 1):
+    if top1 is not None and (isinstance(top1, bool) or not isinstance(top1, (int, float))
+                             or not 0 <= top1 <= 1):
         raise _damaged(path, f"'test_top1' is {_shown(top1)}, not an accuracy")
     tuning = meta.get("tuning")
     precision = tuning.get("precision") if isinstance(tuning, dict) else None
