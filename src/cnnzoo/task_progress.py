@@ -140,8 +140,6 @@ class TaskProgress:
         self.drawn = True
 
     def _write(self, line: str) -> None:
-        if self.drawn:
-            self.stream.write("\r\x1b[2K")
-            self.drawn = False
+        self.clear()
         self.stream.write(line + "\n")
         self.stream.flush()
