@@ -252,9 +252,12 @@ class TrainConfig:
             raise CheckpointError(f"{path}: {error}") from None
 
 
-def variant_name(model: str, model_kwargs: dict) -> str:
+def variant_name(model: str, model_kwargs: dict | None) -> str:
     """``model`` named with the builder arguments it is built with, as the variant it is:
-    ``vgg16_bn_small variant (width=0.25)``; the bare name when there are none."""
+    ``vgg16_bn_small variant (width=0.25)``; the bare name when there are none (or what a
+    config.json holds in their place is not an object of them)."""
+    if not isinstance(model_kwargs, dict):
+        return model
     options = ", ".join(f"{key}={json.dumps(value, separators=(',', ':'))}"
                         for key, value in model_kwargs.items())
     return f"{model} variant ({options})" if options else model

@@ -61,8 +61,7 @@ class Run:
     @property
     def variant(self) -> str:
         """The model's name, with a run's builder arguments: ``mlp variant (hidden=[16,8])``."""
-        kwargs = self.config.get("model_kwargs")
-        return variant_name(self.name, kwargs) if isinstance(kwargs, dict) else self.name
+        return variant_name(self.name, self.config.get("model_kwargs"))
 
     @property
     def label(self) -> str:

@@ -157,13 +157,13 @@ def describe(root: Path, name: str, run_code: bool = False) -> dict:
     last = (rundir.evaluated(history) or [{}])[-1]  # the last evaluated (--eval-every skips some)
     dated = run_file(root, name, CONFIG) or run_path(root, name)
     accuracy = summary.get("test_top1", last.get("test_top1"))
-    model, kwargs = config.get("model", summary.get("model")), config.get("model_kwargs")
+    model = config.get("model", summary.get("model"))
     return {
         "name": name,
         "model": model,
         # with the run's builder arguments, as its figures name it
-        "variant": variant_name(model, kwargs) if isinstance(model, str) and isinstance(
-            kwargs, dict) else model,
+        "variant": variant_name(model, config.get("model_kwargs")) if isinstance(model, str)
+        else model,
         "dataset": config.get("dataset", summary.get("dataset")),
         "test_top1": accuracy if isinstance(accuracy, (int, float)) else None,
         "best_test_top1": max(
