@@ -26,6 +26,7 @@ from cnnzoo.bench.timing import interleaved_seconds
 from cnnzoo.engine.inference import InferenceModel, inference_precision, optimize_for_inference
 from cnnzoo.engine.quantize import missing, quantize
 from cnnzoo.engine.runtime import synchronize
+from cnnzoo.errors import ConfigError
 from cnnzoo.models.registry import create_model
 
 IMAGENET_MODELS = ("resnet18", "alexnet", "googlenet", "densenet121", "vgg11")
@@ -74,7 +75,10 @@ def build_variants(model: nn.Module, calibration: list[torch.Tensor], variants=V
         elif reason := missing(name.removeprefix("int8_")):
             skipped[name] = reason
         else:
-            functions[name], _ = quantize(model, calibration, name.removeprefix("int8_"))
+            try:
+                functions[name], _ = quantize(model, calibration, name.removeprefix("int8_"))
+            except ConfigError as error:  # the toolchain could not compile this model
+                skipped[name] = str(error)
     return functions, skipped
 
 

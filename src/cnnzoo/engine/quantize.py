@@ -17,6 +17,7 @@ machine, as the training autotuner does for precisions. Neither is assumed to be
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import tempfile
 import time
@@ -26,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.layers.output_size import conv_output_size
 
 BACKENDS = ("pt2e", "onnxruntime")
 Function = Callable[[torch.Tensor], torch.Tensor]
@@ -69,6 +73,46 @@ def missing(backend: str) -> str | None:
     return None
 
 
+class _EdgePaddedMaxPool2d(nn.Module):
+    """A ceil-mode max-pool computed in floor mode over the input with its last row and column
+    repeated, as many times as floor mode needs to give the same output size.
+
+    The same values: every window that reaches past the input also covers its last row (or column),
+    since ceil mode starts no window beyond the input, so a repeat of it cannot change a maximum.
+    Why: torch 2.13's inductor computes the int8 max-pool of a PT2E graph in floor mode whatever
+    its ``ceil_mode`` says, so GoogLeNet's 112×112 pool gives 55×55 maps instead of 56×56 (and the
+    next layer that needs the true size fails to compile, or an answer comes quietly from fewer
+    pixels). Only pools without padding and dilation are replaced, the only ones the zoo has.
+    """
+
+    def __init__(self, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        self.kernel, self.stride = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        extra = [(conv_output_size(side, k, s, ceil_mode=True) - 1) * s + k - side
+                 for side, k, s in zip(x.shape[-2:], self.kernel, self.stride, strict=True)]
+        x = F.pad(x, (0, max(0, extra[1]), 0, max(0, extra[0])), mode="replicate")
+        return F.max_pool2d(x, self.kernel, self.stride)
+
+
+def floor_mode_pools(model: nn.Module) -> nn.Module:
+    """``model``, or a copy of it whose ceil-mode max-pools are ``_EdgePaddedMaxPool2d``."""
+    def replaceable(module: nn.Module) -> bool:
+        return (isinstance(module, nn.MaxPool2d) and module.ceil_mode
+                and _pair(module.padding) == (0, 0) and _pair(module.dilation) == (1, 1)
+                and not module.return_indices)
+
+    if not any(map(replaceable, model.modules())):
+        return model
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if replaceable(child):
+                setattr(parent, name, _EdgePaddedMaxPool2d(child))
+    return model
+
+
 def quantize_pt2e(model: nn.Module, calibration: list[torch.Tensor]) -> Function:
     """``model`` as torchao's PT2E int8 graph, compiled by inductor with freezing (see above)."""
     with _quiet():
@@ -83,7 +127,7 @@ def quantize_pt2e(model: nn.Module, calibration: list[torch.Tensor]) -> Function
         # throughput
         batch = torch.export.Dim("batch", min=1, max=65_536)
         with torch.no_grad():
-            graph = torch.export.export(model.eval(), (example,),
+            graph = torch.export.export(floor_mode_pools(model).eval(), (example,),
                                         dynamic_shapes=({0: batch},)).module()
             prepared = prepare_pt2e(graph, quantizer)
             for x in calibration:
@@ -92,6 +136,10 @@ def quantize_pt2e(model: nn.Module, calibration: list[torch.Tensor]) -> Function
             # freezing turns weights into constants, which is what lets inductor pre-pack them into
             # oneDNN's int8 layout once and fuse each dequantise into its convolution
             compiled = torch.compile(converted, dynamic=False)
+    # inductor's int8 lowering copies each weight's zero point with a call that torch warns about,
+    # at this compile and at each batch size's recompile: noise for the user, who cannot act on it
+    warnings.filterwarnings("ignore", message="To copy construct from a tensor",
+                            category=UserWarning, module=r"torch\._inductor\.mkldnn_lowerings")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         # in force at every call, not only the first: a new batch size recompiles, and a graph
@@ -189,7 +237,16 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], backend: str = "
     names = BACKENDS if backend == "auto" else (backend,)
     reasons = {name: reason for name in names if (reason := missing(name))}
     builders = {"pt2e": quantize_pt2e, "onnxruntime": quantize_onnxruntime}
-    functions = {name: builders[name](model, calibration) for name in names if name not in reasons}
+    functions = {}
+    for name in (name for name in names if name not in reasons):
+        try:
+            functions[name] = builders[name](model, calibration)
+        # torch.export or inductor could not take this model: a limit of the toolchain, which
+        # the other one may not have
+        except torch._dynamo.exc.TorchDynamoException as error:
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            reasons[name] = (f"{name} could not compile this model ({type(error).__name__}: "
+                             f"{first_line})")
     if not functions:
         raise ConfigError("int8 inference: " + "; ".join(reasons.values()))
     seconds = best_seconds(functions, calibration[0], repeats)
