@@ -40,9 +40,11 @@ Function = Callable[[torch.Tensor], torch.Tensor]
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """torchao warns at import about its CUDA-only kernels and torch about deprecations of the
-    export path: noise for a CPU user, who cannot act on it."""
-    names = ("torchao", "torch.utils._pytree", "torch._export")
+    """torchao warns at import about its CUDA-only kernels, torch about deprecations of the export
+    path and ONNX Runtime's quantiser, on the root logger, about each BatchNorm weight it cannot
+    quantise per channel (one line for each of DenseNet-121's): noise for a user, who cannot act
+    on it."""
+    names = ("torchao", "torch.utils._pytree", "torch._export", "")
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
