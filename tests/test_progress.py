@@ -105,6 +105,9 @@ def test_the_time_left_over_alike_stages_follows_the_pace_so_far():
     progress.step("convnet", 1, 3)
     assert stream.getvalue().splitlines() == ["bench: lenet5 (1/3) …",
                                               "bench: convnet (2/3, about 38 s left) …"]
+    clock.now = 38.0
+    progress.step("resnet20", 2, 4, costs=[30, 30, 300, 300])  # the last two cost 10 times more
+    assert stream.getvalue().splitlines()[-1] == "bench: resnet20 (3/4, about 6 min 20 s left) …"
     shown = [duration(s) for s in (8, 200, 1920, 3900)]
     assert shown == ["8 s", "3 min 20 s", "32 min", "1 h 05 min"]
 

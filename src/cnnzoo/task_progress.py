@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 Advance = Callable[[int], None]  # how a loop reports that it finished this many more items
@@ -66,13 +66,17 @@ class TaskProgress:
         else:
             self._write(f"{self.label}: {name}" + (f" ({total:,})" if total else "") + " …")
 
-    def step(self, name: str, index: int, count: int) -> None:
-        """Start stage ``index`` (0-based) of ``count`` alike ones (a benchmark's models), with
-        the time left at this task's pace so far: none before the first has finished."""
+    def step(self, name: str, index: int, count: int,
+             costs: Sequence[float] | None = None) -> None:
+        """Start stage ``index`` (0-based) of ``count`` (a benchmark's models), with the time left
+        at this task's pace so far: none before the first has finished. The stages cost alike, or
+        in proportion to ``costs`` (one per stage: the recipes' time budgets, say), so that three
+        30-second runs done do not promise the 5-minute ones the same pace."""
         left = ""
         if index:
-            elapsed = self.clock() - self.started
-            left = f", about {duration(elapsed / index * (count - index))} left"
+            costs = costs or [1.0] * count
+            done, rest = sum(costs[:index]), sum(costs[index:])
+            left = f", about {duration((self.clock() - self.started) / done * rest)} left"
         self.stage(f"{name} ({index + 1}/{count}{left})")
 
     def note(self, line: str) -> None:

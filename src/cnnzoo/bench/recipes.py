@@ -36,21 +36,22 @@ def _model_figures(recipe: Recipe, run_summary: dict) -> tuple[int, int]:
 def run_recipes(names: list[str] | None = None, *, seeds: int = 1,
                 out_root: Path = Path("runs/bench-recipes"),
                 log: Callable[[str], None] = log_to_stderr,
-                step: Callable[[str, int, int], None] | None = None, **overrides) -> list[dict]:
+                step: Callable[..., None] | None = None, **overrides) -> list[dict]:
     """Train each recipe ``seeds`` times; one row per recipe with the mean and spread of its test
-    accuracy. ``step`` (``TaskProgress.step``) hears each run's name, index and the number of runs
-    (default: a line on ``log``)."""
+    accuracy. ``step`` (``TaskProgress.step``) hears each run's name, index, the number of runs
+    and their time budgets, as their costs (default: a line on ``log``)."""
     recipes = [r for r in list_recipes() if names is None or r.name in names]
     missing = sorted(set(names or []) - {r.name for r in recipes})
     if missing:
         raise ConfigError(f"unknown recipes {missing}; `cnnzoo recipes` lists them")
-    step = step or (lambda name, index, count: log(f"recipe {name}"))
+    step = step or (lambda name, index, count, costs: log(f"recipe {name}"))
+    budgets = [recipe.budget_seconds for recipe in recipes for _ in range(seeds)]
     rows = []
     for number, recipe in enumerate(recipes):
         runs = []
         for seed in range(seeds):
             step(f"{recipe.name}, seed {seed}: budget {recipe.budget_seconds:.0f} s, target "
-                 f"{recipe.target_top1:.1%}", number * seeds + seed, len(recipes) * seeds)
+                 f"{recipe.target_top1:.1%}", number * seeds + seed, len(budgets), budgets)
             config = recipe.train_config(seed=seed,
                                          out=str(out_root / f"{recipe.name}-seed{seed}"),
                                          **overrides)
