@@ -96,7 +96,7 @@ def test_the_peak_is_at_least_a_plain_matmul_measured_in_the_same_run():
 
 def test_hardware_command_measures_each_precision_and_names_the_machine(capsys):
     assert main(["bench", "hardware", "--models", "lenet5", "--batch-size", "8", "--steps", "1",
-                 "--peak-size", "64", "--peak-seconds", "0.02", "--json"]) == 0
+                 "--peak-size", "64", "--peak-seconds", "0.02", "--compile", "off", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["hardware"]
     assert set(result["peaks_gflops"]) == set(peak_precisions(torch.device("cpu")))
     assert result["machine"]
@@ -111,6 +111,7 @@ def test_hardware_command_measures_each_precision_and_names_the_machine(capsys):
     # "measured (not cached: …)" where a busy machine made its rounds disagree
     assert row["chosen_by"].startswith(("measured", "cache")) and 0 < row["fraction_of_peak"]
     assert torch.get_num_threads() == result["threads"]
+    assert "compile_seconds" not in row  # --compile off: the eager step only
 
 
 def test_gpu_script_is_valid_bash_and_cnnzoo_parses_each_of_its_commands():

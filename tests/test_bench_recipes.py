@@ -82,14 +82,16 @@ def test_a_damaged_recipe_file_is_one_line_naming_the_file_and_the_field(tmp_pat
 def test_bench_recipes_writes_a_table(tiny_mnist_dir, tmp_path):
     steps = []
 
-    def step(name, index, count):
-        steps.append((name.split(":")[0], index, count))
+    def step(name, index, count, costs):
+        steps.append((name.split(":")[0], index, count, costs))
 
     rows = run_recipes(["lenet5-demo"], seeds=2, out_root=tmp_path, dataset="mnist",
                        data_dir=str(tiny_mnist_dir),
                        epochs=1, train_subset=300, log=lambda message: None, step=step)
-    # each run is a stage of the command's progress, counted over all of them
-    assert steps == [("lenet5-demo, seed 0", 0, 2), ("lenet5-demo, seed 1", 1, 2)]
+    # each run is a stage of the command's progress, counted over all of them, costing its budget
+    budget = load_recipe("lenet5-demo").budget_seconds
+    assert steps == [("lenet5-demo, seed 0", 0, 2, [budget, budget]),
+                     ("lenet5-demo, seed 1", 1, 2, [budget, budget])]
     assert len(rows) == 1 and rows[0]["seeds"] == 2 and len(rows[0]["test_top1_runs"]) == 2
     assert rows[0]["params"] == 61_706 and rows[0]["macs_per_image"] > 0
     table = results_markdown(rows, "test machine")
@@ -170,6 +172,20 @@ def test_hardware_figures_are_consistent():
     assert row["training_gflops"] == pytest.approx(
         6 * row["macs_per_image"] * row["images_per_second"] / 1e9, rel=0.01
     )
+
+
+def test_hardware_times_the_compiled_step_beside_the_eager_one():
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    peaks = {"fp32": 1e11}
+    row = training_utilisation("lenet5", input_size=(1, 28, 28), batch_size=16, steps=2,
+                               peaks=peaks, compiled=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
+    assert row["compile_seconds"] > 0
+    assert row["compiled_training_gflops"] == pytest.approx(
+        6 * row["macs_per_image"] * row["compiled_images_per_second"] / 1e9, rel=0.01)
+    assert row["compiled_fraction_of_peak"] == pytest.approx(
+        row["compiled_training_gflops"] * 1e9 / peaks["fp32"], abs=0.001)
 
 
 def test_recipes_command_json(capsys):

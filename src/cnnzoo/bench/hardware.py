@@ -105,20 +105,21 @@ def matmul_peaks(device: torch.device | str = "cpu", size: int = 1024, seconds: 
     return {name: peak["flops"] for name, peak in measured_peaks(device, seconds, sides).items()}
 
 
-def training_utilisation(model_name: str, *, input_size: tuple[int, int, int],
-                         batch_size: int = 128,
-                         steps: int = 10, model_kwargs: dict | None = None, precision: str = "fp32",
-                         channels_last: bool = True, device: torch.device | str = "cpu",
-                         peaks: dict[str, float] | None = None, peak_size: int = 1024,
-                         peak_seconds: float = 2.0) -> dict:
-    """Training FLOP/s of ``model_name`` (random data) in ``precision`` and layout, and its fraction
-    of the matmul peak of that precision (``peaks``, measured here when not given)."""
-    device = torch.device(device)
+def _training_step(model_name: str, input_size: tuple[int, int, int], batch_size: int,
+                   model_kwargs: dict | None, precision: str, channels_last: bool,
+                   device: torch.device, compiled: bool) -> tuple[Callable[[], None], int]:
+    """One SGD step of a fresh ``model_name`` on a fixed random batch (through ``torch.compile``
+    when ``compiled``), and the model's multiply-adds per image."""
     torch.manual_seed(0)
     model = create_model(model_name, **{"in_channels": input_size[0], **(model_kwargs or {})})
     macs = summary(model, input_size).total_macs
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=layout).train()
+    if compiled:
+        # a fresh dynamo cache for each model: every zoo model shares one forward's code object,
+        # whose compiled entries dynamo caps (past the cap it runs the rest eagerly, silently)
+        torch._dynamo.reset()
+    net = torch.compile(model) if compiled else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, model.cfg.num_classes, (batch_size,), device=device)
@@ -126,30 +127,57 @@ def training_utilisation(model_name: str, *, input_size: tuple[int, int, int],
 
     def step() -> None:
         with autocast(device, precision):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+            loss = F.cross_entropy(net(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
 
-    step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    images_per_second = steps * batch_size / (time.perf_counter() - start)
+    return step, macs
+
+
+def _images_per_second(step: Callable[[], None], steps: int, batch_size: int,
+                       device: torch.device) -> tuple[float, float]:
+    """Images/s over ``steps`` timed steps, after one untimed step whose seconds come second."""
+    first = _timed(lambda: (step(), synchronize(device)))
+    seconds = _timed(lambda: ([step() for _ in range(steps)], synchronize(device)))
+    return steps * batch_size / seconds, first
+
+
+def training_utilisation(model_name: str, *, input_size: tuple[int, int, int],
+                         batch_size: int = 128,
+                         steps: int = 10, model_kwargs: dict | None = None, precision: str = "fp32",
+                         channels_last: bool = True, device: torch.device | str = "cpu",
+                         peaks: dict[str, float] | None = None, peak_size: int = 1024,
+                         peak_seconds: float = 2.0, compiled: bool = False) -> dict:
+    """Training FLOP/s of ``model_name`` (random data) in ``precision`` and layout, and its fraction
+    of the peak of that precision (``peaks``, measured here when not given); with ``compiled``, the
+    same through ``torch.compile`` beside it (as a run long enough for the autotuner's compile
+    trial may train), and the seconds its first step took to compile."""
+    device = torch.device(device)
+    settings = (model_name, input_size, batch_size, model_kwargs, precision, channels_last, device)
+    step, macs = _training_step(*settings, compiled=False)
+    images_per_second, _ = _images_per_second(step, steps, batch_size, device)
     peaks = peaks or matmul_peaks(device, peak_size, peak_seconds)
     achieved = 3 * 2 * macs * images_per_second
     fraction = achieved / peaks[precision]
-    return {"model": model_name, "input_size": list(input_size), "batch_size": batch_size,
-            "precision": precision, "channels_last": channels_last, "macs_per_image": macs,
-            "images_per_second": round(images_per_second, 1),
-            "training_gflops": round(achieved / 1e9, 4),
-            **{f"peak_{name}_gflops": round(value / 1e9, 2) for name, value in peaks.items()},
-            "fraction_of_peak": round(fraction, 3), "peak_precision": precision,
-            "fraction_of_fp32_peak": round(achieved / peaks["fp32"], 3),
-            **({"training_top_operators": top_operators(step)} if fraction < FAR_BELOW else {})}
+    row = {"model": model_name, "input_size": list(input_size), "batch_size": batch_size,
+           "precision": precision, "channels_last": channels_last, "macs_per_image": macs,
+           "images_per_second": round(images_per_second, 1),
+           "training_gflops": round(achieved / 1e9, 4),
+           **{f"peak_{name}_gflops": round(value / 1e9, 2) for name, value in peaks.items()},
+           "fraction_of_peak": round(fraction, 3), "peak_precision": precision,
+           "fraction_of_fp32_peak": round(achieved / peaks["fp32"], 3),
+           **({"training_top_operators": top_operators(step)} if fraction < FAR_BELOW else {})}
+    if compiled:
+        step, _ = _training_step(*settings, compiled=True)
+        compiled_rate, compile_seconds = _images_per_second(step, steps, batch_size, device)
+        row.update({"compiled_images_per_second": round(compiled_rate, 1),
+                    "compiled_training_gflops": round(3 * 2 * macs * compiled_rate / 1e9, 4),
+                    "compiled_fraction_of_peak": round(
+                        3 * 2 * macs * compiled_rate / peaks[precision], 3),
+                    "compile_seconds": round(compile_seconds, 1)})
+    return row
 
 
 FAR_BELOW = 0.25  # a model under this fraction of its peak gets a table of where its time goes

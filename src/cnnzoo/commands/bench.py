@@ -114,13 +114,16 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
         tuning = _tuned_runtime(name, args.batch_size, device)
         row = training_utilisation(name, input_size=(1, 28, 28), batch_size=args.batch_size,
                                    steps=args.steps, precision=tuning.precision,
-                                   channels_last=tuning.channels_last, device=device, peaks=peaks)
+                                   channels_last=tuning.channels_last, device=device, peaks=peaks,
+                                   compiled=args.compile == "on")
         row["chosen_by"], row["tuning_step_ms"] = tuning.source, tuning.to_dict()["step_ms"]
         row.update(inference_utilisation(name, input_size=(1, 28, 28), peaks=peaks,
                                          precision=inference_precision, steps=args.steps,
                                          device=device))
+        compiled = (f" (compiled: {row['compiled_fraction_of_peak']:.1%}, after compiling for "
+                    f"{row['compile_seconds']:.0f} s)" if "compile_seconds" in row else "")
         print(f"  {name}: training {tuning.precision} ({tuning.source}) {row['training_gflops']} "
-              f"GFLOP/s = {row['fraction_of_peak']:.1%} of its peak; inference "
+              f"GFLOP/s = {row['fraction_of_peak']:.1%} of its peak{compiled}; inference "
               f"{inference_precision} {row['inference_gflops']} GFLOP/s = "
               f"{row['inference_fraction_of_peak']:.1%}", file=sys.stderr)
         for operator in row.get("training_top_operators", [])[:5]:
@@ -263,6 +266,9 @@ def _hardware_options(p: argparse.ArgumentParser) -> None:
                    help="largest matrix side measured for the peaks, beside 1024 (default: 2048)")
     p.add_argument("--peak-seconds", type=number(above=0, high=3600), default=2.0, metavar="S",
                    help="seconds per precision's peak, shared by its shapes (default: 2)")
+    p.add_argument("--compile", choices=("on", "off"), default="on",
+                   help="also time each model's training step through torch.compile, as a run "
+                   "long enough for the autotuner's compile trial may train (default: on)")
 
 
 def _declare_training(p: argparse.ArgumentParser) -> None:
