@@ -13,12 +13,14 @@ of the weights), each multiply-add two FLOPs. Where a model reaches little of it
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from cnnzoo.bench.timing import interleaved_seconds
 from cnnzoo.engine.runtime import autocast, cpu_has_fast_bf16, synchronize
 from cnnzoo.inspect.summary import summary
 from cnnzoo.models.registry import create_model
@@ -136,46 +138,45 @@ def _training_step(model_name: str, input_size: tuple[int, int, int], batch_size
     return step, macs
 
 
-def _images_per_second(step: Callable[[], None], steps: int, batch_size: int,
-                       device: torch.device) -> tuple[float, float]:
-    """Images/s over ``steps`` timed steps, after one untimed step whose seconds come second."""
-    first = _timed(lambda: (step(), synchronize(device)))
-    seconds = _timed(lambda: ([step() for _ in range(steps)], synchronize(device)))
-    return steps * batch_size / seconds, first
-
-
 def training_utilisation(model_name: str, *, input_size: tuple[int, int, int],
                          batch_size: int = 128,
                          steps: int = 10, model_kwargs: dict | None = None, precision: str = "fp32",
                          channels_last: bool = True, device: torch.device | str = "cpu",
                          peaks: dict[str, float] | None = None, peak_size: int = 1024,
-                         peak_seconds: float = 2.0, compiled: bool = False) -> dict:
+                         peak_seconds: float = 2.0, compiled: bool = False,
+                         repeats: int = 3) -> dict:
     """Training FLOP/s of ``model_name`` (random data) in ``precision`` and layout, and its fraction
-    of the peak of that precision (``peaks``, measured here when not given); with ``compiled``, the
-    same through ``torch.compile`` beside it (as a run long enough for the autotuner's compile
-    trial may train), and the seconds its first step took to compile."""
+    of the peak of that precision (``peaks``, measured here when not given): the median of
+    ``repeats`` rounds of ``steps`` steps. With ``compiled``, the same through ``torch.compile``
+    (as a run long enough for the autotuner's compile trial may train), its rounds interleaved with
+    the eager ones, and the seconds its first step took to compile."""
     device = torch.device(device)
     settings = (model_name, input_size, batch_size, model_kwargs, precision, channels_last, device)
     step, macs = _training_step(*settings, compiled=False)
-    images_per_second, _ = _images_per_second(step, steps, batch_size, device)
+    runs = {"eager": step}
+    if compiled:
+        runs["compiled"], _ = _training_step(*settings, compiled=True)
+        compile_seconds = _timed(lambda: (runs["compiled"](), synchronize(device)))
+    seconds = interleaved_seconds(
+        {name: lambda run=run: ([run() for _ in range(steps)], synchronize(device))
+         for name, run in runs.items()}, repeats)
+    rates = {name: steps * batch_size / statistics.median(values)
+             for name, values in seconds.items()}  # images per second
+    flops = {name: 3 * 2 * macs * rate for name, rate in rates.items()}
     peaks = peaks or matmul_peaks(device, peak_size, peak_seconds)
-    achieved = 3 * 2 * macs * images_per_second
-    fraction = achieved / peaks[precision]
+    fraction = flops["eager"] / peaks[precision]
     row = {"model": model_name, "input_size": list(input_size), "batch_size": batch_size,
            "precision": precision, "channels_last": channels_last, "macs_per_image": macs,
-           "images_per_second": round(images_per_second, 1),
-           "training_gflops": round(achieved / 1e9, 4),
+           "images_per_second": round(rates["eager"], 1),
+           "training_gflops": round(flops["eager"] / 1e9, 4),
            **{f"peak_{name}_gflops": round(value / 1e9, 2) for name, value in peaks.items()},
            "fraction_of_peak": round(fraction, 3), "peak_precision": precision,
-           "fraction_of_fp32_peak": round(achieved / peaks["fp32"], 3),
+           "fraction_of_fp32_peak": round(flops["eager"] / peaks["fp32"], 3),
            **({"training_top_operators": top_operators(step)} if fraction < FAR_BELOW else {})}
     if compiled:
-        step, _ = _training_step(*settings, compiled=True)
-        compiled_rate, compile_seconds = _images_per_second(step, steps, batch_size, device)
-        row.update({"compiled_images_per_second": round(compiled_rate, 1),
-                    "compiled_training_gflops": round(3 * 2 * macs * compiled_rate / 1e9, 4),
-                    "compiled_fraction_of_peak": round(
-                        3 * 2 * macs * compiled_rate / peaks[precision], 3),
+        row.update({"compiled_images_per_second": round(rates["compiled"], 1),
+                    "compiled_training_gflops": round(flops["compiled"] / 1e9, 4),
+                    "compiled_fraction_of_peak": round(flops["compiled"] / peaks[precision], 3),
                     "compile_seconds": round(compile_seconds, 1)})
     return row
 

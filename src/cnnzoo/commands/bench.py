@@ -115,7 +115,7 @@ def _bench_hardware(args: argparse.Namespace) -> dict:
         row = training_utilisation(name, input_size=(1, 28, 28), batch_size=args.batch_size,
                                    steps=args.steps, precision=tuning.precision,
                                    channels_last=tuning.channels_last, device=device, peaks=peaks,
-                                   compiled=args.compile == "on")
+                                   compiled=args.compile == "on", repeats=args.repeats)
         row["chosen_by"], row["tuning_step_ms"] = tuning.source, tuning.to_dict()["step_ms"]
         row.update(inference_utilisation(name, input_size=(1, 28, 28), peaks=peaks,
                                          precision=inference_precision, steps=args.steps,
@@ -261,7 +261,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 
 def _hardware_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=whole_number(1, 10**5), default=10, metavar="N",
-                   help="timed training steps per model (default: 10)")
+                   help="training steps per timed round (default: 10)")
     p.add_argument("--peak-size", type=whole_number(1, 16_384), default=2048, metavar="N",
                    help="largest matrix side measured for the peaks, beside 1024 (default: 2048)")
     p.add_argument("--peak-seconds", type=number(above=0, high=3600), default=2.0, metavar="S",
@@ -297,6 +297,7 @@ def _declare_hardware(p: argparse.ArgumentParser) -> None:
     options.add(p, "models", help="models to train (default: " + ", ".join(HARDWARE_MODELS) + ")")
     options.add(p, "batch_size")
     _hardware_options(p)
+    options.add(p, "repeats")  # bench all takes it from the training options
     options.add(p, "device")
 
 
