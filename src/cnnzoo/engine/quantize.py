@@ -89,7 +89,7 @@ class _EdgePaddedMaxPool2d(nn.Module):
 
     def __init__(self, pool: nn.MaxPool2d) -> None:
         super().__init__()
-        self.kernel, self.stride = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size)
+        self.kernel, self.stride = _pair(pool.kernel_size), _pair(pool.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         extra = [(conv_output_size(side, k, s, ceil_mode=True) - 1) * s + k - side
@@ -233,14 +233,17 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], backend: str = "
              repeats: int = 3) -> tuple[Function, dict]:
     """``model`` in int8 by ``backend``, or by the installed toolchain measured fastest on the first
     calibration batch (``"auto"``). Returns the function and what was chosen, with each candidate's
-    seconds per batch and the reason any toolchain was not tried."""
+    seconds per batch and, under ``not_tried``, why any toolchain is not among them (not installed,
+    or it could not compile the model)."""
     if not calibration:
         raise ConfigError("int8 calibration needs at least one batch of images")
     names = BACKENDS if backend == "auto" else (backend,)
     reasons = {name: reason for name in names if (reason := missing(name))}
     builders = {"pt2e": quantize_pt2e, "onnxruntime": quantize_onnxruntime}
     functions = {}
-    for name in (name for name in names if name not in reasons):
+    for name in names:
+        if name in reasons:
+            continue
         try:
             functions[name] = builders[name](model, calibration)
         # torch.export or inductor could not take this model: a limit of the toolchain, which
