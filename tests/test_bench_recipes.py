@@ -215,3 +215,30 @@ def test_compare_each_interleaves_runs_and_takes_medians(monkeypatch):
                                  runner("fast", [1, 1, 9, 1]), repeats=3)
     assert order == ["slow", "fast"] + ["slow", "fast"] * 3  # warm-up, then interleaved
     assert result["slow"]["ratio"] == 4.0 and result["slow"]["cnnzoo_per_second"] == 1.0
+
+
+def test_the_lenet_step_benchmark_times_the_same_network_each_way():
+    """benchmarks/lenet_step.py compares ways of computing LeNet-5's step: a rewritten convolution
+    or pool must give the plain model's outputs and gradients, or the timings compare different
+    work."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lenet_step.py"
+    spec = importlib.util.spec_from_file_location("lenet_step", path)
+    lenet_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lenet_step)
+    x = torch.randn(4, 1, 28, 28)
+    plain = lenet_step.lenet("nchw")
+    expected = plain(x)
+    expected.square().sum().backward()
+    rewritten = {"im2col": (0, lenet_step.UnfoldConv2d),
+                 "reshape-max": (2, lenet_step.ReshapeMaxPool2d)}
+    for way, (index, kind) in rewritten.items():
+        model = lenet_step.lenet(way)
+        assert isinstance(model.features[index], kind)
+        out = model(x)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+        out.square().sum().backward()
+        for (name, mine), theirs in zip(model.named_parameters(), plain.parameters(), strict=True):
+            torch.testing.assert_close(mine.grad, theirs.grad, atol=1e-4, rtol=1e-4, msg=name)
