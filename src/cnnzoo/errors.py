@@ -17,6 +17,12 @@ import signal
 from pathlib import Path
 
 
+def in_one_line(error: BaseException, limit: int = 200) -> str:
+    """``error`` as its type and the first line of its message, at most ``limit`` characters of
+    it: how a message quotes a library's failure that it turns into one of these errors."""
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:limit]}"
+
+
 class CnnzooError(Exception):
     """Base of every error whose message tells the user what to change."""
 

@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors_bytes
 
-from cnnzoo.errors import CheckpointError
+from cnnzoo.errors import CheckpointError, in_one_line
 from cnnzoo.files import atomic_write_bytes
 
 FORMAT = "cnnzoo-checkpoint-1"
@@ -164,9 +164,8 @@ def _load_torch_state_dict(path: Path) -> Checkpoint:
     # on bad data)
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, LookupError, AttributeError,
             OverflowError, struct.error) as error:
-        detail = (str(error).splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{path}: not a readable PyTorch file ({type(error).__name__}: "
-                              f"{detail})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({in_one_line(error)})"
+                              ) from None
     # a training checkpoint saved from a notebook keeps the weights under one of these keys
     for key in STATE_DICT_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):

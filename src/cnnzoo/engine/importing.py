@@ -40,7 +40,7 @@ from cnnzoo.engine.imported import (
 )
 from cnnzoo.engine.outputs import versions
 from cnnzoo.engine.run import describe_misfit, load_run
-from cnnzoo.errors import CheckpointError, ConfigError, RunDirectoryError
+from cnnzoo.errors import CheckpointError, ConfigError, RunDirectoryError, in_one_line
 from cnnzoo.files import read_bytes
 from cnnzoo.models.base import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.models.registry import create_model, get_builder
@@ -254,9 +254,8 @@ def check_forward(model: nn.Module, shape: tuple[int, int, int], name: str) -> i
         with torch.no_grad():
             out = model.eval()(x)
     except Exception as error:  # noqa: BLE001  (a foreign model: its failure is one line)
-        detail = (str(error).splitlines() or [""])[0][:200]
         raise ConfigError(f"{name}: a forward pass of a {'×'.join(map(str, x.shape))} input failed "
-                          f"({type(error).__name__}: {detail}); pass the --input-size C,H,W it was "
+                          f"({in_one_line(error)}); pass the --input-size C,H,W it was "
                           "trained on") from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or len(out) != 1:
         got = ("×".join(map(str, out.shape)) if isinstance(out, torch.Tensor)

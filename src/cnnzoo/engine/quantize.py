@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ConfigError, in_one_line
 from cnnzoo.layers.output_size import conv_output_size
 
 BACKENDS = ("pt2e", "onnxruntime")
@@ -249,9 +249,7 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], backend: str = "
         # torch.export or inductor could not take this model: a limit of the toolchain, which
         # the other one may not have
         except torch._dynamo.exc.TorchDynamoException as error:
-            first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            reasons[name] = (f"{name} could not compile this model ({type(error).__name__}: "
-                             f"{first_line})")
+            reasons[name] = f"{name} could not compile this model ({in_one_line(error)})"
     if not functions:
         raise ConfigError("int8 inference: " + "; ".join(reasons.values()))
     seconds = best_seconds(functions, calibration[0], repeats)

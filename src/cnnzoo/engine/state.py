@@ -20,7 +20,7 @@ from torch import nn
 from cnnzoo.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.schedules import PlateauDivider
-from cnnzoo.errors import CheckpointError
+from cnnzoo.errors import CheckpointError, in_one_line
 
 # What may change when a run is resumed: how long it goes on and where it runs, nothing that shapes
 # the result.
@@ -124,9 +124,8 @@ def restore_last(path: Path, trainable: Trainable) -> RunState:
         restore_rng(checkpoint, trainable.generator)
         return RunState(**meta["run_state"])
     except (RuntimeError, ValueError, TypeError, LookupError, AttributeError) as error:
-        detail = (str(error).splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: its training state does not fit this run "
-                              f"({type(error).__name__}: {detail}); the file is damaged or is "
+                              f"({in_one_line(error)}); the file is damaged or is "
                               "another run's") from None
 
 
