@@ -25,6 +25,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # what predict, eval, export and the explorer answer in: fp32, or a reduced precision the accuracy
 # gate (engine/precision_gate.py) checked against it
 ANSWER_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def answer_precision(precision: str) -> str:
+    """``precision`` when it is one of ``ANSWER_PRECISIONS``, else a ``ConfigError`` naming them."""
+    if precision not in ANSWER_PRECISIONS:
+        raise ConfigError(f"precision must be {', '.join(ANSWER_PRECISIONS[:-1])} or "
+                          f"{ANSWER_PRECISIONS[-1]}; got {precision!r}")
+    return precision
 COMPILE = ("auto", "on", "off")
 SNAPSHOTS = ("auto", "all", "off")  # or the epochs themselves: "0,1,2,5,10"
 MAX_SIDE = 4096  # pixels: a side beyond it would need terabytes per batch

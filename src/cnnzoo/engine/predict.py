@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from cnnzoo.data.dataset import pad_images
-from cnnzoo.engine.config import ANSWER_PRECISIONS
+from cnnzoo.engine.config import answer_precision
 from cnnzoo.engine.evaluate import log_probabilities
 from cnnzoo.engine.run import Run
 from cnnzoo.engine.user_image import prepare_image, ranked, read_image
-from cnnzoo.errors import ConfigError, NonFiniteOutputError
+from cnnzoo.errors import NonFiniteOutputError
 
 
 @torch.no_grad()
@@ -59,9 +59,7 @@ def predict_files_in(run: Run, paths: list[Path], precision: str = "fp32", *,
     alike."""
     if precision == "fp32":
         return predict_files(run, paths, **options), {}
-    if precision not in ANSWER_PRECISIONS:
-        raise ConfigError(f"precision must be {', '.join(ANSWER_PRECISIONS[:-1])} or "
-                          f"{ANSWER_PRECISIONS[-1]}; got {precision!r}")
+    answer_precision(precision)
     from cnnzoo.engine.precision_gate import kept_model  # the quantisers: only when asked
 
     model, figures = kept_model(run, precision, data_dir=data_dir)

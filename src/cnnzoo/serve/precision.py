@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from cnnzoo.engine.config import ANSWER_PRECISIONS
+from cnnzoo.engine.config import answer_precision
 from cnnzoo.engine.precision_gate import GATE_FILE, kept_model, require_native_bf16
 from cnnzoo.engine.user_image import ranked
-from cnnzoo.errors import CnnzooError, ConfigError
+from cnnzoo.errors import CnnzooError
 from cnnzoo.serve.explain import softmax_table
 from cnnzoo.visualize.source import model_input
 
@@ -29,10 +29,7 @@ FP32_VIEWS = ("feature maps, Grad-CAM and its trust checks are computed by the f
 def check_precision(precision: str) -> str:
     """``precision`` if this machine can serve it (refused once, at start, rather than per
     request)."""
-    if precision not in ANSWER_PRECISIONS:
-        raise ConfigError(f"--precision {precision!r}: choose from "
-                          f"{', '.join(ANSWER_PRECISIONS)}")
-    if precision == "bf16":
+    if answer_precision(precision) == "bf16":
         require_native_bf16(torch.device("cpu"))
     return precision
 
