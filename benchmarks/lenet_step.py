@@ -85,19 +85,23 @@ def training_step(way: str):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(BATCH, 1, 28, 28).contiguous(memory_format=layout)
     y = torch.randint(0, 10, (BATCH,))
-    threads = 1 if way == "one-thread" else torch.get_num_threads()
 
     def step() -> None:
-        default = torch.get_num_threads()
-        torch.set_num_threads(threads)
         with torch.autocast("cpu", torch.bfloat16, enabled=way == "bf16-channels-last"):
             loss = F.cross_entropy(net(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        torch.set_num_threads(default)
 
-    return step
+    def one_thread_step() -> None:  # the others keep every thread, untouched in their steps
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            step()
+        finally:
+            torch.set_num_threads(threads)
+
+    return one_thread_step if way == "one-thread" else step
 
 
 def measure(rounds: int, steps: int) -> dict[str, float]:
