@@ -178,9 +178,23 @@ def test_bench_help_lists_each_benchmark_and_each_takes_only_its_own_options(cap
     assert "--race-out" in race and "--repeats" not in race and "--images" not in race
 
 
-def test_an_option_of_another_benchmark_is_refused(capsys):
+def test_an_option_of_another_benchmark_is_refused_by_the_benchmark_with_its_help(capsys):
     err = _refused(capsys, ["bench", "race", "--repeats", "3"])
-    assert "unrecognized arguments: --repeats 3" in err
+    assert err.startswith("cnnzoo bench race: error: unrecognized arguments: --repeats 3 (")
+    assert "`cnnzoo bench race --help` lists the options" in err  # not `cnnzoo --help`
+    assert "did you mean" not in err  # --recipe is not what was meant
+
+
+@pytest.mark.parametrize("argv, meant", [
+    (["eval", "run", "--views", "flip"], "--test-views"),  # a part of the option's name
+    (["predict", "run", "x.png", "--views=flip"], "--test-views"),
+    (["train", "--model", "lenet5", "--epohcs", "3"], "--epochs"),  # a typo
+    (["data", "list", "--jsn"], "--json"),
+])
+def test_an_unknown_option_is_answered_with_the_option_it_resembles(capsys, argv, meant):
+    err = _refused(capsys, argv)
+    assert err.startswith(f"cnnzoo {argv[0]}: error: unrecognized arguments: ")
+    assert f"did you mean {meant}? (`cnnzoo {argv[0]} --help` lists the options)" in err
 
 
 def test_eval_and_predict_take_test_views_as_train_does(capsys):

@@ -10,6 +10,7 @@ Anything else is a bug in cnnzoo or below it, and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import signal
 import sys
@@ -41,11 +42,45 @@ RUN_CODE_HELP = ("load a run made by `cnnzoo import --code`: this runs that mode
 
 class CommandLineParser(argparse.ArgumentParser):
     """argparse, with a usage error reported as one line like every other user error (the usage is a
-    ``--help`` away); sub-commands are built with the same class, at every level."""
+    ``--help`` away); sub-commands are built with the same class, at every level.
+
+    An option no parser knows is reported by the (sub-)command it was given to, with that command's
+    ``--help`` and the option it most resembles, rather than by ``cnnzoo`` as argparse would."""
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (`{self.prog} --help` lists the "
                               "options)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and not hasattr(namespace, _REFUSED_BY):  # the innermost command returns first
+            setattr(namespace, _REFUSED_BY, self)
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        refused_by = vars(namespace).pop(_REFUSED_BY, self)
+        if extras:
+            refused_by.error(f"unrecognized arguments: {' '.join(extras)}"
+                             + _did_you_mean(refused_by, extras))
+        return namespace
+
+
+_REFUSED_BY = "_cnnzoo_refused_by"
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """``; did you mean --test-views?`` for the first unknown option that is a part of one of
+    ``parser``'s (``--views``) or a near miss of one (``--jsn``), else nothing."""
+    known = [option for action in parser._actions for option in action.option_strings
+             if option.startswith("--")]
+    for extra in (extra.split("=")[0] for extra in extras if extra.startswith("--")):
+        words = extra[2:]
+        close = ([option for option in known if f"-{words}" in option[1:]]
+                 or difflib.get_close_matches(extra, known, n=1, cutoff=0.8))
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
