@@ -14,10 +14,12 @@ of ``--rounds`` rounds of ``--steps`` steps):
 - ``one-thread``: PyTorch's kernels in fp32 channels-last on one thread instead of one per core.
 
 The step of the tutorial loop is the first row plus its data loading; 3× the tutorial needs a step
-about a third of it. Prints a table (milliseconds per step, and speed against ``nchw``) and writes
+about a third of it. ``--batch`` asks the same at another batch size (per image: does a bigger batch
+close the gap?). Prints a table (milliseconds per step, speed against ``nchw``, images/s) and writes
 JSON with ``--out``.
 
-    PYTHONPATH=src python benchmarks/lenet_step.py [--rounds 7] [--steps 20] [--out FILE]
+    PYTHONPATH=src python benchmarks/lenet_step.py [--batch 128] [--rounds 7] [--steps 20]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from torch import nn
 from cnnzoo.engine.machine import machine_name
 from cnnzoo.models.registry import create_model
 
-BATCH = 128
 WAYS = ("nchw", "channels-last", "bf16-channels-last", "im2col", "reshape-max", "compiled",
         "one-thread")
 
@@ -76,15 +77,15 @@ def lenet(way: str) -> nn.Module:
     return model
 
 
-def training_step(way: str):
-    """One SGD step of LeNet-5 computed ``way``; a function of no arguments."""
+def training_step(way: str, batch: int):
+    """One SGD step of LeNet-5 on ``batch`` images computed ``way``; a function of no arguments."""
     layout = torch.contiguous_format if way in ("nchw", "im2col", "reshape-max") \
         else torch.channels_last
     model = lenet(way).to(memory_format=layout)
     net = torch.compile(model) if way == "compiled" else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(BATCH, 1, 28, 28).contiguous(memory_format=layout)
-    y = torch.randint(0, 10, (BATCH,))
+    x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (batch,))
 
     def step() -> None:
         with torch.autocast("cpu", torch.bfloat16, enabled=way == "bf16-channels-last"):
@@ -104,9 +105,9 @@ def training_step(way: str):
     return one_thread_step if way == "one-thread" else step
 
 
-def measure(rounds: int, steps: int) -> dict[str, float]:
+def measure(batch: int, rounds: int, steps: int) -> dict[str, float]:
     """Median milliseconds per step of every way, rounds interleaved (after warm-up steps)."""
-    runs = {way: training_step(way) for way in WAYS}
+    runs = {way: training_step(way, batch) for way in WAYS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.compile's notes on a CPU without a GPU
         for run in runs.values():
@@ -124,17 +125,18 @@ def measure(rounds: int, steps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=128, help="images a step (default: 128)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", help="also write the JSON results here")
     args = parser.parse_args()
-    milliseconds = measure(args.rounds, args.steps)
+    milliseconds = measure(args.batch, args.rounds, args.steps)
     base = milliseconds["nchw"]
     for way, ms in milliseconds.items():
         print(f"{way:20s} {ms:7.2f} ms/step  {base / ms:5.2f}x nchw  "
-              f"{BATCH / ms * 1e3:9,.0f} img/s")
+              f"{args.batch / ms * 1e3:9,.0f} img/s")
     result = {"what": "lenet_step", "machine": machine_name(torch.device("cpu")),
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": BATCH,
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,
               "rounds": args.rounds, "steps": args.steps,
               "ms_per_step": {way: round(ms, 3) for way, ms in milliseconds.items()},
               "speed_over_nchw": {way: round(base / ms, 3) for way, ms in milliseconds.items()}}
