@@ -18,9 +18,10 @@ from pathlib import Path
 
 
 def in_one_line(error: BaseException, limit: int = 200) -> str:
-    """``error`` as its type and the first line of its message, at most ``limit`` characters of
-    it: how a message quotes a library's failure that it turns into one of these errors."""
-    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:limit]}"
+    """``error`` as its type and the first line of its message (past any blank ones), at most
+    ``limit`` characters of it: how a message quotes a library's failure that it turns into one of
+    these errors."""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:limit]}"
 
 
 class CnnzooError(Exception):
