@@ -39,6 +39,9 @@ EXIT_USAGE = 2
 RUN_CODE_HELP = ("load a run made by `cnnzoo import --code`: this runs that model's Python file "
                  "(checked unchanged since the import)")
 
+# where parse_known_args marks which (sub-)command met an option it does not know
+_REFUSED_BY = "_cnnzoo_refused_by"
+
 
 class CommandLineParser(argparse.ArgumentParser):
     """argparse, with a usage error reported as one line like every other user error (the usage is a
@@ -64,9 +67,6 @@ class CommandLineParser(argparse.ArgumentParser):
             refused_by.error(f"unrecognized arguments: {' '.join(extras)}"
                              + _did_you_mean(refused_by, extras))
         return namespace
-
-
-_REFUSED_BY = "_cnnzoo_refused_by"
 
 
 def _did_you_mean(parser: argparse.ArgumentParser, extras: list[str]) -> str:

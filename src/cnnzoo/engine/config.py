@@ -25,6 +25,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # what predict, eval, export and the explorer answer in: fp32, or a reduced precision the accuracy
 # gate (engine/precision_gate.py) checked against it
 ANSWER_PRECISIONS = ("fp32", "bf16", "int8")
+COMPILE = ("auto", "on", "off")
+SNAPSHOTS = ("auto", "all", "off")  # or the epochs themselves: "0,1,2,5,10"
+MAX_SIDE = 4096  # pixels: a side beyond it would need terabytes per batch
 
 
 def answer_precision(precision: str) -> str:
@@ -33,9 +36,6 @@ def answer_precision(precision: str) -> str:
         raise ConfigError(f"precision must be {', '.join(ANSWER_PRECISIONS[:-1])} or "
                           f"{ANSWER_PRECISIONS[-1]}; got {precision!r}")
     return precision
-COMPILE = ("auto", "on", "off")
-SNAPSHOTS = ("auto", "all", "off")  # or the epochs themselves: "0,1,2,5,10"
-MAX_SIDE = 4096  # pixels: a side beyond it would need terabytes per batch
 
 
 # The groups of `cnnzoo train --help`, in order.
