@@ -105,6 +105,16 @@ def test_multiply_adds_agree_with_published_figures(name, expected):
     assert macs == pytest.approx(expected, rel=0.01)
 
 
+@pytest.mark.parametrize("name", ["lenet5", "resnet50"])
+def test_the_table_gives_multiply_adds_in_a_unit_that_shows_them(name):
+    """LeNet's 0.42 million multiply-adds once read "0.000 G"; each count reads at 3 digits."""
+    info = cnnzoo.summary(cnnzoo.create_model(name))
+    figure, unit = info.table().splitlines()[-1].split("(")[1].rstrip(")").split()
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9}[unit]
+    assert 0.1 <= float(figure) < 1000
+    assert float(figure) * scale == pytest.approx(info.total_macs, rel=5e-3)
+
+
 def test_summary_json_has_the_documented_fields():
     data = json.loads(cnnzoo.summary(cnnzoo.create_model("lenet5")).to_json())
     assert set(data) >= {"model", "input_size", "total_params", "trainable_params", "total_macs",

@@ -135,11 +135,19 @@ class ModelSummary:
                  f"{self.total_params:,} in all") if self.fixed_params else ""
         lines += ["-" * len(header)] + ([self.note] if self.note else []) + [
                   f"parameters: {self.trainable_params:,}{fixed}{unused}",
-                  f"multiply-adds: {self.total_macs:,} ({self.total_macs / 1e9:.3f} G)"]
+                  f"multiply-adds: {self.total_macs:,} ({_in_units(self.total_macs)})"]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.table()
+
+
+def _in_units(count: int) -> str:
+    """``0.416 M``, ``1.82 G``: a count read at a glance, in the unit that leaves it above 0.1."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= 0.1 * size:
+            return f"{count / size:.3g} {unit}"
+    return f"{count}"
 
 
 def _pair(value) -> tuple[int, int]:
