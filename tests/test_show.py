@@ -4,6 +4,7 @@ brute-force search, ONNX equal to PyTorch — and the commands end to end on a t
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -225,9 +226,16 @@ def test_every_model_exports_to_onnx_and_agrees(name, tmp_path):
     _calibrate_batch_norm(model, torch.randn(4, c, side, side))
     path = export_onnx(model, tmp_path / f"{name}.onnx", torch.randn(2, c, side, side))
     # another batch size: the axis is dynamic
-    check = compare(path, model, torch.randn(3, c, side, side))
+    x = torch.randn(3, c, side, side)
+    check = compare(path, model, x)
     path.unlink()
-    assert check["max_abs_logit_diff"] < 1e-3 and check["top1_agreement"] == 1.0
+    # as close as float32 allows: PyTorch's own float32 logits are 6e-4 from float64's on plain56 (a
+    # deep plain net, ill-conditioned at random weights), ONNX Runtime's 1.2e-3
+    with torch.no_grad():
+        exact = copy.deepcopy(model).double()(x.double())
+        fp32_error = float((model(x).double() - exact).abs().max())
+    assert check["max_abs_logit_diff"] < max(1e-3, 4 * fp32_error)
+    assert check["top1_agreement"] == 1.0
 
 
 def test_commands_end_to_end_on_a_trained_run(tiny_run, tiny_mnist_dir, image_file, tmp_path,
