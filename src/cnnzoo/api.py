@@ -52,7 +52,8 @@ def evaluate(run: Run | PathLike, dataset: str | None = None, *, data_dir: PathL
     """Test-set accuracy of ``run`` (a ``Run`` or a path for ``load_run``) on ``dataset``, by
     default the one it was trained on, with the test-time views it scored itself with unless
     ``views`` says: ``top1``, ``top5``, ``loss``, ``images``, the confusion matrix and
-    ``per_class_accuracy``."""
+    ``per_class_accuracy``. Another image folder is scored on all its images (or its val/ part),
+    its class folders matched to the model's classes by name."""
     return evaluate_run(_loaded(run, device), dataset,
                         data_dir=None if data_dir is None else str(data_dir),
                         views=views, device=device, batch_size=batch_size)

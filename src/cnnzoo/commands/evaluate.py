@@ -29,13 +29,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               device=args.device, memory_budget=args.memory_budget,
                               progress=progress)
     dataset = args.dataset or run.dataset
+    recorded = _recorded_top1(run, result.views, dataset)
     report = {**result.to_dict(), "model": run.name, "checkpoint": str(run.checkpoint),
-              "dataset": dataset, "epoch": run.recorded.get("epoch"),
-              "recorded_top1": run.recorded.get("test_top1")}
+              "dataset": dataset, "epoch": run.recorded.get("epoch"), "recorded_top1": recorded}
     print(
         f"{run.variant}, {_checkpoint_name(run)}, on {dataset} ({result.images:,} images, "
         f"{result.views} view, fp32): top-1 {result.top1:.2%}, top-5 {result.top5:.2%}"
-        f"{_recorded_note(run, result.views, dataset)}",
+        f"{_recorded_note(run, recorded)}",
         file=sys.stderr,
     )
     if args.json:
@@ -49,13 +49,19 @@ def _checkpoint_name(run) -> str:
     return f"checkpoint {run.checkpoint.stem}" + (f" (epoch {epoch})" if epoch is not None else "")
 
 
-def _recorded_note(run, views: str, dataset: str) -> str:
-    """What training recorded for this checkpoint, where it scored the same images the same way:
-    the figure to compare with (and why it may differ a little: it was evaluated in the precision
-    the run trained in)."""
+def _recorded_top1(run, views: str, dataset: str) -> float | None:
+    """The test top-1 training recorded for this checkpoint, where it scored the same images the
+    same way (None elsewhere: another data set, other views, a test subset)."""
     top1 = run.recorded.get("test_top1")
-    if (top1 is None or views != run.test_views or dataset != run.dataset
-            or run.config.get("test_subset")):
+    if views != run.test_views or dataset != run.dataset or run.config.get("test_subset"):
+        return None
+    return top1
+
+
+def _recorded_note(run, top1: float | None) -> str:
+    """The figure to compare with, and why it may differ a little: it was evaluated in the
+    precision the run trained in."""
+    if top1 is None:
         return ""
     precision = run.recorded["precision"]
     how = "" if precision == "fp32" else (f" in {precision}, as it trained (the two can differ "
@@ -134,7 +140,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                                         "a test set, with the test-time views the run scored "
                                         "itself with, so that its figure can be checked.")
     p.add_argument("source", type=Path, metavar="RUN_DIR|CHECKPOINT")
-    p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
+    p.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained "
+                                     "on); another folder:PATH is scored on all its images (its "
+                                     "val/ part if it has one), each class folder named after a "
+                                     "class the model predicts")
     options.add(p, "data_dir")
     options.add(p, "test_views", dest="views", default=None,
                 help="test-time views averaged per image (default: the run's own, from its "
@@ -154,7 +163,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="keep bf16/int8 even if the gate refuses it")
     options.add(p, "device", default="cpu")
-    options.add(p, "json", help="print {top1, top5, loss, images, ...} on stdout")
+    options.add(p, "json", help="print {top1, top5, loss, images, ..., recorded_top1} on stdout "
+                                "(recorded_top1: training's figure for the same images and views, "
+                                "else null)")
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("predict", help="classify image files with a trained model",

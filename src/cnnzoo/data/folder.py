@@ -306,7 +306,8 @@ def load_image_folder(
     """
     budget = DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes
     layout = scan_image_folder(path, holdout_fraction, seed)
-    found = survey_images(layout.train.files) if channels is None or image_size is None else None
+    surveyed = layout.train.files or layout.test.files  # a folder held out whole has no train
+    found = survey_images(surveyed) if channels is None or image_size is None else None
     channels = (found.channels if found else 3) if channels is None else channels
     size = (found.side if found else DEFAULT_IMAGE_SIZE) if image_size is None else image_size
     parts = [

@@ -45,7 +45,8 @@ def scan_image_folder(
 
     Without train/val sub-folders, ``holdout_fraction`` of each class (rounded, at least one image
     of any class with two or more, never all of them) goes to the test set, chosen by a NumPy
-    generator seeded with ``seed``: the same seed gives the same split on every machine.
+    generator seeded with ``seed``: the same seed gives the same split on every machine. A fraction
+    of 1 holds out everything (a folder to evaluate on, not to train on).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -54,8 +55,8 @@ def scan_image_folder(
             "class (PATH/<class>/*.png), or PATH/train/<class>/ and PATH/val/<class>/",
             missing=[str(root)],
         )
-    if not 0 <= holdout_fraction < 1:
-        raise ConfigError(f"holdout_fraction must be in [0, 1); got {holdout_fraction}")
+    if not 0 <= holdout_fraction <= 1:
+        raise ConfigError(f"holdout_fraction must be in [0, 1]; got {holdout_fraction}")
     train_dir = root / "train"
     held_out_dir = next((root / n for n in HELD_OUT_FOLDER_NAMES if (root / n).is_dir()), None)
     if train_dir.is_dir() and held_out_dir is not None:
@@ -107,6 +108,8 @@ def _list_files(folder: Path, classes: list[str], *, require_every_class: bool) 
 def _stratified_split(
     everything: FileList, num_classes: int, fraction: float, seed: int
 ) -> tuple[FileList, FileList]:
+    if fraction == 1:
+        return FileList((), ()), everything
     rng = np.random.default_rng(seed)
     labels = np.asarray(everything.labels)
     held_out = np.zeros(len(labels), dtype=bool)

@@ -4,7 +4,9 @@ test-time views."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -12,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.data.dataset import ImageDataset, Shard
-from cnnzoo.data.loading import load_dataset
+from cnnzoo.data.folder_layout import DEFAULT_HOLDOUT_FRACTION
+from cnnzoo.data.loading import FOLDER_PREFIX, load_dataset
 from cnnzoo.data.views import EvalViews
 from cnnzoo.engine import distributed
 from cnnzoo.engine.inputs import choose_input_side
@@ -64,15 +67,16 @@ def log_probabilities(model: nn.Module, batch: torch.Tensor, views: EvalViews, *
 def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_classes: int,
              batch_size: int = 500,
              device: torch.device | str = "cpu", precision: str = "fp32",
-             channels_last: bool = False,
-             shard: Shard = Shard(), advance: Advance | None = None) -> EvalResult:
+             channels_last: bool = False, shard: Shard = Shard(),
+             outputs: torch.Tensor | None = None, advance: Advance | None = None) -> EvalResult:
     """Accuracy of ``model`` on ``data`` (uint8 images, in memory or streamed) seen through
     ``views``.
 
     ``batch_size`` counts model inputs: with ten-crop views, 50 images make a batch of 500. The
     model is left in eval mode. Under several processes each evaluates its ``shard`` of the batches
     and the counts are summed over all of them, so every process returns the whole result and each
-    image is read once.
+    image is read once. ``outputs``: the model's output for each of the data's labels, where they
+    are not the same numbers (``outputs_of_classes``).
     """
     device = torch.device(device)
     model.eval()
@@ -81,7 +85,7 @@ def evaluate(model: nn.Module, data: ImageDataset, views: EvalViews, *, num_clas
     correct5 = total = 0
     loss_sum = 0.0
     for images, labels in data.batches(batch_size, shuffle=False, shard=shard):
-        labels = labels.to(device)
+        labels = (labels if outputs is None else outputs[labels.cpu()]).to(device)
         log_probs = log_probabilities(model, images, views, device=device, precision=precision,
                                       channels_last=channels_last)
         loss_sum += F.nll_loss(log_probs, labels, reduction="sum").item()
@@ -112,7 +116,9 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
     and images reported to ``progress`` where one is given.
 
     An image folder is decoded at the side the model was trained from, in memory or streamed as
-    ``memory_budget`` (MiB; 0 always streams) allows.
+    ``memory_budget`` (MiB; 0 always streams) allows. The run's own folder is scored on the part
+    training held out; another folder on its val/ (or test/) part, or on every image when it has
+    none. Its classes are matched to the model's by name (``outputs_of_classes``).
     """
     dataset, views = dataset or run.dataset, views or run.test_views
     if dataset is None:
@@ -120,19 +126,53 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
     budget = None if memory_budget is None else int(memory_budget * 1024**2)
     if progress is not None:
         progress.stage(f"loading {dataset}")
+    whole = dataset.startswith(FOLDER_PREFIX) and not _same_data(dataset, run.dataset)
     data = load_dataset(dataset, data_dir, in_channels=run.model.cfg.input_size[0],
-                        image_size=run.data_size, memory_budget_bytes=budget)
-    if len(data.classes) != len(run.classes):
-        raise ConfigError(f"{dataset} has {len(data.classes)} classes but the model predicts "
-                          f"{len(run.classes)}")
+                        image_size=run.data_size, memory_budget_bytes=budget,
+                        holdout_fraction=1.0 if whole else DEFAULT_HOLDOUT_FRACTION)
+    outputs = outputs_of_classes(data.classes, run.classes, dataset)
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
     target = resolve_device(device)
     if progress is not None:
         progress.stage(f"{views} view of each test image", total=len(data.test))
     result = evaluate(run.model, data.test.pad_to(side).to(target), run.input.eval_pipeline(views),
                       num_classes=len(run.classes), batch_size=batch_size, device=target,
-                      advance=progress.advance if progress is not None else None)
+                      outputs=outputs, advance=progress.advance if progress is not None else None)
     if not math.isfinite(result.loss):
         raise NonFiniteOutputError(f"{run.name} gave NaN or infinite outputs on {dataset}'s test "
                                    f"images (loss {result.loss}); its accuracy would mean nothing")
     return result
+
+
+def outputs_of_classes(classes: list[str], outputs: list[str], dataset: str) -> torch.Tensor | None:
+    """The model's output (``outputs`` names them) for each of ``dataset``'s ``classes``: None
+    where the two lists are the same, else matched by name with case, spaces and punctuation aside
+    (a folder cannot be called ``T-shirt/top``; ``T-shirt_top`` stands for it). A model that
+    records no class names (outputs named 0, 1, …) is taken in the data set's order. Raises
+    ``ConfigError`` for a class the model has no output of its name: its accuracy would be a
+    count of coincidences."""
+    unnamed = outputs == [str(index) for index in range(len(outputs))]
+    if classes == outputs or (unnamed and len(classes) == len(outputs)):
+        return None
+    by_key = {_name_key(name): index for index, name in enumerate(outputs)}
+    missing = [name for name in classes if _name_key(name) not in by_key]
+    if missing:
+        listed = ", ".join(outputs[:12]) + (", …" if len(outputs) > 12 else "")
+        raise ConfigError(
+            f"{dataset} has classes the model does not predict: {', '.join(missing[:5])}"
+            f"{', …' if len(missing) > 5 else ''} (its outputs: {listed}"
+            f"{'; it records no class names' if unnamed else ''}); evaluate on the data set it "
+            "learned, or on a folder whose class folders are named after its classes")
+    return torch.tensor([by_key[_name_key(name)] for name in classes])
+
+
+def _name_key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", name.casefold())
+
+
+def _same_data(dataset: str, other: str | None) -> bool:
+    """Whether two data set names are the same data set (folders compared as resolved paths)."""
+    if other is None or not other.startswith(FOLDER_PREFIX):
+        return dataset == other
+    return (Path(dataset.removeprefix(FOLDER_PREFIX)).expanduser().resolve()
+            == Path(other.removeprefix(FOLDER_PREFIX)).expanduser().resolve())

@@ -1,0 +1,109 @@
+"""`cnnzoo eval RUN --dataset OTHER`: another folder is scored on all of its images, its classes
+matched to the model's by name whatever order its folder names sort in, and agreeing with
+`predict` on each file; a class the model does not predict is refused, not scored by position; the
+figure training recorded is offered only beside a score of the same images."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnzoo.cli import main
+from cnnzoo.engine.config import TrainConfig
+from cnnzoo.engine.predict import predict_files
+from cnnzoo.engine.run import load_run
+from cnnzoo.engine.train import train
+
+CLASSES = ("circle", "cross", "square")
+PER_CLASS = 15
+
+
+def _shape(name: str, rng: np.random.Generator) -> np.ndarray:
+    """A bright shape on dark noise, drawn at a random place."""
+    pixels = rng.integers(0, 50, (28, 28)).astype(np.uint8)
+    top, left = rng.integers(2, 9, 2)
+    rows, cols = np.mgrid[0:16, 0:16]
+    mask = {"circle": (rows - 7.5) ** 2 + (cols - 7.5) ** 2 < 49,
+            "cross": (abs(rows - 7.5) < 2) | (abs(cols - 7.5) < 2),
+            "square": (rows < 3) | (rows > 12) | (cols < 3) | (cols > 12)}[name]
+    pixels[top:top + 16, left:left + 16][mask] = 230
+    return pixels
+
+
+def _folder(root: Path, names: dict[str, str], seed: int) -> Path:
+    """``PER_CLASS`` images of each class, in a sub-folder named ``names[class]``."""
+    rng = np.random.default_rng(seed)
+    for shape, folder in names.items():
+        (root / folder).mkdir(parents=True)
+        for index in range(PER_CLASS):
+            Image.fromarray(_shape(shape, rng), "L").save(root / folder / f"{index}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory) -> Path:
+    """lenet5 trained on a folder of three shapes, well above chance on new ones."""
+    base = tmp_path_factory.mktemp("shapes")
+    folder = _folder(base / "train", {name: name for name in CLASSES}, seed=0)
+    train(TrainConfig(model="lenet5", dataset=f"folder:{folder}", epochs=8, batch_size=8,
+                      lr=0.05, out=str(base / "run"), precision="fp32", channels_last=False,
+                      compile="off", seed=0))
+    return base / "run"
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.casefold())
+
+
+def _eval(capsys, *args: str) -> dict:
+    assert main(["eval", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _predicted_right(run_dir: Path, folder: Path) -> tuple[int, float]:
+    """How many images ``folder`` holds, and the share `predict` names after their folder."""
+    files = sorted(folder.rglob("*.png"))
+    answers = predict_files(load_run(run_dir), files, top_k=1)
+    right = sum(_key(answer["predictions"][0]["class"]) == _key(path.parent.name)
+                for answer, path in zip(answers, files, strict=True))
+    return len(files), right / len(files)
+
+
+def test_another_folder_is_scored_whole_by_class_name_as_predict_answers(shapes_run, tmp_path,
+                                                                         capsys):
+    # "Square" sorts before "circle" and "cross": by position its images would be called circles
+    renamed = {"circle": "circle", "cross": "cross", "square": "Square"}
+    folder = _folder(tmp_path / "new", renamed, seed=1)
+    report = _eval(capsys, str(shapes_run), "--dataset", f"folder:{folder}")
+    images, top1 = _predicted_right(shapes_run, folder)
+    assert report["images"] == images == 3 * PER_CLASS  # all of them, none held out
+    assert report["top1"] == pytest.approx(top1)
+    assert report["top1"] > 0.6 and report["recorded_top1"] is None
+
+
+def test_a_folder_of_some_of_the_classes_is_scored_on_them(shapes_run, tmp_path, capsys):
+    folder = _folder(tmp_path / "two", {"cross": "cross", "square": "square"}, seed=2)
+    report = _eval(capsys, str(shapes_run), "--dataset", f"folder:{folder}")
+    images, top1 = _predicted_right(shapes_run, folder)
+    assert report["images"] == images == 2 * PER_CLASS
+    assert report["top1"] == pytest.approx(top1)
+
+
+def test_a_class_the_model_does_not_predict_is_refused(shapes_run, tmp_path, capsys):
+    folder = _folder(tmp_path / "odd", {"circle": "circle", "cross": "plus", "square": "square"},
+                     seed=3)
+    assert main(["eval", str(shapes_run), "--dataset", f"folder:{folder}"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(folder) in error and "plus" in error and "circle, cross, square" in error
+    assert "Traceback" not in error
+
+
+def test_the_runs_own_folder_is_scored_on_what_training_held_out(shapes_run, capsys):
+    report = _eval(capsys, str(shapes_run))
+    held_out = round(0.2 * PER_CLASS) * len(CLASSES)
+    assert report["images"] == held_out and report["recorded_top1"] == report["top1"]
