@@ -57,12 +57,37 @@ def test_summary_of_a_variant_counts_the_network_a_recipe_trains(capsys):
     assert recipe["params"] == variant["trainable_params"]
 
 
+def test_a_misspelt_name_is_offered_the_closest_names_only(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "lenet6", "--out", str(tmp_path / "r"))
+    assert code == 2 and "Did you mean lenet5? `cnnzoo list`" in err  # not alexnet, resnet56 too
+    assert "46 models; nothing of it was kept" in err  # one sentence runs on, no ".;"
+    assert "Did you mean lenet5? " in run(capsys, "summary", "LeNet5")[2]
+    assert "Did you mean resnet50, resnet56?" in run(capsys, "summary", "resnet5")[2]
+
+
+def test_a_summary_depth_counts_from_one_module_level(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "lenet5", "--depth", "0"])  # was one nameless row, the whole model
+    assert exit_info.value.code == 2
+    assert "--depth: must be a whole number from 1" in capsys.readouterr().err
+
+
+def test_run_code_is_offered_only_where_a_run_is_loaded(capsys):
+    for argv, offered in ((["scratch"], False), (["train"], False), (["compare"], True),
+                          (["bench", "inference"], True), (["show", "maps"], True)):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        assert ("--run-code" in capsys.readouterr().out) == offered, argv
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["summary", "resnt18"], "Did you mean resnet18"),
         (["summary", "budgetnet_l", "--model-kwargs", '{"depht": [2, 1, 1]}'],
-         "budgetnet_l does not take these settings {'depht': [2, 1, 1]}"),
+         "budgetnet_l has no setting depht; its settings (with their defaults) are widths ((64, "
+         "128, 256)), depths ((1, 1, 1)), full_resolution (False)"),
+        (["summary", "budgetnet_l", "--model-kwargs", '{"widths": "x"}'], "widths must be three"),
         (["summary", "alexnet_2012", "--input-size", "3,64,64"], "227×227"),
         (["summary", "vgg16", "--input-size", "3,16,16"], "at least 32×32"),
         (["train", "--model", "lenet5", "--dataset", "imagenet", "--out", "{tmp}/r"], "imagenet"),
@@ -71,8 +96,9 @@ def test_summary_of_a_variant_counts_the_network_a_recipe_trains(capsys):
          "train-images-idx3-ubyte"),
         (["train", "--model", "lenet5", "--optimizer", "rmsprop"], "optimizer must be one of"),
         (["train"], "--model NAME"),
-        (["eval", "{tmp}/no-such-run"], "no-such-run"),
-        (["predict", "{tmp}/no-such-run", "x.png"], "no-such-run"),
+        (["eval", "{tmp}/no-such-run"], "no-such-run: no such run directory or checkpoint file; "
+                                        "give a folder that `cnnzoo train --out` made"),
+        (["predict", "{tmp}/no-such-run", "x.png"], "no-such-run: no such run directory"),
     ],
 )
 def test_user_errors_print_one_message_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):

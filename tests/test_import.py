@@ -242,6 +242,10 @@ def test_the_data_views_and_eval_run_on_an_import_with_a_dataset(workshop, capsy
                  ["neighbours", str(run), str(workshop["images"][0]), "--queries", "20"]):
         code, _, err = cli(capsys, "show", *argv, *data, "--out", str(tmp_path / "show"))
         assert code == 0, (argv, err)
+    # compare loads its runs as every command does, --run-code included
+    code, _, err = cli(capsys, "compare", str(run), str(run), *data, "--out",
+                       str(tmp_path / "compare"))
+    assert code == 0, err
 
 
 def test_torchvision_alexnet_is_refused_in_one_line_that_says_where_it_differs(tmp_path, capsys):

@@ -52,7 +52,8 @@ def _bench_inference(args: argparse.Namespace) -> list[dict]:
     if args.trained_run:
         from cnnzoo.engine.run import load_run
 
-        run = load_run(Path(args.trained_run), device=args.device or "cpu")
+        run = load_run(Path(args.trained_run), device=args.device or "cpu",
+                       run_code=args.run_code)
         with TaskProgress("bench inference") as progress:
             progress.stage(f"every variant of {run.name}, and its test accuracy")
             rows = trained_run_variants(run, data_dir=args.data_dir, repeats=args.repeats,

@@ -32,7 +32,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from cnnzoo.visualize.source import load_data
 
     started = time.perf_counter()
-    a, b = load_run(args.run_a), load_run(args.run_b)
+    a, b = (load_run(source, run_code=args.run_code) for source in (args.run_a, args.run_b))
     c.check_comparable(a, b)
     runs = (a, b)
     tests = tuple(load_data(run, args.data_dir).test for run in runs)

@@ -149,7 +149,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=parse_input_size, metavar="SIDE|C,H,W",
                    help="image side, or the whole input shape (default: the model's own, e.g. "
                         "1,32,32 for lenet5_1998)")
-    p.add_argument("--depth", type=whole_number(0, 100), metavar="N",
+    p.add_argument("--depth", type=whole_number(1, 100), metavar="N",
                    help="show modules N levels down the module path, each adding up the layers "
                         "inside it (e.g. --depth 2 gives resnet50's stages and blocks; default: "
                         "every layer)")

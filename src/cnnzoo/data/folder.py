@@ -111,14 +111,13 @@ def open_image(path: str | Path, channels: int = 3, draft_size: int | None = Non
     except MemoryError:
         raise DataFormatError(
             f"{path}: decoding it asked for more memory than an image of at most "
-            f"{MAX_IMAGE_PIXELS:,} pixels needs; the file is damaged: re-save it or remove it from "
-            "the folder"
+            f"{MAX_IMAGE_PIXELS:,} pixels needs; the file is damaged: re-save it or leave it out"
         ) from None
     # Pillow's ways of saying "cannot decode"
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise DataFormatError(
             f"{path}: cannot decode the image ({type(err).__name__}: {err}); the file is damaged, "
-            "truncated or not an image: re-save it or remove it from the folder"
+            "truncated or not an image: re-save it or leave it out"
         ) from None
 
 

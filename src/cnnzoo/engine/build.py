@@ -3,6 +3,7 @@ average."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -12,7 +13,7 @@ from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.muon import Muon
 from cnnzoo.errors import ConfigError
 from cnnzoo.models.base import ModelConfig
-from cnnzoo.models.registry import create_model, model_limits
+from cnnzoo.models.registry import create_model, get_builder, model_limits
 
 # Builder arguments the data decides: the classes and channels it has, and the side
 # choose_input_side picks.
@@ -34,7 +35,18 @@ def _with_user_kwargs(build: Callable, name: str, model_kwargs: dict, **shape):
     try:
         return build(name, **shape, **model_kwargs)
     except TypeError as error:
-        raise ConfigError(f"{name} does not take these settings {model_kwargs}: {error}") from None
+        settings = {key: parameter.default for key, parameter
+                    in inspect.signature(get_builder(name)).parameters.items()
+                    if key not in FROM_THE_DATA}
+        unknown = sorted(set(model_kwargs) - set(settings))
+        if not unknown:  # a known setting given a value of the wrong kind
+            raise ConfigError(f"{name} does not take these settings {model_kwargs}: {error}") \
+                from None
+        takes = ("; its settings (with their defaults) are "
+                 + ", ".join(f"{key} ({value!r})" for key, value in settings.items())
+                 if settings else "; it has none beyond the data's classes, channels and side")
+        raise ConfigError(f"--model-kwargs: {name} has no setting {', '.join(unknown)}{takes}") \
+            from None
 
 
 def limits_for(config: TrainConfig, in_channels: int) -> ModelConfig:

@@ -176,7 +176,8 @@ def _resume(run_dir: Path, found: Found, overrides: dict) -> Start:
                           f"{', '.join(map(flag, RESUMABLE_SETTINGS))} can change (got "
                           f"{', '.join(map(flag, changed))})")
     if not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir}: no such run directory to resume")
+        raise RunDirectoryError(f"{run_dir}: no such run directory to resume; give the folder "
+                                "that `cnnzoo train --out` made")
     if found.damaged:
         raise CheckpointError(f"{found.damaged}; the run cannot be resumed: start it again with "
                               "--overwrite")
@@ -198,7 +199,8 @@ def _resume(run_dir: Path, found: Found, overrides: dict) -> Start:
 def _nothing_to_resume(run_dir: Path, found: Found) -> Exception:
     if not found.holds_run and not (run_dir / rundir.CHECKPOINTS).is_dir():
         return RunDirectoryError(f"{run_dir} is not a cnnzoo run directory (no config.json, no "
-                                 "checkpoints)")
+                                 "checkpoints); give the folder that `cnnzoo train --out` made, "
+                                 "or start a new run with --out")
     return TrainingError(f"{run_dir}: nothing to resume: no epoch finished before the run stopped "
                          f"(there is no {rundir.LAST}); start it again from scratch, with the same "
                          f"options and --out {run_dir} --overwrite")

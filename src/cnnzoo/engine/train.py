@@ -143,7 +143,8 @@ def train(config: TrainConfig | None, *, resume: Path | str | None = None,
                               number) from None
             # say what the failed start left: nothing of it, or its best checkpoint so far
             if isinstance(error, CnnzooError) and not kept:
-                error.args = (f"{error}; {_left_behind(start)} once that is fixed", *error.args[1:])
+                error.args = (f"{str(error).rstrip('.')}; {_left_behind(start)} once that is fixed",
+                              *error.args[1:])
             elif isinstance(error, NonFiniteLossError) and _has_best(start.run_dir):
                 error.args = (f"{error} The best checkpoint so far is kept in {start.run_dir}.",
                               *error.args[1:])
