@@ -78,12 +78,12 @@ def epochs_to_reach(history: list[dict], error: float) -> float | None:
     return None
 
 
-def choose_rate(results: dict[float, float | None]) -> float:
-    """The rate that reached the threshold soonest; if none did, the middle of the grid."""
+def choose_rate(results: dict[float, float | None], final_errors: dict[float, float]) -> float:
+    """The rate that reached the threshold soonest; if none did, the one that ended with the
+    lowest training error (a rate that blew the loss up, finite or not, ends near chance)."""
     reached = {lr: epochs for lr, epochs in results.items() if epochs is not None}
     if not reached:
-        rates = sorted(results)
-        return rates[len(rates) // 2]
+        return min(sorted(final_errors), key=final_errors.get)
     return min(reached, key=reached.get)
 
 
@@ -103,10 +103,11 @@ def search_rates(
     runs = train_arms(settings, f"{NAME} search", [SEARCH_SEED], arms)
     rows, chosen = [], {}
     for activation in ACTIVATIONS:
-        found = {}
+        found, errors = {}, {}
         for lr in grid:
             arm = runs[f"{activation}-lr{lr:g}"][0]
             found[lr] = None if arm.diverged else epochs_to_reach(arm.history, THRESHOLD)
+            errors[lr] = CHANCE_ERROR if arm.diverged or not arm.history else 1.0 - arm.train_top1
             rows.append(
                 {
                     "activation": activation,
@@ -116,7 +117,7 @@ def search_rates(
                     "diverged": arm.diverged,
                 }
             )
-        chosen[activation] = choose_rate(found)
+        chosen[activation] = choose_rate(found, errors)
     for row in rows:
         row["chosen"] = row["lr"] == chosen[row["activation"]]
     return chosen, rows
