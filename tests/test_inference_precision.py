@@ -125,10 +125,18 @@ def test_eval_precision_int8_prints_and_stores_the_verdict(trained, tiny_mnist_d
 
 
 @needs_ort
-def test_bench_inference_json_has_every_variant_with_its_figures(trained, tiny_mnist_dir, capsys):
+def test_bench_inference_json_has_every_variant_with_its_figures(trained, tiny_mnist_dir, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setattr("os.getloadavg", lambda: (9.0, 9.0, 9.0))  # another job on the cores
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert main(["bench", "inference", "--run", str(trained), "--data-dir", str(tiny_mnist_dir),
                  "--variants", "int8_onnxruntime", "fp16", "--repeats", "1", "--json"]) == 0
-    rows = {row["variant"]: row for row in json.loads(capsys.readouterr().out)["inference"]}
+    out, err = capsys.readouterr()
+    # figures not to report as they are say so, on stderr and in the JSON
+    caution = json.loads(out)["caution"]
+    assert len(caution) == 2 and "--repeats 3" in caution[0] and "load 9.0 on 2" in caution[1]
+    assert all(f"bench: caution: {line}" in err for line in caution)
+    rows = {row["variant"]: row for row in json.loads(out)["inference"]}
     assert set(rows) == {"eager_fp32", "int8_onnxruntime", "fp16"}
     assert "GPU" in rows["fp16"]["skipped"]  # fp16 is measured on a GPU only
     for name in ("eager_fp32", "int8_onnxruntime"):

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from cnnzoo.bench.timing import caution
 from cnnzoo.commands import options
 from cnnzoo.commands.options import number, whole_number, writable_file
 from cnnzoo.console import print_json
@@ -227,7 +228,10 @@ RUNS = {"training": _bench_training, "inference": _bench_inference, "hardware": 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     measured = RUNS[args.what](args)
-    results = {"what": args.what, **(measured if args.what == "all" else {args.what: measured})}
+    results = {"what": args.what, **(measured if args.what == "all" else {args.what: measured}),
+               "caution": caution(getattr(args, "repeats", None))}
+    for line in results["caution"]:
+        print(f"bench: caution: {line}", file=sys.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
