@@ -65,11 +65,20 @@ def test_a_misspelt_name_is_offered_the_closest_names_only(capsys, tmp_path):
     assert "Did you mean resnet50, resnet56?" in run(capsys, "summary", "resnet5")[2]
 
 
-def test_a_summary_depth_counts_from_one_module_level(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["summary", "lenet5", "--depth", "0"])  # was one nameless row, the whole model
-    assert exit_info.value.code == 2
-    assert "--depth: must be a whole number from 1" in capsys.readouterr().err
+def test_a_summary_at_depth_0_is_one_row_named_after_the_model(capsys):
+    code, out, _ = run(capsys, "summary", "lenet5", "--depth", "0", "--json")
+    assert code == 0
+    [row] = json.loads(out)["layers"]  # it had no name at all
+    assert row["name"] == "lenet5" and row["params"] == json.loads(out)["total_params"]
+    assert "lenet5 " in run(capsys, "summary", "lenet5", "--depth", "0")[1].splitlines()[3]
+
+
+def test_summary_json_has_the_rows_of_the_table_at_its_depth(capsys):
+    stages = json.loads(run(capsys, "summary", "resnet50", "--depth", "1", "--json")[1])
+    table = run(capsys, "summary", "resnet50", "--depth", "1")[1].splitlines()[3:-3]
+    assert [row["name"] for row in stages["layers"]] == [line.split()[0] for line in table]
+    assert len(table) == 7  # the stem, four stages, the pool and fc
+    assert sum(row["params"] for row in stages["layers"]) == stages["total_params"]
 
 
 def test_run_code_is_offered_only_where_a_run_is_loaded(capsys):

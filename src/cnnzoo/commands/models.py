@@ -83,13 +83,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def _print_summary(args: argparse.Namespace, result, model_kwargs: dict) -> int:
     """The table (headed by the variant's name), or with ``--json`` the summary and the builder
-    arguments it was built with (``model`` stays the builder's name, as in a run's config.json)."""
-    from dataclasses import replace
+    arguments it was built with (``model`` stays the builder's name, as in a run's config.json);
+    both at ``--depth``."""
+    from dataclasses import asdict, replace
 
     from cnnzoo.engine.config import variant_name
 
     if args.json:
-        print_json({**result.to_dict(), "model_kwargs": model_kwargs})
+        print_json({**result.to_dict(), "layers": [asdict(row) for row in result.rows(args.depth)],
+                    "model_kwargs": model_kwargs})
     else:
         print(replace(result, model=variant_name(result.model, model_kwargs)).table(
             depth=args.depth))
@@ -149,7 +151,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=parse_input_size, metavar="SIDE|C,H,W",
                    help="image side, or the whole input shape (default: the model's own, e.g. "
                         "1,32,32 for lenet5_1998)")
-    p.add_argument("--depth", type=whole_number(1, 100), metavar="N",
+    p.add_argument("--depth", type=whole_number(0, 100), metavar="N",
                    help="show modules N levels down the module path, each adding up the layers "
                         "inside it (e.g. --depth 2 gives resnet50's stages and blocks; default: "
                         "every layer)")

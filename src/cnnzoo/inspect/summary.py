@@ -87,12 +87,13 @@ class ModelSummary:
     def rows(self, depth: int | None = None) -> list[LayerInfo]:
         """The layers, or with ``depth`` the modules ``depth`` levels down the module path
         (``features.3`` is depth 2), each adding up the layers below it: their params, MACs and
-        connections, the output shape and receptive field of the last one."""
+        connections, the output shape and receptive field of the last one (depth 0: the model,
+        one row named after it)."""
         if depth is None:
             return list(self.layers)
         grouped: list[LayerInfo] = []
         for layer in self.layers:
-            name = ".".join(layer.name.split(".")[:depth])
+            name = ".".join(layer.name.split(".")[:depth]) or self.model
             if grouped and grouped[-1].name == name:
                 last = grouped[-1]
                 grouped[-1] = LayerInfo(name, last.type, layer.output_shape,
