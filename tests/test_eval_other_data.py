@@ -6,7 +6,6 @@ figure training recorded is offered only beside a score of the same images."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -56,20 +55,17 @@ def shapes_run(tmp_path_factory) -> Path:
     return base / "run"
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", name.casefold())
-
-
 def _eval(capsys, *args: str) -> dict:
     assert main(["eval", *args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
-def _predicted_right(run_dir: Path, folder: Path) -> tuple[int, float]:
-    """How many images ``folder`` holds, and the share `predict` names after their folder."""
+def _predicted_right(run_dir: Path, folder: Path, names: dict[str, str]) -> tuple[int, float]:
+    """How many images ``folder`` holds, and the share `predict` names as the class whose folder
+    (``names[class]``) holds them."""
     files = sorted(folder.rglob("*.png"))
     answers = predict_files(load_run(run_dir), files, top_k=1)
-    right = sum(_key(answer["predictions"][0]["class"]) == _key(path.parent.name)
+    right = sum(names[answer["predictions"][0]["class"]] == path.parent.name
                 for answer, path in zip(answers, files, strict=True))
     return len(files), right / len(files)
 
@@ -80,16 +76,17 @@ def test_another_folder_is_scored_whole_by_class_name_as_predict_answers(shapes_
     renamed = {"circle": "circle", "cross": "cross", "square": "Square"}
     folder = _folder(tmp_path / "new", renamed, seed=1)
     report = _eval(capsys, str(shapes_run), "--dataset", f"folder:{folder}")
-    images, top1 = _predicted_right(shapes_run, folder)
+    images, top1 = _predicted_right(shapes_run, folder, renamed)
     assert report["images"] == images == 3 * PER_CLASS  # all of them, none held out
     assert report["top1"] == pytest.approx(top1)
     assert report["top1"] > 0.6 and report["recorded_top1"] is None
 
 
 def test_a_folder_of_some_of_the_classes_is_scored_on_them(shapes_run, tmp_path, capsys):
-    folder = _folder(tmp_path / "two", {"cross": "cross", "square": "square"}, seed=2)
+    names = {"circle": "round", "cross": "CROSS", "square": "square"}  # no round ones here
+    folder = _folder(tmp_path / "two", {"cross": "CROSS", "square": "square"}, seed=2)
     report = _eval(capsys, str(shapes_run), "--dataset", f"folder:{folder}")
-    images, top1 = _predicted_right(shapes_run, folder)
+    images, top1 = _predicted_right(shapes_run, folder, names)
     assert report["images"] == images == 2 * PER_CLASS
     assert report["top1"] == pytest.approx(top1)
 
@@ -103,7 +100,37 @@ def test_a_class_the_model_does_not_predict_is_refused(shapes_run, tmp_path, cap
     assert "Traceback" not in error
 
 
-def test_the_runs_own_folder_is_scored_on_what_training_held_out(shapes_run, capsys):
+def test_the_runs_own_folder_is_scored_on_what_training_held_out(shapes_run, capsys,
+                                                                  monkeypatch):
     report = _eval(capsys, str(shapes_run))
     held_out = round(0.2 * PER_CLASS) * len(CLASSES)
     assert report["images"] == held_out and report["recorded_top1"] == report["top1"]
+    # named another way, from another directory, it is the same folder
+    monkeypatch.chdir(shapes_run)
+    again = _eval(capsys, ".", "--dataset", "folder:../train/./")
+    assert again["images"] == held_out and again["recorded_top1"] == report["top1"]
+
+
+def test_a_model_of_digit_classes_is_not_scored_by_position(tiny_mnist_dir, tmp_path, capsys):
+    """MNIST's classes are named 0 to 9: named, not merely numbered."""
+    train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1,
+                      out=str(tmp_path / "digits"), precision="fp32", channels_last=False,
+                      compile="off", snapshots="off"))
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "words"
+    for word in ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"):
+        (folder / word).mkdir(parents=True)
+        Image.fromarray(_shape("circle", rng), "L").save(folder / word / "0.png")
+    assert main(["eval", str(tmp_path / "digits"), "--dataset", f"folder:{folder}"]) == 2
+    assert "classes the model does not predict: eight" in capsys.readouterr().err
+
+
+def test_views_refuse_a_runs_folder_whose_classes_changed_since(tmp_path, capsys):
+    folder = _folder(tmp_path / "data", {name: name for name in CLASSES}, seed=5)
+    train(TrainConfig(model="lenet5", dataset=f"folder:{folder}", epochs=1, batch_size=8,
+                      out=str(tmp_path / "run"), precision="fp32", channels_last=False,
+                      compile="off", snapshots="off"))
+    (folder / "circle").rename(folder / "ring")  # now sorted after cross: labels would shift
+    assert main(["show", "errors", str(tmp_path / "run"), "--out", str(tmp_path / "s")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "now has the classes cross, ring, square, not the 3 that lenet5 learned" in error

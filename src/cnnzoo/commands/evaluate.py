@@ -52,8 +52,11 @@ def _checkpoint_name(run) -> str:
 def _recorded_top1(run, views: str, dataset: str) -> float | None:
     """The test top-1 training recorded for this checkpoint, where it scored the same images the
     same way (None elsewhere: another data set, other views, a test subset)."""
+    from cnnzoo.data.names import same_dataset
+
     top1 = run.recorded.get("test_top1")
-    if views != run.test_views or dataset != run.dataset or run.config.get("test_subset"):
+    if (views != run.test_views or not same_dataset(dataset, run.dataset)
+            or run.config.get("test_subset")):
         return None
     return top1
 

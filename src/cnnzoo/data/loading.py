@@ -16,13 +16,12 @@ import torch
 
 from cnnzoo.data.dataset import DatasetSplits
 from cnnzoo.data.folder import load_image_folder
+from cnnzoo.data.names import FOLDER_PREFIX
 from cnnzoo.data.sources import ArraySplits, get_source, load_arrays
 from cnnzoo.data.tensors import ImageTensors, convert_channels
 
 if TYPE_CHECKING:
     from cnnzoo.data.download import Fetch
-
-FOLDER_PREFIX = "folder:"
 
 
 def load_dataset(

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnnzoo.data.names import absolute
 from cnnzoo.errors import CheckpointError, ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
@@ -218,6 +219,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             check_value(f, getattr(self, f.name))
+        self.dataset = absolute(self.dataset)  # a run's folder, found from anywhere later
         snapshot_epochs(self.snapshots)  # refuses what is neither a choice nor a list of epochs
         if self.alternate_flips and not self.flip:
             raise ConfigError("--alternate-flips decides in which epochs each image is mirrored, "

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnzoo.data.dataset import ImageDataset, Shard
+from cnnzoo.data.dataset import DatasetSplits, ImageDataset, Shard
 from cnnzoo.data.folder_layout import DEFAULT_HOLDOUT_FRACTION
-from cnnzoo.data.loading import FOLDER_PREFIX, load_dataset
+from cnnzoo.data.loading import load_dataset
+from cnnzoo.data.names import FOLDER_PREFIX, same_dataset
 from cnnzoo.data.views import EvalViews
 from cnnzoo.engine import distributed
 from cnnzoo.engine.inputs import choose_input_side
@@ -126,11 +127,11 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
     budget = None if memory_budget is None else int(memory_budget * 1024**2)
     if progress is not None:
         progress.stage(f"loading {dataset}")
-    whole = dataset.startswith(FOLDER_PREFIX) and not _same_data(dataset, run.dataset)
+    whole = dataset.startswith(FOLDER_PREFIX) and not same_dataset(dataset, run.dataset)
     data = load_dataset(dataset, data_dir, in_channels=run.model.cfg.input_size[0],
                         image_size=run.data_size, memory_budget_bytes=budget,
                         holdout_fraction=1.0 if whole else DEFAULT_HOLDOUT_FRACTION)
-    outputs = outputs_of_classes(data.classes, run.classes, dataset)
+    outputs = outputs_of_classes(data.classes, run.classes, dataset, named=run.classes_named)
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
     target = resolve_device(device)
     if progress is not None:
@@ -144,35 +145,51 @@ def evaluate_run(run: Run, dataset: str | None = None, *, data_dir: str | None =
     return result
 
 
-def outputs_of_classes(classes: list[str], outputs: list[str], dataset: str) -> torch.Tensor | None:
+def own_data(run: Run, data_dir: str | Path | None = None, *,
+             download: bool = True) -> DatasetSplits:
+    """The data set ``run`` was trained on (its ``dataset``: train and test parts, uint8 at the
+    training images' side), refused where its classes are no longer those the model learned (a
+    folder changed since): every figure would pair images with the wrong names."""
+    data = load_dataset(run.dataset, data_dir, download, in_channels=run.model.cfg.input_size[0],
+                        image_size=run.data_size)
+    if run.classes_named and data.classes != run.classes:
+        raise ConfigError(
+            f"{run.dataset} now has the classes {', '.join(data.classes[:12])}, not the "
+            f"{len(run.classes)} that {run.name} learned ({', '.join(run.classes[:12])}); put the "
+            "folder back as it was, or score it with `cnnzoo eval RUN --dataset folder:PATH`, "
+            "which matches classes by name")
+    return data
+
+
+def outputs_of_classes(classes: list[str], outputs: list[str], dataset: str, *,
+                       named: bool = True) -> torch.Tensor | None:
     """The model's output (``outputs`` names them) for each of ``dataset``'s ``classes``: None
-    where the two lists are the same, else matched by name with case, spaces and punctuation aside
-    (a folder cannot be called ``T-shirt/top``; ``T-shirt_top`` stands for it). A model that
-    records no class names (outputs named 0, 1, …) is taken in the data set's order. Raises
-    ``ConfigError`` for a class the model has no output of its name: its accuracy would be a
-    count of coincidences."""
-    unnamed = outputs == [str(index) for index in range(len(outputs))]
-    if classes == outputs or (unnamed and len(classes) == len(outputs)):
+    where the two lists are the same, else matched by name, exactly or with case, spaces and
+    punctuation aside (a folder cannot be called ``T-shirt/top``; ``T-shirt_top`` stands for it).
+    A model whose weights record no class names (``named`` False: its outputs are only numbered) is
+    taken in the data set's order. Raises ``ConfigError`` for a class the model has no output of
+    that name (or of two such names): its accuracy would be a count of coincidences."""
+    if classes == outputs or (not named and len(classes) == len(outputs)):
         return None
-    by_key = {_name_key(name): index for index, name in enumerate(outputs)}
-    missing = [name for name in classes if _name_key(name) not in by_key]
+    exact = {name: index for index, name in enumerate(outputs)}
+    keys: dict[str, list[int]] = {}
+    for index, name in enumerate(outputs):
+        keys.setdefault(_name_key(name), []).append(index)
+    matched = [exact.get(name, _only(keys.get(_name_key(name)) or [])) for name in classes]
+    missing = [name for name, index in zip(classes, matched, strict=True) if index is None]
     if missing:
         listed = ", ".join(outputs[:12]) + (", …" if len(outputs) > 12 else "")
         raise ConfigError(
             f"{dataset} has classes the model does not predict: {', '.join(missing[:5])}"
             f"{', …' if len(missing) > 5 else ''} (its outputs: {listed}"
-            f"{'; it records no class names' if unnamed else ''}); evaluate on the data set it "
-            "learned, or on a folder whose class folders are named after its classes")
-    return torch.tensor([by_key[_name_key(name)] for name in classes])
+            f"{'; its weights record no class names' if not named else ''}); evaluate on the data "
+            "set it learned, or on a folder whose class folders are named after its classes")
+    return torch.tensor(matched)
 
 
 def _name_key(name: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "", name.casefold())
+    return re.sub(r"[\W_]+", "", name.casefold())
 
 
-def _same_data(dataset: str, other: str | None) -> bool:
-    """Whether two data set names are the same data set (folders compared as resolved paths)."""
-    if other is None or not other.startswith(FOLDER_PREFIX):
-        return dataset == other
-    return (Path(dataset.removeprefix(FOLDER_PREFIX)).expanduser().resolve()
-            == Path(other.removeprefix(FOLDER_PREFIX)).expanduser().resolve())
+def _only(indices: list[int]) -> int | None:
+    return indices[0] if len(indices) == 1 else None

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cnnzoo.data.loading import load_dataset
-from cnnzoo.engine.evaluate import log_probabilities
+from cnnzoo.engine.evaluate import log_probabilities, own_data
 from cnnzoo.engine.inference import InferenceModel, inference_precision, optimize_for_inference
 from cnnzoo.engine.inputs import choose_input_side
 from cnnzoo.engine.quantize import best_seconds, onnx_function, quantize, quantize_onnxruntime
@@ -45,8 +44,7 @@ def run_data(run: Run, data_dir: str | None = None, download: bool = True
     if run.dataset is None:
         raise ConfigError("this checkpoint does not record its dataset, which the gate evaluates "
                           "on")
-    data = load_dataset(run.dataset, data_dir, download, in_channels=run.model.cfg.input_size[0],
-                        image_size=run.data_size)
+    data = own_data(run, data_dir, download=download)
     side = choose_input_side(run.model.cfg, data.test.image_size[-1], run.input.size)
     return data.train.pad_to(side), data.test.pad_to(side)
 

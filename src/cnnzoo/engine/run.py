@@ -57,6 +57,8 @@ class Run:
     # what training recorded of this checkpoint: its epoch, its test top-1 (None for an epoch not
     # evaluated) and the precision it was evaluated in ({} for weights cnnzoo did not train)
     recorded: dict = field(default_factory=dict)
+    # False where the weights record no class names: ``classes`` then only numbers the outputs
+    classes_named: bool = True
 
     @property
     def variant(self) -> str:
@@ -94,7 +96,7 @@ def open_run(source: str | Path, *, device: str = "cpu", run_code: bool = False)
     cfg = model.cfg
     spec = InputSpec(size=cfg.input_size[1], mean=list(cfg.mean), std=list(cfg.std))
     return Run(model, str(source), [str(i) for i in range(cfg.num_classes)], spec,
-               cfg.input_size[1])
+               cfg.input_size[1], classes_named=False)
 
 
 def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu",
@@ -124,7 +126,7 @@ def load_run(source: Path, *, model_name: str | None = None, device: str = "cpu"
     has_config = run_dir is not None and (run_dir / rundir.CONFIG).is_file()
     config = rundir.read_json(run_dir / rundir.CONFIG, "run's settings") if has_config else {}
     return Run(model, cfg.name, classes, spec, data_size, dataset, run_dir, path, config,
-               _recorded(path, meta))
+               _recorded(path, meta), classes_named=meta.get("classes") is not None)
 
 
 def _recorded(path: Path, meta: dict) -> dict:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from cnnzoo.data.names import same_dataset
 from cnnzoo.engine.evaluate import log_probabilities
 from cnnzoo.engine.run import Run
 from cnnzoo.engine.snapshots import probe_stages
@@ -97,7 +98,7 @@ def check_comparable(a: Run, b: Run) -> None:
                 f"{run.name} is a bare model, not a trained run; compare takes two run directories "
                 "(or checkpoints) trained on the same data set"
             )
-    if a.dataset != b.dataset or a.classes != b.classes:
+    if not same_dataset(a.dataset, b.dataset) or a.classes != b.classes:
         raise ConfigError(
             f"the runs were trained on different data ({a.dataset} with {len(a.classes)} classes, "
             f"{b.dataset} with {len(b.classes)}); compare two runs of the same data set"

@@ -44,13 +44,12 @@ def load_data(
 ) -> DatasetSplits:
     """The data set the run was trained on (train and test parts, uint8 at the training images'
     size); a missing one is downloaded only when ``download`` (never for the explorer's clients)."""
-    from cnnzoo.data.loading import load_dataset
+    from cnnzoo.engine.evaluate import own_data
 
     if run.dataset is None:
         raise ConfigError(f"{run.name} is not a trained run, so it has no data set; give a run "
                           "directory")
-    return load_dataset(run.dataset, data_dir, download=download,
-                        in_channels=run.model.cfg.input_size[0], image_size=run.data_size)
+    return own_data(run, data_dir, download=download)
 
 
 def display_image(x: torch.Tensor, run: Run) -> torch.Tensor:
