@@ -38,8 +38,6 @@ from cnnzoo.errors import CnnzooError, Stopped
 EXIT_USAGE = 2
 RUN_CODE_HELP = ("load a run made by `cnnzoo import --code`: this runs that model's Python file "
                  "(checked unchanged since the import)")
-# commands that never load a run, so --run-code would mean nothing after them
-LOAD_NO_RUN = ("list", "train", "import", "data", "recipes", "scratch", "experiment")
 
 # where parse_known_args marks which (sub-)command met an option it does not know
 _REFUSED_BY = "_cnnzoo_refused_by"
@@ -104,15 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _accept_global_options(commands: argparse._SubParsersAction) -> None:
-    """``--debug`` anywhere on the line, and ``--run-code`` on the commands that load runs: after
-    the command and after a sub-command too. Left unset unless given there, so a sub-parser does
-    not undo the one given before the command."""
-    for name, command in commands.choices.items():
+    """``--debug`` and ``--run-code`` anywhere on the line: after the command and after a
+    sub-command too. Left unset unless given there, so a sub-parser does not undo the one given
+    before the command."""
+    for command in commands.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show full tracebacks for errors")
-        if name not in LOAD_NO_RUN:
-            command.add_argument("--run-code", action="store_true", default=argparse.SUPPRESS,
-                                 help=RUN_CODE_HELP)
+        command.add_argument("--run-code", action="store_true", default=argparse.SUPPRESS,
+                             help=RUN_CODE_HELP)
         for action in command._actions:
             if isinstance(action, argparse._SubParsersAction):
                 _accept_global_options(action)

@@ -113,15 +113,10 @@ class Stopped(KeyboardInterrupt):
 
 
 def suggest(name: str, choices, *, count: int = 3) -> str:
-    """`` Did you mean a, b?`` for the choices closest to ``name``, case aside: the closest and
-    those nearly as close (``lenet6`` gets lenet5, not alexnet beside it); empty when none is
-    close."""
+    """`` Did you mean a, b?`` for the choices closest to ``name``, case aside (empty when none is
+    close)."""
     import difflib
 
-    def likeness(choice: str) -> float:
-        return difflib.SequenceMatcher(None, name.casefold(), choice.casefold()).ratio()
-
-    scored = sorted(((likeness(choice), choice) for choice in choices), key=lambda p: -p[0])
-    best = scored[0][0] if scored else 0.0
-    close = [choice for score, choice in scored[:count] if score >= max(0.5, best - 0.05)]
-    return f" Did you mean {', '.join(close)}?" if close else ""
+    by_folded = {choice.casefold(): choice for choice in choices}
+    close = difflib.get_close_matches(name.casefold(), list(by_folded), n=count, cutoff=0.5)
+    return f" Did you mean {', '.join(by_folded[c] for c in close)}?" if close else ""

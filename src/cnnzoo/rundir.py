@@ -89,9 +89,6 @@ def checkpoint_of(source: Path) -> Path:
     """The checkpoint a run directory is used through: its best (or its last, if no epoch improved
     on the first); a file is its own checkpoint."""
     source = Path(source)
-    if not source.exists():
-        raise CheckpointError(f"{source}: no such run directory or checkpoint file; give a folder "
-                              "that `cnnzoo train --out` made, or a .safetensors, .pt or .pth file")
     if not source.is_dir():
         return source
     for name in (BEST, LAST):

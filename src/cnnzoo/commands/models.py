@@ -153,8 +153,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "1,32,32 for lenet5_1998)")
     p.add_argument("--depth", type=whole_number(0, 100), metavar="N",
                    help="show modules N levels down the module path, each adding up the layers "
-                        "inside it (e.g. --depth 2 gives resnet50's stages and blocks; default: "
-                        "every layer)")
+                        "inside it (e.g. --depth 2 gives resnet50's stages and blocks, 0 the "
+                        "whole model in one row; default: every layer)")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
                    help="number of output classes (default: the model's)")
     options.add(p, "model_kwargs", help="builder arguments of a variant, as a JSON object, e.g. "

@@ -37,14 +37,16 @@ def _with_user_kwargs(build: Callable, name: str, model_kwargs: dict, **shape):
     except TypeError as error:
         settings = {key: parameter.default for key, parameter
                     in inspect.signature(get_builder(name)).parameters.items()
-                    if key not in FROM_THE_DATA}
+                    if key not in FROM_THE_DATA and parameter.kind == parameter.KEYWORD_ONLY}
         unknown = sorted(set(model_kwargs) - set(settings))
-        if not unknown:  # a known setting given a value of the wrong kind
-            raise ConfigError(f"{name} does not take these settings {model_kwargs}: {error}") \
-                from None
+        if "pretrained" in unknown:
+            create_model(name, pretrained=True)  # the registry says why there are none, at once
         takes = ("; its settings (with their defaults) are "
                  + ", ".join(f"{key} ({value!r})" for key, value in settings.items())
                  if settings else "; it has none beyond the data's classes, channels and side")
+        if not unknown:  # a known setting given a value of the wrong kind
+            raise ConfigError(f"--model-kwargs: {name} cannot be built with {model_kwargs} "
+                              f"({error}){takes}") from None
         raise ConfigError(f"--model-kwargs: {name} has no setting {', '.join(unknown)}{takes}") \
             from None
 

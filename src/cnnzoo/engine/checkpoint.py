@@ -96,7 +96,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
     (``.pt``/``.pth``)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such run directory or checkpoint file; give a folder "
+                              "that `cnnzoo train --out` made, or a .safetensors, .pt or .pth file")
     if path.suffix in (".pt", ".pth"):
         return _load_torch_state_dict(path)
     try:

@@ -87,13 +87,13 @@ class ModelSummary:
     def rows(self, depth: int | None = None) -> list[LayerInfo]:
         """The layers, or with ``depth`` the modules ``depth`` levels down the module path
         (``features.3`` is depth 2), each adding up the layers below it: their params, MACs and
-        connections, the output shape and receptive field of the last one (depth 0: the model,
-        one row named after it)."""
+        connections, the output shape and receptive field of the last one (depth 0: one row,
+        ``(whole model)``)."""
         if depth is None:
             return list(self.layers)
         grouped: list[LayerInfo] = []
         for layer in self.layers:
-            name = ".".join(layer.name.split(".")[:depth]) or self.model
+            name = ".".join(layer.name.split(".")[:depth]) or "(whole model)"
             if grouped and grouped[-1].name == name:
                 last = grouped[-1]
                 grouped[-1] = LayerInfo(name, last.type, layer.output_shape,
@@ -145,7 +145,7 @@ class ModelSummary:
 
 def _in_units(count: int) -> str:
     """``0.416 M``, ``1.82 G``: a count read at a glance, in the unit that leaves it above 0.1."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if count >= 0.1 * size:
             return f"{count / size:.3g} {unit}"
     return f"{count}"
