@@ -39,6 +39,7 @@ def test_race_gives_cnnzoo_the_tutorial_time_and_the_speedup_from_its_own_metric
     captured = capsys.readouterr()
     result = json.loads(captured.out)  # the stages and the runs' lines go to stderr
     tutorial, cnnzoo = result["tutorial"], result["cnnzoo"]
+    assert isinstance(result["caution"], list)  # bench's warnings reach the race's JSON too
     stages = [line for line in captured.err.splitlines() if line.startswith("bench race: ")]
     same = f"{tutorial['seconds']:.1f} s"
     assert stages == ["bench race: loading mnist …",

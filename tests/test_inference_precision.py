@@ -134,7 +134,7 @@ def test_bench_inference_json_has_every_variant_with_its_figures(trained, tiny_m
     out, err = capsys.readouterr()
     # figures not to report as they are say so, on stderr and in the JSON
     caution = json.loads(out)["caution"]
-    assert len(caution) == 2 and "--repeats 3" in caution[0] and "load 9.0 on 2" in caution[1]
+    assert len(caution) == 2 and "--repeats 3" in caution[0] and "load 9.0 on 2)" in caution[1]
     assert all(f"bench: caution: {line}" in err for line in caution)
     rows = {row["variant"]: row for row in json.loads(out)["inference"]}
     assert set(rows) == {"eager_fp32", "int8_onnxruntime", "fp16"}

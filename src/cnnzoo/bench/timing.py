@@ -65,14 +65,16 @@ def interleaved_seconds(runs: dict[str, Callable[[], object]], repeats: int = 3
 
 def caution(repeats: int | None) -> list[str]:
     """Why these figures should not be reported as they are: a single timed run per side, or a
-    machine busier than its cores (the one-minute load, this process's own threads included)."""
+    machine busier than its cores while they were taken (the one-minute load, this benchmark's own
+    threads and data workers included; the autotuner refuses to cache a timing past the same
+    load)."""
     said = []
     if repeats == 1:
         said.append("one timed run per side, a single sample each: --repeats 3 or more for "
                     "figures to report")
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     if load > cores + 0.5:
-        said.append(f"the machine was busy (load {load:.1f} on {cores} cores): every side ran "
-                    "slowed by other work, by different amounts; run it again with nothing else "
-                    "busy")
+        said.append(f"the machine was busier than its cores (load {load:.1f} on {cores}): "
+                    "what else ran slowed the timings, and not always both sides alike; run it "
+                    "again with nothing else busy")
     return said

@@ -236,7 +236,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
     if args.json:
-        print_json(results["race"] if args.what == "race" else results)
+        print_json({**results["race"], "caution": results["caution"]} if args.what == "race"
+                   else results)
     return 0
 
 

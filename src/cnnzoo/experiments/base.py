@@ -93,6 +93,9 @@ def default_run_dir(name: str) -> Path:
 # ---- training one arm ----------------------------------------------------------------------------
 
 
+CHANCE_ERROR = 0.9  # ten classes, as every experiment's Fashion-MNIST has
+
+
 @dataclass
 class ArmRun:
     """One finished (or diverged) training run of one arm and seed."""
@@ -114,6 +117,12 @@ class ArmRun:
     @property
     def train_top1(self) -> float:
         return self.final.get("train_top1", math.nan)
+
+    @property
+    def final_train_error(self) -> float:
+        """The last epoch's training error; chance for a run that diverged or recorded none."""
+        top1 = self.train_top1
+        return CHANCE_ERROR if self.diverged or math.isnan(top1) else 1.0 - top1
 
     @property
     def train_seconds(self) -> float:

@@ -23,7 +23,15 @@ from __future__ import annotations
 
 import time
 
-from cnnzoo.experiments.base import ArmRun, ExperimentSettings, Outcome, finish, pct, train_arms
+from cnnzoo.experiments.base import (
+    CHANCE_ERROR,
+    ArmRun,
+    ExperimentSettings,
+    Outcome,
+    finish,
+    pct,
+    train_arms,
+)
 from cnnzoo.experiments.verdict import Judgement, judge
 from cnnzoo.figures import new_figure, plain_numbers
 
@@ -35,7 +43,6 @@ CLAIM = ("Degradation: a 56-layer plain network trains to a higher training erro
 MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 DEFAULT_SEEDS = 3
 MINUTES_PER_SEED = 10.2  # the four nets, full mode; measured: 2-core Xeon (AMX), fp32, 2026-12-05
-CHANCE_ERROR = 0.9  # ten classes
 NEGLIGIBLE = 0.5  # points of training error
 
 # The paper's recipe is batch 128 at rate 0.1; half the batch at half the rate (the linear scaling
@@ -46,16 +53,11 @@ FULL = dict(COMMON, train_subset=4000, test_subset=1000, epochs=12, step_epochs=
 QUICK = dict(COMMON, train_subset=128, test_subset=128, epochs=2, step_epochs=1)
 
 
-def final_train_error(arm: ArmRun) -> float:
-    """The last epoch's training error; a diverged run counts as chance."""
-    return CHANCE_ERROR if arm.diverged or not arm.history else 1.0 - arm.train_top1
-
-
 def judge_depth(arms: dict[str, list[ArmRun]]) -> tuple[list[Judgement], dict, str]:
     """The two parts of the claim, judged per seed: plain-56 trains worse than plain-20
     (degradation), and ResNet-56 trains better than ResNet-20. Returns the judgements, a summary
     and a verdict sentence."""
-    error = {model: {arm.seed: final_train_error(arm) for arm in runs}
+    error = {model: {arm.seed: arm.final_train_error for arm in runs}
              for model, runs in arms.items()}
     seeds = sorted(error["plain20"])
 
@@ -98,7 +100,7 @@ def run(settings: ExperimentSettings) -> dict:
                     "depth": int(model.removeprefix("plain").removeprefix("resnet")),
                     "shortcuts": model.startswith("resnet"),
                     "seed": arm.seed,
-                    "final_train_error": CHANCE_ERROR if arm.diverged else 1.0 - arm.train_top1,
+                    "final_train_error": arm.final_train_error,
                     "final_test_error": 1.0 - arm.test_top1 if not arm.diverged else CHANCE_ERROR,
                     "train_errors_per_epoch": " ".join(
                         f"{1 - row['train_top1']:.4f}" for row in arm.history
