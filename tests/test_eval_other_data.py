@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.predict import predict_files
@@ -89,6 +90,9 @@ def test_a_folder_of_some_of_the_classes_is_scored_on_them(shapes_run, tmp_path,
     images, top1 = _predicted_right(shapes_run, folder, names)
     assert report["images"] == images == 2 * PER_CLASS
     assert report["top1"] == pytest.approx(top1)
+    # the circles it has none of were not all missed: they have no accuracy
+    result = cnnzoo.evaluate(shapes_run, f"folder:{folder}")
+    assert result.per_class_accuracy[0] is None and None not in result.per_class_accuracy[1:]
 
 
 def test_a_class_the_model_does_not_predict_is_refused(shapes_run, tmp_path, capsys):

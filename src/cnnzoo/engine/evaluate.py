@@ -39,9 +39,10 @@ class EvalResult:
     confusion: torch.Tensor = field(repr=False)
 
     @property
-    def per_class_accuracy(self) -> list[float]:
-        totals = self.confusion.sum(1).clamp_min(1)
-        return (self.confusion.diag() / totals).tolist()
+    def per_class_accuracy(self) -> list[float | None]:
+        """Top-1 over each class's images; None for a class with none (not 0: none was missed)."""
+        return [None if total == 0 else right / total for right, total
+                in zip(self.confusion.diag().tolist(), self.confusion.sum(1).tolist(), strict=True)]
 
     def to_dict(self) -> dict:
         return {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images,

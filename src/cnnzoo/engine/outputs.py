@@ -41,12 +41,12 @@ def write_outputs(run_dir: Path, summary: dict, history: list[dict], result: Eva
     network as built: ``variant_name``), TensorBoard events and, last, summary.json."""
     from cnnzoo.engine.plots import confusion_png, curves_png
 
-    per_class = result.per_class_accuracy
+    # a class without test images has no accuracy: empty in the CSV, null in the JSON
+    per_class = {name: None if acc is None else round(acc, 5)
+                 for name, acc in zip(classes, result.per_class_accuracy, strict=True)}
     rundir.write_text(run_dir / rundir.PER_CLASS, rundir.csv_text(
-        ["class", "test_top1"], [[name, round(acc, 5)] for name,
-                                 acc in zip(classes, per_class, strict=True)]))
-    summary["per_class_top1"] = {name: round(acc, 5) for name,
-                                 acc in zip(classes, per_class, strict=True)}
+        ["class", "test_top1"], [list(pair) for pair in per_class.items()]))
+    summary["per_class_top1"] = per_class
     rundir.write_bytes(run_dir / rundir.CURVES, curves_png(
         history, title=f"{model} on {summary['dataset']}",
         label_smoothing=summary.get("label_smoothing", 0.0)))
