@@ -22,7 +22,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
+import cnnzoo
 from cnnzoo.cli import main
+from cnnzoo.errors import ConfigError
 
 NET_PY = textwrap.dedent('''
     import torch
@@ -226,6 +228,9 @@ def test_a_code_run_loads_only_with_run_code(workshop, capsys):
         assert cli(capsys, *import_args(workshop, "net", "pt"))[0] == 0
     code, _, err = cli(capsys, "predict", str(run), str(workshop["images"][0]))
     assert code == 2 and "--run-code" in err and "net.py" in err
+    with pytest.raises(ConfigError, match=r"run_code=True"):
+        cnnzoo.load_run(run)
+    assert cnnzoo.predict(cnnzoo.load_run(run, run_code=True), workshop["images"][0], top_k=1)
 
 
 def test_the_data_views_and_eval_run_on_an_import_with_a_dataset(workshop, capsys, tmp_path,

@@ -22,11 +22,13 @@ __all__ = ["Run", "evaluate", "load_run", "predict"]
 PathLike = str | Path
 
 
-def load_run(source: PathLike, *, model_name: str | None = None, device: str = "cpu") -> Run:
+def load_run(source: PathLike, *, model_name: str | None = None, device: str = "cpu",
+             run_code: bool = False) -> Run:
     """The model a run directory (its best checkpoint) or a checkpoint file holds, in eval mode on
     ``device``, with its class names and the input it takes. A plain state dict (``.pt``) needs
-    ``model_name``."""
-    return _load_run(Path(source), model_name=model_name, device=device)
+    ``model_name``; a run of ``cnnzoo import --code`` loads only with ``run_code=True`` (it runs
+    that file's Python), as the commands' ``--run-code``."""
+    return _load_run(Path(source), model_name=model_name, device=device, run_code=run_code)
 
 
 def predict(run: Run | PathLike, images: PathLike | Iterable[PathLike], *, top_k: int = 5,

@@ -168,7 +168,7 @@ def load_imported(path: Path, meta: dict, state: dict[str, torch.Tensor], *, run
     where = f"the {info['attribute']!r} of {code} (imported with --code)"
     if not run_code:
         raise ConfigError(f"{run_dir}: its model is {where}, and loading it runs that file's "
-                          "Python; pass --run-code if you trust it")
+                          "Python; pass --run-code (in Python: run_code=True) if you trust it")
     if not code.is_file() or sha256_of(code) != info["sha256"]:
         raise ConfigError(f"{run_dir}: its model is {where}, which has changed or gone since the "
                           "import; import it again with `cnnzoo import --code`")
