@@ -143,3 +143,10 @@ def test_no_writer_in_cnnzoo_renames_files_into_place_by_itself():
     renaming = sorted(str(path.relative_to(source)) for path in source.rglob("*.py")
                       if "os.replace(" in path.read_text() or ".rename(" in path.read_text())
     assert renaming == ["files.py", "rundir.py"]
+
+
+def test_a_default_run_name_gives_a_folder_by_its_own_name():
+    """A run records its folder's absolute path: the default run directory keeps only its name."""
+    made = rundir.timestamped_run_dir("lenet5-folder:/home/me/data/shapes/").name
+    assert made.startswith("lenet5-folder-shapes-") and "/" not in made
+    assert rundir.timestamped_run_dir("lenet5-fashion-mnist").name.startswith("lenet5-fashion-")

@@ -74,8 +74,11 @@ _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SU
 
 
 def timestamped_run_dir(name: str) -> Path:
-    """``runs/<name>-<YYYYmmdd-HHMMSS>``, with characters that would nest folders replaced."""
-    safe = name.replace("folder:", "folder-").replace("/", "_").replace("\\", "_").strip("_")
+    """``runs/<name>-<YYYYmmdd-HHMMSS>``, a ``folder:PATH`` in it by the folder's own name
+    (``lenet5-folder-shapes``), with characters that would nest folders replaced."""
+    head, prefix, path = name.partition("folder:")
+    name = head + (f"folder-{Path(path).name}" if prefix else "")
+    safe = name.replace("/", "_").replace("\\", "_").strip("_")
     return RUNS_ROOT / f"{safe}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
