@@ -321,3 +321,24 @@ def test_summary_follows_functional_pooling_and_takes_a_code_model(workshop, cap
     layers = {layer["name"]: layer for layer in json.loads(out)["layers"]}
     # conv1 3×3: 3; F.max_pool2d 2/2: 4, jump 2; conv2 3×3: 4 + 2·2 = 8
     assert (layers["conv2"]["receptive_field"], layers["conv2"]["jump"]) == (8, 2)
+
+
+def test_a_cnnzoo_checkpoint_imports_with_its_own_normalisation_and_classes(tiny_mnist_dir,
+                                                                            tmp_path, capsys):
+    """Imported without --mean/--std, a cnnzoo run's weights took raw pixels: 91% fell to 66%."""
+    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.engine.train import train
+
+    train(TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=2,
+                      out=str(tmp_path / "run"), precision="fp32", channels_last=False,
+                      compile="off", snapshots="off"))
+    code, _, err = cli(capsys, "import", str(tmp_path / "run" / "checkpoints" / "best.safetensors"),
+                       "--model", "lenet5", "--out", str(tmp_path / "imported"))
+    assert code == 0, err
+    assert "normalisation: the checkpoint's own" in err
+    original, imported = cnnzoo.load_run(tmp_path / "run"), cnnzoo.load_run(tmp_path / "imported")
+    assert imported.input.mean == original.input.mean != [0.0]
+    assert imported.classes == original.classes
+    data = {"data_dir": tiny_mnist_dir}
+    assert (cnnzoo.evaluate(imported, "mnist", **data).top1
+            == cnnzoo.evaluate(original, "mnist", **data).top1)

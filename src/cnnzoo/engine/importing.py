@@ -29,7 +29,7 @@ from torch import nn
 
 from cnnzoo import rundir
 from cnnzoo.engine import torchvision_keys as tv
-from cnnzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from cnnzoo.engine.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from cnnzoo.engine.imported import (
     PROGRAM_FILES,
     code_model,
@@ -280,6 +280,8 @@ def class_names(settings: ImportSettings, count: int) -> list[str]:
             raise ConfigError(f"--dataset {settings.dataset} keeps its class names with its files; "
                               "give them with --classes FILE (one a line)")
         origin = f"--dataset {settings.dataset}"
+    elif isinstance(_recorded(settings).get("classes"), list):  # a cnnzoo checkpoint's own
+        names, origin = [str(name) for name in _recorded(settings)["classes"]], "the checkpoint"
     else:
         return [str(i) for i in range(count)]
     if len(names) != count:
@@ -298,10 +300,21 @@ def _normalisation(settings: ImportSettings, built: Built) -> tuple[list, list, 
                 raise ConfigError(f"{option} gives {len(values)} values; the model takes "
                                   f"{channels} channels: give one per channel")
         return list(mean), list(std), "stated (--mean/--std)"
+    recorded = _recorded(settings).get("input") or {}
+    mean, std = recorded.get("mean"), recorded.get("std")
+    if isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels:
+        return ([float(v) for v in mean], [float(v) for v in std],
+                "the checkpoint's own, as cnnzoo trained it (--mean/--std to change)")
     if built.torchvision_layout and channels == 3:
         return (list(IMAGENET_MEAN), list(IMAGENET_STD),
                 "ImageNet statistics (torchvision-layout weights; --mean/--std to change)")
     return [0.0] * channels, [1.0] * channels, "none: pixels scaled to [0, 1] (--mean/--std to add)"
+
+
+def _recorded(settings: ImportSettings) -> dict:
+    """What a cnnzoo checkpoint recorded of its training (its input, its classes); {} for any
+    other file."""
+    return read_meta(settings.source) if settings.source.suffix == ".safetensors" else {}
 
 
 def _data_size(dataset: str | None, side: int) -> int:
