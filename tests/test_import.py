@@ -342,3 +342,11 @@ def test_a_cnnzoo_checkpoint_imports_with_its_own_normalisation_and_classes(tiny
     data = {"data_dir": tiny_mnist_dir}
     assert (cnnzoo.evaluate(imported, "mnist", **data).top1
             == cnnzoo.evaluate(original, "mnist", **data).top1)
+
+
+def test_an_onnx_file_is_refused_as_what_it_is(tmp_path, capsys):
+    (tmp_path / "lenet5.onnx").write_bytes(b"\x08\x07\x12\x07pytorch")  # as export writes
+    code, _, err = cli(capsys, "import", str(tmp_path / "lenet5.onnx"), "--model", "lenet5",
+                       "--out", str(tmp_path / "run"))
+    assert code == 2 and "an ONNX graph" in err and "best.safetensors" in err
+    assert not (tmp_path / "run").exists()

@@ -84,6 +84,10 @@ def file_format(path: Path) -> str:
     """``exported``, ``torchscript`` or ``weights``, from what the file holds (its name can lie)."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; give the weights, TorchScript or .pt2 file")
+    if path.suffix.lower() == ".onnx":
+        raise ConfigError(f"{path}: an ONNX graph, which `cnnzoo export` writes for other runtimes "
+                          "and cnnzoo does not read back; import the run's checkpoint "
+                          "(RUN/checkpoints/best.safetensors), a TorchScript or a .pt2 file")
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
