@@ -67,6 +67,14 @@ def test_a_misspelt_name_is_offered_the_closest_names_whatever_their_case(capsys
     assert "Did you mean mnist, fashion-mnist?" in err
 
 
+def test_data_list_says_where_it_looked_for_what_it_did_not_find(capsys, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    code, out, _ = run(capsys, "data", "list")
+    line = next(line for line in out.splitlines() if line.startswith("cifar10 "))
+    assert code == 0 and "not found (looked in " in line and str(tmp_path / "cache") in line
+
+
 def test_a_summary_at_depth_0_is_one_row_for_the_whole_model(capsys):
     code, out, _ = run(capsys, "summary", "lenet5", "--depth", "0", "--json")
     assert code == 0
@@ -107,6 +115,8 @@ def test_summary_json_has_the_rows_of_the_table_at_its_depth(capsys):
          "train-images-idx3-ubyte"),
         (["train", "--model", "lenet5", "--optimizer", "rmsprop"], "optimizer must be one of"),
         (["train"], "--model NAME"),
+        (["data", "verify", "folder:{tmp}"], "a folder of your own has no published files"),
+        (["data", "list", "mnist"], "data list takes no NAME (got 'mnist')"),
         (["eval", "{tmp}/no-such-run"], "no-such-run: no such run directory or checkpoint file; "
                                         "give a folder that `cnnzoo train --out` made"),
         (["predict", "{tmp}/no-such-run", "x.png"], "no-such-run: no such run directory"),

@@ -7,6 +7,7 @@ import argparse
 
 from cnnzoo.commands import options
 from cnnzoo.console import print_json
+from cnnzoo.errors import ConfigError
 
 
 def _print_report(report: dict) -> None:
@@ -28,15 +29,24 @@ def _print_report(report: dict) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from cnnzoo.data.names import FOLDER_PREFIX
     from cnnzoo.data.sources import describe_sources, verify_dataset
 
+    if args.name and args.name.startswith(FOLDER_PREFIX):
+        raise ConfigError(f"data {args.action} {args.name}: a folder of your own has no published "
+                          "files or checksums to look for; `cnnzoo train --dataset "
+                          f"{args.name}` reads it and names any image it cannot decode")
     if args.action == "list":
+        if args.name:
+            raise ConfigError(f"data list takes no NAME (got {args.name!r}); it lists every data "
+                              f"set; `cnnzoo data verify {args.name}` checks one")
         rows = describe_sources(args.data_dir)
         if args.json:
             print_json(rows)
         else:
             for row in rows:
-                print(f"{row['name']:<15} {row.get('found') or 'not found'}")
+                where = row.get("found") or f"not found (looked in {', '.join(row['searched'])})"
+                print(f"{row['name']:<15} {where}")
         return 0
     names = (
         [args.name]
