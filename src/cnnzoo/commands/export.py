@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     c, side, _ = run.model.cfg.input_size
     progress = args.held.enter_context(TaskProgress("export"))
     progress.stage(f"writing {out} (torch.onnx traces the model)")
-    path = export_onnx(run.model, out, torch.zeros(2, c, side, side))
+    expects = {"shape": [c, side, side], "pixels": "uint8 / 255, then (x - mean) / std per channel",
+               "mean": list(run.input.mean), "std": list(run.input.std)}
+    path = export_onnx(run.model, out, torch.zeros(2, c, side, side),
+                       metadata={"cnnzoo.input": json.dumps(expects),
+                                 "cnnzoo.classes": json.dumps(run.classes)})
     progress.stage("checking it with onnxruntime")
     if run.checkpoint is not None and run.dataset is not None:
         test = load_data(run, args.data_dir).test
@@ -42,8 +47,11 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"|Δlogit| {check['max_abs_logit_diff']:.2e}, top-1 agreement "
           f"{check['top1_agreement']:.1%}",
           file=sys.stderr)
+    print(f"  its input: {c}×{side}×{side} images, pixels / 255, then (x − mean) / std with mean "
+          f"{_rounded(run.input.mean)} and std {_rounded(run.input.std)} (also in the file's "
+          "metadata, with the class names)", file=sys.stderr)
     report = {"model": run.name, "format": "onnx", "checked_on": source, **check,
-              "wrote": [str(path)]}
+              "input": expects, "classes": run.classes, "wrote": [str(path)]}
     if args.int8:
         report["int8"] = _export_int8(args, run, path, progress)
         report["wrote"] += report["int8"].pop("wrote")
@@ -52,12 +60,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return code if not args.int8 or report["int8"]["kept"] else 1
 
 
+def _rounded(values) -> str:
+    return "[" + ", ".join(f"{value:.4g}" for value in values) + "]"
+
+
 def _export_int8(args: argparse.Namespace, run, path: Path, progress: TaskProgress) -> dict:
     """ONNX Runtime's int8 file beside the fp32 one, kept only if the gate passes (or --force); the
     gate's figures go to a .json beside it either way, and to the run's verdicts, where `cnnzoo
     predict --precision int8` finds the file."""
-    import json
-
     from cnnzoo.engine.precision_gate import gate, store_verdict, verdict
     from cnnzoo.errors import ConfigError
 

@@ -35,9 +35,11 @@ def require_onnx():
 
 
 @torch.no_grad()
-def export_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
+def export_onnx(model: nn.Module, path: Path, example: torch.Tensor,
+                metadata: dict[str, str] | None = None) -> Path:
     """Write ``model`` (eval mode) to ``path``; ``example`` (N, C, H, W) fixes every axis but the
-    batch."""
+    batch; ``metadata`` goes into the file's ``metadata_props`` (what the input must be, the
+    class names), which ONNX Runtime reads back as the model's custom metadata."""
     onnx, _ = require_onnx()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +51,11 @@ def export_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
                           output_names=["logits"],
                           dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
                           opset_version=OPSET, dynamo=False)
+    if metadata:
+        graph = onnx.load(str(path))
+        for key, value in metadata.items():
+            graph.metadata_props.add(key=key, value=value)
+        onnx.save(graph, str(path))
     onnx.checker.check_model(str(path))
     return path
 
