@@ -365,3 +365,24 @@ def test_a_disturbed_or_busy_measurement_is_used_but_never_cached(cache_dir, mon
                         autotune.Timings({k: fake[k] for k in timers}, {k: 0.0 for k in timers}))
     assert _tune(config, model, data, augment).source == "measured" and measured_again == [1]
     assert _tune(config, model, data, augment).source == "cache"
+
+
+def test_a_resumed_run_keeps_the_precision_and_layout_it_began_in(tiny_mnist_dir, tmp_path,
+                                                                   cache_dir):
+    """A resume measures nothing: with the cache gone it fell back to the defaults, switching the
+    run's layout half way (and, on one CPU, halving its speed)."""
+    import shutil
+
+    config = TrainConfig(model="lenet5", dataset="mnist", data_dir=str(tiny_mnist_dir), epochs=1,
+                         batch_size=100, test_subset=100, out=str(tmp_path / "run"),
+                         compile="off", snapshots="off")
+    # the first part's choice, from the cache: fp32, channels-last (never the default layout)
+    steps = dict.fromkeys(LABELS, 0.03) | {"fp32/channels-last": 0.01}
+    tuning_cache.write_entry(autotune.key_parts(config, torch.device("cpu"), 28), {"steps": steps})
+    first = train(config)
+    assert (first["tuning"]["source"], first["precision"], first["channels_last"]) == (
+        "cache", "fp32", True)
+    shutil.rmtree(cache_dir)  # cleared, or the run resumed on another user's account
+    resumed = train(None, resume=tmp_path / "run", overrides={"epochs": 2})
+    assert resumed["epochs"] == 2 and resumed["tuning"]["source"] == "as the run began"
+    assert (resumed["precision"], resumed["channels_last"]) == ("fp32", True)

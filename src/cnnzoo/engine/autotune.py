@@ -29,13 +29,16 @@ import os
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from cnnzoo import rundir
 from cnnzoo.data.augment import TrainAugment
 from cnnzoo.data.tensors import ImageTensors
 from cnnzoo.engine import tuning_cache
+from cnnzoo.engine.checkpoint import read_meta
 from cnnzoo.engine.config import TrainConfig
 from cnnzoo.engine.inputs import InputSpec
 from cnnzoo.engine.loop import StepSettings, training_step
@@ -252,11 +255,13 @@ def trial_compile(model: nn.Module, candidate: Candidate, batch, augment, device
 
 
 def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: TrainConfig,
-         device: torch.device, side: int, expected_steps: int, may_measure: bool) -> Tuning:
+         device: torch.device, side: int, expected_steps: int, may_measure: bool,
+         began: Candidate | None = None) -> Tuning:
     """The precision, layout and compile decision for training ``model`` as ``config`` says,
     measured on the first batch of ``batch_source`` (an ``ImageDataset``) where that pays.
     ``expected_steps``: the run's steps left; ``may_measure``: False for resumed and multi-process
-    runs (cache or defaults only)."""
+    runs (cache or defaults only); ``began``: what a resumed run began in, which it keeps where it
+    is still a candidate (the same numerics, and the speed its first part measured)."""
     started = time.perf_counter()
     candidates = candidates_for(device, config.precision, config.channels_last)
     parts = key_parts(config, device, side)
@@ -267,6 +272,8 @@ def tune(model: nn.Module, batch_source, augment: TrainAugment, *, config: Train
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if len(candidates) == 1:
             choice, source, timed = candidates[0], "forced", {}
+        elif began in candidates:
+            choice, source, timed = began, "as the run began", {}
         elif all(isinstance(s, (int, float)) for s in cached.values()):
             timed = cached
             choice, source = choose_fastest(timed), "cache"
@@ -351,6 +358,16 @@ def _decide_compile(model: nn.Module, choice: Candidate, entry: dict, parts: dic
     steps = expected_steps if not config.time_budget else min(expected_steps,
                                                               int(config.time_budget / compiled))
     return compile_pays(eager, compiled, trial["compile_s"], steps), source, trial
+
+
+def began_in(run_dir: Path) -> Candidate | None:
+    """The precision and layout the run in ``run_dir`` trained its last saved epoch in (None where
+    it saved none, or its checkpoint does not say)."""
+    path = Path(run_dir) / rundir.LAST
+    tuning = read_meta(path).get("tuning") if path.is_file() else None
+    if not isinstance(tuning, dict) or not isinstance(tuning.get("precision"), str):
+        return None
+    return Candidate(tuning["precision"], tuning.get("channels_last") is True)
 
 
 def tuned_for(model_name: str, model: nn.Module, *, batch_size: int, device: torch.device,

@@ -28,7 +28,7 @@ import torch
 from cnnzoo.console import Log, log_to_stderr
 from cnnzoo.data.dataset import Shard
 from cnnzoo.engine import distributed, elastic
-from cnnzoo.engine.autotune import Tuning, tune
+from cnnzoo.engine.autotune import Tuning, began_in, tune
 from cnnzoo.engine.build import build_model, builder_kwargs, limits_for, make_ema, make_optimizer
 from cnnzoo.engine.config import TrainConfig, variant_name
 from cnnzoo.engine.epochs import record_epoch, refuse_non_finite, run_summary, save_epoch
@@ -264,7 +264,8 @@ def _build(config: TrainConfig, device: torch.device, run_dir: Path, main_proces
     steps = config.epochs * steps_per_epoch(len(data.train), config.batch_size,
                                             distributed.world_size())
     tuning = tune(model, data.train, data.augmentation(config), config=config, device=device,
-                  side=side, expected_steps=steps, may_measure=may_measure)
+                  side=side, expected_steps=steps, may_measure=may_measure,
+                  began=None if may_measure else began_in(run_dir))
     layout = torch.channels_last if tuning.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
     settings = StepSettings(device, tuning.precision, layout, config.label_smoothing,
