@@ -206,15 +206,19 @@ def drawable(image: torch.Tensor) -> np.ndarray:
 
 
 def _curves(ax, sides: list[Side], names: list[str]) -> None:
+    """Accuracy as training recorded it, on the test images each run was scored on then (a
+    ``--test-subset`` is said: the report's table scores every test image)."""
     for side, name, colour in zip(sides, names, COLOURS, strict=True):
         epochs, tested = [row["epoch"] for row in side.history], evaluated(side.history)
+        subset = side.run.config.get("test_subset")
+        on = f" ({subset:,} images)" if isinstance(subset, int) else ""
         ax.plot(
             [row["epoch"] for row in tested],
             [row["test_top1"] for row in tested],
             "s-",
             color=colour,
             ms=3,
-            label=f"{name} test",
+            label=f"{name} test{on}",
         )
         ax.plot(
             epochs,
@@ -225,7 +229,7 @@ def _curves(ax, sides: list[Side], names: list[str]) -> None:
             alpha=0.6,
             label=f"{name} train",
         )
-    ax.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy")
+    ax.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy recorded in training")
     integer_ticks(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
