@@ -204,6 +204,10 @@ def test_neighbours_and_test_images_come_from_the_runs_data(client, explorer_run
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(item["png"])))),
                           data.test.images[5, 0].numpy())
     assert client.get("/api/runs/lenet5-a/test-image?index=100000").status_code == 422
+    # a value of the wrong type is an error like the others: one line, naming what it got
+    typed = client.get("/api/runs/lenet5-a/test-image?index=abc")
+    assert typed.status_code == 422 and isinstance(typed.json()["detail"], str)
+    assert "query index" in typed.json()["detail"] and "'abc'" in typed.json()["detail"]
 
 
 def test_the_index_builds_in_the_background_while_predict_answers(explorer_runs, digit_png,

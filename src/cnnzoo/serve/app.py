@@ -45,6 +45,7 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
     Python file; without it they are listed with the reason and never opened. ``precision``: the
     predictions' (``serve.precision``)."""
     from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
     from fastapi.staticfiles import StaticFiles
 
     from cnnzoo.serve.precision import check_precision
@@ -57,12 +58,23 @@ def create_app(runs_dir: str | Path, limits: Limits = Limits(), *, data_dir: str
     cache = ModelCache(root, limits.max_models, data_dir, run_code=run_code)
     api.state.explorer = Explorer(root, limits, cache, InferenceGate(limits.max_inference),
                                   run_code, check_precision(precision))
+    api.add_exception_handler(RequestValidationError, _one_line)
     api.include_router(router)
     api.include_router(unit_router)  # the Units tab: show features and show patches
     api.add_middleware(Guard, hosts=hosts)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return BodyLimit(api, limit=limits.max_upload_bytes, timeout=limits.body_timeout,
                      deadline=limits.body_deadline)
+
+
+async def _one_line(request, error):
+    """A query value of the wrong type or range: ``{"detail": "..."}`` as every other error (the
+    parameter, what it must be and what came), not FastAPI's list of dicts."""
+    from fastapi.responses import JSONResponse
+
+    said = [f"{' '.join(str(part) for part in item.get('loc', ()))}: {item.get('msg')} (got "
+            f"{item.get('input')!r})" for item in error.errors()]
+    return JSONResponse({"detail": "; ".join(said)}, status_code=422)
 
 
 def bind(host: str, port: int) -> socket.socket:
