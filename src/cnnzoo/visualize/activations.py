@@ -85,6 +85,11 @@ def stage_summary(outputs: dict[str, torch.Tensor]) -> list[dict]:
     return rows
 
 
+def _named(stage: str, paths: dict[str, str]) -> str:
+    """``C1 · features.0``: a stage by its name and its module, once where they are the same."""
+    return stage if paths[stage] == stage else f"{stage} · {paths[stage]}"
+
+
 def draw_maps(image: np.ndarray, outputs: dict[str, torch.Tensor], *, paths: dict[str, str],
               title: str, max_maps: int = MAX_MAPS, columns: int = 3):
     """The input as the model sees it, then one mosaic per spatial stage (its first ``max_maps``
@@ -104,14 +109,13 @@ def draw_maps(image: np.ndarray, outputs: dict[str, torch.Tensor], *, paths: dic
             padded = np.full(side * side, np.nan)
             padded[: len(units)] = units
             show_image(ax, np.ma.masked_invalid(padded.reshape(side, side)), cmap=MAGNITUDE_CMAP,
-                       title=f"{name} · {paths[name]}\n{len(units)} units, row by row")
+                       title=f"{_named(name, paths)}\n{len(units)} units, row by row")
             continue
         shown = sample[:max_maps].numpy()
         sheet = mosaic(colourise(shown, MAGNITUDE_CMAP), columns=math.ceil(math.sqrt(len(shown))))
         more = f", first {len(shown)}" if len(sample) > len(shown) else ""
-        show_image(ax, sheet, title=f"{name} · "
-                                    f"{paths[name]}\n{sample.shape[0]}×{sample.shape[1]}×{sample.shape[2]}"
-                                    f"{more}")
+        shape = "×".join(map(str, sample.shape))
+        show_image(ax, sheet, title=f"{_named(name, paths)}\n{shape}{more}")
     hide_unused(axes, panels)
     figure.suptitle(f"{title}\neach map scaled on its own (viridis: low → high)", fontsize=11)
     return figure
