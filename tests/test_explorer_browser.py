@@ -11,9 +11,12 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from cnnzoo import rundir
 
 CHROMIUM = Path(os.environ.get("CNNZOO_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,7 +34,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 
 @pytest.fixture(scope="module")
-def browser_runs(explorer_runs, imported_runs, tmp_path_factory) -> Path:
+def browser_runs(explorer_runs, imported_runs, tmp_path_factory) -> Iterator[Path]:
     """Copies of the test runs and of the imported ones (dated a day back, so that the trained runs
     stay first), plus "live": a run with one epoch done whose summary is not written yet."""
     import time
@@ -47,7 +50,8 @@ def browser_runs(explorer_runs, imported_runs, tmp_path_factory) -> Path:
     (root / "live" / "summary.json").unlink()
     metrics = root / "live" / "metrics.csv"
     metrics.write_text("\n".join(metrics.read_text().splitlines()[:2]) + "\n")
-    return root
+    with rundir.writer_lock(root / "live"):  # as its trainer holds it
+        yield root
 
 
 @pytest.fixture(scope="module")

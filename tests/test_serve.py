@@ -27,6 +27,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from cnnzoo import rundir  # noqa: E402
 from cnnzoo.cli import main  # noqa: E402
 from cnnzoo.serve import runs  # noqa: E402
 from cnnzoo.serve.app import create_app  # noqa: E402
@@ -388,7 +389,7 @@ def test_a_run_still_training_is_live(explorer_runs, tmp_path):
     metrics = root / "live" / "metrics.csv"
     lines = metrics.read_text().splitlines()
     metrics.write_text("\n".join(lines[:2]) + "\n")
-    with TestClient(create_app(root)) as live:
+    with rundir.writer_lock(root / "live"), TestClient(create_app(root)) as live:
         row = live.get("/api/runs").json()["runs"][0]
         assert (row["status"], row["epochs_done"]) == ("training", 1)
         # a row being written
@@ -683,3 +684,21 @@ def test_a_position_grad_cam_and_softmax_come_from_the_model(client, explorer_ru
         cam = _post(client, f"/api/runs/lenet5-a/cam?{query}", digit_png).json()
         expected = grad_cam(subject.model, x, target, "C1")["cam"]
         assert cam["class_index"] == target and cam["all_zero"] == (float(expected.max()) == 0)
+
+
+def test_a_run_is_training_while_its_writer_holds_the_lock_and_stopped_once_it_is_gone(
+        explorer_runs, tmp_path):
+    """An interrupted run's metrics.csv is as fresh as a live one's: its card said "training" for
+    ten minutes after a Ctrl-C. The writer's lock says which it is."""
+    root = tmp_path / "runs"
+    shutil.copytree(explorer_runs / "lenet5-a", root / "half")
+    (root / "half" / "summary.json").unlink()  # ended before its summary, a moment ago
+
+    def status() -> str:
+        with TestClient(create_app(root, LIMITS)) as client:
+            runs = client.get("/api/runs").json()["runs"]
+            return {run["name"]: run["status"] for run in runs}["half"]
+
+    with rundir.writer_lock(root / "half"):
+        assert status() == "training"
+    assert status() == "stopped"

@@ -314,6 +314,21 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
         os.close(handle)
 
 
+def writer_running(run_dir: Path) -> bool | None:
+    """Whether a process holds ``run_dir``'s writer lock, read from the kernel's table of locks
+    (``/proc/locks``) without taking it (taking it, even for a moment, could refuse a writer that
+    starts then); None where there is no such table to read."""
+    lock = Path(run_dir).parent / f".{Path(run_dir).name}.lock"
+    try:
+        table, found = Path("/proc/locks").read_text(), lock.stat()
+    except FileNotFoundError:  # never locked, or no table
+        return False if Path("/proc/locks").is_file() else None
+    except OSError:
+        return None
+    device = f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+    return any(device in line.split() for line in table.splitlines() if " FLOCK " in line)
+
+
 # ------------------------------------------------------------------- a start that is not yet kept
 
 

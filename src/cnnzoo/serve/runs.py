@@ -125,9 +125,11 @@ def _status(root: Path, name: str, config: dict, summary: dict, history: list[di
         return "imported"
     if summary and summary.get("epochs") == (history[-1].get("epoch") if history else None):
         return "finished"
-    path = run_file(root, name, METRICS) or run_file(root, name, CONFIG)
-    recent = path is not None and time.time() - path.stat().st_mtime < LIVE_SECONDS
-    return "training" if recent else ("stopped" if history else "starting")
+    writing = rundir.writer_running(root / name)
+    if writing is None:  # no lock table to read: a run written to lately is taken as training
+        path = run_file(root, name, METRICS) or run_file(root, name, CONFIG)
+        writing = path is not None and time.time() - path.stat().st_mtime < LIVE_SECONDS
+    return "training" if writing else ("stopped" if history else "starting")
 
 
 def imported_as(config: dict) -> str | None:
