@@ -142,7 +142,8 @@ def test_a_run_stopped_by_sigterm_after_its_first_checkpoint_resumes(tiny_mnist_
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
-    assert f"stopped by SIGTERM; continue with: cnnzoo train --resume {out}" in stderr
+    assert (f"stopped by SIGTERM; epoch 1 is saved; continue with: cnnzoo train --resume "
+            f"{out}") in stderr
     gate.touch()
     resumed = start(gated_script, ["train", "--resume", str(out), "--no-progress"], gate)
     assert resumed.wait(300) == 0, resumed.communicate()[1][-3000:]

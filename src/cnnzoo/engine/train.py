@@ -167,7 +167,8 @@ def _one_writer(run_dir: Path | None, log: Log) -> Iterator[None]:
 
 def _stopped_hint(start: Start, signal_name: str, kept: bool) -> str:
     if kept and (start.run_dir / LAST).is_file():
-        return f"stopped by {signal_name}; continue with: cnnzoo train --resume {start.run_dir}"
+        return (f"stopped by {signal_name}; epoch {look_at(start.run_dir).last_epoch} is saved; "
+                f"continue with: cnnzoo train --resume {start.run_dir}")
     return (f"stopped by {signal_name} before the first checkpoint of {start.run_dir}; "
             f"{_left_behind(start)}")
 
@@ -179,11 +180,8 @@ def _has_best(run_dir: Path | None) -> bool:
 def _left_behind(start: Start) -> str:
     """What a start that never saved a checkpoint left: nothing of itself, and the run it replaced
     as it was."""
-    kept = (
-        "the run it was replacing is back as it was"
-        if start.kind == REPLACE
-        else "nothing of it was kept"
-    )
+    kept = ("the run it was replacing is back as it was" if start.kind == REPLACE
+            else "nothing of it was kept")
     return f"{kept}; run the same command again"
 
 
