@@ -75,6 +75,31 @@ def test_data_list_says_where_it_looked_for_what_it_did_not_find(capsys, tmp_pat
     assert code == 0 and "not found (looked in " in line and str(tmp_path / "cache") in line
 
 
+def test_one_recipe_shows_every_setting_as_the_train_option_that_sets_it(capsys):
+    import shlex
+
+    from cnnzoo.recipes import load_recipe
+
+    config = load_recipe("budgetnet-best").config
+    code, out, _ = run(capsys, "recipes", "budgetnet-best")
+    assert code == 0 and out.startswith("budgetnet-best: The budget network")
+    shown = [line.strip() for line in out.splitlines() if line.startswith("  --")]
+    assert len(shown) == len(config)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    train_help = capsys.readouterr().out
+    for line in shown:
+        option, *value = shlex.split(line)
+        assert option in train_help, option  # each is an option of `cnnzoo train`
+        key = option[2:].replace("-", "_")
+        expected = config[key]
+        if isinstance(expected, dict):
+            assert json.loads(value[0]) == expected
+        elif expected is not True:
+            assert value == [str(expected)], line
+    assert json.loads(run(capsys, "recipes", "budgetnet-best", "--json")[1])["config"] == config
+
+
 def test_a_summary_at_depth_0_is_one_row_for_the_whole_model(capsys):
     code, out, _ = run(capsys, "summary", "lenet5", "--depth", "0", "--json")
     assert code == 0

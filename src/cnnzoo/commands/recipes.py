@@ -13,6 +13,8 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     from cnnzoo.model_table import recipe_table
     from cnnzoo.recipes import TIERS, list_recipes, measured_results
 
+    if args.name:
+        return _one_recipe(args)
     recipes, measured, networks = list_recipes(), measured_results(), recipe_table()
     if args.json:
         print_json([{"name": r.name, "model": r.config["model"],
@@ -22,7 +24,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
                      "family": r.family, "tier": r.tier, "budget_seconds": r.budget_seconds,
                      "target_top1": r.target_top1,
                      "measured_top1": measured.get(r.name, {}).get("test_top1"),
-                     "description": r.description} for r in recipes])
+                     "description": r.description, "config": r.config} for r in recipes])
         return 0
     print(f"{'recipe':<19} {'tier':<9} {'model':<58} {'params':>9} {'input':<8} {'budget':>7} "
           f"{'target':>6} {'measured':>8}")
@@ -40,10 +42,35 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_recipe(args: argparse.Namespace) -> int:
+    """A recipe's description and every setting it trains with, as `cnnzoo train`'s options."""
+    import json
+
+    from cnnzoo.engine.config import flag
+    from cnnzoo.recipes import load_recipe
+
+    recipe = load_recipe(args.name)
+    if args.json:
+        print_json({"name": recipe.name, "description": recipe.description, "tier": recipe.tier,
+                    "budget_seconds": recipe.budget_seconds, "target_top1": recipe.target_top1,
+                    "config": recipe.config})
+        return 0
+    print(f"{recipe.name}: {recipe.description}\n\nits settings, as `cnnzoo train` options (one "
+          f"given beside --recipe {recipe.name} replaces the recipe's; --model-kwargs merges key "
+          "by key):")
+    for key, value in recipe.config.items():
+        shown = f"'{json.dumps(value)}'" if isinstance(value, dict) else value
+        print(f"  {flag(key)}" + ("" if value is True else ": off" if value is False
+                                  else f" {shown}"))
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("recipes", help="list the training recipes",
                             description="Named training settings, each with the budget and "
                                         "accuracy it was measured at; run one with `cnnzoo train "
                                         "--recipe NAME`.")
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="one recipe: its description and every setting it trains with")
     options.add(p, "json")
     p.set_defaults(run=cmd_recipes)
