@@ -99,8 +99,7 @@ def draw_maps(image: np.ndarray, outputs: dict[str, torch.Tensor], *, paths: dic
     rows = math.ceil(panels / columns)
     figure, axes = grid_figure(rows, columns, cell=2.6, extra_height=0.6)
     axes = list(np.ravel(axes))
-    show_image(axes[0], image, title="input as the model sees it\n(resized, normalised; shown in "
-                                     "[0, 1])")
+    show_image(axes[0], image, title="input as the model sees it\n(normalised, shown in [0, 1])")
     for ax, (name, value) in zip(axes[1:], outputs.items(), strict=False):
         sample = value[0].float().cpu()
         if sample.dim() == 1:  # a fully connected layer: one value per unit, as a strip
