@@ -7,6 +7,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+from cnnzoo.engine.tuning_cache import busier_than_cores
+
 
 def rates_per_second(run: Callable[[], int], repeats: int) -> list[float]:
     """Items per second of ``run`` (which returns how many items it processed), one figure per
@@ -66,14 +68,13 @@ def interleaved_seconds(runs: dict[str, Callable[[], object]], repeats: int = 3
 def caution(repeats: int | None) -> list[str]:
     """Why these figures should not be reported as they are: a single timed run per side, or a
     machine busier than its cores while they were taken (the one-minute load, this benchmark's own
-    threads and data workers included; the autotuner refuses to cache a timing past the same
-    load)."""
+    threads and data workers included; past it the autotuner does not cache a timing)."""
     said = []
     if repeats == 1:
         said.append("one timed run per side, a single sample each: --repeats 3 or more for "
                     "figures to report")
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load > cores + 0.5:
+    if busier_than_cores(load, cores):
         said.append(f"the machine was busier than its cores (load {load:.1f} on {cores}): "
                     "what else ran slowed the timings, and not always both sides alike; run it "
                     "again with nothing else busy")

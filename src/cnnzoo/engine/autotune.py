@@ -203,7 +203,7 @@ def trustworthy(timings: dict, load: float, cores: int) -> str | None:
     if not getattr(timings, "steady", True):
         worst = max(timings.spread, key=timings.spread.get)
         return f"not cached: {worst}'s rounds differ by {timings.spread[worst]:.0%}"
-    if load > cores + 0.5:
+    if tuning_cache.busier_than_cores(load, cores):
         return f"not cached: the machine was busy (load {load:.1f} on {cores} cores)"
     return None
 
