@@ -41,12 +41,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from cnnzoo.errors import (
-    CheckpointError,
-    CnnzooError,
-    DataFormatError,
-    RunDirectoryError,
-)
+from cnnzoo.errors import CheckpointError, CnnzooError, DataFormatError, RunDirectoryError
 from cnnzoo.files import TEMPORARY_SUFFIX, atomic_write_bytes, read_bytes, sync_directory
 
 RUNS_ROOT = Path("runs")  # where a run goes when no --out is given
@@ -281,6 +276,10 @@ def remove_stale_files(run_dir: Path) -> None:
 # ------------------------------------------------------------------------------------- one writer
 
 
+def _lock_path(run_dir: Path) -> Path:
+    return Path(run_dir).parent / f".{Path(run_dir).name}.lock"
+
+
 @contextmanager
 def writer_lock(run_dir: Path) -> Iterator[None]:
     """Hold the one-writer lock of ``run_dir`` for the ``with`` block, or refuse at once with a
@@ -295,7 +294,7 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
     run_dir = Path(run_dir)
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        handle = os.open(run_dir.parent / f".{run_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        handle = os.open(_lock_path(run_dir), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
         raise RunDirectoryError(f"cannot write beside {run_dir} ({error.strerror or error}); "
                                 "choose another --out") from None
@@ -315,12 +314,10 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
 
 
 def writer_running(run_dir: Path) -> bool | None:
-    """Whether a process holds ``run_dir``'s writer lock, read from the kernel's table of locks
-    (``/proc/locks``) without taking it (taking it, even for a moment, could refuse a writer that
-    starts then); None where there is no such table to read."""
-    lock = Path(run_dir).parent / f".{Path(run_dir).name}.lock"
+    """Whether a process holds ``run_dir``'s writer lock, read from the kernel's table, without
+    taking it (a moment's hold could refuse a writer starting then); None where there is none."""
     try:
-        table, found = Path("/proc/locks").read_text(), lock.stat()
+        table, found = Path("/proc/locks").read_text(), _lock_path(run_dir).stat()
     except FileNotFoundError:  # never locked, or no table
         return False if Path("/proc/locks").is_file() else None
     except OSError:
