@@ -110,8 +110,9 @@ def import_run(settings: ImportSettings) -> dict:
     built = (_program(settings, kind) if kind != "weights" else
              _code(settings) if settings.code else _zoo(settings))
     num_classes = check_forward(built.model, built.input_size, built.name)
-    classes = class_names(settings, num_classes)
-    mean, std, normalisation = _normalisation(settings, built)
+    recorded = _recorded(settings)
+    classes = class_names(settings, num_classes, recorded)
+    mean, std, normalisation = _normalisation(settings, built, recorded)
     side = built.input_size[1]
     data_size = _data_size(settings.dataset, side)
     meta = {**built.meta, "input": {"size": side, "mean": mean, "std": std},
@@ -269,8 +270,9 @@ def check_forward(model: nn.Module, shape: tuple[int, int, int], name: str) -> i
     return out.shape[1]
 
 
-def class_names(settings: ImportSettings, count: int) -> list[str]:
-    """From ``--classes`` (one a line), else the data set's, else ``0 … count−1``."""
+def class_names(settings: ImportSettings, count: int, recorded: dict) -> list[str]:
+    """From ``--classes`` (one a line), else the data set's, else those a cnnzoo checkpoint
+    ``recorded`` (``_recorded``), else ``0 … count−1``."""
     if settings.classes is not None:
         text = read_bytes(settings.classes, MAX_CLASSES_BYTES, "class names file")
         names = [line.strip() for line in text.decode("utf-8", "replace").splitlines()
@@ -284,8 +286,8 @@ def class_names(settings: ImportSettings, count: int) -> list[str]:
             raise ConfigError(f"--dataset {settings.dataset} keeps its class names with its files; "
                               "give them with --classes FILE (one a line)")
         origin = f"--dataset {settings.dataset}"
-    elif isinstance(_recorded(settings).get("classes"), list):  # a cnnzoo checkpoint's own
-        names, origin = [str(name) for name in _recorded(settings)["classes"]], "the checkpoint"
+    elif isinstance(recorded.get("classes"), list):
+        names, origin = [str(name) for name in recorded["classes"]], "the checkpoint"
     else:
         return [str(i) for i in range(count)]
     if len(names) != count:
@@ -293,9 +295,11 @@ def class_names(settings: ImportSettings, count: int) -> list[str]:
     return names
 
 
-def _normalisation(settings: ImportSettings, built: Built) -> tuple[list, list, str]:
-    """Mean, std and how they were chosen: what the user states, else none (x/255), except
-    ImageNet's statistics for torchvision-layout weights, as torchvision's own weights expect."""
+def _normalisation(settings: ImportSettings, built: Built, recorded: dict
+                   ) -> tuple[list, list, str]:
+    """Mean, std and how they were chosen: what the user states, else what a cnnzoo checkpoint
+    ``recorded``, else none (x/255), except ImageNet's statistics for torchvision-layout weights,
+    as torchvision's own weights expect."""
     channels = built.input_size[0]
     if settings.mean is not None or settings.std is not None:
         mean, std = settings.mean or [0.0] * channels, settings.std or [1.0] * channels
@@ -304,8 +308,8 @@ def _normalisation(settings: ImportSettings, built: Built) -> tuple[list, list, 
                 raise ConfigError(f"{option} gives {len(values)} values; the model takes "
                                   f"{channels} channels: give one per channel")
         return list(mean), list(std), "stated (--mean/--std)"
-    recorded = _recorded(settings).get("input") or {}
-    mean, std = recorded.get("mean"), recorded.get("std")
+    trained = recorded.get("input") or {}
+    mean, std = trained.get("mean"), trained.get("std")
     if isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels:
         return ([float(v) for v in mean], [float(v) for v in std],
                 "the checkpoint's own, as cnnzoo trained it (--mean/--std to change)")
