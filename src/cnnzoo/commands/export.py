@@ -47,8 +47,8 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"|Δlogit| {check['max_abs_logit_diff']:.2e}, top-1 agreement "
           f"{check['top1_agreement']:.1%}",
           file=sys.stderr)
-    print(f"  its input: {c}×{side}×{side} images, pixels / 255, then (x − mean) / std with mean "
-          f"{_rounded(run.input.mean)} and std {_rounded(run.input.std)} (also in the file's "
+    print(f"  its input: {c}×{side}×{side} images, {expects['pixels']}, with mean "
+          f"{_rounded(expects['mean'])} and std {_rounded(expects['std'])} (also in the file's "
           "metadata, with the class names)", file=sys.stderr)
     report = {"model": run.name, "format": "onnx", "checked_on": source, **check,
               "input": expects, "classes": run.classes, "wrote": [str(path)]}
