@@ -29,15 +29,6 @@ from cnnzoo.data.dataset_files import user_cache_dir
 from cnnzoo.errors import CnnzooError, DataFilesMissing
 from cnnzoo.files import atomic_write_text, read_bytes
 
-# a one-minute load average above the cores by more than this: other work ran beside the timing
-BUSY_MARGIN = 0.5
-
-
-def busier_than_cores(load: float, cores: int) -> bool:
-    """Whether the machine was busier than its cores while something was timed: its timings were
-    slowed by other work (the autotuner does not cache them; ``cnnzoo bench`` says so)."""
-    return load > cores + BUSY_MARGIN
-
 CACHE_ENV = "CNNZOO_TUNING_CACHE"
 KEY_PARTS = ("machine", "threads", "model", "model_kwargs", "input_side", "batch_size", "torch")
 MAX_FILE_BYTES = 2**20  # a file holds a few timings (about 1 kB)
@@ -46,6 +37,14 @@ MAX_STEP_SECONDS = 3600.0  # a longer step is damage, not a measurement
 # rounded to 0.00 s is; a step time of 0 would be divided by)
 TRIAL_FIELDS = {"eager_ms": (MAX_STEP_SECONDS * 1e3, False),
                 "compiled_ms": (MAX_STEP_SECONDS * 1e3, False), "compile_s": (86400.0, True)}
+# a one-minute load average above the cores by more than this: other work ran beside the timing
+BUSY_MARGIN = 0.5
+
+
+def busier_than_cores(load: float, cores: int) -> bool:
+    """Whether the machine was busier than its cores while something was timed: its timings were
+    slowed by other work (the autotuner does not cache them; ``cnnzoo bench`` says so)."""
+    return load > cores + BUSY_MARGIN
 
 
 def tuning_cache_dir() -> Path:
